@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make test: create the virtualenv, install the project and run the whole suite (lint first).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## make demo: simulate an incident day and replay it through the catalog.
+demo: $(STAMP)
+	$(BIN)/tpmon simulate --out .demo/events.jsonl --scenario incident-day --customers 3000 --duration 2h --seed 7
+	$(BIN)/tpmon replay .demo/events.jsonl --journeys .demo/journeys.jsonl --rejects .demo/rejects.jsonl
+
+## make bench: replay throughput against a bare parse loop.
+bench: $(STAMP)
+	$(BIN)/python bench/replay_throughput.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache
