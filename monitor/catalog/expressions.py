@@ -1,0 +1,129 @@
+"""Conditions and filters in CEL (Common Expression Language), compiled once when the catalog loads.
+
+Expressions see every field of the contract as a typed variable (``amount``, ``wait_seconds``,
+``resolved``, ``occurred_at``...), the event's type as ``event_type`` and the whole event, extra fields
+included, as the map ``event``. Numbers are ``dyn`` so that ``wait_seconds <= 60`` reads as written;
+timestamps are CEL timestamps, so ``occurred_at <= promised_at`` compares instants, not strings.
+
+An evaluation binds only the variables the expression names, and remembers recent results by their
+values: the same inputs give the same answer, and the C++ evaluator is the costly step.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from cel_expr_python import cel
+
+from ..events import ACTOR, BOOL, COMMON_FIELDS, KNOWN_TYPES, NON_NEGATIVE, NUM, STR, TIMESTAMP, fields_of
+
+_CEL_TYPES = {STR: cel.Type.STRING, ACTOR: cel.Type.STRING, NUM: cel.Type.DYN, NON_NEGATIVE: cel.Type.DYN}
+_CEL_TYPES[BOOL] = cel.Type.BOOL
+_CEL_TYPES[TIMESTAMP] = cel.Type.TIMESTAMP
+
+
+def _field_kinds() -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for event_type in sorted(KNOWN_TYPES):
+        kinds.update(fields_of(event_type))
+    kinds.update(COMMON_FIELDS)
+    del kinds["type"]  # 'type' is a CEL keyword: expressions use event_type
+    return kinds
+
+
+FIELD_KINDS = _field_kinds()
+EVENT_TYPE = "event_type"
+WHOLE_EVENT = "event"
+VARIABLES = frozenset(FIELD_KINDS) | {EVENT_TYPE, WHOLE_EVENT}
+
+_ENV = cel.NewEnv(
+    variables={
+        **{name: _CEL_TYPES[kind] for name, kind in FIELD_KINDS.items()},
+        EVENT_TYPE: cel.Type.STRING,
+        WHOLE_EVENT: cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+    }
+)
+_STRINGS = re.compile(r"""(?:[rRbB]{0,2})("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+_IDENTIFIER = re.compile(r"(?<![.\w])([A-Za-z_]\w*)")
+_MEMO_LIMIT = 4096
+
+
+class ExpressionError(ValueError):
+    """The text is not a valid CEL expression for this catalog; the message is CEL's, without noise."""
+
+
+def _clean(message: str) -> str:
+    text = message.replace("INVALID_ARGUMENT: ", "").replace(" [INVALID_ARGUMENT]", "")
+    text = text.replace("ERROR: <input>:", "at ").replace(" (in container '')", "")
+    return text.strip().splitlines()[0] if text.strip() else "evaluation failed"
+
+
+def _referenced(text: str) -> tuple[str, ...]:
+    """The variables an expression names (an over-approximation is harmless: it only binds more)."""
+    without_strings = _STRINGS.sub('""', text)
+    names = {match.group(1) for match in _IDENTIFIER.finditer(without_strings)}
+    return tuple(sorted(names & VARIABLES))
+
+
+class Expression:
+    """A compiled CEL expression that judges one event: True, False, or None with ``last_error`` set."""
+
+    __slots__ = ("_compiled", "_keys", "_memo", "_timestamps", "last_error", "text", "variables")
+
+    def __init__(self, text: str) -> None:
+        try:
+            self._compiled = _ENV.compile(text)
+        except RuntimeError as error:
+            raise ExpressionError(_clean(str(error))) from None
+        returns = self._compiled.return_type()
+        if returns != cel.Type.BOOL and returns != cel.Type.DYN:
+            raise ExpressionError(f"must be true or false, but it gives a {returns.name().lower()}")
+        self.text = text
+        self.variables = _referenced(text)
+        # The event object's key behind each variable.
+        self._keys = tuple("type" if name == EVENT_TYPE else name for name in self.variables)
+        self._timestamps = frozenset(v for v in self.variables if FIELD_KINDS.get(v) == TIMESTAMP)
+        # Results by input values; the whole-event map is not hashable, so it is never remembered.
+        self._memo: dict[tuple, tuple[bool | None, str]] | None = None if WHOLE_EVENT in self.variables else {}
+        self.last_error = ""
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r})"
+
+    def __call__(self, data: dict) -> bool | None:
+        """Judge a decoded event object. None means it could not be evaluated (see ``last_error``)."""
+        memo = self._memo
+        if memo is None:
+            result, self.last_error = self._evaluate(data)
+            return result
+        # The type is part of the key: 1, 1.0 and True are equal keys in Python, not in CEL.
+        key = tuple([(value, type(value)) for value in map(data.get, self._keys)])
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            found = memo[key] = self._evaluate(data)
+        self.last_error = found[1]
+        return found[0]
+
+    def _evaluate(self, data: dict) -> tuple[bool | None, str]:
+        bindings = {}
+        for name, key in zip(self.variables, self._keys, strict=True):
+            if name == WHOLE_EVENT:
+                bindings[name] = data
+            elif key in data:
+                value = data[key]
+                if name in self._timestamps and type(value) is str:
+                    try:
+                        value = datetime.fromisoformat(value)
+                    except ValueError:
+                        return None, f"'{name}' is not a timestamp: {value!r}"
+                bindings[name] = value
+        result = self._compiled.eval(data=bindings)
+        value = result.value()
+        if type(value) is bool:
+            return value, ""
+        if result.type() == cel.Type.ERROR:
+            return None, _clean(str(value))
+        return None, f"gave {value!r}, not true or false"

@@ -1,0 +1,316 @@
+"""Read catalog YAML (a file or a folder of them), report every problem with file, line and field path.
+
+The steps: parse YAML keeping positions -> check each file and each touchpoint against the versioned
+spec -> check what needs the event contract or the whole catalog -> map to the internal model.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from ..durations import format_duration, parse_duration
+from ..conventions import STAGES
+from ..events import ACTOR, BOOL, KNOWN_TYPES, NON_NEGATIVE, NUM, STR, TIMESTAMP, fields_of, required_fields_of
+from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
+from .expressions import Expression, ExpressionError
+from .model import CONDITION, DEFAULT_LATENESS, Catalog, Match, Touchpoint
+from .spec import KIND_SPECS, CatalogFileSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
+
+Path_ = tuple[str | int, ...]
+_TOUCHPOINT = TypeAdapter(TouchpointSpec)
+_ROLES = {"deadline": ("start", "end"), "no_repeat": ("trigger", "repeat"), "condition": ("on", None)}
+
+
+class _Report:
+    """Collects problems for one file, turning field paths into line numbers."""
+
+    def __init__(self, file: str, lines: dict[Path_, int], sink: list[Problem]) -> None:
+        self.file, self.lines, self.sink = file, lines, sink
+
+    def line_of(self, path: Path_) -> int:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return 0
+
+    def add(self, path: Path_, message: str, severity: str = ERROR) -> None:
+        self.sink.append(Problem(self.file, self.line_of(path), format_path(path), message, severity))
+
+    def warn(self, path: Path_, message: str) -> None:
+        self.add(path, message, WARNING)
+
+
+def _plain(node: object, path: Path_, lines: dict[Path_, int]) -> object:
+    """ruamel's round-trip tree -> plain Python values, recording the line of every key and item."""
+    if isinstance(node, CommentedMap):
+        lines.setdefault(path, node.lc.line + 1)
+        result = {}
+        for key in node:
+            child = (*path, str(key))
+            lines[child] = node.lc.key(key)[0] + 1
+            result[str(key)] = _plain(node[key], child, lines)
+        return result
+    if isinstance(node, CommentedSeq):
+        lines.setdefault(path, node.lc.line + 1)
+        items = []
+        for index, item in enumerate(node):
+            child = (*path, index)
+            lines[child] = node.lc.item(index)[0] + 1
+            items.append(_plain(item, child, lines))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    for plain_type in (int, float, str):
+        if isinstance(node, plain_type):
+            return plain_type(node)
+    return node
+
+
+def _message(error: dict, kind: str | None) -> str:
+    kind_of_error, message = error["type"], error["msg"]
+    if kind_of_error == "missing":
+        return "is required"
+    if kind_of_error == "extra_forbidden":
+        model = KIND_SPECS.get(kind or "") if kind else None
+        field_name = error["loc"][-1]
+        if error["loc"][:-1] and error["loc"][-2] in ("start", "end", "trigger", "repeat", "on"):
+            allowed = sorted(EventMatchSpec.model_fields)
+        elif model is not None:
+            allowed = sorted(model.model_fields)
+        else:
+            allowed = sorted(CatalogFileSpec.model_fields)
+        close = difflib.get_close_matches(str(field_name), allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; allowed here: {', '.join(allowed)}"
+        return f"is not a field{hint}"
+    if kind_of_error == "literal_error" and error["loc"] == ("version",):
+        return f"must be 1 (the catalog format this tpmon reads), not {error['input']!r}"
+    if kind_of_error == "string_pattern_mismatch":
+        return f"must be lowercase letters and digits joined by '-', such as 'bill-correct', not {error['input']!r}"
+    if kind_of_error == "union_tag_not_found":
+        return "is required: one of deadline, no_repeat, condition"
+    if kind_of_error == "union_tag_invalid":
+        return f"must be one of deadline, no_repeat, condition, not {error['input'].get('kind')!r}"
+    if message.startswith("Value error, "):
+        return message[len("Value error, ") :]
+    return message[0].lower() + message[1:]
+
+
+def _validation_problems(report: _Report, error: ValidationError, prefix: Path_) -> None:
+    for item in error.errors():
+        loc = item["loc"]
+        kind = None
+        # Discriminated unions put the chosen kind into the location: take it out of the path.
+        if loc and loc[0] in _ROLES:
+            kind, loc = str(loc[0]), loc[1:]
+        path = (*prefix, *loc)
+        if item["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            path = (*prefix, "kind")
+        report.add(path, _message({**item, "loc": loc}, kind))
+
+
+def _type_problems(report: _Report, path: Path_, types: list[str]) -> None:
+    for index, event_type in enumerate(types):
+        if event_type not in KNOWN_TYPES:
+            close = difflib.get_close_matches(event_type, sorted(KNOWN_TYPES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            report.add(
+                (*path, "types", index),
+                f"'{event_type}' is not an event type of the contract, so no rule ever sees it{hint}",
+            )
+
+
+_SAMPLE_VALUES = {STR: "x", ACTOR: "customer", NUM: 1, NON_NEGATIVE: 1, TIMESTAMP: "2026-01-01T00:00:00Z"}
+
+
+def _samples(event_type: str) -> list[dict]:
+    """Two plausible events of a type, booleans true in one and false in the other."""
+    samples = []
+    for flag in (True, False):
+        sample = {name: flag if kind == BOOL else _SAMPLE_VALUES[kind] for name, kind in fields_of(event_type).items()}
+        sample["type"] = event_type
+        samples.append(sample)
+    return samples
+
+
+def _expression(report: _Report, path: Path_, text: str, types: list[str]) -> Expression | None:
+    try:
+        expression = Expression(text)
+    except ExpressionError as error:
+        report.add(path, f"is not a valid CEL expression: {error}")
+        return None
+    # Try it on sample events of each type: a field the type never carries is a likely mistake.
+    for event_type in types:
+        if event_type not in KNOWN_TYPES:
+            continue
+        for sample in _samples(event_type):
+            if expression(sample) is None:
+                report.warn(path, f"cannot be evaluated on '{event_type}' events: {expression.last_error}")
+                break
+    return expression
+
+
+def _match(report: _Report, path: Path_, spec: EventMatchSpec) -> Match | None:
+    _type_problems(report, path, spec.types)
+    where = _expression(report, (*path, "where"), spec.where, spec.types) if spec.where else None
+    if spec.where and where is None:
+        return None
+    return Match(frozenset(spec.types), where)
+
+
+def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint | None:
+    kind = spec.kind  # type: ignore[attr-defined]
+    opens_role, closes_role = _ROLES[kind]
+    opens_spec: EventMatchSpec = getattr(spec, opens_role)
+    closes_spec: EventMatchSpec | None = getattr(spec, closes_role) if closes_role else None
+    problems_before = len(report.sink)
+    opens = _match(report, (*path, opens_role), opens_spec)
+    closes = _match(report, (*path, closes_role), closes_spec) if closes_spec else None  # type: ignore[arg-type]
+
+    good = None
+    if kind == CONDITION:
+        good = _expression(report, (*path, "good"), spec.good, opens_spec.types)  # type: ignore[attr-defined]
+        if good is not None and not good.variables:
+            report.warn((*path, "good"), "names no field of the event: every event gets the same outcome")
+    else:
+        key = spec.key  # type: ignore[attr-defined]
+        for role, match in ((opens_role, opens_spec), (closes_role, closes_spec)):
+            for event_type in match.types:  # type: ignore[union-attr]
+                if event_type not in KNOWN_TYPES:
+                    continue
+                if key not in fields_of(event_type):
+                    report.add((*path, "key"), f"'{event_type}' events (in {role}) have no field '{key}' to key on")
+                elif key not in required_fields_of(event_type):
+                    report.warn((*path, "key"), f"'{key}' is optional on '{event_type}' events: those without it are skipped")
+
+    differentiating = spec.differentiating
+    if differentiating is None:
+        differentiating = round(spec.objective + (1 - spec.objective) / 2, 6)
+    elif differentiating <= spec.objective:
+        report.add(
+            (*path, "differentiating"),
+            f"must be above the objective ({differentiating:g} <= {spec.objective:g})",
+        )
+    if spec.objective == 1:
+        report.warn((*path, "objective"), "an objective of 1 breaks the touchpoint at its first bad outcome")
+    elif spec.objective < 0.5:
+        report.warn((*path, "objective"), f"an objective of {spec.objective:g} accepts more bad outcomes than good ones")
+    if spec.min_events < 5:
+        report.warn((*path, "min_events"), f"with min_events {spec.min_events}, a handful of outcomes decides the state")
+    if not spec.description:
+        report.warn(path, "has no description: the people paged for it will want one")
+
+    if len(report.sink) != problems_before and any(p.severity == ERROR for p in report.sink[problems_before:]):
+        return None
+    return Touchpoint(
+        id=spec.id,
+        stage=spec.stage,
+        owner=spec.owner,
+        description=spec.description,
+        kind=kind,
+        objective=spec.objective,
+        differentiating=differentiating,
+        min_events=spec.min_events,
+        opens=opens,  # type: ignore[arg-type]
+        closes=closes,
+        key=getattr(spec, "key", None),
+        within=parse_duration(spec.within) if kind != CONDITION else None,  # type: ignore[attr-defined]
+        good=good,
+        source=f"{report.file}:{report.line_of(path)}",
+    )
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [path]
+
+
+def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
+    """Check a catalog; return the catalog (None when it has errors) and every problem, sorted."""
+    root = Path(path)
+    problems: list[Problem] = []
+    if not root.exists():
+        problems.append(Problem(str(root), 0, "(file)", "no such file or folder"))
+        return None, problems
+    files = _files(root)
+    if not files:
+        problems.append(Problem(str(root), 0, "(file)", "holds no catalog files (*.yaml)"))
+        return None, problems
+
+    touchpoints: list[Touchpoint] = []
+    first_seen: dict[str, str] = {}
+    lateness_seen: dict[int, str] = {}
+    for file in files:
+        name = str(file)
+        lines: dict[Path_, int] = {}
+        report = _Report(name, lines, problems)
+        try:
+            tree = YAML(typ="rt").load(file.read_bytes())
+        except MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            line = mark.line + 1 if mark else 0
+            problems.append(Problem(name, line, "(file)", f"is not valid YAML: {error.problem or error}"))
+            continue
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(Problem(name, 0, "(file)", f"cannot be read: {error}"))
+            continue
+        data = _plain(tree, (), lines)
+        if not isinstance(data, dict):
+            report.add((), "must be a mapping with 'version: 1' and a list of touchpoints")
+            continue
+        try:
+            file_spec = CatalogFileSpec.model_validate(data)
+            raw_touchpoints = file_spec.touchpoints
+            if file_spec.lateness is not None:
+                where = f"{name}:{report.line_of(('lateness',))}"
+                lateness_seen.setdefault(parse_duration(file_spec.lateness), where)
+        except ValidationError as error:
+            _validation_problems(report, error, ())
+            # Still check the touchpoints, so that one run shows every error.
+            raw_touchpoints = data.get("touchpoints") if isinstance(data.get("touchpoints"), list) else []
+        for index, raw in enumerate(raw_touchpoints):
+            path: Path_ = ("touchpoints", index)
+            if not isinstance(raw, dict):
+                report.add(path, "must be a mapping describing one touchpoint")
+                continue
+            try:
+                spec = _TOUCHPOINT.validate_python(raw)
+            except ValidationError as error:
+                _validation_problems(report, error, path)
+                continue
+            if spec.id in first_seen:
+                report.add((*path, "id"), f"'{spec.id}' is already defined at {first_seen[spec.id]}")
+                continue
+            first_seen[spec.id] = f"{name}:{report.line_of((*path, 'id'))}"
+            touchpoint = _touchpoint(report, path, spec)
+            if touchpoint is not None:
+                touchpoints.append(touchpoint)
+
+    if len(lateness_seen) > 1:
+        where = ", ".join(f"{format_duration(v)} at {at}" for v, at in lateness_seen.items())
+        problems.append(Problem(str(root), 0, "lateness", f"is set to different values: {where}"))
+    if not first_seen and not any(p.severity == ERROR for p in problems):
+        problems.append(Problem(str(root), 0, "touchpoints", "the catalog defines no touchpoint"))
+    problems.sort()
+    if any(p.severity == ERROR for p in problems):
+        return None, problems
+    lateness = next(iter(lateness_seen), DEFAULT_LATENESS)
+    # The journey's order (buy, get, pay, help, leave), then other stages; files keep their own order.
+    rank = {stage: index for index, stage in enumerate(STAGES)}
+    touchpoints.sort(key=lambda t: (rank.get(t.stage, len(rank)), t.stage if t.stage not in rank else ""))
+    return Catalog(tuple(touchpoints), lateness, tuple(str(f) for f in files)), problems
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """The catalog at path; raises CatalogInvalid with every problem when it has errors."""
+    catalog, problems = validate_catalog(path)
+    if catalog is None:
+        raise CatalogInvalid(problems)
+    return catalog
+

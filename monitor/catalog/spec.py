@@ -1,0 +1,103 @@
+"""The user's catalog file, version 1, as pydantic models: exactly what may be written in YAML.
+
+These models check shape and values; ``load`` adds the checks that need the whole catalog or the
+event contract, and maps the result to the internal model in ``model``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from ..durations import parse_duration
+
+SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"a duration is written as text with a unit, such as '30s', '2m' or '48h', not {value!r}")
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, BeforeValidator(_duration)]
+
+
+def _event_match(value: object) -> object:
+    """`start: order.placed` and `start: [a, b]` are short for `start: {types: [...]}`."""
+    if isinstance(value, str):
+        return {"types": [value]}
+    if isinstance(value, list):
+        return {"types": value}
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class EventMatchSpec(_Strict):
+    types: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    where: str | None = None
+
+
+EventMatch = Annotated[EventMatchSpec, BeforeValidator(_event_match)]
+
+
+class _Touchpoint(_Strict):
+    id: str = Field(pattern=SLUG)
+    stage: str = Field(pattern=SLUG)
+    owner: str = Field(pattern=SLUG)
+    description: str = ""
+    objective: float
+    differentiating: float | None = None
+    min_events: int = Field(default=20, ge=1)
+
+    @field_validator("objective", "differentiating", mode="before")
+    @classmethod
+    def _ratio(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a ratio between 0 and 1 such as 0.95, not {value!r}")
+        if 1 < value <= 100:
+            raise ValueError(f"must be a ratio between 0 and 1; {value} looks like a percentage: write {value / 100:g}")
+        if not 0 < value <= 1:
+            raise ValueError(f"must be a ratio between 0 and 1 such as 0.95, not {value}")
+        return value
+
+
+class DeadlineSpec(_Touchpoint):
+    kind: Literal["deadline"]
+    start: EventMatch
+    end: EventMatch
+    key: str = Field(min_length=1)
+    within: Duration
+
+
+class NoRepeatSpec(_Touchpoint):
+    kind: Literal["no_repeat"]
+    trigger: EventMatch
+    repeat: EventMatch
+    key: str = Field(min_length=1)
+    within: Duration
+
+
+class ConditionSpec(_Touchpoint):
+    kind: Literal["condition"]
+    on: EventMatch
+    good: str = Field(min_length=1)
+
+
+TouchpointSpec = Annotated[DeadlineSpec | NoRepeatSpec | ConditionSpec, Field(discriminator="kind")]
+
+
+class CatalogFileSpec(_Strict):
+    """One catalog file. Touchpoints are checked one by one, so that every error is reported."""
+
+    version: Literal[1]
+    lateness: Duration | None = None
+    touchpoints: list[dict] = Field(default_factory=list)
+
+
+KIND_SPECS: dict[str, type[_Touchpoint]] = {"deadline": DeadlineSpec, "no_repeat": NoRepeatSpec, "condition": ConditionSpec}

@@ -1,0 +1,56 @@
+"""Every name other tools depend on, in one place: metrics, labels, topics, states, outcomes."""
+
+from __future__ import annotations
+
+# Kafka topics (defaults; the worker takes others from its settings).
+SOURCE_TOPICS = ("orders", "bills", "calls", "tickets")
+DEAD_LETTER_TOPIC = "tpmon-rejects"
+JOURNEYS_TOPIC = "tpmon-journeys"
+OUTCOMES_TOPIC = "tpmon-outcomes"
+
+# Metric names (SPEC section 4: these do not change).
+METRIC_OUTCOMES = "tpmon_touchpoint_outcomes_total"
+METRIC_PENDING = "tpmon_touchpoint_pending"
+METRIC_LATENCY = "tpmon_touchpoint_latency_seconds"
+METRIC_OBJECTIVE = "tpmon_touchpoint_objective_ratio"
+METRIC_EVENTS = "tpmon_events_total"
+METRIC_REJECTED = "tpmon_events_rejected_total"
+METRIC_DUPLICATES = "tpmon_events_duplicate_total"
+METRIC_LATE = "tpmon_events_late_total"
+METRIC_CUSTOMERS = "tpmon_customers_total"
+METRIC_JOURNEYS_BROKEN = "tpmon_journeys_broken_total"
+# Additions of our own.
+METRIC_RULE_ERRORS = "tpmon_touchpoint_rule_errors_total"
+METRIC_DIFFERENTIATING = "tpmon_touchpoint_differentiating_ratio"
+METRIC_MIN_EVENTS = "tpmon_touchpoint_min_events"
+
+# Label names.
+LABEL_TOUCHPOINT = "touchpoint"
+LABEL_STAGE = "stage"
+LABEL_OWNER = "owner"
+LABEL_OUTCOME = "outcome"
+LABEL_SOURCE = "source"
+LABEL_TYPE = "type"
+LABEL_REASON = "reason"
+LABEL_DIRECTION = "direction"
+
+# Label values.
+GOOD = "good"
+BAD = "bad"
+OUTCOMES = (GOOD, BAD)
+JOINED = "joined"
+LEFT = "left"
+OTHER_TYPE = "other"
+
+# The stages of the customer journey, in order.
+STAGES = ("buy", "get", "pay", "help", "leave")
+
+# Touchpoint states, with the number Prometheus recording rules use for each.
+UNKNOWN = "unknown"
+BROKEN = "broken"
+RELIABLE = "reliable"
+DIFFERENTIATING = "differentiating"
+STATE_VALUES = {UNKNOWN: 0, BROKEN: 1, RELIABLE: 2, DIFFERENTIATING: 3}
+
+# The source name used for events read from a file by `tpmon replay`.
+FILE_SOURCE = "file"
