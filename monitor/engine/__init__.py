@@ -1,0 +1,7 @@
+"""The engine: the catalog compiled into a plan, and a step function over (state, event, now)."""
+
+from .engine import DUPLICATE, LATE, Engine
+from .outcome import Outcome, RuleError
+from .state import EngineState
+
+__all__ = ["DUPLICATE", "LATE", "Engine", "EngineState", "Outcome", "RuleError"]

@@ -1,0 +1,180 @@
+"""The engine: a step function over (state, event, now) that turns events into outcomes.
+
+``Engine.step`` dedups the event, moves the clock, judges conditions at once, files deadline and
+no_repeat events into the reorder buffer, then releases everything the watermark has passed. Outcomes
+and rule errors are appended to ``outbox`` and ``errors``; the caller drains them.
+
+Time: ``at`` values are event times in microseconds; ``now`` is the wall clock in microseconds, given by
+the caller (live) or None (replay, where the clock is event time alone).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from ..catalog.model import CONDITION, DEADLINE, Catalog
+from ..events import Event
+from .outcome import RuleError
+from .rules import FIRST, SECOND, DeadlineRule, NoRepeatRule, WindowRule, judge
+from .state import EngineState
+
+DUPLICATE = 1
+LATE = 2
+
+_CONDITION, _BUFFERED = 0, 1
+
+
+class Engine:
+    """One engine per partition (live) or per input (replay)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        state: EngineState | None = None,
+        *,
+        lateness: int | None = None,
+        dedup_retention: int | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.lateness = catalog.lateness if lateness is None else lateness
+        self.dedup_retention = dedup_retention  # None: remember every id (replay)
+        self.state = state or EngineState.empty(len(catalog.touchpoints))
+        self.outbox: list = []
+        self.errors: list[RuleError] = []
+        self._compile()
+
+    # -- plan -------------------------------------------------------------------------------------------
+    def _compile(self) -> None:
+        """Bind rules to the state and build the dispatch table: event type -> what to do with it."""
+        state = self.state
+        self.rules: list[WindowRule | None] = []
+        dispatch: dict[str, list[tuple]] = {}
+        for index, touchpoint in enumerate(self.catalog.touchpoints):
+            if touchpoint.kind == CONDITION:
+                self.rules.append(None)
+                for event_type in sorted(touchpoint.opens.types):
+                    dispatch.setdefault(event_type, []).append(
+                        (_CONDITION, index, touchpoint.id, touchpoint.opens.where, touchpoint.good, None, 0)
+                    )
+                continue
+            rule_class = DeadlineRule if touchpoint.kind == DEADLINE else NoRepeatRule
+            rule = rule_class(index, touchpoint, state.open[index], state.timers, self.outbox)
+            self.rules.append(rule)
+            closes_rank = SECOND if rule.opens_rank == FIRST else FIRST
+            for match, rank in ((touchpoint.opens, rule.opens_rank), (touchpoint.closes, closes_rank)):
+                for event_type in sorted(match.types):  # type: ignore[union-attr]
+                    dispatch.setdefault(event_type, []).append(
+                        (_BUFFERED, index, touchpoint.id, match.where, None, touchpoint.key, rank)  # type: ignore[union-attr]
+                    )
+        self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
+
+    @property
+    def within(self) -> list[int | None]:
+        return [t.within for t in self.catalog.touchpoints]
+
+    def snapshot(self) -> dict:
+        return self.state.to_dict()
+
+    @classmethod
+    def restore(cls, catalog: Catalog, data: dict, **options: int | None) -> Engine:
+        state = EngineState.from_dict(data, [t.within for t in catalog.touchpoints])
+        return cls(catalog, state, **options)  # type: ignore[arg-type]
+
+    # -- the step ---------------------------------------------------------------------------------------
+    def step(self, event: Event, now: int | None = None) -> int:
+        """Process one event; return 0, DUPLICATE, or LATE (processed all the same)."""
+        state = self.state
+        if event.id in state.seen:
+            return DUPLICATE
+        state.seen.add(event.id)
+        at = event.at
+        if self.dedup_retention is not None:
+            state.seen_order.append((at, event.id))
+
+        watermark = state.watermark
+        status = LATE if watermark is not None and at < watermark else 0
+        if state.max_at is None or at > state.max_at:
+            state.max_at = at
+            candidate = at - self.lateness
+            if watermark is None or candidate > watermark:
+                state.watermark = watermark = candidate
+        state.last_arrival = now
+
+        actions = self.dispatch.get(event.kind)
+        if actions is not None:
+            data = event.data
+            for kind, index, touchpoint_id, where, good, key_field, rank in actions:
+                if where is not None:
+                    passes = where(data)
+                    if passes is None:
+                        self.errors.append(RuleError(touchpoint_id, event.id, f"where: {where.last_error}"))
+                        continue
+                    if not passes:
+                        continue
+                if kind == _CONDITION:
+                    verdict = good(data)
+                    if verdict is None:
+                        self.errors.append(RuleError(touchpoint_id, event.id, good.last_error))
+                    else:
+                        self.outbox.append(judge(touchpoint_id, verdict, event.id, event.customer, at))
+                    continue
+                key = data.get(key_field)
+                if type(key) is not str or not key:
+                    self.errors.append(RuleError(touchpoint_id, event.id, f"no '{key_field}' to key on"))
+                    continue
+                heapq.heappush(state.buffer, (at, rank, event.id, index, key, event.customer))
+
+        self._release(watermark)
+        return status
+
+    def tick(self, now: int) -> None:
+        """Let the wall clock move an idle clock: after ``lateness`` with no event, the watermark advances
+        at the wall clock's rate, never beyond ``now - lateness``."""
+        state = self.state
+        if state.max_at is None or state.last_arrival is None:
+            return
+        quiet_for = now - state.last_arrival
+        if quiet_for < self.lateness:
+            return
+        candidate = min(state.max_at - self.lateness + (quiet_for - self.lateness), now - self.lateness)
+        if state.watermark is None or candidate > state.watermark:
+            state.watermark = candidate
+            self._release(candidate)
+
+    def finish(self) -> None:
+        """End of a replay input: the watermark becomes the largest event time seen."""
+        state = self.state
+        if state.max_at is not None:
+            state.watermark = state.max_at
+            self._release(state.max_at)
+
+    def pending(self) -> list[int]:
+        """Undecided instances per touchpoint, in catalog order (conditions are never pending)."""
+        return [len(instances) for instances in self.state.open]
+
+    def _release(self, watermark: int | None) -> None:
+        if watermark is None:
+            return
+        state = self.state
+        buffer, timers = state.buffer, state.timers
+        if (not buffer or buffer[0][0] > watermark) and (not timers or timers[0][0] > watermark):
+            return
+        rules = self.rules
+        pop = heapq.heappop
+        while True:
+            if buffer and buffer[0][0] <= watermark and (not timers or buffer[0][0] <= timers[0][0]):
+                at, rank, event_id, index, key, customer = pop(buffer)
+                rules[index].release(rank, at, event_id, key, customer)  # type: ignore[union-attr]
+            elif timers and timers[0][0] <= watermark:
+                due, index, key, opened_at = pop(timers)
+                rules[index].expire(due, key, opened_at)  # type: ignore[union-attr]
+            else:
+                break
+        if self.dedup_retention is not None:
+            self._forget(watermark - self.dedup_retention)
+
+    def _forget(self, before: int) -> None:
+        order, seen = self.state.seen_order, self.state.seen
+        while order and order[0][0] < before:
+            seen.discard(order.popleft()[1])
+

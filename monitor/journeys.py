@@ -1,0 +1,154 @@
+"""Journeys: each customer's time-ordered events and the outcomes they own, bounded in length and age.
+
+A journey record (JSON), as written by ``tpmon replay --journeys`` and to the journeys topic:
+
+    {"customer_id": "c-000042",
+     "first_at": "...", "last_at": "...",         # event-time span of what is kept
+     "broken": true,                                # any bad outcome kept in the journey
+     "events": [{...every field of the event...}],  # oldest first, at most max_events
+     "outcomes": [{"touchpoint": "bill-correct", "outcome": "bad", "reason": "judged", ...}],
+     "dropped": {"events": 0, "outcomes": 0}}       # how many aged out or overflowed
+
+Entries older than ``max_age`` before the newest event of that journey are dropped, then the oldest
+beyond ``max_events`` (and ``max_outcomes``).
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from dataclasses import dataclass, field
+
+from .durations import parse_duration
+from .engine.outcome import Outcome
+from .events import Event, format_timestamp
+
+DEFAULT_MAX_EVENTS = 200
+DEFAULT_MAX_OUTCOMES = 200
+DEFAULT_MAX_AGE = parse_duration("30d")
+
+
+@dataclass
+class Journey:
+    customer: str
+    events: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, event_id, data), sorted
+    outcomes: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, touchpoint, record)
+    dropped_events: int = 0
+    dropped_outcomes: int = 0
+
+    @property
+    def last_at(self) -> int:
+        return max(self.events[-1][0] if self.events else 0, self.outcomes[-1][0] if self.outcomes else 0)
+
+    @property
+    def broken(self) -> bool:
+        return any(record["outcome"] == "bad" for _, _, record in self.outcomes)
+
+    def record(self) -> dict:
+        times = [e[0] for e in self.events[:1]] + [o[0] for o in self.outcomes[:1]]
+        return {
+            "customer_id": self.customer,
+            "first_at": format_timestamp(min(times)) if times else None,
+            "last_at": format_timestamp(self.last_at) if times else None,
+            "broken": self.broken,
+            "events": [data for _, _, data in self.events],
+            "outcomes": [record for _, _, record in self.outcomes],
+            "dropped": {"events": self.dropped_events, "outcomes": self.dropped_outcomes},
+        }
+
+    def to_dict(self) -> dict:
+        """Plain data for a changelog table (same content as the record, with exact times)."""
+        return {
+            "customer": self.customer,
+            "events": [list(e) for e in self.events],
+            "outcomes": [list(o) for o in self.outcomes],
+            "dropped": [self.dropped_events, self.dropped_outcomes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Journey:
+        journey = cls(data["customer"], [tuple(e) for e in data["events"]], [tuple(o) for o in data["outcomes"]])
+        journey.dropped_events, journey.dropped_outcomes = data["dropped"]
+        return journey
+
+
+class Journeys:
+    """Bounded journeys by customer. ``add_event`` and ``add_outcome`` say which journeys changed."""
+
+    def __init__(
+        self,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_outcomes: int = DEFAULT_MAX_OUTCOMES,
+        max_age: int = DEFAULT_MAX_AGE,
+    ) -> None:
+        if max_events < 1 or max_outcomes < 1 or max_age <= 0:
+            raise ValueError("journey bounds must be positive")
+        self.max_events, self.max_outcomes, self.max_age = max_events, max_outcomes, max_age
+        self.by_customer: dict[str, Journey] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_customer)
+
+    def get(self, customer: str) -> Journey | None:
+        return self.by_customer.get(customer)
+
+    def _journey(self, customer: str) -> Journey:
+        journey = self.by_customer.get(customer)
+        if journey is None:
+            journey = self.by_customer[customer] = Journey(customer)
+        return journey
+
+    def add_event(self, event: Event) -> Journey:
+        journey = self._journey(event.customer)
+        entry = (event.at, event.id, event.data)
+        if not journey.events or journey.events[-1][:2] <= entry[:2]:
+            journey.events.append(entry)
+        else:
+            insort(journey.events, entry, key=lambda e: e[:2])
+        self._trim(journey)
+        return journey
+
+    def add_outcome(self, outcome: Outcome) -> list[Journey]:
+        """File an outcome with its owner, and with the closing event's customer when that is another."""
+        record = outcome.record()
+        changed = [self._add_outcome(outcome.customer, outcome, record)]
+        if outcome.closed_by is not None and outcome.closed_by[1] != outcome.customer:
+            changed.append(self._add_outcome(outcome.closed_by[1], outcome, {**record, "owner": outcome.customer}))
+        return changed
+
+    def _add_outcome(self, customer: str, outcome: Outcome, record: dict) -> Journey:
+        journey = self._journey(customer)
+        entry = (outcome.at, outcome.touchpoint, record)
+        if not journey.outcomes or journey.outcomes[-1][:2] <= entry[:2]:
+            journey.outcomes.append(entry)
+        else:
+            insort(journey.outcomes, entry, key=lambda o: o[:2])
+        self._trim(journey)
+        return journey
+
+    def _trim(self, journey: Journey) -> None:
+        oldest = journey.last_at - self.max_age
+        events, outcomes = journey.events, journey.outcomes
+        drop = 0
+        while drop < len(events) and events[drop][0] < oldest:
+            drop += 1
+        drop = max(drop, len(events) - self.max_events)
+        if drop > 0:
+            del events[:drop]
+            journey.dropped_events += drop
+        drop = 0
+        while drop < len(outcomes) and outcomes[drop][0] < oldest:
+            drop += 1
+        drop = max(drop, len(outcomes) - self.max_outcomes)
+        if drop > 0:
+            del outcomes[:drop]
+            journey.dropped_outcomes += drop
+
+    def expire(self, before: int) -> list[str]:
+        """Forget journeys with nothing newer than ``before``; return their customers."""
+        gone = [customer for customer, journey in self.by_customer.items() if journey.last_at < before]
+        for customer in gone:
+            del self.by_customer[customer]
+        return gone
+
+    def records(self) -> list[dict]:
+        return [self.by_customer[c].record() for c in sorted(self.by_customer)]

@@ -1,0 +1,135 @@
+"""Prometheus metrics (SPEC section 4) with an injected registry and children bound ahead of the hot path.
+
+Labels are bounded: touchpoints, stages and owners come from the catalog, types from the contract
+(unknown types are "other"), sources from configuration, reasons from a fixed list. Never an id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from . import conventions as c
+from .catalog.model import DEADLINE, Catalog
+from .engine.outcome import Outcome
+from .events import KNOWN_TYPES, REJECT_REASONS
+
+# Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
+# since a histogram has one set of buckets for all its label values.
+_DEADLINE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def latency_buckets(catalog: Catalog) -> tuple[float, ...]:
+    seconds = {
+        round(t.within / 1_000_000 * fraction, 3)
+        for t in catalog.touchpoints
+        if t.kind == DEADLINE and t.within
+        for fraction in _DEADLINE_FRACTIONS
+    }
+    return tuple(sorted(seconds)) or (1.0,)
+
+
+class Metrics:
+    """The metric families of one process, and fast paths to their children."""
+
+    def __init__(self, catalog: Catalog, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.outcomes = Counter(
+            c.METRIC_OUTCOMES, "Touchpoint instances decided, by outcome.",
+            [c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME], registry=r,
+        )  # fmt: skip
+        self.pending = Gauge(c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", [c.LABEL_TOUCHPOINT], registry=r)
+        self.latency = Histogram(
+            c.METRIC_LATENCY, "Time from a deadline's start to its end, for ends that came.",
+            [c.LABEL_TOUCHPOINT], buckets=latency_buckets(catalog), registry=r,
+        )  # fmt: skip
+        self.objective = Gauge(c.METRIC_OBJECTIVE, "The touchpoint's reliability objective.", [c.LABEL_TOUCHPOINT], registry=r)
+        self.differentiating = Gauge(
+            c.METRIC_DIFFERENTIATING, "Reliability at or above which the touchpoint differentiates.", [c.LABEL_TOUCHPOINT], registry=r
+        )
+        self.min_events = Gauge(
+            c.METRIC_MIN_EVENTS, "Decided outcomes needed before the touchpoint has a state.", [c.LABEL_TOUCHPOINT], registry=r
+        )
+        self.rule_errors = Counter(
+            c.METRIC_RULE_ERRORS, "Events a touchpoint's rule could not judge.", [c.LABEL_TOUCHPOINT], registry=r
+        )
+        self.events = Counter(c.METRIC_EVENTS, "Valid events accepted.", [c.LABEL_SOURCE, c.LABEL_TYPE], registry=r)
+        self.rejected = Counter(c.METRIC_REJECTED, "Inputs rejected, by reason.", [c.LABEL_SOURCE, c.LABEL_REASON], registry=r)
+        self.duplicates = Counter(c.METRIC_DUPLICATES, "Events seen again with a known event_id.", [c.LABEL_SOURCE], registry=r)
+        self.late = Counter(c.METRIC_LATE, "Events that arrived after the watermark passed them.", [c.LABEL_SOURCE], registry=r)
+        self.customers = Counter(c.METRIC_CUSTOMERS, "Customers joined and left.", [c.LABEL_DIRECTION], registry=r)
+        self.journeys_broken = Counter(c.METRIC_JOURNEYS_BROKEN, "Journeys that turned broken.", registry=r)
+
+        # Children bound ahead of time: the hot path does one dict lookup and an inc().
+        self._outcome = {}
+        self._latency = {}
+        self._pending = {}
+        self._rule_errors = {}
+        for t in catalog.touchpoints:
+            for outcome in c.OUTCOMES:
+                self._outcome[t.id, outcome == c.GOOD] = self.outcomes.labels(t.id, t.stage, t.owner, outcome)
+            self._pending[t.id] = self.pending.labels(t.id)
+            self._pending[t.id].set(0)
+            self._rule_errors[t.id] = self.rule_errors.labels(t.id)
+            self.objective.labels(t.id).set(t.objective)
+            self.differentiating.labels(t.id).set(t.differentiating)
+            self.min_events.labels(t.id).set(t.min_events)
+            if t.kind == DEADLINE:
+                self._latency[t.id] = self.latency.labels(t.id)
+        self._joined = self.customers.labels(c.JOINED)
+        self._left = self.customers.labels(c.LEFT)
+        self._events: dict[tuple[str, str], Counter] = {}
+        self._by_source: dict[tuple[str, str], Counter] = {}
+
+    def bind_source(self, source: str) -> None:
+        """Create a source's children up front, so its series exist (at zero) before the first event."""
+        for event_type in sorted(KNOWN_TYPES) + [c.OTHER_TYPE]:
+            self._events[source, event_type] = self.events.labels(source, event_type)
+        for reason in REJECT_REASONS:
+            self._by_source[source, reason] = self.rejected.labels(source, reason)
+        self._by_source[source, "duplicate"] = self.duplicates.labels(source)
+        self._by_source[source, "late"] = self.late.labels(source)
+
+    def _source(self, source: str, what: str) -> Counter:
+        child = self._by_source.get((source, what))
+        if child is None:
+            self.bind_source(source)
+            child = self._by_source[source, what]
+        return child
+
+    # -- the hot path ------------------------------------------------------------------------------------
+    def event(self, source: str, kind: str) -> None:
+        child = self._events.get((source, kind))
+        if child is None:
+            self.bind_source(source)
+            child = self._events[source, kind]
+        child.inc()
+        if kind == "customer.joined":
+            self._joined.inc()
+        elif kind == "customer.left":
+            self._left.inc()
+
+    def reject(self, source: str, reason: str) -> None:
+        self._source(source, reason).inc()
+
+    def duplicate(self, source: str) -> None:
+        self._source(source, "duplicate").inc()
+
+    def late_event(self, source: str) -> None:
+        self._source(source, "late").inc()
+
+    def outcome(self, outcome: Outcome) -> None:
+        self._outcome[outcome.touchpoint, outcome.good].inc()
+        if outcome.latency is not None and outcome.good:
+            histogram = self._latency.get(outcome.touchpoint)
+            if histogram is not None:
+                histogram.observe(outcome.latency / 1_000_000)
+
+    def rule_error(self, touchpoint: str) -> None:
+        self._rule_errors[touchpoint].inc()
+
+    def set_pending(self, touchpoint: str, count: int) -> None:
+        self._pending[touchpoint].set(count)
+
+    def journey_broken(self) -> None:
+        self.journeys_broken.inc()
