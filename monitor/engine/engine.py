@@ -128,15 +128,20 @@ class Engine:
         return status
 
     def tick(self, now: int) -> None:
-        """Let the wall clock move an idle clock: after ``lateness`` with no event, the watermark advances
-        at the wall clock's rate, never beyond ``now - lateness``."""
+        """Let the wall clock move an idle clock (SPEC section 3).
+
+        Once nothing has arrived for ``lateness``, the watermark moves on from ``max_at - lateness`` at
+        the wall clock's rate, counted from the last arrival, and never beyond ``now - lateness``. Live,
+        where event time follows the wall clock, a quiet source's deadline is decided at due + lateness;
+        a backfill far in the past only moves on by the length of its pauses.
+        """
         state = self.state
         if state.max_at is None or state.last_arrival is None:
             return
         quiet_for = now - state.last_arrival
         if quiet_for < self.lateness:
             return
-        candidate = min(state.max_at - self.lateness + (quiet_for - self.lateness), now - self.lateness)
+        candidate = min(state.max_at - self.lateness + quiet_for, now - self.lateness)
         if state.watermark is None or candidate > state.watermark:
             state.watermark = candidate
             self._release(candidate)

@@ -1,0 +1,254 @@
+"""Customers and their stories, as operational events from the four sources.
+
+Each customer's story is drawn from its own random stream (seeded from the run's seed and the
+customer's number), so a run is deterministic for a seed and one customer's story does not depend on
+another's. Stories are merged into one stream in the order a source system would emit them: by
+``occurred_at``, plus an optional small emission jitter (out of order within the lateness), with
+optional duplicates (at-least-once producers) and malformed lines.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+
+from ..durations import MICROS
+from ..events import format_timestamp, parse_timestamp
+from .scenarios import SCENARIOS, Knobs, Scenario
+
+DEFAULT_START = "2026-11-22T08:00:00Z"
+PLANS = (19.0, 29.0, 49.0, 79.0, 119.0)
+CHANNELS = (("web", 45), ("app", 35), ("shop", 12), ("phone", 8))
+QUEUES = ("billing", "technical", "sales", "moving")
+CATEGORIES = ("billing", "technical", "delivery", "account")
+LEAVE_REASONS = ("price", "service", "moving", "competitor")
+
+
+def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
+    return median * math.exp(rng.gauss(0.0, sigma))
+
+
+def _millis(at: int) -> str:
+    """RFC 3339 with milliseconds, as most source systems write it."""
+    text = format_timestamp(at - at % 1000)
+    return text.replace("000Z", "Z") if "." in text else text
+
+
+def _seconds(value: float) -> int:
+    return int(value * MICROS)
+
+
+@dataclass
+class _Story:
+    """One customer's events, drawn up front: (occurred_at, event object)."""
+
+    rng: random.Random
+    customer: str
+    scenario: Scenario
+    start: int  # the simulation's start
+    events: list[tuple[int, dict]]
+    counter: int = 0
+
+    def knobs(self, at: int) -> Knobs:
+        return self.scenario.knobs(at - self.start)
+
+    def emit(self, at: int, event_type: str, **fields: object) -> int:
+        self.counter += 1
+        event = {
+            "event_id": f"{self.customer}-{self.counter:03d}",
+            "type": event_type,
+            "customer_id": self.customer,
+            "occurred_at": _millis(at),
+            **fields,
+        }
+        self.events.append((at, event))
+        return at
+
+
+def _story(story: _Story, arrival: int, number: int) -> None:
+    rng, emit = story.rng, story.emit
+    new_customer = rng.random() < 0.7
+    at = arrival
+    if new_customer:
+        emit(at, "customer.joined")
+    trouble = 0  # bad moments make contact and churn likelier
+
+    # buy
+    order = f"o-{number:07d}"
+    at += _seconds(rng.expovariate(1 / 40))
+    plan = rng.choice(PLANS)
+    channel = rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
+    with_device = rng.random() < 0.4
+    amount = plan + (rng.choice((99.0, 199.0, 349.0)) if with_device else 0.0)
+    emit(at, "order.placed", order_id=order, amount=amount, channel=channel)
+    knobs = story.knobs(at)
+    if rng.random() < knobs.confirm_lost:
+        trouble += 1
+        if rng.random() < 0.5:
+            emit(at + _seconds(rng.uniform(600, 3600)), "order.cancelled", order_id=order, by="customer")
+        return
+    confirm_delay = _lognormal(rng, knobs.confirm_median, 0.7)
+    trouble += confirm_delay > 120
+    at += _seconds(confirm_delay)
+    emit(at, "order.confirmed", order_id=order)
+
+    # get
+    if with_device:
+        promised = at + _seconds(3600)
+        late = rng.random() < story.knobs(at).delivery_late
+        delivery = promised + _seconds(rng.uniform(60, 5400)) if late else at + _seconds(rng.uniform(900, 3500))
+        trouble += late
+        emit(delivery, "order.delivered", order_id=order, promised_at=_millis(promised))
+    at += _seconds(_lognormal(rng, story.knobs(at).activation_median, 1.0))
+    emit(at, "service.activated", order_id=order)
+
+    # pay
+    bill = f"b-{number:07d}"
+    at += _seconds(rng.uniform(300, 1200))
+    wrong = rng.random() < story.knobs(at).bill_wrong
+    expected = plan
+    billed = round(expected * rng.uniform(1.1, 1.6), 2) if wrong else expected
+    emit(at, "bill.issued", bill_id=bill, amount=billed, expected_amount=expected)
+    trouble += wrong
+    paid_at = at + _seconds(rng.expovariate(1 / 900))
+    if rng.random() < story.knobs(paid_at).payment_failure:
+        emit(paid_at, "payment.failed", bill_id=bill)
+        trouble += 1
+        paid_at += _seconds(rng.uniform(600, 7200))
+    emit(paid_at, "payment.succeeded", bill_id=bill)
+    if wrong and rng.random() < 0.6:
+        disputed = at + _seconds(rng.expovariate(1 / 1800))
+        emit(disputed, "bill.disputed", bill_id=bill)
+        emit(disputed + _seconds(_lognormal(rng, 86400, 0.8)), "dispute.resolved", bill_id=bill)
+
+    # help: contacts, more of them after trouble; an unsolved problem brings the customer back
+    contacts = 1 if rng.random() < min(0.9, 0.3 + 0.35 * trouble) else 0
+    contact_at = at + _seconds(rng.uniform(120, 3600))
+    attempt = 0
+    while contacts and attempt < 3:
+        attempt += 1
+        solved = _contact(story, contact_at, number, attempt)
+        trouble += not solved
+        if solved or rng.random() > 0.6:
+            break
+        contact_at += _seconds(rng.uniform(3600, 3 * 86400))
+
+    # leave
+    if rng.random() < 0.03 + 0.08 * min(trouble, 3):
+        left = contact_at + _seconds(rng.uniform(3600, 5 * 86400))
+        emit(left, "customer.left", reason=rng.choice(LEAVE_REASONS))
+        if rng.random() < story.knobs(left).winback_share:
+            call_at = left + _seconds(_lognormal(rng, 8 * 3600, 1.0))
+            emit(call_at, "call.outbound", call_id=f"w-{number:07d}", purpose="winback")
+    elif rng.random() < 0.05:
+        emit(contact_at + _seconds(rng.uniform(3600, 86400)), "call.outbound", call_id=f"s-{number:07d}", purpose="survey")
+
+
+def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:
+    """A call or a ticket; True when it solved the customer's problem."""
+    rng, emit = story.rng, story.emit
+    knobs = story.knobs(at)
+    if rng.random() < 0.6:
+        call = f"k-{number:07d}-{attempt}"
+        queue = rng.choice(QUEUES)
+        wait = _lognormal(rng, knobs.call_wait_median, 0.6)
+        patience = _lognormal(rng, 150, 0.5)
+        if wait > patience:
+            emit(at + _seconds(patience), "call.abandoned", call_id=call, queue=queue, wait_seconds=round(patience, 1))
+            return False
+        answered = emit(at + _seconds(wait), "call.answered", call_id=call, queue=queue, wait_seconds=round(wait, 1))
+        resolved = rng.random() < knobs.call_resolved
+        emit(answered + _seconds(rng.expovariate(1 / 360)), "call.ended", call_id=call, resolved=resolved)
+        return resolved
+    ticket = f"t-{number:07d}-{attempt}"
+    emit(at, "ticket.opened", ticket_id=ticket, category=rng.choice(CATEGORIES))
+    emit(at + _seconds(_lognormal(rng, knobs.ticket_response_median, 1.0)), "ticket.responded", ticket_id=ticket)
+    resolved_at = at + _seconds(_lognormal(rng, knobs.ticket_resolution_median, 0.8))
+    emit(resolved_at, "ticket.resolved", ticket_id=ticket)
+    if rng.random() < 0.08:
+        reopened = resolved_at + _seconds(rng.expovariate(1 / (2 * 86400)))
+        emit(reopened, "ticket.reopened", ticket_id=ticket)
+        emit(reopened + _seconds(_lognormal(rng, 6 * 3600, 0.8)), "ticket.resolved", ticket_id=ticket)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A run's settings. ``lines()`` gives the JSONL lines, ``events()`` the objects (bad lines as bytes)."""
+
+    customers: int = 1000
+    duration: int = 3600 * MICROS
+    seed: int = 1
+    scenario: str = "healthy"
+    start: str = DEFAULT_START
+    disorder: int = 2 * MICROS  # emission jitter: events leave their source up to this much out of order
+    duplicates: float = 0.002  # share of events sent twice
+    bad_lines: float = 0.0  # share of lines replaced by malformed input
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            names = ", ".join(sorted(SCENARIOS))
+            raise ValueError(f"unknown scenario '{self.scenario}'; choose one of: {names}")
+        if self.customers < 0 or self.duration <= 0:
+            raise ValueError("customers must be >= 0 and the duration positive")
+        if not 0 <= self.duplicates < 1 or not 0 <= self.bad_lines < 1 or self.disorder < 0:
+            raise ValueError("duplicates and bad_lines are shares between 0 and 1; disorder is >= 0")
+        if parse_timestamp(self.start) is None:
+            raise ValueError(f"start must be an RFC 3339 timestamp with offset, not {self.start!r}")
+
+    def events(self) -> Iterator[dict | bytes]:
+        """Events in emission order; everything after start + duration is left out."""
+        start = parse_timestamp(self.start)
+        assert start is not None
+        end = start + self.duration
+        scenario = SCENARIOS[self.scenario]
+        rng = random.Random(self.seed)
+        # Arrivals spread over the first 90% of the run, so that the last customers still act.
+        arrivals = sorted(rng.randrange(0, max(1, self.duration * 9 // 10)) for _ in range(self.customers))
+        pending: list[tuple[int, int, dict | bytes]] = []
+        sequence = 0
+        for number, offset in enumerate(arrivals, start=1):
+            arrival = start + offset
+            while pending and pending[0][0] < arrival:
+                yield heapq.heappop(pending)[2]
+            customer = f"c-{number:06d}"
+            story = _Story(random.Random(self.seed * 1_000_003 + number), customer, scenario, start, [])
+            _story(story, arrival, number)
+            noise = story.rng
+            for at, event in story.events:
+                if at > end:
+                    continue
+                sent = at + (noise.randrange(self.disorder) if self.disorder else 0)
+                item: dict | bytes = event
+                if self.bad_lines and noise.random() < self.bad_lines:
+                    item = _malformed(noise, event)
+                sequence += 1
+                heapq.heappush(pending, (sent, sequence, item))
+                if self.duplicates and noise.random() < self.duplicates:
+                    sequence += 1
+                    heapq.heappush(pending, (sent + noise.randrange(5 * MICROS), sequence, event))
+        while pending:
+            yield heapq.heappop(pending)[2]
+
+    def lines(self) -> Iterator[bytes]:
+        for item in self.events():
+            yield item if isinstance(item, bytes) else orjson.dumps(item)
+
+
+def _malformed(rng: random.Random, event: dict) -> bytes:
+    """Input a real producer sends by mistake: truncated, mistyped, without offset, or not UTF-8."""
+    text = orjson.dumps(event)
+    choice = rng.randrange(4)
+    if choice == 0:
+        return text[: len(text) // 2]
+    if choice == 1:
+        return orjson.dumps({**event, "customer_id": 12345})
+    if choice == 2:
+        return orjson.dumps({**event, "occurred_at": event["occurred_at"].rstrip("Z")})
+    return text.replace(b'"type"', b'"t\xffpe"')

@@ -1,0 +1,92 @@
+"""Named scenarios: a healthy baseline plus incidents that switch on for a stretch of simulated time.
+
+An incident changes one knob of the simulation (``Knobs``) from ``start`` for ``duration`` after the
+simulation's start. Times are simulated time, so a scenario means the same thing in a file and live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..durations import parse_duration
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How the business behaves: probabilities and median delays (seconds)."""
+
+    bill_wrong: float = 0.02  # share of bills whose amount differs from what the customer expects
+    payment_failure: float = 0.025
+    confirm_median: float = 25.0  # order placed -> confirmed
+    confirm_lost: float = 0.005  # orders never confirmed
+    activation_median: float = 1200.0
+    call_wait_median: float = 22.0
+    call_resolved: float = 0.86
+    ticket_response_median: float = 3600.0
+    ticket_resolution_median: float = 8 * 3600.0
+    winback_share: float = 0.85
+    delivery_late: float = 0.06
+
+
+@dataclass(frozen=True)
+class Incident:
+    knob: str
+    value: float
+    start: int  # microseconds after the simulation's start
+    duration: int
+    what: str = ""
+
+    def active(self, offset: int) -> bool:
+        return self.start <= offset < self.start + self.duration
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    incidents: tuple[Incident, ...] = field(default_factory=tuple)
+
+    def knobs(self, offset: int, base: Knobs = Knobs()) -> Knobs:
+        """The knobs in force ``offset`` microseconds after the start."""
+        changes = {i.knob: i.value for i in self.incidents if i.active(offset)}
+        return replace(base, **changes) if changes else base
+
+    def scaled(self, factor: float) -> Scenario:
+        """The same story with its incident times multiplied by ``factor`` (for short demos)."""
+        incidents = tuple(replace(i, start=round(i.start * factor), duration=round(i.duration * factor)) for i in self.incidents)
+        return replace(self, incidents=incidents)
+
+
+def _incident(knob: str, value: float, start: str, duration: str, what: str) -> Incident:
+    return Incident(knob, value, parse_duration(start), parse_duration(duration), what)
+
+
+BILLING_OUTAGE = _incident("bill_wrong", 0.4, "10m", "20m", "billing outage: 40% of bills wrong")
+OVERLOAD = _incident("call_wait_median", 150.0, "10m", "20m", "contact-center overload: waits over a minute")
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("healthy", "Every touchpoint works as designed."),
+        Scenario("billing-outage", "From minute 10, 40% of bills are wrong for 20 minutes.", (BILLING_OUTAGE,)),
+        Scenario(
+            "contact-center-overload",
+            "From minute 10, for 20 minutes, callers wait well over a minute.",
+            (OVERLOAD,),
+        ),
+        Scenario(
+            "order-backlog",
+            "From minute 10, for 20 minutes, order confirmations take several minutes.",
+            (_incident("confirm_median", 300.0, "10m", "20m", "order backlog: confirmations take minutes"),),
+        ),
+        Scenario(
+            "incident-day",
+            "Healthy, then a billing outage (minutes 10-30), then contact-center overload (minutes 40-60), "
+            "then recovery.",
+            (
+                BILLING_OUTAGE,
+                _incident("call_wait_median", 150.0, "40m", "20m", OVERLOAD.what),
+            ),
+        ),
+    )
+}

@@ -1,0 +1,49 @@
+"""Small builders that make engine tests read like sentences."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+
+from monitor.events import Event, decode, format_timestamp, parse_timestamp
+
+BASE = parse_timestamp("2026-11-22T10:00:00Z")
+_ids = itertools.count(1)
+
+# The fields each type needs, so tests only say what matters to them.
+DEFAULTS = {
+    "order.placed": {"amount": 10.0, "channel": "web"},
+    "order.delivered": {"promised_at": "2026-11-22T12:00:00Z"},
+    "order.cancelled": {"by": "customer"},
+    "bill.issued": {"amount": 10.0, "expected_amount": 10.0},
+    "call.answered": {"queue": "billing", "wait_seconds": 10},
+    "call.abandoned": {"queue": "billing", "wait_seconds": 90},
+    "call.ended": {"resolved": True},
+    "call.outbound": {"purpose": "winback"},
+    "ticket.opened": {"category": "billing"},
+}
+
+
+def at(seconds: float) -> str:
+    """The timestamp `seconds` after 10:00:00Z."""
+    return format_timestamp(BASE + round(seconds * 1_000_000))
+
+
+def event(event_type: str, seconds: float, customer: str = "c1", event_id: str | None = None, **fields: object) -> Event:
+    data = {
+        "event_id": event_id or f"e{next(_ids)}",
+        "type": event_type,
+        "customer_id": customer,
+        "occurred_at": at(seconds),
+        **DEFAULTS.get(event_type, {}),
+        **fields,
+    }
+    decoded = decode(orjson.dumps(data), "test")
+    assert isinstance(decoded, Event), decoded
+    return decoded
+
+
+MINUTE = 60
+HOUR = 3600
+DAY = 86400

@@ -1,0 +1,24 @@
+"""tpmon: watch whether the moments that matter to customers work."""
+
+from __future__ import annotations
+
+import click
+
+from .commands.replay import replay
+from .commands.rules import rules
+from .commands.simulate import simulate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="touchpoint-monitor", prog_name="tpmon")
+def main() -> None:
+    """touchpoint-monitor: live reliability of the customer journey's moments of truth.
+
+    Operational events (orders, bills, calls, tickets) are judged against a catalog of touchpoints;
+    each touchpoint is broken, reliable or differentiating.
+    """
+
+
+main.add_command(rules)
+main.add_command(replay)
+main.add_command(simulate)

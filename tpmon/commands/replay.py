@@ -1,0 +1,129 @@
+"""tpmon replay: judge a file of events against the catalog, as the live pipeline would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+import orjson
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from monitor.events import Reject
+from monitor.journeys import Journeys
+from monitor.replay import Replay
+
+from ..output import atomic_output, err, fail, out
+from .catalog import catalog_or_exit
+from .options import DURATION
+
+STATE_STYLE = {"broken": "bold red", "reliable": "green", "differentiating": "bold blue", "unknown": "dim"}
+PROGRESS_FROM_BYTES = 8 * 1024 * 1024
+
+
+def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[bytes]:
+    if not show:
+        yield from stream
+        return
+    columns = (TextColumn("replaying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("replay", total=size)
+        done = 0
+        for number, line in enumerate(stream):
+            done += len(line)
+            if number % 20000 == 0:
+                progress.update(task, completed=done)
+            yield line
+
+
+@click.command()
+@click.argument("events", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/].")
+@click.option("--lateness", type=DURATION, help="How long to wait for out-of-order events [default: the catalog's].")
+@click.option("--journeys", "journeys_out", type=click.Path(dir_okay=False, path_type=Path), help="Write every customer's journey (JSONL).")
+@click.option("--rejects", "rejects_out", type=click.Path(dir_okay=False, path_type=Path), help="Write every rejected line, whole, with its reason (JSONL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal].")
+def replay(
+    events: Path,
+    rules_path: Path | None,
+    lateness: int | None,
+    journeys_out: Path | None,
+    rejects_out: Path | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Replay EVENTS (JSONL, one event per line; - for stdin) through the catalog.
+
+    Bad lines never stop the replay: they are counted, and kept whole with --rejects.
+    """
+    catalog = catalog_or_exit(rules_path)
+    if str(events) != "-" and not events.is_file():
+        fail(f"{events}: no such file")
+    for output in (journeys_out, rejects_out):
+        if output is not None and str(events) != "-" and output.resolve() == events.resolve():
+            fail(f"{output} is the input file; choose another output")
+
+    with contextlib.ExitStack() as stack:
+        rejects_stream = stack.enter_context(atomic_output(rejects_out)) if rejects_out else None
+
+        def keep_reject(number: int, reject: Reject) -> None:
+            if rejects_stream is not None:
+                rejects_stream.write(orjson.dumps(reject.record(line=number)) + b"\n")
+
+        journeys = Journeys() if journeys_out else None
+        run = Replay(catalog, lateness=lateness, journeys=journeys, on_reject=keep_reject)
+        if str(events) == "-":
+            stream, size = sys.stdin.buffer, 0
+        else:
+            stream = stack.enter_context(events.open("rb"))
+            size = os.fstat(stream.fileno()).st_size
+        show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
+        try:
+            run.feed(_lines_with_progress(stream, size, bool(show and size)))
+        except KeyboardInterrupt:
+            err.print(f"interrupted after {run.lines} lines; no output written")
+            raise SystemExit(130) from None
+        summary = run.finish()
+        if journeys_out and journeys is not None:
+            with atomic_output(journeys_out) as journey_stream:
+                for record in journeys.records():
+                    journey_stream.write(orjson.dumps(record) + b"\n")
+
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
+        return
+    _print_table(catalog, summary)
+
+
+def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="Touchpoints", title_justify="left")
+    for heading in ("touchpoint", "stage", "owner", "good", "bad", "pending", "reliability", "objective", "state"):
+        justify = "right" if heading in ("good", "bad", "pending", "reliability", "objective") else "left"
+        table.add_column(heading, justify=justify)
+    for touchpoint in catalog.touchpoints:
+        row = summary["touchpoints"][touchpoint.id]
+        ratio = "-" if row["reliability"] is None else f"{row['reliability']:.1%}"
+        table.add_row(
+            touchpoint.id,
+            touchpoint.stage,
+            touchpoint.owner,
+            str(row["good"]),
+            str(row["bad"]),
+            str(row["pending"]),
+            ratio,
+            f"{touchpoint.objective:.1%}",
+            f"[{STATE_STYLE[row['state']]}]{row['state']}[/]",
+        )
+    out.print(table)
+    e, c, j = summary["events"], summary["customers"], summary["journeys"]
+    out.print(
+        f"events: {e['accepted']} accepted, {e['rejected']} rejected, {e['duplicates']} duplicates, "
+        f"{e['late']} late, {e['rule_errors']} rule errors"
+    )
+    out.print(f"customers: {c['joined']} joined, {c['left']} left; journeys: {j['total']}, {j['broken']} broken")
