@@ -53,8 +53,13 @@ class ExpressionError(ValueError):
     """The text is not a valid CEL expression for this catalog; the message is CEL's, without noise."""
 
 
+_UNBOUND = re.compile(r'No value with name "(\w+)" found in Activation')
+
+
 def _clean(message: str) -> str:
-    text = message.replace("INVALID_ARGUMENT: ", "").replace(" [INVALID_ARGUMENT]", "")
+    """CEL's message without its status codes, on one line."""
+    text = message.replace("INVALID_ARGUMENT: ", "").replace(" [INVALID_ARGUMENT]", "").replace("UNKNOWN: ", "")
+    text = _UNBOUND.sub(r"the event has no field '\1'", text)
     text = text.replace("ERROR: <input>:", "at ").replace(" (in container '')", "")
     return text.strip().splitlines()[0] if text.strip() else "evaluation failed"
 
@@ -78,7 +83,7 @@ class Expression:
             raise ExpressionError(_clean(str(error))) from None
         returns = self._compiled.return_type()
         if returns != cel.Type.BOOL and returns != cel.Type.DYN:
-            raise ExpressionError(f"must be true or false, but it gives a {returns.name().lower()}")
+            raise ExpressionError(f"must be true or false, but it gives a value of type {returns.name().lower()}")
         self.text = text
         self.variables = _referenced(text)
         # The event object's key behind each variable.

@@ -6,7 +6,7 @@ event contract, and maps the result to the internal model in ``model``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -97,7 +97,7 @@ class CatalogFileSpec(_Strict):
 
     version: Literal[1]
     lateness: Duration | None = None
-    touchpoints: list[dict] = Field(default_factory=list)
+    touchpoints: list[Any] = Field(default_factory=list)
 
 
 KIND_SPECS: dict[str, type[_Touchpoint]] = {"deadline": DeadlineSpec, "no_repeat": NoRepeatSpec, "condition": ConditionSpec}

@@ -1,0 +1,96 @@
+"""The catalog: the shipped 13 moments of truth, and every validation error with its exact message."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.catalog import load_catalog, validate_catalog
+from monitor.catalog.errors import ERROR
+from monitor.durations import parse_duration
+from tpmon.cli import main
+
+from .conftest import ROOT
+
+CASES = Path(__file__).parent / "catalogs"
+UPDATE = os.environ.get("TPMON_UPDATE_GOLDEN") == "1"
+
+SPEC_CATALOG = [
+    ("order-confirmed", "buy", "sales-ops", "deadline", {"order.placed"}, {"order.confirmed"}, "order_id", "2m"),
+    ("service-activated", "get", "field-ops", "deadline", {"order.confirmed"}, {"service.activated"}, "order_id", "48h"),
+    ("delivered-on-time", "get", "logistics", "condition", {"order.delivered"}, None, None, None),
+    ("bill-correct", "pay", "billing", "condition", {"bill.issued"}, None, None, None),
+    ("payment-succeeded", "pay", "payments", "condition", {"payment.succeeded", "payment.failed"}, None, None, None),
+    ("dispute-resolved", "pay", "billing", "deadline", {"bill.disputed"}, {"dispute.resolved"}, "bill_id", "5d"),
+    ("call-answered", "help", "contact-center", "condition", {"call.answered", "call.abandoned"}, None, None, None),
+    ("call-resolved", "help", "contact-center", "condition", {"call.ended"}, None, None, None),
+    ("ticket-responded", "help", "support", "deadline", {"ticket.opened"}, {"ticket.responded"}, "ticket_id", "4h"),
+    ("ticket-resolved", "help", "support", "deadline", {"ticket.opened"}, {"ticket.resolved"}, "ticket_id", "24h"),
+    ("ticket-stays-resolved", "help", "support", "no_repeat", {"ticket.resolved"}, {"ticket.reopened"}, "ticket_id", "14d"),
+    (
+        "no-repeat-contact", "help", "support", "no_repeat", {"ticket.resolved", "call.ended"},
+        {"call.answered", "call.abandoned", "ticket.opened"}, "customer_id", "7d",
+    ),
+    ("winback-call", "leave", "retention", "deadline", {"customer.left"}, {"call.outbound"}, "customer_id", "48h"),
+]  # fmt: skip
+
+
+def test_the_shipped_catalog_is_the_spec(catalog):
+    assert catalog.ids == tuple(row[0] for row in SPEC_CATALOG)
+    for touchpoint, (tid, stage, owner, kind, opens, closes, key, within) in zip(catalog.touchpoints, SPEC_CATALOG, strict=True):
+        assert (touchpoint.id, touchpoint.stage, touchpoint.owner, touchpoint.kind) == (tid, stage, owner, kind)
+        assert touchpoint.opens.types == opens
+        assert (touchpoint.closes.types if touchpoint.closes else None) == closes
+        assert touchpoint.key == key
+        assert touchpoint.within == (parse_duration(within) if within else None)
+        assert 0 < touchpoint.objective < touchpoint.differentiating <= 1
+        assert touchpoint.description
+    assert catalog.lateness == parse_duration("30s")
+
+
+def test_the_shipped_catalog_has_no_warnings():
+    _, problems = validate_catalog(ROOT / "rules")
+    assert problems == []
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
+def test_validation_messages(case, monkeypatch):
+    monkeypatch.chdir(CASES)
+    _, problems = validate_catalog(Path(case))
+    text = "".join(f"{problem}\n" for problem in problems)
+    golden = CASES / case / "expected.txt"
+    if UPDATE:
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_every_error_of_a_broken_catalog_is_listed_with_its_line(monkeypatch):
+    monkeypatch.chdir(CASES)
+    catalog, problems = validate_catalog(Path("several-errors"))
+    errors = [p for p in problems if p.severity == ERROR]
+    assert catalog is None
+    assert len(errors) >= 8
+    assert all(p.line > 0 for p in errors)
+
+
+def test_validate_command_exit_codes(monkeypatch):
+    runner = CliRunner()
+    assert runner.invoke(main, ["rules", "validate", str(ROOT / "rules")]).exit_code == 0
+    broken = runner.invoke(main, ["rules", "validate", str(CASES / "several-errors")])
+    assert broken.exit_code == 1
+    assert "touchpoints[0].objective" in broken.output
+    warned = str(CASES / "valid-with-warnings")
+    assert runner.invoke(main, ["rules", "validate", warned]).exit_code == 0
+    assert runner.invoke(main, ["rules", "validate", "--strict", warned]).exit_code == 1
+    assert runner.invoke(main, ["rules", "validate", "/nonexistent/catalog"]).exit_code == 1
+
+
+def test_load_raises_with_every_problem(monkeypatch):
+    from monitor.catalog import CatalogInvalid
+
+    with pytest.raises(CatalogInvalid) as raised:
+        load_catalog(CASES / "several-errors")
+    assert "objective" in str(raised.value)

@@ -1,0 +1,116 @@
+"""Properties: outcomes do not depend on duplicates, nor on arrival order within the lateness."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.durations import parse_duration
+from monitor.engine import Engine
+from tests.builders import DAY, event
+
+LATENESS = parse_duration("30s")
+
+KINDS = {
+    "order.placed": "order_id",
+    "order.confirmed": "order_id",
+    "ticket.opened": "ticket_id",
+    "ticket.resolved": "ticket_id",
+    "ticket.reopened": "ticket_id",
+    "call.answered": "call_id",
+    "call.ended": "call_id",
+    "bill.issued": "bill_id",
+    "customer.left": None,
+    "call.outbound": "call_id",
+}
+
+moments = st.one_of(st.integers(0, 40).map(lambda n: n * 10), st.sampled_from([3 * 3600, 2 * DAY, 8 * DAY, 15 * DAY]))
+raw_events = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(KINDS)),
+        moments,
+        st.sampled_from(["k1", "k2"]),
+        st.sampled_from(["c1", "c2"]),
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+def build(raw):
+    events = []
+    for number, (kind, seconds, key, customer, flag) in enumerate(raw):
+        fields = {KINDS[kind]: key} if KINDS[kind] else {}
+        if kind == "call.ended":
+            fields["resolved"] = flag
+        if kind == "bill.issued":
+            fields["amount"] = 10.0 if flag else 12.0
+        if kind == "call.outbound":
+            fields["purpose"] = "winback" if flag else "survey"
+        events.append(event(kind, seconds, customer=customer, event_id=f"e{number}", **fields))
+    return events
+
+
+def outcomes(catalog, events):
+    engine = Engine(catalog, lateness=LATENESS)
+    for e in events:
+        engine.step(e)
+    engine.finish()
+    decided = sorted(
+        (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id) for o in engine.outbox
+    )
+    return decided, engine.pending()
+
+
+def in_time_order(events):
+    return sorted(events, key=lambda e: e.at)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=raw_events, seed=st.integers(0, 2**32))
+def test_duplicates_change_nothing(catalog, raw, seed):
+    events = in_time_order(build(raw))
+    rng = random.Random(seed)
+    with_duplicates = list(events)
+    for original in events:
+        if rng.random() < 0.5:
+            # A duplicate comes after its original, as a redelivery would, within the lateness.
+            position = with_duplicates.index(original) + 1 + rng.randrange(3)
+            with_duplicates.insert(min(position, len(with_duplicates)), original)
+    assert outcomes(catalog, with_duplicates) == outcomes(catalog, events)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=raw_events, seed=st.integers(0, 2**32))
+def test_shuffling_within_the_lateness_changes_nothing(catalog, raw, seed):
+    events = in_time_order(build(raw))
+    rng = random.Random(seed)
+    # Each event leaves its source up to (not including) the lateness after it happened: none is late.
+    arrival = sorted(events, key=lambda e: e.at + rng.randrange(LATENESS))
+    assert outcomes(catalog, arrival) == outcomes(catalog, events)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=raw_events, cut=st.integers(0, 40))
+def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
+    """State is plain data: snapshot mid-stream, restore into a new engine, and nothing changes."""
+    import orjson
+
+    events = in_time_order(build(raw))
+    cut = min(cut, len(events))
+    engine = Engine(catalog, lateness=LATENESS, dedup_retention=parse_duration("24h"))
+    for e in events[:cut]:
+        engine.step(e)
+    before = list(engine.outbox)
+    snapshot = orjson.loads(orjson.dumps(engine.snapshot()))
+    resumed = Engine.restore(catalog, snapshot, lateness=LATENESS, dedup_retention=parse_duration("24h"))
+    for e in events[cut:]:
+        resumed.step(e)
+    resumed.finish()
+    combined = sorted(
+        (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id)
+        for o in before + resumed.outbox
+    )
+    assert (combined, resumed.pending()) == outcomes(catalog, events)
