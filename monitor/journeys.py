@@ -18,6 +18,8 @@ from __future__ import annotations
 from bisect import insort
 from dataclasses import dataclass, field
 
+import orjson
+
 from .durations import parse_duration
 from .engine.outcome import Outcome
 from .events import Event, format_timestamp
@@ -30,7 +32,7 @@ DEFAULT_MAX_AGE = parse_duration("30d")
 @dataclass
 class Journey:
     customer: str
-    events: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, event_id, data), sorted
+    events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (at, event_id, raw JSON), sorted
     outcomes: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, touchpoint, record)
     dropped_events: int = 0
     dropped_outcomes: int = 0
@@ -50,7 +52,7 @@ class Journey:
             "first_at": format_timestamp(min(times)) if times else None,
             "last_at": format_timestamp(self.last_at) if times else None,
             "broken": self.broken,
-            "events": [data for _, _, data in self.events],
+            "events": [orjson.Fragment(raw) for _, _, raw in self.events],
             "outcomes": [record for _, _, record in self.outcomes],
             "dropped": {"events": self.dropped_events, "outcomes": self.dropped_outcomes},
         }
@@ -59,14 +61,15 @@ class Journey:
         """Plain data for a changelog table (same content as the record, with exact times)."""
         return {
             "customer": self.customer,
-            "events": [list(e) for e in self.events],
+            "events": [[at, event_id, raw.decode()] for at, event_id, raw in self.events],
             "outcomes": [list(o) for o in self.outcomes],
             "dropped": [self.dropped_events, self.dropped_outcomes],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Journey:
-        journey = cls(data["customer"], [tuple(e) for e in data["events"]], [tuple(o) for o in data["outcomes"]])
+        events = [(at, event_id, raw.encode()) for at, event_id, raw in data["events"]]
+        journey = cls(data["customer"], events, [tuple(o) for o in data["outcomes"]])
         journey.dropped_events, journey.dropped_outcomes = data["dropped"]
         return journey
 
@@ -99,7 +102,7 @@ class Journeys:
 
     def add_event(self, event: Event) -> Journey:
         journey = self._journey(event.customer)
-        entry = (event.at, event.id, event.data)
+        entry = (event.at, event.id, event.raw.rstrip(b"\r\n"))
         if not journey.events or journey.events[-1][:2] <= entry[:2]:
             journey.events.append(entry)
         else:

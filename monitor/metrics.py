@@ -38,25 +38,41 @@ class Metrics:
             c.METRIC_OUTCOMES, "Touchpoint instances decided, by outcome.",
             [c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME], registry=r,
         )  # fmt: skip
-        self.pending = Gauge(c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", [c.LABEL_TOUCHPOINT], registry=r)
+        self.pending = Gauge(
+            c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", [c.LABEL_TOUCHPOINT], registry=r
+        )
         self.latency = Histogram(
             c.METRIC_LATENCY, "Time from a deadline's start to its end, for ends that came.",
             [c.LABEL_TOUCHPOINT], buckets=latency_buckets(catalog), registry=r,
         )  # fmt: skip
-        self.objective = Gauge(c.METRIC_OBJECTIVE, "The touchpoint's reliability objective.", [c.LABEL_TOUCHPOINT], registry=r)
+        self.objective = Gauge(
+            c.METRIC_OBJECTIVE, "The touchpoint's reliability objective.", [c.LABEL_TOUCHPOINT], registry=r
+        )
         self.differentiating = Gauge(
-            c.METRIC_DIFFERENTIATING, "Reliability at or above which the touchpoint differentiates.", [c.LABEL_TOUCHPOINT], registry=r
+            c.METRIC_DIFFERENTIATING,
+            "Reliability at or above which the touchpoint differentiates.",
+            [c.LABEL_TOUCHPOINT],
+            registry=r,
         )
         self.min_events = Gauge(
-            c.METRIC_MIN_EVENTS, "Decided outcomes needed before the touchpoint has a state.", [c.LABEL_TOUCHPOINT], registry=r
+            c.METRIC_MIN_EVENTS,
+            "Decided outcomes needed before the touchpoint has a state.",
+            [c.LABEL_TOUCHPOINT],
+            registry=r,
         )
         self.rule_errors = Counter(
             c.METRIC_RULE_ERRORS, "Events a touchpoint's rule could not judge.", [c.LABEL_TOUCHPOINT], registry=r
         )
         self.events = Counter(c.METRIC_EVENTS, "Valid events accepted.", [c.LABEL_SOURCE, c.LABEL_TYPE], registry=r)
-        self.rejected = Counter(c.METRIC_REJECTED, "Inputs rejected, by reason.", [c.LABEL_SOURCE, c.LABEL_REASON], registry=r)
-        self.duplicates = Counter(c.METRIC_DUPLICATES, "Events seen again with a known event_id.", [c.LABEL_SOURCE], registry=r)
-        self.late = Counter(c.METRIC_LATE, "Events that arrived after the watermark passed them.", [c.LABEL_SOURCE], registry=r)
+        self.rejected = Counter(
+            c.METRIC_REJECTED, "Inputs rejected, by reason.", [c.LABEL_SOURCE, c.LABEL_REASON], registry=r
+        )
+        self.duplicates = Counter(
+            c.METRIC_DUPLICATES, "Events seen again with a known event_id.", [c.LABEL_SOURCE], registry=r
+        )
+        self.late = Counter(
+            c.METRIC_LATE, "Events that arrived after the watermark passed them.", [c.LABEL_SOURCE], registry=r
+        )
         self.customers = Counter(c.METRIC_CUSTOMERS, "Customers joined and left.", [c.LABEL_DIRECTION], registry=r)
         self.journeys_broken = Counter(c.METRIC_JOURNEYS_BROKEN, "Journeys that turned broken.", registry=r)
 
@@ -83,7 +99,7 @@ class Metrics:
 
     def bind_source(self, source: str) -> None:
         """Create a source's children up front, so its series exist (at zero) before the first event."""
-        for event_type in sorted(KNOWN_TYPES) + [c.OTHER_TYPE]:
+        for event_type in [*sorted(KNOWN_TYPES), c.OTHER_TYPE]:
             self._events[source, event_type] = self.events.labels(source, event_type)
         for reason in REJECT_REASONS:
             self._by_source[source, reason] = self.rejected.labels(source, reason)

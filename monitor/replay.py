@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .catalog.model import Catalog
 from .conventions import FILE_SOURCE
-from .engine import DUPLICATE, LATE, Engine, Outcome
+from .engine import DUPLICATE, Engine, Outcome
 from .events import Event, Reject, decode
 from .journeys import Journeys
 from .state import reliability, touchpoint_state
@@ -19,16 +19,14 @@ from .state import reliability, touchpoint_state
 
 @dataclass
 class Tally:
-    accepted: int = 0
     rejected: int = 0
     duplicates: int = 0
     late: int = 0
     rule_errors: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
-    good: Counter = field(default_factory=Counter)
-    bad: Counter = field(default_factory=Counter)
-    joined: int = 0
-    left: int = 0
+    good: dict[str, int] = field(default_factory=dict)
+    bad: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)  # accepted events by type ("other" for unknown)
     customers: set[str] = field(default_factory=set)
     broken_customers: set[str] = field(default_factory=set)
 
@@ -51,58 +49,66 @@ class Replay:
         self.on_reject = on_reject
         self.on_outcome = on_outcome
         self.tally = Tally()
+        self.tally.good = dict.fromkeys(catalog.ids, 0)
+        self.tally.bad = dict.fromkeys(catalog.ids, 0)
         self.lines = 0
 
     def feed(self, lines: Iterable[bytes]) -> None:
         engine, tally, journeys = self.engine, self.tally, self.journeys
-        step, outbox = engine.step, engine.outbox
-        customers = tally.customers
-        number = self.lines
-        for line in lines:
-            number += 1
-            if not line.strip():
-                continue  # blank lines are not events
-            event = decode(line.rstrip(b"\r\n"), FILE_SOURCE)
-            if type(event) is not Event:
-                tally.rejected += 1
-                tally.rejected_by_reason[event.reason] += 1  # type: ignore[union-attr]
-                if self.on_reject is not None:
-                    self.on_reject(number, event)  # type: ignore[arg-type]
-                continue
-            status = step(event)
-            if status == DUPLICATE:
-                tally.duplicates += 1
-                continue
-            tally.accepted += 1
-            if status == LATE:
-                tally.late += 1
-            customers.add(event.customer)
-            if event.kind == "customer.joined":
-                tally.joined += 1
-            elif event.kind == "customer.left":
-                tally.left += 1
-            if journeys is not None:
-                journeys.add_event(event)
-            if outbox:
-                self._drain()
-        self.lines = number
-        if engine.errors:
+        step, outbox, drain = engine.step, engine.outbox, self._drain
+        customers, by_kind = tally.customers, tally.by_kind
+        number, duplicates, late = self.lines, 0, 0
+        try:
+            for line in lines:
+                number += 1
+                event = decode(line, FILE_SOURCE)  # JSON allows the trailing newline
+                if type(event) is not Event:
+                    self._reject(number, line, event)  # type: ignore[arg-type]
+                    continue
+                status = step(event)
+                if status:
+                    if status == DUPLICATE:
+                        duplicates += 1
+                        continue
+                    late += 1
+                customers.add(event.customer)
+                kind = event.kind
+                by_kind[kind] = by_kind.get(kind, 0) + 1
+                if journeys is not None:
+                    journeys.add_event(event)
+                if outbox:
+                    drain()
+        finally:
+            self.lines = number
+            tally.duplicates += duplicates
+            tally.late += late
             tally.rule_errors += len(engine.errors)
             engine.errors.clear()
 
+    def _reject(self, number: int, line: bytes, reject: Reject) -> None:
+        if not line.strip():
+            return  # blank lines are not events
+        reject.raw = line.rstrip(b"\r\n")
+        self.tally.rejected += 1
+        self.tally.rejected_by_reason[reject.reason] += 1
+        if self.on_reject is not None:
+            self.on_reject(number, reject)
+
     def _drain(self) -> None:
-        tally, journeys = self.tally, self.journeys
-        for outcome in self.engine.outbox:
+        tally, journeys, on_outcome = self.tally, self.journeys, self.on_outcome
+        good, bad, broken = tally.good, tally.bad, tally.broken_customers
+        outbox = self.engine.outbox
+        for outcome in outbox:
             if outcome.good:
-                tally.good[outcome.touchpoint] += 1
+                good[outcome.touchpoint] += 1
             else:
-                tally.bad[outcome.touchpoint] += 1
-                tally.broken_customers.add(outcome.customer)
+                bad[outcome.touchpoint] += 1
+                broken.add(outcome.customer)
             if journeys is not None:
                 journeys.add_outcome(outcome)
-            if self.on_outcome is not None:
-                self.on_outcome(outcome)
-        self.engine.outbox.clear()
+            if on_outcome is not None:
+                on_outcome(outcome)
+        outbox.clear()
 
     def finish(self) -> dict:
         """Decide what the end of input decides, and return the summary of SPEC section 3."""
@@ -127,13 +133,16 @@ class Replay:
             }
         return {
             "events": {
-                "accepted": tally.accepted,
+                "accepted": sum(tally.by_kind.values()),
                 "rejected": tally.rejected,
                 "duplicates": tally.duplicates,
                 "late": tally.late,
                 "rule_errors": tally.rule_errors,
             },
             "touchpoints": touchpoints,
-            "customers": {"joined": tally.joined, "left": tally.left},
+            "customers": {
+                "joined": tally.by_kind.get("customer.joined", 0),
+                "left": tally.by_kind.get("customer.left", 0),
+            },
             "journeys": {"total": len(tally.customers), "broken": len(tally.broken_customers)},
         }

@@ -30,7 +30,9 @@ def at(seconds: float) -> str:
     return format_timestamp(BASE + round(seconds * 1_000_000))
 
 
-def event(event_type: str, seconds: float, customer: str = "c1", event_id: str | None = None, **fields: object) -> Event:
+def event(
+    event_type: str, seconds: float, customer: str = "c1", event_id: str | None = None, **fields: object
+) -> Event:
     data = {
         "event_id": event_id or f"e{next(_ids)}",
         "type": event_type,

@@ -18,6 +18,7 @@ from .conftest import ROOT
 CASES = Path(__file__).parent / "catalogs"
 UPDATE = os.environ.get("TPMON_UPDATE_GOLDEN") == "1"
 
+# One row per moment of truth of SPEC section 2.
 SPEC_CATALOG = [
     ("order-confirmed", "buy", "sales-ops", "deadline", {"order.placed"}, {"order.confirmed"}, "order_id", "2m"),
     ("service-activated", "get", "field-ops", "deadline", {"order.confirmed"}, {"service.activated"}, "order_id", "48h"),
@@ -40,7 +41,9 @@ SPEC_CATALOG = [
 
 def test_the_shipped_catalog_is_the_spec(catalog):
     assert catalog.ids == tuple(row[0] for row in SPEC_CATALOG)
-    for touchpoint, (tid, stage, owner, kind, opens, closes, key, within) in zip(catalog.touchpoints, SPEC_CATALOG, strict=True):
+    for touchpoint, (tid, stage, owner, kind, opens, closes, key, within) in zip(
+        catalog.touchpoints, SPEC_CATALOG, strict=True
+    ):
         assert (touchpoint.id, touchpoint.stage, touchpoint.owner, touchpoint.kind) == (tid, stage, owner, kind)
         assert touchpoint.opens.types == opens
         assert (touchpoint.closes.types if touchpoint.closes else None) == closes

@@ -22,3 +22,7 @@ def main() -> None:
 main.add_command(rules)
 main.add_command(replay)
 main.add_command(simulate)
+
+
+if __name__ == "__main__":
+    main()

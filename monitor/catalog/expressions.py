@@ -13,10 +13,22 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from operator import attrgetter
 
 from cel_expr_python import cel
 
-from ..events import ACTOR, BOOL, COMMON_FIELDS, KNOWN_TYPES, NON_NEGATIVE, NUM, STR, TIMESTAMP, fields_of
+from ..events import (
+    ACTOR,
+    BOOL,
+    COMMON_FIELDS,
+    KNOWN_TYPES,
+    NON_NEGATIVE,
+    NUM,
+    STR,
+    TIMESTAMP,
+    Event,
+    fields_of,
+)
 
 _CEL_TYPES = {STR: cel.Type.STRING, ACTOR: cel.Type.STRING, NUM: cel.Type.DYN, NON_NEGATIVE: cel.Type.DYN}
 _CEL_TYPES[BOOL] = cel.Type.BOOL
@@ -74,7 +86,7 @@ def _referenced(text: str) -> tuple[str, ...]:
 class Expression:
     """A compiled CEL expression that judges one event: True, False, or None with ``last_error`` set."""
 
-    __slots__ = ("_compiled", "_keys", "_memo", "_timestamps", "last_error", "text", "variables")
+    __slots__ = ("_compiled", "_key", "_keys", "_memo", "_timestamps", "last_error", "text", "variables")
 
     def __init__(self, text: str) -> None:
         try:
@@ -86,8 +98,9 @@ class Expression:
             raise ExpressionError(f"must be true or false, but it gives a value of type {returns.name().lower()}")
         self.text = text
         self.variables = _referenced(text)
-        # The event object's key behind each variable.
-        self._keys = tuple("type" if name == EVENT_TYPE else name for name in self.variables)
+        # The fields behind the variables, read in one call for the memo's key (with the event's type).
+        self._keys = tuple(name for name in self.variables if name not in (EVENT_TYPE, WHOLE_EVENT))
+        self._key = attrgetter(*self._keys) if self._keys else None
         self._timestamps = frozenset(v for v in self.variables if FIELD_KINDS.get(v) == TIMESTAMP)
         # Results by input values; the whole-event map is not hashable, so it is never remembered.
         self._memo: dict[tuple, tuple[bool | None, str]] | None = None if WHOLE_EVENT in self.variables else {}
@@ -96,33 +109,45 @@ class Expression:
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
 
-    def __call__(self, data: dict) -> bool | None:
-        """Judge a decoded event object. None means it could not be evaluated (see ``last_error``)."""
+    def __call__(self, event: Event) -> bool | None:
+        """Judge an event. None means it could not be evaluated (see ``last_error``)."""
         memo = self._memo
         if memo is None:
-            result, self.last_error = self._evaluate(data)
+            result, self.last_error = self._evaluate(event)
             return result
-        # The type is part of the key: 1, 1.0 and True are equal keys in Python, not in CEL.
-        key = tuple([(value, type(value)) for value in map(data.get, self._keys)])
+        # Remembered variables are fields of the contract, whose kinds the decoder has checked, so the
+        # values alone are a sound key (1 and True never meet in one field; 1 == 1.0 in CEL as in Python).
+        if self._key is None:
+            key = event.type
+        else:
+            try:
+                key = (event.type, self._key(event.fields))
+            except AttributeError:  # a field this event's type does not carry
+                key = (event.type, tuple(getattr(event.fields, name, None) for name in self._keys))
         found = memo.get(key)
         if found is None:
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
-            found = memo[key] = self._evaluate(data)
+            found = memo[key] = self._evaluate(event)
         self.last_error = found[1]
         return found[0]
 
-    def _evaluate(self, data: dict) -> tuple[bool | None, str]:
-        bindings = {}
-        for name, key in zip(self.variables, self._keys, strict=True):
+    def _evaluate(self, event: Event) -> tuple[bool | None, str]:
+        bindings: dict[str, object] = {}
+        fields = event.fields
+        for name in self.variables:
             if name == WHOLE_EVENT:
-                bindings[name] = data
-            elif key in data:
-                value = data[key]
-                if name in self._timestamps and type(value) is str:
+                bindings[name] = event.data
+            elif name == EVENT_TYPE:
+                bindings[name] = event.type
+            elif hasattr(fields, name):
+                value = getattr(fields, name)
+                if value is None:
+                    continue  # an optional field that is absent
+                if name in self._timestamps:
                     try:
                         value = datetime.fromisoformat(value)
-                    except ValueError:
+                    except (TypeError, ValueError):
                         return None, f"'{name}' is not a timestamp: {value!r}"
                 bindings[name] = value
         result = self._compiled.eval(data=bindings)

@@ -9,14 +9,27 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from ..durations import format_duration, parse_duration
 from ..conventions import STAGES
-from ..events import ACTOR, BOOL, KNOWN_TYPES, NON_NEGATIVE, NUM, STR, TIMESTAMP, fields_of, required_fields_of
+from ..durations import format_duration, parse_duration
+from ..events import (
+    ACTOR,
+    BOOL,
+    KNOWN_TYPES,
+    NON_NEGATIVE,
+    NUM,
+    STR,
+    TIMESTAMP,
+    Event,
+    decode,
+    fields_of,
+    required_fields_of,
+)
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import Expression, ExpressionError
 from .model import CONDITION, DEFAULT_LATENESS, Catalog, Match, Touchpoint
@@ -128,12 +141,14 @@ def _type_problems(report: _Report, path: Path_, types: list[str]) -> None:
 _SAMPLE_VALUES = {STR: "x", ACTOR: "customer", NUM: 1, NON_NEGATIVE: 1, TIMESTAMP: "2026-01-01T00:00:00Z"}
 
 
-def _samples(event_type: str) -> list[dict]:
+def _samples(event_type: str) -> list[Event]:
     """Two plausible events of a type, booleans true in one and false in the other."""
     samples = []
     for flag in (True, False):
-        sample = {name: flag if kind == BOOL else _SAMPLE_VALUES[kind] for name, kind in fields_of(event_type).items()}
-        sample["type"] = event_type
+        data = {name: flag if kind == BOOL else _SAMPLE_VALUES[kind] for name, kind in fields_of(event_type).items()}
+        data["type"] = event_type
+        sample = decode(orjson.dumps(data), "catalog")
+        assert isinstance(sample, Event), sample
         samples.append(sample)
     return samples
 
@@ -186,7 +201,9 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint |
                 if key not in fields_of(event_type):
                     report.add((*path, "key"), f"'{event_type}' events (in {role}) have no field '{key}' to key on")
                 elif key not in required_fields_of(event_type):
-                    report.warn((*path, "key"), f"'{key}' is optional on '{event_type}' events: those without it are skipped")
+                    report.warn(
+                        (*path, "key"), f"'{key}' is optional on '{event_type}' events: those without it are skipped"
+                    )
 
     differentiating = spec.differentiating
     if differentiating is None:
@@ -199,9 +216,13 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint |
     if spec.objective == 1:
         report.warn((*path, "objective"), "an objective of 1 breaks the touchpoint at its first bad outcome")
     elif spec.objective < 0.5:
-        report.warn((*path, "objective"), f"an objective of {spec.objective:g} accepts more bad outcomes than good ones")
+        report.warn(
+            (*path, "objective"), f"an objective of {spec.objective:g} accepts more bad outcomes than good ones"
+        )
     if spec.min_events < 5:
-        report.warn((*path, "min_events"), f"with min_events {spec.min_events}, a handful of outcomes decides the state")
+        report.warn(
+            (*path, "min_events"), f"with min_events {spec.min_events}, a handful of outcomes decides the state"
+        )
     if not spec.description:
         report.warn(path, "has no description: the people paged for it will want one")
 
@@ -313,4 +334,3 @@ def load_catalog(path: str | Path) -> Catalog:
     if catalog is None:
         raise CatalogInvalid(problems)
     return catalog
-

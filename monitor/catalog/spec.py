@@ -100,4 +100,8 @@ class CatalogFileSpec(_Strict):
     touchpoints: list[Any] = Field(default_factory=list)
 
 
-KIND_SPECS: dict[str, type[_Touchpoint]] = {"deadline": DeadlineSpec, "no_repeat": NoRepeatSpec, "condition": ConditionSpec}
+KIND_SPECS: dict[str, type[_Touchpoint]] = {
+    "deadline": DeadlineSpec,
+    "no_repeat": NoRepeatSpec,
+    "condition": ConditionSpec,
+}

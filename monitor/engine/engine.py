@@ -11,17 +11,18 @@ the caller (live) or None (replay, where the clock is event time alone).
 from __future__ import annotations
 
 import heapq
+from heapq import heappush
 
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
-from .outcome import RuleError
-from .rules import FIRST, SECOND, DeadlineRule, NoRepeatRule, WindowRule, judge
+from .outcome import JUDGED, Outcome, RuleError
+from .rules import DeadlineRule, NoRepeatRule
 from .state import EngineState
 
 DUPLICATE = 1
 LATE = 2
 
-_CONDITION, _BUFFERED = 0, 1
+_CONDITION, _QUEUED = 0, 1
 
 
 class Engine:
@@ -47,24 +48,24 @@ class Engine:
     def _compile(self) -> None:
         """Bind rules to the state and build the dispatch table: event type -> what to do with it."""
         state = self.state
-        self.rules: list[WindowRule | None] = []
+        self.handlers: list[tuple | None] = []
         dispatch: dict[str, list[tuple]] = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             if touchpoint.kind == CONDITION:
-                self.rules.append(None)
+                self.handlers.append(None)
                 for event_type in sorted(touchpoint.opens.types):
                     dispatch.setdefault(event_type, []).append(
                         (_CONDITION, index, touchpoint.id, touchpoint.opens.where, touchpoint.good, None, 0)
                     )
                 continue
             rule_class = DeadlineRule if touchpoint.kind == DEADLINE else NoRepeatRule
-            rule = rule_class(index, touchpoint, state.open[index], state.timers, self.outbox)
-            self.rules.append(rule)
-            closes_rank = SECOND if rule.opens_rank == FIRST else FIRST
-            for match, rank in ((touchpoint.opens, rule.opens_rank), (touchpoint.closes, closes_rank)):
+            rule = rule_class(index, touchpoint, state.open[index], state.queue, self.outbox)
+            self.handlers.append(rule.handlers())
+            roles = ((touchpoint.opens, rule.OPENER_RANK), (touchpoint.closes, 1 - rule.OPENER_RANK))
+            for match, rank in roles:
                 for event_type in sorted(match.types):  # type: ignore[union-attr]
                     dispatch.setdefault(event_type, []).append(
-                        (_BUFFERED, index, touchpoint.id, match.where, None, touchpoint.key, rank)  # type: ignore[union-attr]
+                        (_QUEUED, index, touchpoint.id, match.where, None, touchpoint.key, rank)  # type: ignore[union-attr]
                     )
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
 
@@ -84,16 +85,20 @@ class Engine:
     def step(self, event: Event, now: int | None = None) -> int:
         """Process one event; return 0, DUPLICATE, or LATE (processed all the same)."""
         state = self.state
-        if event.id in state.seen:
+        event_id = event.id
+        seen = state.seen
+        known = len(seen)
+        seen.add(event_id)
+        if len(seen) == known:
             return DUPLICATE
-        state.seen.add(event.id)
         at = event.at
         if self.dedup_retention is not None:
-            state.seen_order.append((at, event.id))
+            state.seen_order.append((at, event_id))
 
         watermark = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
-        if state.max_at is None or at > state.max_at:
+        max_at = state.max_at
+        if max_at is None or at > max_at:
             state.max_at = at
             candidate = at - self.lateness
             if watermark is None or candidate > watermark:
@@ -102,29 +107,32 @@ class Engine:
 
         actions = self.dispatch.get(event.kind)
         if actions is not None:
-            data = event.data
+            queue = state.queue
             for kind, index, touchpoint_id, where, good, key_field, rank in actions:
                 if where is not None:
-                    passes = where(data)
-                    if passes is None:
-                        self.errors.append(RuleError(touchpoint_id, event.id, f"where: {where.last_error}"))
-                        continue
+                    passes = where(event)
                     if not passes:
+                        if passes is None:
+                            self.errors.append(RuleError(touchpoint_id, event_id, f"where: {where.last_error}"))
                         continue
                 if kind == _CONDITION:
-                    verdict = good(data)
+                    verdict = good(event)
                     if verdict is None:
-                        self.errors.append(RuleError(touchpoint_id, event.id, good.last_error))
+                        self.errors.append(RuleError(touchpoint_id, event_id, good.last_error))
                     else:
-                        self.outbox.append(judge(touchpoint_id, verdict, event.id, event.customer, at))
+                        self.outbox.append(
+                            Outcome(touchpoint_id, verdict, JUDGED, event.customer, event_id, at, at, event_id)
+                        )
                     continue
-                key = data.get(key_field)
+                key = getattr(event.fields, key_field, None)
                 if type(key) is not str or not key:
-                    self.errors.append(RuleError(touchpoint_id, event.id, f"no '{key_field}' to key on"))
+                    self.errors.append(RuleError(touchpoint_id, event_id, f"no '{key_field}' to key on"))
                     continue
-                heapq.heappush(state.buffer, (at, rank, event.id, index, key, event.customer))
+                heappush(queue, (at, rank, event_id, index, key, event.customer))
 
-        self._release(watermark)
+        queue = state.queue
+        if queue and queue[0][0] <= watermark:  # type: ignore[operator]
+            self._release(watermark)
         return status
 
     def tick(self, now: int) -> None:
@@ -158,23 +166,13 @@ class Engine:
         return [len(instances) for instances in self.state.open]
 
     def _release(self, watermark: int | None) -> None:
+        """Hand every queued event and due time up to the watermark to its rule, in event-time order."""
         if watermark is None:
             return
-        state = self.state
-        buffer, timers = state.buffer, state.timers
-        if (not buffer or buffer[0][0] > watermark) and (not timers or timers[0][0] > watermark):
-            return
-        rules = self.rules
-        pop = heapq.heappop
-        while True:
-            if buffer and buffer[0][0] <= watermark and (not timers or buffer[0][0] <= timers[0][0]):
-                at, rank, event_id, index, key, customer = pop(buffer)
-                rules[index].release(rank, at, event_id, key, customer)  # type: ignore[union-attr]
-            elif timers and timers[0][0] <= watermark:
-                due, index, key, opened_at = pop(timers)
-                rules[index].expire(due, key, opened_at)  # type: ignore[union-attr]
-            else:
-                break
+        queue, handlers, pop = self.state.queue, self.handlers, heapq.heappop
+        while queue and queue[0][0] <= watermark:
+            time, rank, event_id, index, key, last = pop(queue)
+            handlers[index][rank](time, event_id, key, last)  # type: ignore[index]
         if self.dedup_retention is not None:
             self._forget(watermark - self.dedup_retention)
 
@@ -182,4 +180,3 @@ class Engine:
         order, seen = self.state.seen_order, self.state.seen
         while order and order[0][0] < before:
             seen.discard(order.popleft()[1])
-

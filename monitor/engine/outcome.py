@@ -15,7 +15,18 @@ JUDGED = "judged"  # condition: the expression decided
 class Outcome:
     """One decided instance. ``customer`` owns it: the customer of the event that opened it."""
 
-    __slots__ = ("at", "closed_by", "customer", "event_id", "good", "key", "latency", "opened_at", "reason", "touchpoint")
+    __slots__ = (
+        "at",
+        "closed_by",
+        "customer",
+        "event_id",
+        "good",
+        "key",
+        "latency",
+        "opened_at",
+        "reason",
+        "touchpoint",
+    )
 
     def __init__(
         self,

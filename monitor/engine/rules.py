@@ -1,93 +1,80 @@
 """The semantics of each kind of touchpoint (SPEC section 3), applied to events in event-time order.
 
-A rule never sees arrival order: the engine releases its events from the buffer once the watermark has
-passed them, sorted by (occurred_at, rank, event_id), and interleaves due times so that at one instant
-events come before expiries (an end at exactly S + D is in time). The rank orders roles at one instant:
-a deadline's start before its end (S <= E is good), a no_repeat's repeat before its trigger (T < R).
+A rule never sees arrival order. The engine keeps one queue of everything that waits for the
+watermark: events, by (occurred_at, rank, event_id), and due times, ranked after the events of their
+instant (an end at exactly S + D is in time). The rank orders roles at one instant: a deadline's start
+before its end (S <= E is good), a no_repeat's repeat before its trigger (T < R). Each queue entry is
+handed to ``handlers[rank]`` of its rule as (time, event_id, key, customer or opened_at).
 """
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Callable
+from heapq import heappush
 
 from ..catalog.model import Touchpoint
-from .outcome import IN_TIME, JUDGED, MISSED, QUIET, REPEATED, Outcome
+from .outcome import IN_TIME, MISSED, QUIET, REPEATED, Outcome
 
-FIRST, SECOND = 0, 1
+DUE = 2  # the rank of a due time: after every event of the same instant
 
 
 class WindowRule:
-    """deadline and no_repeat: an instance per key, opened by one role and decided by the other or by time."""
+    """deadline and no_repeat: one open instance per key, decided by the other role or by time."""
 
-    __slots__ = ("id", "index", "open", "outbox", "timers", "within")
-    opens_rank = FIRST
+    __slots__ = ("id", "index", "open_instances", "outbox", "queue", "within")
+    OPENER_RANK: int
+    QUIET_IS_GOOD: bool
+    QUIET_REASON: str
 
-    def __init__(self, index: int, touchpoint: Touchpoint, open_instances: dict, timers: list, outbox: list) -> None:
+    def __init__(self, index: int, touchpoint: Touchpoint, open_instances: dict, queue: list, outbox: list) -> None:
         self.index = index
         self.id = touchpoint.id
         self.within: int = touchpoint.within  # type: ignore[assignment]
-        self.open = open_instances
-        self.timers = timers
+        self.open_instances = open_instances  # key -> (opened_at, customer, event_id)
+        self.queue = queue
         self.outbox = outbox
 
-    def release(self, rank: int, at: int, event_id: str, key: str, customer: str) -> None:
-        if rank == self.opens_rank:
-            # At most one open instance per key: an opener while one is open is ignored.
-            if key not in self.open:
-                self.open[key] = (at, customer, event_id)
-                heapq.heappush(self.timers, (at + self.within, self.index, key, at))
-            return
-        instance = self.open.get(key)
-        if instance is not None and self.closes(instance[0], at):
-            del self.open[key]
-            self.close(instance, at, event_id, key, customer)
+    def handlers(self) -> tuple[Callable, Callable, Callable]:
+        raise NotImplementedError
 
-    def expire(self, due: int, key: str, opened_at: int) -> None:
-        instance = self.open.get(key)
-        if instance is not None and instance[0] == opened_at:  # else the timer is stale
-            del self.open[key]
+    def open(self, at: int, event_id: str, key: str, customer: str) -> None:
+        # At most one open instance per key: an opener while one is open is ignored.
+        if key not in self.open_instances:
+            self.open_instances[key] = (at, customer, event_id)
+            heappush(self.queue, (at + self.within, DUE, "", self.index, key, at))
+
+    def expire(self, due: int, _: str, key: str, opened_at: int) -> None:
+        instance = self.open_instances.get(key)
+        if instance is not None and instance[0] == opened_at:  # else the instance was closed before
+            del self.open_instances[key]
             self.outbox.append(
-                Outcome(self.id, self.good_when_quiet, self.quiet_reason, instance[1], key, due, opened_at, instance[2])
+                Outcome(self.id, self.QUIET_IS_GOOD, self.QUIET_REASON, instance[1], key, due, opened_at, instance[2])
             )
-
-    # Filled in by each kind.
-    good_when_quiet: bool
-    quiet_reason: str
-
-    def closes(self, opened_at: int, at: int) -> bool:
-        raise NotImplementedError
-
-    def close(self, instance: tuple, at: int, event_id: str, key: str, customer: str) -> None:
-        raise NotImplementedError
 
 
 class DeadlineRule(WindowRule):
     """S opens; an E with S <= E <= S + D is good; the clock passing S + D with no E is bad."""
 
     __slots__ = ()
-    opens_rank = FIRST
-    good_when_quiet = False
-    quiet_reason = MISSED
+    OPENER_RANK = 0
+    QUIET_IS_GOOD = False
+    QUIET_REASON = MISSED
 
-    def closes(self, opened_at: int, at: int) -> bool:
-        return opened_at <= at  # an end before its start (only possible when late) matches nothing
+    def handlers(self) -> tuple[Callable, Callable, Callable]:
+        return self.open, self.end, self.expire
 
-    def close(self, instance: tuple, at: int, event_id: str, key: str, customer: str) -> None:
+    def end(self, at: int, event_id: str, key: str, customer: str) -> None:
+        instance = self.open_instances.get(key)
+        # An end before its start (possible only when late) matches nothing.
+        if instance is None or at < instance[0]:
+            return
+        del self.open_instances[key]
         opened_at = instance[0]
-        in_time = at - opened_at <= self.within
+        in_time = at - opened_at <= self.within  # always, unless the end itself was late
+        reason = IN_TIME if in_time else MISSED
+        closed_by = (event_id, customer)
         self.outbox.append(
-            Outcome(
-                self.id,
-                in_time,
-                IN_TIME if in_time else MISSED,
-                instance[1],
-                key,
-                at,
-                opened_at,
-                instance[2],
-                (event_id, customer),
-                at - opened_at,
-            )
+            Outcome(self.id, in_time, reason, instance[1], key, at, opened_at, instance[2], closed_by, at - opened_at)
         )
 
 
@@ -95,19 +82,17 @@ class NoRepeatRule(WindowRule):
     """T opens; the first R with T < R <= T + D is bad; the clock passing T + D with no R is good."""
 
     __slots__ = ()
-    opens_rank = SECOND
-    good_when_quiet = True
-    quiet_reason = QUIET
+    OPENER_RANK = 1
+    QUIET_IS_GOOD = True
+    QUIET_REASON = QUIET
 
-    def closes(self, opened_at: int, at: int) -> bool:
-        return opened_at < at
+    def handlers(self) -> tuple[Callable, Callable, Callable]:
+        return self.repeat, self.open, self.expire
 
-    def close(self, instance: tuple, at: int, event_id: str, key: str, customer: str) -> None:
-        self.outbox.append(
-            Outcome(self.id, False, REPEATED, instance[1], key, at, instance[0], instance[2], (event_id, customer))
-        )
-
-
-def judge(touchpoint_id: str, good: bool, event_id: str, customer: str, at: int) -> Outcome:
-    """A condition's outcome: decided at once by its expression."""
-    return Outcome(touchpoint_id, good, JUDGED, customer, event_id, at, at, event_id)
+    def repeat(self, at: int, event_id: str, key: str, customer: str) -> None:
+        instance = self.open_instances.get(key)
+        if instance is None or at <= instance[0]:
+            return
+        del self.open_instances[key]
+        closed_by = (event_id, customer)
+        self.outbox.append(Outcome(self.id, False, REPEATED, instance[1], key, at, instance[0], instance[2], closed_by))

@@ -146,7 +146,12 @@ def _story(story: _Story, arrival: int, number: int) -> None:
             call_at = left + _seconds(_lognormal(rng, 8 * 3600, 1.0))
             emit(call_at, "call.outbound", call_id=f"w-{number:07d}", purpose="winback")
     elif rng.random() < 0.05:
-        emit(contact_at + _seconds(rng.uniform(3600, 86400)), "call.outbound", call_id=f"s-{number:07d}", purpose="survey")
+        emit(
+            contact_at + _seconds(rng.uniform(3600, 86400)),
+            "call.outbound",
+            call_id=f"s-{number:07d}",
+            purpose="survey",
+        )
 
 
 def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:

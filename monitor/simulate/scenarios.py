@@ -53,7 +53,9 @@ class Scenario:
 
     def scaled(self, factor: float) -> Scenario:
         """The same story with its incident times multiplied by ``factor`` (for short demos)."""
-        incidents = tuple(replace(i, start=round(i.start * factor), duration=round(i.duration * factor)) for i in self.incidents)
+        incidents = tuple(
+            replace(i, start=round(i.start * factor), duration=round(i.duration * factor)) for i in self.incidents
+        )
         return replace(self, incidents=incidents)
 
 

@@ -11,7 +11,14 @@ from typing import BinaryIO
 
 import click
 import orjson
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from monitor.events import Reject
@@ -43,12 +50,26 @@ def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[by
 
 @click.command()
 @click.argument("events", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/].")
+@click.option(
+    "--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/]."
+)
 @click.option("--lateness", type=DURATION, help="How long to wait for out-of-order events [default: the catalog's].")
-@click.option("--journeys", "journeys_out", type=click.Path(dir_okay=False, path_type=Path), help="Write every customer's journey (JSONL).")
-@click.option("--rejects", "rejects_out", type=click.Path(dir_okay=False, path_type=Path), help="Write every rejected line, whole, with its reason (JSONL).")
+@click.option(
+    "--journeys",
+    "journeys_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every customer's journey (JSONL).",
+)
+@click.option(
+    "--rejects",
+    "rejects_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every rejected line, whole, with its reason (JSONL).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal].")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal]."
+)
 def replay(
     events: Path,
     rules_path: Path | None,

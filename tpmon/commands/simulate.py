@@ -17,15 +17,42 @@ SCENARIO_HELP = "; ".join(f"{name}: {s.description}" for name, s in SCENARIOS.it
 
 
 @click.command()
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Write JSONL here (- for stdout).")
-@click.option("--customers", default=1000, show_default=True, type=click.IntRange(min=0), help="Customers arriving over the run.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write JSONL here (- for stdout).",
+)
+@click.option(
+    "--customers", default=1000, show_default=True, type=click.IntRange(min=0), help="Customers arriving over the run."
+)
 @click.option("--duration", default="1h", show_default=True, type=DURATION, help="Simulated time covered.")
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--scenario", default="healthy", show_default=True, type=click.Choice(sorted(SCENARIOS)), help=SCENARIO_HELP)
+@click.option(
+    "--scenario", default="healthy", show_default=True, type=click.Choice(sorted(SCENARIOS)), help=SCENARIO_HELP
+)
 @click.option("--start", default=DEFAULT_START, show_default=True, help="occurred_at of the run's start (RFC 3339).")
-@click.option("--disorder", default="2s", show_default=True, type=DURATION, help="Events leave their source up to this much out of order.")
-@click.option("--duplicates", default=0.002, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Share of events sent twice.")
-@click.option("--bad-lines", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Share of lines replaced by malformed input.")
+@click.option(
+    "--disorder",
+    default="2s",
+    show_default=True,
+    type=DURATION,
+    help="Events leave their source up to this much out of order.",
+)
+@click.option(
+    "--duplicates",
+    default=0.002,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of events sent twice.",
+)
+@click.option(
+    "--bad-lines",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of lines replaced by malformed input.",
+)
 def simulate(
     out_path: Path | None,
     customers: int,

@@ -1,0 +1,118 @@
+"""Replay throughput against the bare ceiling: a JSON parse and a dict update per line, same file, same run.
+
+    python bench/replay_throughput.py [--customers 145000] [--rounds 3] [--file events.jsonl]
+
+Prints a markdown table and writes bench/results/replay.json. The two loops alternate, round by round,
+so that a noisy machine slows both alike; the ratio is what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.catalog import load_catalog  # noqa: E402
+from monitor.durations import parse_duration  # noqa: E402
+from monitor.replay import Replay  # noqa: E402
+from monitor.simulate import Simulation  # noqa: E402
+
+
+def bare(path: Path) -> int:
+    """The ceiling: parse each line and count events per customer."""
+    counts: dict[str, int] = {}
+    lines = 0
+    with path.open("rb") as stream:
+        for line in stream:
+            event = orjson.loads(line)
+            customer = event["customer_id"]
+            counts[customer] = counts.get(customer, 0) + 1
+            lines += 1
+    return lines
+
+
+def replay(path: Path, catalog) -> int:  # type: ignore[no-untyped-def]
+    run = Replay(catalog)
+    with path.open("rb") as stream:
+        run.feed(stream)
+    summary = run.finish()
+    return summary["events"]["accepted"] + summary["events"]["duplicates"] + summary["events"]["rejected"]
+
+
+def timed(function, *args) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    gc.collect()
+    start = time.perf_counter()
+    count = function(*args)
+    return time.perf_counter() - start, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=145_000, help="simulated customers (about 7 events each)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--file", type=Path, help="use this JSONL file instead of simulating one")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "replay.json")
+    args = parser.parse_args()
+
+    path = args.file
+    if path is None:
+        path = ROOT / "bench" / "results" / f"events-{args.customers}.jsonl"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            simulation = Simulation(customers=args.customers, duration=parse_duration("36h"), seed=11)
+            with path.open("wb") as stream:
+                for line in simulation.lines():
+                    stream.write(line + b"\n")
+    catalog = load_catalog(ROOT / "rules")
+
+    bare_rates, replay_rates = [], []
+    lines = 0
+    for _ in range(args.rounds):
+        seconds, lines = timed(bare, path)
+        bare_rates.append(lines / seconds)
+        seconds, replayed = timed(replay, path, catalog)
+        assert replayed == lines, (replayed, lines)
+        replay_rates.append(lines / seconds)
+
+    # The command a user runs, start-up included, once.
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "tpmon.cli", "replay", str(path), "--json"], check=True, capture_output=True, cwd=ROOT
+    )
+    cli_rate = lines / (time.perf_counter() - start)
+
+    bare_rate, replay_rate = statistics.median(bare_rates), statistics.median(replay_rates)
+    result = {
+        "events": lines,
+        "rounds": args.rounds,
+        "bare_events_per_s": round(bare_rate),
+        "replay_events_per_s": round(replay_rate),
+        "ratio": round(replay_rate / bare_rate, 3),
+        "ratios_by_round": [round(r / b, 3) for r, b in zip(replay_rates, bare_rates, strict=True)],
+        "cli_events_per_s_with_startup": round(cli_rate),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"| measure ({lines:,} events, median of {args.rounds}) | events/s |")
+    print("|---|---|")
+    print(f"| bare parse + dict update | {bare_rate:,.0f} |")
+    print(f"| replay core (decode, dedup, engine, tally) | {replay_rate:,.0f} |")
+    print(f"| `tpmon replay --json`, start-up included | {cli_rate:,.0f} |")
+    print(f"| **ratio replay / bare** | **{result['ratio']}** (by round: {result['ratios_by_round']}) |")
+
+
+if __name__ == "__main__":
+    main()
