@@ -46,6 +46,7 @@ class Journey:
         return any(record["outcome"] == "bad" for _, _, record in self.outcomes)
 
     def record(self) -> dict:
+        """The JSON record; events are embedded as they came (``orjson.Fragment``): encode with orjson."""
         times = [e[0] for e in self.events[:1]] + [o[0] for o in self.outcomes[:1]]
         return {
             "customer_id": self.customer,

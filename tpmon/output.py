@@ -39,5 +39,5 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
 
 def fail(message: str, code: int = 2) -> None:
     """Say what is wrong, plainly, and exit."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise SystemExit(code)

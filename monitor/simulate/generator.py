@@ -71,11 +71,17 @@ class _Story:
 
 
 def _story(story: _Story, arrival: int, number: int) -> None:
+    """A newcomer buys, gets, pays, maybe asks for help and maybe leaves; a customer of the base pays a
+    bill or calls about something, so bills and calls flow from the first minute of a run."""
+    if story.rng.random() < 0.7:
+        _newcomer(story, arrival, number)
+    else:
+        _existing(story, arrival, number)
+
+
+def _newcomer(story: _Story, arrival: int, number: int) -> None:
     rng, emit = story.rng, story.emit
-    new_customer = rng.random() < 0.7
-    at = arrival
-    if new_customer:
-        emit(at, "customer.joined")
+    at = emit(arrival, "customer.joined")
     trouble = 0  # bad moments make contact and churn likelier
 
     # buy
@@ -88,9 +94,9 @@ def _story(story: _Story, arrival: int, number: int) -> None:
     emit(at, "order.placed", order_id=order, amount=amount, channel=channel)
     knobs = story.knobs(at)
     if rng.random() < knobs.confirm_lost:
-        trouble += 1
         if rng.random() < 0.5:
             emit(at + _seconds(rng.uniform(600, 3600)), "order.cancelled", order_id=order, by="customer")
+        _help_and_leave(story, at + _seconds(rng.uniform(600, 3600)), number, trouble + 1)
         return
     confirm_delay = _lognormal(rng, knobs.confirm_median, 0.7)
     trouble += confirm_delay > 120
@@ -107,14 +113,29 @@ def _story(story: _Story, arrival: int, number: int) -> None:
     at += _seconds(_lognormal(rng, story.knobs(at).activation_median, 1.0))
     emit(at, "service.activated", order_id=order)
 
-    # pay
-    bill = f"b-{number:07d}"
+    # pay, then help and leave
     at += _seconds(rng.uniform(300, 1200))
+    trouble += _bill(story, at, number, plan)
+    _help_and_leave(story, at + _seconds(rng.uniform(120, 3600)), number, trouble)
+
+
+def _existing(story: _Story, arrival: int, number: int) -> None:
+    rng = story.rng
+    trouble = 0
+    if rng.random() < 0.6:
+        trouble += _bill(story, arrival, number, rng.choice(PLANS))
+        arrival += _seconds(rng.uniform(120, 3600))
+    _help_and_leave(story, arrival, number, trouble, always_contact=trouble == 0)
+
+
+def _bill(story: _Story, at: int, number: int, plan: float) -> int:
+    """A bill and its payment; returns how much trouble it caused."""
+    rng, emit = story.rng, story.emit
+    bill = f"b-{number:07d}"
     wrong = rng.random() < story.knobs(at).bill_wrong
-    expected = plan
-    billed = round(expected * rng.uniform(1.1, 1.6), 2) if wrong else expected
-    emit(at, "bill.issued", bill_id=bill, amount=billed, expected_amount=expected)
-    trouble += wrong
+    billed = round(plan * rng.uniform(1.1, 1.6), 2) if wrong else plan
+    emit(at, "bill.issued", bill_id=bill, amount=billed, expected_amount=plan)
+    trouble = int(wrong)
     paid_at = at + _seconds(rng.expovariate(1 / 900))
     if rng.random() < story.knobs(paid_at).payment_failure:
         emit(paid_at, "payment.failed", bill_id=bill)
@@ -125,33 +146,29 @@ def _story(story: _Story, arrival: int, number: int) -> None:
         disputed = at + _seconds(rng.expovariate(1 / 1800))
         emit(disputed, "bill.disputed", bill_id=bill)
         emit(disputed + _seconds(_lognormal(rng, 86400, 0.8)), "dispute.resolved", bill_id=bill)
+    return trouble
 
-    # help: contacts, more of them after trouble; an unsolved problem brings the customer back
-    contacts = 1 if rng.random() < min(0.9, 0.3 + 0.35 * trouble) else 0
-    contact_at = at + _seconds(rng.uniform(120, 3600))
+
+def _help_and_leave(story: _Story, at: int, number: int, trouble: int, always_contact: bool = False) -> None:
+    """Contacts, likelier after trouble; an unsolved problem brings the customer back; some leave."""
+    rng, emit = story.rng, story.emit
+    contact = always_contact or rng.random() < min(0.9, 0.3 + 0.35 * trouble)
     attempt = 0
-    while contacts and attempt < 3:
+    while contact and attempt < 3:
         attempt += 1
-        solved = _contact(story, contact_at, number, attempt)
+        solved = _contact(story, at, number, attempt)
         trouble += not solved
         if solved or rng.random() > 0.6:
             break
-        contact_at += _seconds(rng.uniform(3600, 3 * 86400))
-
-    # leave
+        at += _seconds(rng.uniform(3600, 3 * 86400))
     if rng.random() < 0.03 + 0.08 * min(trouble, 3):
-        left = contact_at + _seconds(rng.uniform(3600, 5 * 86400))
+        left = at + _seconds(rng.uniform(3600, 5 * 86400))
         emit(left, "customer.left", reason=rng.choice(LEAVE_REASONS))
         if rng.random() < story.knobs(left).winback_share:
             call_at = left + _seconds(_lognormal(rng, 8 * 3600, 1.0))
             emit(call_at, "call.outbound", call_id=f"w-{number:07d}", purpose="winback")
     elif rng.random() < 0.05:
-        emit(
-            contact_at + _seconds(rng.uniform(3600, 86400)),
-            "call.outbound",
-            call_id=f"s-{number:07d}",
-            purpose="survey",
-        )
+        emit(at + _seconds(rng.uniform(3600, 86400)), "call.outbound", call_id=f"s-{number:07d}", purpose="survey")
 
 
 def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:

@@ -1,0 +1,128 @@
+"""`tpmon replay`: the SPEC section 3 JSON, the table, rejects and journeys, on files of every kind."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from monitor.durations import parse_duration
+from monitor.simulate import Simulation
+from tpmon.cli import main
+from tests.builders import event
+
+from .conftest import ROOT
+
+
+def replay(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["replay", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def line(e) -> bytes:  # type: ignore[no-untyped-def]
+    return e.raw
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory):
+    """A simulated incident day of more than 100k events, with duplicates and some bad lines."""
+    path = tmp_path_factory.mktemp("sim") / "events.jsonl"
+    run = Simulation(customers=26_000, duration=parse_duration("80m"), seed=5, scenario="incident-day", bad_lines=0.001)
+    with path.open("wb") as stream:
+        for raw in run.lines():
+            stream.write(raw + b"\n")
+    return path
+
+
+def test_the_json_summary_has_the_spec_shape(simulated, catalog):
+    code, out, _ = replay(str(simulated), "--json")
+    assert code == 0
+    assert out.count("\n") == 1
+    summary = orjson.loads(out)
+    assert set(summary) == {"events", "touchpoints", "customers", "journeys"}
+    assert {"accepted", "rejected", "duplicates"} <= set(summary["events"])
+    assert list(summary["touchpoints"]) == list(catalog.ids)
+    for row in summary["touchpoints"].values():
+        assert set(row) == {"good", "bad", "pending", "reliability", "state"}
+        assert row["state"] in {"unknown", "broken", "reliable", "differentiating"}
+        decided = row["good"] + row["bad"]
+        assert row["reliability"] == (row["good"] / decided if decided else None)
+    assert set(summary["customers"]) == {"joined", "left"}
+    assert set(summary["journeys"]) == {"total", "broken"}
+
+
+def test_a_simulated_file_of_100k_events(simulated):
+    code, out, _ = replay(str(simulated), "--json")
+    summary = orjson.loads(out)
+    events = summary["events"]
+    lines = simulated.read_bytes().count(b"\n")
+    assert lines >= 100_000
+    assert events["accepted"] + events["rejected"] + events["duplicates"] == lines
+    assert events["rejected"] > 0 and events["duplicates"] > 0
+    # The incident day breaks bill-correct (billing outage); order confirmation stays healthy.
+    assert summary["touchpoints"]["bill-correct"]["state"] == "broken"
+    assert summary["touchpoints"]["order-confirmed"]["state"] in {"reliable", "differentiating"}
+    assert summary["journeys"]["total"] > 10_000
+    assert 0 < summary["journeys"]["broken"] < summary["journeys"]["total"]
+
+
+def test_rejects_and_journeys_are_written(simulated, tmp_path):
+    rejects, journeys = tmp_path / "rejects.jsonl", tmp_path / "journeys.jsonl"
+    code, out, _ = replay(str(simulated), "--json", "--rejects", str(rejects), "--journeys", str(journeys))
+    assert code == 0
+    summary = orjson.loads(out)
+    kept = [orjson.loads(r) for r in rejects.read_bytes().splitlines()]
+    assert len(kept) == summary["events"]["rejected"]
+    assert all({"reason", "detail", "line"} <= set(r) and ("raw" in r or "raw_base64" in r) for r in kept)
+    records = [orjson.loads(r) for r in journeys.read_bytes().splitlines()]
+    assert len(records) == summary["journeys"]["total"]
+    assert sum(r["broken"] for r in records) == summary["journeys"]["broken"]
+
+
+def test_bad_lines_never_stop_a_replay(tmp_path):
+    good = event("bill.issued", 0, bill_id="b", amount=1.0, expected_amount=1.0)
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join([b"{not json", b"\xff\xfe", b"[]", b"", b"   ", line(good), b'{"event_id": 1}', line(good)]) + b"\n")
+    code, out, _ = replay(str(path), "--json", "--rejects", str(tmp_path / "r.jsonl"))
+    summary = orjson.loads(out)
+    assert code == 0
+    assert summary["events"] == {**summary["events"], "accepted": 1, "rejected": 4, "duplicates": 1}
+    reasons = [orjson.loads(r)["reason"] for r in (tmp_path / "r.jsonl").read_bytes().splitlines()]
+    assert reasons == ["malformed_json", "not_utf8", "not_object", "wrong_type"]
+
+
+def test_an_empty_file_gives_an_empty_summary(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    code, out, _ = replay(str(path), "--json")
+    summary = orjson.loads(out)
+    assert code == 0 and summary["events"]["accepted"] == 0
+    assert all(row["state"] == "unknown" and row["reliability"] is None for row in summary["touchpoints"].values())
+
+
+def test_lateness_from_the_command_line(tmp_path):
+    placed = event("order.placed", 0, order_id="o1")
+    confirmed_late = event("order.confirmed", 60, order_id="o1")
+    mover = event("customer.joined", 300)
+    path = tmp_path / "late.jsonl"
+    # The confirmation arrives after an event 5 minutes later: late with 30s, in time with 10m.
+    path.write_bytes(b"\n".join([line(placed), line(mover), line(confirmed_late)]))
+    _, out, _ = replay(str(path), "--json")
+    assert orjson.loads(out)["touchpoints"]["order-confirmed"]["bad"] == 1
+    _, out, _ = replay(str(path), "--json", "--lateness", "10m")
+    assert orjson.loads(out)["touchpoints"]["order-confirmed"]["good"] == 1
+
+
+def test_the_default_output_is_a_table(simulated):
+    code, out, _ = replay(str(simulated))
+    assert code == 0
+    assert "bill-correct" in out and "broken" in out and "events:" in out
+
+
+def test_clear_errors(tmp_path):
+    code, _, err = replay(str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "no such file" in err
+    code, _, err = replay(str(tmp_path / "missing.jsonl"), "--rules", str(ROOT / "tests" / "catalogs" / "several-errors"))
+    assert code == 1 and "objective" in err
+    code, _, err = replay(str(tmp_path / "x.jsonl"), "--lateness", "soon")
+    assert code == 2 and "duration" in err
