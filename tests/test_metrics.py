@@ -55,12 +55,20 @@ def test_outcomes_and_events_are_counted(catalog):
     value = registry.get_sample_value
     labels = {"touchpoint": "order-confirmed", "stage": "buy", "owner": "sales-ops", "outcome": "good"}
     assert value("tpmon_touchpoint_outcomes_total", labels) == 1
-    assert value("tpmon_touchpoint_outcomes_total", {**labels, "touchpoint": "bill-correct", "stage": "pay", "owner": "billing", "outcome": "bad"}) == 1
+    assert (
+        value(
+            "tpmon_touchpoint_outcomes_total",
+            {**labels, "touchpoint": "bill-correct", "stage": "pay", "owner": "billing", "outcome": "bad"},
+        )
+        == 1
+    )
     assert value("tpmon_touchpoint_latency_seconds_count", {"touchpoint": "order-confirmed"}) == 1
     assert value("tpmon_touchpoint_latency_seconds_sum", {"touchpoint": "order-confirmed"}) == 30
     assert value("tpmon_events_total", {"source": "bills", "type": "other"}) == 1
     assert value("tpmon_customers_total", {"direction": "joined"}) == 1
-    assert value("tpmon_touchpoint_objective_ratio", {"touchpoint": "bill-correct"}) == catalog["bill-correct"].objective
+    assert (
+        value("tpmon_touchpoint_objective_ratio", {"touchpoint": "bill-correct"}) == catalog["bill-correct"].objective
+    )
 
 
 def test_latency_buckets_sit_around_each_deadline(catalog):

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from monitor.durations import parse_duration
 from monitor.simulate import Simulation
-from tpmon.cli import main
 from tests.builders import event
+from tpmon.cli import main
 
 from .conftest import ROOT
 
@@ -53,6 +53,7 @@ def test_the_json_summary_has_the_spec_shape(simulated, catalog):
 
 def test_a_simulated_file_of_100k_events(simulated):
     code, out, _ = replay(str(simulated), "--json")
+    assert code == 0
     summary = orjson.loads(out)
     events = summary["events"]
     lines = simulated.read_bytes().count(b"\n")
@@ -82,7 +83,9 @@ def test_rejects_and_journeys_are_written(simulated, tmp_path):
 def test_bad_lines_never_stop_a_replay(tmp_path):
     good = event("bill.issued", 0, bill_id="b", amount=1.0, expected_amount=1.0)
     path = tmp_path / "mixed.jsonl"
-    path.write_bytes(b"\n".join([b"{not json", b"\xff\xfe", b"[]", b"", b"   ", line(good), b'{"event_id": 1}', line(good)]) + b"\n")
+    path.write_bytes(
+        b"\n".join([b"{not json", b"\xff\xfe", b"[]", b"", b"   ", line(good), b'{"event_id": 1}', line(good)]) + b"\n"
+    )
     code, out, _ = replay(str(path), "--json", "--rejects", str(tmp_path / "r.jsonl"))
     summary = orjson.loads(out)
     assert code == 0
@@ -122,7 +125,9 @@ def test_the_default_output_is_a_table(simulated):
 def test_clear_errors(tmp_path):
     code, _, err = replay(str(tmp_path / "missing.jsonl"))
     assert code == 2 and "no such file" in err
-    code, _, err = replay(str(tmp_path / "missing.jsonl"), "--rules", str(ROOT / "tests" / "catalogs" / "several-errors"))
+    code, _, err = replay(
+        str(tmp_path / "missing.jsonl"), "--rules", str(ROOT / "tests" / "catalogs" / "several-errors")
+    )
     assert code == 1 and "objective" in err
     code, _, err = replay(str(tmp_path / "x.jsonl"), "--lateness", "soon")
     assert code == 2 and "duration" in err

@@ -52,7 +52,11 @@ def test_events_leave_in_time_order_within_the_disorder():
 
 @pytest.mark.parametrize(
     ("scenario", "touchpoint"),
-    [("billing-outage", "bill-correct"), ("contact-center-overload", "call-answered"), ("order-backlog", "order-confirmed")],
+    [
+        ("billing-outage", "bill-correct"),
+        ("contact-center-overload", "call-answered"),
+        ("order-backlog", "order-confirmed"),
+    ],
 )
 def test_a_scenario_breaks_its_touchpoint_and_healthy_does_not(scenario, touchpoint):
     settings = {"customers": 3000, "duration": parse_duration("1h"), "seed": 9}
@@ -82,7 +86,9 @@ def test_bad_input_settings_are_refused():
 
 def test_the_command_writes_a_file(tmp_path):
     out = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(main, ["simulate", "--out", str(out), "--customers", "50", "--seed", "2", "--scenario", "billing-outage"])
+    result = CliRunner().invoke(
+        main, ["simulate", "--out", str(out), "--customers", "50", "--seed", "2", "--scenario", "billing-outage"]
+    )
     assert result.exit_code == 0, result.output
     lines = out.read_bytes().splitlines()
     assert lines and all(isinstance(decode(raw, "f"), Event) for raw in lines)
