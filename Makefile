@@ -25,7 +25,7 @@ lint: $(STAMP)
 
 ## make demo: simulate an incident day and replay it through the catalog.
 demo: $(STAMP)
-	$(BIN)/tpmon simulate --out .demo/events.jsonl --scenario incident-day --customers 3000 --duration 2h --seed 7
+	$(BIN)/tpmon simulate --out .demo/events.jsonl --scenario incident-day --customers 4000 --duration 70m --seed 7
 	$(BIN)/tpmon replay .demo/events.jsonl --journeys .demo/journeys.jsonl --rejects .demo/rejects.jsonl
 
 ## make bench: replay throughput against a bare parse loop.

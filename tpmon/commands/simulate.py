@@ -86,5 +86,6 @@ def simulate(
     if str(out_path) != "-":
         err.print(
             f"{count} events from {customers} customers over {format_duration(duration)} "
-            f"(scenario {scenario}, seed {seed}) -> {out_path}"
+            f"(scenario {scenario}, seed {seed}) -> {out_path}",
+            soft_wrap=True,
         )
