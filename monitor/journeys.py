@@ -103,11 +103,7 @@ class Journeys:
 
     def add_event(self, event: Event) -> Journey:
         journey = self._journey(event.customer)
-        entry = (event.at, event.id, event.raw.rstrip(b"\r\n"))
-        if not journey.events or journey.events[-1][:2] <= entry[:2]:
-            journey.events.append(entry)
-        else:
-            insort(journey.events, entry, key=lambda e: e[:2])
+        _insert(journey.events, (event.at, event.id, event.raw.rstrip(b"\r\n")))
         self._trim(journey)
         return journey
 
@@ -121,31 +117,14 @@ class Journeys:
 
     def _add_outcome(self, customer: str, outcome: Outcome, record: dict) -> Journey:
         journey = self._journey(customer)
-        entry = (outcome.at, outcome.touchpoint, record)
-        if not journey.outcomes or journey.outcomes[-1][:2] <= entry[:2]:
-            journey.outcomes.append(entry)
-        else:
-            insort(journey.outcomes, entry, key=lambda o: o[:2])
+        _insert(journey.outcomes, (outcome.at, outcome.touchpoint, record))
         self._trim(journey)
         return journey
 
     def _trim(self, journey: Journey) -> None:
         oldest = journey.last_at - self.max_age
-        events, outcomes = journey.events, journey.outcomes
-        drop = 0
-        while drop < len(events) and events[drop][0] < oldest:
-            drop += 1
-        drop = max(drop, len(events) - self.max_events)
-        if drop > 0:
-            del events[:drop]
-            journey.dropped_events += drop
-        drop = 0
-        while drop < len(outcomes) and outcomes[drop][0] < oldest:
-            drop += 1
-        drop = max(drop, len(outcomes) - self.max_outcomes)
-        if drop > 0:
-            del outcomes[:drop]
-            journey.dropped_outcomes += drop
+        journey.dropped_events += _drop_old(journey.events, oldest, self.max_events)
+        journey.dropped_outcomes += _drop_old(journey.outcomes, oldest, self.max_outcomes)
 
     def expire(self, before: int) -> list[str]:
         """Forget journeys with nothing newer than ``before``; return their customers."""
@@ -156,3 +135,22 @@ class Journeys:
 
     def records(self) -> list[dict]:
         return [self.by_customer[c].record() for c in sorted(self.by_customer)]
+
+
+def _insert(entries: list[tuple], entry: tuple) -> None:
+    """Keep entries sorted by their first two items; most arrive in order and are appended."""
+    if not entries or entries[-1][:2] <= entry[:2]:
+        entries.append(entry)
+    else:
+        insort(entries, entry, key=lambda e: e[:2])
+
+
+def _drop_old(entries: list[tuple], oldest: int, limit: int) -> int:
+    """Drop entries older than ``oldest``, then the oldest beyond ``limit``; return how many went."""
+    drop = 0
+    while drop < len(entries) and entries[drop][0] < oldest:
+        drop += 1
+    drop = max(drop, len(entries) - limit)
+    if drop > 0:
+        del entries[:drop]
+    return max(drop, 0)
