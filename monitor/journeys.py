@@ -15,7 +15,7 @@ beyond ``max_events`` (and ``max_outcomes``).
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import orjson
@@ -33,7 +33,7 @@ DEFAULT_MAX_AGE = parse_duration("30d")
 class Journey:
     customer: str
     events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (at, event_id, raw JSON), sorted
-    outcomes: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, touchpoint, record)
+    outcomes: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, "touchpoint/key", record)
     dropped_events: int = 0
     dropped_outcomes: int = 0
 
@@ -107,17 +107,10 @@ class Journeys:
         self._trim(journey)
         return journey
 
-    def add_outcome(self, outcome: Outcome) -> list[Journey]:
-        """File an outcome with its owner, and with the closing event's customer when that is another."""
-        record = outcome.record()
-        changed = [self._add_outcome(outcome.customer, outcome, record)]
-        if outcome.closed_by is not None and outcome.closed_by[1] != outcome.customer:
-            changed.append(self._add_outcome(outcome.closed_by[1], outcome, {**record, "owner": outcome.customer}))
-        return changed
-
-    def _add_outcome(self, customer: str, outcome: Outcome, record: dict) -> Journey:
-        journey = self._journey(customer)
-        _insert(journey.outcomes, (outcome.at, outcome.touchpoint, record))
+    def add_outcome(self, outcome: Outcome) -> Journey:
+        """File an outcome with the customer it belongs to."""
+        journey = self._journey(outcome.customer)
+        _insert(journey.outcomes, (outcome.at, f"{outcome.touchpoint}/{outcome.key}", outcome.record()))
         self._trim(journey)
         return journey
 
@@ -138,11 +131,16 @@ class Journeys:
 
 
 def _insert(entries: list[tuple], entry: tuple) -> None:
-    """Keep entries sorted by their first two items; most arrive in order and are appended."""
-    if not entries or entries[-1][:2] <= entry[:2]:
+    """Keep entries sorted by their first two items, each once (a reprocessed event is not added
+    again); most arrive in order and are appended."""
+    identity = entry[:2]
+    if not entries or entries[-1][:2] < identity:
         entries.append(entry)
-    else:
-        insort(entries, entry, key=lambda e: e[:2])
+        return
+    position = bisect_left(entries, identity, key=lambda e: e[:2])
+    if position < len(entries) and entries[position][:2] == identity:
+        return
+    entries.insert(position, entry)
 
 
 def _drop_old(entries: list[tuple], oldest: int, limit: int) -> int:

@@ -24,11 +24,7 @@ class Tally:
     late: int = 0
     rule_errors: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
-    good: dict[str, int] = field(default_factory=dict)
-    bad: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)  # accepted events by type ("other" for unknown)
-    customers: set[str] = field(default_factory=set)
-    broken_customers: set[str] = field(default_factory=set)
 
 
 class Replay:
@@ -49,14 +45,12 @@ class Replay:
         self.on_reject = on_reject
         self.on_outcome = on_outcome
         self.tally = Tally()
-        self.tally.good = dict.fromkeys(catalog.ids, 0)
-        self.tally.bad = dict.fromkeys(catalog.ids, 0)
         self.lines = 0
 
     def feed(self, lines: Iterable[bytes]) -> None:
         engine, tally, journeys = self.engine, self.tally, self.journeys
         step, outbox, drain = engine.step, engine.outbox, self._drain
-        customers, by_kind = tally.customers, tally.by_kind
+        by_kind = tally.by_kind
         number, duplicates, late = self.lines, 0, 0
         try:
             for line in lines:
@@ -71,7 +65,6 @@ class Replay:
                         duplicates += 1
                         continue
                     late += 1
-                customers.add(event.customer)
                 kind = event.kind
                 by_kind[kind] = by_kind.get(kind, 0) + 1
                 if journeys is not None:
@@ -95,19 +88,13 @@ class Replay:
             self.on_reject(number, reject)
 
     def _drain(self) -> None:
-        tally, journeys, on_outcome = self.tally, self.journeys, self.on_outcome
-        good, bad, broken = tally.good, tally.bad, tally.broken_customers
-        outbox = self.engine.outbox
-        for outcome in outbox:
-            if outcome.good:
-                good[outcome.touchpoint] += 1
-            else:
-                bad[outcome.touchpoint] += 1
-                broken.add(outcome.customer)
-            if journeys is not None:
-                journeys.add_outcome(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+        journeys, on_outcome, outbox = self.journeys, self.on_outcome, self.engine.outbox
+        if journeys is not None or on_outcome is not None:
+            for outcome in outbox:
+                if journeys is not None:
+                    journeys.add_outcome(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
         outbox.clear()
 
     def finish(self) -> dict:
@@ -119,11 +106,12 @@ class Replay:
         return self.summary()
 
     def summary(self) -> dict:
-        tally = self.tally
-        pending = self.engine.pending()
+        tally, engine = self.tally, self.engine
+        pending, counts = engine.pending, engine.counts()
+        customers = engine.state.customers
         touchpoints = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
-            good, bad = tally.good[touchpoint.id], tally.bad[touchpoint.id]
+            good, bad = counts[touchpoint.id]
             touchpoints[touchpoint.id] = {
                 "good": good,
                 "bad": bad,
@@ -144,5 +132,8 @@ class Replay:
                 "joined": tally.by_kind.get("customer.joined", 0),
                 "left": tally.by_kind.get("customer.left", 0),
             },
-            "journeys": {"total": len(tally.customers), "broken": len(tally.broken_customers)},
+            "journeys": {
+                "total": len(customers),
+                "broken": sum(1 for mine in customers.values() if any(bad for _, bad in mine.counts.values())),
+            },
         }

@@ -18,4 +18,4 @@ def run(
     if finish:
         engine.finish()
     decided = [(o.outcome, o.reason, o.key) for o in engine.outbox if o.touchpoint == touchpoint]
-    return decided, engine.pending()[catalog.ids.index(touchpoint)]
+    return decided, engine.pending[catalog.ids.index(touchpoint)]

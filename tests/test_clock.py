@@ -59,12 +59,18 @@ def test_late_events_are_flagged_and_processed(catalog):
     assert engine.step(event("customer.joined", 69)) == LATE
 
 
-def test_duplicates_are_remembered_for_the_retention_then_forgotten(catalog):
-    engine = Engine(catalog, lateness=LATENESS, dedup_retention=parse_duration("24h"))
+def test_duplicates_are_remembered_until_forgotten(catalog):
+    engine = Engine(catalog, lateness=LATENESS)
     first = event("bill.issued", 0, bill_id="b", event_id="x")
     assert engine.step(first) == 0
     assert engine.step(event("bill.issued", 3600, bill_id="b", event_id="x")) == DUPLICATE
-    engine.step(event("customer.joined", 2 * 86400))
-    engine.step(event("order.placed", 2 * 86400 + 1, order_id="moves-the-queue"))
-    engine.step(event("customer.joined", 2 * 86400 + 200))
-    assert "x" not in engine.state.seen
+    assert engine.forget(first.at + 1) == ["c1"]
+    assert engine.step(event("bill.issued", 3600, bill_id="b", event_id="x")) == 0
+
+
+def test_a_customer_with_nothing_left_is_dropped(catalog):
+    engine = Engine(catalog, lateness=LATENESS)
+    joined = event("customer.joined", 0, customer="quiet")
+    engine.step(joined)
+    engine.forget(joined.at + 1)
+    assert "quiet" not in engine.state.customers

@@ -61,7 +61,7 @@ def outcomes(catalog, events):
     decided = sorted(
         (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id) for o in engine.outbox
     )
-    return decided, engine.pending()
+    return decided, list(engine.pending)
 
 
 def in_time_order(events):
@@ -100,12 +100,12 @@ def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
 
     events = in_time_order(build(raw))
     cut = min(cut, len(events))
-    engine = Engine(catalog, lateness=LATENESS, dedup_retention=parse_duration("24h"))
+    engine = Engine(catalog, lateness=LATENESS)
     for e in events[:cut]:
         engine.step(e)
     before = list(engine.outbox)
     snapshot = orjson.loads(orjson.dumps(engine.snapshot()))
-    resumed = Engine.restore(catalog, snapshot, lateness=LATENESS, dedup_retention=parse_duration("24h"))
+    resumed = Engine.restore(catalog, snapshot, lateness=LATENESS)
     for e in events[cut:]:
         resumed.step(e)
     resumed.finish()
@@ -113,4 +113,4 @@ def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
         (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id)
         for o in before + resumed.outbox
     )
-    assert (combined, resumed.pending()) == outcomes(catalog, events)
+    assert (combined, list(resumed.pending)) == outcomes(catalog, events)

@@ -2,6 +2,6 @@
 
 from .engine import DUPLICATE, LATE, Engine
 from .outcome import Outcome, RuleError
-from .state import EngineState
+from .state import CustomerState, EngineState
 
-__all__ = ["DUPLICATE", "LATE", "Engine", "EngineState", "Outcome", "RuleError"]
+__all__ = ["DUPLICATE", "LATE", "CustomerState", "Engine", "EngineState", "Outcome", "RuleError"]

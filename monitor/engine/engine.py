@@ -1,8 +1,9 @@
 """The engine: a step function over (state, event, now) that turns events into outcomes.
 
-``Engine.step`` dedups the event, moves the clock, judges conditions at once, files deadline and
-no_repeat events into the reorder buffer, then releases everything the watermark has passed. Outcomes
-and rule errors are appended to ``outbox`` and ``errors``; the caller drains them.
+``Engine.step`` drops duplicates, moves the clock, judges conditions at once, files deadline and
+no_repeat events into the queue, then releases everything the watermark has passed. Outcomes and rule
+errors are appended to ``outbox`` and ``errors``, for the caller to drain; ``dirty`` names the customers
+whose state changed, for a caller that stores each customer's record (the live pipeline).
 
 Time: ``at`` values are event times in microseconds; ``now`` is the wall clock in microseconds, given by
 the caller (live) or None (replay, where the clock is event time alone).
@@ -17,7 +18,7 @@ from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import DeadlineRule, NoRepeatRule
-from .state import EngineState
+from .state import DUE, CustomerState, EngineState
 
 DUPLICATE = 1
 LATE = 2
@@ -34,20 +35,21 @@ class Engine:
         state: EngineState | None = None,
         *,
         lateness: int | None = None,
-        dedup_retention: int | None = None,
     ) -> None:
         self.catalog = catalog
         self.lateness = catalog.lateness if lateness is None else lateness
-        self.dedup_retention = dedup_retention  # None: remember every id (replay)
-        self.state = state or EngineState.empty(len(catalog.touchpoints))
-        self.outbox: list = []
+        self.state = state or EngineState()
+        self.outbox: list[Outcome] = []
         self.errors: list[RuleError] = []
+        self.dirty: set[str] = set()
+        self.ids = catalog.ids
+        self._index = {touchpoint_id: index for index, touchpoint_id in enumerate(self.ids)}
+        self.pending = [0] * len(self.ids)  # open instances per touchpoint
         self._compile()
 
     # -- plan -------------------------------------------------------------------------------------------
     def _compile(self) -> None:
         """Bind rules to the state and build the dispatch table: event type -> what to do with it."""
-        state = self.state
         self.handlers: list[tuple | None] = []
         dispatch: dict[str, list[tuple]] = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
@@ -59,7 +61,7 @@ class Engine:
                     )
                 continue
             rule_class = DeadlineRule if touchpoint.kind == DEADLINE else NoRepeatRule
-            rule = rule_class(index, touchpoint, state.open[index], state.queue, self.outbox)
+            rule = rule_class(index, touchpoint, self.state.customers, self.state.queue, self.pending, self._decide)
             self.handlers.append(rule.handlers())
             roles = ((touchpoint.opens, rule.OPENER_RANK), (touchpoint.closes, 1 - rule.OPENER_RANK))
             for match, rank in roles:
@@ -69,31 +71,28 @@ class Engine:
                     )
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
 
-    @property
-    def within(self) -> list[int | None]:
-        return [t.within for t in self.catalog.touchpoints]
-
-    def snapshot(self) -> dict:
-        return self.state.to_dict()
-
-    @classmethod
-    def restore(cls, catalog: Catalog, data: dict, **options: int | None) -> Engine:
-        state = EngineState.from_dict(data, [t.within for t in catalog.touchpoints])
-        return cls(catalog, state, **options)  # type: ignore[arg-type]
+    def _decide(self, outcome: Outcome, state: CustomerState) -> None:
+        counts = state.counts.get(outcome.touchpoint)
+        if counts is None:
+            counts = state.counts[outcome.touchpoint] = [0, 0]
+        counts[0 if outcome.good else 1] += 1
+        self.dirty.add(outcome.customer)
+        self.outbox.append(outcome)
 
     # -- the step ---------------------------------------------------------------------------------------
     def step(self, event: Event, now: int | None = None) -> int:
         """Process one event; return 0, DUPLICATE, or LATE (processed all the same)."""
         state = self.state
+        customer = event.customer
+        mine = state.customers.get(customer)
+        if mine is None:
+            mine = state.customers[customer] = CustomerState()
         event_id = event.id
-        seen = state.seen
-        known = len(seen)
-        seen.add(event_id)
-        if len(seen) == known:
+        seen = mine.seen
+        if event_id in seen:
             return DUPLICATE
-        at = event.at
-        if self.dedup_retention is not None:
-            state.seen_order.append((at, event_id))
+        at = seen[event_id] = event.at
+        self.dirty.add(customer)
 
         watermark = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
@@ -120,15 +119,17 @@ class Engine:
                     if verdict is None:
                         self.errors.append(RuleError(touchpoint_id, event_id, good.last_error))
                     else:
-                        self.outbox.append(
-                            Outcome(touchpoint_id, verdict, JUDGED, event.customer, event_id, at, at, event_id)
+                        self._decide(
+                            Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id), mine
                         )
                     continue
                 key = getattr(event.fields, key_field, None)
                 if type(key) is not str or not key:
                     self.errors.append(RuleError(touchpoint_id, event_id, f"no '{key_field}' to key on"))
                     continue
-                heappush(queue, (at, rank, event_id, index, key, event.customer))
+                entry = (at, rank, event_id, index, key, customer)
+                heappush(queue, entry)
+                mine.queued.add(entry)
 
         queue = state.queue
         if queue and queue[0][0] <= watermark:  # type: ignore[operator]
@@ -161,22 +162,99 @@ class Engine:
             state.watermark = state.max_at
             self._release(state.max_at)
 
-    def pending(self) -> list[int]:
-        """Undecided instances per touchpoint, in catalog order (conditions are never pending)."""
-        return [len(instances) for instances in self.state.open]
-
     def _release(self, watermark: int | None) -> None:
         """Hand every queued event and due time up to the watermark to its rule, in event-time order."""
         if watermark is None:
             return
-        queue, handlers, pop = self.state.queue, self.handlers, heapq.heappop
+        state = self.state
+        queue, handlers, customers, pop = state.queue, self.handlers, state.customers, heapq.heappop
         while queue and queue[0][0] <= watermark:
-            time, rank, event_id, index, key, last = pop(queue)
-            handlers[index][rank](time, event_id, key, last)  # type: ignore[index]
-        if self.dedup_retention is not None:
-            self._forget(watermark - self.dedup_retention)
+            entry = pop(queue)
+            time, rank, third, index, key, last = entry
+            if rank != DUE:
+                customers[last].queued.discard(entry)
+                self.dirty.add(last)
+            handlers[index][rank](time, third, key, last)  # type: ignore[index]
 
-    def _forget(self, before: int) -> None:
-        order, seen = self.state.seen_order, self.state.seen
-        while order and order[0][0] < before:
-            seen.discard(order.popleft()[1])
+    def forget(self, before: int) -> list[str]:
+        """Forget event ids older than ``before`` (live keeps a day of them); return the customers changed.
+        A customer left with nothing open, queued or counted is dropped."""
+        changed = []
+        customers = self.state.customers
+        for customer, mine in list(customers.items()):
+            old = [event_id for event_id, at in mine.seen.items() if at < before]
+            if not old:
+                continue
+            for event_id in old:
+                del mine.seen[event_id]
+            changed.append(customer)
+            if not (mine.seen or mine.open or mine.queued or mine.counts):
+                del customers[customer]
+        self.dirty.update(changed)
+        return changed
+
+    # -- records: one customer's part of the state, for storage ------------------------------------------
+    def record(self, customer: str) -> dict | None:
+        """The customer's part of the state as JSON-ready data (None when there is nothing to keep)."""
+        mine = self.state.customers.get(customer)
+        if mine is None:
+            return None
+        return mine.record(self.ids)
+
+    def load(self, customer: str, record: dict) -> None:
+        """Put a stored customer record back: open instances, their due times, queued events, ids, counts."""
+        state = self.state
+        mine = state.customers[customer] = CustomerState()
+        for touchpoint_id, key, opened_at, event_id in record["open"]:
+            index = self._index.get(touchpoint_id)
+            if index is None or self.handlers[index] is None:
+                continue  # a touchpoint no longer in the catalog
+            mine.open[index, key] = (opened_at, event_id)
+            self.pending[index] += 1
+            heappush(
+                state.queue, (opened_at + self.catalog.touchpoints[index].within, DUE, customer, index, key, opened_at)
+            )
+        for at, rank, event_id, touchpoint_id, key in record["queued"]:
+            index = self._index.get(touchpoint_id)
+            if index is None or self.handlers[index] is None:
+                continue
+            entry = (at, rank, event_id, index, key, customer)
+            mine.queued.add(entry)
+            heappush(state.queue, entry)
+        for event_id, at in record["seen"]:
+            mine.seen[event_id] = at
+            if state.max_at is None or at > state.max_at:
+                state.max_at = at
+        mine.counts = {touchpoint: list(pair) for touchpoint, pair in record["counts"].items()}
+        if state.max_at is not None:
+            candidate = state.max_at - self.lateness
+            if state.watermark is None or candidate > state.watermark:
+                state.watermark = candidate
+
+    def snapshot(self) -> dict:
+        """The whole state as plain data: every customer's record and the clock."""
+        state = self.state
+        return {
+            "version": 1,
+            "customers": {customer: mine.record(self.ids) for customer, mine in state.customers.items()},
+            "clock": [state.max_at, state.watermark, state.last_arrival],
+        }
+
+    @classmethod
+    def restore(cls, catalog: Catalog, data: dict, lateness: int | None = None) -> Engine:
+        engine = cls(catalog, lateness=lateness)
+        for customer, record in data["customers"].items():
+            engine.load(customer, record)
+        engine.state.max_at, engine.state.watermark, engine.state.last_arrival = data["clock"]
+        return engine
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def counts(self) -> dict[str, list[int]]:
+        """[good, bad] per touchpoint, over every customer."""
+        totals = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
+        for mine in self.state.customers.values():
+            for touchpoint, (good, bad) in mine.counts.items():
+                pair = totals.setdefault(touchpoint, [0, 0])
+                pair[0] += good
+                pair[1] += bad
+        return totals

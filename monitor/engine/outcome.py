@@ -13,7 +13,7 @@ JUDGED = "judged"  # condition: the expression decided
 
 
 class Outcome:
-    """One decided instance. ``customer`` owns it: the customer of the event that opened it."""
+    """One decided instance of a touchpoint, for the customer whose events opened and closed it."""
 
     __slots__ = (
         "at",
@@ -38,7 +38,7 @@ class Outcome:
         at: int,
         opened_at: int,
         event_id: str,
-        closed_by: tuple[str, str] | None = None,
+        closed_by: str | None = None,
         latency: int | None = None,
     ) -> None:
         self.touchpoint = touchpoint
@@ -49,7 +49,7 @@ class Outcome:
         self.at = at  # event time of the decision: the closing event, or the due time
         self.opened_at = opened_at
         self.event_id = event_id  # the event that opened the instance (or the condition's event)
-        self.closed_by = closed_by  # (event_id, customer) of the closing event, if any
+        self.closed_by = closed_by  # the event that closed it, if one did
         self.latency = latency  # microseconds from open to close, for deadlines closed in time
 
     @property
@@ -69,7 +69,7 @@ class Outcome:
             "event_id": self.event_id,
         }
         if self.closed_by is not None:
-            record["closed_by"] = self.closed_by[0]
+            record["closed_by"] = self.closed_by
         if self.latency is not None:
             record["latency_seconds"] = self.latency / 1_000_000
         return record

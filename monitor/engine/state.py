@@ -1,64 +1,48 @@
-"""Engine state: plain data (dicts, lists, tuples of str and int) that serialises to JSON and back.
+"""Engine state: plain data, sliced by customer, so that each customer's part can be stored on its own.
 
-- ``open``: per touchpoint, key -> (opened_at, customer, event_id) of the undecided instance;
-- ``queue``: a heap of what waits for the watermark, so that every rule sees its events in event-time
-  order whatever order they arrived in: events as (at, rank, event_id, rule, key, customer) and due
-  times as (due, DUE, "", rule, key, opened_at); due times derive from ``open`` and are rebuilt on
-  restore;
-- the clock (largest event time, watermark, wall time of the last arrival) and the duplicate filter.
+Events are partitioned by customer live, and an instance is identified by its key *within one
+customer's events*, so everything an event can change belongs to its customer:
+
+- ``CustomerState.open``: (touchpoint index, key) -> (opened_at, event_id) of each undecided instance;
+- ``CustomerState.seen``: event_id -> occurred_at, for duplicates;
+- ``CustomerState.queued``: the customer's events waiting in the queue for the watermark;
+- ``CustomerState.counts``: touchpoint id -> [good, bad] of the outcomes the customer owns.
+
+What is shared is derived: the queue (a heap of the customers' queued events and of the due times of
+their open instances) and the clock, whose largest event time is the newest ``seen`` entry.
+``record()`` and ``load()`` turn one customer's part into a JSON-ready record and back.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
 from dataclasses import dataclass, field
 
-from .rules import DUE
+DUE = 2  # the rank of a due time in the queue: after every event of the same instant
+
+
+@dataclass(slots=True)
+class CustomerState:
+    open: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    queued: set[tuple] = field(default_factory=set)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+    def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
+        """JSON-ready, naming touchpoints by id so a reordered catalog still reads it."""
+        return {
+            "open": [[touchpoint_ids[rule], key, at, event_id] for (rule, key), (at, event_id) in self.open.items()],
+            "seen": [[event_id, at] for event_id, at in self.seen.items()],
+            "queued": sorted(
+                [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _ in self.queued
+            ),
+            "counts": {touchpoint: list(pair) for touchpoint, pair in self.counts.items()},
+        }
 
 
 @dataclass
 class EngineState:
-    open: list[dict[str, tuple[int, str, str]]]
+    customers: dict[str, CustomerState] = field(default_factory=dict)
     queue: list[tuple] = field(default_factory=list)
     max_at: int | None = None
     watermark: int | None = None
     last_arrival: int | None = None  # wall clock, microseconds; None in replay
-    seen: set[str] = field(default_factory=set)
-    seen_order: deque[tuple[int, str]] = field(default_factory=deque)  # (at, id), for retention
-
-    @classmethod
-    def empty(cls, touchpoints: int) -> EngineState:
-        return cls(open=[{} for _ in range(touchpoints)])
-
-    def to_dict(self) -> dict:
-        return {
-            "version": 1,
-            "open": [{key: list(value) for key, value in instances.items()} for instances in self.open],
-            "queue": [list(entry) for entry in self.queue if entry[1] != DUE],
-            "max_at": self.max_at,
-            "watermark": self.watermark,
-            "last_arrival": self.last_arrival,
-            "seen": [list(entry) for entry in self.seen_order] if self.seen_order else sorted(self.seen),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict, within: list[int | None]) -> EngineState:
-        """Restore; ``within`` gives each touchpoint's window, to rebuild the timers."""
-        state = cls(open=[{key: tuple(value) for key, value in instances.items()} for instances in data["open"]])
-        state.queue = [tuple(entry) for entry in data["queue"]]
-        for rule, instances in enumerate(state.open):
-            window = within[rule]
-            if window is None:
-                continue
-            for key, (opened_at, _, _) in instances.items():
-                state.queue.append((opened_at + window, DUE, "", rule, key, opened_at))
-        heapq.heapify(state.queue)
-        state.max_at, state.watermark, state.last_arrival = data["max_at"], data["watermark"], data["last_arrival"]
-        for entry in data["seen"]:
-            if isinstance(entry, list):
-                state.seen_order.append((entry[0], entry[1]))
-                state.seen.add(entry[1])
-            else:
-                state.seen.add(entry)
-        return state
