@@ -27,6 +27,7 @@ from monitor.catalog import load_catalog  # noqa: E402
 from monitor.durations import parse_duration  # noqa: E402
 from monitor.replay import Replay  # noqa: E402
 from monitor.simulate import Simulation  # noqa: E402
+from tpmon.runtime import batch_collection  # noqa: E402
 
 
 def bare(path: Path) -> int:
@@ -43,8 +44,9 @@ def bare(path: Path) -> int:
 
 
 def replay(path: Path, catalog) -> int:  # type: ignore[no-untyped-def]
+    """What `tpmon replay` does, start-up aside."""
     run = Replay(catalog)
-    with path.open("rb") as stream:
+    with path.open("rb") as stream, batch_collection():
         run.feed(stream)
     summary = run.finish()
     return summary["events"]["accepted"] + summary["events"]["duplicates"] + summary["events"]["rejected"]

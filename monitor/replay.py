@@ -134,6 +134,6 @@ class Replay:
             },
             "journeys": {
                 "total": len(customers),
-                "broken": sum(1 for mine in customers.values() if any(bad for _, bad in mine.counts.values())),
+                "broken": sum(1 for mine in customers.values() if mine.bad),
             },
         }

@@ -100,7 +100,7 @@ def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
 
     events = in_time_order(build(raw))
     cut = min(cut, len(events))
-    engine = Engine(catalog, lateness=LATENESS)
+    engine = Engine(catalog, lateness=LATENESS, track=True)
     for e in events[:cut]:
         engine.step(e)
     before = list(engine.outbox)

@@ -2,8 +2,9 @@
 
 ``Engine.step`` drops duplicates, moves the clock, judges conditions at once, files deadline and
 no_repeat events into the queue, then releases everything the watermark has passed. Outcomes and rule
-errors are appended to ``outbox`` and ``errors``, for the caller to drain; ``dirty`` names the customers
-whose state changed, for a caller that stores each customer's record (the live pipeline).
+errors are appended to ``outbox`` and ``errors``, for the caller to drain. With ``track=True`` (the live
+pipeline, which stores each customer's record) ``dirty`` names the customers whose state changed and
+each customer's queued events are kept with its state; replay does without that bookkeeping.
 
 Time: ``at`` values are event times in microseconds; ``now`` is the wall clock in microseconds, given by
 the caller (live) or None (replay, where the clock is event time alone).
@@ -18,7 +19,7 @@ from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import DeadlineRule, NoRepeatRule
-from .state import DUE, CustomerState, EngineState
+from .state import DUE, SEPARATOR, CustomerState, EngineState
 
 DUPLICATE = 1
 LATE = 2
@@ -35,8 +36,10 @@ class Engine:
         state: EngineState | None = None,
         *,
         lateness: int | None = None,
+        track: bool = False,
     ) -> None:
         self.catalog = catalog
+        self.track = track
         self.lateness = catalog.lateness if lateness is None else lateness
         self.state = state or EngineState()
         self.outbox: list[Outcome] = []
@@ -72,11 +75,10 @@ class Engine:
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
 
     def _decide(self, outcome: Outcome, state: CustomerState) -> None:
-        counts = state.counts.get(outcome.touchpoint)
-        if counts is None:
-            counts = state.counts[outcome.touchpoint] = [0, 0]
-        counts[0 if outcome.good else 1] += 1
-        self.dirty.add(outcome.customer)
+        counts = state.good if outcome.good else state.bad
+        counts[outcome.touchpoint] = counts.get(outcome.touchpoint, 0) + 1
+        if self.track:
+            self.dirty.add(outcome.customer)
         self.outbox.append(outcome)
 
     # -- the step ---------------------------------------------------------------------------------------
@@ -92,7 +94,9 @@ class Engine:
         if event_id in seen:
             return DUPLICATE
         at = seen[event_id] = event.at
-        self.dirty.add(customer)
+        track = self.track
+        if track:
+            self.dirty.add(customer)
 
         watermark = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
@@ -129,7 +133,10 @@ class Engine:
                     continue
                 entry = (at, rank, event_id, index, key, customer)
                 heappush(queue, entry)
-                mine.queued.add(entry)
+                if track:
+                    if mine.queued is None:
+                        mine.queued = set()
+                    mine.queued.add(entry)
 
         queue = state.queue
         if queue and queue[0][0] <= watermark:  # type: ignore[operator]
@@ -168,12 +175,13 @@ class Engine:
             return
         state = self.state
         queue, handlers, customers, pop = state.queue, self.handlers, state.customers, heapq.heappop
+        track, dirty = self.track, self.dirty
         while queue and queue[0][0] <= watermark:
             entry = pop(queue)
             time, rank, third, index, key, last = entry
-            if rank != DUE:
-                customers[last].queued.discard(entry)
-                self.dirty.add(last)
+            if track and rank != DUE:
+                customers[last].queued.discard(entry)  # type: ignore[union-attr]
+                dirty.add(last)
             handlers[index][rank](time, third, key, last)  # type: ignore[index]
 
     def forget(self, before: int) -> list[str]:
@@ -188,7 +196,7 @@ class Engine:
             for event_id in old:
                 del mine.seen[event_id]
             changed.append(customer)
-            if not (mine.seen or mine.open or mine.queued or mine.counts):
+            if mine.is_empty():
                 del customers[customer]
         self.dirty.update(changed)
         return changed
@@ -209,7 +217,7 @@ class Engine:
             index = self._index.get(touchpoint_id)
             if index is None or self.handlers[index] is None:
                 continue  # a touchpoint no longer in the catalog
-            mine.open[index, key] = (opened_at, event_id)
+            mine.open[touchpoint_id + SEPARATOR + key] = (opened_at, event_id)
             self.pending[index] += 1
             heappush(
                 state.queue, (opened_at + self.catalog.touchpoints[index].within, DUE, customer, index, key, opened_at)
@@ -219,20 +227,22 @@ class Engine:
             if index is None or self.handlers[index] is None:
                 continue
             entry = (at, rank, event_id, index, key, customer)
+            if mine.queued is None:
+                mine.queued = set()
             mine.queued.add(entry)
             heappush(state.queue, entry)
         for event_id, at in record["seen"]:
             mine.seen[event_id] = at
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
-        mine.counts = {touchpoint: list(pair) for touchpoint, pair in record["counts"].items()}
+        mine.good, mine.bad = dict(record["good"]), dict(record["bad"])
         if state.max_at is not None:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
                 state.watermark = candidate
 
     def snapshot(self) -> dict:
-        """The whole state as plain data: every customer's record and the clock."""
+        """The whole state as plain data: every customer's record and the clock (needs ``track``)."""
         state = self.state
         return {
             "version": 1,
@@ -241,8 +251,8 @@ class Engine:
         }
 
     @classmethod
-    def restore(cls, catalog: Catalog, data: dict, lateness: int | None = None) -> Engine:
-        engine = cls(catalog, lateness=lateness)
+    def restore(cls, catalog: Catalog, data: dict, lateness: int | None = None, track: bool = True) -> Engine:
+        engine = cls(catalog, lateness=lateness, track=track)
         for customer, record in data["customers"].items():
             engine.load(customer, record)
         engine.state.max_at, engine.state.watermark, engine.state.last_arrival = data["clock"]
@@ -253,8 +263,7 @@ class Engine:
         """[good, bad] per touchpoint, over every customer."""
         totals = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         for mine in self.state.customers.values():
-            for touchpoint, (good, bad) in mine.counts.items():
-                pair = totals.setdefault(touchpoint, [0, 0])
-                pair[0] += good
-                pair[1] += bad
+            for column, counts in ((0, mine.good), (1, mine.bad)):
+                for touchpoint, count in counts.items():
+                    totals.setdefault(touchpoint, [0, 0])[column] += count
         return totals

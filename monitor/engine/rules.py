@@ -16,13 +16,13 @@ from heapq import heappush
 
 from ..catalog.model import Touchpoint
 from .outcome import IN_TIME, MISSED, QUIET, REPEATED, Outcome
-from .state import DUE, CustomerState
+from .state import DUE, SEPARATOR, CustomerState
 
 
 class WindowRule:
     """deadline and no_repeat: one open instance per key, decided by the other role or by time."""
 
-    __slots__ = ("customers", "decide", "id", "index", "pending", "queue", "within")
+    __slots__ = ("customers", "decide", "id", "index", "pending", "prefix", "queue", "within")
     OPENER_RANK: int
     QUIET_IS_GOOD: bool
     QUIET_REASON: str
@@ -38,6 +38,7 @@ class WindowRule:
     ) -> None:
         self.index = index
         self.id = touchpoint.id
+        self.prefix = touchpoint.id + SEPARATOR
         self.within: int = touchpoint.within  # type: ignore[assignment]
         self.customers = customers
         self.queue = queue
@@ -49,9 +50,10 @@ class WindowRule:
 
     def open(self, at: int, event_id: str, key: str, customer: str) -> None:
         state = self.customers[customer]
+        instance = self.prefix + key
         # At most one open instance per key: an opener while one is open is ignored.
-        if (self.index, key) not in state.open:
-            state.open[self.index, key] = (at, event_id)
+        if instance not in state.open:
+            state.open[instance] = (at, event_id)
             self.pending[self.index] += 1
             heappush(self.queue, (at + self.within, DUE, customer, self.index, key, at))
 
@@ -59,9 +61,9 @@ class WindowRule:
         state = self.customers.get(customer)
         if state is None:
             return
-        instance = state.open.get((self.index, key))
+        instance = state.open.get(self.prefix + key)
         if instance is not None and instance[0] == opened_at:  # else it was decided before
-            del state.open[self.index, key]
+            del state.open[self.prefix + key]
             self.pending[self.index] -= 1
             outcome = Outcome(
                 self.id, self.QUIET_IS_GOOD, self.QUIET_REASON, customer, key, due, opened_at, instance[1]
@@ -82,11 +84,11 @@ class DeadlineRule(WindowRule):
 
     def end(self, at: int, event_id: str, key: str, customer: str) -> None:
         state = self.customers[customer]
-        instance = state.open.get((self.index, key))
+        instance = state.open.get(self.prefix + key)
         # An end before its start (possible only when late) matches nothing.
         if instance is None or at < instance[0]:
             return
-        del state.open[self.index, key]
+        del state.open[self.prefix + key]
         self.pending[self.index] -= 1
         opened_at = instance[0]
         in_time = at - opened_at <= self.within  # always, unless the end itself was late
@@ -108,9 +110,9 @@ class NoRepeatRule(WindowRule):
 
     def repeat(self, at: int, event_id: str, key: str, customer: str) -> None:
         state = self.customers[customer]
-        instance = state.open.get((self.index, key))
+        instance = state.open.get(self.prefix + key)
         if instance is None or at <= instance[0]:
             return
-        del state.open[self.index, key]
+        del state.open[self.prefix + key]
         self.pending[self.index] -= 1
         self.decide(Outcome(self.id, False, REPEATED, customer, key, at, instance[0], instance[1], event_id), state)

@@ -3,10 +3,14 @@
 Events are partitioned by customer live, and an instance is identified by its key *within one
 customer's events*, so everything an event can change belongs to its customer:
 
-- ``CustomerState.open``: (touchpoint index, key) -> (opened_at, event_id) of each undecided instance;
+- ``CustomerState.open``: "touchpoint-id/key" -> (opened_at, event_id) of each undecided instance;
 - ``CustomerState.seen``: event_id -> occurred_at, for duplicates;
-- ``CustomerState.queued``: the customer's events waiting in the queue for the watermark;
-- ``CustomerState.counts``: touchpoint id -> [good, bad] of the outcomes the customer owns.
+- ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
+  when the engine tracks customers);
+- ``CustomerState.good`` and ``.bad``: touchpoint id -> outcomes the customer owns.
+
+Containers hold strings and numbers only, where they can: the garbage collector then leaves them
+alone, which keeps a replay of millions of events from spending its time in collections.
 
 What is shared is derived: the queue (a heap of the customers' queued events and of the due times of
 their open instances) and the clock, whose largest event time is the newest ``seen`` entry.
@@ -18,25 +22,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DUE = 2  # the rank of a due time in the queue: after every event of the same instant
+SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key in CustomerState.open
 
 
-@dataclass(slots=True)
 class CustomerState:
-    open: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
-    queued: set[tuple] = field(default_factory=set)
-    counts: dict[str, list[int]] = field(default_factory=dict)
+    __slots__ = ("bad", "good", "open", "queued", "seen")
+
+    def __init__(self) -> None:
+        self.open: dict[str, tuple[int, str]] = {}
+        self.seen: dict[str, int] = {}
+        self.queued: set[tuple] | None = None
+        self.good: dict[str, int] = {}
+        self.bad: dict[str, int] = {}
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
-        """JSON-ready, naming touchpoints by id so a reordered catalog still reads it."""
+        """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
+        queued = self.queued or ()
         return {
-            "open": [[touchpoint_ids[rule], key, at, event_id] for (rule, key), (at, event_id) in self.open.items()],
+            "open": [[*instance.split(SEPARATOR, 1), at, event_id] for instance, (at, event_id) in self.open.items()],
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(
-                [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _ in self.queued
+                [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _ in queued
             ),
-            "counts": {touchpoint: list(pair) for touchpoint, pair in self.counts.items()},
+            "good": dict(self.good),
+            "bad": dict(self.bad),
         }
+
+    def is_empty(self) -> bool:
+        return not (self.seen or self.open or self.queued or self.good or self.bad)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from monitor.journeys import Journeys
 from monitor.replay import Replay
 
 from ..output import atomic_output, err, fail, out
+from ..runtime import batch_collection
 from .catalog import catalog_or_exit
 from .options import DURATION
 
@@ -106,7 +107,8 @@ def replay(
             size = os.fstat(stream.fileno()).st_size
         show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
         try:
-            run.feed(_lines_with_progress(stream, size, bool(show and size)))
+            with batch_collection():
+                run.feed(_lines_with_progress(stream, size, bool(show and size)))
         except KeyboardInterrupt:
             err.print(f"interrupted after {run.lines} lines; no output written")
             raise SystemExit(130) from None
