@@ -6,7 +6,12 @@ Labels are bounded: touchpoints, stages and owners come from the catalog, types 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from . import conventions as c
 from .catalog.model import DEADLINE, Catalog
@@ -28,19 +33,50 @@ def latency_buckets(catalog: Catalog) -> tuple[float, ...]:
     return tuple(sorted(seconds)) or (1.0,)
 
 
-class Metrics:
-    """The metric families of one process, and fast paths to their children."""
+class OutcomeSource(Protocol):
+    """Where outcome counts and open instances are read from: the engine state, which a restarted
+    worker restores, so that the counters continue where they were instead of starting at zero."""
 
-    def __init__(self, catalog: Catalog, registry: CollectorRegistry | None = None) -> None:
+    def counts(self) -> dict[str, list[int]]: ...
+
+    def pending_counts(self) -> dict[str, int]: ...
+
+
+class _StateCollector(Collector):
+    def __init__(self, catalog: Catalog, source: OutcomeSource) -> None:
+        self.touchpoints = catalog.touchpoints
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        outcomes = CounterMetricFamily(
+            c.METRIC_OUTCOMES.removesuffix("_total"),
+            "Touchpoint instances decided, by outcome.",
+            labels=[c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME],
+        )
+        pending = GaugeMetricFamily(
+            c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", labels=[c.LABEL_TOUCHPOINT]
+        )
+        counts, open_now = self.source.counts(), self.source.pending_counts()
+        for t in self.touchpoints:
+            good, bad = counts.get(t.id, (0, 0))
+            outcomes.add_metric([t.id, t.stage, t.owner, c.GOOD], good)
+            outcomes.add_metric([t.id, t.stage, t.owner, c.BAD], bad)
+            pending.add_metric([t.id], open_now.get(t.id, 0))
+        yield outcomes
+        yield pending
+
+
+class Metrics:
+    """The metric families of one process, and fast paths to their children.
+
+    Outcome counts and open instances are read from ``source`` (the engine state) when scraped; the
+    rest counts what this process sees.
+    """
+
+    def __init__(self, catalog: Catalog, source: OutcomeSource, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.outcomes = Counter(
-            c.METRIC_OUTCOMES, "Touchpoint instances decided, by outcome.",
-            [c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME], registry=r,
-        )  # fmt: skip
-        self.pending = Gauge(
-            c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", [c.LABEL_TOUCHPOINT], registry=r
-        )
+        r.register(_StateCollector(catalog, source))
         self.latency = Histogram(
             c.METRIC_LATENCY, "Time from a deadline's start to its end, for ends that came.",
             [c.LABEL_TOUCHPOINT], buckets=latency_buckets(catalog), registry=r,
@@ -77,15 +113,9 @@ class Metrics:
         self.journeys_broken = Counter(c.METRIC_JOURNEYS_BROKEN, "Journeys that turned broken.", registry=r)
 
         # Children bound ahead of time: the hot path does one dict lookup and an inc().
-        self._outcome = {}
         self._latency = {}
-        self._pending = {}
         self._rule_errors = {}
         for t in catalog.touchpoints:
-            for outcome in c.OUTCOMES:
-                self._outcome[t.id, outcome == c.GOOD] = self.outcomes.labels(t.id, t.stage, t.owner, outcome)
-            self._pending[t.id] = self.pending.labels(t.id)
-            self._pending[t.id].set(0)
             self._rule_errors[t.id] = self.rule_errors.labels(t.id)
             self.objective.labels(t.id).set(t.objective)
             self.differentiating.labels(t.id).set(t.differentiating)
@@ -135,17 +165,14 @@ class Metrics:
         self._source(source, "late").inc()
 
     def outcome(self, outcome: Outcome) -> None:
-        self._outcome[outcome.touchpoint, outcome.good].inc()
-        if outcome.latency is not None and outcome.good:
+        """Observe a deadline's latency (the outcome itself is counted in the state)."""
+        if outcome.latency is not None:
             histogram = self._latency.get(outcome.touchpoint)
             if histogram is not None:
                 histogram.observe(outcome.latency / 1_000_000)
 
     def rule_error(self, touchpoint: str) -> None:
         self._rule_errors[touchpoint].inc()
-
-    def set_pending(self, touchpoint: str, count: int) -> None:
-        self._pending[touchpoint].set(count)
 
     def journey_broken(self) -> None:
         self.journeys_broken.inc()

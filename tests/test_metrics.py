@@ -24,7 +24,7 @@ SPEC = {
 
 def test_names_types_and_labels_are_the_spec(catalog):
     registry = CollectorRegistry()
-    metrics = Metrics(catalog, registry)
+    metrics = Metrics(catalog, Engine(catalog), registry)
     metrics.bind_source("bills")
     metrics.journey_broken()
     metrics.customers.labels("joined")
@@ -38,8 +38,8 @@ def test_names_types_and_labels_are_the_spec(catalog):
 
 def test_outcomes_and_events_are_counted(catalog):
     registry = CollectorRegistry()
-    metrics = Metrics(catalog, registry)
     engine = Engine(catalog)
+    metrics = Metrics(catalog, engine, registry)
     for e in [
         event("order.placed", 0, order_id="o1"),
         event("order.confirmed", 30, order_id="o1"),
@@ -72,7 +72,7 @@ def test_outcomes_and_events_are_counted(catalog):
 
 
 def test_latency_buckets_sit_around_each_deadline(catalog):
-    metrics = Metrics(catalog, CollectorRegistry())
+    metrics = Metrics(catalog, Engine(catalog), CollectorRegistry())
     bounds = metrics.latency._upper_bounds
     for seconds in (120, 4 * 3600, 24 * 3600, 48 * 3600, 5 * 86400):
         assert seconds in bounds
@@ -80,7 +80,7 @@ def test_latency_buckets_sit_around_each_deadline(catalog):
 
 def test_labels_never_carry_ids(catalog):
     registry = CollectorRegistry()
-    metrics = Metrics(catalog, registry)
+    metrics = Metrics(catalog, Engine(catalog), registry)
     metrics.event("orders", "order.placed")
     for family in registry.collect():
         for sample in family.samples:

@@ -259,6 +259,10 @@ class Engine:
         return engine
 
     # -- reading ----------------------------------------------------------------------------------------
+    def pending_counts(self) -> dict[str, int]:
+        """Open instances per touchpoint (conditions are never pending)."""
+        return dict(zip(self.ids, self.pending, strict=True))
+
     def counts(self) -> dict[str, list[int]]:
         """[good, bad] per touchpoint, over every customer."""
         totals = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
