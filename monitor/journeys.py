@@ -22,7 +22,7 @@ import orjson
 
 from .durations import parse_duration
 from .engine.outcome import Outcome
-from .events import Event, format_timestamp
+from .events import Event, format_timestamp, parse_timestamp
 
 DEFAULT_MAX_EVENTS = 200
 DEFAULT_MAX_OUTCOMES = 200
@@ -58,20 +58,22 @@ class Journey:
             "dropped": {"events": self.dropped_events, "outcomes": self.dropped_outcomes},
         }
 
-    def to_dict(self) -> dict:
-        """Plain data for a changelog table (same content as the record, with exact times)."""
-        return {
-            "customer": self.customer,
-            "events": [[at, event_id, raw.decode()] for at, event_id, raw in self.events],
-            "outcomes": [list(o) for o in self.outcomes],
-            "dropped": [self.dropped_events, self.dropped_outcomes],
-        }
-
     @classmethod
-    def from_dict(cls, data: dict) -> Journey:
-        events = [(at, event_id, raw.encode()) for at, event_id, raw in data["events"]]
-        journey = cls(data["customer"], events, [tuple(o) for o in data["outcomes"]])
-        journey.dropped_events, journey.dropped_outcomes = data["dropped"]
+    def from_record(cls, record: dict) -> Journey:
+        """The journey back from its record, as stored in the journeys topic."""
+        journey = cls(record["customer_id"])
+        for data in record["events"]:
+            at = parse_timestamp(data["occurred_at"])
+            if at is not None:
+                journey.events.append((at, data["event_id"], orjson.dumps(data)))
+        for outcome in record["outcomes"]:
+            at = parse_timestamp(outcome["at"])
+            if at is not None:
+                journey.outcomes.append((at, f"{outcome['touchpoint']}/{outcome['key']}", outcome))
+        journey.events.sort(key=lambda e: e[:2])
+        journey.outcomes.sort(key=lambda o: o[:2])
+        journey.dropped_events = record["dropped"]["events"]
+        journey.dropped_outcomes = record["dropped"]["outcomes"]
         return journey
 
 
@@ -94,6 +96,9 @@ class Journeys:
 
     def get(self, customer: str) -> Journey | None:
         return self.by_customer.get(customer)
+
+    def put(self, journey: Journey) -> None:
+        self.by_customer[journey.customer] = journey
 
     def _journey(self, customer: str) -> Journey:
         journey = self.by_customer.get(customer)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
+from .commands.kafka import kafka
+from .commands.produce import produce
 from .commands.replay import replay
 from .commands.rules import rules
 from .commands.simulate import simulate
+from .commands.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +25,9 @@ def main() -> None:
 main.add_command(rules)
 main.add_command(replay)
 main.add_command(simulate)
+main.add_command(kafka)
+main.add_command(worker)
+main.add_command(produce)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,20 @@ class Simulation:
 
     def events(self) -> Iterator[dict | bytes]:
         """Events in emission order; everything after start + duration is left out."""
+        for _, item in self.emissions():
+            yield item
+
+    def lines(self) -> Iterator[bytes]:
+        for item in self.events():
+            yield item if isinstance(item, bytes) else orjson.dumps(item)
+
+    def timed_lines(self) -> Iterator[tuple[int, bytes]]:
+        """(when it leaves its source, in microseconds since the epoch, the line), for live pacing."""
+        for sent, item in self.emissions():
+            yield sent, item if isinstance(item, bytes) else orjson.dumps(item)
+
+    def emissions(self) -> Iterator[tuple[int, dict | bytes]]:
+        """(send time, event or malformed line) in send order."""
         start = parse_timestamp(self.start)
         assert start is not None
         end = start + self.duration
@@ -238,7 +252,8 @@ class Simulation:
         for number, offset in enumerate(arrivals, start=1):
             arrival = start + offset
             while pending and pending[0][0] < arrival:
-                yield heapq.heappop(pending)[2]
+                sent, _, item = heapq.heappop(pending)
+                yield sent, item
             customer = f"c-{number:06d}"
             story = _Story(random.Random(self.seed * 1_000_003 + number), customer, scenario, start, [])
             _story(story, arrival, number)
@@ -256,11 +271,8 @@ class Simulation:
                     sequence += 1
                     heapq.heappush(pending, (sent + noise.randrange(5 * MICROS), sequence, event))
         while pending:
-            yield heapq.heappop(pending)[2]
-
-    def lines(self) -> Iterator[bytes]:
-        for item in self.events():
-            yield item if isinstance(item, bytes) else orjson.dumps(item)
+            sent, _, item = heapq.heappop(pending)
+            yield sent, item
 
 
 def _malformed(rng: random.Random, event: dict) -> bytes:

@@ -1,12 +1,16 @@
-"""tpmon simulate: realistic operational events, deterministic for a seed."""
+"""tpmon simulate: realistic operational events, deterministic for a seed, to a file or live to Kafka."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
 
-from monitor.durations import format_duration
+from monitor.durations import MICROS, format_duration
+from monitor.events import format_timestamp
 from monitor.simulate import SCENARIOS, Simulation
 from monitor.simulate.generator import DEFAULT_START
 
@@ -14,6 +18,7 @@ from ..output import atomic_output, err, fail
 from .options import DURATION
 
 SCENARIO_HELP = "; ".join(f"{name}: {s.description}" for name, s in SCENARIOS.items())
+EVENTS_PER_CUSTOMER = 4.5  # about, in a run of an hour; used to turn --rate into customers
 
 
 @click.command()
@@ -21,17 +26,23 @@ SCENARIO_HELP = "; ".join(f"{name}: {s.description}" for name, s in SCENARIOS.it
     "--out",
     "out_path",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Write JSONL here (- for stdout).",
+    help="Write JSONL here (- for stdout); with --bootstrap, a copy of what was sent.",
 )
 @click.option(
-    "--customers", default=1000, show_default=True, type=click.IntRange(min=0), help="Customers arriving over the run."
+    "--bootstrap", help="Publish live to Kafka at HOST:PORT instead, as the events happen (event time is now)."
 )
-@click.option("--duration", default="1h", show_default=True, type=DURATION, help="Simulated time covered.")
+@click.option("--customers", type=click.IntRange(min=0), help="Customers arriving over the run [default 1000].")
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), help="About this many events per second (sets --customers)."
+)
+@click.option(
+    "--duration", default="1h", show_default=True, type=DURATION, help="Time covered (live: how long it runs)."
+)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option(
     "--scenario", default="healthy", show_default=True, type=click.Choice(sorted(SCENARIOS)), help=SCENARIO_HELP
 )
-@click.option("--start", default=DEFAULT_START, show_default=True, help="occurred_at of the run's start (RFC 3339).")
+@click.option("--start", help=f"occurred_at of the run's start (RFC 3339) [default {DEFAULT_START}; live: now].")
 @click.option(
     "--disorder",
     default="2s",
@@ -55,25 +66,35 @@ SCENARIO_HELP = "; ".join(f"{name}: {s.description}" for name, s in SCENARIOS.it
 )
 def simulate(
     out_path: Path | None,
-    customers: int,
+    bootstrap: str | None,
+    customers: int | None,
+    rate: float | None,
     duration: int,
     seed: int,
     scenario: str,
-    start: str,
+    start: str | None,
     disorder: int,
     duplicates: float,
     bad_lines: float,
 ) -> None:
     """Simulate customers moving through buy, get, pay, help and leave, across all four sources.
 
-    Named scenarios inject incidents, e.g. billing-outage: from minute 10, 40% of bills wrong for 20 minutes.
+    Named scenarios inject incidents, e.g. billing-outage: from minute 10, 40% of bills wrong for 20
+    minutes. With --bootstrap the events are published as they happen, for --duration; Ctrl-C stops.
     """
-    if out_path is None:
-        fail("say where the events go: --out FILE.jsonl (or - for stdout)")
+    if out_path is None and bootstrap is None:
+        fail("say where the events go: --out FILE.jsonl (or - for stdout), or --bootstrap HOST:PORT")
+    if customers is None:
+        customers = max(1, round(rate * duration / MICROS / EVENTS_PER_CUSTOMER)) if rate else 1000
+    if start is None:
+        start = format_timestamp(time.time_ns() // 1000) if bootstrap else DEFAULT_START
     try:
         run = Simulation(customers, duration, seed, scenario, start, disorder, duplicates, bad_lines)
     except ValueError as error:
         fail(str(error))
+    if bootstrap is not None:
+        _live(run, bootstrap, out_path)
+        return
     count = 0
     try:
         with atomic_output(out_path) as stream:  # type: ignore[arg-type]
@@ -89,3 +110,38 @@ def simulate(
             f"(scenario {scenario}, seed {seed}) -> {out_path}",
             soft_wrap=True,
         )
+
+
+def _live(run: Simulation, bootstrap: str, copy: Path | None) -> None:
+    """Publish each event when the wall clock reaches its send time."""
+    from streams.settings import Settings
+
+    from ..publish import publish
+
+    try:
+        settings = Settings.load(bootstrap=bootstrap)
+    except ValueError as error:
+        fail(str(error))
+    copy_stream = copy.open("wb") if copy is not None and str(copy) != "-" else None
+
+    async def paced() -> AsyncIterator[bytes]:
+        for sent, line in run.timed_lines():
+            delay = (sent - time.time_ns() // 1000) / MICROS
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if copy_stream is not None:
+                copy_stream.write(line + b"\n")
+            yield line
+
+    err.print(f"publishing to {bootstrap} until {format_duration(run.duration)} have passed (Ctrl-C stops)...")
+    try:
+        result = asyncio.run(publish(paced(), settings))
+    except ConnectionError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None
+    finally:
+        if copy_stream is not None:
+            copy_stream.close()
+    err.print(f"{result.sent} events sent")

@@ -1,0 +1,201 @@
+"""One engine per partition, and the records that keep its state: the adapter between Faust and the core.
+
+Nothing here knows Faust: state is read from and written to ``Store`` objects (the app gives it its
+changelog-backed tables), time comes in as an argument. Each customer's part of the engine state is one
+record (``customers`` store), each customer's journey another (``journeys`` store, whose changelog is
+the compacted journeys topic). A record is written whole, so a crash never leaves half of a change
+behind, and a reprocessed event is recognised as a duplicate by the record that already holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import orjson
+
+from monitor.catalog import Catalog
+from monitor.engine import DUPLICATE, LATE, Engine
+from monitor.events import Event
+from monitor.journeys import Journey, Journeys
+from monitor.metrics import Metrics
+from monitor.state import reliability, touchpoint_state
+
+
+class Store(Protocol):
+    """A keyed store whose writes land in a partition of its changelog."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, partition: int, key: str, value: bytes | None) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
+
+
+class Partitions:
+    def __init__(
+        self,
+        catalog: Catalog,
+        customers: Store,
+        journeys: Store,
+        *,
+        lateness: int | None = None,
+        retention: int,
+    ) -> None:
+        self.catalog = catalog
+        self.lateness = lateness
+        self.retention = retention
+        self.customers = customers
+        self.journey_store = journeys
+        self.engines: dict[int, Engine] = {}
+        self.journeys: dict[int, Journeys] = {}
+        self.metrics: Metrics | None = None
+
+    # -- OutcomeSource, for the metrics ---------------------------------------------------------------
+    def counts(self) -> dict[str, list[int]]:
+        totals = {touchpoint_id: [0, 0] for touchpoint_id in self.catalog.ids}
+        for engine in list(self.engines.values()):
+            for touchpoint_id, (good, bad) in engine.counts().items():
+                pair = totals.setdefault(touchpoint_id, [0, 0])
+                pair[0] += good
+                pair[1] += bad
+        return totals
+
+    def pending_counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(self.catalog.ids, 0)
+        for engine in list(self.engines.values()):
+            for touchpoint_id, count in engine.pending_counts().items():
+                totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
+        return totals
+
+    def touchpoints(self) -> dict[str, dict]:
+        """The state of every touchpoint over this worker's partitions, since their data began."""
+        counts, pending = self.counts(), self.pending_counts()
+        view = {}
+        for t in self.catalog.touchpoints:
+            good, bad = counts[t.id]
+            view[t.id] = {
+                "stage": t.stage,
+                "owner": t.owner,
+                "good": good,
+                "bad": bad,
+                "pending": pending[t.id],
+                "reliability": reliability(good, bad),
+                "objective": t.objective,
+                "differentiating": t.differentiating,
+                "state": touchpoint_state(t, good, bad),
+            }
+        return view
+
+    # -- partitions come and go -------------------------------------------------------------------------
+    def engine(self, partition: int) -> Engine:
+        """The partition's engine, rebuilt from its stored records the first time it is needed."""
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = Engine(self.catalog, lateness=self.lateness, track=True)
+            for customer, value in list(self.customers.items()):
+                record = orjson.loads(value)
+                if record.get("partition") == partition:
+                    engine.load(customer, record)
+            engine.dirty.clear()
+            self.engines[partition] = engine
+            self.journeys[partition] = Journeys()
+        return engine
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget partitions this worker no longer owns (their records stay in the changelog)."""
+        for partition in partitions:
+            self.engines.pop(partition, None)
+            self.journeys.pop(partition, None)
+
+    # -- the work ---------------------------------------------------------------------------------------
+    def handle(self, partition: int, event: Event, now: int) -> int:
+        engine = self.engine(partition)
+        status = engine.step(event, now)
+        metrics = self.metrics
+        if status == DUPLICATE:
+            if metrics is not None:
+                metrics.duplicate(event.source)
+            return status
+        if metrics is not None:
+            metrics.event(event.source, event.kind)
+            if status == LATE:
+                metrics.late_event(event.source)
+        journey = self._journey(partition, event.customer)
+        self.journeys[partition].add_event(event)
+        self._settle(partition, engine, {event.customer: journey})
+        return status
+
+    def tick(self, now: int) -> None:
+        """Move idle clocks on; every partition whose clock moved writes what that decided."""
+        for partition, engine in list(self.engines.items()):
+            engine.tick(now)
+            if engine.outbox or engine.dirty:
+                self._settle(partition, engine, {})
+
+    def forget(self, before: int) -> None:
+        """Forget event ids older than ``before`` and journeys with nothing newer (retention)."""
+        for partition, engine in list(self.engines.items()):
+            engine.forget(before)
+            self._settle(partition, engine, {})
+            for customer in self.journeys[partition].expire(before):
+                self.journey_store.put(partition, customer, None)
+
+    def _journey(self, partition: int, customer: str) -> Journey:
+        journeys = self.journeys[partition]
+        journey = journeys.get(customer)
+        if journey is None:
+            stored = self.journey_store.get(customer)
+            journey = Journey.from_record(orjson.loads(stored)) if stored else Journey(customer)
+            journeys.put(journey)
+        return journey
+
+    def _settle(self, partition: int, engine: Engine, touched: dict[str, Journey]) -> None:
+        """Count and file the outcomes, then write every changed record."""
+        metrics = self.metrics
+        journeys = self.journeys[partition]
+        for outcome in engine.outbox:
+            journey = touched.get(outcome.customer) or self._journey(partition, outcome.customer)
+            was_broken = journey.broken
+            journeys.add_outcome(outcome)
+            touched[outcome.customer] = journey
+            if metrics is not None:
+                metrics.outcome(outcome)
+                if not was_broken and journey.broken:
+                    metrics.journey_broken()
+        engine.outbox.clear()
+        if metrics is not None:
+            for error in engine.errors:
+                metrics.rule_error(error.touchpoint)
+        engine.errors.clear()
+        for customer in engine.dirty:
+            record = engine.record(customer)
+            if record is None:
+                self.customers.put(partition, customer, None)
+            else:
+                record["partition"] = partition
+                self.customers.put(partition, customer, orjson.dumps(record))
+        engine.dirty.clear()
+        for customer, journey in touched.items():
+            self.journey_store.put(partition, customer, orjson.dumps(journey.record()))
+
+
+class MemoryStore:
+    """A Store in a dict, for tests and for replaying a partition by hand."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.writes: list[tuple[int, str, bytes | None]] = []
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, partition: int, key: str, value: bytes | None) -> None:
+        self.writes.append((partition, key, value))
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def items(self) -> Iterable[tuple[str, bytes]]:
+        return self.data.items()

@@ -1,0 +1,133 @@
+"""The worker's settings: command-line flags over environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from monitor.conventions import DEAD_LETTER_TOPIC, JOURNEYS_TOPIC, SOURCE_TOPICS
+from monitor.durations import parse_duration
+
+ENV_PREFIX = "TPMON_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "tpmon"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
+    lateness: str = ""  # empty: the catalog's
+    topics: str = ",".join(SOURCE_TOPICS)  # the source topics, comma-separated
+    events_topic: str = "tpmon-events"  # events repartitioned by customer
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    journeys_topic: str = JOURNEYS_TOPIC
+    partitions: int = 4
+    dedup_retention: str = "24h"
+    tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
+    data_dir: str = ".tpmon/worker"
+    # Security, for real clusters.
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **flags: object) -> Settings:
+        """Defaults, then TPMON_* environment variables, then flags that were given (not None)."""
+        env = os.environ if env is None else env
+        settings = cls()
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _convert(field.name, raw, type(getattr(settings, field.name)))
+        values.update({name: value for name, value in flags.items() if value is not None})
+        settings = replace(settings, **values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not self.source_topics:
+            raise ValueError("give at least one source topic")
+        if self.partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ValueError(
+                f"security protocol {self.security_protocol!r} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+            )
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError("SASL needs TPMON_SASL_USERNAME and TPMON_SASL_PASSWORD")
+        parse_duration(self.dedup_retention)
+        if self.lateness:
+            parse_duration(self.lateness)
+
+    @property
+    def source_topics(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.topics.split(",") if t.strip())
+
+    @property
+    def broker_url(self) -> str:
+        return ",".join(f"kafka://{host.strip()}" for host in self.bootstrap.split(","))
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.security_protocol.endswith("SSL"):
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile or None)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile or None)
+        return context
+
+    def credentials(self):  # type: ignore[no-untyped-def]
+        """Faust broker credentials for the configured security protocol (None for PLAINTEXT)."""
+        import faust
+
+        if self.security_protocol.startswith("SASL"):
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password,
+                mechanism=self.sasl_mechanism,
+                ssl_context=self.ssl_context(),
+            )
+        if self.security_protocol == "SSL":
+            return faust.SSLCredentials(self.ssl_context())
+        return None
+
+    def client_options(self) -> dict:
+        """The same connection settings for plain aiokafka clients (produce, simulate)."""
+        options: dict[str, object] = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        context = self.ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
+        return options
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
+    return raw
+
+
+def data_path(settings: Settings) -> Path:
+    return Path(settings.data_dir)

@@ -1,0 +1,99 @@
+"""tpmon worker: a Faust worker of the live pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..output import err, fail
+from .catalog import catalog_or_exit
+
+
+@click.command()
+@click.option(
+    "--bootstrap", help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT] [env TPMON_BOOTSTRAP; default 127.0.0.1:9092]."
+)
+@click.option(
+    "--web-port", type=int, help="Port of /metrics, /touchpoints and /journeys [env TPMON_WEB_PORT; default 6066]."
+)
+@click.option("--web-host", help="Address the web port listens on [env TPMON_WEB_HOST; default 127.0.0.1].")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    help="Catalog file or folder [env TPMON_RULES; default rules/].",
+)
+@click.option("--app-id", help="Consumer group and table prefix [env TPMON_APP_ID; default tpmon].")
+@click.option("--topics", help="Source topics, comma-separated [env TPMON_TOPICS; default orders,bills,calls,tickets].")
+@click.option("--partitions", type=int, help="Partitions of tpmon's own topics [env TPMON_PARTITIONS; default 4].")
+@click.option("--lateness", help="Override the catalog's lateness [env TPMON_LATENESS].")
+@click.option("--data-dir", help="The worker's local folder [env TPMON_DATA_DIR; default .tpmon/worker].")
+@click.option(
+    "--loglevel", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+def worker(
+    bootstrap: str | None,
+    web_port: int | None,
+    web_host: str | None,
+    rules_path: Path | None,
+    app_id: str | None,
+    topics: str | None,
+    partitions: int | None,
+    lateness: str | None,
+    data_dir: str | None,
+    loglevel: str,
+) -> None:
+    """Run a worker: judge the source topics' events live, serve /metrics, /touchpoints and /journeys/ID.
+
+    Every setting can also come from a TPMON_* environment variable, including security for real
+    clusters: TPMON_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), TPMON_SASL_MECHANISM,
+    TPMON_SASL_USERNAME, TPMON_SASL_PASSWORD, TPMON_SSL_CAFILE, TPMON_SSL_CERTFILE, TPMON_SSL_KEYFILE.
+    Stops cleanly on Ctrl-C or SIGTERM.
+    """
+    import faust
+
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    try:
+        settings = Settings.load(
+            bootstrap=bootstrap,
+            web_port=web_port,
+            web_host=web_host,
+            rules=str(rules_path) if rules_path else None,
+            app_id=app_id,
+            topics=topics,
+            partitions=partitions,
+            lateness=lateness,
+            data_dir=data_dir,
+        )
+    except ValueError as error:
+        fail(str(error))
+    catalog = catalog_or_exit(Path(settings.rules) if settings.rules else None)
+    _source_topics(settings)
+    app, _ = create_app(settings, catalog)
+    err.print(
+        f"tpmon worker {settings.app_id}: {len(catalog.touchpoints)} touchpoints, Kafka {settings.bootstrap}, "
+        f"metrics on http://{settings.web_host}:{settings.web_port}/metrics",
+        soft_wrap=True,
+    )
+    runner = faust.Worker(app, loglevel=loglevel)
+    runner.execute_from_commandline()
+
+
+def _source_topics(settings) -> None:  # type: ignore[no-untyped-def]
+    """Create missing source topics, so the worker subscribes to them from the start (a consumer that
+    starts before its topics exist would ignore them until the next rebalance)."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from ..publish import ensure_topics
+
+    try:
+        asyncio.run(ensure_topics(settings, list(settings.source_topics)))
+    except ConnectionError as error:
+        fail(f"{error}; is Kafka running? (`tpmon kafka start` runs one locally)")
+    except KafkaError as error:
+        err.print(f"[yellow]warning:[/] could not create the source topics ({error}); they must exist", soft_wrap=True)

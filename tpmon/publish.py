@@ -1,0 +1,122 @@
+"""Publishing events to their source topics with aiokafka: shared by `produce` and `simulate`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from monitor.conventions import SOURCE_TOPICS
+from monitor.events import SOURCE_OF_TYPE
+from streams.settings import Settings
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Published:
+    sent: int = 0
+    skipped: int = 0
+
+
+def route(line: bytes, topics: dict[str, str], fixed_topic: str | None) -> tuple[str | None, bytes | None, str]:
+    """(topic, key, why-not) for one line: the source topic of its type, keyed by customer_id."""
+    key = None
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("customer_id"), str):
+        key = data["customer_id"].encode()
+    if fixed_topic is not None:
+        return fixed_topic, key, ""
+    if not isinstance(data, dict):
+        return None, None, "not a JSON object"
+    source = SOURCE_OF_TYPE.get(data.get("type"))  # type: ignore[arg-type]
+    if source is None:
+        return None, None, f"type {data.get('type')!r} has no source topic (give --topic to send it anyway)"
+    return topics[source], key, ""
+
+
+def topic_names(settings: Settings) -> dict[str, str]:
+    """Source name -> topic, following TPMON_TOPICS when it renames the four sources."""
+    names = settings.source_topics
+    return (
+        dict(zip(SOURCE_TOPICS, names, strict=True))
+        if len(names) == len(SOURCE_TOPICS)
+        else dict(zip(SOURCE_TOPICS, SOURCE_TOPICS, strict=True))
+    )
+
+
+async def ensure_topics(settings: Settings, names: list[str]) -> None:
+    """Create the topics that do not exist yet, with the configured partitions."""
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, settings.partitions, 1) for name in names if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def publish(
+    lines: AsyncIterator[bytes],
+    settings: Settings,
+    fixed_topic: str | None = None,
+    on_skip: Callable[[int, str], None] | None = None,
+) -> Published:
+    """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``."""
+    topics = topic_names(settings)
+    await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
+    producer = AIOKafkaProducer(
+        **settings.client_options(),
+        max_request_size=MAX_REQUEST_BYTES,
+        linger_ms=5,
+        acks="all",
+        enable_idempotence=True,
+    )
+    try:
+        await producer.start()
+    except KafkaConnectionError:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    result = Published()
+    pending: list[asyncio.Future] = []
+    number = 0
+    try:
+        async for line in lines:
+            number += 1
+            if not line.strip():
+                continue
+            topic, key, why = route(line, topics, fixed_topic)
+            if topic is None:
+                result.skipped += 1
+                if on_skip is not None:
+                    on_skip(number, why)
+                continue
+            pending.append(await producer.send(topic, value=line, key=key))
+            result.sent += 1
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    except KafkaError as error:
+        raise ConnectionError(f"Kafka refused a message: {error}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.flush()
+        await producer.stop()
+    return result
