@@ -1,0 +1,161 @@
+"""Real components for integration tests: one Kafka broker per session, workers as processes.
+
+Each test gets its own topics and consumer group (a namespace), so tests share the broker safely.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tpmon.broker import LocalKafka, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TPMON = [sys.executable, "-m", "tpmon.cli"]
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory) -> Iterator[str]:
+    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), free_port())
+    started = time.monotonic()
+    address = broker.start()
+    print(f"\nKafka at {address} in {time.monotonic() - started:.1f}s")
+    yield address
+    broker.stop()
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, every: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    def get(self, path: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+                return response.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        text = self.get("/metrics")
+        if text is None:
+            return {}
+        samples = {}
+        for family in text_string_to_metric_families(text.decode()):
+            for sample in family.samples:
+                samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+        return samples
+
+    def outcomes(self) -> dict[str, tuple[int, int]]:
+        counts: dict[str, list[int]] = {}
+        for (name, labels), value in self.metrics().items():
+            if name == "tpmon_touchpoint_outcomes_total":
+                label = dict(labels)
+                counts.setdefault(label["touchpoint"], [0, 0])[0 if label["outcome"] == "good" else 1] = int(value)
+        return {t: (g, b) for t, (g, b) in counts.items()}
+
+    def ready(self) -> bool:
+        body = self.get("/touchpoints")
+        return body is not None and bool(orjson.loads(body)["partitions"])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@dataclass
+class Namespace:
+    """Topics and a group of one test, and the commands that use them."""
+
+    bootstrap: str
+    root: Path
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def topics(self) -> list[str]:
+        return [f"{self.name}-{source}" for source in ("orders", "bills", "calls", "tickets")]
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.name}-rejects"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TPMON_BOOTSTRAP": self.bootstrap,
+            "TPMON_APP_ID": self.name,
+            "TPMON_TOPICS": ",".join(self.topics),
+            "TPMON_EVENTS_TOPIC": f"{self.name}-events",
+            "TPMON_JOURNEYS_TOPIC": f"{self.name}-journeys",
+            "TPMON_DEAD_LETTER_TOPIC": self.dead_letters,
+            "TPMON_RULES": str(ROOT / "rules"),
+            **extra,
+        }
+
+    def worker(self, wait: bool = True, **extra: str) -> Worker:
+        port = free_port()
+        index = len(self.workers)
+        log = self.root / f"worker-{index}.log"
+        env = self.env(TPMON_WEB_PORT=str(port), TPMON_DATA_DIR=str(self.root / f"worker-{index}"), **extra)
+        process = subprocess.Popen(
+            [*TPMON, "worker"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=self.root
+        )
+        worker = Worker(process, port, log)
+        self.workers.append(worker)
+        if wait:
+            try:
+                wait_until(lambda: worker.ready() or process.poll() is not None, 90, "the worker to start")
+            finally:
+                if process.poll() is not None:
+                    raise AssertionError(f"the worker exited:\n{log.read_text()[-3000:]}")
+        return worker
+
+    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([*TPMON, *args], env=self.env(**extra), capture_output=True, cwd=self.root, timeout=300)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*TPMON, *args], env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.root
+        )
+
+
+@pytest.fixture
+def namespace(kafka, tmp_path) -> Iterator[Namespace]:
+    space = Namespace(kafka, tmp_path)
+    yield space
+    for worker in space.workers:
+        worker.stop()

@@ -1,0 +1,247 @@
+"""The live pipeline on a real Kafka broker: counters equal replay's, through crashes and rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+from .conftest import Namespace, Worker, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PARTITIONS = 4
+FAR_FUTURE = "2099-01-01T00:00:00Z"
+
+
+def sentinels() -> bytes:
+    """One event per partition, far in the future: the watermark then passes every due time, as the
+    end of a replay does, and live and replay decide the same instances."""
+    lines, covered, number = [], set(), 0
+    while len(covered) < PARTITIONS:
+        customer = f"sentinel-{number}"
+        partition = (murmur2(customer.encode()) & 0x7FFFFFFF) % PARTITIONS
+        if partition not in covered:
+            covered.add(partition)
+            lines.append(
+                orjson.dumps(
+                    {
+                        "event_id": customer,
+                        "type": "customer.joined",
+                        "customer_id": customer,
+                        "occurred_at": FAR_FUTURE,
+                    }
+                )
+            )
+        number += 1
+    return b"\n".join(lines) + b"\n"
+
+
+def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:
+    totals: dict[str, list[int]] = {}
+    for worker in workers:
+        if worker.process.poll() is None:
+            for touchpoint, (good, bad) in worker.outcomes().items():
+                pair = totals.setdefault(touchpoint, [0, 0])
+                pair[0] += good
+                pair[1] += bad
+    return {t: (g, b) for t, (g, b) in totals.items()}
+
+
+def lag(workers: list[Worker]) -> float:
+    return sum(
+        value
+        for worker in workers
+        if worker.process.poll() is None
+        for (name, _), value in worker.metrics().items()
+        if name == "tpmon_consumer_lag"
+    )
+
+
+def settle(workers: list[Worker], timeout: float = 120) -> dict[str, tuple[int, int]]:
+    """Wait until everything sent is consumed and committed and the counters stop moving."""
+    last: list[object] = [None]
+
+    def steady() -> bool:
+        now = total_outcomes(workers)
+        done = lag(workers) == 0 and now == last[0] and bool(now)
+        last[0] = now
+        return done
+
+    wait_until(steady, timeout, "the workers to settle", every=3.0)
+    return last[0]  # type: ignore[return-value]
+
+
+def replay_outcomes(space: Namespace, *files) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    combined = space.root / "all.jsonl"
+    combined.write_bytes(b"".join(f.read_bytes() for f in files))
+    summary = orjson.loads(space.run("replay", str(combined), "--json").stdout)
+    return {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
+
+
+def finish_with_sentinels(space: Namespace, workers: list[Worker]) -> dict[str, tuple[int, int]]:
+    settle(workers)
+    ends = space.root / "sentinels.jsonl"
+    ends.write_bytes(sentinels())
+    space.run("produce", str(ends))
+    return settle(workers)
+
+
+def simulate_live(space: Namespace, seconds: int, rate: int, seed: int):  # type: ignore[no-untyped-def]
+    copy = space.root / "sent.jsonl"
+    process = space.start(
+        "simulate",
+        "--bootstrap",
+        space.bootstrap,
+        "--rate",
+        str(rate),
+        "--duration",
+        f"{seconds}s",
+        "--seed",
+        str(seed),
+        "--out",
+        str(copy),
+    )
+    return process, copy
+
+
+def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
+    worker = namespace.worker()
+    started = time.monotonic()
+    process, copy = simulate_live(namespace, seconds=12, rate=300, seed=21)
+    first = wait_until(lambda: sum(sum(pair) for pair in worker.outcomes().values()), 60, "the first outcome")
+    print(f"first outcome {time.monotonic() - started:.1f}s after the simulator started ({first} so far)")
+    assert process.wait(120) == 0, process.stderr.read().decode()
+    live = finish_with_sentinels(namespace, [worker])
+    expected = replay_outcomes(namespace, copy, namespace.root / "sentinels.jsonl")
+    assert sum(g + b for g, b in expected.values()) > 200
+    assert live == expected
+
+
+def test_a_killed_worker_resumes_without_losing_or_doubling(namespace):
+    first = namespace.worker()
+    process, copy = simulate_live(namespace, seconds=16, rate=300, seed=22)
+    time.sleep(8)
+    assert first.outcomes(), "the worker should be counting before it is killed"
+    first.stop(signal.SIGKILL)
+    second = namespace.worker()
+    assert process.wait(120) == 0, process.stderr.read().decode()
+    live = finish_with_sentinels(namespace, [second])
+    assert live == replay_outcomes(namespace, copy, namespace.root / "sentinels.jsonl")
+
+
+def test_two_workers_share_the_partitions(namespace):
+    workers = [namespace.worker(), namespace.worker()]
+    wait_until(
+        lambda: all(
+            len(orjson.loads(w.get("/touchpoints") or b'{"partitions": []}')["partitions"]) < PARTITIONS
+            for w in workers
+        ),
+        90,
+        "a rebalance over both workers",
+    )
+    process, copy = simulate_live(namespace, seconds=12, rate=300, seed=23)
+    assert process.wait(120) == 0, process.stderr.read().decode()
+    live = finish_with_sentinels(namespace, workers)
+    assert live == replay_outcomes(namespace, copy, namespace.root / "sentinels.jsonl")
+    # Each worker answers for any customer's journey, whichever owns it.
+    customer = orjson.loads(copy.read_bytes().splitlines()[0])["customer_id"]
+    for worker in workers:
+        journey = orjson.loads(worker.get(f"/journeys/{customer}") or b"{}")
+        assert journey.get("customer_id") == customer
+
+
+def test_bad_input_goes_whole_to_the_dead_letters_and_the_worker_keeps_going(namespace):
+    worker = namespace.worker()
+    good = {
+        "event_id": "ok-1",
+        "type": "bill.issued",
+        "customer_id": "c1",
+        "occurred_at": "2026-11-22T10:00:00Z",
+        "bill_id": "b",
+        "amount": 1,
+        "expected_amount": 1,
+    }
+    bad = {
+        "malformed_json": b'{"event_id": "x", ',
+        "wrong_type": orjson.dumps({**good, "event_id": "w", "amount": "lots"}),
+        "not_utf8": b'{"event_id": "\xff\xfe"}',
+        "too_large": orjson.dumps({**good, "event_id": "big", "padding": "x" * 2_000_000}),
+    }
+
+    async def exchange() -> list:
+        producer = AIOKafkaProducer(bootstrap_servers=namespace.bootstrap, max_request_size=8 * 1024 * 1024)
+        await producer.start()
+        try:
+            for value in bad.values():
+                await producer.send_and_wait(namespace.topics[1], value, key=b"c1")
+            await producer.send_and_wait(namespace.topics[1], orjson.dumps(good), key=b"c1")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            namespace.dead_letters,
+            bootstrap_servers=namespace.bootstrap,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
+        await consumer.start()
+        received: list = []
+        try:
+            deadline = time.monotonic() + 60
+            while len(received) < len(bad) and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for messages in batches.values():
+                    received.extend(messages)
+        finally:
+            await consumer.stop()
+        return received
+
+    received = asyncio.run(exchange())
+    by_reason = {dict(m.headers)["reason"].decode(): m for m in received}
+    assert set(by_reason) == set(bad)
+    for reason, message in by_reason.items():
+        assert message.value == bad[reason]  # kept whole
+        assert dict(message.headers)["source"].decode() == namespace.topics[1]
+    wait_until(lambda: worker.outcomes().get("bill-correct") == (1, 0), 30, "the good event after the bad ones")
+    rejected = {
+        dict(labels)["reason"]: value
+        for (name, labels), value in worker.metrics().items()
+        if name == "tpmon_events_rejected_total" and value
+    }
+    assert rejected == dict.fromkeys(bad, 1.0)
+    assert worker.process.poll() is None
+
+
+def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "catalog.yaml").write_text(
+        "version: 1\nlateness: 1s\ntouchpoints:\n"
+        "  - {id: quick-confirm, stage: buy, owner: sales-ops, description: Confirmed in 2s., kind: deadline,\n"
+        "     start: order.placed, end: order.confirmed, key: order_id, within: 2s, objective: 0.9, min_events: 1}\n"
+    )
+    worker = namespace.worker(TPMON_RULES=str(rules))
+    placed_at = time.time()
+    occurred = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(placed_at)) + f".{int(placed_at % 1 * 1000):03d}Z"
+    event = {
+        "event_id": "p1",
+        "type": "order.placed",
+        "customer_id": "c1",
+        "occurred_at": occurred,
+        "order_id": "o1",
+        "amount": 5,
+        "channel": "web",
+    }
+    (tmp_path / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
+    namespace.run("produce", str(tmp_path / "one.jsonl"))
+    due = placed_at + 2 + 1  # due time plus lateness
+    wait_until(lambda: worker.outcomes().get("quick-confirm") == (0, 1), 30, "the missed deadline", every=0.05)
+    decided = time.time()
+    print(f"decided {decided - due:+.2f}s after due + lateness")
+    assert decided - due <= 1.0

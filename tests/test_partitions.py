@@ -1,0 +1,62 @@
+"""The live adapter without Kafka: per-customer records restore a crashed partition exactly."""
+
+from __future__ import annotations
+
+import zlib
+
+import orjson
+
+from monitor.durations import parse_duration
+from monitor.events import decode
+from monitor.replay import Replay
+from monitor.simulate import Simulation
+from streams.partitions import MemoryStore, Partitions
+
+PARTITIONS = 3
+
+
+def partition_of(customer: str) -> int:
+    return zlib.crc32(customer.encode()) % PARTITIONS
+
+
+def new(catalog, customers, journeys):  # type: ignore[no-untyped-def]
+    return Partitions(catalog, customers, journeys, retention=parse_duration("24h"))
+
+
+def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
+    lines = list(Simulation(customers=600, duration=parse_duration("2h"), seed=8).lines())
+    customers, journeys = MemoryStore(), MemoryStore()
+    live = new(catalog, customers, journeys)
+    for number, line in enumerate(lines):
+        event = decode(line, "orders")
+        live.handle(partition_of(event.customer), event, 0)
+        if number in (100, 1700, 2500):
+            # The worker dies: memory is gone, the stores (changelogs) remain; events since the last
+            # commit come again.
+            live = new(catalog, customers, journeys)
+            for again in lines[number - 50 : number + 1]:
+                event = decode(again, "orders")
+                live.handle(partition_of(event.customer), event, 0)
+    for partition in range(PARTITIONS):
+        live.engine(partition).finish()
+        live._settle(partition, live.engine(partition), {})
+
+    replay = Replay(catalog)
+    replay.feed(lines)
+    summary = replay.finish()
+    counts = live.counts()
+    assert {t: (r["good"], r["bad"]) for t, r in summary["touchpoints"].items()} == {
+        t: tuple(c) for t, c in counts.items()
+    }
+    assert sum(live.pending_counts().values()) == sum(r["pending"] for r in summary["touchpoints"].values())
+
+
+def test_records_name_their_partition_and_journeys_are_the_published_format(catalog):
+    customers, journeys = MemoryStore(), MemoryStore()
+    live = new(catalog, customers, journeys)
+    event = decode(next(iter(Simulation(customers=1, seed=2).lines())), "orders")
+    live.handle(2, event, 0)
+    record = orjson.loads(customers.get(event.customer))
+    assert record["partition"] == 2 and record["seen"][0][0] == event.id
+    journey = orjson.loads(journeys.get(event.customer))
+    assert journey["customer_id"] == event.customer and journey["events"][0]["event_id"] == event.id
