@@ -103,6 +103,8 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
     )
     sources = app.topic(*settings.source_topics, key_type=bytes, value_type=bytes)
     events = app.topic(

@@ -29,6 +29,7 @@ class Settings:
     partitions: int = 4
     dedup_retention: str = "24h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
+    session_timeout: float = 30.0  # seconds before the group gives a silent worker's partitions to others
     data_dir: str = ".tpmon/worker"
     # Security, for real clusters.
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL

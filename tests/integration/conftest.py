@@ -121,6 +121,7 @@ class Namespace:
             "TPMON_JOURNEYS_TOPIC": f"{self.name}-journeys",
             "TPMON_DEAD_LETTER_TOPIC": self.dead_letters,
             "TPMON_RULES": str(ROOT / "rules"),
+            "TPMON_SESSION_TIMEOUT": "8",  # a killed worker's partitions move on quickly
             **extra,
         }
 
