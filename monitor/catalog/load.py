@@ -32,7 +32,7 @@ from ..events import (
 )
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import Expression, ExpressionError
-from .model import CONDITION, DEFAULT_LATENESS, Catalog, Match, Touchpoint
+from .model import CONDITION, DEFAULT_LATENESS, Catalog, Match, Touchpoint, tiers
 from .spec import KIND_SPECS, CatalogFileSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
 
 Path_ = tuple[str | int, ...]
@@ -219,6 +219,13 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint |
         report.warn(
             (*path, "objective"), f"an objective of {spec.objective:g} accepts more bad outcomes than good ones"
         )
+    for tier in tiers(spec.alerts.page, spec.alerts.ticket):
+        if tier.factor * (1 - spec.objective) >= 1:
+            report.add(
+                (*path, "alerts", tier.severity),
+                f"the {tier.severity} tier over {tier.long} can never fire: {tier.factor:g} x (1 - {spec.objective:g}) = "
+                f"{tier.factor * (1 - spec.objective):.2f} >= 1; lower its factor below {1 / (1 - spec.objective):.2f}",
+            )
     if spec.min_events < 5:
         report.warn(
             (*path, "min_events"), f"with min_events {spec.min_events}, a handful of outcomes decides the state"
@@ -242,6 +249,7 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint |
         key=getattr(spec, "key", None),
         within=parse_duration(spec.within) if kind != CONDITION else None,  # type: ignore[attr-defined]
         good=good,
+        tiers=tiers(spec.alerts.page, spec.alerts.ticket),
         source=f"{report.file}:{report.line_of(path)}",
     )
 

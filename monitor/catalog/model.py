@@ -23,6 +23,26 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Tier:
+    """One alert tier: fire when the error ratio exceeds factor x (1 - objective) over both windows."""
+
+    name: str  # the long window, as a label value: "1h", "6h", "1d", "3d"
+    severity: str  # "page" or "ticket"
+    factor: float
+    long: str
+    short: str
+
+
+# (name, severity, long window, short window); the factors come from the catalog.
+TIER_WINDOWS = (("1h", "page", "1h", "5m"), ("6h", "page", "6h", "30m"), ("1d", "ticket", "1d", "2h"), ("3d", "ticket", "3d", "6h"))
+
+
+def tiers(page: tuple[float, float], ticket: tuple[float, float]) -> tuple[Tier, ...]:
+    factors = (*page, *ticket)
+    return tuple(Tier(name, severity, factor, long, short) for (name, severity, long, short), factor in zip(TIER_WINDOWS, factors, strict=True))
+
+
+@dataclass(frozen=True)
 class Touchpoint:
     id: str
     stage: str
@@ -38,6 +58,7 @@ class Touchpoint:
     key: str | None = None
     within: int | None = None  # microseconds
     good: Expression | None = None
+    tiers: tuple[Tier, ...] = ()
     source: str = ""  # file:line, for messages
 
     @property

@@ -46,6 +46,20 @@ class EventMatchSpec(_Strict):
 EventMatch = Annotated[EventMatchSpec, BeforeValidator(_event_match)]
 
 
+class AlertsSpec(_Strict):
+    """Burn-rate factors of the alert tiers: page over 1h and 6h, ticket over 1d and 3d."""
+
+    page: tuple[float, float] = (14.4, 6.0)
+    ticket: tuple[float, float] = (3.0, 1.0)
+
+    @field_validator("page", "ticket")
+    @classmethod
+    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if any(factor <= 0 for factor in value):
+            raise ValueError("burn-rate factors must be above 0")
+        return value
+
+
 class _Touchpoint(_Strict):
     id: str = Field(pattern=SLUG)
     stage: str = Field(pattern=SLUG)
@@ -54,6 +68,7 @@ class _Touchpoint(_Strict):
     objective: float
     differentiating: float | None = None
     min_events: int = Field(default=20, ge=1)
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
 
     @field_validator("objective", "differentiating", mode="before")
     @classmethod
