@@ -34,12 +34,20 @@ class Tier:
 
 
 # (name, severity, long window, short window); the factors come from the catalog.
-TIER_WINDOWS = (("1h", "page", "1h", "5m"), ("6h", "page", "6h", "30m"), ("1d", "ticket", "1d", "2h"), ("3d", "ticket", "3d", "6h"))
+TIER_WINDOWS = (
+    ("1h", "page", "1h", "5m"),
+    ("6h", "page", "6h", "30m"),
+    ("1d", "ticket", "1d", "2h"),
+    ("3d", "ticket", "3d", "6h"),
+)
 
 
 def tiers(page: tuple[float, float], ticket: tuple[float, float]) -> tuple[Tier, ...]:
     factors = (*page, *ticket)
-    return tuple(Tier(name, severity, factor, long, short) for (name, severity, long, short), factor in zip(TIER_WINDOWS, factors, strict=True))
+    return tuple(
+        Tier(name, severity, factor, long, short)
+        for (name, severity, long, short), factor in zip(TIER_WINDOWS, factors, strict=True)
+    )
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,9 @@ class LocalKafka:
         if not (self.data / "logs" / "meta.properties").exists():
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             # "--cluster-id=" keeps an id that starts with "-" from reading as an option.
-            command = self._java(java, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(properties))
+            command = self._java(
+                java, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(properties)
+            )
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise BrokerError(f"formatting the broker's storage failed:\n{result.stdout}{result.stderr}")

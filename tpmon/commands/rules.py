@@ -9,9 +9,14 @@ import click
 from monitor.catalog import validate_catalog
 from monitor.catalog.errors import ERROR, WARNING
 from monitor.durations import format_duration
+from monitor.observe.alertmanager import EXAMPLE_WEBHOOK, alertmanager_config
+from monitor.observe.prometheus import rule_files
+from monitor.observe.text import yaml_text
+from monitor.observe.windows import PROFILES
 
 from ..output import err, out
 from ..paths import default_rules
+from .catalog import catalog_or_exit
 
 
 @click.group()
@@ -44,3 +49,35 @@ def validate(path: Path | None, strict: bool) -> None:
         err.print(f"{path}: {len(errors)} error(s), {len(warnings)} warning(s)")
     if errors or (strict and warnings):
         raise SystemExit(1)
+
+
+@rules.command()
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write into."
+)
+@click.option(
+    "--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/]."
+)
+@click.option(
+    "--profile",
+    default="production",
+    show_default=True,
+    type=click.Choice(sorted(PROFILES)),
+    help="test: every window divided by 60, for tests and demos.",
+)
+@click.option(
+    "--webhook",
+    default=EXAMPLE_WEBHOOK,
+    show_default=True,
+    help="Base URL of the teams' webhook receivers in alertmanager.yml.",
+)
+def render(out_dir: Path, rules_path: Path | None, profile: str, webhook: str) -> None:
+    """Write Prometheus recording and alerting rules, and an example alertmanager.yml, for the catalog."""
+    catalog = catalog_or_exit(rules_path)
+    chosen = PROFILES[profile]
+    files = {name: yaml_text(content, "rules render") for name, content in rule_files(catalog, chosen).items()}
+    files["alertmanager.yml"] = yaml_text(alertmanager_config(catalog, webhook, chosen), "rules render")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out_dir / name).write_text(text)
+    out.print(f"wrote {', '.join(sorted(files))} to {out_dir}")
