@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .commands.dashboards import dashboards
 from .commands.kafka import kafka
 from .commands.produce import produce
 from .commands.replay import replay
@@ -28,6 +29,7 @@ main.add_command(simulate)
 main.add_command(kafka)
 main.add_command(worker)
 main.add_command(produce)
+main.add_command(dashboards)
 
 
 if __name__ == "__main__":
