@@ -36,7 +36,10 @@ def panels_of(dashboard: dict) -> list[dict]:
 @pytest.mark.parametrize("name", NAMES)
 def test_valid_against_grafanas_schema(rendered, name):
     schema = json.loads(SCHEMA.read_text())
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(json.loads((rendered / name).read_text()))]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(json.loads((rendered / name).read_text()))
+    ]
     assert errors == []
 
 
@@ -71,4 +74,6 @@ def test_the_committed_dashboards_are_what_the_catalog_renders(rendered):
     for path in sorted(rendered.rglob("*")):
         if path.is_file():
             relative = path.relative_to(rendered)
-            assert (COMMITTED / relative).read_text() == path.read_text(), f"dashboards/{relative} drifted: run `tpmon dashboards render --out dashboards`"
+            assert (COMMITTED / relative).read_text() == path.read_text(), (
+                f"dashboards/{relative} drifted: run `tpmon dashboards render --out dashboards`"
+            )

@@ -1,0 +1,17 @@
+# The tpmon image: the worker (default) and every other tpmon command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+COPY streams ./streams
+COPY tpmon ./tpmon
+COPY rules ./rules
+RUN pip install . && useradd --create-home tpmon && mkdir -p /app/.tpmon && chown tpmon /app/.tpmon
+USER tpmon
+
+ENV TPMON_WEB_HOST=0.0.0.0 TPMON_RULES=/app/rules
+EXPOSE 6066
+ENTRYPOINT ["tpmon"]
+CMD ["worker"]

@@ -1,0 +1,66 @@
+"""docker-compose.yml (Docker cannot run here): valid against the Compose specification, and wired to
+the generated files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import jsonschema
+from ruamel.yaml import YAML
+
+from .conftest import ROOT
+
+SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+
+
+def compose() -> dict:
+    return YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_valid_against_the_compose_specification():
+    schema = json.loads(SCHEMA.read_text())
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose())
+    ]
+    assert errors == []
+
+
+def test_every_file_it_mounts_is_in_the_repository():
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is missing"
+        if "build" in service:
+            assert (ROOT / service["build"] / "Dockerfile").exists()
+
+
+def test_the_worker_scales():
+    worker = compose()["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker  # so `--scale worker=3` works
+    prometheus = YAML(typ="safe").load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "tpmon")
+    assert job["dns_sd_configs"][0]["names"] == ["worker"]
+
+
+def test_the_stack_has_what_the_customer_room_needs():
+    assert {"kafka", "worker", "simulator", "prometheus", "alertmanager", "grafana"} <= set(compose()["services"])
+    assert "3000:3000" in compose()["services"]["grafana"]["ports"]
+
+
+def test_promtool_accepts_the_compose_prometheus_config(tmp_path):
+    # The config names rule files by their path in the container: check it with the files beside it.
+    config = (
+        (ROOT / "prometheus" / "prometheus.yml")
+        .read_text()
+        .replace("/etc/prometheus/rules/", str(ROOT / "prometheus") + "/")
+    )
+    (tmp_path / "prometheus.yml").write_text(config)
+    result = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
