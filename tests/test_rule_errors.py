@@ -18,7 +18,7 @@ touchpoints:
     kind: condition
     on: call.ended
     good: event.score >= 4
-    objective: 0.8
+    objective: 0.95
   - id: vip-confirmed
     stage: buy
     owner: sales-ops
@@ -30,7 +30,7 @@ touchpoints:
     end: order.confirmed
     key: order_id
     within: 1m
-    objective: 0.9
+    objective: 0.95
 """
 
 

@@ -212,6 +212,7 @@ class Simulation:
     disorder: int = 2 * MICROS  # emission jitter: events leave their source up to this much out of order
     duplicates: float = 0.002  # share of events sent twice
     bad_lines: float = 0.0  # share of lines replaced by malformed input
+    time_scale: float = 1.0  # incidents come this many times sooner (60: minute 10 becomes second 10)
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -221,6 +222,8 @@ class Simulation:
             raise ValueError("customers must be >= 0 and the duration positive")
         if not 0 <= self.duplicates < 1 or not 0 <= self.bad_lines < 1 or self.disorder < 0:
             raise ValueError("duplicates and bad_lines are shares between 0 and 1; disorder is >= 0")
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be above 0")
         if parse_timestamp(self.start) is None:
             raise ValueError(f"start must be an RFC 3339 timestamp with offset, not {self.start!r}")
 
@@ -244,6 +247,8 @@ class Simulation:
         assert start is not None
         end = start + self.duration
         scenario = SCENARIOS[self.scenario]
+        if self.time_scale != 1:
+            scenario = scenario.scaled(1 / self.time_scale)
         rng = random.Random(self.seed)
         # Arrivals spread over the first 90% of the run, so that the last customers still act.
         arrivals = sorted(rng.randrange(0, max(1, self.duration * 9 // 10)) for _ in range(self.customers))

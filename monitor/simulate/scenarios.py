@@ -15,7 +15,7 @@ from ..durations import parse_duration
 class Knobs:
     """How the business behaves: probabilities and median delays (seconds)."""
 
-    bill_wrong: float = 0.02  # share of bills whose amount differs from what the customer expects
+    bill_wrong: float = 0.01  # share of bills whose amount differs from what the customer expects
     payment_failure: float = 0.025
     confirm_median: float = 25.0  # order placed -> confirmed
     confirm_lost: float = 0.005  # orders never confirmed

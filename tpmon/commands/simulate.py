@@ -64,6 +64,13 @@ EVENTS_PER_CUSTOMER = 4.5  # about, in a run of an hour; used to turn --rate int
     type=click.FloatRange(0, 1, max_open=True),
     help="Share of lines replaced by malformed input.",
 )
+@click.option(
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Incidents come this many times sooner (60: the outage of minute 10 starts at second 10), for demos and tests.",
+)
 def simulate(
     out_path: Path | None,
     bootstrap: str | None,
@@ -76,6 +83,7 @@ def simulate(
     disorder: int,
     duplicates: float,
     bad_lines: float,
+    time_scale: float,
 ) -> None:
     """Simulate customers moving through buy, get, pay, help and leave, across all four sources.
 
@@ -89,7 +97,7 @@ def simulate(
     if start is None:
         start = format_timestamp(time.time_ns() // 1000) if bootstrap else DEFAULT_START
     try:
-        run = Simulation(customers, duration, seed, scenario, start, disorder, duplicates, bad_lines)
+        run = Simulation(customers, duration, seed, scenario, start, disorder, duplicates, bad_lines, time_scale)
     except ValueError as error:
         fail(str(error))
     if bootstrap is not None:
