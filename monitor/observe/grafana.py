@@ -223,7 +223,7 @@ def drilldown(catalog: Catalog) -> Dashboard:
                    targets=[Target(expr=f"{RELIABILITY.format(w='1h')}{t}", legendFormat="reliability (1h)", refId="A"),
                             Target(expr=f"max(tpmon_touchpoint_objective_ratio{t})", legendFormat="objective", refId="B")]),
         TimeSeries(title="Burn rate (error budget consumption)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=8),
-                   targets=[Target(expr=f"{ERRORS.format(w=w)}{t} / on (touchpoint) group_left (1 - max by (touchpoint) (tpmon_touchpoint_objective_ratio{t}))", legendFormat=w, refId=ref)
+                   targets=[Target(expr=f"{ERRORS.format(w=w)}{t} / on (touchpoint) group_left () (1 - max by (touchpoint) (tpmon_touchpoint_objective_ratio{t}))", legendFormat=w, refId=ref)
                             for w, ref in (("5m", "A"), ("1h", "B"), ("6h", "C"), ("1d", "D"))]),
         TimeSeries(title="Latency, start to end (deadlines)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=8), unit="s",
                    targets=[Target(expr=f"histogram_quantile({q}, sum by (le) (rate(tpmon_touchpoint_latency_seconds_bucket{t}[5m])))", legendFormat=f"p{int(q * 100)}", refId=ref)

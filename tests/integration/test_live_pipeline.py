@@ -224,7 +224,7 @@ def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
     (rules / "catalog.yaml").write_text(
         "version: 1\nlateness: 1s\ntouchpoints:\n"
         "  - {id: quick-confirm, stage: buy, owner: sales-ops, description: Confirmed in 2s., kind: deadline,\n"
-        "     start: order.placed, end: order.confirmed, key: order_id, within: 2s, objective: 0.9, min_events: 1}\n"
+        "     start: order.placed, end: order.confirmed, key: order_id, within: 2s, objective: 0.95, min_events: 1}\n"
     )
     worker = namespace.worker(TPMON_RULES=str(rules))
     placed_at = time.time()

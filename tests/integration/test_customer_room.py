@@ -1,0 +1,220 @@
+"""The Customer Room and on-call against real Prometheus and Alertmanager (Debian's packages): every
+query of every dashboard and rule runs through Prometheus's API, and a billing outage pages billing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from tpmon.broker import free_port
+from tpmon.cli import main
+
+from .conftest import ROOT, Namespace, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class Webhook:
+    """An HTTP receiver for Alertmanager's webhooks, recording every alert delivered and when."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[float, str, dict]] = []
+        received = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                for alert in body.get("alerts", []):
+                    received.append((time.time(), self.path, alert))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def pages(self, owner: str | None = None) -> list[tuple[float, str, dict]]:
+        return [
+            a
+            for a in self.alerts
+            if a[2]["status"] == "firing"
+            and a[2]["labels"].get("severity") == "page"
+            and (owner is None or a[2]["labels"].get("owner") == owner)
+        ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class Stack:
+    """Prometheus scraping one worker, with the test-profile rules, alerting through Alertmanager."""
+
+    def __init__(self, root: Path, worker_port: int, webhook: str) -> None:
+        self.root = root
+        CliRunner().invoke(
+            main,
+            [
+                "rules",
+                "render",
+                "--out",
+                str(root),
+                "--profile",
+                "test",
+                "--webhook",
+                webhook,
+                "--rules",
+                str(ROOT / "rules"),
+            ],
+        )
+        self.am_port, self.prom_port = free_port(), free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(root / "recording.yml"), str(root / "touchpoints.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.am_port}"]}]}]},
+            "scrape_configs": [{"job_name": "tpmon", "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]}],
+        }
+        with (root / "prometheus.yml").open("w") as stream:
+            YAML().dump(config, stream)
+        alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        prometheus = shutil.which("prometheus")
+        assert alertmanager and prometheus, "`make deps` installs Debian's prometheus and prometheus-alertmanager"
+        self.processes = [
+            subprocess.Popen(
+                [alertmanager, f"--config.file={root / 'alertmanager.yml'}", f"--storage.path={root / 'am'}", f"--web.listen-address=127.0.0.1:{self.am_port}", "--cluster.listen-address="],
+                stdout=(root / "alertmanager.log").open("wb"), stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                [prometheus, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.prom_port}"],
+                stdout=(root / "prometheus.log").open("wb"), stderr=subprocess.STDOUT,
+            ),
+        ]  # fmt: skip
+        wait_until(lambda: self.query("up") is not None, 60, "Prometheus to answer")
+
+    def query(self, expr: str) -> list | None:
+        """The result of an instant query, or None when Prometheus refused it (or is not up)."""
+        url = f"http://127.0.0.1:{self.prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = json.loads(response.read())
+        except (OSError, ValueError):
+            return None
+        return body["data"]["result"] if body.get("status") == "success" else None
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.wait(30)
+
+
+@pytest.fixture
+def room(namespace: Namespace, tmp_path):  # type: ignore[no-untyped-def]
+    webhook = Webhook()
+    worker = namespace.worker(TPMON_LATENESS="2s")
+    stack = Stack(tmp_path, worker.port, webhook.url)
+    yield namespace, worker, stack, webhook
+    stack.close()
+    webhook.close()
+
+
+def expressions() -> list[tuple[str, str]]:
+    """(where, PromQL) for every rule and every dashboard panel."""
+    found = []
+    yaml = YAML(typ="safe")
+    for name in ("recording.yml", "touchpoints.yml"):
+        for group in yaml.load((ROOT / "prometheus" / name).read_text())["groups"]:
+            for rule in group["rules"]:
+                found.append((f"{name}: {rule.get('record') or rule.get('alert')} ({group['name']})", rule["expr"]))
+    for path in sorted((ROOT / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                found.append(
+                    (f"{path.name}: {panel['title']}", target["expr"].replace("$touchpoint", "order-confirmed"))
+                )
+    return found
+
+
+def test_a_billing_outage_pages_billing_and_every_query_answers(room):
+    namespace, _worker, stack, webhook = room
+    started = time.time()
+    simulator = namespace.start(
+        "simulate",
+        "--bootstrap",
+        namespace.bootstrap,
+        "--rate",
+        "300",
+        "--duration",
+        "70s",
+        "--scenario",
+        "billing-outage",
+        "--time-scale",
+        "60",
+        "--seed",
+        "31",
+    )
+    onset = started + 10  # minute 10, at a time scale of 60
+
+    def broken() -> bool:
+        result = stack.query('touchpoint:tpmon_touchpoint_state:value{touchpoint="bill-correct"} == 1')
+        return bool(result)
+
+    wait_until(broken, 90, "bill-correct to turn broken in Prometheus", every=0.5)
+    broken_at = time.time()
+    wait_until(lambda: webhook.pages("billing"), 60, "the page for billing", every=0.5)
+    paged_at, path, alert = webhook.pages("billing")[0]
+    print(
+        f"\nbill-correct broken {broken_at - onset:.1f}s after the outage began; page delivered {paged_at - onset:.1f}s after"
+    )
+    assert (
+        path == "/billing" and alert["labels"]["owner"] == "billing" and alert["labels"]["touchpoint"] == "bill-correct"
+    )
+    assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
+
+    # Every rule and panel: Prometheus parses it, and (but for alerts that are not firing) it has data.
+    time.sleep(5)
+    silent = []
+    for where, expr in expressions():
+        result = stack.query(expr)
+        assert result is not None, f"Prometheus refused {where}: {expr}"
+        if (
+            not result
+            and "alert" not in where.split(":")[0]
+            and "TouchpointBurnRate" not in where
+            and "TouchpointBroken" not in where
+        ):
+            silent.append(where)
+    assert silent == [], f"no data for: {silent}"
+    for alert_name in ("TouchpointBroken",):
+        assert stack.query(f'ALERTS{{alertname="{alert_name}",touchpoint="bill-correct",alertstate="firing"}}'), (
+            alert_name
+        )
+    simulator.terminate()
+    simulator.wait(30)
+
+
+def test_a_healthy_run_pages_nobody(room):
+    namespace, _worker, stack, webhook = room
+    simulator = namespace.start(
+        "simulate", "--bootstrap", namespace.bootstrap, "--rate", "300", "--duration", "45s", "--seed", "32"
+    )
+    assert simulator.wait(120) == 0
+    wait_until(
+        lambda: stack.query('touchpoint:tpmon_touchpoint_state:value{touchpoint="bill-correct"} > 1'),
+        30,
+        "bill-correct to have a state",
+    )
+    time.sleep(10)  # long enough for a page to be evaluated, grouped and sent
+    assert webhook.pages() == []
