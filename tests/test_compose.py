@@ -10,9 +10,8 @@ import subprocess
 import jsonschema
 from ruamel.yaml import YAML
 
-from .conftest import ROOT
+from .conftest import ROOT, shared_schema
 
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 
 
 def compose() -> dict:
@@ -20,7 +19,7 @@ def compose() -> dict:
 
 
 def test_valid_against_the_compose_specification():
-    schema = json.loads(SCHEMA.read_text())
+    schema = json.loads(shared_schema("compose-spec.json").read_text())
     errors = [
         f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose())
     ]

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 
 from tpmon.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, shared_schema
 
-SCHEMA = ROOT.parent / "shared" / "schemas" / "grafana-dashboard.schema.json"
 COMMITTED = ROOT / "dashboards"
 NAMES = ("customer-room.json", "touchpoint-drilldown.json", "reliability-review.json")
 
@@ -35,7 +34,7 @@ def panels_of(dashboard: dict) -> list[dict]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_valid_against_grafanas_schema(rendered, name):
-    schema = json.loads(SCHEMA.read_text())
+    schema = json.loads(shared_schema("grafana-dashboard.schema.json").read_text())
     errors = [
         f"{list(e.absolute_path)}: {e.message}"
         for e in jsonschema.Draft7Validator(schema).iter_errors(json.loads((rendered / name).read_text()))
