@@ -13,7 +13,6 @@ from ruamel.yaml import YAML
 from .conftest import ROOT, shared_schema
 
 
-
 def compose() -> dict:
     return YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
 
