@@ -31,10 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## make demo: simulate an incident day and replay it through the catalog.
+## make demo: a local Kafka, a worker and the simulator's incident day, with the Customer Room live.
+DURATION ?= 3m
 demo: $(STAMP)
-	$(BIN)/tpmon simulate --out .demo/events.jsonl --scenario incident-day --customers 4000 --duration 70m --seed 7
-	$(BIN)/tpmon replay .demo/events.jsonl --journeys .demo/journeys.jsonl --rejects .demo/rejects.jsonl
+	$(BIN)/tpmon demo --duration $(DURATION)
 
 ## make bench: replay throughput against a bare parse loop.
 bench: $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .commands.dashboards import dashboards
+from .commands.demo import demo
 from .commands.kafka import kafka
 from .commands.produce import produce
 from .commands.replay import replay
@@ -30,6 +31,7 @@ main.add_command(kafka)
 main.add_command(worker)
 main.add_command(produce)
 main.add_command(dashboards)
+main.add_command(demo)
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:
         call = f"k-{number:07d}-{attempt}"
         queue = rng.choice(QUEUES)
         wait = _lognormal(rng, knobs.call_wait_median, 0.6)
-        patience = _lognormal(rng, 150, 0.5)
+        patience = _lognormal(rng, knobs.call_patience_median, 0.5)
         if wait > patience:
             emit(at + _seconds(patience), "call.abandoned", call_id=call, queue=queue, wait_seconds=round(patience, 1))
             return False

@@ -1,0 +1,1 @@
+"""`tpmon demo`: everything on one machine, with the Customer Room in the terminal."""

@@ -1,0 +1,129 @@
+"""The terminal Customer Room: touchpoint state over a sliding window, from the workers' counters.
+
+The workers count outcomes since their data began; the wall wants *now*. ``Room`` keeps the counters it
+polled and judges each touchpoint over the last ``window`` seconds, with the catalog's objective,
+differentiating threshold and min_events, as the Prometheus state rule does over its window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from monitor.catalog import Catalog
+from monitor.conventions import STAGES
+from monitor.state import reliability, touchpoint_state
+
+STYLE = {
+    "broken": "bold white on red",
+    "reliable": "bold white on green",
+    "differentiating": "bold white on blue",
+    "unknown": "black on grey50",
+}
+
+
+@dataclass
+class Snapshot:
+    at: float
+    outcomes: dict[str, tuple[int, int]]  # touchpoint -> (good, bad), since the data began
+    joined: int = 0
+    left: int = 0
+    journeys_broken: int = 0
+    events: int = 0
+
+
+@dataclass
+class Room:
+    catalog: Catalog
+    window: float  # seconds
+    history: deque[Snapshot] = field(default_factory=deque)
+    stories: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+    worst: dict[str, str] = field(default_factory=dict)
+    broken_spells: dict[str, int] = field(default_factory=dict)
+    _last_state: dict[str, str] = field(default_factory=dict)
+
+    def add(self, snapshot: Snapshot) -> None:
+        self.history.append(snapshot)
+        while len(self.history) > 2 and self.history[1].at <= snapshot.at - self.window:
+            self.history.popleft()
+        for touchpoint_id, state in self.states().items():
+            if state == "broken" and self._last_state.get(touchpoint_id) != "broken":
+                self.broken_spells[touchpoint_id] = self.broken_spells.get(touchpoint_id, 0) + 1
+            order = ("unknown", "differentiating", "reliable", "broken")
+            if order.index(state) > order.index(self.worst.get(touchpoint_id, "unknown")):
+                self.worst[touchpoint_id] = state
+            self._last_state[touchpoint_id] = state
+
+    def window_counts(self) -> dict[str, tuple[int, int]]:
+        if not self.history:
+            return {t: (0, 0) for t in self.catalog.ids}
+        first, last = self.history[0], self.history[-1]
+        counts = {}
+        for touchpoint_id in self.catalog.ids:
+            good_now, bad_now = last.outcomes.get(touchpoint_id, (0, 0))
+            good_then, bad_then = first.outcomes.get(touchpoint_id, (0, 0)) if len(self.history) > 1 else (0, 0)
+            counts[touchpoint_id] = (good_now - good_then, bad_now - bad_then)
+        return counts
+
+    def states(self) -> dict[str, str]:
+        counts = self.window_counts()
+        return {t.id: touchpoint_state(t, *counts[t.id]) for t in self.catalog.touchpoints}
+
+    # -- rendering ------------------------------------------------------------------------------------
+    def render(self, title: str) -> Group:
+        counts, states = self.window_counts(), self.states()
+        stages = [s for s in STAGES if any(t.stage == s for t in self.catalog.touchpoints)]
+        stages += sorted({t.stage for t in self.catalog.touchpoints} - set(stages))
+        grid = Table.grid(padding=(0, 1))
+        for stage in stages:
+            tiles = []
+            for touchpoint in (t for t in self.catalog.touchpoints if t.stage == stage):
+                good, bad = counts[touchpoint.id]
+                ratio = reliability(good, bad)
+                state = states[touchpoint.id]
+                body = Text(justify="center")
+                body.append(f"{touchpoint.id}\n", style="bold")
+                body.append(f"{state.upper()}\n")
+                body.append(("-" if ratio is None else f"{ratio:.1%}") + f" of {good + bad}")
+                tiles.append(Panel(body, style=STYLE[state], width=26, padding=(0, 1)))
+            grid.add_row(Text(stage.upper(), style="bold cyan"), *tiles)
+        last = self.history[-1] if self.history else Snapshot(0, {})
+        footer = Text(
+            f"customers in {last.joined}  out {last.left}   broken journeys {last.journeys_broken}   "
+            f"events judged {last.events}   (state over the last {self.window:.0f} s)"
+        )
+        stories = Text("\n".join(self.stories) if self.stories else "(none yet)")
+        return Group(
+            Text(title, style="bold"),
+            grid,
+            footer,
+            Panel(stories, title="Latest customer stories (journeys hit by a broken touchpoint)", border_style="red"),
+        )
+
+    def line(self, elapsed: float) -> str:
+        """One plain line for a terminal that is not a TTY (logs, CI)."""
+        states = self.states()
+        broken = [t for t, s in states.items() if s == "broken"]
+        parts = [f"{t}={s}" for t, s in states.items() if s != "unknown"]
+        return f"[{elapsed:5.0f}s] broken: {', '.join(broken) or 'none'} | " + " ".join(parts)
+
+
+def story(record: dict, broken: set[str]) -> str | None:
+    """A short reconstructed journey of a customer hit by a broken touchpoint, or None."""
+    bad = [o for o in record.get("outcomes", []) if o["outcome"] == "bad" and o["touchpoint"] in broken]
+    if not bad:
+        return None
+    steps = []
+    for event in record.get("events", [])[-6:]:
+        detail = ""
+        if event["type"] == "bill.issued" and event.get("amount") != event.get("expected_amount"):
+            detail = f" ({event['amount']:.2f} instead of {event['expected_amount']:.2f})"
+        elif event["type"] in ("call.answered", "call.abandoned"):
+            detail = f" (waited {event.get('wait_seconds', 0):.0f} s)"
+        steps.append(event["type"] + detail)
+    return f"{record['customer_id']}: " + " -> ".join(steps) + f"  => {bad[-1]['touchpoint']} BAD"

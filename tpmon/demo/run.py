@@ -1,0 +1,308 @@
+"""The demo: a local Kafka, workers, the simulator's incident day and the wall; all stopped at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from monitor.catalog import Catalog
+from monitor.observe.prometheus import rule_files
+from monitor.observe.text import yaml_text
+from monitor.observe.windows import PROFILES
+
+from ..broker import BrokerError, LocalKafka, free_port, port_free
+from .room import STYLE, Room, Snapshot, story
+
+TPMON = [sys.executable, "-m", "tpmon.cli"]
+
+
+class JourneyTail(threading.Thread):
+    """Reads the journeys topic in the background and hands each record to ``on_record``."""
+
+    def __init__(self, bootstrap: str, topic: str, on_record: Callable[[dict], None]) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.on_record = bootstrap, topic, on_record
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._tail())
+
+    async def _tail(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest")
+        with suppress(Exception):
+            await consumer.start()
+            try:
+                while not self.stopping.is_set():
+                    batches = await consumer.getmany(timeout_ms=500)
+                    for messages in batches.values():
+                        for message in messages:
+                            if message.value:
+                                with suppress(ValueError):
+                                    self.on_record(orjson.loads(message.value))
+            finally:
+                await consumer.stop()
+
+
+def scrape(port: int) -> Snapshot | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    snapshot = Snapshot(time.monotonic(), {})
+    outcomes: dict[str, list[int]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "tpmon_touchpoint_outcomes_total":
+                pair = outcomes.setdefault(sample.labels["touchpoint"], [0, 0])
+                pair[0 if sample.labels["outcome"] == "good" else 1] += int(sample.value)
+            elif sample.name == "tpmon_customers_total":
+                if sample.labels["direction"] == "joined":
+                    snapshot.joined += int(sample.value)
+                else:
+                    snapshot.left += int(sample.value)
+            elif sample.name == "tpmon_journeys_broken_total":
+                snapshot.journeys_broken += int(sample.value)
+            elif sample.name == "tpmon_events_total":
+                snapshot.events += int(sample.value)
+    snapshot.outcomes = {t: (g, b) for t, (g, b) in outcomes.items()}
+    return snapshot
+
+
+def merge(snapshots: list[Snapshot]) -> Snapshot:
+    total = Snapshot(time.monotonic(), {})
+    for snapshot in snapshots:
+        for touchpoint, (good, bad) in snapshot.outcomes.items():
+            g, b = total.outcomes.get(touchpoint, (0, 0))
+            total.outcomes[touchpoint] = (g + good, b + bad)
+        total.joined += snapshot.joined
+        total.left += snapshot.left
+        total.journeys_broken += snapshot.journeys_broken
+        total.events += snapshot.events
+    return total
+
+
+class Demo:
+    def __init__(
+        self, catalog: Catalog, rules: Path, duration: float, workers: int, rate: float, data: Path, console: Console
+    ) -> None:
+        self.catalog, self.rules, self.duration, self.workers_wanted = catalog, rules, duration, workers
+        self.rate, self.data, self.console = rate, data, console
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.broker: LocalKafka | None = None
+        self.worker_ports: list[int] = []
+        self.room = Room(catalog, window=max(10.0, duration / 6))
+        self.picture = ""  # the wall as SVG, at its most broken moment
+        self._most_broken = -1
+
+    def say(self, text: str) -> None:
+        self.console.print(text, soft_wrap=True, highlight=False)
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = (self.data / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.processes.append((name, process))
+        return process
+
+    def run(self) -> bool:
+        """Run the demo; return False when it was interrupted."""
+        started = time.monotonic()
+        if self.data.exists():
+            shutil.rmtree(self.data)
+        self.data.mkdir(parents=True)
+        port = 19092 if port_free(19092) and port_free(19093) else free_port()
+        self.broker = LocalKafka(self.data / "kafka", port)
+        self.say("starting Kafka (the first start fetches its jars with Maven, once)...")
+        bootstrap = self.broker.start()
+        env = {
+            **os.environ,
+            "TPMON_BOOTSTRAP": bootstrap,
+            "TPMON_RULES": str(self.rules),
+            "TPMON_LATENESS": "2s",
+            "TPMON_SESSION_TIMEOUT": "6",
+            "TPMON_APP_ID": "tpmon-demo",
+        }
+        for index in range(self.workers_wanted):
+            web = free_port()
+            self.worker_ports.append(web)
+            self._spawn(
+                f"worker-{index}",
+                [*TPMON, "worker"],
+                {**env, "TPMON_WEB_PORT": str(web), "TPMON_DATA_DIR": str(self.data / f"worker-{index}")},
+            )
+        self.say(f"Kafka on {bootstrap}; starting {self.workers_wanted} worker(s)...")
+        deadline = time.monotonic() + 90
+        while not all(scrape(p) is not None for p in self.worker_ports):
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    raise BrokerError(f"{name} stopped during start-up; see {self.data / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise BrokerError("the workers did not start within 90 s")
+            time.sleep(0.5)
+        for web in self.worker_ports:
+            self.say(
+                f"worker metrics: http://127.0.0.1:{web}/metrics   touchpoints: http://127.0.0.1:{web}/touchpoints   journeys: http://127.0.0.1:{web}/journeys/<customer_id>"
+            )
+        self._prometheus()
+
+        remaining = max(30.0, self.duration - (time.monotonic() - started))
+        # The incident day's last incident ends at 40% of the run: its consequences (callers who hang
+        # up, outcomes decided later) and the recovery then have time to show.
+        scale = 3600 / (0.4 * remaining)
+        self._spawn(
+            "simulator",
+            [
+                *TPMON,
+                "simulate",
+                "--bootstrap",
+                bootstrap,
+                "--rate",
+                str(self.rate),
+                "--duration",
+                f"{int(remaining)}s",
+                "--scenario",
+                "incident-day",
+                "--time-scale",
+                f"{scale:.2f}",
+            ],
+            env,
+        )
+        self.say(
+            f"simulating an incident day in {remaining:.0f} s: a billing outage, then an overloaded contact center, then recovery"
+        )
+
+        def on_record(record: dict) -> None:
+            broken = {t for t, s in self.room.states().items() if s == "broken"}
+            line = story(record, broken)
+            if line:
+                self.room.stories.append(line)
+
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the topic appears with the workers' first records
+        tail = JourneyTail(bootstrap, "tpmon-journeys", on_record)
+        tail.start()
+        try:
+            return self._watch(started, time.monotonic() + remaining)
+        finally:
+            tail.stopping.set()
+
+    def _prometheus(self) -> None:
+        prometheus = shutil.which("prometheus")
+        if prometheus is None:
+            self.say("(Prometheus is not installed: the demo runs without it)")
+            return
+        folder = self.data / "prometheus"
+        folder.mkdir()
+        for name, content in rule_files(self.catalog, PROFILES["test"]).items():
+            (folder / name).write_text(yaml_text(content, "demo"))
+        port = free_port()
+        targets = ", ".join(f'"127.0.0.1:{p}"' for p in self.worker_ports)
+        (folder / "prometheus.yml").write_text(
+            "global: {scrape_interval: 2s, evaluation_interval: 2s}\n"
+            f"rule_files: [{folder / 'recording.yml'}, {folder / 'touchpoints.yml'}]\n"
+            f"scrape_configs: [{{job_name: tpmon, static_configs: [{{targets: [{targets}]}}]}}]\n"
+        )
+        self._spawn(
+            "prometheus",
+            [
+                prometheus,
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            dict(os.environ),
+        )
+        self.say(f"Prometheus (rules with windows divided by 60): http://127.0.0.1:{port}/alerts")
+
+    def _watch(self, started: float, until: float) -> bool:
+        live = self.console.is_terminal
+        last_line = 0.0
+        told: set[str] = set()
+        view = Live(console=self.console, refresh_per_second=2, screen=False) if live else None
+        try:
+            if view is not None:
+                view.start()
+            while time.monotonic() < until:
+                snapshots = [s for s in (scrape(p) for p in self.worker_ports) if s is not None]
+                if snapshots:
+                    self.room.add(merge(snapshots))
+                elapsed = time.monotonic() - started
+                self._keep_picture()
+                if view is not None:
+                    view.update(
+                        self.room.render(f"Customer Room  -  {elapsed:.0f}s of {self.duration:.0f}s  (Ctrl-C stops)")
+                    )
+                elif elapsed - last_line >= 5:
+                    self.say(self.room.line(elapsed))
+                    for line in [line for line in self.room.stories if line not in told][-2:]:
+                        self.say(f"    story: {line}")
+                    told.update(self.room.stories)
+                    last_line = elapsed
+                time.sleep(1)
+            return True
+        except KeyboardInterrupt:
+            return False
+        finally:
+            if view is not None:
+                view.stop()
+
+    def _keep_picture(self) -> None:
+        broken = sum(1 for state in self.room.states().values() if state == "broken")
+        if broken > self._most_broken:
+            self._most_broken = broken
+            recorder = Console(record=True, width=150, file=open(os.devnull, "w"))  # noqa: SIM115
+            recorder.print(self.room.render("Customer Room"))
+            self.picture = recorder.export_svg(title="tpmon demo: the Customer Room")
+            recorder.file.close()
+
+    def stop(self) -> None:
+        """Stop everything the demo started, newest first, and the broker last."""
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def summary(self) -> Table:
+        table = Table(title="What the demo saw", title_justify="left")
+        for heading in ("touchpoint", "owner", "worst state", "times broken", "state at the end"):
+            table.add_column(heading)
+        final = self.room.states()
+        for touchpoint in self.catalog.touchpoints:
+            worst = self.room.worst.get(touchpoint.id, "unknown")
+            table.add_row(
+                touchpoint.id,
+                touchpoint.owner,
+                f"[{STYLE[worst]}]{worst}[/]",
+                str(self.room.broken_spells.get(touchpoint.id, 0)),
+                f"[{STYLE[final[touchpoint.id]]}]{final[touchpoint.id]}[/]",
+            )
+        return table
