@@ -1,0 +1,38 @@
+"""`tpmon demo` end to end, without a terminal: incidents break and recover, nothing is left running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def running(marker: str) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in listing.splitlines() if marker in line and "ps -eo" not in line]
+
+
+def test_the_demo_shows_the_incidents_and_cleans_up(tmp_path):
+    data = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "tpmon.cli", "demo", "--duration", "90s", "--data", str(data), "--rules", str(ROOT / "rules"), "--picture", str(tmp_path / "wall.svg")],
+        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout[result.stdout.index("What the demo saw") :]
+    rows = {
+        line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+        for line in summary.splitlines()
+        if line.startswith("│")
+    }
+    assert rows["bill-correct"][1] == "broken" and rows["bill-correct"][3] != "broken"
+    assert rows["call-answered"][1] == "broken" and rows["call-answered"][3] != "broken"
+    assert set(rows) >= {"order-confirmed", "winback-call"}  # every touchpoint is shown
+    assert "story:" in result.stdout
+    assert (tmp_path / "wall.svg").read_text().startswith("<svg")
+    assert running(str(data)) == []
