@@ -158,10 +158,14 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
 
     @app.agent(events)
     async def judge(stream: faust.StreamT) -> None:
-        async for message in stream.events():
-            decoded = decode(message.value or b"", _header(message.headers, "source") or settings.events_topic)
-            if isinstance(decoded, Event):  # else a message not written by ingest: ignore it
-                partitions.handle(message.message.partition, decoded, wall_clock())
+        # Batches: each changed record is written once per batch; the events are acknowledged after.
+        async for messages in stream.take_events(settings.batch_size, within=settings.batch_within):
+            batch = []
+            for message in messages:
+                decoded = decode(message.value or b"", _header(message.headers, "source") or settings.events_topic)
+                if isinstance(decoded, Event):  # else a message not written by ingest: ignore it
+                    batch.append((message.message.partition, decoded))
+            partitions.handle_batch(batch, wall_clock())
 
     @app.timer(interval=settings.tick_interval)
     async def tick() -> None:

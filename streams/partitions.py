@@ -110,21 +110,35 @@ class Partitions:
 
     # -- the work ---------------------------------------------------------------------------------------
     def handle(self, partition: int, event: Event, now: int) -> int:
-        engine = self.engine(partition)
-        status = engine.step(event, now)
+        """One event; see ``handle_batch``."""
+        return self.handle_batch([(partition, event)], now)[0]
+
+    def handle_batch(self, batch: list[tuple[int, Event]], now: int) -> list[int]:
+        """Step every event of a batch, then write each changed record once per batch (a customer with
+        ten events in the batch is written once, not ten times); returns each event's status."""
         metrics = self.metrics
-        if status == DUPLICATE:
+        statuses = []
+        touched: dict[int, dict[str, Journey]] = {}
+        for partition, event in batch:
+            engine = self.engine(partition)
+            status = engine.step(event, now)
+            statuses.append(status)
+            if status == DUPLICATE:
+                if metrics is not None:
+                    metrics.duplicate(event.source)
+                continue
             if metrics is not None:
-                metrics.duplicate(event.source)
-            return status
-        if metrics is not None:
-            metrics.event(event.source, event.kind)
-            if status == LATE:
-                metrics.late_event(event.source)
-        journey = self._journey(partition, event.customer)
-        self.journeys[partition].add_event(event)
-        self._settle(partition, engine, {event.customer: journey})
-        return status
+                metrics.event(event.source, event.kind)
+                if status == LATE:
+                    metrics.late_event(event.source)
+            journeys = touched.setdefault(partition, {})
+            journeys[event.customer] = self._journey(partition, event.customer)
+            self.journeys[partition].add_event(event)
+            if engine.outbox:
+                self._file_outcomes(partition, engine, journeys)
+        for partition, journeys in touched.items():
+            self._settle(partition, self.engines[partition], journeys)
+        return statuses
 
     def tick(self, now: int) -> None:
         """Move idle clocks on; every partition whose clock moved writes what that decided."""
@@ -150,8 +164,8 @@ class Partitions:
             journeys.put(journey)
         return journey
 
-    def _settle(self, partition: int, engine: Engine, touched: dict[str, Journey]) -> None:
-        """Count and file the outcomes, then write every changed record."""
+    def _file_outcomes(self, partition: int, engine: Engine, touched: dict[str, Journey]) -> None:
+        """Count the outcomes and file them in their customers' journeys."""
         metrics = self.metrics
         journeys = self.journeys[partition]
         for outcome in engine.outbox:
@@ -164,9 +178,13 @@ class Partitions:
                 if not was_broken and journey.broken:
                     metrics.journey_broken()
         engine.outbox.clear()
-        if metrics is not None:
+
+    def _settle(self, partition: int, engine: Engine, touched: dict[str, Journey]) -> None:
+        """File what is left in the outbox, then write every changed record."""
+        self._file_outcomes(partition, engine, touched)
+        if self.metrics is not None:
             for error in engine.errors:
-                metrics.rule_error(error.touchpoint)
+                self.metrics.rule_error(error.touchpoint)
         engine.errors.clear()
         for customer in engine.dirty:
             record = engine.record(customer)
