@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from .commands.dashboards import dashboards
@@ -24,6 +26,17 @@ def main() -> None:
     """
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops a command as Ctrl-C does: what it started is stopped, what it wrote is whole.
+    (The worker installs Faust's own handlers, which do the same for it.)"""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+_stop_on_sigterm()
 main.add_command(rules)
 main.add_command(replay)
 main.add_command(simulate)
