@@ -61,10 +61,12 @@ class TableStore:
 
 
 class LagCollector(Collector):
-    """tpmon_consumer_lag: the end offset minus the committed offset of each partition consumed."""
+    """tpmon_consumer_lag: the end offset minus the committed offset of each partition the group
+    consumes (the source topics and the repartitioned events; not the changelogs read on recovery)."""
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, topics: set[str]) -> None:
         self.app = app
+        self.topics = topics
 
     def collect(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
@@ -72,6 +74,8 @@ class LagCollector(Collector):
         )
         monitor = self.app.monitor
         for tp, end in dict(getattr(monitor, "tp_end_offsets", {})).items():
+            if tp.topic not in self.topics:
+                continue
             committed = getattr(monitor, "tp_committed_offsets", {}).get(tp, 0)
             lag.add_metric([tp.topic, str(tp.partition)], max(0, end - committed))
         yield lag
@@ -136,7 +140,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)
     for source in settings.source_topics:
         metrics.bind_source(source)
-    registry.register(LagCollector(app))
+    registry.register(LagCollector(app, {*settings.source_topics, settings.events_topic}))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     @app.agent(sources)

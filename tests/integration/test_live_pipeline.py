@@ -73,7 +73,16 @@ def settle(workers: list[Worker], timeout: float = 120) -> dict[str, tuple[int, 
         last[0] = now
         return done
 
-    wait_until(steady, timeout, "the workers to settle", every=3.0)
+    try:
+        wait_until(steady, timeout, "the workers to settle", every=3.0)
+    except AssertionError as error:
+        lags = {
+            name: value
+            for w in workers
+            for (name, labels), value in w.metrics().items()
+            if name == "tpmon_consumer_lag" and value
+        }
+        raise AssertionError(f"{error}; lag by partition: {lags}; outcomes: {last[0]}") from None
     return last[0]  # type: ignore[return-value]
 
 
