@@ -94,7 +94,9 @@ def replay_outcomes(space: Namespace, *files) -> dict[str, tuple[int, int]]:  # 
 
 
 def finish_with_sentinels(space: Namespace, workers: list[Worker]) -> dict[str, tuple[int, int]]:
-    settle(workers)
+    """Once everything sent is consumed, send the sentinels, and settle. (Waiting for steady counters
+    before the sentinels could take minutes: the wall clock keeps deciding two-minute deadlines.)"""
+    wait_until(lambda: lag(workers) == 0 and total_outcomes(workers), 120, "everything sent to be consumed", every=1.0)
     ends = space.root / "sentinels.jsonl"
     ends.write_bytes(sentinels())
     space.run("produce", str(ends))
