@@ -6,7 +6,6 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 
 from monitor.conventions import DEAD_LETTER_TOPIC, JOURNEYS_TOPIC, SOURCE_TOPICS
 from monitor.durations import parse_duration
@@ -130,7 +129,3 @@ def _convert(name: str, raw: str, kind: type) -> object:
         except ValueError:
             raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
     return raw
-
-
-def data_path(settings: Settings) -> Path:
-    return Path(settings.data_dir)

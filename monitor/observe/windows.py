@@ -27,8 +27,3 @@ class Profile:
 
 
 PROFILES = {"production": Profile("production"), "test": Profile("test", 60)}
-
-
-def suffix(window: str) -> str:
-    """The production window names recording rules: rate5m, ratio_rate1d (stable across profiles)."""
-    return window
