@@ -74,9 +74,9 @@ class LagCollector(Collector):
         )
         monitor = self.app.monitor
         for tp, end in dict(getattr(monitor, "tp_end_offsets", {})).items():
-            if tp.topic not in self.topics:
-                continue
-            committed = getattr(monitor, "tp_committed_offsets", {}).get(tp, 0)
+            committed = getattr(monitor, "tp_committed_offsets", {}).get(tp)
+            if tp.topic not in self.topics or committed is None:
+                continue  # not this group's topic, or no commit seen by this process yet
             lag.add_metric([tp.topic, str(tp.partition)], max(0, end - committed))
         yield lag
 

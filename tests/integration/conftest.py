@@ -154,6 +154,35 @@ class Namespace:
         )
 
 
+def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages in ``topics`` not yet committed by the consumer group, asked of the broker itself."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def measure() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            await consumer.topics()  # loads the metadata
+            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+            committed = await admin.list_consumer_group_offsets(group)
+            ends = await consumer.end_offsets(partitions) if partitions else {}
+            behind = 0
+            for tp, end in ends.items():
+                done = committed.get(tp)
+                behind += max(0, end - (done.offset if done is not None and done.offset >= 0 else 0))
+            return behind
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    return asyncio.run(measure())
+
+
 @pytest.fixture
 def namespace(kafka, tmp_path) -> Iterator[Namespace]:
     space = Namespace(kafka, tmp_path)

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from .conftest import Namespace, Worker, wait_until
+from .conftest import Namespace, Worker, group_lag, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,36 +53,23 @@ def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:
     return {t: (g, b) for t, (g, b) in totals.items()}
 
 
-def lag(workers: list[Worker]) -> float:
-    return sum(
-        value
-        for worker in workers
-        if worker.process.poll() is None
-        for (name, _), value in worker.metrics().items()
-        if name == "tpmon_consumer_lag"
-    )
-
-
-def settle(workers: list[Worker], timeout: float = 120) -> dict[str, tuple[int, int]]:
-    """Wait until everything sent is consumed and committed and the counters stop moving."""
+def settle(space: Namespace, workers: list[Worker], timeout: float = 120) -> dict[str, tuple[int, int]]:
+    """Wait until the group has committed everything sent (asked of the broker) and the counters stop."""
+    topics = [*space.topics, f"{space.name}-events"]
     last: list[object] = [None]
+    behind: list[int] = [0]
 
     def steady() -> bool:
         now = total_outcomes(workers)
-        done = lag(workers) == 0 and now == last[0] and bool(now)
+        behind[0] = group_lag(space.bootstrap, space.name, topics)
+        done = behind[0] == 0 and now == last[0] and bool(now)
         last[0] = now
         return done
 
     try:
         wait_until(steady, timeout, "the workers to settle", every=3.0)
     except AssertionError as error:
-        lags = {
-            name: value
-            for w in workers
-            for (name, labels), value in w.metrics().items()
-            if name == "tpmon_consumer_lag" and value
-        }
-        raise AssertionError(f"{error}; lag by partition: {lags}; outcomes: {last[0]}") from None
+        raise AssertionError(f"{error}; messages not committed: {behind[0]}; outcomes: {last[0]}") from None
     return last[0]  # type: ignore[return-value]
 
 
@@ -96,11 +83,17 @@ def replay_outcomes(space: Namespace, *files) -> dict[str, tuple[int, int]]:  # 
 def finish_with_sentinels(space: Namespace, workers: list[Worker]) -> dict[str, tuple[int, int]]:
     """Once everything sent is consumed, send the sentinels, and settle. (Waiting for steady counters
     before the sentinels could take minutes: the wall clock keeps deciding two-minute deadlines.)"""
-    wait_until(lambda: lag(workers) == 0 and total_outcomes(workers), 120, "everything sent to be consumed", every=1.0)
+    topics = [*space.topics, f"{space.name}-events"]
+    wait_until(
+        lambda: group_lag(space.bootstrap, space.name, topics) == 0 and total_outcomes(workers),
+        120,
+        "everything sent to be consumed",
+        every=1.0,
+    )
     ends = space.root / "sentinels.jsonl"
     ends.write_bytes(sentinels())
     space.run("produce", str(ends))
-    return settle(workers)
+    return settle(space, workers)
 
 
 def simulate_live(space: Namespace, seconds: int, rate: int, seed: int):  # type: ignore[no-untyped-def]
