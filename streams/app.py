@@ -173,12 +173,11 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
 
     @app.timer(interval=settings.tick_interval)
     async def tick() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == settings.events_topic:
-                partitions.engine(tp.partition)
-        partitions.tick(wall_clock())
+        # Only engines the judge has built tick: the judge receives a partition's events once its
+        # tables are recovered, so an engine is never built from a table that is still recovering
+        # (it would write back records that lack what the changelog held).
+        if not app.rebalancing:
+            partitions.tick(wall_clock())
 
     @app.timer(interval=FORGET_EVERY)
     async def forget() -> None:
@@ -196,7 +195,8 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
 
     @app.page("/touchpoints")
     async def touchpoints(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        return web.json({"partitions": sorted(partitions.engines), "touchpoints": partitions.touchpoints()})
+        assigned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic)
+        return web.json({"partitions": assigned, "touchpoints": partitions.touchpoints()})
 
     @app.page("/journeys/{customer_id}")
     @app.table_route(table=journeys, match_info="customer_id")
