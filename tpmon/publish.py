@@ -17,6 +17,7 @@ from monitor.events import SOURCE_OF_TYPE
 from streams.settings import Settings
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+FLUSH_TIMEOUT = 10.0  # seconds a stopping producer waits for the broker to take what it holds
 
 
 @dataclass
@@ -74,10 +75,15 @@ async def ensure_topics(settings: Settings, names: list[str]) -> None:
 async def publish(
     lines: AsyncIterator[bytes],
     settings: Settings,
+    result: Published,
     fixed_topic: str | None = None,
     on_skip: Callable[[int, str], None] | None = None,
 ) -> Published:
-    """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``."""
+    """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``.
+
+    ``result`` counts as it goes, so an interrupted run still says what it sent. On cancellation
+    (Ctrl-C) what was handed to the producer is flushed before it stops, within FLUSH_TIMEOUT.
+    """
     topics = topic_names(settings)
     await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
     producer = AIOKafkaProducer(
@@ -93,7 +99,6 @@ async def publish(
         with contextlib.suppress(Exception):
             await producer.stop()
         raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
-    result = Published()
     pending: list[asyncio.Future] = []
     number = 0
     try:
@@ -117,6 +122,7 @@ async def publish(
         raise ConnectionError(f"Kafka refused a message: {error}") from None
     finally:
         with contextlib.suppress(Exception):
-            await producer.flush()
-        await producer.stop()
+            await asyncio.wait_for(producer.flush(), FLUSH_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), FLUSH_TIMEOUT)
     return result

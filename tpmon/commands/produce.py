@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +26,8 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
     """
     from streams.settings import Settings
 
-    from ..publish import publish
+    from ..publish import Published, publish
+    from ..runtime import run_until_interrupted
 
     if str(events) != "-" and not events.is_file():
         fail(f"{events}: no such file")
@@ -34,19 +37,46 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
         fail(str(error))
 
     async def lines() -> AsyncIterator[bytes]:
-        stream = sys.stdin.buffer if str(events) == "-" else events.open("rb")
-        with stream:
+        if str(events) == "-":
+            async for line in _stdin_lines():
+                yield line
+            return
+        with events.open("rb") as stream:
             for line in stream:
                 yield line.rstrip(b"\r\n")
 
     def skipped(number: int, why: str) -> None:
         err.print(f"line {number}: skipped: {why}", soft_wrap=True)
 
+    result = Published()
     try:
-        result = asyncio.run(publish(lines(), settings, topic, skipped))
+        run_until_interrupted(publish(lines(), settings, result, topic, skipped))
     except ConnectionError as error:
         fail(str(error))
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print(f"interrupted; {result.sent} events sent, {result.skipped} skipped")
         raise SystemExit(130) from None
     err.print(f"{result.sent} events sent, {result.skipped} skipped")
+
+
+STDIN_LINE_LIMIT = 64 * 1024 * 1024
+
+
+async def _stdin_lines() -> AsyncIterator[bytes]:
+    """Lines of standard input. A pipe or terminal is read by the event loop, so Ctrl-C stops a
+    producer that waits for input; a redirected file is read directly (it never blocks)."""
+    if stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode):
+        for line in sys.stdin.buffer:
+            yield line.rstrip(b"\r\n")
+        return
+    reader = asyncio.StreamReader(limit=STDIN_LINE_LIMIT)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError:
+            fail(f"a line on standard input is longer than {STDIN_LINE_LIMIT // (1024 * 1024)} MiB")
+        if not line:
+            return
+        yield line.rstrip(b"\r\n")

@@ -124,7 +124,8 @@ def _live(run: Simulation, bootstrap: str, copy: Path | None) -> None:
     """Publish each event when the wall clock reaches its send time."""
     from streams.settings import Settings
 
-    from ..publish import publish
+    from ..publish import Published, publish
+    from ..runtime import run_until_interrupted
 
     try:
         settings = Settings.load(bootstrap=bootstrap)
@@ -142,12 +143,13 @@ def _live(run: Simulation, bootstrap: str, copy: Path | None) -> None:
             yield line
 
     err.print(f"publishing to {bootstrap} until {format_duration(run.duration)} have passed (Ctrl-C stops)...")
+    result = Published()
     try:
-        result = asyncio.run(publish(paced(), settings))
+        run_until_interrupted(publish(paced(), settings, result))
     except ConnectionError as error:
         fail(str(error))
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print(f"interrupted; {result.sent} events sent")
         raise SystemExit(130) from None
     finally:
         if copy_stream is not None:
