@@ -26,6 +26,7 @@ from monitor.events import Event, decode
 from monitor.metrics import Metrics
 
 from .partitions import Partitions
+from .recovery import SeekFirstTableManager
 from .settings import Settings
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -109,6 +110,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         table_standby_replicas=0,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
+        TableManager=SeekFirstTableManager,  # see streams.recovery: messages lost when taking over partitions
     )
     sources = app.topic(*settings.source_topics, key_type=bytes, value_type=bytes)
     events = app.topic(

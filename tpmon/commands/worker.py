@@ -30,7 +30,12 @@ from .catalog import catalog_or_exit
 @click.option("--lateness", help="Override the catalog's lateness [env TPMON_LATENESS].")
 @click.option("--data-dir", help="The worker's local folder [env TPMON_DATA_DIR; default .tpmon/worker].")
 @click.option(
-    "--loglevel", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+    "--loglevel",
+    envvar="TPMON_LOGLEVEL",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="[env TPMON_LOGLEVEL]",
 )
 def worker(
     bootstrap: str | None,

@@ -1,0 +1,86 @@
+"""A correction to Faust's recovery, so that a worker taking over partitions does not lose messages.
+
+faust-streaming 0.15.3 ends a recovery in this order: resume fetching the stream partitions, seek them
+to their committed offsets (a broker round trip, with the consumer's flow already running), then
+resume the flow control. Two things then go wrong together:
+
+- resuming the flow control clears every stream's input queue, so the messages fetched during the
+  seek are thrown away unprocessed;
+- the seek has reset the consumer's read offset to the committed one, so the next message fetched
+  looks like it follows a hole in the partition, and Faust counts holes as offsets that do not exist
+  (as in compacted topics): acknowledged, and committed past.
+
+And a partition with no committed offset yet (or 0) is not sought at all, so whatever was fetched for
+it early and dropped stays behind its position.
+
+Found with the live-pipeline test that kills a worker mid-stream: a run of consecutive offsets of each
+source partition missing from the events topic, and a few outcomes missing against replay, about one
+run in three. The correction: while Faust completes its recovery, resuming the stream partitions is
+held back; once the queues are cleared, the held partitions are sought to their committed offsets
+(those without one to their beginning, the ``earliest`` reset) and only then resumed. Messages read
+twice are duplicates the engine recognises.
+
+Known to remain (issue 3): about one run in eight of that test still ends with a few partitions
+starting far past their committed offsets; the consumer can hand out, and then drop as inactive,
+records it fetched for paused partitions while a rebalance is under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
+
+
+class SeekFirstRecovery(Recovery):
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        with self._streams_held() as held:
+            await super().on_recovery_completed(generation_id)
+        await self._resume(held)
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        with self._streams_held() as held:
+            await super()._resume_streams(generation_id)
+        await self._resume(held)
+
+    @contextmanager
+    def _streams_held(self) -> Iterator[set[TP]]:
+        """Collect, instead of resuming, the partitions Faust resumes meanwhile."""
+        consumer: Any = self.app.consumer
+        held: set[TP] = set()
+
+        def hold(tps: Iterable[TP]) -> None:
+            held.update(tps)
+
+        consumer.resume_partitions = hold
+        try:
+            yield held
+        finally:
+            del consumer.resume_partitions  # the class's method again
+
+    async def _resume(self, held: set[TP]) -> None:
+        """Seek the held partitions to their committed offsets (those without one to their beginning),
+        now that their queues are clear and nothing can be fetched for them meanwhile; then resume them."""
+        consumer: Any = self.app.consumer
+        if not held or self.should_stop:
+            return
+        await consumer.perform_seek()
+        uncommitted = [tp for tp in held if not consumer._committed_offset.get(tp)]
+        if uncommitted:
+            for tp, offset in (await consumer.earliest_offsets(*uncommitted)).items():
+                await consumer.seek(tp, offset)
+        consumer.resume_partitions(held)
+
+
+class SeekFirstTableManager(TableManager):
+    """Faust's table manager, with the corrected recovery (``TableManager`` setting of the app)."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
