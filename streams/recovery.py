@@ -27,6 +27,7 @@ records it fetched for paused partitions while a rebalance is under way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,8 @@ from typing import Any
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
+
+FETCH_ROUND = 1.1  # seconds: Faust's consumer waits up to 1 s for each fetch
 
 
 class SeekFirstRecovery(Recovery):
@@ -68,6 +71,10 @@ class SeekFirstRecovery(Recovery):
         consumer: Any = self.app.consumer
         if not held or self.should_stop:
             return
+        # A fetch begun before the rebalance may still be waiting, with a snapshot of the partitions
+        # that were active then; emptied by the pause, it hands out every partition's records, which
+        # the consumer drops as inactive after their position has moved on. Let it end first.
+        await asyncio.sleep(FETCH_ROUND)
         await consumer.perform_seek()
         uncommitted = [tp for tp in held if not consumer._committed_offset.get(tp)]
         if uncommitted:
