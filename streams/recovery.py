@@ -10,19 +10,17 @@ resume the flow control. Two things then go wrong together:
   looks like it follows a hole in the partition, and Faust counts holes as offsets that do not exist
   (as in compacted topics): acknowledged, and committed past.
 
-And a partition with no committed offset yet (or 0) is not sought at all, so whatever was fetched for
-it early and dropped stays behind its position.
+And a partition with no committed offset yet (or 0) is not sought at all. Besides, a fetch begun
+before the rebalance can still be waiting with its snapshot of the active partitions; emptied by the
+pause, that snapshot lets it hand out every partition's buffered records, which the consumer then
+drops as inactive, their positions moved on.
 
-Found with the live-pipeline test that kills a worker mid-stream: a run of consecutive offsets of each
-source partition missing from the events topic, and a few outcomes missing against replay, about one
-run in three. The correction: while Faust completes its recovery, resuming the stream partitions is
-held back; once the queues are cleared, the held partitions are sought to their committed offsets
-(those without one to their beginning, the ``earliest`` reset) and only then resumed. Messages read
-twice are duplicates the engine recognises.
-
-Known to remain (issue 3): about one run in eight of that test still ends with a few partitions
-starting far past their committed offsets; the consumer can hand out, and then drop as inactive,
-records it fetched for paused partitions while a rebalance is under way.
+Found with the live-pipeline test that kills a worker mid-stream: runs of consecutive offsets missing
+from the events topic, and outcomes missing against replay, about one run in three. The correction:
+while Faust completes its recovery, resuming the stream partitions is held back; once the queues are
+cleared and the last fetch begun earlier has ended, the held partitions are sought to their committed
+offsets (those without one to their beginning, the ``earliest`` reset) and only then resumed. A
+takeover costs about a second more; messages read twice are duplicates the engine recognises.
 """
 
 from __future__ import annotations

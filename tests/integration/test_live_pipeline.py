@@ -127,12 +127,6 @@ def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
     assert live == expected
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, issue 3 stays open: about one run in eight, the restarted worker's Faust consumer "
-    "drops records it fetched for partitions paused during the rebalance, and starts them past their "
-    "committed offsets (see streams/recovery.py)",
-)
 def test_a_killed_worker_resumes_without_losing_or_doubling(namespace):
     first = namespace.worker()
     process, copy = simulate_live(namespace, seconds=16, rate=300, seed=22)
