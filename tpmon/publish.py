@@ -78,7 +78,7 @@ async def publish(
     result: Published,
     fixed_topic: str | None = None,
     on_skip: Callable[[int, str], None] | None = None,
-) -> Published:
+) -> None:
     """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``.
 
     ``result`` counts as it goes, so an interrupted run still says what it sent. On cancellation
@@ -125,4 +125,3 @@ async def publish(
             await asyncio.wait_for(producer.flush(), FLUSH_TIMEOUT)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(producer.stop(), FLUSH_TIMEOUT)
-    return result

@@ -11,6 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from monitor.events import format_timestamp
+
 from .conftest import Namespace, Worker, group_lag, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -222,11 +224,6 @@ def test_bad_input_goes_whole_to_the_dead_letters_and_the_worker_keeps_going(nam
     assert worker.process.poll() is None
 
 
-def _now_rfc3339() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-
-
 def _events_counted(worker: Worker) -> float:
     return sum(value for (name, _), value in worker.metrics().items() if name == "tpmon_events_total")
 
@@ -242,17 +239,21 @@ def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
     worker = namespace.worker(TPMON_RULES=str(rules))
     # The source is silent on a running worker: one event of another customer first, consumed, so that
     # what is measured is the detection, not the first fetch after the worker joined its group.
-    warm_up = {"event_id": "w1", "type": "customer.joined", "customer_id": "c0", "occurred_at": _now_rfc3339()}
+    warm_up = {
+        "event_id": "w1",
+        "type": "customer.joined",
+        "customer_id": "c0",
+        "occurred_at": format_timestamp(time.time_ns() // 1000),
+    }
     (tmp_path / "warm-up.jsonl").write_bytes(orjson.dumps(warm_up) + b"\n")
     namespace.run("produce", str(tmp_path / "warm-up.jsonl"))
     wait_until(lambda: _events_counted(worker) >= 1, 30, "the warm-up event")
     placed_at = time.time()
-    occurred = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(placed_at)) + f".{int(placed_at % 1 * 1000):03d}Z"
     event = {
         "event_id": "p1",
         "type": "order.placed",
         "customer_id": "c1",
-        "occurred_at": occurred,
+        "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
         "order_id": "o1",
         "amount": 5,
         "channel": "web",

@@ -37,11 +37,12 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
         fail(str(error))
 
     async def lines() -> AsyncIterator[bytes]:
-        if str(events) == "-":
-            async for line in _stdin_lines():
+        from_stdin = str(events) == "-"
+        if from_stdin and not stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode):
+            async for line in _pipe_lines():
                 yield line
             return
-        with events.open("rb") as stream:
+        with sys.stdin.buffer if from_stdin else events.open("rb") as stream:  # a file never blocks
             for line in stream:
                 yield line.rstrip(b"\r\n")
 
@@ -62,13 +63,9 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
 STDIN_LINE_LIMIT = 64 * 1024 * 1024
 
 
-async def _stdin_lines() -> AsyncIterator[bytes]:
-    """Lines of standard input. A pipe or terminal is read by the event loop, so Ctrl-C stops a
-    producer that waits for input; a redirected file is read directly (it never blocks)."""
-    if stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode):
-        for line in sys.stdin.buffer:
-            yield line.rstrip(b"\r\n")
-        return
+async def _pipe_lines() -> AsyncIterator[bytes]:
+    """Lines of standard input when it is a pipe or a terminal, read by the event loop, so Ctrl-C stops
+    a producer that waits for input."""
     reader = asyncio.StreamReader(limit=STDIN_LINE_LIMIT)
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
