@@ -58,8 +58,10 @@ def demo(duration: int, workers: int, rate: float, rules_path: Path | None, data
     except KeyboardInterrupt:
         completed = False
     finally:
-        err.print("stopping everything the demo started...")
-        show.stop()
+        try:
+            err.print("stopping everything the demo started...")
+        finally:  # output gone (its reader interrupted too) makes rich exit; what was started still stops
+            show.stop()
     out.print(show.summary())
     if picture is not None and show.picture:
         picture.write_text(show.picture)

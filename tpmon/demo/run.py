@@ -276,20 +276,29 @@ class Demo:
             recorder.file.close()
 
     def stop(self) -> None:
-        """Stop everything the demo started, newest first, and the broker last."""
+        """Stop everything the demo started, newest first, and the broker last. Interrupted again
+        (a second Ctrl-C, or a SIGTERM from a parent that is going away), it kills what is left at once
+        instead of leaving it running."""
+        try:
+            self._stop(grace=20.0)
+        except KeyboardInterrupt:
+            self._stop(grace=0.0)
+
+    def _stop(self, grace: float) -> None:
+        first = signal.SIGTERM if grace else signal.SIGKILL
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
+                    os.killpg(process.pid, first)
         for _, process in reversed(self.processes):
             try:
-                process.wait(20)
+                process.wait(grace or None)
             except subprocess.TimeoutExpired:
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         if self.broker is not None:
-            self.broker.stop()
+            self.broker.stop(timeout=30.0 if grace else 0.0)
 
     def summary(self) -> Table:
         table = Table(title="What the demo saw", title_justify="left")
