@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -35,4 +37,22 @@ def test_the_demo_shows_the_incidents_and_cleans_up(tmp_path):
     assert set(rows) >= {"order-confirmed", "winback-call"}  # every touchpoint is shown
     assert "story:" in result.stdout
     assert (tmp_path / "wall.svg").read_text().startswith("<svg")
+    assert running(str(data)) == []
+
+
+def test_a_demo_interrupted_again_while_stopping_leaves_nothing_running(tmp_path):
+    data = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tpmon.cli", "demo", "--duration", "2m", "--data", str(data), "--rules", str(ROOT / "rules")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert demo.stdout is not None
+    for line in demo.stdout:
+        if line.startswith("worker metrics:"):  # Kafka and a worker are up
+            break
+    demo.send_signal(signal.SIGTERM)
+    time.sleep(0.3)  # now stopping what it started
+    demo.send_signal(signal.SIGTERM)
+    rest = demo.communicate(timeout=120)[0]
+    assert demo.returncode == 130, rest[-3000:]
     assert running(str(data)) == []
