@@ -11,6 +11,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from monitor.conventions import SOURCE_TOPICS
 from monitor.events import SOURCE_OF_TYPE
@@ -24,6 +25,25 @@ FLUSH_TIMEOUT = 10.0  # seconds a stopping producer waits for the broker to take
 class Published:
     sent: int = 0
     skipped: int = 0
+
+
+def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00Z") -> list[bytes]:
+    """One customer.joined event per partition of tpmon's events topic, at ``occurred_at``.
+
+    Published after everything else, they move every partition's watermark past every due time before
+    ``occurred_at``, as the end of a replay does; live counters then equal replay's (tests, benchmarks).
+    The customers are chosen so that Kafka's default partitioner spreads them one per partition.
+    """
+    lines: dict[int, bytes] = {}
+    number = 0
+    while len(lines) < partitions:
+        customer = f"sentinel-{number}"
+        partition = (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
+        if partition not in lines:
+            event = {"event_id": customer, "type": "customer.joined", "customer_id": customer, "occurred_at": occurred_at}
+            lines[partition] = orjson.dumps(event)
+        number += 1
+    return [lines[partition] for partition in sorted(lines)]
 
 
 def route(line: bytes, topics: dict[str, str], fixed_topic: str | None) -> tuple[str | None, bytes | None, str]:

@@ -9,39 +9,19 @@ import time
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from monitor.events import format_timestamp
+from tpmon.publish import watermark_sentinels
 
 from .conftest import Namespace, Worker, group_lag, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARTITIONS = 4
-FAR_FUTURE = "2099-01-01T00:00:00Z"
 
 
 def sentinels() -> bytes:
-    """One event per partition, far in the future: the watermark then passes every due time, as the
-    end of a replay does, and live and replay decide the same instances."""
-    lines, covered, number = [], set(), 0
-    while len(covered) < PARTITIONS:
-        customer = f"sentinel-{number}"
-        partition = (murmur2(customer.encode()) & 0x7FFFFFFF) % PARTITIONS
-        if partition not in covered:
-            covered.add(partition)
-            lines.append(
-                orjson.dumps(
-                    {
-                        "event_id": customer,
-                        "type": "customer.joined",
-                        "customer_id": customer,
-                        "occurred_at": FAR_FUTURE,
-                    }
-                )
-            )
-        number += 1
-    return b"\n".join(lines) + b"\n"
+    return b"\n".join(watermark_sentinels(PARTITIONS)) + b"\n"
 
 
 def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:

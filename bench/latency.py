@@ -1,0 +1,180 @@
+"""Detection latency: from due + lateness to the bad outcome in /metrics, under a steady offered load.
+
+A worker runs the default catalog plus a probe touchpoint (``bench-probe``: an order placed with an id
+starting ``probe-`` is due for confirmation within 2 s, and is never confirmed). While simulated events
+stream in at the offered rate with event time now, a probe is sent every PROBE_EVERY seconds; /metrics
+is read every POLL_EVERY seconds, and each new bad probe outcome is matched to the oldest undecided
+probe (they fall due in the order they were sent). The latency of a probe is the time its outcome was
+first seen minus (its occurred_at + 2 s + the lateness): the earliest moment the semantics allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.pipeline import PARTITIONS, ROOT, Stage, Workers
+from monitor.events import format_timestamp
+from monitor.simulate import Simulation
+from streams.settings import Settings
+from tpmon.publish import ensure_topics, route, topic_names
+
+PROBE_WITHIN = 2.0  # seconds, as in the probe rule below
+LATENESS = 2.0  # seconds; the simulated sources emit up to 2 s out of order, as the simulator does
+PROBE_EVERY = 0.1
+POLL_EVERY = 0.05
+PROBE_RULE = """version: 1
+touchpoints:
+  - id: bench-probe
+    stage: buy
+    owner: bench
+    description: Benchmark probe; its orders are never confirmed, and its bad outcomes time the detection.
+    kind: deadline
+    start: {types: [order.placed], where: 'order_id.startsWith("probe-")'}
+    end: order.confirmed
+    key: order_id
+    within: 2s
+    objective: 0.99
+    differentiating: 0.999
+    min_events: 20
+"""
+
+
+@dataclass
+class Detection:
+    offered: int  # events per second
+    achieved: float  # events per second the worker counted during the window
+    probes: int
+    p50: float
+    p99: float
+    worst: float
+
+
+def probe_catalog(root: Path) -> Path:
+    folder = root / "probe-catalog"
+    folder.mkdir(exist_ok=True)
+    for rule in (ROOT / "rules").glob("*.yaml"):
+        shutil.copy(rule, folder / rule.name)
+    (folder / "probe.yaml").write_text(PROBE_RULE)
+    return folder
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
+
+
+async def _load(producer: AIOKafkaProducer, topics: dict[str, str], rate: int, until: float) -> None:
+    """Simulated events at ``rate`` per second, event time now, sent in slices of 10 ms."""
+    lines = Simulation(customers=10**6, seed=3).lines()
+    step, started, sent = 0.01, time.monotonic(), 0
+    while time.monotonic() < until:
+        due = int((time.monotonic() - started) * rate)
+        stamp = format_timestamp(_now())
+        for line in itertools.islice(lines, max(0, due - sent)):
+            event = orjson.loads(line)
+            event["occurred_at"] = stamp
+            raw = orjson.dumps(event)
+            topic, key, _ = route(raw, topics, None)
+            if topic is not None:
+                await producer.send(topic, raw, key=key)
+        sent = max(sent, due)
+        await asyncio.sleep(step)
+
+
+async def _probe(producer: AIOKafkaProducer, topic: str, until: float, sent_at: list[int]) -> None:
+    number = 0
+    while time.monotonic() < until:
+        number += 1
+        at = _now()
+        event = {
+            "event_id": f"probe-{number}",
+            "type": "order.placed",
+            "customer_id": f"probe-{number}",
+            "occurred_at": format_timestamp(at),
+            "order_id": f"probe-{number}",
+            "amount": 1.0,
+            "channel": "bench",
+        }
+        await producer.send(topic, orjson.dumps(event), key=event["customer_id"].encode())
+        sent_at.append(at)
+        await asyncio.sleep(PROBE_EVERY)
+
+
+async def _watch(port: int, sent_at: list[int], probing: asyncio.Task, until: float) -> tuple[list[float], float]:
+    """When (wall clock, s) each probe's bad outcome was first visible, polling until every probe sent
+    is decided; and the events/s the worker counted meanwhile."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    seen_at: list[float] = []
+    samples: list[tuple[float, float]] = []
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < until and not (probing.done() and len(seen_at) >= len(sent_at)):
+            async with session.get(url) as response:
+                text = await response.text()
+            now = time.time()
+            bad = counted = 0.0
+            for line in text.splitlines():
+                if line.startswith("tpmon_touchpoint_outcomes_total{") and 'touchpoint="bench-probe"' in line:
+                    if 'outcome="bad"' in line:
+                        bad = float(line.rsplit(" ", 1)[1])
+                elif line.startswith("tpmon_events_total{"):
+                    counted += float(line.rsplit(" ", 1)[1])
+            samples.append((now, counted))
+            seen_at.extend([now] * (int(bad) - len(seen_at)))
+            await asyncio.sleep(POLL_EVERY)
+    (t0, c0), (t1, c1) = samples[len(samples) // 4], samples[-1]
+    return seen_at, (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+async def _measure(stage: Stage, port: int, topics: dict[str, str], rate: int, seconds: float) -> Detection:
+    producer = AIOKafkaProducer(bootstrap_servers=stage.bootstrap, linger_ms=5)
+    await producer.start()
+    sent_at: list[int] = []
+    try:
+        until = time.monotonic() + seconds
+        settle = PROBE_WITHIN + LATENESS + 15  # the last probes' due time, and room to fall behind
+        load = asyncio.create_task(_load(producer, topics, rate, until + settle))
+        probes = asyncio.create_task(_probe(producer, topics["orders"], until, sent_at))
+        seen_at, achieved = await _watch(port, sent_at, probes, until + settle)
+        load.cancel()
+    finally:
+        await producer.stop()
+    latencies = [seen - (at / 1e6 + PROBE_WITHIN + LATENESS) for at, seen in zip(sent_at, seen_at, strict=False)]
+    if len(latencies) < len(sent_at):
+        raise SystemExit(f"{len(sent_at) - len(latencies)} of {len(sent_at)} probes were never decided")
+    latencies.sort()
+    return Detection(
+        offered=rate,
+        achieved=achieved,
+        probes=len(latencies),
+        p50=statistics.median(latencies),
+        p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        worst=latencies[-1],
+    )
+
+
+def detection(stage: Stage, rate: int, seconds: float = 20.0) -> Detection:
+    """Run one worker on fresh topics under ``rate`` events/s and time the probes' detection."""
+    workers = Workers(stage, 1)
+    name = workers.env["TPMON_APP_ID"]
+    sources = [f"{name}-{source}" for source in ("orders", "bills", "calls", "tickets")]
+    workers.env.update(
+        TPMON_TOPICS=",".join(sources), TPMON_RULES=str(probe_catalog(stage.root)), TPMON_LATENESS=f"{LATENESS:g}s"
+    )
+    settings = Settings(bootstrap=stage.bootstrap, topics=",".join(sources), partitions=PARTITIONS)
+    asyncio.run(ensure_topics(settings, sources))
+    workers.start()
+    try:
+        port = workers.ports[0]
+        workers.wait_assigned(PARTITIONS)
+        return asyncio.run(_measure(stage, port, topic_names(settings), rate, seconds))
+    finally:
+        workers.stop()

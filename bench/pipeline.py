@@ -1,0 +1,283 @@
+"""Throughput on one broker and one pre-produced set of source topics, side by side.
+
+1. ceiling: raw aiokafka (``getmany``), orjson and a dict update per event, in this process;
+2. baseline: a plain Faust agent with the same per-event work (bench/faust_agent.py);
+3. tpmon: real `tpmon worker` processes, from the first event counted until every outcome a replay of
+   the same events decides is visible in /metrics (the sum over the workers' /metrics).
+
+Every consumer reads the same topics from the beginning in a group of its own. The tpmon runs also
+read a topic of their own, where the watermark sentinels go once every event is counted (they move each
+partition's watermark past the last due time, as the end of a replay does; see
+tpmon.publish.watermark_sentinels), so later runs still find the shared topics as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from monitor.catalog import Catalog
+from monitor.conventions import SOURCE_TOPICS
+from monitor.durations import parse_duration
+from monitor.replay import Replay
+from monitor.simulate import Simulation
+from streams.settings import Settings
+from tpmon.broker import free_port
+from tpmon.publish import Published, ensure_topics, publish, watermark_sentinels
+
+ROOT = Path(__file__).resolve().parent.parent
+TPMON = [sys.executable, "-m", "tpmon.cli"]
+PARTITIONS = 4
+EVENTS_PER_CUSTOMER = 7  # about, in a 36-hour simulation
+SPAN = "36h"  # of the simulated events
+# Kafka does not interleave four topics by event time: a worker catching up on a backlog reads one source
+# hours ahead of another. With the default lateness (30s) the lagging source's events arrive behind the
+# watermark and are judged late, unlike in a replay; a lateness that covers the backlog's span makes the
+# worker decide exactly what a replay decides, which is what the end-to-end measure compares.
+LATENESS = "40h"
+
+
+@dataclass
+class Stage:
+    """The broker and the pre-produced topics every measurement reads."""
+
+    bootstrap: str
+    root: Path
+    catalog: Catalog
+    file: Path
+    events: int
+    topics: list[str]
+    expected: dict[str, tuple[int, int]] = field(default_factory=dict)  # replay outcomes, sentinels included
+    runs: int = 0
+
+    @classmethod
+    def prepare(cls, bootstrap: str, root: Path, catalog: Catalog, events: int, seed: int = 7) -> Stage:
+        file = root / "events.jsonl"
+        customers = max(1, events // EVENTS_PER_CUSTOMER)
+        simulation = Simulation(customers=customers, duration=parse_duration(SPAN), seed=seed)
+        with file.open("wb") as stream:
+            for line in itertools.islice(simulation.lines(), events):
+                stream.write(line + b"\n")
+        lines = file.read_bytes().count(b"\n")
+        stage = cls(bootstrap, root, catalog, file, lines, [f"bench-{source}" for source in SOURCE_TOPICS])
+        settings = Settings(bootstrap=bootstrap, topics=",".join(stage.topics), partitions=PARTITIONS)
+        asyncio.run(_publish_file(file, settings))
+        replay = Replay(catalog, lateness=parse_duration(LATENESS))
+        with file.open("rb") as stream:
+            replay.feed(itertools.chain(stream, watermark_sentinels(PARTITIONS)))
+        summary = replay.finish()
+        stage.expected = {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
+        return stage
+
+
+async def _publish_file(file: Path, settings: Settings) -> None:
+    async def lines():  # type: ignore[no-untyped-def]
+        with file.open("rb") as stream:
+            for line in stream:
+                yield line.rstrip(b"\n")
+
+    result = Published()
+    await publish(lines(), settings, result)
+    if result.skipped:
+        raise SystemExit(f"{result.skipped} simulated lines could not be routed")
+
+
+# -- 1. the ceiling ---------------------------------------------------------------------------------------
+async def _ceiling(stage: Stage) -> float:
+    consumer = AIOKafkaConsumer(
+        *stage.topics, bootstrap_servers=stage.bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    counts: dict[str, int] = {}
+    seen = 0
+    first = time.perf_counter()  # the first fetch included: one fetch can bring tens of thousands of events
+    try:
+        while seen < stage.events:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    event = orjson.loads(record.value)
+                    customer = event["customer_id"]
+                    counts[customer] = counts.get(customer, 0) + 1
+                seen += len(records)
+        return stage.events / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+def ceiling(stage: Stage) -> float:
+    """Events per second, from the first fetch to the last event."""
+    return asyncio.run(_ceiling(stage))
+
+
+# -- 2. the baseline --------------------------------------------------------------------------------------
+def faust_baseline(stage: Stage, timeout: float = 900) -> float:
+    result = stage.root / "faust-agent.json"
+    result.unlink(missing_ok=True)
+    agent = [sys.executable, str(ROOT / "bench" / "faust_agent.py"), stage.bootstrap, ",".join(stage.topics)]
+    process = subprocess.Popen(
+        [*agent, str(stage.events), str(result)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise SystemExit("the plain Faust agent did not finish") from None
+    if not result.exists():
+        raise SystemExit(f"the plain Faust agent failed:\n{stderr.decode()[-3000:]}")
+    measured = json.loads(result.read_text())
+    return measured["events"] / measured["seconds"]
+
+
+# -- 3. tpmon workers -------------------------------------------------------------------------------------
+def scrape(port: int) -> dict[str, float]:
+    """The worker's counters that matter here: events counted, and outcomes per touchpoint and kind."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("tpmon_events_total{", "tpmon_events_duplicate_total{")):
+            values["events"] = values.get("events", 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith("tpmon_touchpoint_outcomes_total{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(","))
+            key = f"{labels['touchpoint'].strip(chr(34))}:{labels['outcome'].strip(chr(34))}"
+            values[key] = float(line.rsplit(" ", 1)[1])
+    return values
+
+
+@dataclass
+class Workers:
+    """`tpmon worker` processes in one group, on the stage's topics plus a sentinel topic of their own."""
+
+    stage: Stage
+    count: int
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stage.runs += 1
+        name = f"bench-tpmon-{self.stage.runs}"
+        self.end_topic = f"{name}-end"
+        self.env = {
+            **os.environ,
+            "TPMON_BOOTSTRAP": self.stage.bootstrap,
+            "TPMON_APP_ID": name,
+            "TPMON_TOPICS": ",".join([*self.stage.topics, self.end_topic]),
+            "TPMON_PARTITIONS": str(PARTITIONS),
+            "TPMON_EVENTS_TOPIC": f"{name}-events",
+            "TPMON_JOURNEYS_TOPIC": f"{name}-journeys",
+            "TPMON_DEAD_LETTER_TOPIC": f"{name}-rejects",
+            "TPMON_RULES": str(ROOT / "rules"),
+            "TPMON_LATENESS": LATENESS,
+        }
+
+    def start(self) -> None:
+        for number in range(self.count):
+            port = free_port()
+            env = {**self.env, "TPMON_WEB_PORT": str(port), "TPMON_DATA_DIR": str(self.stage.root / f"w{port}")}
+            log = (self.stage.root / f"worker-{port}.log").open("wb")
+            self.processes.append(subprocess.Popen([*TPMON, "worker"], env=env, stdout=log, stderr=log, cwd=ROOT))
+            self.ports.append(port)
+            del number
+
+    def totals(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for port in self.ports:
+            for key, value in scrape(port).items():
+                totals[key] = totals.get(key, 0.0) + value
+        return totals
+
+    def outcomes(self, totals: dict[str, float]) -> dict[str, tuple[int, int]]:
+        return {t: (int(totals.get(f"{t}:good", 0)), int(totals.get(f"{t}:bad", 0))) for t in self.stage.expected}
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def wait_assigned(self, partitions: int, timeout: float = 120) -> None:
+        """Until the workers together own ``partitions`` partitions of the events topic."""
+
+        def owned() -> bool:
+            total = 0
+            for port in self.ports:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/touchpoints", timeout=5) as response:
+                        total += len(orjson.loads(response.read())["partitions"])
+                except OSError:
+                    return False
+            return total == partitions
+
+        _wait(owned, timeout, "the workers to own every partition", every=0.2)
+
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+
+def _wait(check, timeout: float, what: str, every: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+async def _send(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for line in lines:
+            await producer.send(topic, line, key=orjson.loads(line)["customer_id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def tpmon_workers(stage: Stage, count: int, timeout: float = 1800) -> dict[str, float]:
+    """Events per second through `count` workers, first event counted to every outcome visible."""
+    workers = Workers(stage, count)
+    asyncio.run(ensure_topics(Settings(bootstrap=stage.bootstrap, partitions=PARTITIONS), [workers.end_topic]))
+    launched = time.monotonic()
+    workers.start()
+    try:
+        _wait(lambda: workers.totals().get("events", 0) >= 1, 300, "the first event counted")
+        first = time.monotonic()
+        _wait(lambda: workers.totals().get("events", 0) >= stage.events, timeout, "every event counted")
+        asyncio.run(_send(stage.bootstrap, workers.end_topic, watermark_sentinels(PARTITIONS)))
+        last: dict[str, tuple[int, int]] = {}
+
+        def complete() -> bool:
+            last.update(workers.outcomes(workers.totals()))
+            return last == stage.expected
+
+        try:
+            _wait(complete, 120, "every outcome in /metrics")
+        except SystemExit:
+            raise SystemExit(f"outcomes differ from replay's: {last} != {stage.expected}") from None
+        done = time.monotonic()
+        return {"events_per_s": stage.events / (done - first), "startup_s": first - launched}
+    finally:
+        workers.stop()
