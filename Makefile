@@ -36,9 +36,9 @@ DURATION ?= 3m
 demo: $(STAMP)
 	$(BIN)/tpmon demo --duration $(DURATION)
 
-## make bench: replay throughput against a bare parse loop.
-bench: $(STAMP)
-	$(BIN)/python bench/replay_throughput.py
+## make bench: every benchmark side by side on a local broker (docs/PERFORMANCE.md); BENCH_ARGS=--smoke for a quick check.
+bench: deps $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

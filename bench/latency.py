@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import shutil
 import statistics
 import time
@@ -32,6 +33,7 @@ PROBE_WITHIN = 2.0  # seconds, as in the probe rule below
 LATENESS = 2.0  # seconds; the simulated sources emit up to 2 s out of order, as the simulator does
 PROBE_EVERY = 0.1
 POLL_EVERY = 0.05
+SETTLE = 15.0  # seconds a probe may take past its due time + lateness before it counts as undecided
 PROBE_RULE = """version: 1
 touchpoints:
   - id: bench-probe
@@ -54,6 +56,7 @@ class Detection:
     offered: int  # events per second
     achieved: float  # events per second the worker counted during the window
     probes: int
+    undecided: int  # probes not decided SETTLE seconds after their due time + lateness
     p50: float
     p99: float
     worst: float
@@ -140,21 +143,22 @@ async def _measure(stage: Stage, port: int, topics: dict[str, str], rate: int, s
     sent_at: list[int] = []
     try:
         until = time.monotonic() + seconds
-        settle = PROBE_WITHIN + LATENESS + 15  # the last probes' due time, and room to fall behind
+        settle = PROBE_WITHIN + LATENESS + SETTLE  # the last probe's due time, and room to fall behind
         load = asyncio.create_task(_load(producer, topics, rate, until + settle))
         probes = asyncio.create_task(_probe(producer, topics["orders"], until, sent_at))
         seen_at, achieved = await _watch(port, sent_at, probes, until + settle)
         load.cancel()
     finally:
         await producer.stop()
+    # A probe still undecided when the watch ends counts as infinitely late: the worker fell behind.
     latencies = [seen - (at / 1e6 + PROBE_WITHIN + LATENESS) for at, seen in zip(sent_at, seen_at, strict=False)]
-    if len(latencies) < len(sent_at):
-        raise SystemExit(f"{len(sent_at) - len(latencies)} of {len(sent_at)} probes were never decided")
+    latencies += [math.inf] * (len(sent_at) - len(latencies))
     latencies.sort()
     return Detection(
         offered=rate,
         achieved=achieved,
         probes=len(latencies),
+        undecided=sum(1 for latency in latencies if latency == math.inf),
         p50=statistics.median(latencies),
         p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         worst=latencies[-1],

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class Stage:
     file: Path
     events: int
     topics: list[str]
+    prefix: str = "bench"  # of every topic and consumer group of the run
     expected: dict[str, tuple[int, int]] = field(default_factory=dict)  # replay outcomes, sentinels included
     runs: int = 0
 
@@ -70,7 +72,8 @@ class Stage:
             for line in itertools.islice(simulation.lines(), events):
                 stream.write(line + b"\n")
         lines = file.read_bytes().count(b"\n")
-        stage = cls(bootstrap, root, catalog, file, lines, [f"bench-{source}" for source in SOURCE_TOPICS])
+        prefix = f"bench-{uuid.uuid4().hex[:6]}"  # a broker given by --bootstrap may hold earlier runs' topics
+        stage = cls(bootstrap, root, catalog, file, lines, [f"{prefix}-{source}" for source in SOURCE_TOPICS], prefix)
         settings = Settings(bootstrap=bootstrap, topics=",".join(stage.topics), partitions=PARTITIONS)
         asyncio.run(_publish_file(file, settings))
         replay = Replay(catalog, lateness=parse_duration(LATENESS))
@@ -132,9 +135,11 @@ def faust_baseline(stage: Stage, timeout: float = 900) -> float:
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
         raise SystemExit("the plain Faust agent did not finish") from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     if not result.exists():
         raise SystemExit(f"the plain Faust agent failed:\n{stderr.decode()[-3000:]}")
     measured = json.loads(result.read_text())
@@ -172,7 +177,7 @@ class Workers:
 
     def __post_init__(self) -> None:
         self.stage.runs += 1
-        name = f"bench-tpmon-{self.stage.runs}"
+        name = f"{self.stage.prefix}-tpmon-{self.stage.runs}"
         self.end_topic = f"{name}-end"
         self.env = {
             **os.environ,

@@ -1,6 +1,6 @@
 """Replay throughput against the bare ceiling: a JSON parse and a dict update per line, same file, same run.
 
-    python bench/replay_throughput.py [--customers 145000] [--rounds 3] [--file events.jsonl]
+    python -m bench.replay_throughput [--customers 145000] [--rounds 3] [--file events.jsonl]
 
 Prints a markdown table and writes bench/results/replay.json. The two loops alternate, round by round,
 so that a noisy machine slows both alike; the ratio is what to read.
@@ -20,14 +20,13 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from monitor.catalog import load_catalog
+from monitor.durations import parse_duration
+from monitor.replay import Replay
+from monitor.simulate import Simulation
+from tpmon.runtime import batch_collection
 
-from monitor.catalog import load_catalog  # noqa: E402
-from monitor.durations import parse_duration  # noqa: E402
-from monitor.replay import Replay  # noqa: E402
-from monitor.simulate import Simulation  # noqa: E402
-from tpmon.runtime import batch_collection  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bare(path: Path) -> int:
@@ -59,28 +58,17 @@ def timed(function, *args) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start, count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=145_000, help="simulated customers (about 7 events each)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--file", type=Path, help="use this JSONL file instead of simulating one")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "replay.json")
-    args = parser.parse_args()
-
-    path = args.file
-    if path is None:
-        path = ROOT / "bench" / "results" / f"events-{args.customers}.jsonl"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            simulation = Simulation(customers=args.customers, duration=parse_duration("36h"), seed=11)
-            with path.open("wb") as stream:
-                for line in simulation.lines():
-                    stream.write(line + b"\n")
-    catalog = load_catalog(ROOT / "rules")
-
+def measure(path: Path, customers: int, rounds: int, catalog) -> dict:  # type: ignore[no-untyped-def]
+    """Both loops over ``path`` (simulated first if missing), alternating round by round."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        simulation = Simulation(customers=customers, duration=parse_duration("36h"), seed=11)
+        with path.open("wb") as stream:
+            for line in simulation.lines():
+                stream.write(line + b"\n")
     bare_rates, replay_rates = [], []
     lines = 0
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         seconds, lines = timed(bare, path)
         bare_rates.append(lines / seconds)
         seconds, replayed = timed(replay, path, catalog)
@@ -93,26 +81,36 @@ def main() -> None:
         [sys.executable, "-m", "tpmon.cli", "replay", str(path), "--json"], check=True, capture_output=True, cwd=ROOT
     )
     cli_rate = lines / (time.perf_counter() - start)
-
     bare_rate, replay_rate = statistics.median(bare_rates), statistics.median(replay_rates)
-    result = {
+    return {
         "events": lines,
-        "rounds": args.rounds,
+        "rounds": rounds,
         "bare_events_per_s": round(bare_rate),
         "replay_events_per_s": round(replay_rate),
         "ratio": round(replay_rate / bare_rate, 3),
         "ratios_by_round": [round(r / b, 3) for r, b in zip(replay_rates, bare_rates, strict=True)],
         "cli_events_per_s_with_startup": round(cli_rate),
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=145_000, help="simulated customers (about 7 events each)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--file", type=Path, help="use this JSONL file instead of simulating one")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "replay.json")
+    args = parser.parse_args()
+    path = args.file or ROOT / "bench" / "results" / f"events-{args.customers}.jsonl"
+    result = measure(path, args.customers, args.rounds, load_catalog(ROOT / "rules"))
+    result.update(python=platform.python_version(), machine=f"{platform.machine()}, {platform.processor() or 'cpu'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    lines = result["events"]
     print(f"| measure ({lines:,} events, median of {args.rounds}) | events/s |")
     print("|---|---|")
-    print(f"| bare parse + dict update | {bare_rate:,.0f} |")
-    print(f"| replay core (decode, dedup, engine, tally) | {replay_rate:,.0f} |")
-    print(f"| `tpmon replay --json`, start-up included | {cli_rate:,.0f} |")
+    print(f"| bare parse + dict update | {result['bare_events_per_s']:,} |")
+    print(f"| replay core (decode, dedup, engine, tally) | {result['replay_events_per_s']:,} |")
+    print(f"| `tpmon replay --json`, start-up included | {result['cli_events_per_s_with_startup']:,} |")
     print(f"| **ratio replay / bare** | **{result['ratio']}** (by round: {result['ratios_by_round']}) |")
 
 

@@ -111,6 +111,13 @@ def parse_timestamp(text: str) -> int | None:
     return (moment - _EPOCH) // _MICROSECOND
 
 
+def json_bytes(value: object) -> bytes:
+    """``value`` as JSON, in a bytes object of its own size, for values kept long (table records,
+    journeys): orjson returns its output in the 4 KiB buffer it wrote it in, so a 200-byte record kept
+    as orjson returned it holds 4 KiB."""
+    return memoryview(orjson.dumps(value)).tobytes()
+
+
 def format_timestamp(micros: int) -> str:
     """RFC 3339 in UTC, with microseconds only when there are any."""
     moment = _EPOCH + timedelta(microseconds=micros)

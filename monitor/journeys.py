@@ -15,6 +15,7 @@ beyond ``max_events`` (and ``max_outcomes``).
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ import orjson
 
 from .durations import parse_duration
 from .engine.outcome import Outcome
-from .events import Event, format_timestamp, parse_timestamp
+from .events import Event, format_timestamp, json_bytes, parse_timestamp
 
 DEFAULT_MAX_EVENTS = 200
 DEFAULT_MAX_OUTCOMES = 200
@@ -65,7 +66,7 @@ class Journey:
         for data in record["events"]:
             at = parse_timestamp(data["occurred_at"])
             if at is not None:
-                journey.events.append((at, data["event_id"], orjson.dumps(data)))
+                journey.events.append((at, data["event_id"], json_bytes(data)))
         for outcome in record["outcomes"]:
             at = parse_timestamp(outcome["at"])
             if at is not None:
@@ -99,6 +100,21 @@ class Journeys:
 
     def put(self, journey: Journey) -> None:
         self.by_customer[journey.customer] = journey
+
+    def touch(self, customer: str) -> Journey | None:
+        """The customer's journey, now the most recently used (see ``keep_recent``)."""
+        journey = self.by_customer.pop(customer, None)
+        if journey is not None:
+            self.by_customer[customer] = journey
+        return journey
+
+    def keep_recent(self, limit: int) -> None:
+        """Forget all but the ``limit`` journeys most recently put or touched (a cache of journeys
+        stored elsewhere, which a worker reloads when needed)."""
+        excess = len(self.by_customer) - limit
+        if excess > 0:
+            for customer in list(itertools.islice(self.by_customer, excess)):
+                del self.by_customer[customer]
 
     def _journey(self, customer: str) -> Journey:
         journey = self.by_customer.get(customer)

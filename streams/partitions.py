@@ -16,10 +16,14 @@ import orjson
 
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
-from monitor.events import Event
+from monitor.events import Event, json_bytes
 from monitor.journeys import Journey, Journeys
 from monitor.metrics import Metrics
 from monitor.state import reliability, touchpoint_state
+
+# Journeys kept as objects per partition; the others are read back from their stored records when
+# needed. All of them as objects took several kilobytes per customer on top of the records themselves.
+JOURNEY_CACHE = 2_000
 
 
 class Store(Protocol):
@@ -41,6 +45,7 @@ class Partitions:
         *,
         lateness: int | None = None,
         retention: int,
+        journey_cache: int = JOURNEY_CACHE,
     ) -> None:
         self.catalog = catalog
         self.lateness = lateness
@@ -48,7 +53,9 @@ class Partitions:
         self.customers = customers
         self.journey_store = journeys
         self.engines: dict[int, Engine] = {}
-        self.journeys: dict[int, Journeys] = {}
+        self.journeys: dict[int, Journeys] = {}  # per partition, the recently used journeys (a cache)
+        self.journey_cache = journey_cache
+        self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
         self.metrics: Metrics | None = None
 
     # -- OutcomeSource, for the metrics ---------------------------------------------------------------
@@ -100,6 +107,7 @@ class Partitions:
             engine.dirty.clear()
             self.engines[partition] = engine
             self.journeys[partition] = Journeys()
+            self.last_at[partition] = {}
         return engine
 
     def drop(self, partitions: Iterable[int]) -> None:
@@ -107,6 +115,7 @@ class Partitions:
         for partition in partitions:
             self.engines.pop(partition, None)
             self.journeys.pop(partition, None)
+            self.last_at.pop(partition, None)
 
     # -- the work ---------------------------------------------------------------------------------------
     def handle(self, partition: int, event: Event, now: int) -> int:
@@ -152,12 +161,15 @@ class Partitions:
         for partition, engine in list(self.engines.items()):
             engine.forget(before)
             self._settle(partition, engine, {})
-            for customer in self.journeys[partition].expire(before):
+            self.journeys[partition].expire(before)
+            last_at = self.last_at[partition]
+            for customer in [customer for customer, at in last_at.items() if at < before]:
+                del last_at[customer]
                 self.journey_store.put(partition, customer, None)
 
     def _journey(self, partition: int, customer: str) -> Journey:
         journeys = self.journeys[partition]
-        journey = journeys.get(customer)
+        journey = journeys.touch(customer)
         if journey is None:
             stored = self.journey_store.get(customer)
             journey = Journey.from_record(orjson.loads(stored)) if stored else Journey(customer)
@@ -192,10 +204,13 @@ class Partitions:
                 self.customers.put(partition, customer, None)
             else:
                 record["partition"] = partition
-                self.customers.put(partition, customer, orjson.dumps(record))
+                self.customers.put(partition, customer, json_bytes(record))
         engine.dirty.clear()
+        last_at = self.last_at[partition]
         for customer, journey in touched.items():
-            self.journey_store.put(partition, customer, orjson.dumps(journey.record()))
+            self.journey_store.put(partition, customer, json_bytes(journey.record()))
+            last_at[customer] = journey.last_at
+        self.journeys[partition].keep_recent(self.journey_cache)
 
 
 class MemoryStore:

@@ -7,7 +7,7 @@ import zlib
 import orjson
 
 from monitor.durations import parse_duration
-from monitor.events import decode
+from monitor.events import decode, parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
 from streams.partitions import MemoryStore, Partitions
@@ -60,3 +60,20 @@ def test_records_name_their_partition_and_journeys_are_the_published_format(cata
     assert record["partition"] == 2 and record["seen"][0][0] == event.id
     journey = orjson.loads(journeys.get(event.customer))
     assert journey["customer_id"] == event.customer and journey["events"][0]["event_id"] == event.id
+
+
+def test_journeys_beyond_the_cache_are_read_back_whole_and_still_expire(catalog):
+    lines = list(Simulation(customers=200, duration=parse_duration("2h"), seed=4).lines())
+    kept, cached = MemoryStore(), MemoryStore()
+    small = Partitions(catalog, MemoryStore(), kept, retention=parse_duration("24h"), journey_cache=3)
+    large = Partitions(catalog, MemoryStore(), cached, retention=parse_duration("24h"))
+    for line in lines:
+        event = decode(line, "orders")
+        small.handle(partition_of(event.customer), event, 0)
+        large.handle(partition_of(event.customer), event, 0)
+    assert all(len(journeys) <= 3 for journeys in small.journeys.values())
+    assert kept.data == cached.data  # every journey complete, whether it stayed in memory or not
+
+    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
+    small.forget(newest + 1)  # after everything: every journey expires, cached or not
+    assert kept.data == {}

@@ -40,7 +40,12 @@ def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00
         customer = f"sentinel-{number}"
         partition = (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
         if partition not in lines:
-            event = {"event_id": customer, "type": "customer.joined", "customer_id": customer, "occurred_at": occurred_at}
+            event = {
+                "event_id": customer,
+                "type": "customer.joined",
+                "customer_id": customer,
+                "occurred_at": occurred_at,
+            }
             lines[partition] = orjson.dumps(event)
         number += 1
     return [lines[partition] for partition in sorted(lines)]

@@ -75,7 +75,10 @@ class Engine:
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
 
     def _decide(self, outcome: Outcome, state: CustomerState) -> None:
-        counts = state.good if outcome.good else state.bad
+        if outcome.good:
+            counts = state.good if state.good is not None else state.new_counts(good=True)
+        else:
+            counts = state.bad if state.bad is not None else state.new_counts(good=False)
         counts[outcome.touchpoint] = counts.get(outcome.touchpoint, 0) + 1
         if self.track:
             self.dirty.add(outcome.customer)
@@ -180,7 +183,10 @@ class Engine:
             entry = pop(queue)
             time, rank, third, index, key, last = entry
             if track and rank != DUE:
-                customers[last].queued.discard(entry)  # type: ignore[union-attr]
+                mine = customers[last]
+                mine.queued.discard(entry)  # type: ignore[union-attr]
+                if not mine.queued:
+                    mine.queued = None
                 dirty.add(last)
             handlers[index][rank](time, third, key, last)  # type: ignore[index]
 
@@ -235,7 +241,7 @@ class Engine:
             mine.seen[event_id] = at
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
-        mine.good, mine.bad = dict(record["good"]), dict(record["bad"])
+        mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
         if state.max_at is not None:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
@@ -268,6 +274,6 @@ class Engine:
         totals = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         for mine in self.state.customers.values():
             for column, counts in ((0, mine.good), (1, mine.bad)):
-                for touchpoint, count in counts.items():
+                for touchpoint, count in (counts or {}).items():
                     totals.setdefault(touchpoint, [0, 0])[column] += count
         return totals

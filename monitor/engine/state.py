@@ -31,9 +31,17 @@ class CustomerState:
     def __init__(self) -> None:
         self.open: dict[str, tuple[int, str]] = {}
         self.seen: dict[str, int] = {}
-        self.queued: set[tuple] | None = None
-        self.good: dict[str, int] = {}
-        self.bad: dict[str, int] = {}
+        self.queued: set[tuple] | None = None  # None when empty, as good and bad: most customers have none
+        self.good: dict[str, int] | None = None
+        self.bad: dict[str, int] | None = None
+
+    def new_counts(self, good: bool) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if good:
+            self.good = counts
+        else:
+            self.bad = counts
+        return counts
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
@@ -44,8 +52,8 @@ class CustomerState:
             "queued": sorted(
                 [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _ in queued
             ),
-            "good": dict(self.good),
-            "bad": dict(self.bad),
+            "good": dict(self.good or {}),
+            "bad": dict(self.bad or {}),
         }
 
     def is_empty(self) -> bool:

@@ -1,0 +1,144 @@
+"""Memory per pending instance, in the core and in a worker.
+
+Each of N customers confirms one order (``order.confirmed``, event time now): that opens one
+``service-activated`` instance (due in 48 hours) per customer, so N instances stay pending. One instance
+per customer is the expensive case: the customer's own state (its record, its journey) is not shared.
+
+- core: an engine as the worker builds it (tracking customers), in a fresh interpreter; the growth of
+  its resident memory over N events, divided by the pending instances;
+- worker: a `tpmon worker` on fresh topics; the growth of its resident memory from idle to every event
+  counted, divided by the pending instances it reports (engine state, table records, journeys, buffers).
+
+    python -m bench.memory core N      # prints the core figure as JSON (run by bench.run)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.pipeline import PARTITIONS, ROOT, Stage, Workers, _wait, scrape
+from monitor.events import format_timestamp
+from streams.settings import Settings
+from tpmon.publish import ensure_topics, watermark_sentinels
+
+TOUCHPOINT = "service-activated"
+
+
+def confirmations(count: int, at: int) -> Iterator[bytes]:
+    """``count`` confirmations at ``at``, then one event per partition a minute later: the watermark
+    (a minute minus the lateness later) releases every confirmation, which opens its instance."""
+    stamp = format_timestamp(at)
+    for number in range(count):
+        customer = f"cust-{number:07d}"
+        yield orjson.dumps(
+            {
+                "event_id": f"evt-{number:07d}",
+                "type": "order.confirmed",
+                "customer_id": customer,
+                "occurred_at": stamp,
+                "order_id": f"ord-{number:07d}",
+            }
+        )
+    yield from watermark_sentinels(PARTITIONS, format_timestamp(at + 60 * 10**6))
+
+
+def resident(pid: int | str = "self") -> int:
+    """Resident set size in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _core(count: int) -> dict:
+    from monitor.catalog import load_catalog
+    from monitor.engine import Engine
+    from monitor.events import Event, decode
+    from tpmon.runtime import batch_collection
+
+    catalog = load_catalog(ROOT / "rules")
+    lines = list(confirmations(count, time.time_ns() // 1000))  # made before measuring
+    engine = Engine(catalog, track=True)
+    gc.collect()
+    before = resident()
+    with batch_collection():
+        for line in lines:
+            event = decode(line, "orders")
+            assert isinstance(event, Event)
+            engine.step(event)
+    engine.dirty.clear()
+    del lines
+    gc.collect()
+    pending = engine.pending_counts()[TOUCHPOINT]
+    return {"instances": pending, "bytes_per_instance": (resident() - before) / pending}
+
+
+def core(count: int) -> dict:
+    """The core figure, measured in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "core", str(count)], capture_output=True, check=True, cwd=ROOT
+    )
+    return json.loads(done.stdout)
+
+
+async def _send(bootstrap: str, topic: str, count: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        pending = []
+        for line in confirmations(count, time.time_ns() // 1000):
+            pending.append(await producer.send(topic, line, key=orjson.loads(line)["customer_id"].encode()))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def worker(stage: Stage, count: int) -> dict:
+    workers = Workers(stage, 1)
+    name = workers.env["TPMON_APP_ID"]
+    sources = [f"{name}-{source}" for source in ("orders", "bills", "calls", "tickets")]
+    workers.env.update(TPMON_TOPICS=",".join(sources))
+    workers.env.pop("TPMON_LATENESS", None)  # the catalog's: event time is now
+    asyncio.run(ensure_topics(Settings(bootstrap=stage.bootstrap, partitions=PARTITIONS), sources))
+    workers.start()
+    try:
+        workers.wait_assigned(PARTITIONS)
+        pid, port = workers.pids()[0], workers.ports[0]
+        time.sleep(1)
+        idle = resident(pid)
+        asyncio.run(_send(stage.bootstrap, sources[0], count))
+        _wait(lambda: scrape(port).get("events", 0) >= count + PARTITIONS, 1800, "every event counted", every=0.5)
+        time.sleep(2)  # the last batch's writes delivered
+        text = (urllib_get(port, "/touchpoints") or b"{}").decode()
+        pending = orjson.loads(text)["touchpoints"][TOUCHPOINT]["pending"]
+        return {"instances": pending, "bytes_per_instance": (resident(pid) - idle) / pending}
+    finally:
+        workers.stop()
+
+
+def urllib_get(port: int, path: str) -> bytes | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.read()
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["core"]:
+        print(json.dumps(_core(int(sys.argv[2]))))

@@ -1,0 +1,185 @@
+"""Every benchmark, side by side in one run: `make bench` (python -m bench.run).
+
+    python -m bench.run [--events 200000] [--replay-customers 145000] [--rates 1000,10000]
+                        [--memory 100000,1000000] [--out bench/results/bench.json] [--smoke]
+                        [--bootstrap HOST:PORT]
+
+One local Kafka broker (started here and stopped at the end or on Ctrl-C, unless --bootstrap names one)
+and one pre-produced set of source topics serve every Kafka measurement:
+
+1. ceiling: raw aiokafka getmany + orjson + a dict update per event;
+2. baseline: a plain Faust agent doing the same;
+3. tpmon worker end to end, first event counted until every outcome is visible in /metrics;
+4. replay core against a bare parse + dict loop over one file (bench/replay_throughput.py);
+5. detection latency at the offered rates (bench/latency.py);
+6. memory per pending instance, core and worker (bench/memory.py);
+7. scaling: 2 workers against 1, same topics (4 partitions).
+
+Prints a markdown table and writes the figures as JSON. ``--smoke`` runs everything tiny, for the test
+suite: it checks that the benchmarks still run, not how fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import latency, memory, pipeline, replay_throughput
+from monitor.catalog import load_catalog
+from tpmon.broker import LocalKafka, free_port
+
+ROOT = pipeline.ROOT
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    catalog = load_catalog(ROOT / "rules")
+    root = Path(tempfile.mkdtemp(prefix="tpmon-bench-"))
+    broker = None if args.bootstrap else LocalKafka(root / "kafka", free_port())
+    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        bootstrap = args.bootstrap or broker.start()
+        stage = pipeline.Stage.prepare(bootstrap, root, catalog, args.events)
+        step("pre-produced", f"{stage.events:,} events on {len(stage.topics)} topics x {pipeline.PARTITIONS}")
+
+        ceiling = pipeline.ceiling(stage)
+        step("1 ceiling", f"{ceiling:,.0f} events/s")
+        baseline = pipeline.faust_baseline(stage)
+        step("2 plain Faust agent", f"{baseline:,.0f} events/s")
+        one = pipeline.tpmon_workers(stage, 1)
+        step("3 tpmon, 1 worker", f"{one['events_per_s']:,.0f} events/s")
+        two = pipeline.tpmon_workers(stage, 2)
+        step("7 tpmon, 2 workers", f"{two['events_per_s']:,.0f} events/s")
+        results["throughput"] = {
+            "events": stage.events,
+            "partitions": pipeline.PARTITIONS,
+            "ceiling_events_per_s": round(ceiling),
+            "faust_agent_events_per_s": round(baseline),
+            "tpmon_events_per_s": round(one["events_per_s"]),
+            "tpmon_startup_s": round(one["startup_s"], 1),
+            "ratio_tpmon_to_ceiling": round(one["events_per_s"] / ceiling, 3),
+            "ratio_tpmon_to_faust_agent": round(one["events_per_s"] / baseline, 2),
+            "tpmon_2_workers_events_per_s": round(two["events_per_s"]),
+            "scaling_2_to_1": round(two["events_per_s"] / one["events_per_s"], 2),
+        }
+
+        cached = ROOT / "bench" / "results" / f"events-{args.replay_customers}.jsonl"  # simulated once, kept
+        replay_file = root / "replay.jsonl" if args.smoke else cached
+        replay = replay_throughput.measure(replay_file, args.replay_customers, args.rounds, catalog)
+        step("4 replay", f"ratio {replay['ratio']}")
+        results["replay"] = replay
+
+        detections = []
+        for rate in args.rates:
+            found = latency.detection(stage, rate, seconds=args.probe_seconds)
+            step(f"5 detection at {rate:,}/s", f"p50 {found.p50:.3f} s, p99 {found.p99:.3f} s")
+            detections.append({k: (None if v == math.inf else v) for k, v in asdict(found).items()})
+        results["detection"] = detections
+
+        sizes = []
+        for count in args.memory:
+            core = memory.core(count)
+            live = memory.worker(stage, count)
+            step(
+                f"6 memory, {count:,}",
+                f"core {core['bytes_per_instance']:,.0f} B, worker {live['bytes_per_instance']:,.0f} B",
+            )
+            sizes.append({"open_instances": count, "core": core, "worker": live})
+        results["memory"] = sizes
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def step(what: str, figure: str) -> None:
+    print(f"  {what}: {figure}", flush=True)
+
+
+def table(results: dict) -> str:
+    t, r = results["throughput"], results["replay"]
+    rows = [
+        ("| measure | value | target |", "|---|---|---|"),
+        (
+            f"| 1. ceiling: aiokafka getmany + orjson + dict, {t['events']:,} events | {t['ceiling_events_per_s']:,} ev/s | |",
+        ),
+        (f"| 2. plain Faust agent, same work | {t['faust_agent_events_per_s']:,} ev/s | |",),
+        (f"| 3. tpmon worker end to end (1 worker) | {t['tpmon_events_per_s']:,} ev/s | |",),
+        (f"| ratio 3/1 | **{t['ratio_tpmon_to_ceiling']}** | ≥ 0.25 |",),
+        (f"| ratio 3/2 | **{t['ratio_tpmon_to_faust_agent']}** | |",),
+        (f"| 4. bare parse + dict loop, {r['events']:,} events | {r['bare_events_per_s']:,} ev/s | |",),
+        (f"| 4. replay core | {r['replay_events_per_s']:,} ev/s | |",),
+        (f"| ratio replay / bare | **{r['ratio']}** (rounds {r['ratios_by_round']}) | ≥ 0.2 |",),
+    ]
+    for d in results["detection"]:
+        p50, p99 = (f"{v:.3f} s" if v is not None else "undecided" for v in (d["p50"], d["p99"]))
+        late = f", {d['undecided']} of {d['probes']} probes undecided" if d["undecided"] else ""
+        rows.append(
+            (
+                f"| 5. detection at {d['offered']:,} ev/s offered ({d['achieved']:,.0f} counted{late}) | p50 {p50}, **p99 {p99}** | p99 ≤ 1 s |",
+            )
+        )
+    for m in results["memory"]:
+        rows.append(
+            (
+                f"| 6. bytes per pending instance, {m['open_instances']:,} open | core **{m['core']['bytes_per_instance']:,.0f}**, "
+                f"worker **{m['worker']['bytes_per_instance']:,.0f}** | ≤ 500 |",
+            )
+        )
+    rows.append(
+        (
+            f"| 7. 2 workers vs 1 ({t['partitions']} partitions, {results['machine']['cores']} cores) | "
+            f"{t['tpmon_2_workers_events_per_s']:,} ev/s, **x{t['scaling_2_to_1']}** | |",
+        )
+    )
+    return "\n".join(line for row in rows for line in row)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="simulated events pre-produced to Kafka")
+    parser.add_argument("--replay-customers", type=int, default=145_000, help="about 7 events each (replay file)")
+    parser.add_argument("--rounds", type=int, default=3, help="replay rounds (bare and replay alternate)")
+    parser.add_argument("--rates", default="1000,10000", help="offered events/s for detection latency")
+    parser.add_argument("--probe-seconds", type=float, default=20.0, help="how long probes are sent, per rate")
+    parser.add_argument("--memory", default="100000,1000000", help="open instances for the memory measure")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
+    parser.add_argument("--smoke", action="store_true", help="everything tiny: checks the benchmarks run")
+    parser.add_argument("--bootstrap", help="use this Kafka (its topics get a bench- prefix) instead of starting one")
+    args = parser.parse_args()
+    if args.smoke:
+        args.events, args.replay_customers, args.rounds = 2_000, 300, 1
+        args.rates, args.probe_seconds, args.memory = "200", 1.0, "1000"
+    args.rates = [int(rate) for rate in args.rates.split(",")]
+    args.memory = [int(count) for count in args.memory.split(",")]
+    print("tpmon benchmarks (Ctrl-C stops them and the broker)", flush=True)
+    try:
+        results = run(args)
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; nothing written") from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(table(results))
+    print(f"\n{args.out}")
+
+
+if __name__ == "__main__":
+    main()
