@@ -90,8 +90,8 @@ def worker(
 
 
 def _event_loop() -> None:
-    """uvloop, where installed: the event loop's own work (tasks, callbacks, sockets) is a fifth of a
-    worker's time, and uvloop does it several times faster than asyncio's loop written in Python."""
+    """uvloop, where installed: the event loop's own work (tasks, callbacks, sockets) is a large part of
+    a worker's time, and uvloop does it in C (docs/PERFORMANCE.md has what it gave)."""
     import asyncio
 
     try:
