@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.pipeline import PARTITIONS, ROOT, Stage, Workers, _wait, scrape
+from bench.pipeline import PARTITIONS, ROOT, Stage, Workers, get, scrape, wait
 from monitor.events import format_timestamp
 from streams.settings import Settings
 from tpmon.publish import ensure_topics, watermark_sentinels
@@ -120,23 +120,12 @@ def worker(stage: Stage, count: int) -> dict:
         time.sleep(1)
         idle = resident(pid)
         asyncio.run(_send(stage.bootstrap, sources[0], count))
-        _wait(lambda: scrape(port).get("events", 0) >= count + PARTITIONS, 1800, "every event counted", every=0.5)
+        wait(lambda: scrape(port).get("events", 0) >= count + PARTITIONS, 1800, "every event counted", every=0.5)
         time.sleep(2)  # the last batch's writes delivered
-        text = (urllib_get(port, "/touchpoints") or b"{}").decode()
-        pending = orjson.loads(text)["touchpoints"][TOUCHPOINT]["pending"]
+        pending = orjson.loads(get(port, "/touchpoints") or b"{}")["touchpoints"][TOUCHPOINT]["pending"]
         return {"instances": pending, "bytes_per_instance": (resident(pid) - idle) / pending}
     finally:
         workers.stop()
-
-
-def urllib_get(port: int, path: str) -> bytes | None:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.read()
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

@@ -147,13 +147,21 @@ def faust_baseline(stage: Stage, timeout: float = 900) -> float:
 
 
 # -- 3. tpmon workers -------------------------------------------------------------------------------------
+def get(port: int, path: str) -> bytes | None:
+    """A worker's page, or None while it cannot answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.read()
+    except OSError:
+        return None
+
+
 def scrape(port: int) -> dict[str, float]:
     """The worker's counters that matter here: events counted, and outcomes per touchpoint and kind."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
+    page = get(port, "/metrics")
+    if page is None:
         return {}
+    text = page.decode()
     values: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(("tpmon_events_total{", "tpmon_events_duplicate_total{")):
@@ -225,22 +233,16 @@ class Workers:
         """Until the workers together own ``partitions`` partitions of the events topic."""
 
         def owned() -> bool:
-            total = 0
-            for port in self.ports:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/touchpoints", timeout=5) as response:
-                        total += len(orjson.loads(response.read())["partitions"])
-                except OSError:
-                    return False
-            return total == partitions
+            pages = [get(port, "/touchpoints") for port in self.ports]
+            return None not in pages and sum(len(orjson.loads(page)["partitions"]) for page in pages) == partitions
 
-        _wait(owned, timeout, "the workers to own every partition", every=0.2)
+        wait(owned, timeout, "the workers to own every partition", every=0.2)
 
     def pids(self) -> list[int]:
         return [process.pid for process in self.processes]
 
 
-def _wait(check, timeout: float, what: str, every: float = 0.1):  # type: ignore[no-untyped-def]
+def wait(check, timeout: float, what: str, every: float = 0.1):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -268,9 +270,9 @@ def tpmon_workers(stage: Stage, count: int, timeout: float = 1800) -> dict[str, 
     launched = time.monotonic()
     workers.start()
     try:
-        _wait(lambda: workers.totals().get("events", 0) >= 1, 300, "the first event counted")
+        wait(lambda: workers.totals().get("events", 0) >= 1, 300, "the first event counted")
         first = time.monotonic()
-        _wait(lambda: workers.totals().get("events", 0) >= stage.events, timeout, "every event counted")
+        wait(lambda: workers.totals().get("events", 0) >= stage.events, timeout, "every event counted")
         asyncio.run(_send(stage.bootstrap, workers.end_topic, watermark_sentinels(PARTITIONS)))
         last: dict[str, tuple[int, int]] = {}
 
@@ -279,7 +281,7 @@ def tpmon_workers(stage: Stage, count: int, timeout: float = 1800) -> dict[str, 
             return last == stage.expected
 
         try:
-            _wait(complete, 120, "every outcome in /metrics")
+            wait(complete, 120, "every outcome in /metrics")
         except SystemExit:
             raise SystemExit(f"outcomes differ from replay's: {last} != {stage.expected}") from None
         done = time.monotonic()

@@ -28,8 +28,7 @@ class Settings:
     partitions: int = 4
     dedup_retention: str = "24h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
-    batch_size: int = 500  # events the judge steps before writing the records they changed
-    batch_within: float = 0.05  # seconds it waits to fill a batch
+    batch_size: int = 2000  # at most this many messages per fetch, handled (and their records written) together
     session_timeout: float = 30.0  # seconds before the group gives a silent worker's partitions to others
     data_dir: str = ".tpmon/worker"
     # Security, for real clusters.
