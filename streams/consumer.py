@@ -39,6 +39,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         read_offsets = self._read_offset
         acks_enabled_for = app.topics.acks_enabled_for
+        commit_every = self._commit_every
         try:
             while not (stopped() or fetcher_stopped()):
                 generation = app.consumer_generation_id
@@ -65,6 +66,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await handler(messages)
                     for message in messages:
                         self.ack(message)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return

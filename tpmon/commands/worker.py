@@ -77,7 +77,7 @@ def worker(
     except ValueError as error:
         fail(str(error))
     catalog = catalog_or_exit(Path(settings.rules) if settings.rules else None)
-    _source_topics(settings)
+    _topics(settings)
     app, _ = create_app(settings, catalog)
     err.print(
         f"tpmon worker {settings.app_id}: {len(catalog.touchpoints)} touchpoints, Kafka {settings.bootstrap}, "
@@ -101,9 +101,10 @@ def _event_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _source_topics(settings) -> None:  # type: ignore[no-untyped-def]
-    """Create missing source topics, so the worker subscribes to them from the start (a consumer that
-    starts before its topics exist would ignore them until the next rebalance)."""
+def _topics(settings) -> None:  # type: ignore[no-untyped-def]
+    """Create the missing topics the worker consumes (the sources and tpmon's events topic) and the
+    dead-letter topic, so it subscribes to them from the start: a consumer that starts before its
+    topics exist ignores them until the next rebalance."""
     import asyncio
 
     from aiokafka.errors import KafkaError
@@ -111,11 +112,12 @@ def _source_topics(settings) -> None:  # type: ignore[no-untyped-def]
     from ..publish import ensure_topics
 
     try:
-        asyncio.run(ensure_topics(settings, list(settings.source_topics)))
+        topics = [*settings.source_topics, settings.events_topic, settings.dead_letter_topic]
+        asyncio.run(ensure_topics(settings, topics))
     except ConnectionError as error:
         fail(f"{error}; is Kafka running? (`tpmon kafka start` runs one locally)")
     except KafkaError as error:
-        err.print(f"[yellow]warning:[/] could not create the source topics ({error}); they must exist", soft_wrap=True)
+        err.print(f"[yellow]warning:[/] could not create its topics ({error}); they must exist", soft_wrap=True)
 
 
 def _quiet_clients(loglevel: str) -> None:
