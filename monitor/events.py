@@ -14,6 +14,7 @@ embed them as they came, and ``Event.data`` parses them on demand.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Final, Literal, Union
 
 import msgspec
@@ -84,6 +85,7 @@ def required_fields_of(event_type: str) -> frozenset[str]:
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat = datetime.fromisoformat
 _MICROSECOND: Final = timedelta(microseconds=1)
+_MICROS_PER_SECOND: Final = 1_000_000
 
 
 def parse_timestamp(text: str) -> int | None:
@@ -120,10 +122,16 @@ def json_bytes(value: object) -> bytes:
 
 def format_timestamp(micros: int) -> str:
     """RFC 3339 in UTC, with microseconds only when there are any."""
-    moment = _EPOCH + timedelta(microseconds=micros)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
+    if fraction:
+        return f"{_format_seconds(seconds)}.{fraction:06d}Z"
+    return f"{_format_seconds(seconds)}Z"
+
+
+@lru_cache(maxsize=8192)
+def _format_seconds(seconds: int) -> str:
+    """Journeys format the same few seconds again and again (first and last times, outcomes)."""
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class Event:

@@ -144,25 +144,25 @@ class Metrics:
         return child
 
     # -- the hot path ------------------------------------------------------------------------------------
-    def event(self, source: str, kind: str) -> None:
+    def event(self, source: str, kind: str, count: int = 1) -> None:
         child = self._events.get((source, kind))
         if child is None:
             self.bind_source(source)
             child = self._events[source, kind]
-        child.inc()
+        child.inc(count)
         if kind == "customer.joined":
-            self._joined.inc()
+            self._joined.inc(count)
         elif kind == "customer.left":
-            self._left.inc()
+            self._left.inc(count)
 
     def reject(self, source: str, reason: str) -> None:
         self._source(source, reason).inc()
 
-    def duplicate(self, source: str) -> None:
-        self._source(source, "duplicate").inc()
+    def duplicate(self, source: str, count: int = 1) -> None:
+        self._source(source, "duplicate").inc(count)
 
-    def late_event(self, source: str) -> None:
-        self._source(source, "late").inc()
+    def late_event(self, source: str, count: int = 1) -> None:
+        self._source(source, "late").inc(count)
 
     def outcome(self, outcome: Outcome) -> None:
         """Observe a deadline's latency (the outcome itself is counted in the state)."""
