@@ -54,6 +54,7 @@ touchpoints:
 @dataclass
 class Detection:
     offered: int  # events per second
+    generated: float  # events per second the load actually sent (this process may not reach the offer)
     achieved: float  # events per second the worker counted during the window
     probes: int
     undecided: int  # probes not decided SETTLE seconds after their due time + lateness
@@ -75,8 +76,11 @@ def _now() -> int:
     return time.time_ns() // 1000
 
 
-async def _load(producer: AIOKafkaProducer, topics: dict[str, str], rate: int, until: float) -> None:
-    """Simulated events at ``rate`` per second, event time now, sent in slices of 10 ms."""
+async def _load(
+    producer: AIOKafkaProducer, topics: dict[str, str], rate: int, until: float, sent_count: list[int]
+) -> None:
+    """Simulated events at ``rate`` per second (or as fast as this process can), event time now, sent
+    in slices of 10 ms; ``sent_count[0]`` counts what was handed to the producer."""
     lines = Simulation(customers=10**6, seed=3).lines()
     step, started, sent = 0.01, time.monotonic(), 0
     while time.monotonic() < until:
@@ -89,6 +93,7 @@ async def _load(producer: AIOKafkaProducer, topics: dict[str, str], rate: int, u
             topic, key, _ = route(raw, topics, None)
             if topic is not None:
                 await producer.send(topic, raw, key=key)
+                sent_count[0] += 1
         sent = max(sent, due)
         await asyncio.sleep(step)
 
@@ -144,9 +149,12 @@ async def _measure(stage: Stage, port: int, topics: dict[str, str], rate: int, s
     try:
         until = time.monotonic() + seconds
         settle = PROBE_WITHIN + LATENESS + SETTLE  # the last probe's due time, and room to fall behind
-        load = asyncio.create_task(_load(producer, topics, rate, until + settle))
+        sent_count = [0]
+        load = asyncio.create_task(_load(producer, topics, rate, until + settle, sent_count))
         probes = asyncio.create_task(_probe(producer, topics["orders"], until, sent_at))
+        started = time.monotonic()
         seen_at, achieved = await _watch(port, sent_at, probes, until + settle)
+        generated = sent_count[0] / (time.monotonic() - started)
         load.cancel()
     finally:
         await producer.stop()
@@ -156,6 +164,7 @@ async def _measure(stage: Stage, port: int, topics: dict[str, str], rate: int, s
     latencies.sort()
     return Detection(
         offered=rate,
+        generated=generated,
         achieved=achieved,
         probes=len(latencies),
         undecided=sum(1 for latency in latencies if latency == math.inf),
