@@ -133,7 +133,8 @@ def table(results: dict) -> str:
         late = f", {d['undecided']} of {d['probes']} probes undecided" if d["undecided"] else ""
         rows.append(
             (
-                f"| 5. detection at {d['offered']:,} ev/s offered ({d['achieved']:,.0f} counted{late}) | p50 {p50}, **p99 {p99}** | p99 ≤ 1 s |",
+                f"| 5. detection at {d['offered']:,} ev/s offered ({d['generated']:,.0f} sent, {d['achieved']:,.0f} counted{late}) "
+                f"| p50 {p50}, **p99 {p99}** | p99 ≤ 1 s |",
             )
         )
     for m in results["memory"]:
