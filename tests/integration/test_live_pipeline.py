@@ -107,6 +107,10 @@ def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
     expected = replay_outcomes(namespace, copy, namespace.root / "sentinels.jsonl")
     assert sum(g + b for g, b in expected.values()) > 200
     assert live == expected
+    # Everything is committed, and the worker's own lag gauge says so, per partition it consumes.
+    lag = {labels: value for (name, labels), value in worker.metrics().items() if name == "tpmon_consumer_lag"}
+    topics = {dict(labels)["topic"] for labels in lag}
+    assert topics == {*namespace.topics, f"{namespace.name}-events"} and set(lag.values()) == {0}, lag
 
 
 def test_a_killed_worker_resumes_without_losing_or_doubling(namespace):
