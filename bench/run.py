@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -168,6 +169,8 @@ def main() -> None:
     if args.smoke:
         args.events, args.replay_customers, args.rounds = 2_000, 300, 1
         args.rates, args.probe_seconds, args.memory = "200", 1.0, "1000"
+    # The client retries a produce to a topic created a moment ago; its warnings about it are noise here.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     args.rates = [int(rate) for rate in args.rates.split(",")]
     args.memory = [int(count) for count in args.memory.split(",")]
     print("tpmon benchmarks (Ctrl-C stops them and the broker)", flush=True)
