@@ -9,7 +9,8 @@ Here the drain loop keeps Faust's bookkeeping per message (read offsets, holes a
 tracking for a clean rebalance) but collects the messages of the topics that have a batch handler, and
 after each fetch awaits each handler once with its list; the messages are acknowledged only when the
 handler has returned, i.e. when what they caused is stored. Everything else (table changelogs during
-recovery, the assignor's topic) takes Faust's usual path.
+recovery, the assignor's topic) takes Faust's usual path. An error in a handler ends the drain loop as
+one in Faust's own does (logged and raised), with its batch unacknowledged, hence not committed.
 
 A rebalance that begins while a batch is collected or handled makes the batch stale: it is dropped
 unacknowledged, and read again from the committed offsets once the partitions are resumed (see
@@ -49,7 +50,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     offset = message.offset
                     last = read_offsets[tp]
                     if last is not None and offset < last:
-                        continue  # read before a seek back: it comes again in order
+                        continue  # delivered already: fetched again after a seek
                     if last and offset - last > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, last + 1, offset)  # a hole: offsets that do not exist
                     handler = handlers.get(tp.topic)
