@@ -27,7 +27,7 @@ from bench.pipeline import PARTITIONS, ROOT, Stage, Workers
 from monitor.events import format_timestamp
 from monitor.simulate import Simulation
 from streams.settings import Settings
-from tpmon.publish import ensure_topics, route, topic_names
+from tpmon.publish import route, topic_names
 
 PROBE_WITHIN = 2.0  # seconds, as in the probe rule below
 LATENESS = 2.0  # seconds; the simulated sources emit up to 2 s out of order, as the simulator does
@@ -176,14 +176,9 @@ async def _measure(stage: Stage, port: int, topics: dict[str, str], rate: int, s
 
 def detection(stage: Stage, rate: int, seconds: float = 20.0) -> Detection:
     """Run one worker on fresh topics under ``rate`` events/s and time the probes' detection."""
-    workers = Workers(stage, 1)
-    name = workers.env["TPMON_APP_ID"]
-    sources = [f"{name}-{source}" for source in ("orders", "bills", "calls", "tickets")]
-    workers.env.update(
-        TPMON_TOPICS=",".join(sources), TPMON_RULES=str(probe_catalog(stage.root)), TPMON_LATENESS=f"{LATENESS:g}s"
-    )
-    settings = Settings(bootstrap=stage.bootstrap, topics=",".join(sources), partitions=PARTITIONS)
-    asyncio.run(ensure_topics(settings, sources))
+    workers = Workers(stage, 1, own_sources=True)
+    workers.env.update(TPMON_RULES=str(probe_catalog(stage.root)), TPMON_LATENESS=f"{LATENESS:g}s")
+    settings = Settings(bootstrap=stage.bootstrap, topics=",".join(workers.sources), partitions=PARTITIONS)
     workers.start()
     try:
         port = workers.ports[0]

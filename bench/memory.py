@@ -14,7 +14,6 @@ per customer is the expensive case: the customer's own state (its record, its jo
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import subprocess
@@ -24,12 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
-from bench.pipeline import PARTITIONS, ROOT, Stage, Workers, get, scrape, wait
+from bench.pipeline import PARTITIONS, ROOT, Stage, Workers, get, publish_lines, scrape, wait
 from monitor.events import format_timestamp
-from streams.settings import Settings
-from tpmon.publish import ensure_topics, watermark_sentinels
+from tpmon.publish import watermark_sentinels
 
 TOUCHPOINT = "service-activated"
 
@@ -91,35 +88,16 @@ def core(count: int) -> dict:
     return json.loads(done.stdout)
 
 
-async def _send(bootstrap: str, topic: str, count: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        pending = []
-        for line in confirmations(count, time.time_ns() // 1000):
-            pending.append(await producer.send(topic, line, key=orjson.loads(line)["customer_id"].encode()))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
 def worker(stage: Stage, count: int) -> dict:
-    workers = Workers(stage, 1)
-    name = workers.env["TPMON_APP_ID"]
-    sources = [f"{name}-{source}" for source in ("orders", "bills", "calls", "tickets")]
-    workers.env.update(TPMON_TOPICS=",".join(sources))
+    workers = Workers(stage, 1, own_sources=True)
     workers.env.pop("TPMON_LATENESS", None)  # the catalog's: event time is now
-    asyncio.run(ensure_topics(Settings(bootstrap=stage.bootstrap, partitions=PARTITIONS), sources))
     workers.start()
     try:
         workers.wait_assigned(PARTITIONS)
         pid, port = workers.pids()[0], workers.ports[0]
         time.sleep(1)
         idle = resident(pid)
-        asyncio.run(_send(stage.bootstrap, sources[0], count))
+        publish_lines(stage.bootstrap, confirmations(count, time.time_ns() // 1000), topic=workers.sources[0])
         wait(lambda: scrape(port).get("events", 0) >= count + PARTITIONS, 1800, "every event counted", every=0.5)
         time.sleep(2)  # the last batch's writes delivered
         pending = orjson.loads(get(port, "/touchpoints") or b"{}")["touchpoints"][TOUCHPOINT]["pending"]

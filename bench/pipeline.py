@@ -22,11 +22,12 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from monitor.catalog import Catalog
 from monitor.conventions import SOURCE_TOPICS
@@ -35,7 +36,7 @@ from monitor.replay import Replay
 from monitor.simulate import Simulation
 from streams.settings import Settings
 from tpmon.broker import free_port
-from tpmon.publish import Published, ensure_topics, publish, watermark_sentinels
+from tpmon.publish import Published, publish, watermark_sentinels
 
 ROOT = Path(__file__).resolve().parent.parent
 TPMON = [sys.executable, "-m", "tpmon.cli"]
@@ -74,8 +75,8 @@ class Stage:
         lines = file.read_bytes().count(b"\n")
         prefix = f"bench-{uuid.uuid4().hex[:6]}"  # a broker given by --bootstrap may hold earlier runs' topics
         stage = cls(bootstrap, root, catalog, file, lines, [f"{prefix}-{source}" for source in SOURCE_TOPICS], prefix)
-        settings = Settings(bootstrap=bootstrap, topics=",".join(stage.topics), partitions=PARTITIONS)
-        asyncio.run(_publish_file(file, settings))
+        with file.open("rb") as stream:
+            publish_lines(bootstrap, (line.rstrip(b"\n") for line in stream), sources=stage.topics)
         replay = Replay(catalog, lateness=parse_duration(LATENESS))
         with file.open("rb") as stream:
             replay.feed(itertools.chain(stream, watermark_sentinels(PARTITIONS)))
@@ -84,14 +85,21 @@ class Stage:
         return stage
 
 
-async def _publish_file(file: Path, settings: Settings) -> None:
-    async def lines():  # type: ignore[no-untyped-def]
-        with file.open("rb") as stream:
-            for line in stream:
-                yield line.rstrip(b"\n")
+def publish_lines(
+    bootstrap: str, lines: Iterable[bytes], *, sources: list[str] | None = None, topic: str | None = None
+) -> None:
+    """Publish as `tpmon produce` does, keyed by customer: each line to the topic of its type among the
+    four ``sources``, or every line to ``topic``."""
 
+    async def stream() -> AsyncIterator[bytes]:
+        for line in lines:
+            yield line
+
+    settings = Settings(bootstrap=bootstrap, partitions=PARTITIONS)
+    if sources:
+        settings = replace(settings, topics=",".join(sources))
     result = Published()
-    await publish(lines(), settings, result)
+    asyncio.run(publish(stream(), settings, result, fixed_topic=topic))
     if result.skipped:
         raise SystemExit(f"{result.skipped} simulated lines could not be routed")
 
@@ -175,10 +183,12 @@ def scrape(port: int) -> dict[str, float]:
 
 @dataclass
 class Workers:
-    """`tpmon worker` processes in one group, on the stage's topics plus a sentinel topic of their own."""
+    """`tpmon worker` processes in one group, on the stage's topics plus a sentinel topic of their own,
+    or (``own_sources``) on four empty source topics of their own; each worker creates its topics."""
 
     stage: Stage
     count: int
+    own_sources: bool = False
     env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
@@ -187,11 +197,15 @@ class Workers:
         self.stage.runs += 1
         name = f"{self.stage.prefix}-tpmon-{self.stage.runs}"
         self.end_topic = f"{name}-end"
+        if self.own_sources:
+            self.sources = [f"{name}-{source}" for source in SOURCE_TOPICS]
+        else:
+            self.sources = [*self.stage.topics, self.end_topic]
         self.env = {
             **os.environ,
             "TPMON_BOOTSTRAP": self.stage.bootstrap,
             "TPMON_APP_ID": name,
-            "TPMON_TOPICS": ",".join([*self.stage.topics, self.end_topic]),
+            "TPMON_TOPICS": ",".join(self.sources),
             "TPMON_PARTITIONS": str(PARTITIONS),
             "TPMON_EVENTS_TOPIC": f"{name}-events",
             "TPMON_JOURNEYS_TOPIC": f"{name}-journeys",
@@ -201,13 +215,12 @@ class Workers:
         }
 
     def start(self) -> None:
-        for number in range(self.count):
+        for _ in range(self.count):
             port = free_port()
             env = {**self.env, "TPMON_WEB_PORT": str(port), "TPMON_DATA_DIR": str(self.stage.root / f"w{port}")}
-            log = (self.stage.root / f"worker-{port}.log").open("wb")
-            self.processes.append(subprocess.Popen([*TPMON, "worker"], env=env, stdout=log, stderr=log, cwd=ROOT))
+            with (self.stage.root / f"worker-{port}.log").open("wb") as log:
+                self.processes.append(subprocess.Popen([*TPMON, "worker"], env=env, stdout=log, stderr=log, cwd=ROOT))
             self.ports.append(port)
-            del number
 
     def totals(self) -> dict[str, float]:
         totals: dict[str, float] = {}
@@ -252,28 +265,16 @@ def wait(check, timeout: float, what: str, every: float = 0.1):  # type: ignore[
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-async def _send(bootstrap: str, topic: str, lines: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for line in lines:
-            await producer.send(topic, line, key=orjson.loads(line)["customer_id"].encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 def tpmon_workers(stage: Stage, count: int, timeout: float = 1800) -> dict[str, float]:
     """Events per second through `count` workers, first event counted to every outcome visible."""
     workers = Workers(stage, count)
-    asyncio.run(ensure_topics(Settings(bootstrap=stage.bootstrap, partitions=PARTITIONS), [workers.end_topic]))
     launched = time.monotonic()
     workers.start()
     try:
         wait(lambda: workers.totals().get("events", 0) >= 1, 300, "the first event counted")
         first = time.monotonic()
         wait(lambda: workers.totals().get("events", 0) >= stage.events, timeout, "every event counted")
-        asyncio.run(_send(stage.bootstrap, workers.end_topic, watermark_sentinels(PARTITIONS)))
+        publish_lines(stage.bootstrap, watermark_sentinels(PARTITIONS), topic=workers.end_topic)
         last: dict[str, tuple[int, int]] = {}
 
         def complete() -> bool:

@@ -50,7 +50,7 @@ def wall_clock() -> int:
 class Outbox:
     """Messages for Kafka, handed to the producer together and awaited together.
 
-    Agents and timers add what a batch produced (repartitioned events, dead letters, changelog records),
+    Handlers and timers add what a batch produced (repartitioned events, dead letters, changelog records),
     then ``deliver``: it returns once the broker has every message, so a batch's source messages are
     acknowledged only after what they caused is stored. Messages go into one record batch per topic
     partition (the partition a key hashes to with Kafka's default partitioner, as Faust's own sends
@@ -86,7 +86,9 @@ class Outbox:
             sent = []
             for topic, key, value, partition, headers in messages:
                 if partition is None:
-                    count = counts.get(topic) or counts.setdefault(topic, len(await producer.partitions_for(topic)))
+                    count = counts.get(topic)
+                    if count is None:
+                        count = counts[topic] = len(await producer.partitions_for(topic))
                     if key is None:
                         self.spread += 1
                         partition = self.spread % count

@@ -22,8 +22,8 @@ from monitor.journeys import Journey, Journeys
 from monitor.metrics import Metrics
 from monitor.state import reliability, touchpoint_state
 
-# Journeys kept as objects per partition; the others are read back from their stored records when
-# needed. All of them as objects took several kilobytes per customer on top of the records themselves.
+# Journeys kept as objects per partition, the most recently used; the others are read back from their
+# stored records when needed, so memory does not hold every journey twice (as objects and as records).
 JOURNEY_CACHE = 10_000
 
 

@@ -76,9 +76,13 @@ class Engine:
 
     def _decide(self, outcome: Outcome, state: CustomerState) -> None:
         if outcome.good:
-            counts = state.good if state.good is not None else state.new_counts(good=True)
+            if state.good is None:
+                state.good = {}
+            counts = state.good
         else:
-            counts = state.bad if state.bad is not None else state.new_counts(good=False)
+            if state.bad is None:
+                state.bad = {}
+            counts = state.bad
         counts[outcome.touchpoint] = counts.get(outcome.touchpoint, 0) + 1
         if self.track:
             self.dirty.add(outcome.customer)

@@ -35,14 +35,6 @@ class CustomerState:
         self.good: dict[str, int] | None = None
         self.bad: dict[str, int] | None = None
 
-    def new_counts(self, good: bool) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        if good:
-            self.good = counts
-        else:
-            self.bad = counts
-        return counts
-
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
         queued = self.queued or ()
