@@ -90,7 +90,40 @@ _MICROS_PER_SECOND: Final = 1_000_000
 
 def parse_timestamp(text: str) -> int | None:
     """Microseconds since the epoch, or None when the text is not an RFC 3339 timestamp with 'T' and an
-    offset. datetime.fromisoformat does the parsing; the checks before it refuse what it accepts beyond
+    offset.
+
+    A timestamp is a date and time to the minute, two digits of seconds, then a fraction and an offset.
+    The parts are independent (any valid minute goes with any second and any valid fraction and
+    offset), and events come with the same few minutes, fractions and offsets again and again: so the
+    minutes and the rests already checked are remembered with their values, and most timestamps are
+    three lookups."""
+    minute = _MINUTES.get(text[:17])
+    if minute is not None:
+        second = _SECONDS.get(text[17:19])
+        rest = _RESTS.get(text[19:])
+        if second is not None and rest is not None:
+            return minute + second + rest
+    micros = _parse_timestamp(text)
+    if micros is not None:
+        minute = _parse_timestamp(text[:17] + "00Z")
+        if minute is not None:
+            if len(_MINUTES) >= _REMEMBERED:
+                _MINUTES.clear()
+            if len(_RESTS) >= _REMEMBERED:
+                _RESTS.clear()
+            _MINUTES[text[:17]] = minute
+            _RESTS[text[19:]] = micros - minute - _SECONDS[text[17:19]]
+    return micros
+
+
+_MINUTES: dict[str, int] = {}  # "2026-11-22T10:00:" -> its microseconds, as UTC
+_SECONDS: Final = {f"{second:02d}": second * _MICROS_PER_SECOND for second in range(60)}
+_RESTS: dict[str, int] = {}  # ".250+01:00" -> microseconds to add: the fraction less the offset
+_REMEMBERED: Final = 65_536
+
+
+def _parse_timestamp(text: str) -> int | None:
+    """datetime.fromisoformat does the parsing; the checks before it refuse what it accepts beyond
     RFC 3339 (a space for 'T', basic and week formats, a comma fraction, offsets without a colon)."""
     if (
         len(text) < 20

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from monitor import events
 from monitor.events import (
     BAD_TIMESTAMP,
     MALFORMED_JSON,
@@ -131,6 +134,25 @@ TIMES = [
 @pytest.mark.parametrize(("text", "same_as"), TIMES, ids=[t[0] for t in TIMES])
 def test_timestamps_with_any_offset_and_fraction(text, same_as):
     assert parse_timestamp(text) == parse_timestamp(same_as)
+
+
+SECONDS = [
+    "2026-11-22T10:00:00",
+    "1999-12-31T23:59:59",
+    "2026-02-29T10:00:00",
+    "2026-11-22T10:00:60",
+    "2026-11-22 10:00:00",
+]
+RESTS = ["Z", ".5Z", ".123456789Z", "+01:00", "-05:30", ".25+14:00", "", "z", "+0100", ".Z", ",5Z", "+24:00", "Zjunk"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(SECONDS), st.sampled_from(RESTS)), min_size=1, max_size=30))
+def test_remembered_halves_never_change_what_a_timestamp_means(pairs):
+    """parse_timestamp remembers each valid half; any mix of halves seen before parses as the checks and
+    datetime decide without them."""
+    for second, rest in pairs:
+        text = second + rest
+        assert parse_timestamp(text) == events._parse_timestamp(text), text
 
 
 def test_reject_records_keep_non_utf8_input_as_base64():

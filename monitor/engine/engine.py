@@ -13,6 +13,7 @@ the caller (live) or None (replay, where the clock is event time alone).
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from heapq import heappush
 
 from ..catalog.model import CONDITION, DEADLINE, Catalog
@@ -54,18 +55,24 @@ class Engine:
     def _compile(self) -> None:
         """Bind rules to the state and build the dispatch table: event type -> what to do with it."""
         self.handlers: list[tuple | None] = []
+        self.rules: list[DeadlineRule | NoRepeatRule | None] = []
         dispatch: dict[str, list[tuple]] = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             if touchpoint.kind == CONDITION:
                 self.handlers.append(None)
+                self.rules.append(None)
                 for event_type in sorted(touchpoint.opens.types):
                     dispatch.setdefault(event_type, []).append(
                         (_CONDITION, index, touchpoint.id, touchpoint.opens.where, touchpoint.good, None, 0)
                     )
                 continue
             rule_class = DeadlineRule if touchpoint.kind == DEADLINE else NoRepeatRule
-            rule = rule_class(index, touchpoint, self.state.customers, self.state.queue, self.pending, self._decide)
+            line = self.state.due_lines.setdefault(index, deque())
+            rule = rule_class(
+                index, touchpoint, self.state.customers, self.state.queue, line, self.pending, self._decide
+            )
             self.handlers.append(rule.handlers())
+            self.rules.append(rule)
             roles = ((touchpoint.opens, rule.OPENER_RANK), (touchpoint.closes, 1 - rule.OPENER_RANK))
             for match, rank in roles:
                 for event_type in sorted(match.types):  # type: ignore[union-attr]
@@ -182,11 +189,17 @@ class Engine:
             return
         state = self.state
         queue, handlers, customers, pop = state.queue, self.handlers, state.customers, heapq.heappop
-        track, dirty = self.track, self.dirty
+        lines, track, dirty = state.due_lines, self.track, self.dirty
         while queue and queue[0][0] <= watermark:
             entry = pop(queue)
             time, rank, third, index, key, last = entry
-            if track and rank != DUE:
+            if rank == DUE:
+                line = lines[index]
+                if line and line[0] is entry:  # the head of its due line: the next one takes its place
+                    line.popleft()
+                    if line:
+                        heappush(queue, line[0])
+            elif track:
                 mine = customers[last]
                 mine.queued.discard(entry)  # type: ignore[union-attr]
                 if not mine.queued:
@@ -229,9 +242,8 @@ class Engine:
                 continue  # a touchpoint no longer in the catalog
             mine.open[touchpoint_id + SEPARATOR + key] = (opened_at, event_id)
             self.pending[index] += 1
-            heappush(
-                state.queue, (opened_at + self.catalog.touchpoints[index].within, DUE, customer, index, key, opened_at)
-            )
+            due = opened_at + self.catalog.touchpoints[index].within
+            self.rules[index].schedule((due, DUE, customer, index, key, opened_at))
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
             index = self._index.get(touchpoint_id)
             if index is None or self.handlers[index] is None:

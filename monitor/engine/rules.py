@@ -6,11 +6,12 @@ the events of their instant (an end at exactly S + D is in time). The rank order
 instant: a deadline's start before its end (S <= E is good), a no_repeat's repeat before its trigger
 (T < R is required). Queue entries are (time, rank, event_id, rule, key, customer) for events and
 (due, DUE, customer, rule, key, opened_at) for due times; each goes to ``handlers()[rank]`` of its
-rule with the last four items.
+rule with the last four items. A rule files its due times in its due line (see ``engine.state``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from heapq import heappush
 
@@ -22,7 +23,7 @@ from .state import DUE, SEPARATOR, CustomerState
 class WindowRule:
     """deadline and no_repeat: one open instance per key, decided by the other role or by time."""
 
-    __slots__ = ("customers", "decide", "id", "index", "pending", "prefix", "queue", "within")
+    __slots__ = ("customers", "decide", "id", "index", "line", "pending", "prefix", "queue", "within")
     OPENER_RANK: int
     QUIET_IS_GOOD: bool
     QUIET_REASON: str
@@ -33,6 +34,7 @@ class WindowRule:
         touchpoint: Touchpoint,
         customers: dict[str, CustomerState],
         queue: list,
+        line: deque,
         pending: list[int],
         decide: Callable[[Outcome, CustomerState], None],
     ) -> None:
@@ -42,6 +44,7 @@ class WindowRule:
         self.within: int = touchpoint.within  # type: ignore[assignment]
         self.customers = customers
         self.queue = queue
+        self.line = line
         self.pending = pending  # open instances per touchpoint, shared by the rules
         self.decide = decide
 
@@ -55,7 +58,19 @@ class WindowRule:
         if instance not in state.open:
             state.open[instance] = (at, event_id)
             self.pending[self.index] += 1
-            heappush(self.queue, (at + self.within, DUE, customer, self.index, key, at))
+            self.schedule((at + self.within, DUE, customer, self.index, key, at))
+
+    def schedule(self, due: tuple) -> None:
+        """File a due time: at the end of the line when it is not before the last one, else in the heap.
+        The line's first entry is in the heap too, so that the heap always holds the next one due."""
+        line = self.line
+        if not line:
+            line.append(due)
+            heappush(self.queue, due)
+        elif due >= line[-1]:
+            line.append(due)
+        else:
+            heappush(self.queue, due)
 
     def expire(self, due: int, customer: str, key: str, opened_at: int) -> None:
         state = self.customers.get(customer)

@@ -12,13 +12,18 @@ customer's events*, so everything an event can change belongs to its customer:
 Containers hold strings and numbers only, where they can: the garbage collector then leaves them
 alone, which keeps a replay of millions of events from spending its time in collections.
 
-What is shared is derived: the queue (a heap of the customers' queued events and of the due times of
-their open instances) and the clock, whose largest event time is the newest ``seen`` entry.
+What is shared is derived: the queue of what waits for the watermark, and the clock, whose largest
+event time is the newest ``seen`` entry. The queue is a heap of the customers' queued events plus one
+due line per rule: the due times of its open instances, in order. Instances open in event-time order,
+so a rule's due times mostly arrive sorted and join the end of its line; only the line's first entry
+sits in the heap, which stays as small as the events within the lateness instead of holding every open
+instance. A due time that arrives out of order (a late event, a restored record) goes into the heap.
 ``record()`` and ``load()`` turn one customer's part into a JSON-ready record and back.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 DUE = 2  # the rank of a due time in the queue: after every event of the same instant
@@ -55,7 +60,8 @@ class CustomerState:
 @dataclass
 class EngineState:
     customers: dict[str, CustomerState] = field(default_factory=dict)
-    queue: list[tuple] = field(default_factory=list)
+    queue: list[tuple] = field(default_factory=list)  # a heap
+    due_lines: dict[int, deque[tuple]] = field(default_factory=dict)  # rule index -> its due times, sorted
     max_at: int | None = None
     watermark: int | None = None
     last_arrival: int | None = None  # wall clock, microseconds; None in replay
