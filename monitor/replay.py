@@ -40,7 +40,8 @@ class Replay:
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.catalog = catalog
-        self.engine = Engine(catalog, lateness=lateness)
+        # Outcomes are built only for whoever reads them; the summary needs only their counts.
+        self.engine = Engine(catalog, lateness=lateness, outcomes=journeys is not None or on_outcome is not None)
         self.journeys = journeys
         self.on_reject = on_reject
         self.on_outcome = on_outcome

@@ -2,7 +2,8 @@
 
 ``Engine.step`` drops duplicates, moves the clock, judges conditions at once, files deadline and
 no_repeat events into the queue, then releases everything the watermark has passed. Outcomes and rule
-errors are appended to ``outbox`` and ``errors``, for the caller to drain. With ``track=True`` (the live
+errors are appended to ``outbox`` and ``errors``, for the caller to drain; with ``outcomes=False`` (a
+replay that needs only the counts) the outcomes are counted and not built. With ``track=True`` (the live
 pipeline, which stores each customer's record) ``dirty`` names the customers whose state changed and
 each customer's queued events are kept with its state; replay does without that bookkeeping.
 
@@ -19,7 +20,7 @@ from heapq import heappush
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from .outcome import JUDGED, Outcome, RuleError
-from .rules import DeadlineRule, NoRepeatRule
+from .rules import IS_OPEN, DeadlineRule, NoRepeatRule
 from .state import DUE, SEPARATOR, CustomerState, EngineState
 
 DUPLICATE = 1
@@ -38,9 +39,11 @@ class Engine:
         *,
         lateness: int | None = None,
         track: bool = False,
+        outcomes: bool = True,
     ) -> None:
         self.catalog = catalog
         self.track = track
+        self.outcomes = outcomes
         self.lateness = catalog.lateness if lateness is None else lateness
         self.state = state or EngineState()
         self.outbox: list[Outcome] = []
@@ -68,9 +71,8 @@ class Engine:
                 continue
             rule_class = DeadlineRule if touchpoint.kind == DEADLINE else NoRepeatRule
             line = self.state.due_lines.setdefault(index, deque())
-            rule = rule_class(
-                index, touchpoint, self.state.customers, self.state.queue, line, self.pending, self._decide
-            )
+            outbox = self.outbox if self.outcomes else None
+            rule = rule_class(index, touchpoint, self.state.queue, line, self.pending, self._count, outbox)
             self.handlers.append(rule.handlers())
             self.rules.append(rule)
             roles = ((touchpoint.opens, rule.OPENER_RANK), (touchpoint.closes, 1 - rule.OPENER_RANK))
@@ -81,8 +83,9 @@ class Engine:
                     )
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
 
-    def _decide(self, outcome: Outcome, state: CustomerState) -> None:
-        if outcome.good:
+    def _count(self, state: CustomerState, touchpoint: str, good: bool, customer: str) -> None:
+        """Count a decided instance for the customer who owns it."""
+        if good:
             if state.good is None:
                 state.good = {}
             counts = state.good
@@ -90,10 +93,9 @@ class Engine:
             if state.bad is None:
                 state.bad = {}
             counts = state.bad
-        counts[outcome.touchpoint] = counts.get(outcome.touchpoint, 0) + 1
+        counts[touchpoint] = counts.get(touchpoint, 0) + 1
         if self.track:
-            self.dirty.add(outcome.customer)
-        self.outbox.append(outcome)
+            self.dirty.add(customer)
 
     # -- the step ---------------------------------------------------------------------------------------
     def step(self, event: Event, now: int | None = None) -> int:
@@ -137,15 +139,17 @@ class Engine:
                     if verdict is None:
                         self.errors.append(RuleError(touchpoint_id, event_id, good.last_error))
                     else:
-                        self._decide(
-                            Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id), mine
-                        )
+                        self._count(mine, touchpoint_id, verdict, customer)
+                        if self.outcomes:
+                            self.outbox.append(
+                                Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
+                            )
                     continue
                 key = getattr(event.fields, key_field, None)
                 if type(key) is not str or not key:
                     self.errors.append(RuleError(touchpoint_id, event_id, f"no '{key_field}' to key on"))
                     continue
-                entry = (at, rank, event_id, index, key, customer)
+                entry = (at, rank, event_id, index, key, customer, mine)
                 heappush(queue, entry)
                 if track:
                     if mine.queued is None:
@@ -188,24 +192,27 @@ class Engine:
         if watermark is None:
             return
         state = self.state
-        queue, handlers, customers, pop = state.queue, self.handlers, state.customers, heapq.heappop
+        queue, handlers, pop = state.queue, self.handlers, heapq.heappop
         lines, track, dirty = state.due_lines, self.track, self.dirty
         while queue and queue[0][0] <= watermark:
             entry = pop(queue)
-            time, rank, third, index, key, last = entry
+            time, rank, third, index, key, last, mine = entry
             if rank == DUE:
                 line = lines[index]
-                if line and line[0] is entry:  # the head of its due line: the next one takes its place
+                if line and line[0] is entry:  # the head of its due line: the next one open takes its place
                     line.popleft()
+                    while line and not line[0][5][IS_OPEN]:
+                        line.popleft()  # decided before its due time: nothing to do, not even a heap push
                     if line:
                         heappush(queue, line[0])
+                if not last[IS_OPEN]:
+                    continue
             elif track:
-                mine = customers[last]
-                mine.queued.discard(entry)  # type: ignore[union-attr]
+                mine.queued.discard(entry)
                 if not mine.queued:
                     mine.queued = None
                 dirty.add(last)
-            handlers[index][rank](time, third, key, last)  # type: ignore[index]
+            handlers[index][rank](time, third, key, last, mine)  # type: ignore[index]
 
     def forget(self, before: int) -> list[str]:
         """Forget event ids older than ``before`` (live keeps a day of them); return the customers changed.
@@ -240,15 +247,13 @@ class Engine:
             index = self._index.get(touchpoint_id)
             if index is None or self.handlers[index] is None:
                 continue  # a touchpoint no longer in the catalog
-            mine.open[touchpoint_id + SEPARATOR + key] = (opened_at, event_id)
-            self.pending[index] += 1
-            due = opened_at + self.catalog.touchpoints[index].within
-            self.rules[index].schedule((due, DUE, customer, index, key, opened_at))
+            rule = self.rules[index]
+            rule.start(touchpoint_id + SEPARATOR + key, [opened_at, event_id, True], customer, key, mine)  # type: ignore[union-attr]
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
             index = self._index.get(touchpoint_id)
             if index is None or self.handlers[index] is None:
                 continue
-            entry = (at, rank, event_id, index, key, customer)
+            entry = (at, rank, event_id, index, key, customer, mine)
             if mine.queued is None:
                 mine.queued = set()
             mine.queued.add(entry)

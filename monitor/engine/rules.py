@@ -4,9 +4,15 @@ A rule never sees arrival order. The engine keeps one queue of everything that w
 watermark: events, by (occurred_at, rank, event_id), and the due times of open instances, ranked after
 the events of their instant (an end at exactly S + D is in time). The rank orders roles at one
 instant: a deadline's start before its end (S <= E is good), a no_repeat's repeat before its trigger
-(T < R is required). Queue entries are (time, rank, event_id, rule, key, customer) for events and
-(due, DUE, customer, rule, key, opened_at) for due times; each goes to ``handlers()[rank]`` of its
-rule with the last four items. A rule files its due times in its due line (see ``engine.state``).
+(T < R is required).
+
+Queue entries are (time, rank, event_id, rule, key, customer, state) for events and
+(due, DUE, customer, rule, key, instance, state) for due times, ``state`` being the customer's
+``CustomerState``; each goes to ``handlers()[rank]`` of its rule with every item but the rank and the
+rule. An open instance is a cell, ``[opened_at, event_id, open]``, shared by the customer's ``open``
+and the instance's due time: deciding it sets ``open`` to False, so a due time whose instance was
+decided before is recognised without looking anything up. A rule files its due times in its due line
+(see ``engine.state``).
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from ..catalog.model import Touchpoint
 from .outcome import IN_TIME, MISSED, QUIET, REPEATED, Outcome
 from .state import DUE, SEPARATOR, CustomerState
 
+OPENED_AT, OPENED_BY, IS_OPEN = 0, 1, 2  # an instance's cell
+
 
 class WindowRule:
     """deadline and no_repeat: one open instance per key, decided by the other role or by time."""
 
-    __slots__ = ("customers", "decide", "id", "index", "line", "pending", "prefix", "queue", "within")
+    __slots__ = ("count", "id", "index", "line", "outbox", "pending", "prefix", "queue", "within")
     OPENER_RANK: int
     QUIET_IS_GOOD: bool
     QUIET_REASON: str
@@ -32,33 +40,36 @@ class WindowRule:
         self,
         index: int,
         touchpoint: Touchpoint,
-        customers: dict[str, CustomerState],
         queue: list,
         line: deque,
         pending: list[int],
-        decide: Callable[[Outcome, CustomerState], None],
+        count: Callable[[CustomerState, str, bool, str], None],
+        outbox: list[Outcome] | None,
     ) -> None:
         self.index = index
         self.id = touchpoint.id
         self.prefix = touchpoint.id + SEPARATOR
         self.within: int = touchpoint.within  # type: ignore[assignment]
-        self.customers = customers
         self.queue = queue
         self.line = line
         self.pending = pending  # open instances per touchpoint, shared by the rules
-        self.decide = decide
+        self.count = count
+        self.outbox = outbox  # None when nobody reads the outcomes, only their counts
 
     def handlers(self) -> tuple[Callable, Callable, Callable]:
         raise NotImplementedError
 
-    def open(self, at: int, event_id: str, key: str, customer: str) -> None:
-        state = self.customers[customer]
+    def open(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         instance = self.prefix + key
         # At most one open instance per key: an opener while one is open is ignored.
         if instance not in state.open:
-            state.open[instance] = (at, event_id)
-            self.pending[self.index] += 1
-            self.schedule((at + self.within, DUE, customer, self.index, key, at))
+            self.start(instance, [at, event_id, True], customer, key, state)
+
+    def start(self, instance: str, cell: list, customer: str, key: str, state: CustomerState) -> None:
+        """Open an instance (or put a stored one back) and file its due time."""
+        state.open[instance] = cell
+        self.pending[self.index] += 1
+        self.schedule((cell[OPENED_AT] + self.within, DUE, customer, self.index, key, cell, state))
 
     def schedule(self, due: tuple) -> None:
         """File a due time: at the end of the line when it is not before the last one, else in the heap.
@@ -72,18 +83,17 @@ class WindowRule:
         else:
             heappush(self.queue, due)
 
-    def expire(self, due: int, customer: str, key: str, opened_at: int) -> None:
-        state = self.customers.get(customer)
-        if state is None:
-            return
-        instance = state.open.get(self.prefix + key)
-        if instance is not None and instance[0] == opened_at:  # else it was decided before
-            del state.open[self.prefix + key]
-            self.pending[self.index] -= 1
-            outcome = Outcome(
-                self.id, self.QUIET_IS_GOOD, self.QUIET_REASON, customer, key, due, opened_at, instance[1]
+    def expire(self, due: int, customer: str, key: str, cell: list, state: CustomerState) -> None:
+        del state.open[self.prefix + key]
+        cell[IS_OPEN] = False
+        self.pending[self.index] -= 1
+        self.count(state, self.id, self.QUIET_IS_GOOD, customer)
+        if self.outbox is not None:
+            self.outbox.append(
+                Outcome(
+                    self.id, self.QUIET_IS_GOOD, self.QUIET_REASON, customer, key, due, cell[OPENED_AT], cell[OPENED_BY]
+                )
             )
-            self.decide(outcome, state)
 
 
 class DeadlineRule(WindowRule):
@@ -97,19 +107,25 @@ class DeadlineRule(WindowRule):
     def handlers(self) -> tuple[Callable, Callable, Callable]:
         return self.open, self.end, self.expire
 
-    def end(self, at: int, event_id: str, key: str, customer: str) -> None:
-        state = self.customers[customer]
-        instance = state.open.get(self.prefix + key)
+    def end(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
+        instance = self.prefix + key
+        cell = state.open.get(instance)
         # An end before its start (possible only when late) matches nothing.
-        if instance is None or at < instance[0]:
+        if cell is None or at < cell[OPENED_AT]:
             return
-        del state.open[self.prefix + key]
+        del state.open[instance]
+        cell[IS_OPEN] = False
         self.pending[self.index] -= 1
-        opened_at = instance[0]
+        opened_at = cell[OPENED_AT]
         in_time = at - opened_at <= self.within  # always, unless the end itself was late
-        reason = IN_TIME if in_time else MISSED
-        outcome = Outcome(self.id, in_time, reason, customer, key, at, opened_at, instance[1], event_id, at - opened_at)
-        self.decide(outcome, state)
+        self.count(state, self.id, in_time, customer)
+        if self.outbox is not None:
+            reason = IN_TIME if in_time else MISSED
+            self.outbox.append(
+                Outcome(
+                    self.id, in_time, reason, customer, key, at, opened_at, cell[OPENED_BY], event_id, at - opened_at
+                )
+            )
 
 
 class NoRepeatRule(WindowRule):
@@ -123,11 +139,16 @@ class NoRepeatRule(WindowRule):
     def handlers(self) -> tuple[Callable, Callable, Callable]:
         return self.repeat, self.open, self.expire
 
-    def repeat(self, at: int, event_id: str, key: str, customer: str) -> None:
-        state = self.customers[customer]
-        instance = state.open.get(self.prefix + key)
-        if instance is None or at <= instance[0]:
+    def repeat(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
+        instance = self.prefix + key
+        cell = state.open.get(instance)
+        if cell is None or at <= cell[OPENED_AT]:
             return
-        del state.open[self.prefix + key]
+        del state.open[instance]
+        cell[IS_OPEN] = False
         self.pending[self.index] -= 1
-        self.decide(Outcome(self.id, False, REPEATED, customer, key, at, instance[0], instance[1], event_id), state)
+        self.count(state, self.id, False, customer)
+        if self.outbox is not None:
+            self.outbox.append(
+                Outcome(self.id, False, REPEATED, customer, key, at, cell[OPENED_AT], cell[OPENED_BY], event_id)
+            )

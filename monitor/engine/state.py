@@ -3,7 +3,8 @@
 Events are partitioned by customer live, and an instance is identified by its key *within one
 customer's events*, so everything an event can change belongs to its customer:
 
-- ``CustomerState.open``: "touchpoint-id/key" -> (opened_at, event_id) of each undecided instance;
+- ``CustomerState.open``: "touchpoint-id/key" -> [opened_at, event_id, True] of each undecided instance
+  (the instance's cell, see ``engine.rules``);
 - ``CustomerState.seen``: event_id -> occurred_at, for duplicates;
 - ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
   when the engine tracks customers);
@@ -34,7 +35,7 @@ class CustomerState:
     __slots__ = ("bad", "good", "open", "queued", "seen")
 
     def __init__(self) -> None:
-        self.open: dict[str, tuple[int, str]] = {}
+        self.open: dict[str, list] = {}
         self.seen: dict[str, int] = {}
         self.queued: set[tuple] | None = None  # None when empty, as good and bad: most customers have none
         self.good: dict[str, int] | None = None
@@ -44,10 +45,12 @@ class CustomerState:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
         queued = self.queued or ()
         return {
-            "open": [[*instance.split(SEPARATOR, 1), at, event_id] for instance, (at, event_id) in self.open.items()],
+            "open": [
+                [*instance.split(SEPARATOR, 1), at, event_id] for instance, (at, event_id, _) in self.open.items()
+            ],
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(
-                [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _ in queued
+                [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _, _ in queued
             ),
             "good": dict(self.good or {}),
             "bad": dict(self.bad or {}),
