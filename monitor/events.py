@@ -92,16 +92,18 @@ def parse_timestamp(text: str) -> int | None:
     """Microseconds since the epoch, or None when the text is not an RFC 3339 timestamp with 'T' and an
     offset.
 
-    A timestamp is a date and time to the minute, two digits of seconds, then a fraction and an offset.
-    The parts are independent (any valid minute goes with any second and any valid fraction and
-    offset), and events come with the same few minutes, fractions and offsets again and again: so the
-    minutes and the rests already checked are remembered with their values, and most timestamps are
-    three lookups."""
-    minute = _MINUTES.get(text[:17])
-    if minute is not None:
+    A timestamp is a date and time to the minute, two digits of seconds, then a fraction and an offset
+    (the rest). The parts are independent: any valid minute goes with any second and any valid rest.
+    Events come with the same few minutes and rests again and again, so those already checked are
+    remembered with their values, and most timestamps are three lookups. Rests with a fraction finer
+    than milliseconds are too many to remember; those timestamps are parsed in full."""
+    if len(text) - (1 if text[-1:] == "Z" else 6) > _REMEMBERED_UP_TO:
+        return _parse_timestamp(text)  # finer than milliseconds
+    rest = _RESTS.get(text[19:])
+    if rest is not None:
+        minute = _MINUTES.get(text[:17])
         second = _SECONDS.get(text[17:19])
-        rest = _RESTS.get(text[19:])
-        if second is not None and rest is not None:
+        if minute is not None and second is not None:
             return minute + second + rest
     micros = _parse_timestamp(text)
     if micros is not None:
@@ -119,7 +121,8 @@ def parse_timestamp(text: str) -> int | None:
 _MINUTES: dict[str, int] = {}  # "2026-11-22T10:00:" -> its microseconds, as UTC
 _SECONDS: Final = {f"{second:02d}": second * _MICROS_PER_SECOND for second in range(60)}
 _RESTS: dict[str, int] = {}  # ".250+01:00" -> microseconds to add: the fraction less the offset
-_REMEMBERED: Final = 65_536
+_REMEMBERED: Final = 65_536  # minutes (45 days of them), or rests (1,000 fractions x the offsets in use)
+_REMEMBERED_UP_TO: Final = len("2026-11-22T10:00:00.250")  # without the offset
 
 
 def _parse_timestamp(text: str) -> int | None:
