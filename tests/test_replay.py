@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -131,3 +134,24 @@ def test_clear_errors(tmp_path):
     assert code == 1 and "objective" in err
     code, _, err = replay(str(tmp_path / "x.jsonl"), "--lateness", "soon")
     assert code == 2 and "duration" in err
+
+
+@pytest.mark.parametrize("args", [["--json"], []], ids=["json", "table"])
+def test_the_console_script_ends_without_freeing_the_state_and_loses_no_output(simulated, tmp_path, args):
+    """The console script leaves the replay's state to the end of the process: its output (piped, so
+    buffered) and its files are whole, and its exit code is the command's."""
+    journeys = tmp_path / "journeys.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "tpmon.cli", "replay", str(simulated), "--journeys", str(journeys), *args],
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    _, expected, _ = replay(str(simulated), *args)
+    assert done.stdout.decode() == expected
+    assert journeys.read_bytes().count(b"\n") == orjson.loads(replay(str(simulated), "--json")[1])["journeys"]["total"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "tpmon.cli", "replay", str(tmp_path / "none.jsonl")], capture_output=True, check=False
+    )
+    assert missing.returncode == 2 and b"no such file" in missing.stderr

@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from . import runtime
 from .commands.dashboards import dashboards
 from .commands.demo import demo
 from .commands.kafka import kafka
@@ -47,5 +48,10 @@ main.add_command(dashboards)
 main.add_command(demo)
 
 
+def run() -> None:
+    """The console script."""
+    runtime.console(main)
+
+
 if __name__ == "__main__":
-    main()
+    run()

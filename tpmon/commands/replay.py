@@ -26,7 +26,7 @@ from monitor.journeys import Journeys
 from monitor.replay import Replay
 
 from ..output import atomic_output, err, fail, out
-from ..runtime import batch_collection
+from ..runtime import batch_collection, keep_until_exit
 from .catalog import catalog_or_exit
 from .options import DURATION
 
@@ -118,6 +118,7 @@ def replay(
                 for record in journeys.records():
                     journey_stream.write(orjson.dumps(record) + b"\n")
 
+    keep_until_exit(run, journeys)  # freeing them would only delay the end
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
         return
