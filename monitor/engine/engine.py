@@ -20,7 +20,7 @@ from heapq import heappush
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from .outcome import JUDGED, Outcome, RuleError
-from .rules import IS_OPEN, DeadlineRule, NoRepeatRule
+from .rules import CELL, IS_OPEN, DeadlineRule, NoRepeatRule
 from .state import DUE, SEPARATOR, CustomerState, EngineState
 
 DUPLICATE = 1
@@ -201,7 +201,7 @@ class Engine:
                 line = lines[index]
                 if line and line[0] is entry:  # the head of its due line: the next one open takes its place
                     line.popleft()
-                    while line and not line[0][5][IS_OPEN]:
+                    while line and not line[0][CELL][IS_OPEN]:
                         line.popleft()  # decided before its due time: nothing to do, not even a heap push
                     if line:
                         heappush(queue, line[0])
@@ -245,10 +245,10 @@ class Engine:
         mine = state.customers[customer] = CustomerState()
         for touchpoint_id, key, opened_at, event_id in record["open"]:
             index = self._index.get(touchpoint_id)
-            if index is None or self.handlers[index] is None:
+            rule = None if index is None else self.rules[index]
+            if rule is None:
                 continue  # a touchpoint no longer in the catalog
-            rule = self.rules[index]
-            rule.start(touchpoint_id + SEPARATOR + key, [opened_at, event_id, True], customer, key, mine)  # type: ignore[union-attr]
+            rule.start(touchpoint_id + SEPARATOR + key, [opened_at, event_id, True], customer, key, mine)
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
             index = self._index.get(touchpoint_id)
             if index is None or self.handlers[index] is None:

@@ -26,6 +26,7 @@ from .outcome import IN_TIME, MISSED, QUIET, REPEATED, Outcome
 from .state import DUE, SEPARATOR, CustomerState
 
 OPENED_AT, OPENED_BY, IS_OPEN = 0, 1, 2  # an instance's cell
+CELL = 5  # where a due time's entry holds its instance's cell
 
 
 class WindowRule:
