@@ -93,7 +93,7 @@ class Outbox:
                         self.spread += 1
                         partition = self.spread % count
                     else:
-                        partition = (murmur2(key) & 0x7FFFFFFF) % count
+                        partition = key_partition(key, count)
                 batch = batches.get((topic, partition))
                 if batch is None:
                     batch = batches[topic, partition] = producer.create_batch()
@@ -109,6 +109,11 @@ class Outbox:
                     batch.close()
                     sent.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)
+
+
+def key_partition(key: bytes, count: int) -> int:
+    """The partition Kafka's default partitioner gives a key: where ingest sends a customer's events."""
+    return (murmur2(key) & 0x7FFFFFFF) % count
 
 
 class TableStore:
@@ -252,6 +257,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         TableStore(journeys, outbox),
         lateness=lateness,
         retention=parse_duration(settings.dedup_retention),
+        partition_of=lambda customer: key_partition(customer.encode(), settings.partitions),
     )
     registry = CollectorRegistry()
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)

@@ -10,14 +10,14 @@ behind, and a reprocessed event is recognised as a duplicate by the record that 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import orjson
 
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
-from monitor.events import Event, json_bytes
+from monitor.events import Event, json_bytes, parse_timestamp
 from monitor.journeys import Journey, Journeys
 from monitor.metrics import Metrics
 from monitor.state import reliability, touchpoint_state
@@ -47,6 +47,7 @@ class Partitions:
         lateness: int | None = None,
         retention: int,
         journey_cache: int = JOURNEY_CACHE,
+        partition_of: Callable[[str], int] | None = None,
     ) -> None:
         self.catalog = catalog
         self.lateness = lateness
@@ -57,6 +58,8 @@ class Partitions:
         self.journeys: dict[int, Journeys] = {}  # per partition, the recently used journeys (a cache)
         self.journey_cache = journey_cache
         self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
+        # The partition of a customer's events, for the stored journeys, which do not say theirs.
+        self.partition_of = partition_of
         self.metrics: Metrics | None = None
 
     # -- OutcomeSource, for the metrics ---------------------------------------------------------------
@@ -108,8 +111,20 @@ class Partitions:
             engine.dirty.clear()
             self.engines[partition] = engine
             self.journeys[partition] = Journeys()
-            self.last_at[partition] = {}
+            self.last_at[partition] = self._stored_last_at(partition)
         return engine
+
+    def _stored_last_at(self, partition: int) -> dict[str, int]:
+        """The newest time in each stored journey of the partition, so that retention also expires the
+        journeys of customers not seen since this worker took the partition (after a restart, say)."""
+        last_at: dict[str, int] = {}
+        if self.partition_of is None:
+            return last_at
+        for customer, value in self.journey_store.items():
+            if self.partition_of(customer) == partition:
+                newest = orjson.loads(value)["last_at"]
+                last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
+        return last_at
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker no longer owns (their records stay in the changelog)."""

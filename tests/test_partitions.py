@@ -77,3 +77,31 @@ def test_journeys_beyond_the_cache_are_read_back_whole_and_still_expire(catalog)
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
     small.forget(newest + 1)  # after everything: every journey expires, cached or not
     assert kept.data == {}
+
+
+def test_journeys_stored_before_a_restart_still_expire(catalog):
+    """A worker that takes a partition over learns its stored journeys' last activity, so retention
+    expires the journeys of customers it never sees again (without it they stayed for ever)."""
+    lines = list(Simulation(customers=50, duration=parse_duration("1h"), seed=8).lines())
+    customers, journeys = MemoryStore(), MemoryStore()
+    before = new(catalog, customers, journeys)
+    for line in lines:
+        event = decode(line, "orders")
+        before.handle(partition_of(event.customer), event, 0)
+    stored = set(journeys.data)
+    assert len(stored) == 50
+
+    after = Partitions(
+        catalog, customers, journeys, retention=parse_duration("24h"), partition_of=partition_of
+    )  # the restarted worker: its engines are built when each partition's next event comes
+    for partition in range(PARTITIONS):
+        after.engine(partition)
+    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
+    after.forget(newest - parse_duration("30m"))  # only the journeys quiet for the last half hour go
+    left = set(journeys.data)
+    assert left and left < stored
+    assert all(
+        parse_timestamp(orjson.loads(journeys.data[c])["last_at"]) >= newest - parse_duration("30m") for c in left
+    )
+    after.forget(newest + 1)
+    assert journeys.data == {}
