@@ -305,10 +305,14 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
 
     @app.timer(interval=settings.tick_interval)
     async def tick() -> None:
-        # Only engines the judge has built tick: the judge receives a partition's events once its
-        # tables are recovered, so an engine is never built from a table that is still recovering
-        # (it would write back records that lack what the changelog held).
+        # An engine must never be built from a table that is still recovering (it would write back
+        # records that lack what the changelog held). Faust ends a rebalance once the assigned
+        # partitions' tables are recovered, so between rebalances every assigned partition has its
+        # engine, whether or not its events have started to come (a quiet partition after a restart).
         if not app.rebalancing:
+            partitions.adopt(
+                tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic
+            )
             partitions.tick(wall_clock())
             await outbox.deliver()
 

@@ -126,6 +126,12 @@ class Partitions:
                 last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
 
+    def adopt(self, partitions: Iterable[int]) -> None:
+        """Build the engines of partitions this worker owns and has recovered, even if no event has come
+        for them yet: after a restart, a quiet partition's deadlines and retention run all the same."""
+        for partition in partitions:
+            self.engine(partition)
+
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker no longer owns (their records stay in the changelog)."""
         for partition in partitions:

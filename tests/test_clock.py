@@ -74,3 +74,19 @@ def test_a_customer_with_nothing_left_is_dropped(catalog):
     engine.step(joined)
     engine.forget(joined.at + 1)
     assert "quiet" not in engine.state.customers
+
+
+def test_a_restored_clock_counts_its_quiet_time_from_the_first_tick(catalog):
+    """Records put back after a restart carry no arrival time: quiet from the first tick on."""
+    before = Engine(catalog, lateness=LATENESS, track=True)
+    placed = event("order.placed", 0, order_id="o1")
+    before.step(placed, now=placed.at)
+    restarted = Engine(catalog, lateness=LATENESS, track=True)
+    restarted.load(placed.customer, before.record(placed.customer))
+    due = placed.at + 120 * S
+    downtime = 40 * S
+    restarted.tick(placed.at + downtime)  # the new worker's first tick
+    restarted.tick(due + LATENESS + downtime - 1)
+    assert restarted.outbox == []
+    restarted.tick(due + LATENESS + downtime)
+    assert [(o.touchpoint, o.outcome) for o in restarted.outbox] == [("order-confirmed", "bad")]

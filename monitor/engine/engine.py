@@ -168,9 +168,17 @@ class Engine:
         the wall clock's rate, counted from the last arrival, and never beyond ``now - lateness``. Live,
         where event time follows the wall clock, a quiet source's deadline is decided at due + lateness;
         a backfill far in the past only moves on by the length of its pauses.
+
+        A clock put back from stored records does not know when its last event arrived: the first tick
+        starts the count. A quiet partition taken over after a restart is decided as if its last event
+        had arrived then (late by the time the partition had no worker, never early), and a backfill
+        interrupted by a restart goes on as it would have.
         """
         state = self.state
-        if state.max_at is None or state.last_arrival is None:
+        if state.max_at is None:
+            return
+        if state.last_arrival is None:
+            state.last_arrival = now
             return
         quiet_for = now - state.last_arrival
         if quiet_for < self.lateness:

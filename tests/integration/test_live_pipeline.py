@@ -249,3 +249,42 @@ def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
     decided = time.time()
     print(f"decided {decided - due:+.2f}s after due + lateness")
     assert decided - due <= 1.0
+
+
+def test_a_deadline_open_when_a_worker_restarts_is_decided_with_no_further_event(namespace, tmp_path):
+    """The instance is stored, the worker stops, and nothing arrives for its partition any more: the
+    worker that takes the partition over decides the deadline from the stored record alone."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "catalog.yaml").write_text(
+        "version: 1\nlateness: 1s\ntouchpoints:\n"
+        "  - {id: slow-confirm, stage: buy, owner: sales-ops, description: Confirmed in 25s., kind: deadline,\n"
+        "     start: order.placed, end: order.confirmed, key: order_id, within: 25s, objective: 0.95, min_events: 1}\n"
+    )
+    first = namespace.worker(TPMON_RULES=str(rules))
+    placed_at = time.time()
+    event = {
+        "event_id": "p1",
+        "type": "order.placed",
+        "customer_id": "c1",
+        "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
+        "order_id": "o1",
+        "amount": 5,
+        "channel": "web",
+    }
+    (tmp_path / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
+    namespace.run("produce", str(tmp_path / "one.jsonl"))
+    topics = [*namespace.topics, f"{namespace.name}-events"]
+    wait_until(
+        lambda: _events_counted(first) >= 1 and group_lag(namespace.bootstrap, namespace.name, topics) == 0,
+        30,
+        "the order to be counted and committed",
+    )
+    assert first.stop() == 0 and time.time() < placed_at + 25, "the worker should stop before the deadline"
+    stopped = time.time()
+    second = namespace.worker(TPMON_RULES=str(rules))
+    ready = time.time()
+    # Quiet time counts from the new worker's first tick: decided late by the time nobody owned it.
+    wait_until(lambda: second.outcomes().get("slow-confirm") == (0, 1), 60, "the missed deadline", every=0.2)
+    late = time.time() - (placed_at + 26)
+    print(f"decided {late:+.2f}s after due + lateness; no worker for {ready - stopped:.1f}s")
