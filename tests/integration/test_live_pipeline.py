@@ -212,15 +212,38 @@ def _events_counted(worker: Worker) -> float:
     return sum(value for (name, _), value in worker.metrics().items() if name == "tpmon_events_total")
 
 
-def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
+def deadline_catalog(tmp_path, touchpoint: str, within: str):  # type: ignore[no-untyped-def]
+    """A catalog of one deadline (an order confirmed within ``within``), with a lateness of 1 s."""
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "catalog.yaml").write_text(
         "version: 1\nlateness: 1s\ntouchpoints:\n"
-        "  - {id: quick-confirm, stage: buy, owner: sales-ops, description: Confirmed in 2s., kind: deadline,\n"
-        "     start: order.placed, end: order.confirmed, key: order_id, within: 2s, objective: 0.95, min_events: 1}\n"
+        f"  - {{id: {touchpoint}, stage: buy, owner: sales-ops, description: Confirmed in {within}., kind: deadline,\n"
+        f"     start: order.placed, end: order.confirmed, key: order_id, within: {within}, objective: 0.95,"
+        " min_events: 1}\n"
     )
-    worker = namespace.worker(TPMON_RULES=str(rules))
+    return rules
+
+
+def place_an_order_now(namespace: Namespace, tmp_path) -> float:  # type: ignore[no-untyped-def]
+    """Send one order.placed that occurred now; return when (wall clock, seconds)."""
+    placed_at = time.time()
+    event = {
+        "event_id": "p1",
+        "type": "order.placed",
+        "customer_id": "c1",
+        "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
+        "order_id": "o1",
+        "amount": 5,
+        "channel": "web",
+    }
+    (tmp_path / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
+    namespace.run("produce", str(tmp_path / "one.jsonl"))
+    return placed_at
+
+
+def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
+    worker = namespace.worker(TPMON_RULES=str(deadline_catalog(tmp_path, "quick-confirm", "2s")))
     # The source is silent on a running worker: one event of another customer first, consumed, so that
     # what is measured is the detection, not the first fetch after the worker joined its group.
     warm_up = {
@@ -232,18 +255,7 @@ def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
     (tmp_path / "warm-up.jsonl").write_bytes(orjson.dumps(warm_up) + b"\n")
     namespace.run("produce", str(tmp_path / "warm-up.jsonl"))
     wait_until(lambda: _events_counted(worker) >= 1, 30, "the warm-up event")
-    placed_at = time.time()
-    event = {
-        "event_id": "p1",
-        "type": "order.placed",
-        "customer_id": "c1",
-        "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
-        "order_id": "o1",
-        "amount": 5,
-        "channel": "web",
-    }
-    (tmp_path / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
-    namespace.run("produce", str(tmp_path / "one.jsonl"))
+    placed_at = place_an_order_now(namespace, tmp_path)
     due = placed_at + 2 + 1  # due time plus lateness
     wait_until(lambda: worker.outcomes().get("quick-confirm") == (0, 1), 30, "the missed deadline", every=0.05)
     decided = time.time()
@@ -254,26 +266,9 @@ def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
 def test_a_deadline_open_when_a_worker_restarts_is_decided_with_no_further_event(namespace, tmp_path):
     """The instance is stored, the worker stops, and nothing arrives for its partition any more: the
     worker that takes the partition over decides the deadline from the stored record alone."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "catalog.yaml").write_text(
-        "version: 1\nlateness: 1s\ntouchpoints:\n"
-        "  - {id: slow-confirm, stage: buy, owner: sales-ops, description: Confirmed in 25s., kind: deadline,\n"
-        "     start: order.placed, end: order.confirmed, key: order_id, within: 25s, objective: 0.95, min_events: 1}\n"
-    )
+    rules = deadline_catalog(tmp_path, "slow-confirm", "25s")
     first = namespace.worker(TPMON_RULES=str(rules))
-    placed_at = time.time()
-    event = {
-        "event_id": "p1",
-        "type": "order.placed",
-        "customer_id": "c1",
-        "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
-        "order_id": "o1",
-        "amount": 5,
-        "channel": "web",
-    }
-    (tmp_path / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
-    namespace.run("produce", str(tmp_path / "one.jsonl"))
+    placed_at = place_an_order_now(namespace, tmp_path)
     topics = [*namespace.topics, f"{namespace.name}-events"]
     wait_until(
         lambda: _events_counted(first) >= 1 and group_lag(namespace.bootstrap, namespace.name, topics) == 0,
