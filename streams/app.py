@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterable, Iterator
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.sensors import Monitor
 from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -32,7 +31,7 @@ from monitor.events import Event, decode
 from monitor.metrics import Metrics
 
 from .consumer import BatchHandler, BatchTransport
-from .partitions import Partitions
+from .partitions import Partitions, key_partition
 from .recovery import SeekFirstTableManager
 from .settings import Settings
 
@@ -109,11 +108,6 @@ class Outbox:
                     batch.close()
                     sent.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)
-
-
-def key_partition(key: bytes, count: int) -> int:
-    """The partition Kafka's default partitioner gives a key: where ingest sends a customer's events."""
-    return (murmur2(key) & 0x7FFFFFFF) % count
 
 
 class TableStore:

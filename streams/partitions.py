@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
@@ -25,6 +26,11 @@ from monitor.state import reliability, touchpoint_state
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
 JOURNEY_CACHE = 10_000
+
+
+def key_partition(key: bytes, count: int) -> int:
+    """The partition Kafka's default partitioner gives a key: where ingest sends a customer's events."""
+    return (murmur2(key) & 0x7FFFFFFF) % count
 
 
 class Store(Protocol):

@@ -11,10 +11,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 
 from monitor.conventions import SOURCE_TOPICS
 from monitor.events import SOURCE_OF_TYPE
+from streams.partitions import key_partition
 from streams.settings import Settings
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -38,7 +38,7 @@ def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00
     number = 0
     while len(lines) < partitions:
         customer = f"sentinel-{number}"
-        partition = (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
+        partition = key_partition(customer.encode(), partitions)
         if partition not in lines:
             event = {
                 "event_id": customer,

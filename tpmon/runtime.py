@@ -39,11 +39,11 @@ def console(main: Callable[[], object]) -> None:
     try:
         main()
     except SystemExit as done:
-        if not _Exit.left:
-            raise
+        if not _Exit.left or not (done.code is None or isinstance(done.code, int)):
+            raise  # (a message as the exit code is printed by the usual exit)
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(done.code if isinstance(done.code, int) else 0 if done.code is None else 1)
+        os._exit(done.code or 0)
 
 
 @contextmanager

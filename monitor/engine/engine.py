@@ -57,12 +57,10 @@ class Engine:
     # -- plan -------------------------------------------------------------------------------------------
     def _compile(self) -> None:
         """Bind rules to the state and build the dispatch table: event type -> what to do with it."""
-        self.handlers: list[tuple | None] = []
-        self.rules: list[DeadlineRule | NoRepeatRule | None] = []
+        self.rules: list[DeadlineRule | NoRepeatRule | None] = []  # None for conditions
         dispatch: dict[str, list[tuple]] = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             if touchpoint.kind == CONDITION:
-                self.handlers.append(None)
                 self.rules.append(None)
                 for event_type in sorted(touchpoint.opens.types):
                     dispatch.setdefault(event_type, []).append(
@@ -73,7 +71,6 @@ class Engine:
             line = self.state.due_lines.setdefault(index, deque())
             outbox = self.outbox if self.outcomes else None
             rule = rule_class(index, touchpoint, self.state.queue, line, self.pending, self._count, outbox)
-            self.handlers.append(rule.handlers())
             self.rules.append(rule)
             roles = ((touchpoint.opens, rule.OPENER_RANK), (touchpoint.closes, 1 - rule.OPENER_RANK))
             for match, rank in roles:
@@ -82,6 +79,7 @@ class Engine:
                         (_QUEUED, index, touchpoint.id, match.where, None, touchpoint.key, rank)  # type: ignore[union-attr]
                     )
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
+        self.handlers = [None if rule is None else rule.handlers() for rule in self.rules]  # by rank
 
     def _count(self, state: CustomerState, touchpoint: str, good: bool, customer: str) -> None:
         """Count a decided instance for the customer who owns it."""
@@ -252,15 +250,15 @@ class Engine:
         state = self.state
         mine = state.customers[customer] = CustomerState()
         for touchpoint_id, key, opened_at, event_id in record["open"]:
-            index = self._index.get(touchpoint_id)
-            rule = None if index is None else self.rules[index]
+            rule = self._rule(touchpoint_id)
             if rule is None:
                 continue  # a touchpoint no longer in the catalog
             rule.start(touchpoint_id + SEPARATOR + key, [opened_at, event_id, True], customer, key, mine)
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
-            index = self._index.get(touchpoint_id)
-            if index is None or self.handlers[index] is None:
+            rule = self._rule(touchpoint_id)
+            if rule is None:
                 continue
+            index = rule.index
             entry = (at, rank, event_id, index, key, customer, mine)
             if mine.queued is None:
                 mine.queued = set()
@@ -275,6 +273,11 @@ class Engine:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
                 state.watermark = candidate
+
+    def _rule(self, touchpoint_id: str) -> DeadlineRule | NoRepeatRule | None:
+        """The rule of a deadline or no_repeat touchpoint still in the catalog."""
+        index = self._index.get(touchpoint_id)
+        return None if index is None else self.rules[index]
 
     def snapshot(self) -> dict:
         """The whole state as plain data: every customer's record and the clock (needs ``track``)."""
