@@ -23,6 +23,7 @@ METRIC_JOURNEYS_BROKEN = "tpmon_journeys_broken_total"
 METRIC_RULE_ERRORS = "tpmon_touchpoint_rule_errors_total"
 METRIC_DIFFERENTIATING = "tpmon_touchpoint_differentiating_ratio"
 METRIC_MIN_EVENTS = "tpmon_touchpoint_min_events"
+METRIC_INTERNAL_ERRORS = "tpmon_internal_errors_total"
 
 # Label names.
 LABEL_TOUCHPOINT = "touchpoint"
@@ -33,6 +34,7 @@ LABEL_SOURCE = "source"
 LABEL_TYPE = "type"
 LABEL_REASON = "reason"
 LABEL_DIRECTION = "direction"
+LABEL_STAGE_OF_FAILURE = "stage"  # where processing failed (monitor.failures); not a journey stage
 
 # Label values.
 GOOD = "good"

@@ -1,20 +1,30 @@
 """Operational events: the contract of SPEC section 1, decoded from bytes into typed events.
 
-This is the hot path, so decoding has two stages built from one table of the contract (``_SCHEMA``):
+This is the hot path, so decoding has stages built from one table of the contract (``_SCHEMA``):
 
-- msgspec decodes and checks a valid event in one pass in C, into a typed struct per event type;
-- whatever it refuses goes to ``explain``, which parses with orjson and walks the same table to find the
-  reason and a readable detail (or finds an event of a type outside the contract, accepted as "other").
+- msgspec decodes and checks an event that has only the fields of its type in one pass in C, into a
+  typed struct per event type. It reads every byte of such an input, so what it accepts is valid JSON;
+- anything else (extra fields, a type outside the contract, a bad input) is read by orjson, which is the
+  judge of what valid JSON is here, then checked: nesting, the typed fields (msgspec again, which may
+  now skip the extra fields orjson has read), and for a refusal ``explain`` walks the table to find the
+  reason and a readable detail (or accepts an event of a type outside the contract as "other").
 
 A bad input never raises: it becomes a ``Reject`` with a bounded reason, a detail and the raw bytes, so it
 can be counted and kept whole. An event keeps its raw bytes too: extra fields are never lost, journeys
-embed them as they came, and ``Event.data`` parses them on demand.
+embed them as they came, and ``Event.data`` parses them on demand (orjson has read them once already, so
+that never fails).
+
+Instants are integers of microseconds since the epoch, from year 1 to year 9999 in UTC: a timestamp
+outside that range is refused, so every instant an event carries can be written back as RFC 3339.
 """
 
 from __future__ import annotations
 
+import re
+from calendar import isleap
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import accumulate
 from typing import Annotated, Final, Literal, Union
 
 import msgspec
@@ -30,10 +40,25 @@ MISSING_FIELD: Final = "missing_field"
 WRONG_TYPE: Final = "wrong_type"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 TOO_LARGE: Final = "too_large"
-REJECT_REASONS: Final = (NOT_UTF8, MALFORMED_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE, BAD_TIMESTAMP, TOO_LARGE)
+FUTURE_TIMESTAMP: Final = "future_timestamp"  # live (or replay --now): too far ahead of the clock
+INTERNAL_ERROR: Final = "internal_error"  # processing failed for a reason outside the contract: a bug
+REJECT_REASONS: Final = (
+    NOT_UTF8,
+    MALFORMED_JSON,
+    NOT_OBJECT,
+    MISSING_FIELD,
+    WRONG_TYPE,
+    BAD_TIMESTAMP,
+    TOO_LARGE,
+    FUTURE_TIMESTAMP,
+    INTERNAL_ERROR,
+)
 
 #: Inputs larger than this are rejected before parsing (Kafka's own default message limit).
 DEFAULT_MAX_BYTES: Final = 1_048_576
+#: JSON nested deeper than this is malformed_json: every reader of an event's bytes (journeys, CEL's
+#: ``event``) can then parse it, with room for the levels a journey record adds around it.
+MAX_DEPTH: Final = 100
 
 # Field kinds.
 STR, NUM, NON_NEGATIVE, BOOL, TIMESTAMP = "string", "number", "number >= 0", "boolean", "timestamp"
@@ -86,17 +111,23 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat = datetime.fromisoformat
 _MICROSECOND: Final = timedelta(microseconds=1)
 _MICROS_PER_SECOND: Final = 1_000_000
+_MICROS_PER_DAY: Final = 86_400 * _MICROS_PER_SECOND
+#: The instants an event may carry: year 1 to year 9999, in UTC.
+FIRST_INSTANT: Final = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+LAST_INSTANT: Final = (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - _EPOCH) // _MICROSECOND
 
 
 def parse_timestamp(text: str) -> int | None:
     """Microseconds since the epoch, or None when the text is not an RFC 3339 timestamp with 'T' and an
-    offset.
+    offset, or names an instant outside the years 1 to 9999 in UTC.
 
     A timestamp is a date and time to the minute, two digits of seconds, then a fraction and an offset
     (the rest). The parts are independent: any valid minute goes with any second and any valid rest.
     Events come with the same few minutes and rests again and again, so those already checked are
     remembered with their values, and most timestamps are three lookups. Rests with a fraction finer
-    than milliseconds are too many to remember; those timestamps are parsed in full."""
+    than milliseconds are too many to remember; those timestamps are parsed in full. A rest moves an
+    instant by less than a day, so only minutes two days or more inside the range are remembered: any
+    mix of remembered parts is then inside it too, and the range is checked on full parses only."""
     if len(text) - (1 if text[-1:] == "Z" else 6) > _REMEMBERED_UP_TO:
         return _parse_timestamp(text)  # finer than milliseconds
     rest = _RESTS.get(text[19:])
@@ -108,7 +139,7 @@ def parse_timestamp(text: str) -> int | None:
     micros = _parse_timestamp(text)
     if micros is not None:
         minute = _parse_timestamp(text[:17] + "00Z")
-        if minute is not None:
+        if minute is not None and _SAFE_MINUTES[0] <= minute <= _SAFE_MINUTES[1]:
             if len(_MINUTES) >= _REMEMBERED:
                 _MINUTES.clear()
             if len(_RESTS) >= _REMEMBERED:
@@ -123,6 +154,7 @@ _SECONDS: Final = {f"{second:02d}": second * _MICROS_PER_SECOND for second in ra
 _RESTS: dict[str, int] = {}  # ".250+01:00" -> microseconds to add: the fraction less the offset
 _REMEMBERED: Final = 65_536  # minutes (45 days of them), or rests (1,000 fractions x the offsets in use)
 _REMEMBERED_UP_TO: Final = len("2026-11-22T10:00:00.250")  # without the offset
+_SAFE_MINUTES: Final = (FIRST_INSTANT + 2 * _MICROS_PER_DAY, LAST_INSTANT - 2 * _MICROS_PER_DAY)
 
 
 def _parse_timestamp(text: str) -> int | None:
@@ -146,7 +178,22 @@ def _parse_timestamp(text: str) -> int | None:
         return None
     if moment.tzinfo is None:
         return None
-    return (moment - _EPOCH) // _MICROSECOND
+    micros = (moment - _EPOCH) // _MICROSECOND
+    if micros < FIRST_INSTANT or micros > LAST_INSTANT:
+        return None  # a valid local time whose offset takes it before year 1 or past year 9999 in UTC
+    return micros
+
+
+def timestamp_problem(text: str) -> str:
+    """Why ``parse_timestamp`` refused the text, in words."""
+    year = text[:4]
+    if year.isdigit() and _parse_timestamp(text) is None:
+        # The same text in a year well inside the range (as leap as its own): valid then, only the
+        # instant is out of range.
+        probe = ("2000" if isleap(int(year)) else "2001") + text[4:]
+        if _parse_timestamp(probe) is not None:
+            return f"is outside the years 1 to 9999 in UTC: {text[:64]!r}"
+    return f"is not an RFC 3339 timestamp with 'T' and an offset: {text[:64]!r}"
 
 
 def json_bytes(value: object) -> bytes:
@@ -157,7 +204,9 @@ def json_bytes(value: object) -> bytes:
 
 
 def format_timestamp(micros: int) -> str:
-    """RFC 3339 in UTC, with microseconds only when there are any."""
+    """RFC 3339 in UTC, with microseconds only when there are any. Every integer has a text: those
+    outside the years 1 to 9999 (which no event carries, but a due time may reach) get a year of more
+    than four digits or a sign."""
     seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
     if fraction:
         return f"{_format_seconds(seconds)}.{fraction:06d}Z"
@@ -167,7 +216,24 @@ def format_timestamp(micros: int) -> str:
 @lru_cache(maxsize=8192)
 def _format_seconds(seconds: int) -> str:
     """Journeys format the same few seconds again and again (first and last times, outcomes)."""
-    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    days, second = divmod(seconds, 86_400)
+    year, month, day = _civil_date(days)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+
+
+def _civil_date(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of the proleptic Gregorian calendar, ``days`` after 1970-01-01 (any integer:
+    whole 400-year eras of 146,097 days, then the year, month and day within the era)."""
+    shifted = days + 719_468  # days since 0000-03-01, so that a leap day ends its year
+    era, day_of_era = divmod(shifted, 146_097)
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_from_march = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_from_march + 2) // 5 + 1
+    month = month_from_march + 3 if month_from_march < 10 else month_from_march - 9
+    return year_of_era + era * 400 + (month <= 2), month, day
 
 
 class Event:
@@ -201,15 +267,16 @@ class Event:
 
 
 class Reject:
-    """An input that is not a valid event, kept whole with why."""
+    """An input that is not a valid event, kept whole with why (``stage``: where an internal_error was)."""
 
-    __slots__ = ("detail", "raw", "reason", "source")
+    __slots__ = ("detail", "raw", "reason", "source", "stage")
 
-    def __init__(self, reason: str, detail: str, raw: bytes, source: str) -> None:
+    def __init__(self, reason: str, detail: str, raw: bytes, source: str, stage: str | None = None) -> None:
         self.reason = reason
         self.detail = detail
         self.raw = raw
         self.source = source
+        self.stage = stage
 
     def __repr__(self) -> str:
         return f"Reject({self.reason}: {self.detail})"
@@ -217,6 +284,8 @@ class Reject:
     def record(self, **extra: object) -> dict:
         """A JSON-ready record: the raw input as text when it is UTF-8, else base64."""
         record: dict[str, object] = {"reason": self.reason, "detail": self.detail, "source": self.source}
+        if self.stage is not None:
+            record["stage"] = self.stage
         record.update(extra)
         try:
             record["raw"] = self.raw.decode("utf-8")
@@ -267,9 +336,7 @@ def _check(data: dict, name: str, kind: str) -> tuple[str, str] | None:
         if value_type is not str:
             return WRONG_TYPE, f"field '{name}' must be an RFC 3339 timestamp string, not {_describe(value)}"
         if parse_timestamp(value) is None:
-            return BAD_TIMESTAMP, (
-                f"field '{name}' is not an RFC 3339 timestamp with 'T' and an offset: {value[:64]!r}"
-            )
+            return BAD_TIMESTAMP, f"field '{name}' {timestamp_problem(value)}"
     return None
 
 
@@ -300,37 +367,55 @@ class _Other(msgspec.Struct, frozen=True, gc=False):
     occurred_at: str
 
 
-def _struct(event_type: str) -> type[msgspec.Struct]:
+def _struct(event_type: str, exact: bool) -> type[msgspec.Struct]:
+    """The event type's struct; ``exact`` refuses fields the type does not declare."""
     _, required, optional = _SCHEMA[event_type]
     fields = [(name, _ANNOTATIONS[kind]) for name, kind in required]
     fields += [(name, _ANNOTATIONS[kind] | None, None) for name, kind in optional]  # type: ignore[misc]
     name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
-    return msgspec.defstruct(name, fields, bases=(_Envelope,), tag=event_type, frozen=True, gc=False)
+    return msgspec.defstruct(
+        name, fields, bases=(_Envelope,), tag=event_type, frozen=True, gc=False, forbid_unknown_fields=exact
+    )
 
 
-_STRUCTS: Final = {event_type: _struct(event_type) for event_type in _SCHEMA}
-_TYPE_OF: Final = {struct: event_type for event_type, struct in _STRUCTS.items()}
-_DECODER: Final = msgspec.json.Decoder(Union[tuple(_STRUCTS.values())])  # noqa: UP007
+def _decoder(structs: dict[str, type[msgspec.Struct]]) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(Union[tuple(structs.values())])  # type: ignore[arg-type]  # noqa: UP007
+
+
+# Exact structs read every byte of what they accept (fields of the contract are scalars, so such an event
+# is one level deep); with extra fields, msgspec skips over them without checking them, so the lenient
+# structs are used only on inputs that orjson has read whole.
+_EXACT: Final = {event_type: _struct(event_type, exact=True) for event_type in _SCHEMA}
+_LENIENT: Final = {event_type: _struct(event_type, exact=False) for event_type in _SCHEMA}
+_TYPE_OF: Final = {struct: event_type for structs in (_EXACT, _LENIENT) for event_type, struct in structs.items()}
+_EXACT_DECODER: Final = _decoder(_EXACT)
+_LENIENT_DECODER: Final = _decoder(_LENIENT)
 _EXTRA_TIMESTAMPS: Final = {
     event_type: tuple(name for name, kind in required if kind is TIMESTAMP)
     for event_type, (_, required, _) in _SCHEMA.items()
     if any(kind is TIMESTAMP for _, kind in required)
 }
-_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
-def decode(raw: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Reject:
-    """Decode one message or JSONL line. Never raises for bad input."""
+def decode(raw: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES, not_after: int | None = None) -> Event | Reject:
+    """Decode one message or JSONL line. Never raises for bad input.
+
+    ``not_after``: live, the wall clock plus ``max_future``; an event that occurred after it is refused
+    as ``future_timestamp``, so that one wrong clock upstream cannot move the watermark (SPEC section 1).
+    """
     if len(raw) > max_bytes:
         return Reject(TOO_LARGE, f"{len(raw)} bytes is more than the limit of {max_bytes}", raw, source)
     try:
-        fields = _DECODER.decode(raw)
+        fields = _EXACT_DECODER.decode(raw)
     except _FAST_ERRORS:
-        return explain(raw, source)
+        return _decode_read_whole(raw, source, not_after)
     event_type = _TYPE_OF[type(fields)]
     at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
     if at is None or (event_type in _EXTRA_TIMESTAMPS and not _timestamps_valid(fields, event_type)):
-        return explain(raw, source)
+        return _decode_read_whole(raw, source, not_after)
+    if not_after is not None and at > not_after:
+        return _from_the_future(fields.occurred_at, raw, source, not_after)  # type: ignore[attr-defined]
     return Event(fields, raw, event_type, at, event_type, source)
 
 
@@ -338,8 +423,19 @@ def _timestamps_valid(fields: msgspec.Struct, event_type: str) -> bool:
     return all(parse_timestamp(getattr(fields, name)) is not None for name in _EXTRA_TIMESTAMPS[event_type])
 
 
-def explain(raw: bytes, source: str) -> Event | Reject:
-    """The slow path: say exactly what is wrong with an input, or accept an event of an unknown type."""
+def _from_the_future(text: str, raw: bytes, source: str, not_after: int) -> Reject:
+    return Reject(
+        FUTURE_TIMESTAMP,
+        f"field 'occurred_at' is {text[:64]!r}, more than max_future ahead of the clock "
+        f"(accepted up to {format_timestamp(not_after)})",
+        raw,
+        source,
+    )
+
+
+def _decode_read_whole(raw: bytes, source: str, not_after: int | None) -> Event | Reject:
+    """Everything the exact structs refused: orjson reads the whole input (the judge of valid JSON), then
+    the nesting and the typed fields are checked."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -347,9 +443,34 @@ def explain(raw: bytes, source: str) -> Event | Reject:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:
             return Reject(NOT_UTF8, f"not UTF-8: byte {bad.start} is invalid", raw, source)
+        if nesting_exceeds(raw, MAX_DEPTH):
+            return Reject(MALFORMED_JSON, f"malformed JSON: nested deeper than {MAX_DEPTH} levels", raw, source)
         return Reject(MALFORMED_JSON, f"malformed JSON: {error}", raw, source)
+    if nesting_exceeds(raw, MAX_DEPTH):
+        return Reject(MALFORMED_JSON, f"malformed JSON: nested deeper than {MAX_DEPTH} levels", raw, source)
     if type(data) is not dict:
         return Reject(NOT_OBJECT, f"an event is a JSON object, not {_describe(data)}", raw, source)
+    try:
+        fields = _LENIENT_DECODER.decode(raw)
+    except _FAST_ERRORS:
+        decoded = explain(data, raw, source)
+    else:
+        event_type = _TYPE_OF[type(fields)]
+        at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
+        if at is None or (event_type in _EXTRA_TIMESTAMPS and not _timestamps_valid(fields, event_type)):
+            decoded = explain(data, raw, source)
+        else:
+            decoded = Event(fields, raw, event_type, at, event_type, source)
+    if type(decoded) is Event:
+        decoded._data = data
+        if not_after is not None and decoded.at > not_after:
+            return _from_the_future(data["occurred_at"], raw, source, not_after)
+    return decoded
+
+
+def explain(data: dict, raw: bytes, source: str) -> Event | Reject:
+    """Say exactly what is wrong with a JSON object that the typed structs refused, or accept an event of
+    a type outside the contract."""
     for name, kind in COMMON_FIELDS:
         problem = _check(data, name, kind)
         if problem:
@@ -369,9 +490,29 @@ def explain(raw: bytes, source: str) -> Event | Reject:
             problem = _check(data, name, kind)
             if problem:
                 return Reject(problem[0], problem[1], raw, source)
-    # The table says it is valid, yet the fast path refused it: say what msgspec said.
+    # The table says it is valid, yet the typed structs refused it: say what msgspec said.
     try:
-        _DECODER.decode(raw)
+        _LENIENT_DECODER.decode(raw)
     except _FAST_ERRORS as error:
         return Reject(WRONG_TYPE, f"not a valid '{data['type']}' event: {error}", raw, source)
     return Reject(WRONG_TYPE, "not a valid event", raw, source)
+
+
+# -- nesting ---------------------------------------------------------------------------------------------
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)  # no backtracking: the two branches are apart
+_NOT_BRACKETS: Final = bytes(set(range(256)) - set(b"[]{}"))
+_NESTING_STEP: Final = [0] * 256
+for _byte in b"[{":
+    _NESTING_STEP[_byte] = 1
+for _byte in b"]}":
+    _NESTING_STEP[_byte] = -1
+
+
+def nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than ``limit``. Fewer brackets than that
+    cannot (the usual case, two counts); else strings (which may hold brackets) are taken out and the
+    depth followed over the brackets left, in C."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_NESTING_STEP.__getitem__, brackets)), default=0) > limit

@@ -17,6 +17,7 @@ from . import conventions as c
 from .catalog.model import DEADLINE, Catalog
 from .engine.outcome import Outcome
 from .events import KNOWN_TYPES, REJECT_REASONS
+from .failures import STAGES
 
 # Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
 # since a histogram has one set of buckets for all its label values.
@@ -111,6 +112,13 @@ class Metrics:
         )
         self.customers = Counter(c.METRIC_CUSTOMERS, "Customers joined and left.", [c.LABEL_DIRECTION], registry=r)
         self.journeys_broken = Counter(c.METRIC_JOURNEYS_BROKEN, "Journeys that turned broken.", registry=r)
+        self.internal_errors = Counter(
+            c.METRIC_INTERNAL_ERRORS,
+            "Processing that raised for a reason outside the event contract (a bug), by where it failed.",
+            [c.LABEL_STAGE_OF_FAILURE],
+            registry=r,
+        )
+        self._internal_errors = {stage: self.internal_errors.labels(stage) for stage in STAGES}
 
         # Children bound ahead of time: the hot path does one dict lookup and an inc().
         self._latency = {}
@@ -170,6 +178,9 @@ class Metrics:
             histogram = self._latency.get(outcome.touchpoint)
             if histogram is not None:
                 histogram.observe(outcome.latency / 1_000_000)
+
+    def internal_error(self, stage: str) -> None:
+        self._internal_errors[stage].inc()
 
     def rule_error(self, touchpoint: str) -> None:
         self._rule_errors[touchpoint].inc()

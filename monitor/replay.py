@@ -1,6 +1,11 @@
 """Replay: a whole input through the engine, counted as SPEC section 3 describes.
 
 Pure: it takes lines of bytes and gives a summary; reading files, progress and printing are the CLI's.
+
+No line can stop a replay (SPEC section 1): each line's decoding, step and journey are guarded, as the
+worker guards each message. A line whose processing raises for a reason outside the contract (a bug) is
+a ``Failure``; the line goes to ``on_reject`` whole with reason internal_error (rejected, unless it had
+been judged already, see ``monitor.failures``) and to ``on_failure``, and the replay goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from dataclasses import dataclass, field
 from .catalog.model import Catalog
 from .conventions import FILE_SOURCE
 from .engine import DUPLICATE, Engine, Outcome
-from .events import Event, Reject, decode
+from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject, decode
+from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
 from .state import reliability, touchpoint_state
 
@@ -23,12 +29,15 @@ class Tally:
     duplicates: int = 0
     late: int = 0
     rule_errors: int = 0
+    internal_errors: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
     by_kind: dict[str, int] = field(default_factory=dict)  # accepted events by type ("other" for unknown)
 
 
 class Replay:
-    """Feed lines, then ``finish``. ``on_reject(line_number, reject)`` sees every rejected line."""
+    """Feed lines, then ``finish``. ``on_reject(line_number, reject)`` sees every rejected line, and
+    ``on_failure(line_number, failure)`` every failure (line_number None for one of no line).
+    ``not_after``: refuse events that occurred after it as future_timestamp (``tpmon replay --now``)."""
 
     def __init__(
         self,
@@ -38,6 +47,8 @@ class Replay:
         journeys: Journeys | None = None,
         on_reject: Callable[[int, Reject], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        on_failure: Callable[[int | None, Failure], None] | None = None,
+        not_after: int | None = None,
     ) -> None:
         self.catalog = catalog
         # Outcomes are built only for whoever reads them; the summary needs only their counts.
@@ -45,6 +56,8 @@ class Replay:
         self.journeys = journeys
         self.on_reject = on_reject
         self.on_outcome = on_outcome
+        self.on_failure = on_failure
+        self.not_after = not_after
         self.tally = Tally()
         self.lines = 0
 
@@ -52,15 +65,24 @@ class Replay:
         engine, tally, journeys = self.engine, self.tally, self.journeys
         step, outbox, drain = engine.step, engine.outbox, self._drain
         by_kind = tally.by_kind
+        not_after = self.not_after
         number, duplicates, late = self.lines, 0, 0
         try:
             for line in lines:
                 number += 1
-                event = decode(line, FILE_SOURCE)  # JSON allows the trailing newline
+                try:
+                    event = decode(line, FILE_SOURCE, DEFAULT_MAX_BYTES, not_after)  # JSON allows the trailing newline
+                except Exception as error:
+                    self._failed(number, line, Failure(DECODE, error))
+                    continue
                 if type(event) is not Event:
                     self._reject(number, line, event)  # type: ignore[arg-type]
                     continue
-                status = step(event)
+                try:
+                    status = step(event)
+                except Exception as error:
+                    self._failed(number, line, Failure(JUDGE, error, event_id=event.id, customer=event.customer))
+                    continue
                 if status:
                     if status == DUPLICATE:
                         duplicates += 1
@@ -68,16 +90,27 @@ class Replay:
                     late += 1
                 kind = event.kind
                 by_kind[kind] = by_kind.get(kind, 0) + 1
-                if journeys is not None:
-                    journeys.add_event(event)
-                if outbox:
-                    drain()
+                try:
+                    if journeys is not None:
+                        journeys.add_event(event)
+                    if outbox:
+                        drain()
+                except Exception as error:
+                    outbox.clear()
+                    self._failed(number, line, Failure(JOURNEY, error, event_id=event.id, customer=event.customer))
         finally:
             self.lines = number
             tally.duplicates += duplicates
             tally.late += late
-            tally.rule_errors += len(engine.errors)
-            engine.errors.clear()
+            self._settle()
+
+    def _settle(self) -> None:
+        engine, tally = self.engine, self.tally
+        tally.rule_errors += len(engine.errors)
+        engine.errors.clear()
+        for failure in engine.failures:
+            self._failed(None, None, failure)
+        engine.failures.clear()
 
     def _reject(self, number: int, line: bytes, reject: Reject) -> None:
         if not line.strip():
@@ -87,6 +120,20 @@ class Replay:
         self.tally.rejected_by_reason[reject.reason] += 1
         if self.on_reject is not None:
             self.on_reject(number, reject)
+
+    def _failed(self, number: int | None, line: bytes | None, failure: Failure) -> None:
+        """Count a failure; its line, if it has one, is kept as internal_error (rejected if not judged)."""
+        self.tally.internal_errors += 1
+        if self.on_failure is not None:
+            self.on_failure(number, failure)
+        if number is None or line is None:
+            return
+        reject = Reject(INTERNAL_ERROR, failure.detail, line.rstrip(b"\r\n"), FILE_SOURCE, failure.stage)
+        if failure.stage in JUDGED_STAGES:
+            if self.on_reject is not None:
+                self.on_reject(number, reject)
+            return
+        self._reject(number, line, reject)
 
     def _drain(self) -> None:
         journeys, on_outcome, outbox = self.journeys, self.on_outcome, self.engine.outbox
@@ -100,10 +147,13 @@ class Replay:
 
     def finish(self) -> dict:
         """Decide what the end of input decides, and return the summary of SPEC section 3."""
-        self.engine.finish()
-        self._drain()
-        self.tally.rule_errors += len(self.engine.errors)
-        self.engine.errors.clear()
+        try:
+            self.engine.finish()
+            self._drain()
+        except Exception as error:  # a failure in one of the last journeys' outcomes
+            self.engine.outbox.clear()
+            self._failed(None, None, Failure(JOURNEY, error))
+        self._settle()
         return self.summary()
 
     def summary(self) -> dict:
@@ -127,6 +177,7 @@ class Replay:
                 "duplicates": tally.duplicates,
                 "late": tally.late,
                 "rule_errors": tally.rule_errors,
+                "internal_errors": tally.internal_errors,
             },
             "touchpoints": touchpoints,
             "customers": {

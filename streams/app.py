@@ -9,12 +9,13 @@ sources (orders, bills, calls, tickets)
 a timer ticks idle partitions' clocks, so quiet sources still decide their deadlines.
 
 ingest and judge are not Faust agents: the consumer hands them each fetch's messages as one list
-(streams.consumer), which is several times faster than Faust's per-message path to an agent.
+(streams.consumer), which is several times faster than Faust's per-message path to an agent. Their
+work, message by message and guarded so that no message can stop them, is ``streams.handlers``; what
+they send goes through one ``streams.outbox``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Iterator
 
@@ -27,15 +28,20 @@ from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
 from monitor.durations import parse_duration
-from monitor.events import Event, decode
 from monitor.metrics import Metrics
 
 from .consumer import BatchHandler, BatchTransport
+from .handlers import DeadLetters, Failures, Ingest, Judge
+from .outbox import Message as OutboxMessage
+from .outbox import Outbox
 from .partitions import Partitions, key_partition
 from .recovery import SeekFirstTableManager
 from .settings import Settings
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# tpmon's own topics take messages as large as the producer sends, so that a dead letter (the message
+# and its headers) or a large journey fits where a topic at Kafka's default (1 MiB) would refuse it.
+TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 # Batches of the producer: Faust's defaults (16 KiB, no linger) sent a request for every few events.
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER = 0.005  # seconds
@@ -44,70 +50,6 @@ FORGET_EVERY = 60.0  # seconds between retention sweeps
 
 def wall_clock() -> int:
     return time.time_ns() // 1000
-
-
-class Outbox:
-    """Messages for Kafka, handed to the producer together and awaited together.
-
-    Handlers and timers add what a batch produced (repartitioned events, dead letters, changelog records),
-    then ``deliver``: it returns once the broker has every message, so a batch's source messages are
-    acknowledged only after what they caused is stored. Messages go into one record batch per topic
-    partition (the partition a key hashes to with Kafka's default partitioner, as Faust's own sends
-    would), not through a send per message: Faust's and the client's per-message machinery cost more
-    than the work itself. Deliveries hand their batches to the producer one at a time, in the order the
-    messages were added, so a record written twice lands in its changelog in that order.
-    """
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-        self.messages: list[tuple[str, bytes | None, bytes | None, int | None, list | None]] = []
-        self.lock = asyncio.Lock()
-        self.spread = 0  # round robin for messages without key or partition
-
-    def add(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        headers: list | None = None,
-    ) -> None:
-        self.messages.append((topic, key, value, partition, headers))
-
-    async def deliver(self) -> None:
-        if not self.messages:
-            return
-        async with self.lock:
-            messages, self.messages = self.messages, []
-            producer = self.app.producer._ensure_producer()  # the aiokafka producer Faust configured
-            counts: dict[str, int] = {}
-            batches: dict[tuple[str, int], object] = {}
-            sent = []
-            for topic, key, value, partition, headers in messages:
-                if partition is None:
-                    count = counts.get(topic)
-                    if count is None:
-                        count = counts[topic] = len(await producer.partitions_for(topic))
-                    if key is None:
-                        self.spread += 1
-                        partition = self.spread % count
-                    else:
-                        partition = key_partition(key, count)
-                batch = batches.get((topic, partition))
-                if batch is None:
-                    batch = batches[topic, partition] = producer.create_batch()
-                while batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
-                    if not batch.record_count():  # a message larger than a batch: on its own
-                        sent.append(await producer.send(topic, value, key=key, partition=partition, headers=headers))
-                        break
-                    batch.close()
-                    sent.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = batches[topic, partition] = producer.create_batch()
-            for (topic, partition), batch in batches.items():
-                if batch.record_count():
-                    batch.close()
-                    sent.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sent)
 
 
 class TableStore:
@@ -183,14 +125,6 @@ class LagCollector(Collector):
         yield lag
 
 
-def _header(headers: object, name: str) -> str:
-    items = headers.items() if isinstance(headers, dict) else (headers or [])
-    for key, value in items:  # type: ignore[union-attr]
-        if key == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return ""
-
-
 class App(faust.App):
     """A Faust app whose consumer delivers tpmon's hot topics in batches (streams.consumer)."""
 
@@ -230,7 +164,13 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         settings.events_topic, partitions=settings.partitions, internal=True, key_type=bytes, value_type=bytes
     )
     dead_letters = app.topic(settings.dead_letter_topic, partitions=settings.partitions, internal=True)
-    customers = app.Table("customers", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    customers = app.Table(
+        "customers",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=TOPIC_CONFIG,
+    )
     journeys_changelog = app.topic(
         settings.journeys_topic,
         partitions=settings.partitions,
@@ -238,13 +178,21 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         internal=True,
         key_type=bytes,
         value_type=bytes,
+        config=TOPIC_CONFIG,
     )
     journeys = app.Table(
         "journeys", partitions=settings.partitions, changelog_topic=journeys_changelog, key_type=bytes, value_type=bytes
     )
 
-    outbox = Outbox(app)
+    registry = CollectorRegistry()
+    dead_letters_name, events_name = dead_letters.get_topic_name(), events.get_topic_name()
+
+    def refused(message: OutboxMessage, error: Exception) -> None:
+        dead_letter_box.refused(message, error, events_name)
+
+    outbox = Outbox(lambda: app.producer._ensure_producer(), refused)  # the aiokafka producer Faust configured
     lateness = parse_duration(settings.lateness) if settings.lateness else None
+    max_future = parse_duration(settings.max_future) if settings.max_future else catalog.max_future
     partitions = Partitions(
         catalog,
         TableStore(customers, outbox),
@@ -253,47 +201,31 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         retention=parse_duration(settings.dedup_retention),
         partition_of=lambda customer: key_partition(customer.encode(), settings.partitions),
     )
-    registry = CollectorRegistry()
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)
     for source in settings.source_topics:
         metrics.bind_source(source)
+    metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
     registry.register(LagCollector(app, {*settings.source_topics, settings.events_topic}))
+    failures = Failures(metrics)
+    dead_letter_box = DeadLetters(outbox, dead_letters_name, metrics, failures)
+    ingest = Ingest(outbox, events_name, dead_letter_box, max_future, failures)
+    judge = Judge(partitions, events_name, dead_letter_box, failures)
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    events_name, dead_letters_name = events.get_topic_name(), dead_letters.get_topic_name()
-
-    async def ingest(messages: list[Message]) -> None:
-        for message in messages:
-            raw = message.value or b""
-            source = message.topic
-            decoded = decode(raw, source)
-            if isinstance(decoded, Event):
-                outbox.add(events_name, decoded.customer.encode(), raw, headers=[("source", source.encode())])
-                continue
-            metrics.reject(source, decoded.reason)
-            headers = [
-                ("reason", decoded.reason.encode()),
-                ("source", source.encode()),
-                ("detail", decoded.detail.encode()),
-            ]
-            outbox.add(dead_letters_name, message.key, raw, headers=headers)
+    async def ingest_batch(messages: list[Message]) -> None:
+        ingest(messages, wall_clock())
         await outbox.deliver()
 
-    async def judge(messages: list[Message]) -> None:
+    async def judge_batch(messages: list[Message]) -> None:
         # Each changed record is written once per batch; the events are acknowledged after.
-        batch = []
-        for message in messages:
-            decoded = decode(message.value or b"", _header(message.headers, "source") or settings.events_topic)
-            if isinstance(decoded, Event):  # else a message not written by ingest: ignore it
-                batch.append((message.partition, decoded))
-        partitions.handle_batch(batch, wall_clock())
+        judge(messages, wall_clock())
         await outbox.deliver()
 
     # Delivered by the consumer in batches (streams.consumer), not through agents.
-    app.batch_handlers = {**dict.fromkeys(settings.source_topics, ingest), settings.events_topic: judge}
+    app.batch_handlers = {**dict.fromkeys(settings.source_topics, ingest_batch), settings.events_topic: judge_batch}
     app.topics.add(sources)
     app.topics.add(events)
 
@@ -308,12 +240,14 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
                 tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic
             )
             partitions.tick(wall_clock())
+            judge.drain()
             await outbox.deliver()
 
     @app.timer(interval=FORGET_EVERY)
     async def forget() -> None:
         if not app.rebalancing:
             partitions.forget(wall_clock() - partitions.retention)
+            judge.drain()
             await outbox.deliver()
 
     @app.on_partitions_revoked.connect

@@ -5,6 +5,11 @@ changelog-backed tables), time comes in as an argument. Each customer's part of 
 record (``customers`` store), each customer's journey another (``journeys`` store, whose changelog is
 the compacted journeys topic). A record is written whole, so a crash never leaves half of a change
 behind, and a reprocessed event is recognised as a duplicate by the record that already holds it.
+
+No event can stop it (SPEC section 1): each event's step, its journey, each customer's records and the
+metrics are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
+internal_error); failures of no event (a stored record that cannot be read back, a rule that raised
+while deciding, a timer) collect in ``failures``, for the app to log and count.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from aiokafka.partitioner import murmur2
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
 from monitor.events import Event, json_bytes, parse_timestamp
+from monitor.failures import JOURNEY, JUDGE, METRICS, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import Journey, Journeys
 from monitor.metrics import Metrics
 from monitor.state import reliability, touchpoint_state
@@ -67,6 +73,7 @@ class Partitions:
         # The partition of a customer's events, for the stored journeys, which do not say theirs.
         self.partition_of = partition_of
         self.metrics: Metrics | None = None
+        self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
 
     # -- OutcomeSource, for the metrics ---------------------------------------------------------------
     def counts(self) -> dict[str, list[int]]:
@@ -111,9 +118,13 @@ class Partitions:
         if engine is None:
             engine = Engine(self.catalog, lateness=self.lateness, track=True)
             for customer, value in list(self.customers.items()):
-                record = orjson.loads(value)
-                if record.get("partition") == partition:
-                    engine.load(customer, record)
+                try:
+                    record = orjson.loads(value)
+                    if record.get("partition") == partition:
+                        engine.load(customer, record)
+                except Exception as error:  # a record this version cannot read: the others still load
+                    engine.state.customers.pop(customer, None)
+                    self.failures.append(Failure(RESTORE, error, customer=customer))
             engine.dirty.clear()
             self.engines[partition] = engine
             self.journeys[partition] = Journeys()
@@ -128,7 +139,11 @@ class Partitions:
             return last_at
         for customer, value in self.journey_store.items():
             if self.partition_of(customer) == partition:
-                newest = orjson.loads(value)["last_at"]
+                try:
+                    newest = orjson.loads(value)["last_at"]
+                except Exception as error:
+                    self.failures.append(Failure(RESTORE, error, customer=customer))
+                    newest = None
                 last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
 
@@ -146,23 +161,28 @@ class Partitions:
             self.last_at.pop(partition, None)
 
     # -- the work ---------------------------------------------------------------------------------------
-    def handle(self, partition: int, event: Event, now: int) -> int:
+    def handle(self, partition: int, event: Event, now: int) -> list[tuple[int, Failure]]:
         """One event; see ``handle_batch``."""
-        return self.handle_batch([(partition, event)], now)[0]
+        return self.handle_batch([(partition, event)], now)
 
-    def handle_batch(self, batch: list[tuple[int, Event]], now: int) -> list[int]:
+    def handle_batch(self, batch: list[tuple[int, Event]], now: int) -> list[tuple[int, Failure]]:
         """Step every event of a batch, then write each changed record once per batch (a customer with
-        ten events in the batch is written once, not ten times); returns each event's status."""
-        statuses = []
+        ten events in the batch is written once, not ten times). Returns (position in the batch,
+        failure) for each event whose processing raised: not judged (stage judge: the engine is as if it
+        never came), or judged with its journey or records incomplete (journey, record)."""
+        failed: list[tuple[int, Failure]] = []
         touched: dict[int, dict[str, Journey]] = {}
         # Counted per batch: a labelled counter's increment takes a lock, once per event was too often.
         kinds: Counter[tuple[str, str]] = Counter()
         duplicates: Counter[str] = Counter()
         late: Counter[str] = Counter()
-        for partition, event in batch:
-            engine = self.engine(partition)
-            status = engine.step(event, now)
-            statuses.append(status)
+        for item, (partition, event) in enumerate(batch):
+            try:
+                engine = self.engine(partition)
+                status = engine.step(event, now)
+            except Exception as error:
+                failed.append((item, Failure(JUDGE, error, event_id=event.id, customer=event.customer)))
+                continue
             if status == DUPLICATE:
                 duplicates[event.source] += 1
                 continue
@@ -170,45 +190,68 @@ class Partitions:
             if status == LATE:
                 late[event.source] += 1
             journeys = touched.setdefault(partition, {})
-            journeys[event.customer] = self._journey(partition, event.customer)
-            self.journeys[partition].add_event(event)
-            if engine.outbox:
-                self._file_outcomes(partition, engine, journeys)
+            try:
+                journeys[event.customer] = self._journey(partition, event.customer)
+                self.journeys[partition].add_event(event)
+                if engine.outbox:
+                    self._file_outcomes(partition, engine, journeys)
+            except Exception as error:
+                engine.outbox.clear()
+                failed.append((item, Failure(JOURNEY, error, event_id=event.id, customer=event.customer)))
+
+        def record_failed(partition: int, failure: Failure) -> None:
+            for item, (where, event) in enumerate(batch):
+                if where == partition and event.customer == failure.customer:
+                    failed.append((item, Failure(RECORD, failure.error, event_id=event.id, customer=event.customer)))
+
         for partition, journeys in touched.items():
-            self._settle(partition, self.engines[partition], journeys)
+            self._settle(partition, self.engines[partition], journeys, record_failed)
         if self.metrics is not None:
-            for (source, kind), count in kinds.items():
-                self.metrics.event(source, kind, count)
-            for source, count in duplicates.items():
-                self.metrics.duplicate(source, count)
-            for source, count in late.items():
-                self.metrics.late_event(source, count)
-        return statuses
+            try:
+                for (source, kind), count in kinds.items():
+                    self.metrics.event(source, kind, count)
+                for source, count in duplicates.items():
+                    self.metrics.duplicate(source, count)
+                for source, count in late.items():
+                    self.metrics.late_event(source, count)
+            except Exception as error:
+                self.failures.append(Failure(METRICS, error))
+        return failed
 
     def tick(self, now: int) -> None:
         """Move idle clocks on; every partition whose clock moved writes what that decided."""
         for partition, engine in list(self.engines.items()):
-            engine.tick(now)
-            if engine.outbox or engine.dirty:
+            try:
+                engine.tick(now)
+            except Exception as error:
+                self.failures.append(Failure(TIMER, error))
+            if engine.outbox or engine.dirty or engine.failures:
                 self._settle(partition, engine, {})
 
     def forget(self, before: int) -> None:
         """Forget event ids older than ``before`` and journeys with nothing newer (retention)."""
         for partition, engine in list(self.engines.items()):
-            engine.forget(before)
+            try:
+                engine.forget(before)
+                self.journeys[partition].expire(before)
+                last_at = self.last_at[partition]
+                for customer in [customer for customer, at in last_at.items() if at < before]:
+                    del last_at[customer]
+                    self.journey_store.put(partition, customer, None)
+            except Exception as error:
+                self.failures.append(Failure(TIMER, error))
             self._settle(partition, engine, {})
-            self.journeys[partition].expire(before)
-            last_at = self.last_at[partition]
-            for customer in [customer for customer, at in last_at.items() if at < before]:
-                del last_at[customer]
-                self.journey_store.put(partition, customer, None)
 
     def _journey(self, partition: int, customer: str) -> Journey:
         journeys = self.journeys[partition]
         journey = journeys.touch(customer)
         if journey is None:
             stored = self.journey_store.get(customer)
-            journey = Journey.from_record(orjson.loads(stored)) if stored else Journey(customer)
+            try:
+                journey = Journey.from_record(orjson.loads(stored)) if stored else Journey(customer)
+            except Exception as error:  # a stored journey this version cannot read: it starts again
+                self.failures.append(Failure(RESTORE, error, customer=customer))
+                journey = Journey(customer)
             journeys.put(journey)
         return journey
 
@@ -227,26 +270,52 @@ class Partitions:
                     metrics.journey_broken()
         engine.outbox.clear()
 
-    def _settle(self, partition: int, engine: Engine, touched: dict[str, Journey]) -> None:
-        """File what is left in the outbox, then write every changed record."""
-        self._file_outcomes(partition, engine, touched)
+    def _settle(
+        self,
+        partition: int,
+        engine: Engine,
+        touched: dict[str, Journey],
+        record_failed: Callable[[int, Failure], None] | None = None,
+    ) -> None:
+        """File what is left in the outbox, then write every changed record. A record that cannot be
+        written is reported (to ``record_failed``, else in ``failures``) and the others are written."""
+        try:
+            self._file_outcomes(partition, engine, touched)
+        except Exception as error:
+            engine.outbox.clear()
+            self.failures.append(Failure(JOURNEY, error))
+        self.failures.extend(engine.failures)  # rules that raised while deciding
+        engine.failures.clear()
         if self.metrics is not None:
             for error in engine.errors:
                 self.metrics.rule_error(error.touchpoint)
         engine.errors.clear()
-        for customer in engine.dirty:
-            record = engine.record(customer)
-            if record is None:
-                self.customers.put(partition, customer, None)
-            else:
-                record["partition"] = partition
-                self.customers.put(partition, customer, json_bytes(record))
+        writes = [(customer, self._write_customer) for customer in engine.dirty]
+        writes += [(customer, self._write_journey) for customer in touched]
+        for customer, write in writes:
+            try:
+                write(partition, engine, customer, touched)
+            except Exception as error:
+                failure = Failure(RECORD, error, customer=customer)
+                if record_failed is None:
+                    self.failures.append(failure)
+                else:
+                    record_failed(partition, failure)
         engine.dirty.clear()
-        last_at = self.last_at[partition]
-        for customer, journey in touched.items():
-            self.journey_store.put(partition, customer, json_bytes(journey.record()))
-            last_at[customer] = journey.last_at
         self.journeys[partition].keep_recent(self.journey_cache)
+
+    def _write_customer(self, partition: int, engine: Engine, customer: str, touched: dict[str, Journey]) -> None:
+        record = engine.record(customer)
+        if record is None:
+            self.customers.put(partition, customer, None)
+        else:
+            record["partition"] = partition
+            self.customers.put(partition, customer, json_bytes(record))
+
+    def _write_journey(self, partition: int, engine: Engine, customer: str, touched: dict[str, Journey]) -> None:
+        journey = touched[customer]
+        self.journey_store.put(partition, customer, json_bytes(journey.record()))
+        self.last_at[partition][customer] = journey.last_at
 
 
 class MemoryStore:

@@ -21,6 +21,7 @@ class Settings:
     web_port: int = 6066
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
+    max_future: str = ""  # empty: the catalog's; events further ahead of the wall clock are future_timestamp
     topics: str = ",".join(SOURCE_TOPICS)  # the source topics, comma-separated
     events_topic: str = "tpmon-events"  # events repartitioned by customer
     dead_letter_topic: str = DEAD_LETTER_TOPIC
@@ -67,8 +68,13 @@ class Settings:
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError("SASL needs TPMON_SASL_USERNAME and TPMON_SASL_PASSWORD")
         parse_duration(self.dedup_retention)
-        if self.lateness:
-            parse_duration(self.lateness)
+        for name in ("lateness", "max_future"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    parse_duration(value)
+                except ValueError as error:
+                    raise ValueError(f"{ENV_PREFIX}{name.upper()}: {error}") from None
 
     @property
     def source_topics(self) -> tuple[str, ...]:

@@ -80,8 +80,8 @@ def topic_names(settings: Settings) -> dict[str, str]:
     )
 
 
-async def ensure_topics(settings: Settings, names: list[str]) -> None:
-    """Create the topics that do not exist yet, with the configured partitions."""
+async def ensure_topics(settings: Settings, names: list[str], config: dict[str, str] | None = None) -> None:
+    """Create the topics that do not exist yet, with the configured partitions (and ``config``)."""
     admin = AIOKafkaAdminClient(**settings.client_options())
     try:
         await admin.start()
@@ -89,7 +89,9 @@ async def ensure_topics(settings: Settings, names: list[str]) -> None:
         raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, settings.partitions, 1) for name in names if name not in existing]
+        missing = [
+            NewTopic(name, settings.partitions, 1, topic_configs=config) for name in names if name not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)

@@ -133,6 +133,14 @@ class Expression:
         return found[0]
 
     def _evaluate(self, event: Event) -> tuple[bool | None, str]:
+        """(verdict, ""), or (None, why): an expression that cannot judge an event's values is a rule
+        error of that event, whatever the evaluator raised (a value it cannot hold, say)."""
+        try:
+            return self._evaluate_values(event)
+        except Exception as error:
+            return None, f"could not be evaluated: {type(error).__name__}: {_clean(str(error))}"
+
+    def _evaluate_values(self, event: Event) -> tuple[bool | None, str]:
         bindings: dict[str, object] = {}
         fields = event.fields
         for name in self.variables:

@@ -32,7 +32,7 @@ from ..events import (
 )
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import Expression, ExpressionError
-from .model import CONDITION, DEFAULT_LATENESS, Catalog, Match, Touchpoint, tiers
+from .model import CONDITION, DEFAULT_LATENESS, DEFAULT_MAX_FUTURE, Catalog, Match, Touchpoint, tiers
 from .spec import KIND_SPECS, CatalogFileSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
 
 Path_ = tuple[str | int, ...]
@@ -275,6 +275,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     touchpoints: list[Touchpoint] = []
     first_seen: dict[str, str] = {}
     lateness_seen: dict[int, str] = {}
+    max_future_seen: dict[int, str] = {}
     for file in files:
         name = str(file)
         lines: dict[Path_, int] = {}
@@ -296,9 +297,10 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         try:
             file_spec = CatalogFileSpec.model_validate(data)
             raw_touchpoints = file_spec.touchpoints
-            if file_spec.lateness is not None:
-                where = f"{name}:{report.line_of(('lateness',))}"
-                lateness_seen.setdefault(parse_duration(file_spec.lateness), where)
+            for setting, seen in (("lateness", lateness_seen), ("max_future", max_future_seen)):
+                value = getattr(file_spec, setting)
+                if value is not None:
+                    seen.setdefault(parse_duration(value), f"{name}:{report.line_of((setting,))}")
         except ValidationError as error:
             _validation_problems(report, error, ())
             # Still check the touchpoints, so that one run shows every error.
@@ -321,19 +323,21 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             if touchpoint is not None:
                 touchpoints.append(touchpoint)
 
-    if len(lateness_seen) > 1:
-        where = ", ".join(f"{format_duration(v)} at {at}" for v, at in lateness_seen.items())
-        problems.append(Problem(str(root), 0, "lateness", f"is set to different values: {where}"))
+    for setting, seen in (("lateness", lateness_seen), ("max_future", max_future_seen)):
+        if len(seen) > 1:
+            where = ", ".join(f"{format_duration(v)} at {at}" for v, at in seen.items())
+            problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
     if not first_seen and not any(p.severity == ERROR for p in problems):
         problems.append(Problem(str(root), 0, "touchpoints", "the catalog defines no touchpoint"))
     problems.sort()
     if any(p.severity == ERROR for p in problems):
         return None, problems
     lateness = next(iter(lateness_seen), DEFAULT_LATENESS)
+    max_future = next(iter(max_future_seen), DEFAULT_MAX_FUTURE)
     # The journey's order (buy, get, pay, help, leave), then other stages; files keep their own order.
     rank = {stage: index for index, stage in enumerate(STAGES)}
     touchpoints.sort(key=lambda t: (rank.get(t.stage, len(rank)), t.stage if t.stage not in rank else ""))
-    return Catalog(tuple(touchpoints), lateness, tuple(str(f) for f in files)), problems
+    return Catalog(tuple(touchpoints), lateness, tuple(str(f) for f in files), max_future), problems
 
 
 def load_catalog(path: str | Path) -> Catalog:

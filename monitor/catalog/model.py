@@ -11,6 +11,7 @@ NO_REPEAT = "no_repeat"
 CONDITION = "condition"
 KINDS = (DEADLINE, NO_REPEAT, CONDITION)
 DEFAULT_LATENESS = 30_000_000  # 30 s in microseconds
+DEFAULT_MAX_FUTURE = 3_600_000_000  # 1 h: live, events further ahead of the clock are future_timestamp
 DEFAULT_MIN_EVENTS = 20
 
 
@@ -79,6 +80,7 @@ class Catalog:
     touchpoints: tuple[Touchpoint, ...]
     lateness: int = DEFAULT_LATENESS
     files: tuple[str, ...] = field(default_factory=tuple)
+    max_future: int = DEFAULT_MAX_FUTURE
 
     def __getitem__(self, touchpoint_id: str) -> Touchpoint:
         for touchpoint in self.touchpoints:

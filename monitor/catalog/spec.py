@@ -112,6 +112,7 @@ class CatalogFileSpec(_Strict):
 
     version: Literal[1]
     lateness: Duration | None = None
+    max_future: Duration | None = None
     touchpoints: list[Any] = Field(default_factory=list)
 
 

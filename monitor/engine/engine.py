@@ -1,8 +1,9 @@
 """The engine: a step function over (state, event, now) that turns events into outcomes.
 
 ``Engine.step`` drops duplicates, moves the clock, judges conditions at once, files deadline and
-no_repeat events into the queue, then releases everything the watermark has passed. Outcomes and rule
-errors are appended to ``outbox`` and ``errors``, for the caller to drain; with ``outcomes=False`` (a
+no_repeat events into the queue, then releases everything the watermark has passed. Outcomes, rule
+errors and failures (a rule that raised while deciding: a bug, see ``monitor.failures``) are appended to
+``outbox``, ``errors`` and ``failures``, for the caller to drain; with ``outcomes=False`` (a
 replay that needs only the counts) the outcomes are counted and not built. With ``track=True`` (the live
 pipeline, which stores each customer's record) ``dirty`` names the customers whose state changed and
 each customer's queued events are kept with its state; replay does without that bookkeeping.
@@ -19,14 +20,15 @@ from heapq import heappush
 
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
+from ..failures import DECIDE, Failure
 from .outcome import JUDGED, Outcome, RuleError
-from .rules import CELL, IS_OPEN, DeadlineRule, NoRepeatRule
+from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
 from .state import DUE, SEPARATOR, CustomerState, EngineState
 
 DUPLICATE = 1
 LATE = 2
 
-_CONDITION, _QUEUED = 0, 1
+_CONDITION, _QUEUED, _ERROR = 0, 1, 2  # what an action does with an event
 
 
 class Engine:
@@ -48,6 +50,7 @@ class Engine:
         self.state = state or EngineState()
         self.outbox: list[Outcome] = []
         self.errors: list[RuleError] = []
+        self.failures: list[Failure] = []  # what raised while deciding (see _release), for the caller to drain
         self.dirty: set[str] = set()
         self.ids = catalog.ids
         self._index = {touchpoint_id: index for index, touchpoint_id in enumerate(self.ids)}
@@ -97,17 +100,46 @@ class Engine:
 
     # -- the step ---------------------------------------------------------------------------------------
     def step(self, event: Event, now: int | None = None) -> int:
-        """Process one event; return 0, DUPLICATE, or LATE (processed all the same)."""
+        """Process one event; return 0, DUPLICATE, or LATE (processed all the same).
+
+        An event is applied whole or not at all: the rules' expressions, the only part that depends on
+        the event's values, are evaluated before anything changes, so an event whose step raises leaves
+        no trace (it can be sent again once the cause is fixed). What the watermark then releases is
+        guarded entry by entry (see ``_release``)."""
         state = self.state
         customer = event.customer
         mine = state.customers.get(customer)
+        event_id = event.id
+        if mine is not None and event_id in mine.seen:
+            return DUPLICATE
+        actions = self.dispatch.get(event.kind)
+        todo = None
+        if actions is not None:
+            todo = []
+            for kind, index, touchpoint_id, where, good, key_field, rank in actions:
+                if where is not None:
+                    passes = where(event)
+                    if not passes:
+                        if passes is None:
+                            todo.append((_ERROR, touchpoint_id, f"where: {where.last_error}", None))
+                        continue
+                if kind == _CONDITION:
+                    verdict = good(event)
+                    if verdict is None:
+                        todo.append((_ERROR, touchpoint_id, good.last_error, None))
+                    else:
+                        todo.append((_CONDITION, touchpoint_id, verdict, None))
+                    continue
+                key = getattr(event.fields, key_field, None)
+                if type(key) is not str or not key:
+                    todo.append((_ERROR, touchpoint_id, f"no '{key_field}' to key on", None))
+                else:
+                    todo.append((_QUEUED, index, key, rank))
+
+        # Judged: from here on, the event changes the state.
         if mine is None:
             mine = state.customers[customer] = CustomerState()
-        event_id = event.id
-        seen = mine.seen
-        if event_id in seen:
-            return DUPLICATE
-        at = seen[event_id] = event.at
+        at = mine.seen[event_id] = event.at
         track = self.track
         if track:
             self.dirty.add(customer)
@@ -122,39 +154,23 @@ class Engine:
                 state.watermark = watermark = candidate
         state.last_arrival = now
 
-        actions = self.dispatch.get(event.kind)
-        if actions is not None:
-            queue = state.queue
-            for kind, index, touchpoint_id, where, good, key_field, rank in actions:
-                if where is not None:
-                    passes = where(event)
-                    if not passes:
-                        if passes is None:
-                            self.errors.append(RuleError(touchpoint_id, event_id, f"where: {where.last_error}"))
-                        continue
-                if kind == _CONDITION:
-                    verdict = good(event)
-                    if verdict is None:
-                        self.errors.append(RuleError(touchpoint_id, event_id, good.last_error))
-                    else:
-                        self._count(mine, touchpoint_id, verdict, customer)
-                        if self.outcomes:
-                            self.outbox.append(
-                                Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
-                            )
-                    continue
-                key = getattr(event.fields, key_field, None)
-                if type(key) is not str or not key:
-                    self.errors.append(RuleError(touchpoint_id, event_id, f"no '{key_field}' to key on"))
-                    continue
-                entry = (at, rank, event_id, index, key, customer, mine)
-                heappush(queue, entry)
-                if track:
-                    if mine.queued is None:
-                        mine.queued = set()
-                    mine.queued.add(entry)
-
         queue = state.queue
+        if todo:
+            for what, index, third, rank in todo:
+                if what == _QUEUED:
+                    entry = (at, rank, event_id, index, third, customer, mine)
+                    heappush(queue, entry)
+                    if track:
+                        if mine.queued is None:
+                            mine.queued = set()
+                        mine.queued.add(entry)
+                elif what == _CONDITION:
+                    self._count(mine, index, third, customer)
+                    if self.outcomes:
+                        self.outbox.append(Outcome(index, third, JUDGED, customer, event_id, at, at, event_id))
+                else:
+                    self.errors.append(RuleError(index, event_id, third))
+
         if queue and queue[0][0] <= watermark:  # type: ignore[operator]
             self._release(watermark)
         return status
@@ -218,7 +234,21 @@ class Engine:
                 if not mine.queued:
                     mine.queued = None
                 dirty.add(last)
-            handlers[index][rank](time, third, key, last, mine)  # type: ignore[index]
+            try:
+                handlers[index][rank](time, third, key, last, mine)  # type: ignore[index]
+            except Exception as error:
+                # A bug in a rule: this entry is dropped (put back, it would raise again at every step
+                # and stall the partition), the others are decided.
+                self._failed(entry, error)
+
+    def _failed(self, entry: tuple, error: Exception) -> None:
+        _, rank, third, index, _, last, _ = entry
+        touchpoint = self.ids[index]
+        if rank == DUE:
+            customer, event_id = third, last[OPENED_BY]  # a due time: the event that opened the instance
+        else:
+            customer, event_id = last, third
+        self.failures.append(Failure(DECIDE, error, event_id=event_id, customer=customer, touchpoint=touchpoint))
 
     def forget(self, before: int) -> list[str]:
         """Forget event ids older than ``before`` (live keeps a day of them); return the customers changed.

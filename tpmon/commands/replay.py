@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from monitor.events import Reject
+from monitor.events import Reject, parse_timestamp, timestamp_problem
+from monitor.failures import Failure, FailureLog
 from monitor.journeys import Journeys
 from monitor.replay import Replay
 
@@ -67,6 +69,16 @@ def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[by
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every rejected line, whole, with its reason (JSONL).",
 )
+@click.option(
+    "--now",
+    "now_text",
+    metavar="TIMESTAMP",
+    help="Judge as a worker would at this instant (RFC 3339): events more than max_future ahead of it are "
+    "rejected as future_timestamp.",
+)
+@click.option(
+    "--max-future", type=DURATION, help="With --now: how far ahead an event may be [default: the catalog's, 1h]."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal]."
@@ -77,14 +89,26 @@ def replay(
     lateness: int | None,
     journeys_out: Path | None,
     rejects_out: Path | None,
+    now_text: str | None,
+    max_future: int | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
     """Replay EVENTS (JSONL, one event per line; - for stdin) through the catalog.
 
-    Bad lines never stop the replay: they are counted, and kept whole with --rejects.
+    No line stops the replay: bad lines are counted, and kept whole with --rejects; a line whose
+    processing fails for a reason outside the event contract (a bug) is kept there too, as
+    internal_error, and its traceback printed on stderr.
     """
     catalog = catalog_or_exit(rules_path)
+    not_after = None
+    if now_text is not None:
+        now = parse_timestamp(now_text)
+        if now is None:
+            fail(f"--now {timestamp_problem(now_text)}")
+        not_after = now + (catalog.max_future if max_future is None else max_future)  # type: ignore[operator]
+    elif max_future is not None:
+        fail("--max-future needs --now: without it, replay has no clock to be ahead of")
     if str(events) != "-" and not events.is_file():
         fail(f"{events}: no such file")
     for output in (journeys_out, rejects_out):
@@ -98,8 +122,23 @@ def replay(
             if rejects_stream is not None:
                 rejects_stream.write(orjson.dumps(reject.record(line=number)) + b"\n")
 
+        failure_log = FailureLog()
+
+        def report_failure(number: int | None, failure: Failure) -> None:
+            text = failure_log.lines(failure, time.monotonic())
+            if text is not None:
+                where = f"line {number}: " if number is not None else ""
+                err.print(f"{where}{text}", style="red", markup=False, highlight=False, soft_wrap=True)
+
         journeys = Journeys() if journeys_out else None
-        run = Replay(catalog, lateness=lateness, journeys=journeys, on_reject=keep_reject)
+        run = Replay(
+            catalog,
+            lateness=lateness,
+            journeys=journeys,
+            on_reject=keep_reject,
+            on_failure=report_failure,
+            not_after=not_after,
+        )
         if str(events) == "-":
             stream, size = sys.stdin.buffer, 0
         else:
@@ -149,5 +188,6 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
     out.print(
         f"events: {e['accepted']} accepted, {e['rejected']} rejected, {e['duplicates']} duplicates, "
         f"{e['late']} late, {e['rule_errors']} rule errors"
+        + (f", [bold red]{e['internal_errors']} internal errors[/] (see stderr)" if e["internal_errors"] else "")
     )
     out.print(f"customers: {c['joined']} joined, {c['left']} left; journeys: {j['total']}, {j['broken']} broken")

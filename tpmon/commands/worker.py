@@ -28,6 +28,10 @@ from .catalog import catalog_or_exit
 @click.option("--topics", help="Source topics, comma-separated [env TPMON_TOPICS; default orders,bills,calls,tickets].")
 @click.option("--partitions", type=int, help="Partitions of tpmon's own topics [env TPMON_PARTITIONS; default 4].")
 @click.option("--lateness", help="Override the catalog's lateness [env TPMON_LATENESS].")
+@click.option(
+    "--max-future",
+    help="Override the catalog's max_future: events further ahead of the clock are rejected [env TPMON_MAX_FUTURE].",
+)
 @click.option("--data-dir", help="The worker's local folder [env TPMON_DATA_DIR; default .tpmon/worker].")
 @click.option(
     "--loglevel",
@@ -46,6 +50,7 @@ def worker(
     topics: str | None,
     partitions: int | None,
     lateness: str | None,
+    max_future: str | None,
     data_dir: str | None,
     loglevel: str,
 ) -> None:
@@ -72,6 +77,7 @@ def worker(
             topics=topics,
             partitions=partitions,
             lateness=lateness,
+            max_future=max_future,
             data_dir=data_dir,
         )
     except ValueError as error:
@@ -109,11 +115,13 @@ def _topics(settings) -> None:  # type: ignore[no-untyped-def]
 
     from aiokafka.errors import KafkaError
 
+    from streams.app import TOPIC_CONFIG
+
     from ..publish import ensure_topics
 
     try:
-        topics = [*settings.source_topics, settings.events_topic, settings.dead_letter_topic]
-        asyncio.run(ensure_topics(settings, topics))
+        asyncio.run(ensure_topics(settings, list(settings.source_topics)))
+        asyncio.run(ensure_topics(settings, [settings.events_topic, settings.dead_letter_topic], TOPIC_CONFIG))
     except ConnectionError as error:
         fail(f"{error}; is Kafka running? (`tpmon kafka start` runs one locally)")
     except KafkaError as error:

@@ -1,0 +1,185 @@
+"""The worker's two hops, message by message, without Faust: what ``streams.app`` hands each fetch to.
+
+- ``Ingest``: a source message is decoded; an event goes on to the events topic keyed by its customer
+  (so that one partition sees all of a customer's events), anything else whole to the dead letters.
+- ``Judge``: an event from the events topic is decoded again and judged by its partition's engine
+  (``streams.partitions``).
+
+Nothing a message holds can stop either (SPEC section 1). Each message is guarded: a message whose
+processing raises (a bug) is kept whole in the dead letters with reason internal_error and the stage
+that failed, counted, and logged (``monitor.failures.FailureLog``), and the next message is processed.
+A dead letter carries the message as it came (value and key) with headers ``reason``, ``source``,
+``detail`` and, for internal errors, ``stage``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, decode
+from monitor.failures import DECODE, DELIVER, JUDGED_STAGES, Failure, FailureLog
+from monitor.metrics import Metrics
+
+from .outbox import Message, Outbox
+from .partitions import Partitions
+
+log = logging.getLogger("tpmon")
+
+DETAIL_CHARS = 1000  # a dead letter's detail header is cut there (a detail may quote the input)
+OMITTED = "omitted"  # header of a dead letter whose value the topic refused: only its size is kept
+
+
+class Record(Protocol):
+    """What a handler reads of a Kafka message (Faust's ``Message`` has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: object
+
+
+def header(headers: object, name: str) -> str:
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    for key, value in items:  # type: ignore[union-attr]
+        if key == name:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return ""
+
+
+class Failures:
+    """Where failures go: the log (the first of each kind with its traceback) and the metrics."""
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self.metrics = metrics
+        self.log = FailureLog()
+
+    def report(self, failure: Failure, where: str = "") -> None:
+        try:
+            if self.metrics is not None:
+                self.metrics.internal_error(failure.stage)
+            text = self.log.lines(failure, time.monotonic())
+            if text is not None:
+                log.error("%s%s", where, text)
+        except Exception:  # reporting must never be what stops the worker
+            log.exception("could not report an internal error")
+
+
+class DeadLetters:
+    """Keeps messages whole on the dead-letter topic, with why."""
+
+    def __init__(self, outbox: Outbox, topic: str, metrics: Metrics | None, failures: Failures) -> None:
+        self.outbox = outbox
+        self.topic = topic
+        self.metrics = metrics
+        self.failures = failures
+
+    def reject(self, message: Record, reject: Reject) -> None:
+        """A message that is not a valid event."""
+        if self.metrics is not None:
+            self.metrics.reject(reject.source, reject.reason)
+        self._add(message.key, message.value, reject.reason, reject.source, reject.detail, reject.stage)
+
+    def failed(self, message: Record, source: str, failure: Failure) -> None:
+        """A message whose processing raised: kept as internal_error (rejected, unless it was judged)."""
+        self.failures.report(failure, f"{message.topic}[{message.partition}]@{message.offset}: ")
+        if self.metrics is not None and failure.stage not in JUDGED_STAGES:
+            self.metrics.reject(source, INTERNAL_ERROR)
+        self._add(message.key, message.value, INTERNAL_ERROR, source, failure.detail, failure.stage)
+
+    def _add(
+        self, key: bytes | None, value: bytes | None, reason: str, source: str, detail: str, stage: str | None
+    ) -> None:
+        headers = [
+            ("reason", reason.encode()),
+            ("source", source.encode("utf-8", "backslashreplace")),
+            ("detail", detail[:DETAIL_CHARS].encode("utf-8", "backslashreplace")),
+        ]
+        if stage is not None:
+            headers.append(("stage", stage.encode()))
+        self.outbox.add(self.topic, key, value, headers=headers)
+
+    def refused(self, message: Message, error: Exception, events_topic: str) -> None:
+        """The broker refused a message of ours for itself (its size): ``Outbox.on_refused``."""
+        topic, key, value, _, headers = message
+        size = len(value or b"")
+        if topic == events_topic:  # an event too large for the events topic: a reject, whole
+            source = header(headers, "source") or topic
+            if self.metrics is not None:
+                self.metrics.reject(source, TOO_LARGE)
+            self._add(key, value, TOO_LARGE, source, f"the topic {topic} refused it ({size} bytes): {error}", None)
+            return
+        if topic == self.topic and all(name != OMITTED for name, _ in headers or []):
+            # A dead letter too large for its topic: what is said of it is kept, its bytes cannot be.
+            self.outbox.add(topic, key, None, headers=[*(headers or []), (OMITTED, f"{size} bytes: {error}".encode())])
+        self.failures.report(Failure(DELIVER, error), f"{topic}: a message of {size} bytes was refused: ")
+
+
+class Ingest:
+    """The first hop: decode each source message, pass events on keyed by customer, dead-letter the rest."""
+
+    def __init__(
+        self, outbox: Outbox, events_topic: str, dead_letters: DeadLetters, max_future: int, failures: Failures
+    ) -> None:
+        self.outbox = outbox
+        self.events_topic = events_topic
+        self.dead_letters = dead_letters
+        self.max_future = max_future
+        self.failures = failures
+
+    def __call__(self, messages: Sequence[Record], now: int) -> None:
+        not_after = now + self.max_future
+        events, add = self.events_topic, self.outbox.add
+        for message in messages:
+            source = message.topic
+            try:
+                raw = message.value or b""
+                decoded = decode(raw, source, not_after=not_after)
+                if type(decoded) is Event:
+                    add(events, decoded.customer.encode(), raw, headers=[("source", source.encode())])
+                else:
+                    self.dead_letters.reject(message, decoded)  # type: ignore[arg-type]
+            except Exception as error:
+                self.dead_letters.failed(message, source, Failure(DECODE, error))
+
+
+class Judge:
+    """The second hop: decode each event again and judge it in its partition's engine."""
+
+    def __init__(
+        self, partitions: Partitions, events_topic: str, dead_letters: DeadLetters, failures: Failures
+    ) -> None:
+        self.partitions = partitions
+        self.events_topic = events_topic
+        self.dead_letters = dead_letters
+        self.failures = failures
+
+    def __call__(self, messages: Sequence[Record], now: int) -> None:
+        batch: list[tuple[int, Event]] = []
+        held: list[tuple[Record, str]] = []
+        for message in messages:
+            source = self.events_topic
+            try:
+                source = header(message.headers, "source") or self.events_topic
+                decoded = decode(message.value or b"", source)
+                if type(decoded) is Event:
+                    batch.append((message.partition, decoded))  # type: ignore[arg-type]
+                    held.append((message, source))
+                else:  # not written by ingest (ingest passes on valid events only): kept all the same
+                    self.dead_letters.reject(message, decoded)  # type: ignore[arg-type]
+            except Exception as error:
+                self.dead_letters.failed(message, source, Failure(DECODE, error))
+        for item, failure in self.partitions.handle_batch(batch, now):
+            message, source = held[item]
+            self.dead_letters.failed(message, source, failure)
+        self.drain()
+
+    def drain(self) -> None:
+        """Report the failures of no message (stored records unreadable, rules that raised deciding)."""
+        failures, self.partitions.failures = self.partitions.failures, []
+        for failure in failures:
+            self.failures.report(failure)
