@@ -36,7 +36,7 @@ from monitor.replay import Replay
 from monitor.simulate import Simulation
 from streams.settings import Settings
 from tpmon.broker import free_port
-from tpmon.publish import Published, publish, watermark_sentinels
+from tpmon.publish import SENTINEL_MAX_FUTURE, Published, publish, watermark_sentinels
 
 ROOT = Path(__file__).resolve().parent.parent
 TPMON = [sys.executable, "-m", "tpmon.cli"]
@@ -212,6 +212,7 @@ class Workers:
             "TPMON_DEAD_LETTER_TOPIC": f"{name}-rejects",
             "TPMON_RULES": str(ROOT / "rules"),
             "TPMON_LATENESS": LATENESS,
+            "TPMON_MAX_FUTURE": SENTINEL_MAX_FUTURE,  # the sentinels come from 2099
         }
 
     def start(self) -> None:

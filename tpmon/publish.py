@@ -27,12 +27,18 @@ class Published:
     skipped: int = 0
 
 
+#: Sentinels are events from the future by design: a worker that is to take them needs this max_future.
+SENTINEL_MAX_FUTURE = "30000d"
+
+
 def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00Z") -> list[bytes]:
     """One customer.joined event per partition of tpmon's events topic, at ``occurred_at``.
 
     Published after everything else, they move every partition's watermark past every due time before
     ``occurred_at``, as the end of a replay does; live counters then equal replay's (tests, benchmarks).
-    The customers are chosen so that Kafka's default partitioner spreads them one per partition.
+    The customers are chosen so that Kafka's default partitioner spreads them one per partition. A
+    worker refuses events far ahead of its clock (max_future), so one that is to take sentinels runs
+    with ``TPMON_MAX_FUTURE=SENTINEL_MAX_FUTURE``.
     """
     lines: dict[int, bytes] = {}
     number = 0

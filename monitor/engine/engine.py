@@ -28,7 +28,7 @@ from .state import DUE, SEPARATOR, CustomerState, EngineState
 DUPLICATE = 1
 LATE = 2
 
-_CONDITION, _QUEUED, _ERROR = 0, 1, 2  # what an action does with an event
+_CONDITION, _QUEUED = 0, 1
 
 
 class Engine:
@@ -102,49 +102,26 @@ class Engine:
     def step(self, event: Event, now: int | None = None) -> int:
         """Process one event; return 0, DUPLICATE, or LATE (processed all the same).
 
-        An event is applied whole or not at all: the rules' expressions, the only part that depends on
-        the event's values, are evaluated before anything changes, so an event whose step raises leaves
-        no trace (it can be sent again once the cause is fixed). What the watermark then releases is
-        guarded entry by entry (see ``_release``)."""
+        An event is applied whole or not at all: if judging it raises (a rule's expression, say), what
+        it had changed is taken back before the error goes on (``_take_back``), so the event leaves no
+        trace and can be sent again once the cause is fixed. Conditions are counted once every action
+        has been judged, so that only queued entries and rule errors can need taking back. What the
+        watermark then releases is guarded entry by entry (see ``_release``)."""
         state = self.state
         customer = event.customer
         mine = state.customers.get(customer)
-        event_id = event.id
-        if mine is not None and event_id in mine.seen:
-            return DUPLICATE
-        actions = self.dispatch.get(event.kind)
-        todo = None
-        if actions is not None:
-            todo = []
-            for kind, index, touchpoint_id, where, good, key_field, rank in actions:
-                if where is not None:
-                    passes = where(event)
-                    if not passes:
-                        if passes is None:
-                            todo.append((_ERROR, touchpoint_id, f"where: {where.last_error}", None))
-                        continue
-                if kind == _CONDITION:
-                    verdict = good(event)
-                    if verdict is None:
-                        todo.append((_ERROR, touchpoint_id, good.last_error, None))
-                    else:
-                        todo.append((_CONDITION, touchpoint_id, verdict, None))
-                    continue
-                key = getattr(event.fields, key_field, None)
-                if type(key) is not str or not key:
-                    todo.append((_ERROR, touchpoint_id, f"no '{key_field}' to key on", None))
-                else:
-                    todo.append((_QUEUED, index, key, rank))
-
-        # Judged: from here on, the event changes the state.
         if mine is None:
             mine = state.customers[customer] = CustomerState()
-        at = mine.seen[event_id] = event.at
+        event_id = event.id
+        seen = mine.seen
+        if event_id in seen:
+            return DUPLICATE
+        at = seen[event_id] = event.at
         track = self.track
         if track:
             self.dirty.add(customer)
 
-        watermark = state.watermark
+        watermark = before = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
         max_at = state.max_at
         if max_at is None or at > max_at:
@@ -154,23 +131,49 @@ class Engine:
                 state.watermark = watermark = candidate
         state.last_arrival = now
 
-        queue = state.queue
-        if todo:
-            for what, index, third, rank in todo:
-                if what == _QUEUED:
-                    entry = (at, rank, event_id, index, third, customer, mine)
+        actions = self.dispatch.get(event.kind)
+        if actions is not None:
+            queue = state.queue
+            judged = None
+            try:
+                for kind, index, touchpoint_id, where, good, key_field, rank in actions:
+                    if where is not None:
+                        passes = where(event)
+                        if not passes:
+                            if passes is None:
+                                self.errors.append(RuleError(touchpoint_id, event_id, f"where: {where.last_error}"))
+                            continue
+                    if kind == _CONDITION:
+                        verdict = good(event)
+                        if verdict is None:
+                            self.errors.append(RuleError(touchpoint_id, event_id, good.last_error))
+                        elif judged is None:
+                            judged = [(touchpoint_id, verdict)]
+                        else:
+                            judged.append((touchpoint_id, verdict))
+                        continue
+                    key = getattr(event.fields, key_field, None)
+                    if type(key) is not str or not key:
+                        self.errors.append(RuleError(touchpoint_id, event_id, f"no '{key_field}' to key on"))
+                        continue
+                    entry = (at, rank, event_id, index, key, customer, mine)
                     heappush(queue, entry)
                     if track:
                         if mine.queued is None:
                             mine.queued = set()
                         mine.queued.add(entry)
-                elif what == _CONDITION:
-                    self._count(mine, index, third, customer)
+            except BaseException:
+                self._take_back(event, mine, max_at, before)
+                raise
+            if judged is not None:
+                for touchpoint_id, verdict in judged:
+                    self._count(mine, touchpoint_id, verdict, customer)
                     if self.outcomes:
-                        self.outbox.append(Outcome(index, third, JUDGED, customer, event_id, at, at, event_id))
-                else:
-                    self.errors.append(RuleError(index, event_id, third))
+                        self.outbox.append(
+                            Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
+                        )
 
+        queue = state.queue
         if queue and queue[0][0] <= watermark:  # type: ignore[operator]
             self._release(watermark)
         return status
@@ -240,6 +243,28 @@ class Engine:
                 # A bug in a rule: this entry is dropped (put back, it would raise again at every step
                 # and stall the partition), the others are decided.
                 self._failed(entry, error)
+
+    def _take_back(self, event: Event, mine: CustomerState, max_at: int | None, watermark: int | None) -> None:
+        """Undo what a step that raised had done: the event's queued entries, its rule errors, its id, the
+        clock (but when it arrived: it did arrive); a customer the event had created goes again."""
+        state, event_id = self.state, event.id
+        mine.seen.pop(event_id, None)
+        state.max_at, state.watermark = max_at, watermark
+        mine_entries = [entry for entry in state.queue if entry[1] != DUE and entry[2] == event_id and entry[6] is mine]
+        if mine_entries:
+            state.queue[:] = [
+                entry for entry in state.queue if not (entry[1] != DUE and entry[2] == event_id and entry[6] is mine)
+            ]
+            heapq.heapify(state.queue)
+            if mine.queued is not None:
+                mine.queued.difference_update(mine_entries)
+                if not mine.queued:
+                    mine.queued = None
+        while self.errors and self.errors[-1].event_id == event_id:
+            self.errors.pop()
+        if mine.is_empty():
+            del state.customers[event.customer]
+            self.dirty.discard(event.customer)
 
     def _failed(self, entry: tuple, error: Exception) -> None:
         _, rank, third, index, _, last, _ = entry

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.events import format_timestamp
-from tpmon.publish import watermark_sentinels
+from tpmon.publish import SENTINEL_MAX_FUTURE, watermark_sentinels
 
 from .conftest import Namespace, Worker, group_lag, wait_until
 
@@ -22,6 +22,11 @@ PARTITIONS = 4
 
 def sentinels() -> bytes:
     return b"\n".join(watermark_sentinels(PARTITIONS)) + b"\n"
+
+
+def sentinel_worker(space: Namespace) -> Worker:
+    """A worker that takes the sentinels, which come from 2099 (far beyond the default max_future)."""
+    return space.worker(TPMON_MAX_FUTURE=SENTINEL_MAX_FUTURE)
 
 
 def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:
@@ -97,7 +102,7 @@ def simulate_live(space: Namespace, seconds: int, rate: int, seed: int):  # type
 
 
 def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
-    worker = namespace.worker()
+    worker = sentinel_worker(namespace)
     started = time.monotonic()
     process, copy = simulate_live(namespace, seconds=12, rate=300, seed=21)
     first = wait_until(lambda: sum(sum(pair) for pair in worker.outcomes().values()), 60, "the first outcome")
@@ -114,19 +119,19 @@ def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
 
 
 def test_a_killed_worker_resumes_without_losing_or_doubling(namespace):
-    first = namespace.worker()
+    first = sentinel_worker(namespace)
     process, copy = simulate_live(namespace, seconds=16, rate=300, seed=22)
     time.sleep(8)
     assert first.outcomes(), "the worker should be counting before it is killed"
     first.stop(signal.SIGKILL)
-    second = namespace.worker()
+    second = sentinel_worker(namespace)
     assert process.wait(120) == 0, process.stderr.read().decode()
     live = finish_with_sentinels(namespace, [second])
     assert live == replay_outcomes(namespace, copy, namespace.root / "sentinels.jsonl")
 
 
 def test_two_workers_share_the_partitions(namespace):
-    workers = [namespace.worker(), namespace.worker()]
+    workers = [sentinel_worker(namespace), sentinel_worker(namespace)]
     wait_until(
         lambda: all(
             len(orjson.loads(w.get("/touchpoints") or b'{"partitions": []}')["partitions"]) < PARTITIONS
