@@ -10,7 +10,9 @@ A journey record (JSON), as written by ``tpmon replay --journeys`` and to the jo
      "dropped": {"events": 0, "outcomes": 0}}       # how many aged out or overflowed
 
 Entries older than ``max_age`` before the newest event of that journey are dropped, then the oldest
-beyond ``max_events`` (and ``max_outcomes``).
+beyond ``max_events`` (and ``max_outcomes``), then the oldest events while the events kept are more than
+``max_bytes`` (the newest always stays, whatever its size): a record is stored and sent whole, so a few
+large events must not make it larger than a message may be.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .events import Event, format_timestamp, json_bytes, parse_timestamp
 DEFAULT_MAX_EVENTS = 200
 DEFAULT_MAX_OUTCOMES = 200
 DEFAULT_MAX_AGE = parse_duration("30d")
+DEFAULT_MAX_BYTES = 1024 * 1024  # of events' JSON in one journey
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Journey:
     outcomes: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, "touchpoint/key", record)
     dropped_events: int = 0
     dropped_outcomes: int = 0
+    event_bytes: int = 0  # the size of the events kept
 
     @property
     def last_at(self) -> int:
@@ -66,7 +70,9 @@ class Journey:
         for data in record["events"]:
             at = parse_timestamp(data["occurred_at"])
             if at is not None:
-                journey.events.append((at, data["event_id"], json_bytes(data)))
+                raw = json_bytes(data)
+                journey.events.append((at, data["event_id"], raw))
+                journey.event_bytes += len(raw)
         for outcome in record["outcomes"]:
             at = parse_timestamp(outcome["at"])
             if at is not None:
@@ -86,10 +92,12 @@ class Journeys:
         max_events: int = DEFAULT_MAX_EVENTS,
         max_outcomes: int = DEFAULT_MAX_OUTCOMES,
         max_age: int = DEFAULT_MAX_AGE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if max_events < 1 or max_outcomes < 1 or max_age <= 0:
+        if max_events < 1 or max_outcomes < 1 or max_age <= 0 or max_bytes < 1:
             raise ValueError("journey bounds must be positive")
         self.max_events, self.max_outcomes, self.max_age = max_events, max_outcomes, max_age
+        self.max_bytes = max_bytes
         self.by_customer: dict[str, Journey] = {}
 
     def __len__(self) -> int:
@@ -124,7 +132,9 @@ class Journeys:
 
     def add_event(self, event: Event) -> Journey:
         journey = self._journey(event.customer)
-        _insert(journey.events, (event.at, event.id, event.raw.rstrip(b"\r\n")))
+        raw = event.raw.rstrip(b"\r\n")
+        if _insert(journey.events, (event.at, event.id, raw)):
+            journey.event_bytes += len(raw)
         self._trim(journey)
         return journey
 
@@ -137,8 +147,14 @@ class Journeys:
 
     def _trim(self, journey: Journey) -> None:
         oldest = journey.last_at - self.max_age
-        journey.dropped_events += _drop_old(journey.events, oldest, self.max_events)
-        journey.dropped_outcomes += _drop_old(journey.outcomes, oldest, self.max_outcomes)
+        events = journey.events
+        for _, _, raw in _drop_old(events, oldest, self.max_events):
+            journey.event_bytes -= len(raw)
+            journey.dropped_events += 1
+        while journey.event_bytes > self.max_bytes and len(events) > 1:
+            journey.event_bytes -= len(events.pop(0)[2])
+            journey.dropped_events += 1
+        journey.dropped_outcomes += len(_drop_old(journey.outcomes, oldest, self.max_outcomes))
 
     def expire(self, before: int) -> list[str]:
         """Forget journeys with nothing newer than ``before``; return their customers."""
@@ -151,25 +167,28 @@ class Journeys:
         return [self.by_customer[c].record() for c in sorted(self.by_customer)]
 
 
-def _insert(entries: list[tuple], entry: tuple) -> None:
+def _insert(entries: list[tuple], entry: tuple) -> bool:
     """Keep entries sorted by their first two items, each once (a reprocessed event is not added
-    again); most arrive in order and are appended."""
+    again: False); most arrive in order and are appended."""
     identity = entry[:2]
     if not entries or entries[-1][:2] < identity:
         entries.append(entry)
-        return
+        return True
     position = bisect_left(entries, identity, key=lambda e: e[:2])
     if position < len(entries) and entries[position][:2] == identity:
-        return
+        return False
     entries.insert(position, entry)
+    return True
 
 
-def _drop_old(entries: list[tuple], oldest: int, limit: int) -> int:
-    """Drop entries older than ``oldest``, then the oldest beyond ``limit``; return how many went."""
+def _drop_old(entries: list[tuple], oldest: int, limit: int) -> list[tuple]:
+    """Drop entries older than ``oldest``, then the oldest beyond ``limit``; return those that went."""
     drop = 0
     while drop < len(entries) and entries[drop][0] < oldest:
         drop += 1
     drop = max(drop, len(entries) - limit)
-    if drop > 0:
-        del entries[:drop]
-    return max(drop, 0)
+    if drop <= 0:
+        return []
+    gone = entries[:drop]
+    del entries[:drop]
+    return gone

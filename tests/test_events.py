@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from monitor import events
 from monitor.events import (
     BAD_TIMESTAMP,
+    FIRST_INSTANT,
+    FUTURE_TIMESTAMP,
+    LAST_INSTANT,
     MALFORMED_JSON,
     MISSING_FIELD,
     NOT_OBJECT,
@@ -19,6 +22,7 @@ from monitor.events import (
     Event,
     Reject,
     decode,
+    format_timestamp,
     parse_timestamp,
 )
 
@@ -31,6 +35,13 @@ VALID = {
     "amount": 12.5,
     "expected_amount": 12.5,
 }
+
+
+def _nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
 
 
 def with_(**changes: object) -> bytes:
@@ -90,6 +101,24 @@ REJECTS = [
         BAD_TIMESTAMP,
     ),
     ("a numeric reason on customer.left", orjson.dumps({**VALID, "type": "customer.left", "reason": 3}), WRONG_TYPE),
+    # Instants outside the years 1 to 9999 in UTC, though valid RFC 3339 where they were written.
+    ("a last second of 9999 west of UTC", with_(occurred_at="9999-12-31T23:59:59-01:00"), BAD_TIMESTAMP),
+    ("a first second of year 1 east of UTC", with_(occurred_at="0001-01-01T00:00:00+01:00"), BAD_TIMESTAMP),
+    ("year 0", with_(occurred_at="0000-06-01T00:00:00Z"), BAD_TIMESTAMP),
+    (
+        "a promised_at past year 9999",
+        orjson.dumps({**VALID, "type": "order.delivered", "order_id": "o", "promised_at": "9999-12-31T23:00:00-05:00"}),
+        BAD_TIMESTAMP,
+    ),
+    # What the fast decoder would skip over in an extra field is read all the same.
+    ("JSON nested 20,000 levels deep", b"[" * 20_000 + b"]" * 20_000, MALFORMED_JSON),
+    ("an extra field nested 101 levels", with_(extra=_nested(100)), MALFORMED_JSON),
+    ("an extra field that is not UTF-8", orjson.dumps(VALID)[:-1] + b',"note":"\xff"}', NOT_UTF8),
+    ("an extra number beyond a double", orjson.dumps(VALID)[:-1] + b',"n":1e400}', MALFORMED_JSON),
+    ("an extra integer beyond a double", orjson.dumps(VALID)[:-1] + b',"n":' + b"9" * 400 + b"}", MALFORMED_JSON),
+    ("a lone surrogate in an extra field", orjson.dumps(VALID)[:-1] + b',"note":"\\ud800"}', MALFORMED_JSON),
+    ("NaN", orjson.dumps(VALID)[:-1] + b',"n":NaN}', MALFORMED_JSON),
+    ("Infinity as an amount", orjson.dumps(VALID).replace(b'"amount":12.5', b'"amount":Infinity'), MALFORMED_JSON),
 ]
 
 
@@ -158,3 +187,89 @@ def test_remembered_halves_never_change_what_a_timestamp_means(pairs):
 def test_reject_records_keep_non_utf8_input_as_base64():
     record = decode(b"\xff\x00oops", "calls").record(line=3)
     assert record["reason"] == NOT_UTF8 and record["line"] == 3 and "raw_base64" in record
+
+
+def test_nesting_is_counted_from_the_event_itself():
+    """The event is level 1, so an extra field may nest 99 more levels; strings holding brackets do not
+    count."""
+    assert isinstance(decode(with_(extra=_nested(99)), "bills"), Event)
+    assert isinstance(decode(with_(extra="[" * 500, other=_nested(10)), "bills"), Event)
+    assert decode(with_(extra=_nested(100)), "bills").reason == MALFORMED_JSON  # type: ignore[union-attr]
+
+
+def test_an_event_with_extra_fields_decodes_as_one_without():
+    plain = decode(orjson.dumps(VALID), "bills")
+    extra = decode(with_(note="kept", tags=["a", {"b": None}]), "bills")
+    assert isinstance(plain, Event) and isinstance(extra, Event)
+    assert (extra.id, extra.type, extra.kind, extra.at, extra.fields.amount) == (
+        plain.id,
+        plain.type,
+        plain.kind,
+        plain.at,
+        plain.fields.amount,
+    )
+    assert extra.data["tags"] == ["a", {"b": None}]
+
+
+def test_the_edges_of_the_range_are_events():
+    for text in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T01:00:00+01:00"):
+        decoded = decode(with_(occurred_at=text), "bills")
+        assert isinstance(decoded, Event), decoded
+        assert FIRST_INSTANT <= decoded.at <= LAST_INSTANT
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("9999-12-31T23:59:59-01:00", "outside the years 1 to 9999"),
+        ("2026-11-22T10:00:00", "not an RFC 3339 timestamp"),
+        ("2026-02-30T10:00:00Z", "not an RFC 3339 timestamp"),
+    ],
+    ids=["out of range", "no offset", "no such day"],
+)
+def test_a_bad_timestamp_says_why(text, why):
+    assert why in decode(with_(occurred_at=text), "bills").detail  # type: ignore[union-attr]
+
+
+def test_an_event_too_far_ahead_of_the_clock_is_future_timestamp():
+    now = parse_timestamp("2026-11-22T09:00:00Z")
+    hour = 3_600_000_000
+    assert isinstance(decode(orjson.dumps(VALID), "bills", not_after=now + hour), Event)  # exactly 1h ahead
+    late = decode(orjson.dumps(VALID), "bills", not_after=now + hour - 1)
+    assert isinstance(late, Reject) and late.reason == FUTURE_TIMESTAMP
+    assert "2026-11-22T10:00:00Z" in late.detail
+    # An extra field or a type outside the contract takes the other path, and the same check.
+    for raw in (with_(note="x"), with_(type="loyalty.points")):
+        assert decode(raw, "bills", not_after=now).reason == FUTURE_TIMESTAMP  # type: ignore[union-attr]
+
+
+@given(st.integers(min_value=FIRST_INSTANT, max_value=LAST_INSTANT))
+def test_every_instant_of_the_range_is_written_and_read_back(micros):
+    text = format_timestamp(micros)
+    assert parse_timestamp(text) == micros
+    assert text == datetime_text(micros)
+
+
+def datetime_text(micros: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    moment = datetime(1, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros - FIRST_INSTANT)
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z"
+
+
+@given(st.integers(min_value=-(10**20), max_value=10**20))
+def test_any_instant_has_a_text(micros):
+    assert format_timestamp(micros)
+
+
+@given(
+    st.sampled_from([*SECONDS, "9999-12-31T23:59:59", "0001-01-01T00:00:00"]),
+    st.sampled_from([*RESTS, "+23:59", "-23:59"]),
+)
+def test_remembered_halves_never_make_an_instant_out_of_range(second, rest):
+    """A minute near the edges is never remembered, so no mix of remembered halves leaves the range."""
+    parse_timestamp("9999-12-31T23:59:59+23:59")  # remembered halves that would reach past year 9999
+    parse_timestamp("2026-11-22T10:00:00-23:59")
+    text = second + rest
+    assert parse_timestamp(text) == events._parse_timestamp(text), text

@@ -1,0 +1,120 @@
+"""The engine when its own code raises (a bug, SPEC section 1): an event is applied whole or not at all,
+and a rule that raises while deciding loses its one entry, never the partition's clock."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from monitor.durations import parse_duration
+from monitor.engine import Engine
+from monitor.failures import DECIDE
+from tests.builders import DAY, HOUR, event
+
+LATENESS = parse_duration("30s")
+
+
+class Poisoned(Exception):
+    pass
+
+
+def poison(engine: Engine, event_type: str, position: int, what: str = "where") -> None:
+    """Make the filter (or condition) of the event type's action at ``position`` raise on events whose id
+    starts with 'poison'."""
+    (actions,) = [engine.dispatch[event_type]]
+    kind, index, touchpoint, where, good, key, rank = actions[position]
+    original = where if what == "where" else good
+
+    def raising(event):  # type: ignore[no-untyped-def]
+        if event.id.startswith("poison"):
+            raise Poisoned(event.id)
+        return True if original is None else original(event)
+
+    replaced = (
+        (kind, index, touchpoint, raising, good, key, rank)
+        if what == "where"
+        else (kind, index, touchpoint, where, raising, key, rank)
+    )
+    engine.dispatch[event_type] = (*actions[:position], replaced, *actions[position + 1 :])
+
+
+def history() -> list:
+    return [
+        event("customer.joined", 0, customer="c1"),
+        event("ticket.opened", 10, customer="c1", ticket_id="t1"),
+        event("call.ended", 20, customer="c1", call_id="k1", resolved=True),
+        event("bill.issued", 30, customer="c2", bill_id="b1"),
+        event("ticket.resolved", 2 * HOUR, customer="c1", ticket_id="t1"),
+        event("order.placed", 3 * HOUR, customer="c2", order_id="o1"),
+    ]
+
+
+def stepped(catalog, events, poisoned=None):  # type: ignore[no-untyped-def]
+    engine = Engine(catalog, lateness=LATENESS, track=True)
+    healthy = dict(engine.dispatch)
+    if poisoned:
+        poison(engine, *poisoned)
+    for e in events:
+        with contextlib.suppress(Poisoned):
+            engine.step(e)
+    engine.dispatch = healthy  # the bug is fixed
+    return engine
+
+
+POISONS = [
+    ("a ticket's third action (two queued before it)", "ticket.opened", 2, "where", "ticket_id", "t2"),
+    ("a ticket's first action", "ticket.opened", 0, "where", "ticket_id", "t2"),
+    ("a call's trigger, after its condition", "call.ended", 1, "where", "call_id", "k2"),
+    ("a call's condition itself", "call.ended", 0, "good", "call_id", "k2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "position", "what", "key", "value"), [p[1:] for p in POISONS], ids=[p[0] for p in POISONS]
+)
+def test_an_event_whose_step_raises_leaves_no_trace(catalog, event_type, position, what, key, value):
+    extra = {"resolved": True} if event_type == "call.ended" else {}
+    bad = event(event_type, 40, customer="c3", event_id="poison-1", **{key: value}, **extra)
+    events = history()
+    with_poison = stepped(catalog, [*events[:3], bad, *events[3:]], (event_type, position, what))
+    without = stepped(catalog, events)
+    assert with_poison.snapshot() == without.snapshot()
+    assert with_poison.pending == without.pending and with_poison.errors == without.errors == []
+    # Sent again once the cause is fixed, it is judged as if it had come the first time (not a duplicate).
+    fixed = event(event_type, 40, customer="c3", event_id="poison-1", **{key: value}, **extra)
+    assert with_poison.step(fixed) != 1
+    everything = stepped(catalog, [*events, fixed])
+    with_poison.finish()
+    everything.finish()
+    assert with_poison.counts() == everything.counts()
+
+
+def test_a_step_that_raises_leaves_the_customer_it_would_have_created_out(catalog):
+    engine = Engine(catalog, lateness=LATENESS, track=True)
+    poison(engine, "ticket.opened", 1)
+    with pytest.raises(Poisoned):
+        engine.step(event("ticket.opened", 0, customer="new", event_id="poison-2", ticket_id="t"))
+    assert "new" not in engine.state.customers and engine.state.max_at is None and not engine.state.queue
+
+
+def test_a_rule_that_raises_while_deciding_loses_that_entry_only(catalog):
+    engine = Engine(catalog, lateness=LATENESS)
+    index = catalog.ids.index("order-confirmed")
+    opened, end, expire = engine.handlers[index]
+
+    def failing_expire(due, customer, key, cell, state):  # type: ignore[no-untyped-def]
+        if key == "o-poison":
+            raise Poisoned(key)
+        expire(due, customer, key, cell, state)
+
+    engine.handlers[index] = (opened, end, failing_expire)
+    for order in ("o1", "o-poison", "o3"):
+        engine.step(event("order.placed", 0, customer=f"c-{order}", order_id=order))
+    engine.step(event("customer.joined", DAY, customer="later"))
+    (failure,) = engine.failures
+    assert failure.stage == DECIDE and failure.touchpoint == "order-confirmed" and failure.customer == "c-o-poison"
+    assert isinstance(failure.error, Poisoned)
+    assert engine.counts()["order-confirmed"] == [0, 2]  # the two others were decided
+    engine.step(event("customer.joined", 2 * DAY, customer="even-later"))
+    assert len(engine.failures) == 1  # dropped, not retried at every step

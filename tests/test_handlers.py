@@ -1,0 +1,180 @@
+"""The worker's hops without Kafka (streams.handlers): no message stops them, every message comes out
+once, as an event passed on or whole in the dead letters (SPEC section 1)."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+
+from monitor import events as event_module
+from monitor.engine import Engine
+from monitor.events import parse_timestamp
+from streams.handlers import OMITTED
+from tests.worker_helpers import DEAD_LETTERS, EVENTS, Message, Worker
+
+NOW = parse_timestamp("2026-11-22T10:05:00Z")
+
+
+def order(event_id: str, customer: str = "c1", at: str = "2026-11-22T10:00:00Z", **extra: object) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "type": "order.placed",
+            "customer_id": customer,
+            "occurred_at": at,
+            "order_id": f"o-{event_id}",
+            "amount": 5,
+            "channel": "web",
+            **extra,
+        }
+    )
+
+
+HOSTILE = [
+    ("past year 9999 in UTC", order("h1", at="9999-12-31T23:59:59-01:00"), "bad_timestamp"),
+    ("before year 1 in UTC", order("h2", at="0001-01-01T00:00:00+01:00"), "bad_timestamp"),
+    ("year 9999 (the future)", order("h3", at="9999-12-31T23:59:59Z"), "future_timestamp"),
+    ("a day ahead of the clock", order("h4", at="2026-11-23T10:05:00Z"), "future_timestamp"),
+    ("nested 20,000 levels", b"[" * 20_000 + b"]" * 20_000, "malformed_json"),
+    ("not UTF-8", b'{"event_id": "\xff"}', "not_utf8"),
+    ("empty", b"", "malformed_json"),
+    ("a JSON array", b"[1, 2]", "not_object"),
+    ("no offset", order("h5", at="2026-11-22T10:00:00"), "bad_timestamp"),
+    (
+        "a field missing",
+        orjson.dumps(
+            {"event_id": "h6", "type": "order.placed", "customer_id": "c", "occurred_at": "2026-11-22T10:00:00Z"}
+        ),
+        "missing_field",
+    ),
+    ("a mistyped field", order("h7", amount="lots"), "wrong_type"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
+def test_a_hostile_message_goes_whole_to_the_dead_letters(catalog, raw, reason):
+    worker = Worker(catalog)
+    (dead,) = worker.run([Message("orders", raw, key=b"k")], NOW)
+    assert (dead.value, dead.key, dead.headers["reason"], dead.headers["source"]) == (raw, b"k", reason, "orders")
+    assert worker.sample("tpmon_events_rejected_total", source="orders", reason=reason) == 1
+    assert worker.partitions.engines == {}  # nothing reached an engine
+
+
+def test_a_hostile_message_does_not_hold_back_the_good_ones_around_it(catalog):
+    worker = Worker(catalog)
+    batch = [
+        Message("orders", order("g1")),
+        *(Message("orders", raw) for _, raw, _ in HOSTILE),
+        Message("orders", order("g2")),
+    ]
+    dead = worker.run(batch, NOW)
+    assert [d.headers["reason"] for d in dead] == [reason for _, _, reason in HOSTILE]
+    assert worker.judged() == {"g1", "g2"}
+    assert all(engine.state.max_at <= NOW for engine in worker.partitions.engines.values())
+
+
+def test_a_poison_in_the_engine_is_dead_lettered_as_internal_error_and_the_rest_judged(catalog, monkeypatch, caplog):
+    step = Engine.step
+
+    def poisoned(self, event, now=None):  # type: ignore[no-untyped-def]
+        if event.id.startswith("poison"):
+            raise RuntimeError("a test-only rule error")
+        return step(self, event, now)
+
+    monkeypatch.setattr(Engine, "step", poisoned)
+    worker = Worker(catalog)
+    raw = order("poison-1", customer="c2")
+    with caplog.at_level(logging.ERROR, logger="tpmon"):
+        dead = worker.run([Message("orders", order("g1")), Message("orders", raw), Message("orders", order("g2"))], NOW)
+        worker.run([Message("orders", order("poison-2", customer="c3"))], NOW)
+    (first,) = dead
+    assert (first.value, first.headers["reason"], first.headers["stage"], first.headers["source"]) == (
+        raw,
+        "internal_error",
+        "judge",
+        "orders",
+    )
+    assert "RuntimeError: a test-only rule error" in first.headers["detail"]
+    assert worker.judged() == {"g1", "g2"}
+    assert worker.sample("tpmon_internal_errors_total", stage="judge") == 2
+    assert worker.sample("tpmon_events_rejected_total", source="orders", reason="internal_error") == 2
+    # Logged once with its traceback; the second of its kind only in one line.
+    tracebacks = [r for r in caplog.records if "Traceback" in r.getMessage()]
+    assert len(tracebacks) == 1 and "a test-only rule error" in tracebacks[0].getMessage()
+
+
+def test_a_poison_in_decoding_is_dead_lettered_at_either_hop(catalog, monkeypatch):
+    decode = event_module.decode
+
+    def poisoned(raw, source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if b"poison" in raw:
+            raise RuntimeError("decoder bug")
+        return decode(raw, source, *args, **kwargs)
+
+    monkeypatch.setattr("streams.handlers.decode", poisoned)
+    worker = Worker(catalog)
+    (dead,) = worker.run([Message("orders", order("poison-3")), Message("orders", order("g1"))], NOW)
+    assert (dead.headers["reason"], dead.headers["stage"]) == ("internal_error", "decode")
+    assert worker.judged() == {"g1"}
+
+
+def test_a_record_that_cannot_be_written_marks_its_customers_events_and_spares_the_others(catalog, monkeypatch):
+    worker = Worker(catalog)
+    put = worker.customers.put
+
+    def failing_put(partition, key, value):  # type: ignore[no-untyped-def]
+        if key == "c-poison":
+            raise RuntimeError("store bug")
+        put(partition, key, value)
+
+    monkeypatch.setattr(worker.customers, "put", failing_put)
+    dead = worker.run([Message("orders", order("p1", customer="c-poison")), Message("orders", order("g1"))], NOW)
+    assert [(d.headers["reason"], d.headers["stage"]) for d in dead] == [("internal_error", "record")]
+    assert "c1" in worker.customers.data  # the other customer's record is written
+    # The event was judged: a record failure is not a rejection.
+    assert worker.judged() == {"p1", "g1"}
+    assert worker.sample("tpmon_events_rejected_total", source="orders", reason="internal_error") == 0
+
+
+def test_an_unreadable_stored_record_is_reported_and_the_partition_still_loads(catalog):
+    worker = Worker(catalog)
+    worker.run([Message("orders", order("g1"))], NOW)
+    worker.customers.data["broken"] = b"{not json"
+    rebuilt = Worker(catalog)
+    rebuilt.customers.data = dict(worker.customers.data)
+    rebuilt.journeys.data = dict(worker.journeys.data)
+    for partition in range(4):
+        rebuilt.partitions.engine(partition)
+    rebuilt.judge.drain()
+    assert rebuilt.sample("tpmon_internal_errors_total", stage="restore") == 4  # read once per partition
+    assert rebuilt.judged() == {"g1"}
+
+
+def test_messages_on_the_events_topic_that_ingest_did_not_write_are_kept(catalog):
+    worker = Worker(catalog)
+    worker.judge([Message(EVENTS, b"junk", headers=[("source", b"orders")])], NOW)
+    (dead,) = worker.outbox.take(DEAD_LETTERS)
+    assert (dead.value, dead.headers["reason"], dead.headers["source"]) == (b"junk", "malformed_json", "orders")
+
+
+def test_what_the_broker_refuses_is_dead_lettered_or_reported(catalog):
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    worker = Worker(catalog)
+    too_big = MessageSizeTooLargeError("too large")
+    event_message = (EVENTS, b"c1", order("big"), 0, [("source", b"orders")])
+    worker.dead_letters.refused(event_message, too_big, EVENTS)
+    (dead,) = worker.outbox.take(DEAD_LETTERS)
+    assert (dead.value, dead.headers["reason"], dead.headers["source"]) == (order("big"), "too_large", "orders")
+    # That dead letter refused in turn: its headers are kept, its value cannot be.
+    worker.dead_letters.refused(
+        (DEAD_LETTERS, b"c1", dead.value, None, [(k, v.encode()) for k, v in dead.headers.items()]), too_big, EVENTS
+    )
+    (stub,) = worker.outbox.take(DEAD_LETTERS)
+    assert stub.value is None and stub.headers["reason"] == "too_large" and OMITTED in stub.headers
+    # And a stub refused is only reported: nothing more is sent.
+    worker.dead_letters.refused((DEAD_LETTERS, b"c1", None, None, [(OMITTED, b"x")]), too_big, EVENTS)
+    assert worker.outbox.take(DEAD_LETTERS) == []
+    assert worker.sample("tpmon_internal_errors_total", stage="deliver") == 2

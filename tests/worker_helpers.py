@@ -1,0 +1,99 @@
+"""The worker's handlers without Kafka: messages as plain records, an outbox that keeps what is sent."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from monitor.catalog import Catalog
+from monitor.durations import parse_duration
+from monitor.metrics import Metrics
+from streams.handlers import DeadLetters, Failures, Ingest, Judge
+from streams.partitions import MemoryStore, Partitions, key_partition
+
+EVENTS, DEAD_LETTERS = "events", "rejects"
+PARTITIONS = 4
+_offsets = itertools.count()
+
+
+@dataclass
+class Message:
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    partition: int = 0
+    headers: list = field(default_factory=list)
+    offset: int = field(default_factory=lambda: next(_offsets))
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+    headers: dict[str, str]
+
+
+class ListOutbox:
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+
+    def add(self, topic, key, value, partition=None, headers=None) -> None:  # type: ignore[no-untyped-def]
+        self.sent.append(Sent(topic, key, value, partition, {k: v.decode() for k, v in headers or []}))
+
+    def take(self, topic: str) -> list[Sent]:
+        taken = [s for s in self.sent if s.topic == topic]
+        self.sent = [s for s in self.sent if s.topic != topic]
+        return taken
+
+
+class Worker:
+    """Ingest and judge wired as streams.app wires them, on memory stores."""
+
+    def __init__(self, catalog: Catalog, max_future: str = "1h") -> None:
+        self.outbox = ListOutbox()
+        self.customers, self.journeys = MemoryStore(), MemoryStore()
+        self.partitions = Partitions(
+            catalog,
+            self.customers,
+            self.journeys,
+            retention=parse_duration("24h"),
+            partition_of=lambda customer: key_partition(customer.encode(), PARTITIONS),
+        )
+        self.registry = CollectorRegistry()
+        self.metrics = self.partitions.metrics = Metrics(catalog, self.partitions, self.registry)
+        failures = Failures(self.metrics)
+        self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, self.metrics, failures)  # type: ignore[arg-type]
+        self.ingest = Ingest(self.outbox, EVENTS, self.dead_letters, parse_duration(max_future), failures)  # type: ignore[arg-type]
+        self.judge = Judge(self.partitions, EVENTS, self.dead_letters, failures)
+
+    def run(self, messages: list[Message], now: int) -> list[Sent]:
+        """Both hops; returns the dead letters."""
+        self.ingest(messages, now)
+        forwarded = [
+            Message(
+                EVENTS,
+                s.value,
+                s.key,
+                key_partition(s.key, PARTITIONS),
+                [(k, v.encode()) for k, v in s.headers.items()],
+            )
+            for s in self.outbox.take(EVENTS)
+        ]
+        self.judge(forwarded, now)
+        return self.outbox.take(DEAD_LETTERS)
+
+    def judged(self) -> set[str]:
+        """The ids of the events the engines have taken."""
+        return {
+            event_id
+            for engine in self.partitions.engines.values()
+            for mine in engine.state.customers.values()
+            for event_id in mine.seen
+        }
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
