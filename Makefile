@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean deps
+.PHONY: test lint demo bench clean deps fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ deps:
 test: deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## make fuzz: the fuzz suite at length (make test runs it bounded); FUZZ_EXAMPLES per property, 20000.
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	TPMON_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

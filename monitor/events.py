@@ -327,7 +327,7 @@ def _check(data: dict, name: str, kind: str) -> tuple[str, str] | None:
         if kind is NON_NEGATIVE and value < 0:
             return WRONG_TYPE, f"field '{name}' must be a number >= 0, not {value}"
     elif kind is ACTOR:
-        if value not in _ACTORS:
+        if value_type is not str or value not in _ACTORS:
             return WRONG_TYPE, f"field '{name}' must be {ACTOR}, not {value!r}"
     elif kind is BOOL:
         if value_type is not bool:

@@ -25,7 +25,7 @@ import orjson
 
 from .durations import parse_duration
 from .engine.outcome import Outcome
-from .events import Event, format_timestamp, json_bytes, parse_timestamp
+from .events import FIRST_INSTANT, Event, format_timestamp, json_bytes, parse_timestamp
 
 DEFAULT_MAX_EVENTS = 200
 DEFAULT_MAX_OUTCOMES = 200
@@ -44,7 +44,11 @@ class Journey:
 
     @property
     def last_at(self) -> int:
-        return max(self.events[-1][0] if self.events else 0, self.outcomes[-1][0] if self.outcomes else 0)
+        """The newest time kept (events may be from before 1970: no default of 0 may win over them)."""
+        if self.events and self.outcomes:
+            return max(self.events[-1][0], self.outcomes[-1][0])
+        entries = self.events or self.outcomes
+        return entries[-1][0] if entries else FIRST_INSTANT
 
     @property
     def broken(self) -> bool:

@@ -155,3 +155,122 @@ def test_the_console_script_ends_without_freeing_the_state_and_loses_no_output(s
         [sys.executable, "-m", "tpmon.cli", "replay", str(tmp_path / "none.jsonl")], capture_output=True, check=False
     )
     assert missing.returncode == 2 and b"no such file" in missing.stderr
+
+
+HOSTILE_LINES = [
+    (
+        b'{"event_id":"h1","type":"order.placed","customer_id":"c","occurred_at":"9999-12-31T23:59:59-01:00","order_id":"o","amount":1,"channel":"web"}',
+        "bad_timestamp",
+    ),
+    (
+        b'{"event_id":"h2","type":"order.placed","customer_id":"c","occurred_at":"0001-01-01T00:00:00+01:00","order_id":"o","amount":1,"channel":"web"}',
+        "bad_timestamp",
+    ),
+    (b"[" * 20_000 + b"]" * 20_000, "malformed_json"),
+    (
+        b'{"event_id":"h3","type":"x.y","customer_id":"c","occurred_at":"2026-11-22T10:00:00Z","n":'
+        + b"9" * 400
+        + b"}",
+        "malformed_json",
+    ),
+    (
+        b'{"event_id":"h4","type":"x.y","customer_id":"c","occurred_at":"2026-11-22T10:00:00Z","note":"\xff"}',
+        "not_utf8",
+    ),
+]
+
+
+def test_no_line_ends_a_replay_with_a_traceback(tmp_path):
+    """The lines the issue found, with journeys written (which format every instant)."""
+    edge = event("order.placed", 0, "c-last", event_id="edge", occurred_at="9999-12-31T23:59:59Z", order_id="o9")
+    first = event("order.placed", 0, "c-first", event_id="first", occurred_at="0001-01-01T00:00:00Z", order_id="o1")
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join([line(first), *(raw for raw, _ in HOSTILE_LINES), line(edge)]) + b"\n")
+    rejects, journeys = tmp_path / "r.jsonl", tmp_path / "j.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tpmon.cli",
+            "replay",
+            str(path),
+            "--json",
+            "--journeys",
+            str(journeys),
+            "--rejects",
+            str(rejects),
+        ],
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]
+    summary = orjson.loads(done.stdout)
+    assert summary["events"]["accepted"] == 2 and summary["events"]["internal_errors"] == 0
+    kept = [orjson.loads(r) for r in rejects.read_bytes().splitlines()]
+    assert [r["reason"] for r in kept] == [reason for _, reason in HOSTILE_LINES]
+    assert [r.get("raw", "").encode() for r in kept[:4]] == [raw for raw, _ in HOSTILE_LINES[:4]]
+    earliest, latest = [orjson.loads(r) for r in journeys.read_bytes().splitlines()]
+    assert earliest["first_at"] == "0001-01-01T00:00:00Z" and latest["last_at"] == "9999-12-31T23:59:59Z"
+    assert earliest["outcomes"][0]["at"] == "0001-01-01T00:02:00Z"  # missed by year 1's second minute
+
+
+def test_replay_now_rejects_events_from_the_future(tmp_path):
+    path = tmp_path / "clock.jsonl"
+    soon, far = event("customer.joined", 3000, event_id="soon"), event("customer.joined", 3601, event_id="far")
+    path.write_bytes(line(soon) + b"\n" + line(far) + b"\n")
+    now = "2026-11-22T10:00:00Z"
+    _, out, _ = replay(str(path), "--json", "--now", now, "--rejects", str(tmp_path / "r.jsonl"))
+    assert orjson.loads(out)["events"] == {**orjson.loads(out)["events"], "accepted": 1, "rejected": 1}
+    assert orjson.loads((tmp_path / "r.jsonl").read_bytes())["reason"] == "future_timestamp"
+    _, out, _ = replay(str(path), "--json", "--now", now, "--max-future", "2h")
+    assert orjson.loads(out)["events"]["accepted"] == 2
+    _, out, _ = replay(str(path), "--json")  # no clock: nothing is from the future
+    assert orjson.loads(out)["events"]["accepted"] == 2
+    code, _, err = replay(str(path), "--now", "tomorrow")
+    assert code == 2 and "--now" in err and "RFC 3339" in err
+    code, _, err = replay(str(path), "--max-future", "2h")
+    assert code == 2 and "--now" in err
+
+
+def test_a_line_whose_processing_raises_is_kept_as_internal_error_and_the_replay_goes_on(tmp_path, monkeypatch):
+    from monitor.engine import Engine
+    from monitor.journeys import Journeys
+
+    step, add_event = Engine.step, Journeys.add_event
+
+    def poisoned_step(self, e, now=None):  # type: ignore[no-untyped-def]
+        if e.id.startswith("poison-step"):
+            raise RuntimeError("a test-only rule error")
+        return step(self, e, now)
+
+    def poisoned_journey(self, e):  # type: ignore[no-untyped-def]
+        if e.id.startswith("poison-journey"):
+            raise RuntimeError("a test-only journey error")
+        return add_event(self, e)
+
+    monkeypatch.setattr(Engine, "step", poisoned_step)
+    monkeypatch.setattr(Journeys, "add_event", poisoned_journey)
+    lines = [
+        event("customer.joined", 0, event_id="ok-1"),
+        event("customer.joined", 1, event_id="poison-step-1"),
+        event("customer.joined", 2, event_id="poison-step-2"),
+        event("customer.joined", 3, event_id="poison-journey-1"),
+        event("customer.joined", 4, event_id="ok-2"),
+    ]
+    path, rejects = tmp_path / "poison.jsonl", tmp_path / "r.jsonl"
+    path.write_bytes(b"\n".join(line(e) for e in lines) + b"\n")
+    code, out, err = replay(str(path), "--json", "--rejects", str(rejects), "--journeys", str(tmp_path / "j.jsonl"))
+    assert code == 0
+    events = orjson.loads(out)["events"]
+    # The step's failures were not judged (rejected); the journey's was (accepted, and kept as well).
+    assert (events["accepted"], events["rejected"], events["internal_errors"]) == (3, 2, 3)
+    kept = [orjson.loads(r) for r in rejects.read_bytes().splitlines()]
+    assert [(r["line"], r["reason"], r["stage"]) for r in kept] == [
+        (2, "internal_error", "judge"),
+        (3, "internal_error", "judge"),
+        (4, "internal_error", "journey"),
+    ]
+    assert kept[0]["raw"].encode() == line(lines[1])
+    assert err.count("Traceback") == 2  # once per kind of failure, the second of a kind in one line
+    assert "line 3: internal error again" not in err or "a test-only rule error" in err
