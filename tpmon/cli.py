@@ -11,6 +11,7 @@ from .commands.dashboards import dashboards
 from .commands.demo import demo
 from .commands.kafka import kafka
 from .commands.produce import produce
+from .commands.rejects import rejects
 from .commands.replay import replay
 from .commands.rules import rules
 from .commands.simulate import simulate
@@ -44,6 +45,7 @@ main.add_command(simulate)
 main.add_command(kafka)
 main.add_command(worker)
 main.add_command(produce)
+main.add_command(rejects)
 main.add_command(dashboards)
 main.add_command(demo)
 

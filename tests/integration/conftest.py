@@ -125,13 +125,14 @@ class Namespace:
             **extra,
         }
 
-    def worker(self, wait: bool = True, **extra: str) -> Worker:
+    def worker(self, wait: bool = True, command: list[str] | None = None, **extra: str) -> Worker:
+        """A worker process; ``command`` runs another entry point with tpmon's arguments (a test's own)."""
         port = free_port()
         index = len(self.workers)
         log = self.root / f"worker-{index}.log"
         env = self.env(TPMON_WEB_PORT=str(port), TPMON_DATA_DIR=str(self.root / f"worker-{index}"), **extra)
         process = subprocess.Popen(
-            [*TPMON, "worker"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=self.root
+            [*(command or TPMON), "worker"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=self.root
         )
         worker = Worker(process, port, log)
         self.workers.append(worker)
