@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -17,6 +18,7 @@ from monitor.events import SOURCE_OF_TYPE
 from streams.partitions import key_partition
 from streams.settings import Settings
 
+Client = TypeVar("Client", bound=Any)
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 FLUSH_TIMEOUT = 10.0  # seconds a stopping producer waits for the broker to take what it holds
 
@@ -86,13 +88,21 @@ def topic_names(settings: Settings) -> dict[str, str]:
     )
 
 
+async def started(client: Client, settings: Settings) -> Client:
+    """Start an aiokafka client (producer, consumer or admin); a broker out of reach is a
+    ConnectionError that says where, with the client closed."""
+    try:
+        await client.start()
+    except KafkaConnectionError:
+        with contextlib.suppress(Exception):
+            await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    return client
+
+
 async def ensure_topics(settings: Settings, names: list[str], config: dict[str, str] | None = None) -> None:
     """Create the topics that do not exist yet, with the configured partitions (and ``config``)."""
-    admin = AIOKafkaAdminClient(**settings.client_options())
-    try:
-        await admin.start()
-    except KafkaConnectionError:
-        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    admin = await started(AIOKafkaAdminClient(**settings.client_options()), settings)
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -126,12 +136,7 @@ async def publish(
         acks="all",
         enable_idempotence=True,
     )
-    try:
-        await producer.start()
-    except KafkaConnectionError:
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    await started(producer, settings)
     pending: list[asyncio.Future] = []
     number = 0
     try:

@@ -116,7 +116,8 @@ def _raw_writer(stream: BinaryIO, tally: Counter[str]) -> Writer:
 
 async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer, tally: Counter[str]) -> None:  # type: ignore[no-untyped-def]
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import KafkaConnectionError
+
+    from ..publish import started
 
     topic = settings.dead_letter_topic
     partitions = await _partitions(settings, topic)
@@ -128,12 +129,7 @@ async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer,
         max_partition_fetch_bytes=16 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
     )
-    try:
-        await consumer.start()
-    except KafkaConnectionError:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    await started(consumer, settings)
     try:
         assigned = [TopicPartition(topic, partition) for partition in partitions]
         consumer.assign(assigned)
@@ -160,15 +156,10 @@ async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer,
 async def _partitions(settings, topic: str) -> list[int]:  # type: ignore[no-untyped-def]
     """The topic's partitions (none when it does not exist), asked of the broker."""
     from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaConnectionError
 
-    admin = AIOKafkaAdminClient(**settings.client_options())
-    try:
-        await admin.start()
-    except KafkaConnectionError:
-        with contextlib.suppress(Exception):
-            await admin.close()
-        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+    from ..publish import started
+
+    admin = await started(AIOKafkaAdminClient(**settings.client_options()), settings)
     try:
         if topic not in await admin.list_topics():
             return []  # (asked first: describing a missing topic would create it, where the broker may)
