@@ -158,3 +158,36 @@ def test_both_profiles_are_valid(tmp_path, profile):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_internal_errors_open_a_ticket_while_they_happen(tmp_path):
+    """One message failed at the engine's step: a ticket for the pipeline, gone ten minutes after."""
+    groups = YAML(typ="safe").load((GENERATED / "touchpoints.yml").read_text())["groups"]
+    (rule,) = next(g["rules"] for g in groups if g["name"] == "tpmon-pipeline")
+    failing = {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'tpmon_internal_errors_total{stage="judge"}', "values": "0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"}
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2m", "alertname": "TpmonInternalErrors", "exp_alerts": []},
+            {
+                "eval_time": "5m",
+                "alertname": "TpmonInternalErrors",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {**rule["labels"], "stage": "judge"},
+                        "exp_annotations": {
+                            "summary": "tpmon failed to process some inputs (judge)",
+                            "description": rule["annotations"]["description"]
+                            .replace("{{ $labels.stage }}", "judge")
+                            .replace("{{ $value | humanize }}", "1"),
+                            "runbook_url": rule["annotations"]["runbook_url"],
+                        },
+                    }
+                ],
+            },
+            {"eval_time": "18m", "alertname": "TpmonInternalErrors", "exp_alerts": []},
+        ],
+    }
+    run_promtool(tmp_path, [failing])

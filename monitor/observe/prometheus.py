@@ -10,13 +10,21 @@ Recording rules (one group, the same for every touchpoint):
 Per touchpoint (its constants come from the catalog):
   touchpoint:tpmon_touchpoint_state:value  0 unknown, 1 broken, 2 reliable, 3 differentiating
 Alerts per touchpoint: TouchpointBurnRate, one per tier (multi-window, multi-burn-rate, with a
-minimum volume), and TouchpointBroken from the state.
+minimum volume), and TouchpointBroken from the state. For the pipeline itself: TpmonInternalErrors,
+when processing failed for a reason outside the event contract (a bug; the inputs are kept as
+internal_error in the dead letters).
 """
 
 from __future__ import annotations
 
 from ..catalog.model import Catalog, Touchpoint
-from ..conventions import METRIC_CUSTOMERS, METRIC_JOURNEYS_BROKEN, METRIC_OUTCOMES, STATE_VALUES
+from ..conventions import (
+    METRIC_CUSTOMERS,
+    METRIC_INTERNAL_ERRORS,
+    METRIC_JOURNEYS_BROKEN,
+    METRIC_OUTCOMES,
+    STATE_VALUES,
+)
 from .windows import PROFILES, STATE_WINDOW, WINDOWS, Profile
 
 RUNBOOK_BASE = "https://runbooks.example.com/touchpoints"
@@ -116,6 +124,33 @@ def alert_rules(touchpoint: Touchpoint, profile: Profile) -> list[dict]:
     return alerts
 
 
+def pipeline_rules(profile: Profile) -> dict:
+    """Alerts on tpmon itself, for whoever runs it (no owner: the default route)."""
+    window = profile.window("10m")
+    return {
+        "name": "tpmon-pipeline",
+        "rules": [
+            {
+                "alert": "TpmonInternalErrors",
+                "expr": f"sum by (stage) (increase({METRIC_INTERNAL_ERRORS}[{window}])) > 0",
+                "labels": {"severity": "ticket", "tier": "pipeline"},
+                "annotations": {
+                    "summary": "tpmon failed to process some inputs ({{ $labels.stage }})",
+                    "description": (
+                        "Processing raised for a reason outside the event contract (a bug in tpmon) at stage "
+                        "{{ $labels.stage }} (failures over the last "
+                        + window
+                        + ": {{ $value | humanize }}). The workers go on; "
+                        "the inputs are kept in the dead-letter topic as internal_error, the worker's log has the "
+                        "traceback. `tpmon rejects --reason internal_error` lists them."
+                    ),
+                    "runbook_url": f"{RUNBOOK_BASE}/tpmon-internal-errors",
+                },
+            }
+        ],
+    }
+
+
 def _labels(touchpoint: Touchpoint) -> dict:
     return {"touchpoint": touchpoint.id, "stage": touchpoint.stage, "owner": touchpoint.owner}
 
@@ -131,5 +166,5 @@ def rule_files(catalog: Catalog, profile: Profile = PROFILES["production"]) -> d
                 "rules": [state_rule(touchpoint, profile), *alert_rules(touchpoint, profile)],
             }
         )
-    files["touchpoints.yml"] = {"groups": groups}
+    files["touchpoints.yml"] = {"groups": [*groups, pipeline_rules(profile)]}
     return files
