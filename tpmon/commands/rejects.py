@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import orjson
 from ..output import atomic_output, err, fail
 
 HEADERS = ("reason", "source", "detail", "stage", "omitted")
+STALLED = 30.0  # seconds without a message, short of the end, before Kafka is taken for gone
 
 
 @click.command()
@@ -135,10 +137,17 @@ async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer,
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
-        left = {tp: end for tp, end in ends.items() if end > await consumer.position(tp)}
-        while left:
+        left = set(assigned)
+        progress = time.monotonic()
+        while True:
+            left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+            if not left:
+                return
+            if time.monotonic() - progress > STALLED:
+                raise ConnectionError(f"Kafka at {settings.bootstrap} sent nothing more for {STALLED:.0f} s")
             batches = await consumer.getmany(*left, timeout_ms=1000)
             for tp, messages in batches.items():
+                progress = time.monotonic()
                 for message in messages:
                     if message.offset >= ends[tp]:
                         break
@@ -146,8 +155,6 @@ async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer,
                     headers = {name: value.decode("utf-8", "replace") for name, value in message.headers or ()}
                     if keep(headers) and write(message, headers) is not False:
                         tally["written"] += 1
-                if await consumer.position(tp) >= ends[tp]:
-                    left.pop(tp, None)
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
