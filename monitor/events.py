@@ -162,13 +162,14 @@ def _parse_timestamp(text: str) -> int | None:
     RFC 3339 (a space for 'T', basic and week formats, a comma fraction, offsets without a colon)."""
     if (
         len(text) < 20
+        or not text.isascii()  # RFC 3339 is ASCII; str.isdigit and fromisoformat take other digits too
         or text[10] != "T"
         or text[4] != "-"
         or text[7] != "-"
         or text[13] != ":"
         or text[16] != ":"
         or text[19] not in ".Z+-"
-        or (text[19] == "." and not text[20].isdigit())
+        or (text[19] == "." and not text[20:21].isdigit())
         or (text[-1] != "Z" and (text[-3] != ":" or text[-6] not in "+-"))
     ):
         return None
@@ -187,7 +188,7 @@ def _parse_timestamp(text: str) -> int | None:
 def timestamp_problem(text: str) -> str:
     """Why ``parse_timestamp`` refused the text, in words."""
     year = text[:4]
-    if year.isdigit() and _parse_timestamp(text) is None:
+    if year.isascii() and year.isdigit() and _parse_timestamp(text) is None:
         # The same text in a year well inside the range (as leap as its own): valid then, only the
         # instant is out of range.
         probe = ("2000" if isleap(int(year)) else "2001") + text[4:]
@@ -499,7 +500,10 @@ def explain(data: dict, raw: bytes, source: str) -> Event | Reject:
 
 
 # -- nesting ---------------------------------------------------------------------------------------------
-_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)  # no backtracking: the two branches are apart
+# A string, or the rest of the input when one is never closed: each quote then starts at most one
+# match, so the search is linear (a pattern that needs the closing quote retries from every quote of an
+# unclosed string, and took hours over a megabyte of escaped quotes).
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\Z)', re.DOTALL)
 _NOT_BRACKETS: Final = bytes(set(range(256)) - set(b"[]{}"))
 _NESTING_STEP: Final = [0] * 256
 for _byte in b"[{":

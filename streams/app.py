@@ -209,7 +209,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     failures = Failures(metrics)
     dead_letter_box = DeadLetters(outbox, dead_letters_name, metrics, failures)
     ingest = Ingest(outbox, events_name, dead_letter_box, max_future, failures)
-    judge = Judge(partitions, events_name, dead_letter_box, failures)
+    judge = Judge(partitions, events_name, dead_letter_box, max_future, failures)
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

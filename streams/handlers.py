@@ -30,6 +30,7 @@ log = logging.getLogger("tpmon")
 
 DETAIL_CHARS = 1000  # a dead letter's detail header is cut there (a detail may quote the input)
 OMITTED = "omitted"  # header of a dead letter whose value the topic refused: only its size is kept
+CLOCK_SKEW = 300_000_000  # 5 min: how far apart two workers' clocks may be
 
 
 class Record(Protocol):
@@ -151,21 +152,25 @@ class Judge:
     """The second hop: decode each event again and judge it in its partition's engine."""
 
     def __init__(
-        self, partitions: Partitions, events_topic: str, dead_letters: DeadLetters, failures: Failures
+        self, partitions: Partitions, events_topic: str, dead_letters: DeadLetters, max_future: int, failures: Failures
     ) -> None:
         self.partitions = partitions
         self.events_topic = events_topic
         self.dead_letters = dead_letters
+        # Ingest checked the clock already; this is for messages written to the events topic by others,
+        # with room for the clocks of the worker that ingested and the one that judges to differ.
+        self.max_future = max_future + CLOCK_SKEW
         self.failures = failures
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
         batch: list[tuple[int, Event]] = []
         held: list[tuple[Record, str]] = []
+        not_after = now + self.max_future
         for message in messages:
             source = self.events_topic
             try:
                 source = header(message.headers, "source") or self.events_topic
-                decoded = decode(message.value or b"", source)
+                decoded = decode(message.value or b"", source, not_after=not_after)
                 if type(decoded) is Event:
                     batch.append((message.partition, decoded))  # type: ignore[arg-type]
                     held.append((message, source))

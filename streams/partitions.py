@@ -170,7 +170,8 @@ class Partitions:
         ten events in the batch is written once, not ten times). Returns (position in the batch,
         failure) for each event whose processing raised: not judged (stage judge: the engine is as if it
         never came), or judged with its journey or records incomplete (journey, record)."""
-        failed: list[tuple[int, Failure]] = []
+        failed: dict[int, Failure] = {}  # by position in the batch: the first failure of each event
+        duplicate_items: set[int] = set()
         touched: dict[int, dict[str, Journey]] = {}
         # Counted per batch: a labelled counter's increment takes a lock, once per event was too often.
         kinds: Counter[tuple[str, str]] = Counter()
@@ -181,10 +182,11 @@ class Partitions:
                 engine = self.engine(partition)
                 status = engine.step(event, now)
             except Exception as error:
-                failed.append((item, Failure(JUDGE, error, event_id=event.id, customer=event.customer)))
+                failed[item] = Failure(JUDGE, error, event_id=event.id, customer=event.customer)
                 continue
             if status == DUPLICATE:
                 duplicates[event.source] += 1
+                duplicate_items.add(item)
                 continue
             kinds[event.source, event.kind] += 1
             if status == LATE:
@@ -197,12 +199,21 @@ class Partitions:
                     self._file_outcomes(partition, engine, journeys)
             except Exception as error:
                 engine.outbox.clear()
-                failed.append((item, Failure(JOURNEY, error, event_id=event.id, customer=event.customer)))
+                failed[item] = Failure(JOURNEY, error, event_id=event.id, customer=event.customer)
 
         def record_failed(partition: int, failure: Failure) -> None:
-            for item, (where, event) in enumerate(batch):
-                if where == partition and event.customer == failure.customer:
-                    failed.append((item, Failure(RECORD, failure.error, event_id=event.id, customer=event.customer)))
+            """A customer's record could not be written: its events of the batch say so (once each);
+            a customer with none (decided by the clock) is a failure of no event."""
+            mine = [
+                item
+                for item, (where, event) in enumerate(batch)
+                if where == partition and event.customer == failure.customer and item not in duplicate_items
+            ]
+            for item in mine:
+                event = batch[item][1]
+                failed.setdefault(item, Failure(RECORD, failure.error, event_id=event.id, customer=event.customer))
+            if not mine:
+                self.failures.append(failure)
 
         for partition, journeys in touched.items():
             self._settle(partition, self.engines[partition], journeys, record_failed)
@@ -216,7 +227,7 @@ class Partitions:
                     self.metrics.late_event(source, count)
             except Exception as error:
                 self.failures.append(Failure(METRICS, error))
-        return failed
+        return sorted(failed.items())
 
     def tick(self, now: int) -> None:
         """Move idle clocks on; every partition whose clock moved writes what that decided."""

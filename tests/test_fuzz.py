@@ -99,8 +99,11 @@ texts = st.one_of(
 
 
 def digits(count: int, low: int = 0, high: int | None = None) -> st.SearchStrategy[str]:
+    """Digits, now and then of another script (which Python reads as digits: RFC 3339 does not)."""
     high = 10**count - 1 if high is None else high
-    return st.integers(min_value=low, max_value=high).map(lambda n: f"{n:0{count}d}")
+    ascii_digits = st.integers(min_value=low, max_value=high).map(lambda n: f"{n:0{count}d}")
+    other = st.text(alphabet=st.characters(categories=["Nd", "No"]), min_size=count, max_size=count)
+    return st.one_of(ascii_digits, ascii_digits, ascii_digits, other)
 
 
 offsets = st.one_of(
@@ -283,6 +286,9 @@ def test_the_extremes_one_by_one():
         good("c1", 9) + b"\n",
         b"\xef\xbb\xbf" + good("c1", 10),
         good("c1", 11).replace(b'"c1"', b'"' + b"c" * 100_000 + b'"'),
+        b"[" * 101 + b'\\"' * 100_000,  # an unclosed string of escaped quotes (once quadratic)
+        good("c1", 12).replace(b'"occurred_at":"', b'"occurred_at":"2026-11-22T10:00:00.","x":"'),
+        good("c1", 13).replace(b'"occurred_at":"2', '"occurred_at":"²'.encode()),
     ]
     test_replay_of_any_lines_counts_each_once_and_writes_what_reads_back.hypothesis.inner_test(extremes)
     test_the_worker_takes_any_messages_and_each_comes_out_once.hypothesis.inner_test(extremes)

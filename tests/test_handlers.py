@@ -154,9 +154,12 @@ def test_an_unreadable_stored_record_is_reported_and_the_partition_still_loads(c
 
 def test_messages_on_the_events_topic_that_ingest_did_not_write_are_kept(catalog):
     worker = Worker(catalog)
-    worker.judge([Message(EVENTS, b"junk", headers=[("source", b"orders")])], NOW)
-    (dead,) = worker.outbox.take(DEAD_LETTERS)
-    assert (dead.value, dead.headers["reason"], dead.headers["source"]) == (b"junk", "malformed_json", "orders")
+    from_2099 = order("far", at="2099-01-01T00:00:00Z")
+    worker.judge([Message(EVENTS, b"junk", headers=[("source", b"orders")]), Message(EVENTS, from_2099)], NOW)
+    junk, future = worker.outbox.take(DEAD_LETTERS)
+    assert (junk.value, junk.headers["reason"], junk.headers["source"]) == (b"junk", "malformed_json", "orders")
+    assert (future.value, future.headers["reason"], future.headers["source"]) == (from_2099, "future_timestamp", EVENTS)
+    assert worker.judged() == set()  # the clock did not move
 
 
 def test_what_the_broker_refuses_is_dead_lettered_or_reported(catalog):
@@ -178,3 +181,28 @@ def test_what_the_broker_refuses_is_dead_lettered_or_reported(catalog):
     worker.dead_letters.refused((DEAD_LETTERS, b"c1", None, None, [(OMITTED, b"x")]), too_big, EVENTS)
     assert worker.outbox.take(DEAD_LETTERS) == []
     assert worker.sample("tpmon_internal_errors_total", stage="deliver") == 2
+
+
+def test_each_failing_event_is_kept_once_whatever_else_fails(catalog, monkeypatch):
+    """A customer whose step raised for one event, whose other event came twice, and whose record
+    cannot be written: each of its messages is kept once, with the first failure it met."""
+    step = Engine.step
+
+    def poisoned(self, event, now=None):  # type: ignore[no-untyped-def]
+        if event.id.startswith("poison"):
+            raise RuntimeError("a test-only rule error")
+        return step(self, event, now)
+
+    monkeypatch.setattr(Engine, "step", poisoned)
+    worker = Worker(catalog)
+    put = worker.customers.put
+
+    def failing_put(partition, key, value):  # type: ignore[no-untyped-def]
+        if key == "c1":
+            raise RuntimeError("store bug")
+        put(partition, key, value)
+
+    monkeypatch.setattr(worker.customers, "put", failing_put)
+    raws = [order("g1"), order("poison-1"), order("g1")]
+    dead = worker.run([Message("orders", raw) for raw in raws], NOW)
+    assert sorted((d.value, d.headers["stage"]) for d in dead) == sorted([(raws[0], "record"), (raws[1], "judge")])

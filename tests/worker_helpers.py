@@ -68,7 +68,7 @@ class Worker:
         failures = Failures(self.metrics)
         self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, self.metrics, failures)  # type: ignore[arg-type]
         self.ingest = Ingest(self.outbox, EVENTS, self.dead_letters, parse_duration(max_future), failures)  # type: ignore[arg-type]
-        self.judge = Judge(self.partitions, EVENTS, self.dead_letters, failures)
+        self.judge = Judge(self.partitions, EVENTS, self.dead_letters, parse_duration(max_future), failures)
 
     def run(self, messages: list[Message], now: int) -> list[Sent]:
         """Both hops; returns the dead letters."""
