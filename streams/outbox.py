@@ -14,6 +14,10 @@ to ``on_refused`` (the app dead-letters it, or logs what cannot be kept) and the
 message larger than a producer batch travels alone, so with topics that take at least a batch (512 KiB;
 Kafka's default is 1 MiB) a refusal never holds back other messages. Every other error (the broker is
 gone, say) fails the delivery, as before: nothing is acknowledged.
+
+A delivery takes every message added so far, a timer's and a handler's alike. So that no caller
+acknowledges its input before its messages are stored, ``deliver`` also waits for the deliveries under
+way that took some of them, and fails when one of those failed.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ class Outbox:
         self.messages: list[Message] = []
         self.lock = asyncio.Lock()
         self.spread = 0  # round robin for messages without key or partition
+        # Messages are numbered as they are added; a delivery takes all there are. A caller's messages
+        # may be taken by another's delivery (a timer's, say), so each delivery under way is kept with
+        # the number of the first message it took, for callers to wait for (see ``deliver``).
+        self.added = 0
+        self.taken = 0
+        self.deliveries: list[tuple[int, asyncio.Future]] = []
 
     def add(
         self,
@@ -49,18 +59,27 @@ class Outbox:
         headers: list | None = None,
     ) -> None:
         self.messages.append((topic, key, value, partition, headers))
+        self.added += 1
 
     async def deliver(self) -> None:
+        """Return once every message added before the call is stored (or raise what failed)."""
+        mine = self.added
         # What on_refused adds goes out too: a dead letter for a refused event, and if that is refused,
         # a shorter one in its place. Never more rounds: a refusal in the last is only reported.
         for _ in range(3):
             if not self.messages:
-                return
+                break
             await self._deliver_once()
+        waiting = [outcome for first, outcome in self.deliveries if first < mine]
+        if waiting:
+            await asyncio.gather(*waiting)  # another's delivery that took some of them: its failure is ours
+        # A failed delivery stays: every later caller fails as well, and none acknowledges its input.
+        self.deliveries = [(first, outcome) for first, outcome in self.deliveries if not _succeeded(outcome)]
 
     async def _deliver_once(self) -> None:
         async with self.lock:
             messages, self.messages = self.messages, []
+            first, self.taken = self.taken, self.taken + len(messages)
             producer = self.producer()
             counts: dict[str, int] = {}
             batches: dict[tuple[str, int], tuple[Any, list[Message]]] = {}
@@ -99,6 +118,11 @@ class Outbox:
                 if batch.record_count():
                     batch.close()
                     sent.append((await producer.send_batch(batch, topic, partition=partition), held))
+            outcome = asyncio.ensure_future(self._stored(sent))
+            self.deliveries.append((first, outcome))
+        await outcome
+
+    async def _stored(self, sent: list[tuple[asyncio.Future, list[Message]]]) -> None:
         results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
         for (_, held), result in zip(sent, results, strict=True):
             if isinstance(result, REFUSALS):
@@ -118,3 +142,7 @@ class Outbox:
                 await (await producer.send(topic, value, key=key, partition=partition, headers=headers))
             except REFUSALS as refusal:
                 self.on_refused(message, refusal)
+
+
+def _succeeded(outcome: asyncio.Future) -> bool:
+    return outcome.done() and not outcome.cancelled() and outcome.exception() is None

@@ -9,6 +9,7 @@ import pytest
 
 from monitor.durations import parse_duration
 from monitor.engine import Engine
+from monitor.engine.outcome import RuleError
 from monitor.failures import DECIDE
 from tests.builders import DAY, HOUR, event
 
@@ -116,5 +117,31 @@ def test_a_rule_that_raises_while_deciding_loses_that_entry_only(catalog):
     assert failure.stage == DECIDE and failure.touchpoint == "order-confirmed" and failure.customer == "c-o-poison"
     assert isinstance(failure.error, Poisoned)
     assert engine.counts()["order-confirmed"] == [0, 2]  # the two others were decided
+    assert engine.pending[index] == 0  # and that one closed, undecided
     engine.step(event("customer.joined", 2 * DAY, customer="even-later"))
     assert len(engine.failures) == 1  # dropped, not retried at every step
+
+
+def test_taking_a_step_back_keeps_the_rule_errors_of_others(catalog):
+    """Ids are unique per customer only: another customer's rule error for the same id stays."""
+    engine = Engine(catalog, lateness=LATENESS, track=True)
+    engine.errors.append(RuleError("bill-correct", "poison-3", "c1's, not yet drained"))
+    poison(engine, "ticket.opened", 1)
+    with pytest.raises(Poisoned):
+        engine.step(event("ticket.opened", 1, customer="c2", event_id="poison-3", ticket_id="t"))
+    assert [e.event_id for e in engine.errors] == ["poison-3"]
+
+
+def test_an_instance_whose_due_time_raises_is_closed_undecided(catalog):
+    engine = Engine(catalog, lateness=LATENESS, track=True)
+    index = catalog.ids.index("order-confirmed")
+    opened, end, _expire = engine.handlers[index]
+
+    def failing_expire(due, customer, key, cell, state):  # type: ignore[no-untyped-def]
+        raise Poisoned(key)
+
+    engine.handlers[index] = (opened, end, failing_expire)
+    engine.step(event("order.placed", 0, customer="c1", order_id="o1"))
+    engine.step(event("customer.joined", DAY, customer="later"))
+    assert len(engine.failures) == 1 and engine.pending[index] == 0
+    assert engine.record("c1")["open"] == []  # not scheduled again when the record is put back

@@ -104,9 +104,9 @@ class Engine:
 
         An event is applied whole or not at all: if judging it raises (a rule's expression, say), what
         it had changed is taken back before the error goes on (``_take_back``), so the event leaves no
-        trace and can be sent again once the cause is fixed. Conditions are counted once every action
-        has been judged, so that only queued entries and rule errors can need taking back. What the
-        watermark then releases is guarded entry by entry (see ``_release``)."""
+        trace and can be sent again once the cause is fixed. Conditions are counted and rule errors
+        filed once every action has been judged, so that only queued entries can need taking back. What
+        the watermark then releases is guarded entry by entry (see ``_release``)."""
         state = self.state
         customer = event.customer
         mine = state.customers.get(customer)
@@ -134,27 +134,26 @@ class Engine:
         actions = self.dispatch.get(event.kind)
         if actions is not None:
             queue = state.queue
-            judged = None
+            judged = None  # conditions' verdicts and rule errors, applied once every action is judged
             try:
                 for kind, index, touchpoint_id, where, good, key_field, rank in actions:
                     if where is not None:
                         passes = where(event)
                         if not passes:
                             if passes is None:
-                                self.errors.append(RuleError(touchpoint_id, event_id, f"where: {where.last_error}"))
+                                judged = (judged or []) + [(touchpoint_id, f"where: {where.last_error}")]
                             continue
                     if kind == _CONDITION:
                         verdict = good(event)
-                        if verdict is None:
-                            self.errors.append(RuleError(touchpoint_id, event_id, good.last_error))
-                        elif judged is None:
-                            judged = [(touchpoint_id, verdict)]
+                        outcome = (touchpoint_id, good.last_error if verdict is None else verdict)
+                        if judged is None:
+                            judged = [outcome]
                         else:
-                            judged.append((touchpoint_id, verdict))
+                            judged.append(outcome)
                         continue
                     key = getattr(event.fields, key_field, None)
                     if type(key) is not str or not key:
-                        self.errors.append(RuleError(touchpoint_id, event_id, f"no '{key_field}' to key on"))
+                        judged = (judged or []) + [(touchpoint_id, f"no '{key_field}' to key on")]
                         continue
                     entry = (at, rank, event_id, index, key, customer, mine)
                     heappush(queue, entry)
@@ -167,11 +166,14 @@ class Engine:
                 raise
             if judged is not None:
                 for touchpoint_id, verdict in judged:
-                    self._count(mine, touchpoint_id, verdict, customer)
-                    if self.outcomes:
-                        self.outbox.append(
-                            Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
-                        )
+                    if verdict is True or verdict is False:
+                        self._count(mine, touchpoint_id, verdict, customer)
+                        if self.outcomes:
+                            self.outbox.append(
+                                Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
+                            )
+                    else:
+                        self.errors.append(RuleError(touchpoint_id, event_id, verdict))
 
         queue = state.queue
         if queue and queue[0][0] <= watermark:  # type: ignore[operator]
@@ -221,23 +223,23 @@ class Engine:
         lines, track, dirty = state.due_lines, self.track, self.dirty
         while queue and queue[0][0] <= watermark:
             entry = pop(queue)
-            time, rank, third, index, key, last, mine = entry
-            if rank == DUE:
-                line = lines[index]
-                if line and line[0] is entry:  # the head of its due line: the next one open takes its place
-                    line.popleft()
-                    while line and not line[0][CELL][IS_OPEN]:
-                        line.popleft()  # decided before its due time: nothing to do, not even a heap push
-                    if line:
-                        heappush(queue, line[0])
-                if not last[IS_OPEN]:
-                    continue
-            elif track:
-                mine.queued.discard(entry)
-                if not mine.queued:
-                    mine.queued = None
-                dirty.add(last)
             try:
+                time, rank, third, index, key, last, mine = entry
+                if rank == DUE:
+                    line = lines[index]
+                    if line and line[0] is entry:  # the head of its due line: the next one open takes its place
+                        line.popleft()
+                        while line and not line[0][CELL][IS_OPEN]:
+                            line.popleft()  # decided before its due time: nothing to do, not even a heap push
+                        if line:
+                            heappush(queue, line[0])
+                    if not last[IS_OPEN]:
+                        continue
+                elif track:
+                    mine.queued.discard(entry)
+                    if not mine.queued:
+                        mine.queued = None
+                    dirty.add(last)
                 handlers[index][rank](time, third, key, last, mine)  # type: ignore[index]
             except Exception as error:
                 # A bug in a rule: this entry is dropped (put back, it would raise again at every step
@@ -245,8 +247,9 @@ class Engine:
                 self._failed(entry, error)
 
     def _take_back(self, event: Event, mine: CustomerState, max_at: int | None, watermark: int | None) -> None:
-        """Undo what a step that raised had done: the event's queued entries, its rule errors, its id, the
-        clock (but when it arrived: it did arrive); a customer the event had created goes again."""
+        """Undo what a step that raised had done: the event's queued entries, its id, the clock (but when
+        it arrived: it did arrive); a customer the event had created goes again. (Conditions and rule
+        errors are applied only once the step has judged every action.)"""
         state, event_id = self.state, event.id
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark = max_at, watermark
@@ -260,17 +263,25 @@ class Engine:
                 mine.queued.difference_update(mine_entries)
                 if not mine.queued:
                     mine.queued = None
-        while self.errors and self.errors[-1].event_id == event_id:
-            self.errors.pop()
         if mine.is_empty():
             del state.customers[event.customer]
             self.dirty.discard(event.customer)
 
     def _failed(self, entry: tuple, error: Exception) -> None:
-        _, rank, third, index, _, last, _ = entry
+        """Record a rule that raised on a queued event or a due time. An instance whose due time failed
+        is closed undecided, so that it is neither left open for ever nor scheduled again when its
+        customer's record is put back (where it would raise again)."""
+        _, rank, third, index, key, last, mine = entry
         touchpoint = self.ids[index]
         if rank == DUE:
             customer, event_id = third, last[OPENED_BY]  # a due time: the event that opened the instance
+            instance = self.rules[index].prefix + key  # type: ignore[union-attr]
+            if last[IS_OPEN] and mine.open.get(instance) is last:
+                del mine.open[instance]
+                last[IS_OPEN] = False
+                self.pending[index] -= 1
+                if self.track:
+                    self.dirty.add(customer)
         else:
             customer, event_id = last, third
         self.failures.append(Failure(DECIDE, error, event_id=event_id, customer=customer, touchpoint=touchpoint))
