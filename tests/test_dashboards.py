@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tpmon.cli import main
 
-from .conftest import ROOT, shared_schema
+from .conftest import ROOT, grafana_schema
 
 COMMITTED = ROOT / "dashboards"
 NAMES = ("customer-room.json", "touchpoint-drilldown.json", "reliability-review.json")
@@ -34,7 +34,7 @@ def panels_of(dashboard: dict) -> list[dict]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_valid_against_grafanas_schema(rendered, name):
-    schema = json.loads(shared_schema("grafana-dashboard.schema.json").read_text())
+    schema = json.loads(grafana_schema().read_text())
     errors = [
         f"{list(e.absolute_path)}: {e.message}"
         for e in jsonschema.Draft7Validator(schema).iter_errors(json.loads((rendered / name).read_text()))
