@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from monitor.events import format_timestamp
 
 from .conftest import Namespace, Worker, group_lag, wait_until
-from .test_live_pipeline import deadline_catalog
+from .test_live_pipeline import deadline_catalog, place_an_order_now
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -93,19 +93,6 @@ async def send(space: Namespace, messages: list[tuple[int, bytes | None]]) -> No
         await producer.stop()
 
 
-async def place_an_order_now(space: Namespace) -> float:
-    """Send an order.placed that occurs as it is sent (the producer started before); return when."""
-    producer = AIOKafkaProducer(bootstrap_servers=space.bootstrap)
-    await producer.start()
-    try:
-        placed_at = time.time()
-        value = order("p1", format_timestamp(round(placed_at * 1_000_000)), customer="c1")
-        await producer.send_and_wait(space.topics[0], value, key=b"c1")
-    finally:
-        await producer.stop()
-    return placed_at
-
-
 async def dead_letters(space: Namespace, count: int, timeout: float = 60) -> list:
     consumer = AIOKafkaConsumer(
         space.dead_letters,
@@ -157,7 +144,7 @@ def test_hostile_messages_are_kept_whole_and_the_next_event_is_judged_on_time(na
     assert by_name(worker, "tpmon_internal_errors_total", "stage") == {}
 
     # The clock did not move: the next order is decided when it is due, not before and not late.
-    placed_at = asyncio.run(place_an_order_now(namespace))
+    placed_at = place_an_order_now(namespace)
     due = placed_at + 2 + 1  # due time plus lateness
     wait_until(lambda: worker.outcomes().get("quick-confirm") == (0, 1), 30, "the missed deadline", every=0.05)
     decided = time.time()

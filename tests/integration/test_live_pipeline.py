@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from monitor.events import format_timestamp
 from tpmon.publish import SENTINEL_MAX_FUTURE, watermark_sentinels
@@ -166,21 +168,31 @@ def deadline_catalog(tmp_path, touchpoint: str, within: str):  # type: ignore[no
     return rules
 
 
-def place_an_order_now(namespace: Namespace, tmp_path) -> float:  # type: ignore[no-untyped-def]
-    """Send one order.placed that occurred now; return when (wall clock, seconds)."""
-    placed_at = time.time()
-    event = {
-        "event_id": "p1",
-        "type": "order.placed",
-        "customer_id": "c1",
-        "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
-        "order_id": "o1",
-        "amount": 5,
-        "channel": "web",
-    }
-    (tmp_path / "one.jsonl").write_bytes(orjson.dumps(event) + b"\n")
-    namespace.run("produce", str(tmp_path / "one.jsonl"))
-    return placed_at
+def place_an_order_now(namespace: Namespace) -> float:
+    """Send one order.placed that occurs as it is sent; return when (wall clock, seconds). The producer
+    is started first, so that what is measured from then on is the worker, not a client's start-up
+    (a `tpmon produce` process took a second to start on a busy machine)."""
+
+    async def send() -> float:
+        producer = AIOKafkaProducer(bootstrap_servers=namespace.bootstrap)
+        await producer.start()
+        try:
+            placed_at = time.time()
+            event = {
+                "event_id": "p1",
+                "type": "order.placed",
+                "customer_id": "c1",
+                "occurred_at": format_timestamp(round(placed_at * 1_000_000)),
+                "order_id": "o1",
+                "amount": 5,
+                "channel": "web",
+            }
+            await producer.send_and_wait(namespace.topics[0], orjson.dumps(event), key=b"c1")
+        finally:
+            await producer.stop()
+        return placed_at
+
+    return asyncio.run(send())
 
 
 def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
@@ -196,7 +208,7 @@ def test_a_deadline_is_decided_while_the_source_is_silent(namespace, tmp_path):
     (tmp_path / "warm-up.jsonl").write_bytes(orjson.dumps(warm_up) + b"\n")
     namespace.run("produce", str(tmp_path / "warm-up.jsonl"))
     wait_until(lambda: _events_counted(worker) >= 1, 30, "the warm-up event")
-    placed_at = place_an_order_now(namespace, tmp_path)
+    placed_at = place_an_order_now(namespace)
     due = placed_at + 2 + 1  # due time plus lateness
     wait_until(lambda: worker.outcomes().get("quick-confirm") == (0, 1), 30, "the missed deadline", every=0.05)
     decided = time.time()
@@ -209,7 +221,7 @@ def test_a_deadline_open_when_a_worker_restarts_is_decided_with_no_further_event
     worker that takes the partition over decides the deadline from the stored record alone."""
     rules = deadline_catalog(tmp_path, "slow-confirm", "25s")
     first = namespace.worker(TPMON_RULES=str(rules))
-    placed_at = place_an_order_now(namespace, tmp_path)
+    placed_at = place_an_order_now(namespace)
     topics = [*namespace.topics, f"{namespace.name}-events"]
     wait_until(
         lambda: _events_counted(first) >= 1 and group_lag(namespace.bootstrap, namespace.name, topics) == 0,
