@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -274,3 +275,20 @@ def test_a_line_whose_processing_raises_is_kept_as_internal_error_and_the_replay
     assert kept[0]["raw"].encode() == line(lines[1])
     assert err.count("Traceback") == 2  # once per kind of failure, the second of a kind in one line
     assert "line 2: internal error" in err and "line 3:" not in err  # the second of a kind, so soon, is counted only
+
+
+def test_replay_runs_from_any_folder_with_the_shipped_catalog(tmp_path):
+    """Outside the repository there is no ./rules: the catalog installed with tpmon is used (an
+    editable install once made that a traceback)."""
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(line(event("customer.joined", 0)) + b"\n")
+    env = {k: v for k, v in os.environ.items() if k != "TPMON_RULES"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tpmon.cli", "replay", str(path), "--json"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert orjson.loads(done.stdout)["customers"]["joined"] == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 
@@ -15,4 +14,16 @@ def default_rules() -> Path:
     local = Path("rules")
     if local.is_dir():
         return local
-    return Path(str(resources.files("rules")))
+    return shipped_rules()
+
+
+def shipped_rules() -> Path:
+    """The folder of the catalog installed with tpmon. ``rules`` is a namespace package (a folder of
+    YAML), whose path an editable install extends with an entry that is not a folder, which
+    importlib.resources refuses: the first entry that is a folder is it."""
+    import rules
+
+    for entry in rules.__path__:
+        if Path(entry).is_dir():
+            return Path(entry)
+    raise FileNotFoundError("the catalog shipped with tpmon is not installed (no rules folder)")

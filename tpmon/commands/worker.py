@@ -83,6 +83,10 @@ def worker(
     except ValueError as error:
         fail(str(error))
     catalog = catalog_or_exit(Path(settings.rules) if settings.rules else None)
+    try:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    except OSError as error:
+        fail(f"cannot use {settings.data_dir} as the worker's folder: {error.strerror}")
     _topics(settings)
     app, _ = create_app(settings, catalog)
     err.print(
