@@ -53,6 +53,18 @@ HOSTILE = [
 ]
 
 
+def poison_the_engine(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A test-only rule error: the engine's step raises on events whose id starts with 'poison'."""
+    step = Engine.step
+
+    def poisoned(self, event, now=None):  # type: ignore[no-untyped-def]
+        if event.id.startswith("poison"):
+            raise RuntimeError("a test-only rule error")
+        return step(self, event, now)
+
+    monkeypatch.setattr(Engine, "step", poisoned)
+
+
 @pytest.mark.parametrize(("raw", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
 def test_a_hostile_message_goes_whole_to_the_dead_letters(catalog, raw, reason):
     worker = Worker(catalog)
@@ -76,14 +88,7 @@ def test_a_hostile_message_does_not_hold_back_the_good_ones_around_it(catalog):
 
 
 def test_a_poison_in_the_engine_is_dead_lettered_as_internal_error_and_the_rest_judged(catalog, monkeypatch, caplog):
-    step = Engine.step
-
-    def poisoned(self, event, now=None):  # type: ignore[no-untyped-def]
-        if event.id.startswith("poison"):
-            raise RuntimeError("a test-only rule error")
-        return step(self, event, now)
-
-    monkeypatch.setattr(Engine, "step", poisoned)
+    poison_the_engine(monkeypatch)
     worker = Worker(catalog)
     raw = order("poison-1", customer="c2")
     with caplog.at_level(logging.ERROR, logger="tpmon"):
@@ -186,14 +191,7 @@ def test_what_the_broker_refuses_is_dead_lettered_or_reported(catalog):
 def test_each_failing_event_is_kept_once_whatever_else_fails(catalog, monkeypatch):
     """A customer whose step raised for one event, whose other event came twice, and whose record
     cannot be written: each of its messages is kept once, with the first failure it met."""
-    step = Engine.step
-
-    def poisoned(self, event, now=None):  # type: ignore[no-untyped-def]
-        if event.id.startswith("poison"):
-            raise RuntimeError("a test-only rule error")
-        return step(self, event, now)
-
-    monkeypatch.setattr(Engine, "step", poisoned)
+    poison_the_engine(monkeypatch)
     worker = Worker(catalog)
     put = worker.customers.put
 

@@ -129,6 +129,7 @@ def test_hostile_messages_are_kept_whole_and_the_next_event_is_judged_on_time(na
     worker = namespace.worker(TPMON_RULES=str(deadline_catalog(tmp_path, "quick-confirm", "2s")))
     messages = hostile()
     assert len(messages) >= 15
+    sent_at = time.time_ns() // 1000
     asyncio.run(send(namespace, [(topic, value) for topic, value, _ in messages]))
     expected = [(namespace.topics[topic], value, reason) for topic, value, reason in messages if reason]
     kept = asyncio.run(dead_letters(namespace, len(expected)))
@@ -142,6 +143,13 @@ def test_hostile_messages_are_kept_whole_and_the_next_event_is_judged_on_time(na
     )
     assert by_name(worker, "tpmon_events_total", "type") == {"customer.joined": 1, "other": 1}
     assert by_name(worker, "tpmon_internal_errors_total", "stage") == {}
+    # A replay of the same messages, at the clock of their sending, refuses the same for the same reasons.
+    lines = tmp_path / "hostile.jsonl"
+    lines.write_bytes(b"".join(value + b"\n" for _, value, _ in messages if value))  # (a file has no tombstone)
+    replayed = tmp_path / "rejects.jsonl"
+    namespace.run("replay", str(lines), "--now", format_timestamp(sent_at), "--rejects", str(replayed))
+    in_replay = Counter(orjson.loads(r)["reason"] for r in replayed.read_bytes().splitlines())
+    assert in_replay == Counter(r for _, v, r in expected if v)  # an empty line is no line to refuse
 
     # The clock did not move: the next order is decided when it is due, not before and not late.
     placed_at = place_an_order_now(namespace)
