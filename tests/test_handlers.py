@@ -53,6 +53,18 @@ HOSTILE = [
 ]
 
 
+def break_the_record_of(customer: str, worker: Worker, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A test-only store error: writing this customer's record raises."""
+    put = worker.customers.put
+
+    def failing_put(partition, key, value):  # type: ignore[no-untyped-def]
+        if key == customer:
+            raise RuntimeError("store bug")
+        put(partition, key, value)
+
+    monkeypatch.setattr(worker.customers, "put", failing_put)
+
+
 def poison_the_engine(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A test-only rule error: the engine's step raises on events whose id starts with 'poison'."""
     step = Engine.step
@@ -127,14 +139,7 @@ def test_a_poison_in_decoding_is_dead_lettered_at_either_hop(catalog, monkeypatc
 
 def test_a_record_that_cannot_be_written_marks_its_customers_events_and_spares_the_others(catalog, monkeypatch):
     worker = Worker(catalog)
-    put = worker.customers.put
-
-    def failing_put(partition, key, value):  # type: ignore[no-untyped-def]
-        if key == "c-poison":
-            raise RuntimeError("store bug")
-        put(partition, key, value)
-
-    monkeypatch.setattr(worker.customers, "put", failing_put)
+    break_the_record_of("c-poison", worker, monkeypatch)
     dead = worker.run([Message("orders", order("p1", customer="c-poison")), Message("orders", order("g1"))], NOW)
     assert [(d.headers["reason"], d.headers["stage"]) for d in dead] == [("internal_error", "record")]
     assert "c1" in worker.customers.data  # the other customer's record is written
@@ -193,14 +198,7 @@ def test_each_failing_event_is_kept_once_whatever_else_fails(catalog, monkeypatc
     cannot be written: each of its messages is kept once, with the first failure it met."""
     poison_the_engine(monkeypatch)
     worker = Worker(catalog)
-    put = worker.customers.put
-
-    def failing_put(partition, key, value):  # type: ignore[no-untyped-def]
-        if key == "c1":
-            raise RuntimeError("store bug")
-        put(partition, key, value)
-
-    monkeypatch.setattr(worker.customers, "put", failing_put)
+    break_the_record_of("c1", worker, monkeypatch)
     raws = [order("g1"), order("poison-1"), order("g1")]
     dead = worker.run([Message("orders", raw) for raw in raws], NOW)
     assert sorted((d.value, d.headers["stage"]) for d in dead) == sorted([(raws[0], "record"), (raws[1], "judge")])
