@@ -437,6 +437,7 @@ def _from_the_future(text: str, raw: bytes, source: str, not_after: int) -> Reje
 def _decode_read_whole(raw: bytes, source: str, not_after: int | None) -> Event | Reject:
     """Everything the exact structs refused: orjson reads the whole input (the judge of valid JSON), then
     the nesting and the typed fields are checked."""
+    unreadable = None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -444,11 +445,11 @@ def _decode_read_whole(raw: bytes, source: str, not_after: int | None) -> Event 
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:
             return Reject(NOT_UTF8, f"not UTF-8: byte {bad.start} is invalid", raw, source)
-        if nesting_exceeds(raw, MAX_DEPTH):
-            return Reject(MALFORMED_JSON, f"malformed JSON: nested deeper than {MAX_DEPTH} levels", raw, source)
-        return Reject(MALFORMED_JSON, f"malformed JSON: {error}", raw, source)
-    if nesting_exceeds(raw, MAX_DEPTH):
+        unreadable = error
+    if nesting_exceeds(raw, MAX_DEPTH):  # (orjson's own limit, 1,024 levels, says less)
         return Reject(MALFORMED_JSON, f"malformed JSON: nested deeper than {MAX_DEPTH} levels", raw, source)
+    if unreadable is not None:
+        return Reject(MALFORMED_JSON, f"malformed JSON: {unreadable}", raw, source)
     if type(data) is not dict:
         return Reject(NOT_OBJECT, f"an event is a JSON object, not {_describe(data)}", raw, source)
     try:

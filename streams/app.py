@@ -32,7 +32,6 @@ from monitor.metrics import Metrics
 
 from .consumer import BatchHandler, BatchTransport
 from .handlers import DeadLetters, Failures, Ingest, Judge
-from .outbox import Message as OutboxMessage
 from .outbox import Outbox
 from .partitions import Partitions, key_partition
 from .recovery import SeekFirstTableManager
@@ -187,10 +186,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     registry = CollectorRegistry()
     dead_letters_name, events_name = dead_letters.get_topic_name(), events.get_topic_name()
 
-    def refused(message: OutboxMessage, error: Exception) -> None:
-        dead_letter_box.refused(message, error, events_name)
-
-    outbox = Outbox(lambda: app.producer._ensure_producer(), refused)  # the aiokafka producer Faust configured
+    outbox = Outbox(lambda: app.producer._ensure_producer())  # the aiokafka producer Faust configured
     lateness = parse_duration(settings.lateness) if settings.lateness else None
     max_future = parse_duration(settings.max_future) if settings.max_future else catalog.max_future
     partitions = Partitions(
@@ -207,7 +203,8 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
     registry.register(LagCollector(app, {*settings.source_topics, settings.events_topic}))
     failures = Failures(metrics)
-    dead_letter_box = DeadLetters(outbox, dead_letters_name, metrics, failures)
+    dead_letter_box = DeadLetters(outbox, dead_letters_name, events_name, metrics, failures)
+    outbox.on_refused = dead_letter_box.refused
     ingest = Ingest(outbox, events_name, dead_letter_box, max_future, failures)
     judge = Judge(partitions, events_name, dead_letter_box, max_future, failures)
 

@@ -73,9 +73,12 @@ class Failures:
 class DeadLetters:
     """Keeps messages whole on the dead-letter topic, with why."""
 
-    def __init__(self, outbox: Outbox, topic: str, metrics: Metrics | None, failures: Failures) -> None:
+    def __init__(
+        self, outbox: Outbox, topic: str, events_topic: str, metrics: Metrics | None, failures: Failures
+    ) -> None:
         self.outbox = outbox
         self.topic = topic
+        self.events_topic = events_topic
         self.metrics = metrics
         self.failures = failures
 
@@ -104,11 +107,11 @@ class DeadLetters:
             headers.append(("stage", stage.encode()))
         self.outbox.add(self.topic, key, value, headers=headers)
 
-    def refused(self, message: Message, error: Exception, events_topic: str) -> None:
-        """The broker refused a message of ours for itself (its size): ``Outbox.on_refused``."""
+    def refused(self, message: Message, error: Exception) -> None:
+        """The broker refused a message of ours for itself (its size): the outbox's ``on_refused``."""
         topic, key, value, _, headers = message
         size = len(value or b"")
-        if topic == events_topic:  # an event too large for the events topic: a reject, whole
+        if topic == self.events_topic:  # an event too large for the events topic: a reject, whole
             source = header(headers, "source") or topic
             if self.metrics is not None:
                 self.metrics.reject(source, TOO_LARGE)

@@ -37,9 +37,11 @@ Message = tuple[str, bytes | None, bytes | None, int | None, list | None]  # top
 
 
 class Outbox:
-    def __init__(self, producer: Callable[[], Any], on_refused: Callable[[Message, Exception], None]) -> None:
+    def __init__(
+        self, producer: Callable[[], Any], on_refused: Callable[[Message, Exception], None] | None = None
+    ) -> None:
         self.producer = producer  # gives the started aiokafka producer
-        self.on_refused = on_refused
+        self.on_refused = on_refused or _raise  # set by whoever keeps refused messages (streams.handlers)
         self.messages: list[Message] = []
         self.lock = asyncio.Lock()
         self.spread = 0  # round robin for messages without key or partition
@@ -146,3 +148,7 @@ class Outbox:
 
 def _succeeded(outcome: asyncio.Future) -> bool:
     return outcome.done() and not outcome.cancelled() and outcome.exception() is None
+
+
+def _raise(message: Message, error: Exception) -> None:
+    raise error

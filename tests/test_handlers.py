@@ -178,17 +178,17 @@ def test_what_the_broker_refuses_is_dead_lettered_or_reported(catalog):
     worker = Worker(catalog)
     too_big = MessageSizeTooLargeError("too large")
     event_message = (EVENTS, b"c1", order("big"), 0, [("source", b"orders")])
-    worker.dead_letters.refused(event_message, too_big, EVENTS)
+    worker.dead_letters.refused(event_message, too_big)
     (dead,) = worker.outbox.take(DEAD_LETTERS)
     assert (dead.value, dead.headers["reason"], dead.headers["source"]) == (order("big"), "too_large", "orders")
     # That dead letter refused in turn: its headers are kept, its value cannot be.
     worker.dead_letters.refused(
-        (DEAD_LETTERS, b"c1", dead.value, None, [(k, v.encode()) for k, v in dead.headers.items()]), too_big, EVENTS
+        (DEAD_LETTERS, b"c1", dead.value, None, [(k, v.encode()) for k, v in dead.headers.items()]), too_big
     )
     (stub,) = worker.outbox.take(DEAD_LETTERS)
     assert stub.value is None and stub.headers["reason"] == "too_large" and OMITTED in stub.headers
     # And a stub refused is only reported: nothing more is sent.
-    worker.dead_letters.refused((DEAD_LETTERS, b"c1", None, None, [(OMITTED, b"x")]), too_big, EVENTS)
+    worker.dead_letters.refused((DEAD_LETTERS, b"c1", None, None, [(OMITTED, b"x")]), too_big)
     assert worker.outbox.take(DEAD_LETTERS) == []
     assert worker.sample("tpmon_internal_errors_total", stage="deliver") == 2
 

@@ -66,7 +66,7 @@ class Worker:
         self.registry = CollectorRegistry()
         self.metrics = self.partitions.metrics = Metrics(catalog, self.partitions, self.registry)
         failures = Failures(self.metrics)
-        self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, self.metrics, failures)  # type: ignore[arg-type]
+        self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, EVENTS, self.metrics, failures)  # type: ignore[arg-type]
         self.ingest = Ingest(self.outbox, EVENTS, self.dead_letters, parse_duration(max_future), failures)  # type: ignore[arg-type]
         self.judge = Judge(self.partitions, EVENTS, self.dead_letters, parse_duration(max_future), failures)
 

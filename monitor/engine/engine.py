@@ -253,16 +253,13 @@ class Engine:
         state, event_id = self.state, event.id
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark = max_at, watermark
-        mine_entries = [entry for entry in state.queue if entry[1] != DUE and entry[2] == event_id and entry[6] is mine]
-        if mine_entries:
-            state.queue[:] = [
-                entry for entry in state.queue if not (entry[1] != DUE and entry[2] == event_id and entry[6] is mine)
-            ]
-            heapq.heapify(state.queue)
-            if mine.queued is not None:
-                mine.queued.difference_update(mine_entries)
-                if not mine.queued:
-                    mine.queued = None
+        queue = state.queue
+        kept = [entry for entry in queue if entry[1] == DUE or entry[2] != event_id or entry[6] is not mine]
+        if len(kept) < len(queue):
+            queue[:] = kept
+            heapq.heapify(queue)
+        if mine.queued is not None:  # ids are unique within a customer: its entries of this id are the step's
+            mine.queued = {entry for entry in mine.queued if entry[2] != event_id} or None
         if mine.is_empty():
             del state.customers[event.customer]
             self.dirty.discard(event.customer)

@@ -69,7 +69,7 @@ def rejects(
     err.print(f"{tally['written']} of the {tally['read']} messages in {settings.dead_letter_topic} written{unwritten}")
 
 
-Writer = Callable[[object, dict[str, str]], None]
+Writer = Callable[[object, dict[str, str]], bool]  # (message, its headers) -> written
 
 
 def _filter(reasons: set[str], sources: set[str]) -> Callable[[dict[str, str]], bool]:
@@ -80,7 +80,7 @@ def _filter(reasons: set[str], sources: set[str]) -> Callable[[dict[str, str]], 
 
 
 def _record_writer(stream: BinaryIO) -> Writer:
-    def write(message, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    def write(message, headers: dict[str, str]) -> bool:  # type: ignore[no-untyped-def]
         record: dict[str, object] = {name: headers[name] for name in HEADERS if name in headers}
         record.update(
             topic=message.topic, partition=message.partition, offset=message.offset, timestamp=message.timestamp
@@ -94,6 +94,7 @@ def _record_writer(stream: BinaryIO) -> Writer:
             except UnicodeDecodeError:
                 record["raw_base64"] = base64.b64encode(value).decode("ascii")
         stream.write(orjson.dumps(record) + b"\n")
+        return True
 
     return write
 
@@ -101,19 +102,21 @@ def _record_writer(stream: BinaryIO) -> Writer:
 def _raw_writer(stream: BinaryIO, tally: Counter[str]) -> Writer:
     def write(message, headers: dict[str, str]) -> bool:  # type: ignore[no-untyped-def]
         value = message.value
-        try:
-            writable = (
-                value is not None and b"\n" not in value and b"\r" not in value and value.decode("utf-8") is not None
-            )
-        except UnicodeDecodeError:
-            writable = False
-        if not writable:
+        if value is None or b"\n" in value or b"\r" in value or not _is_utf8(value):
             tally["unwritable"] += 1
             return False
         stream.write(value + b"\n")
         return True
 
-    return write  # type: ignore[return-value]
+    return write
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer, tally: Counter[str]) -> None:  # type: ignore[no-untyped-def]
@@ -153,7 +156,7 @@ async def _read(settings, keep: Callable[[dict[str, str]], bool], write: Writer,
                         break
                     tally["read"] += 1
                     headers = {name: value.decode("utf-8", "replace") for name, value in message.headers or ()}
-                    if keep(headers) and write(message, headers) is not False:
+                    if keep(headers) and write(message, headers):
                         tally["written"] += 1
     finally:
         with contextlib.suppress(Exception):
