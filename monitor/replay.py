@@ -145,10 +145,11 @@ class Replay:
                     on_outcome(outcome)
         outbox.clear()
 
-    def finish(self) -> dict:
-        """Decide what the end of input decides, and return the summary of SPEC section 3."""
+    def finish(self, until: int | None = None) -> dict:
+        """Decide what the end of input decides (with ``until``, what is due by then), and return the
+        summary of SPEC section 3."""
         try:
-            self.engine.finish()
+            self.engine.finish(until)
             self._drain()
         except Exception as error:  # a failure in one of the last journeys' outcomes
             self.engine.outbox.clear()

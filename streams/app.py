@@ -6,12 +6,15 @@ sources (orders, bills, calls, tickets)
     -> judge: the partition's engine (streams.partitions) steps; changed customer records and
        journeys are written to changelog-backed tables (the journeys table's changelog is the
        compacted tpmon-journeys topic)
-a timer ticks idle partitions' clocks, so quiet sources still decide their deadlines.
+ingest reports its inputs' progress to every events partition after each batch and at each tick, so
+the judge's watermark follows the slowest input and quiet sources still decide their deadlines; at each
+tick it pauses the inputs read too far ahead of the slowest (streams.handlers).
 
 ingest and judge are not Faust agents: the consumer hands them each fetch's messages as one list
-(streams.consumer), which is several times faster than Faust's per-message path to an agent. Their
-work, message by message and guarded so that no message can stop them, is ``streams.handlers``; what
-they send goes through one ``streams.outbox``.
+(streams.seam), which is several times faster than Faust's per-message path to an agent
+(docs/PERFORMANCE.md). Their work, message by message and guarded so that no message can stop them, is
+``streams.handlers``; what they send goes through one ``streams.outbox``. Whatever reaches into Faust's
+internals is in ``streams.seam``.
 """
 
 from __future__ import annotations
@@ -28,13 +31,21 @@ from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
 from monitor.durations import parse_duration
+from monitor.events import format_timestamp
 from monitor.metrics import Metrics
 
-from .consumer import BatchHandler, BatchTransport
 from .handlers import DeadLetters, Failures, Ingest, Judge
 from .outbox import Outbox
-from .partitions import Partitions, key_partition
-from .recovery import SeekFirstTableManager
+from .partitions import Partitions
+from .seam import (
+    BatchHandler,
+    BatchTransport,
+    ConsumerPositions,
+    SeekFirstTableManager,
+    key_partitions,
+    producer,
+    table_data,
+)
 from .settings import Settings
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -45,6 +56,7 @@ TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER = 0.005  # seconds
 FORGET_EVERY = 60.0  # seconds between retention sweeps
+STATE_KEY = b"\xffpartition/"  # + the partition: its own record in the customers table
 
 
 def wall_clock() -> int:
@@ -53,7 +65,8 @@ def wall_clock() -> int:
 
 class TableStore:
     """A Faust table as a ``Store``: writes go to the local data and, through the outbox, to a chosen
-    partition of the table's changelog, so timers (which have no current event) can write too."""
+    partition of the table's changelog, so timers (which have no current event) can write too. Each
+    partition's own record has a key no customer can have (not UTF-8)."""
 
     def __init__(self, table: faust.Table, outbox: Outbox) -> None:
         self.table = table
@@ -61,20 +74,34 @@ class TableStore:
         self.changelog = table.changelog_topic.get_topic_name()
 
     def get(self, key: str) -> bytes | None:
-        return self.table.data.get(key.encode())
+        return table_data(self.table).get(key.encode())
 
     def put(self, partition: int, key: str, value: bytes | None) -> None:
-        raw_key = key.encode()
+        self._put(partition, key.encode(), value)
+
+    def _put(self, partition: int, raw_key: bytes, value: bytes | None) -> None:
+        data, where = table_data(self.table), key_partitions(self.table)
         if value is None:
-            self.table.data.pop(raw_key, None)
+            data.pop(raw_key, None)
+            where.pop(raw_key, None)
         else:
-            self.table.data[raw_key] = value
+            data[raw_key] = value
+            where[raw_key] = partition
         self.outbox.add(self.changelog, raw_key, value, partition)
 
-    def items(self) -> Iterable[tuple[str, bytes]]:
-        return (
-            (key.decode() if isinstance(key, bytes) else key, value) for key, value in list(self.table.data.items())
-        )
+    def items(self, partition: int) -> Iterable[tuple[str, bytes]]:
+        data = table_data(self.table)
+        for raw_key, where in list(key_partitions(self.table).items()):
+            if where == partition and raw_key[:1] != STATE_KEY[:1]:
+                value = data.get(raw_key)
+                if value is not None:
+                    yield raw_key.decode() if isinstance(raw_key, bytes) else raw_key, value
+
+    def get_state(self, partition: int) -> bytes | None:
+        return table_data(self.table).get(STATE_KEY + str(partition).encode())
+
+    def put_state(self, partition: int, value: bytes) -> None:
+        self._put(partition, STATE_KEY + str(partition).encode(), value)
 
 
 class OffsetsMonitor(Monitor):
@@ -125,7 +152,7 @@ class LagCollector(Collector):
 
 
 class App(faust.App):
-    """A Faust app whose consumer delivers tpmon's hot topics in batches (streams.consumer)."""
+    """A Faust app whose consumer delivers tpmon's hot topics in batches (streams.seam)."""
 
     batch_handlers: dict[str, BatchHandler]
 
@@ -155,7 +182,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         table_standby_replicas=0,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
-        TableManager=SeekFirstTableManager,  # see streams.recovery: messages lost when taking over partitions
+        TableManager=SeekFirstTableManager,  # see streams.seam: messages lost when taking over partitions
         monitor=OffsetsMonitor(),
     )
     sources = app.topic(*settings.source_topics, key_type=bytes, value_type=bytes)
@@ -186,7 +213,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     registry = CollectorRegistry()
     dead_letters_name, events_name = dead_letters.get_topic_name(), events.get_topic_name()
 
-    outbox = Outbox(lambda: app.producer._ensure_producer())  # the aiokafka producer Faust configured
+    outbox = Outbox(lambda: producer(app))
     lateness = parse_duration(settings.lateness) if settings.lateness else None
     max_future = parse_duration(settings.max_future) if settings.max_future else catalog.max_future
     partitions = Partitions(
@@ -195,7 +222,6 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         TableStore(journeys, outbox),
         lateness=lateness,
         retention=parse_duration(settings.dedup_retention),
-        partition_of=lambda customer: key_partition(customer.encode(), settings.partitions),
     )
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)
     for source in settings.source_topics:
@@ -205,7 +231,17 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     failures = Failures(metrics)
     dead_letter_box = DeadLetters(outbox, dead_letters_name, events_name, metrics, failures)
     outbox.on_refused = dead_letter_box.refused
-    ingest = Ingest(outbox, events_name, dead_letter_box, max_future, failures)
+    positions = ConsumerPositions(app, settings.source_topics)
+    ingest = Ingest(
+        outbox,
+        events_name,
+        dead_letter_box,
+        max_future,
+        failures,
+        positions=positions,
+        events_partitions=settings.partitions,
+        lateness=partitions.lateness,
+    )
     judge = Judge(partitions, events_name, dead_letter_box, max_future, failures)
 
     @app.page("/metrics")
@@ -221,7 +257,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         judge(messages, wall_clock())
         await outbox.deliver()
 
-    # Delivered by the consumer in batches (streams.consumer), not through agents.
+    # Delivered by the consumer in batches (streams.seam), not through agents.
     app.batch_handlers = {**dict.fromkeys(settings.source_topics, ingest_batch), settings.events_topic: judge_batch}
     app.topics.add(sources)
     app.topics.add(events)
@@ -236,14 +272,15 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             partitions.adopt(
                 tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic
             )
-            partitions.tick(wall_clock())
+            ingest.tick(wall_clock())
+            positions.pause(ingest.ahead(partitions.slowest()))
             judge.drain()
             await outbox.deliver()
 
     @app.timer(interval=FORGET_EVERY)
     async def forget() -> None:
         if not app.rebalancing:
-            partitions.forget(wall_clock() - partitions.retention)
+            partitions.forget()
             judge.drain()
             await outbox.deliver()
 
@@ -255,11 +292,16 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     async def assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
         # Rebuilt from the tables once they are recovered, when next needed.
         partitions.drop(tp.partition for tp in assigned if tp.topic == settings.events_topic)
+        positions.forget()
 
     @app.page("/touchpoints")
     async def touchpoints(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         assigned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic)
-        return web.json({"partitions": assigned, "touchpoints": partitions.touchpoints()})
+        watermarks = {
+            str(partition): None if at is None else format_timestamp(at)
+            for partition, at in partitions.watermarks().items()
+        }
+        return web.json({"partitions": assigned, "watermarks": watermarks, "touchpoints": partitions.touchpoints()})
 
     @app.page("/journeys/{customer_id}")
     @app.table_route(table=journeys, match_info="customer_id")

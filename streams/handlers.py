@@ -5,6 +5,12 @@
 - ``Judge``: an event from the events topic is decoded again and judged by its partition's engine
   (``streams.partitions``).
 
+Ingest also says how far each of its inputs (source topic partitions) has come: after every batch, and
+at every tick, it sends a report (``monitor.watermark.Report``) to every partition of the events topic,
+behind the events it covers. The judge takes the reports in order with the events, and the watermark
+follows the slowest input (SPEC section 3). So that catching up does not hold a whole backlog in memory,
+ingest pauses the inputs more than ``AHEAD`` ahead of the slowest (``Ingest.ahead``).
+
 Nothing a message holds can stop either (SPEC section 1). Each message is guarded: a message whose
 processing raises (a bug) is kept whole in the dead letters with reason internal_error and the stage
 that failed, counted, and logged (``monitor.failures.FailureLog``), and the next message is processed.
@@ -16,12 +22,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, decode
+import orjson
+
+from monitor.durations import parse_duration
+from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, decode, json_bytes
 from monitor.failures import DECODE, DELIVER, JUDGED_STAGES, Failure, FailureLog
 from monitor.metrics import Metrics
+from monitor.watermark import Report, input_name
 
 from .outbox import Message, Outbox
 from .partitions import Partitions
@@ -31,6 +41,10 @@ log = logging.getLogger("tpmon")
 DETAIL_CHARS = 1000  # a dead letter's detail header is cut there (a detail may quote the input)
 OMITTED = "omitted"  # header of a dead letter whose value the topic refused: only its size is kept
 CLOCK_SKEW = 300_000_000  # 5 min: how far apart two workers' clocks may be
+REPORT = ("tpmon", b"report")  # the header of a report on the events topic
+#: How far (event time) an input may be read ahead of the slowest before it is paused: the judge holds
+#: that much of the faster inputs' events, waiting for the watermark.
+AHEAD = parse_duration("10m")
 
 
 class Record(Protocol):
@@ -123,32 +137,127 @@ class DeadLetters:
         self.failures.report(Failure(DELIVER, error), f"{topic}: a message of {size} bytes was refused: ")
 
 
+class Positions(Protocol):
+    """What the consumer knows of the inputs (``streams.seam`` gives Faust's)."""
+
+    def assigned(self) -> Iterable[tuple[str, int]]:
+        """The source topic partitions this worker reads."""
+        ...
+
+    def known(self) -> Iterable[tuple[str, int]]:
+        """Every partition of the source topics, read here or not."""
+        ...
+
+    def caught_up(self, topic: str, partition: int) -> bool:
+        """Nothing waiting in Kafka, as a fetch of the last few seconds said (unknown: False)."""
+        ...
+
+
 class Ingest:
-    """The first hop: decode each source message, pass events on keyed by customer, dead-letter the rest."""
+    """The first hop: decode each source message, pass events on keyed by customer, dead-letter the rest;
+    and report the inputs' progress to every events partition."""
 
     def __init__(
-        self, outbox: Outbox, events_topic: str, dead_letters: DeadLetters, max_future: int, failures: Failures
+        self,
+        outbox: Outbox,
+        events_topic: str,
+        dead_letters: DeadLetters,
+        max_future: int,
+        failures: Failures,
+        *,
+        positions: Positions,
+        events_partitions: int,
+        lateness: int,
     ) -> None:
         self.outbox = outbox
         self.events_topic = events_topic
         self.dead_letters = dead_letters
         self.max_future = max_future
         self.failures = failures
+        self.positions = positions
+        self.events_partitions = events_partitions
+        self.lateness = lateness
+        # Per input read here: [progress, wall clock of its last delivery (or of when it was assigned)].
+        self.inputs: dict[str, list] = {}
+        self.names: dict[tuple[str, int], str] = {}
+        self.last_report: dict[str, tuple] | None = None
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
         not_after = now + self.max_future
         events, add = self.events_topic, self.outbox.add
+        inputs, names = self.inputs, self.names
         for message in messages:
             source = message.topic
+            where = (source, message.partition)
+            name = names.get(where)
+            if name is None:
+                name = names[where] = input_name(*where)
+            mine = inputs.get(name)
+            if mine is None:
+                mine = inputs[name] = [None, now]
+            mine[1] = now
             try:
                 raw = message.value or b""
                 decoded = decode(raw, source, not_after=not_after)
                 if type(decoded) is Event:
                     add(events, decoded.customer.encode(), raw, headers=[("source", source.encode())])
+                    if mine[0] is None or decoded.at > mine[0]:
+                        mine[0] = decoded.at
                 else:
                     self.dead_letters.reject(message, decoded)  # type: ignore[arg-type]
             except Exception as error:
                 self.dead_letters.failed(message, source, Failure(DECODE, error))
+        if messages:
+            self.report(now)
+
+    def tick(self, now: int) -> None:
+        """Report when something changed since the last report, or when an input is idle (its report
+        moves an idle watermark on with the wall clock)."""
+        self.report(now, only_if_changed=True)
+
+    def report(self, now: int, only_if_changed: bool = False) -> None:
+        """Send each events partition how far the inputs read here have come."""
+        try:
+            assigned = {
+                input_name(topic, partition): (topic, partition) for topic, partition in self.positions.assigned()
+            }
+            for name in [name for name in self.inputs if name not in assigned]:
+                del self.inputs[name]  # read elsewhere now
+            for name in assigned:
+                if name not in self.inputs:
+                    self.inputs[name] = [None, now]  # quiet counts from when it is read here
+            said = {}
+            for name, (progress, delivered) in self.inputs.items():
+                topic, partition = assigned[name]
+                idle = now - delivered >= self.lateness and self.positions.caught_up(topic, partition)
+                said[name] = (progress, idle, delivered)
+            if only_if_changed and said == self.last_report and not any(idle for _, idle, _ in said.values()):
+                return
+            self.last_report = said
+            known = tuple(sorted(input_name(topic, partition) for topic, partition in self.positions.known()))
+            value = json_bytes(Report(now, said, known).record())
+            for partition in range(self.events_partitions):
+                self.outbox.add(self.events_topic, None, value, partition, headers=[REPORT])
+        except Exception as error:
+            self.failures.report(Failure(DECODE, error), "reporting the inputs' progress: ")
+
+    def ahead(self, slowest_elsewhere: int | None = None) -> set[tuple[str, int]]:
+        """The inputs read here that are more than AHEAD ahead of the slowest input not idle (here, or
+        elsewhere as the reports say): to pause. An input that has a backlog and has delivered nothing
+        yet counts as the slowest of all."""
+        said = self.last_report or {}
+        busy = [progress for progress, idle, _ in said.values() if not idle]
+        if slowest_elsewhere is not None:
+            busy.append(slowest_elsewhere)
+        if not busy:
+            return set()
+        floor = None if any(progress is None for progress in busy) else min(busy)
+        pause = set()
+        for name, (progress, idle, _) in said.items():
+            if progress is not None and not idle and (floor is None or progress > floor + AHEAD):
+                topic, partition = name.rsplit("/", 1)
+                pause.add((topic, int(partition)))
+        return pause
 
 
 class Judge:
@@ -166,13 +275,18 @@ class Judge:
         self.failures = failures
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        batch: list[tuple[int, Event]] = []
+        batch: list[tuple[int, Event | Report]] = []
         held: list[tuple[Record, str]] = []
         not_after = now + self.max_future
         for message in messages:
             source = self.events_topic
             try:
-                source = header(message.headers, "source") or self.events_topic
+                headers = message.headers
+                if headers and header(headers, REPORT[0]) == "report":
+                    batch.append((message.partition, Report.from_record(orjson.loads(message.value or b""))))
+                    held.append((message, source))
+                    continue
+                source = header(headers, "source") or self.events_topic
                 decoded = decode(message.value or b"", source, not_after=not_after)
                 if type(decoded) is Event:
                     batch.append((message.partition, decoded))  # type: ignore[arg-type]
@@ -181,7 +295,7 @@ class Judge:
                     self.dead_letters.reject(message, decoded)  # type: ignore[arg-type]
             except Exception as error:
                 self.dead_letters.failed(message, source, Failure(DECODE, error))
-        for item, failure in self.partitions.handle_batch(batch, now):
+        for item, failure in self.partitions.handle_batch(batch):
             message, source = held[item]
             self.dead_letters.failed(message, source, failure)
         self.drain()

@@ -1,10 +1,20 @@
 """One engine per partition, and the records that keep its state: the adapter between Faust and the core.
 
 Nothing here knows Faust: state is read from and written to ``Store`` objects (the app gives it its
-changelog-backed tables), time comes in as an argument. Each customer's part of the engine state is one
-record (``customers`` store), each customer's journey another (``journeys`` store, whose changelog is
-the compacted journeys topic). A record is written whole, so a crash never leaves half of a change
-behind, and a reprocessed event is recognised as a duplicate by the record that already holds it.
+changelog-backed tables), and time comes in the inputs' reports. Each customer's part of the engine
+state is one record (``customers`` store), each customer's journey another (``journeys`` store, whose
+changelog is the compacted journeys topic). A record is written whole, so a crash never leaves half of
+a change behind, and a reprocessed event is recognised as a duplicate by the record that already holds
+it.
+
+Each partition has one more record, small, in the customers store: its clock (the inputs' progress and
+the watermark, ``monitor.watermark``) and the counts of the customers it has freed. It is written after
+the partition's customer records of a batch, in the same changelog partition, so Kafka keeps that
+order: when it is stored, so is everything the watermark it holds had decided. A customer with nothing
+open, queued or remembered is freed (``forget``, by the watermark: retention is in event time). Its
+counts move into the partition's record, which is written first, naming the customers freed, and only
+then are their records deleted: a partition read back after a crash in between finishes the deletions
+instead of counting the freed customers twice.
 
 No event can stop it (SPEC section 1): each event's step, its journey, each customer's records and the
 metrics are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
@@ -25,13 +35,16 @@ from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
 from monitor.events import Event, json_bytes, parse_timestamp
 from monitor.failures import JOURNEY, JUDGE, METRICS, RECORD, RESTORE, TIMER, Failure
-from monitor.journeys import Journey, Journeys
+from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys
 from monitor.metrics import Metrics
 from monitor.state import reliability, touchpoint_state
+from monitor.watermark import Inputs, Report
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
 JOURNEY_CACHE = 10_000
+# Customers freed at once: the partition's record names them, so it stays small.
+FREE_AT_ONCE = 10_000
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -40,13 +53,19 @@ def key_partition(key: bytes, count: int) -> int:
 
 
 class Store(Protocol):
-    """A keyed store whose writes land in a partition of its changelog."""
+    """A keyed store whose writes land in a partition of its changelog, and one record per partition."""
 
     def get(self, key: str) -> bytes | None: ...
 
     def put(self, partition: int, key: str, value: bytes | None) -> None: ...
 
-    def items(self) -> Iterable[tuple[str, bytes]]: ...
+    def items(self, partition: int) -> Iterable[tuple[str, bytes]]:
+        """The records of one partition (and only those)."""
+        ...
+
+    def get_state(self, partition: int) -> bytes | None: ...
+
+    def put_state(self, partition: int, value: bytes) -> None: ...
 
 
 class Partitions:
@@ -59,19 +78,19 @@ class Partitions:
         lateness: int | None = None,
         retention: int,
         journey_cache: int = JOURNEY_CACHE,
-        partition_of: Callable[[str], int] | None = None,
+        journey_age: int = DEFAULT_MAX_AGE,
     ) -> None:
         self.catalog = catalog
-        self.lateness = lateness
+        self.lateness = catalog.lateness if lateness is None else lateness
         self.retention = retention
+        self.journey_age = journey_age
         self.customers = customers
         self.journey_store = journeys
         self.engines: dict[int, Engine] = {}
+        self.clocks: dict[int, Inputs] = {}  # per partition, its inputs' progress
         self.journeys: dict[int, Journeys] = {}  # per partition, the recently used journeys (a cache)
         self.journey_cache = journey_cache
         self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
-        # The partition of a customer's events, for the stored journeys, which do not say theirs.
-        self.partition_of = partition_of
         self.metrics: Metrics | None = None
         self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
 
@@ -116,17 +135,31 @@ class Partitions:
         """The partition's engine, rebuilt from its stored records the first time it is needed."""
         engine = self.engines.get(partition)
         if engine is None:
-            engine = Engine(self.catalog, lateness=self.lateness, track=True)
-            for customer, value in list(self.customers.items()):
+            engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False)
+            clock = Inputs(self.lateness)
+            freeing: set[str] = set()
+            try:
+                stored = self.customers.get_state(partition)
+                if stored is not None:
+                    state = orjson.loads(stored)
+                    clock.load(state["inputs"])
+                    engine.fold(state["folded"])
+                    engine.state.watermark = state["watermark"]
+                    freeing = set(state["freeing"])
+            except Exception as error:  # a clock this version cannot read: it starts again from the reports
+                self.failures.append(Failure(RESTORE, error))
+            for customer, value in list(self.customers.items(partition)):
+                if customer in freeing:  # freed, its counts folded, its deletion not yet stored
+                    self.customers.put(partition, customer, None)
+                    continue
                 try:
-                    record = orjson.loads(value)
-                    if record.get("partition") == partition:
-                        engine.load(customer, record)
+                    engine.load(customer, orjson.loads(value))
                 except Exception as error:  # a record this version cannot read: the others still load
                     engine.state.customers.pop(customer, None)
                     self.failures.append(Failure(RESTORE, error, customer=customer))
             engine.dirty.clear()
             self.engines[partition] = engine
+            self.clocks[partition] = clock
             self.journeys[partition] = Journeys()
             self.last_at[partition] = self._stored_last_at(partition)
         return engine
@@ -135,17 +168,22 @@ class Partitions:
         """The newest time in each stored journey of the partition, so that retention also expires the
         journeys of customers not seen since this worker took the partition (after a restart, say)."""
         last_at: dict[str, int] = {}
-        if self.partition_of is None:
-            return last_at
-        for customer, value in self.journey_store.items():
-            if self.partition_of(customer) == partition:
-                try:
-                    newest = orjson.loads(value)["last_at"]
-                except Exception as error:
-                    self.failures.append(Failure(RESTORE, error, customer=customer))
-                    newest = None
-                last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
+        for customer, value in self.journey_store.items(partition):
+            try:
+                newest = orjson.loads(value)["last_at"]
+            except Exception as error:
+                self.failures.append(Failure(RESTORE, error, customer=customer))
+                newest = None
+            last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
+
+    def watermarks(self) -> dict[int, int | None]:
+        return {partition: engine.state.watermark for partition, engine in sorted(self.engines.items())}
+
+    def slowest(self) -> int | None:
+        """The smallest progress of any input not idle, over every partition here (None: none known)."""
+        known = [slowest for clock in self.clocks.values() if (slowest := clock.slowest()) is not None]
+        return min(known) if known else None
 
     def adopt(self, partitions: Iterable[int]) -> None:
         """Build the engines of partitions this worker owns and has recovered, even if no event has come
@@ -157,20 +195,22 @@ class Partitions:
         """Forget partitions this worker no longer owns (their records stay in the changelog)."""
         for partition in partitions:
             self.engines.pop(partition, None)
+            self.clocks.pop(partition, None)
             self.journeys.pop(partition, None)
             self.last_at.pop(partition, None)
 
     # -- the work ---------------------------------------------------------------------------------------
-    def handle(self, partition: int, event: Event, now: int) -> list[tuple[int, Failure]]:
-        """One event; see ``handle_batch``."""
-        return self.handle_batch([(partition, event)], now)
+    def handle(self, partition: int, item: Event | Report) -> list[tuple[int, Failure]]:
+        """One event or report; see ``handle_batch``."""
+        return self.handle_batch([(partition, item)])
 
-    def handle_batch(self, batch: list[tuple[int, Event]], now: int) -> list[tuple[int, Failure]]:
-        """Step every event of a batch, then write each changed record once per batch (a customer with
-        ten events in the batch is written once, not ten times). Returns (position in the batch,
-        failure) for each event whose processing raised: not judged (stage judge: the engine is as if it
-        never came), or judged with its journey or records incomplete (journey, record)."""
-        failed: dict[int, Failure] = {}  # by position in the batch: the first failure of each event
+    def handle_batch(self, batch: list[tuple[int, Event | Report]]) -> list[tuple[int, Failure]]:
+        """Step every event of a batch and take every report (which moves the watermark), in order;
+        then write each changed record once per batch (a customer with ten events in the batch is
+        written once, not ten times), and last each partition's own record. Returns (position in the
+        batch, failure) for each item whose processing raised: not judged (stage judge: the engine is
+        as if it never came), or judged with its journey or records incomplete (journey, record)."""
+        failed: dict[int, Failure] = {}  # by position in the batch: the first failure of each item
         duplicate_items: set[int] = set()
         touched: dict[int, dict[str, Journey]] = {}
         # Counted per batch: a labelled counter's increment takes a lock, once per event was too often.
@@ -178,9 +218,23 @@ class Partitions:
         duplicates: Counter[str] = Counter()
         late: Counter[str] = Counter()
         for item, (partition, event) in enumerate(batch):
+            if type(event) is Report:
+                journeys = touched.setdefault(partition, {})
+                try:
+                    engine = self.engine(partition)
+                    clock = self.clocks[partition]
+                    clock.report(event)
+                    engine.advance(clock.watermark())
+                    if engine.outbox:
+                        self._file_outcomes(partition, engine, journeys)
+                except Exception as error:
+                    if partition in self.engines:
+                        self.engines[partition].outbox.clear()
+                    failed[item] = Failure(JUDGE, error)
+                continue
             try:
                 engine = self.engine(partition)
-                status = engine.step(event, now)
+                status = engine.step(event)  # type: ignore[arg-type]
             except Exception as error:
                 failed[item] = Failure(JUDGE, error, event_id=event.id, customer=event.customer)
                 continue
@@ -207,7 +261,10 @@ class Partitions:
             mine = [
                 item
                 for item, (where, event) in enumerate(batch)
-                if where == partition and event.customer == failure.customer and item not in duplicate_items
+                if where == partition
+                and type(event) is Event
+                and event.customer == failure.customer
+                and item not in duplicate_items
             ]
             for item in mine:
                 event = batch[item][1]
@@ -216,7 +273,9 @@ class Partitions:
                 self.failures.append(failure)
 
         for partition, journeys in touched.items():
-            self._settle(partition, self.engines[partition], journeys, record_failed)
+            if partition in self.engines:
+                self._settle(partition, self.engines[partition], journeys, record_failed)
+                self._write_state(partition)
         if self.metrics is not None:
             try:
                 for (source, kind), count in kinds.items():
@@ -229,29 +288,44 @@ class Partitions:
                 self.failures.append(Failure(METRICS, error))
         return sorted(failed.items())
 
-    def tick(self, now: int) -> None:
-        """Move idle clocks on; every partition whose clock moved writes what that decided."""
+    def forget(self) -> None:
+        """Retention, in event time: each partition forgets event ids older than its watermark minus the
+        retention, frees the customers left with nothing, and deletes journeys quiet for their age."""
         for partition, engine in list(self.engines.items()):
+            watermark = engine.state.watermark
+            if watermark is None:
+                continue
             try:
-                engine.tick(now)
-            except Exception as error:
-                self.failures.append(Failure(TIMER, error))
-            if engine.outbox or engine.dirty or engine.failures:
-                self._settle(partition, engine, {})
-
-    def forget(self, before: int) -> None:
-        """Forget event ids older than ``before`` and journeys with nothing newer (retention)."""
-        for partition, engine in list(self.engines.items()):
-            try:
-                engine.forget(before)
+                while True:
+                    _, freed = engine.forget(watermark - self.retention, limit=FREE_AT_ONCE)
+                    if freed:  # the counts first, naming whom they come from; then the deletions
+                        self._write_state(partition, freeing=freed)
+                    self._settle(partition, engine, {})
+                    if len(freed) < FREE_AT_ONCE:
+                        break
+                before = watermark - self.journey_age
                 self.journeys[partition].expire(before)
                 last_at = self.last_at[partition]
                 for customer in [customer for customer, at in last_at.items() if at < before]:
                     del last_at[customer]
                     self.journey_store.put(partition, customer, None)
+                self._write_state(partition)
             except Exception as error:
                 self.failures.append(Failure(TIMER, error))
-            self._settle(partition, engine, {})
+
+    def _write_state(self, partition: int, freeing: list[str] | None = None) -> None:
+        engine = self.engines[partition]
+        try:
+            state = {
+                "version": 1,
+                "watermark": engine.state.watermark,
+                "inputs": self.clocks[partition].record(),
+                "folded": engine.folded,
+                "freeing": freeing or [],
+            }
+            self.customers.put_state(partition, json_bytes(state))
+        except Exception as error:
+            self.failures.append(Failure(RECORD, error))
 
     def _journey(self, partition: int, customer: str) -> Journey:
         journeys = self.journeys[partition]
@@ -330,11 +404,14 @@ class Partitions:
 
 
 class MemoryStore:
-    """A Store in a dict, for tests and for replaying a partition by hand."""
+    """A Store in dicts, for tests and for replaying a partition by hand. ``writes`` keeps every write in
+    order (a partition's record as the key None), as a changelog would."""
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
-        self.writes: list[tuple[int, str, bytes | None]] = []
+        self.partition_of: dict[str, int] = {}
+        self.states: dict[int, bytes] = {}
+        self.writes: list[tuple[int, str | None, bytes | None]] = []
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
@@ -343,8 +420,28 @@ class MemoryStore:
         self.writes.append((partition, key, value))
         if value is None:
             self.data.pop(key, None)
+            self.partition_of.pop(key, None)
         else:
             self.data[key] = value
+            self.partition_of[key] = partition
 
-    def items(self) -> Iterable[tuple[str, bytes]]:
-        return self.data.items()
+    def items(self, partition: int) -> Iterable[tuple[str, bytes]]:
+        return [(key, self.data[key]) for key, where in self.partition_of.items() if where == partition]
+
+    def get_state(self, partition: int) -> bytes | None:
+        return self.states.get(partition)
+
+    def put_state(self, partition: int, value: bytes) -> None:
+        self.writes.append((partition, None, value))
+        self.states[partition] = value
+
+    @classmethod
+    def replayed(cls, writes: list[tuple[int, str | None, bytes | None]]) -> MemoryStore:
+        """The store a changelog holding ``writes`` gives back (a crash may have cut them short)."""
+        store = cls()
+        for partition, key, value in writes:
+            if key is None:
+                store.put_state(partition, value)  # type: ignore[arg-type]
+            else:
+                store.put(partition, key, value)
+        return store

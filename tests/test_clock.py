@@ -1,55 +1,119 @@
-"""The clock: watermark from event time, idle advance by the wall clock, lateness, duplicate memory."""
+"""The clock: the live watermark follows the slowest input (monitor.watermark); replay's own clock;
+lateness; retention in event time. Time is passed in."""
 
 from __future__ import annotations
 
 from monitor.durations import parse_duration
 from monitor.engine import DUPLICATE, LATE, Engine
+from monitor.watermark import Inputs, Report
 from tests.builders import event
 
 S = 1_000_000
 LATENESS = parse_duration("30s")
+T0 = 1_700_000_000 * S  # a wall-clock instant
 
 
-def test_a_quiet_source_still_decides_its_deadline_at_due_plus_lateness(catalog):
-    engine = Engine(catalog, lateness=LATENESS)
-    placed = event("order.placed", 0, order_id="o1")
-    wall = placed.at  # live: event time follows the wall clock
-    engine.step(placed, now=wall)
-    due = placed.at + 120 * S
-    engine.tick(due + LATENESS - 1)
-    assert [o for o in engine.outbox if o.touchpoint == "order-confirmed"] == []
-    engine.tick(due + LATENESS)
-    assert [(o.touchpoint, o.outcome) for o in engine.outbox] == [("order-confirmed", "bad")]
+def inputs(*names: str) -> Inputs:
+    clock = Inputs(LATENESS)
+    clock.report(Report(T0, {}, names))
+    return clock
 
 
-def test_an_idle_clock_never_passes_wall_clock_minus_lateness(catalog):
-    engine = Engine(catalog, lateness=LATENESS)
-    placed = event("order.placed", 0, order_id="o1")
-    arrived = placed.at + 20 * S  # it reached us 20 s after it happened
-    engine.step(placed, now=arrived)
+def said(clock: Inputs, now: int, **progress: tuple) -> int | None:
+    """A report at ``now`` of inputs name=(progress, idle, delivered); the watermark after it."""
+    clock.report(Report(now, {name: values for name, values in progress.items()}))
+    return clock.watermark()
+
+
+def test_the_watermark_is_the_slowest_input_minus_the_lateness():
+    clock = inputs("orders", "calls")
+    assert said(clock, T0, orders=(T0 + 100 * S, False, T0)) is None  # calls has said nothing yet
+    assert said(clock, T0, calls=(T0 + 40 * S, False, T0)) == T0 + 40 * S - LATENESS
+    assert said(clock, T0, calls=(T0 + 500 * S, False, T0)) == T0 + 100 * S - LATENESS  # orders now slowest
+
+
+def test_an_input_read_ahead_never_makes_another_late():
+    """A backfill: orders read to the end first; calls' events from day one are not late."""
+    clock = inputs("orders", "calls")
+    day = 86400 * S
+    said(clock, T0, orders=(T0 - 10 * day, False, T0), calls=(None, False, T0))
+    assert clock.watermark() is None
+    assert said(clock, T0 + S, orders=(T0, False, T0 + S)) is None  # calls has a backlog, and no progress
+    assert said(clock, T0 + 2 * S, calls=(T0 - 10 * day + 5 * S, False, T0 + 2 * S)) == T0 - 10 * day + 5 * S - LATENESS
+
+
+def test_an_idle_input_does_not_hold_the_watermark_back():
+    clock = inputs("orders", "calls")
+    said(clock, T0, orders=(T0, False, T0), calls=(T0 - 3600 * S, False, T0 - 600 * S))
+    assert clock.watermark() == T0 - 3600 * S - LATENESS
+    assert said(clock, T0, calls=(T0 - 3600 * S, True, T0 - 600 * S)) == T0 - LATENESS
+
+
+def test_a_backlog_is_never_idle_whatever_its_quiet():
+    """Only the reader knows: it says idle only when caught up; here calls is quiet but behind."""
+    clock = inputs("orders", "calls")
+    said(clock, T0 + 600 * S, orders=(T0 + 600 * S, False, T0 + 600 * S), calls=(T0, False, T0))
+    assert clock.watermark() == T0 - LATENESS
+
+
+def test_when_every_input_is_idle_the_watermark_moves_with_the_wall_clock_never_past_it():
+    clock = inputs("orders", "calls")
+    last = T0 + 10 * S
+    said(clock, last, orders=(last, False, last), calls=(T0, False, T0))
     for waited in (30, 31, 45, 500):
-        engine.tick(arrived + waited * S)
-        assert engine.state.watermark <= arrived + waited * S - LATENESS
+        now = last + waited * S
+        watermark = said(clock, now, orders=(last, True, last), calls=(T0, True, T0))
+        assert watermark == min(last - LATENESS + waited * S, now - LATENESS)
+        assert watermark <= now - LATENESS
 
 
-def test_a_backfill_only_moves_on_by_its_pauses(catalog):
-    """Events from last year, streamed now: a pause moves the watermark by the pause, not to now."""
-    engine = Engine(catalog, lateness=LATENESS)
-    old = event("order.placed", 0, order_id="o1")
-    now = old.at + 365 * 86400 * S
-    engine.step(old, now=now)
-    engine.tick(now + 60 * S)
-    assert engine.state.watermark == old.at - LATENESS + 60 * S
-    assert engine.outbox == []  # due at +120s of event time: not yet
+def test_a_quiet_backfill_only_moves_on_by_its_pauses():
+    """Events from last year, then quiet: the watermark moves by the pause, not to now."""
+    clock = inputs("orders")
+    old = T0 - 365 * 86400 * S
+    said(clock, T0, orders=(old, False, T0))
+    assert said(clock, T0 + 60 * S, orders=(old, True, T0)) == old - LATENESS + 60 * S
 
 
-def test_no_tick_before_the_lateness_has_passed(catalog):
-    engine = Engine(catalog, lateness=LATENESS)
+def test_reports_of_different_clocks_take_the_oldest_and_the_newest_delivery():
+    clock = inputs("orders", "calls")
+    said(clock, T0 + 40 * S, orders=(T0, True, T0))
+    assert said(clock, T0 + 90 * S, calls=(T0 + 5 * S, True, T0 + 5 * S)) == T0 + 5 * S - LATENESS + 35 * S
+
+
+def test_an_input_taken_over_keeps_its_progress_and_a_source_removed_holds_nothing_back():
+    clock = inputs("orders", "calls")
+    said(clock, T0, orders=(T0 + 50 * S, False, T0), calls=(T0 + 80 * S, False, T0))
+    # The new reader of orders has delivered nothing yet: what was delivered stands.
+    assert said(clock, T0 + S, orders=(None, False, T0 + S)) == T0 + 50 * S - LATENESS
+    clock.report(Report(T0 + 2 * S, {}, ("calls",)))  # orders is no longer a source
+    assert clock.watermark() == T0 + 80 * S - LATENESS
+
+
+def test_the_clock_is_stored_and_read_back():
+    clock = inputs("orders", "calls")
+    said(clock, T0, orders=(T0 + 50 * S, True, T0), calls=(T0 + 80 * S, False, T0))
+    again = Inputs(LATENESS)
+    again.load(clock.record())
+    assert again.watermark() == clock.watermark() and again.record() == clock.record()
+    assert Report.from_record(Report(T0, {"orders": (1, True, 2)}, ("orders",)).record()) == Report(
+        T0, {"orders": (1, True, 2)}, ("orders",)
+    )
+
+
+def test_an_engine_on_a_given_clock_decides_only_when_advanced(catalog):
+    engine = Engine(catalog, lateness=LATENESS, own_clock=False)
     placed = event("order.placed", 0, order_id="o1")
-    engine.step(placed, now=placed.at)
-    before = engine.state.watermark
-    engine.tick(placed.at + LATENESS - 1)
-    assert engine.state.watermark == before
+    engine.step(placed)
+    engine.step(event("customer.joined", 100_000))  # far ahead: moves nothing on a given clock
+    assert engine.outbox == []
+    due = placed.at + 120 * S
+    engine.advance(due - 1)
+    assert engine.outbox == []
+    engine.advance(due)
+    assert [(o.touchpoint, o.outcome) for o in engine.outbox] == [("order-confirmed", "bad")]
+    engine.advance(due - 10 * S)  # never back
+    assert engine.state.watermark == due
 
 
 def test_late_events_are_flagged_and_processed(catalog):
@@ -64,29 +128,25 @@ def test_duplicates_are_remembered_until_forgotten(catalog):
     first = event("bill.issued", 0, bill_id="b", event_id="x")
     assert engine.step(first) == 0
     assert engine.step(event("bill.issued", 3600, bill_id="b", event_id="x")) == DUPLICATE
-    assert engine.forget(first.at + 1) == ["c1"]
+    assert engine.forget(first.at + 1) == (["c1"], ["c1"])
     assert engine.step(event("bill.issued", 3600, bill_id="b", event_id="x")) == 0
 
 
-def test_a_customer_with_nothing_left_is_dropped(catalog):
+def test_a_customer_with_nothing_left_is_freed_and_its_counts_kept(catalog):
     engine = Engine(catalog, lateness=LATENESS)
-    joined = event("customer.joined", 0, customer="quiet")
-    engine.step(joined)
-    engine.forget(joined.at + 1)
+    bill = event("bill.issued", 0, customer="quiet", bill_id="b")
+    engine.step(bill)
+    before = engine.counts()
+    assert sum(sum(pair) for pair in before.values()) == 1
+    assert engine.forget(bill.at + 1) == (["quiet"], ["quiet"])
     assert "quiet" not in engine.state.customers
+    assert engine.counts() == before and engine.folded["bill-correct"] == before["bill-correct"]
 
 
-def test_a_restored_clock_counts_its_quiet_time_from_the_first_tick(catalog):
-    """Records put back after a restart carry no arrival time: quiet from the first tick on."""
-    before = Engine(catalog, lateness=LATENESS, track=True)
-    placed = event("order.placed", 0, order_id="o1")
-    before.step(placed, now=placed.at)
-    restarted = Engine(catalog, lateness=LATENESS, track=True)
-    restarted.load(placed.customer, before.record(placed.customer))
-    due = placed.at + 120 * S
-    downtime = 40 * S
-    restarted.tick(placed.at + downtime)  # the new worker's first tick
-    restarted.tick(due + LATENESS + downtime - 1)
-    assert restarted.outbox == []
-    restarted.tick(due + LATENESS + downtime)
-    assert [(o.touchpoint, o.outcome) for o in restarted.outbox] == [("order-confirmed", "bad")]
+def test_a_customer_with_an_open_instance_is_not_freed(catalog):
+    engine = Engine(catalog, lateness=LATENESS, own_clock=False)
+    placed = event("order.placed", 0, customer="waiting", order_id="o1")
+    engine.step(placed)
+    engine.advance(placed.at)  # the order is filed, its deadline open
+    assert engine.forget(placed.at + 1) == (["waiting"], [])
+    assert "waiting" in engine.state.customers

@@ -264,8 +264,7 @@ def test_the_worker_takes_any_messages_and_each_comes_out_once(messages):
     assert {"g-c1-0", "g-c2-1"} <= judged
     assert worker.outbox.take(DEAD_LETTERS) == []
     # What the worker stored reads back: a new worker on the same stores restores every partition.
-    again = Worker(_catalog())
-    again.customers.data, again.journeys.data = dict(worker.customers.data), dict(worker.journeys.data)
+    again = worker.restarted()
     for partition in range(4):
         again.partitions.engine(partition)
     assert again.partitions.failures == []

@@ -7,55 +7,134 @@ import zlib
 import orjson
 
 from monitor.durations import parse_duration
-from monitor.events import decode, parse_timestamp
+from monitor.events import Event, decode, parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
+from monitor.watermark import Report
 from streams.partitions import MemoryStore, Partitions
 
 PARTITIONS = 3
+INPUT = "orders/0"
 
 
 def partition_of(customer: str) -> int:
     return zlib.crc32(customer.encode()) % PARTITIONS
 
 
-def new(catalog, customers, journeys):  # type: ignore[no-untyped-def]
-    return Partitions(catalog, customers, journeys, retention=parse_duration("24h"))
+def new(catalog, customers, journeys, retention="24h"):  # type: ignore[no-untyped-def]
+    return Partitions(catalog, customers, journeys, retention=parse_duration(retention))
 
 
-def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
-    lines = list(Simulation(customers=600, duration=parse_duration("2h"), seed=8).lines())
-    customers, journeys = MemoryStore(), MemoryStore()
-    live = new(catalog, customers, journeys)
-    for number, line in enumerate(lines):
-        event = decode(line, "orders")
-        live.handle(partition_of(event.customer), event, 0)
-        if number in (100, 1700, 2500):
-            # The worker dies: memory is gone, the stores (changelogs) remain; events since the last
-            # commit come again.
-            live = new(catalog, customers, journeys)
-            for again in lines[number - 50 : number + 1]:
-                event = decode(again, "orders")
-                live.handle(partition_of(event.customer), event, 0)
+def batches(lines: list[bytes], size: int) -> list[list[tuple[int, Event | Report]]]:
+    """The events topic as ingest writes it, in batches: each event to its customer's partition, then a
+    report of the one input's progress to every partition."""
+    out, progress = [], None
+    for start in range(0, len(lines), size):
+        batch: list[tuple[int, Event | Report]] = []
+        for line in lines[start : start + size]:
+            event = decode(line, "orders")
+            batch.append((partition_of(event.customer), event))
+            progress = event.at if progress is None else max(progress, event.at)
+        report = Report(0, {INPUT: (progress, False, 0)}, (INPUT,))
+        batch.extend((partition, report) for partition in range(PARTITIONS))
+        out.append(batch)
+    return out
+
+
+def finish(live: Partitions) -> None:
+    """The end of the input, as replay's: every partition's watermark to the largest event time."""
+    newest = max((engine.state.max_at or 0) for engine in live.engines.values())
     for partition in range(PARTITIONS):
-        live.engine(partition).finish()
-        live._settle(partition, live.engine(partition), {})
+        engine = live.engine(partition)
+        engine.advance(newest)
+        live._settle(partition, engine, {})
 
+
+def replayed_counts(catalog, lines):  # type: ignore[no-untyped-def]
     replay = Replay(catalog)
     replay.feed(lines)
     summary = replay.finish()
-    counts = live.counts()
-    assert {t: (r["good"], r["bad"]) for t, r in summary["touchpoints"].items()} == {
-        t: tuple(c) for t, c in counts.items()
-    }
+    return {t: (r["good"], r["bad"]) for t, r in summary["touchpoints"].items()}, summary
+
+
+def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
+    """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
+    was being written comes again. Customers are freed along the way (a short retention), so the
+    partitions' records and the freeing of customers are cut through too."""
+    lines = list(Simulation(customers=600, duration=parse_duration("2h"), seed=8).lines())
+    work = batches(lines, 40)
+    expected, summary = replayed_counts(catalog, lines)
+    for cut_batch in (3, 24, 49, len(work) - 2):  # 24 and 49: a sweep was being written too
+        for fraction in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
+            customers, journeys = MemoryStore(), MemoryStore()
+            live = new(catalog, customers, journeys, retention="10m")
+            committed = (0, 0)
+            for number, batch in enumerate(work):
+                if number % 5 == 4:
+                    live.forget()  # a sweep: its writes land before the next batch's
+                if number == cut_batch:
+                    kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
+                    customers = MemoryStore.replayed(customers.writes[:kept])
+                    journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
+                    live = new(catalog, customers, journeys, retention="10m")
+                    live.handle_batch(work[number - 1])  # not committed: it comes again
+                committed = (len(customers.writes), len(journeys.writes))
+                live.handle_batch(batch)
+            finish(live)
+            counts = {t: tuple(c) for t, c in live.counts().items()}
+            assert counts == expected, (cut_batch, fraction)
+    assert sum(g + b for g, b in expected.values()) > 500
+    freed = sum(sum(map(sum, engine.folded.values())) for engine in live.engines.values())
+    assert freed > 0  # customers were freed, their counts kept
     assert sum(live.pending_counts().values()) == sum(r["pending"] for r in summary["touchpoints"].values())
+
+
+def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):
+    """A redelivered event is a duplicate whether its first copy is decided or still queued."""
+    lines = list(Simulation(customers=200, duration=parse_duration("2h"), seed=5).lines())
+    live = new(catalog, MemoryStore(), MemoryStore())
+    work = batches(lines, 30)
+    for batch in work:
+        live.handle_batch(batch)
+    for batch in work:  # the whole history once more
+        assert live.handle_batch(batch) == []
+    finish(live)
+    expected, _ = replayed_counts(catalog, lines)
+    assert {t: tuple(c) for t, c in live.counts().items()} == expected
+
+
+def test_a_partition_is_built_from_its_own_records_only(catalog):
+    customers, journeys = MemoryStore(), MemoryStore()
+    live = new(catalog, customers, journeys)
+    for batch in batches(list(Simulation(customers=60, seed=3).lines()), 50):
+        live.handle_batch(batch)
+    read: list[int] = []
+    items = customers.items
+
+    def counted(partition):  # type: ignore[no-untyped-def]
+        read.append(partition)
+        return items(partition)
+
+    customers.items = counted  # type: ignore[method-assign]
+    again = new(catalog, customers, journeys)
+    engine = again.engine(1)
+    assert read == [1]
+    assert set(engine.state.customers) == {c for c in live.engines[1].state.customers}
+    assert again.watermarks()[1] == live.watermarks()[1] is not None
+
+
+def at_watermark(live: Partitions, watermark: int) -> None:
+    """Reports that bring every partition's watermark to ``watermark``, then a retention sweep."""
+    report = Report(0, {INPUT: (watermark + live.lateness, False, 0)}, (INPUT,))
+    live.handle_batch([(partition, report) for partition in range(PARTITIONS)])
+    live.forget()
 
 
 def test_records_name_their_partition_and_journeys_are_the_published_format(catalog):
     customers, journeys = MemoryStore(), MemoryStore()
     live = new(catalog, customers, journeys)
     event = decode(next(iter(Simulation(customers=1, seed=2).lines())), "orders")
-    live.handle(2, event, 0)
+    live.handle(2, event)
     record = orjson.loads(customers.get(event.customer))
     assert record["partition"] == 2 and record["seen"][0][0] == event.id
     journey = orjson.loads(journeys.get(event.customer))
@@ -65,43 +144,46 @@ def test_records_name_their_partition_and_journeys_are_the_published_format(cata
 def test_journeys_beyond_the_cache_are_read_back_whole_and_still_expire(catalog):
     lines = list(Simulation(customers=200, duration=parse_duration("2h"), seed=4).lines())
     kept, cached = MemoryStore(), MemoryStore()
-    small = Partitions(catalog, MemoryStore(), kept, retention=parse_duration("24h"), journey_cache=3)
-    large = Partitions(catalog, MemoryStore(), cached, retention=parse_duration("24h"))
-    for line in lines:
-        event = decode(line, "orders")
-        small.handle(partition_of(event.customer), event, 0)
-        large.handle(partition_of(event.customer), event, 0)
+    day = parse_duration("24h")
+    small = Partitions(catalog, MemoryStore(), kept, retention=day, journey_cache=3, journey_age=day)
+    large = Partitions(catalog, MemoryStore(), cached, retention=day, journey_age=day)
+    for batch in batches(lines, 25):
+        small.handle_batch(batch)
+        large.handle_batch(batch)
     assert all(len(journeys) <= 3 for journeys in small.journeys.values())
     assert kept.data == cached.data  # every journey complete, whether it stayed in memory or not
 
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
-    small.forget(newest + 1)  # after everything: every journey expires, cached or not
+    # After everything (outcomes too, decided up to 14 days on): every journey expires, cached or not.
+    at_watermark(small, newest + 40 * day)
     assert kept.data == {}
 
 
-def test_journeys_stored_before_a_restart_still_expire(catalog):
-    """A worker that takes a partition over learns its stored journeys' last activity, so retention
-    expires the journeys of customers it never sees again (without it they stayed for ever)."""
+def test_journeys_and_customers_go_by_the_watermark_not_the_wall_clock(catalog):
+    """Retention is in event time: a backfill of last year keeps its ids and journeys as long as the
+    watermark says, and a restarted worker expires the journeys it never sees again."""
     lines = list(Simulation(customers=50, duration=parse_duration("1h"), seed=8).lines())
     customers, journeys = MemoryStore(), MemoryStore()
-    before = new(catalog, customers, journeys)
-    for line in lines:
-        event = decode(line, "orders")
-        before.handle(partition_of(event.customer), event, 0)
+    hour = parse_duration("1h")
+    before = Partitions(catalog, customers, journeys, retention=hour, journey_age=hour)
+    for batch in batches(lines, 20):
+        before.handle_batch(batch)
+    before.forget()
     stored = set(journeys.data)
-    assert len(stored) == 50
+    assert len(stored) == 50 and customers.data  # nothing is older than an hour of event time
 
-    after = Partitions(
-        catalog, customers, journeys, retention=parse_duration("24h"), partition_of=partition_of
-    )  # the restarted worker: its engines are built when each partition's next event comes
+    after = Partitions(catalog, customers, journeys, retention=hour, journey_age=hour)  # restarted
     for partition in range(PARTITIONS):
         after.engine(partition)
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
-    after.forget(newest - parse_duration("30m"))  # only the journeys quiet for the last half hour go
+    at_watermark(after, newest + parse_duration("30m"))  # only the journeys quiet for the last half hour go
     left = set(journeys.data)
     assert left and left < stored
     assert all(
         parse_timestamp(orjson.loads(journeys.data[c])["last_at"]) >= newest - parse_duration("30m") for c in left
     )
-    after.forget(newest + 1)
+    at_watermark(after, newest + parse_duration("40d"))  # past every due time, and an hour more
     assert journeys.data == {}
+    open_left = sum(len(engine.state.customers) for engine in after.engines.values())
+    assert open_left == 0 and customers.data == {}  # every customer freed: only the partitions' records stay
+    assert len(customers.states) == PARTITIONS

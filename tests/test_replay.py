@@ -240,10 +240,10 @@ def test_a_line_whose_processing_raises_is_kept_as_internal_error_and_the_replay
 
     step, add_event = Engine.step, Journeys.add_event
 
-    def poisoned_step(self, e, now=None):  # type: ignore[no-untyped-def]
+    def poisoned_step(self, e):  # type: ignore[no-untyped-def]
         if e.id.startswith("poison-step"):
             raise RuntimeError("a test-only rule error")
-        return step(self, e, now)
+        return step(self, e)
 
     def poisoned_journey(self, e):  # type: ignore[no-untyped-def]
         if e.id.startswith("poison-journey"):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from monitor.catalog import Catalog
+from monitor.conventions import SOURCE_TOPICS
 from monitor.durations import parse_duration
 from monitor.metrics import Metrics
 from streams.handlers import DeadLetters, Failures, Ingest, Judge
@@ -50,25 +51,51 @@ class ListOutbox:
         return taken
 
 
+class CaughtUp:
+    """Positions of a worker that reads every partition of the source topics, all caught up."""
+
+    def __init__(self, topics: tuple[str, ...] = SOURCE_TOPICS, partitions: int = 1) -> None:
+        self.inputs = [(topic, partition) for topic in topics for partition in range(partitions)]
+
+    def assigned(self) -> list[tuple[str, int]]:
+        return self.inputs
+
+    def known(self) -> list[tuple[str, int]]:
+        return self.inputs
+
+    def caught_up(self, topic: str, partition: int) -> bool:
+        return True
+
+
 class Worker:
     """Ingest and judge wired as streams.app wires them, on memory stores."""
 
     def __init__(self, catalog: Catalog, max_future: str = "1h") -> None:
         self.outbox = ListOutbox()
         self.customers, self.journeys = MemoryStore(), MemoryStore()
-        self.partitions = Partitions(
-            catalog,
-            self.customers,
-            self.journeys,
-            retention=parse_duration("24h"),
-            partition_of=lambda customer: key_partition(customer.encode(), PARTITIONS),
-        )
+        self.partitions = Partitions(catalog, self.customers, self.journeys, retention=parse_duration("24h"))
         self.registry = CollectorRegistry()
         self.metrics = self.partitions.metrics = Metrics(catalog, self.partitions, self.registry)
         failures = Failures(self.metrics)
         self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, EVENTS, self.metrics, failures)  # type: ignore[arg-type]
-        self.ingest = Ingest(self.outbox, EVENTS, self.dead_letters, parse_duration(max_future), failures)  # type: ignore[arg-type]
+        self.ingest = Ingest(
+            self.outbox,  # type: ignore[arg-type]
+            EVENTS,
+            self.dead_letters,
+            parse_duration(max_future),
+            failures,
+            positions=CaughtUp(),
+            events_partitions=PARTITIONS,
+            lateness=self.partitions.lateness,
+        )
         self.judge = Judge(self.partitions, EVENTS, self.dead_letters, parse_duration(max_future), failures)
+
+    def restarted(self) -> Worker:
+        """A new worker on what this one stored (its memory gone, the changelogs kept)."""
+        again = Worker(self.partitions.catalog)
+        again.customers = again.partitions.customers = MemoryStore.replayed(self.customers.writes)
+        again.journeys = again.partitions.journey_store = MemoryStore.replayed(self.journeys.writes)
+        return again
 
     def run(self, messages: list[Message], now: int) -> list[Sent]:
         """Both hops; returns the dead letters."""
@@ -78,7 +105,7 @@ class Worker:
                 EVENTS,
                 s.value,
                 s.key,
-                key_partition(s.key, PARTITIONS),
+                key_partition(s.key, PARTITIONS) if s.partition is None else s.partition,
                 [(k, v.encode()) for k, v in s.headers.items()],
             )
             for s in self.outbox.take(EVENTS)

@@ -8,8 +8,14 @@ replay that needs only the counts) the outcomes are counted and not built. With 
 pipeline, which stores each customer's record) ``dirty`` names the customers whose state changed and
 each customer's queued events are kept with its state; replay does without that bookkeeping.
 
-Time: ``at`` values are event times in microseconds; ``now`` is the wall clock in microseconds, given by
-the caller (live) or None (replay, where the clock is event time alone).
+Time: ``at`` values are event times in microseconds. The clock is the watermark. A replay's engine keeps
+its own (the largest event time seen minus the lateness); live, the watermark follows the slowest input
+(``monitor.watermark``) and the caller moves it with ``advance`` (``own_clock=False``).
+
+Counts: each customer's state holds the outcomes it owns (so that a customer's record is its whole
+change, written at once), and ``totals`` holds the sum over every customer, kept as they are counted, so
+reading the counts costs nothing per customer. A customer with nothing open, queued or remembered is
+freed by ``forget``: its counts move to ``folded``, which the caller keeps apart (a partition's record).
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ class Engine:
         lateness: int | None = None,
         track: bool = False,
         outcomes: bool = True,
+        own_clock: bool = True,
     ) -> None:
         self.catalog = catalog
         self.track = track
+        self.own_clock = own_clock
         self.outcomes = outcomes
         self.lateness = catalog.lateness if lateness is None else lateness
         self.state = state or EngineState()
@@ -55,6 +63,9 @@ class Engine:
         self.ids = catalog.ids
         self._index = {touchpoint_id: index for index, touchpoint_id in enumerate(self.ids)}
         self.pending = [0] * len(self.ids)  # open instances per touchpoint
+        # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
+        self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
+        self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self._compile()
 
     # -- plan -------------------------------------------------------------------------------------------
@@ -95,11 +106,12 @@ class Engine:
                 state.bad = {}
             counts = state.bad
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
+        self.totals[touchpoint][0 if good else 1] += 1
         if self.track:
             self.dirty.add(customer)
 
     # -- the step ---------------------------------------------------------------------------------------
-    def step(self, event: Event, now: int | None = None) -> int:
+    def step(self, event: Event) -> int:
         """Process one event; return 0, DUPLICATE, or LATE (processed all the same).
 
         An event is applied whole or not at all: if judging it raises (a rule's expression, say), what
@@ -126,10 +138,10 @@ class Engine:
         max_at = state.max_at
         if max_at is None or at > max_at:
             state.max_at = at
-            candidate = at - self.lateness
-            if watermark is None or candidate > watermark:
-                state.watermark = watermark = candidate
-        state.last_arrival = now
+            if self.own_clock:
+                candidate = at - self.lateness
+                if watermark is None or candidate > watermark:
+                    state.watermark = watermark = candidate
 
         actions = self.dispatch.get(event.kind)
         if actions is not None:
@@ -176,43 +188,25 @@ class Engine:
                         self.errors.append(RuleError(touchpoint_id, event_id, verdict))
 
         queue = state.queue
-        if queue and queue[0][0] <= watermark:  # type: ignore[operator]
+        if watermark is not None and queue and queue[0][0] <= watermark:
             self._release(watermark)
         return status
 
-    def tick(self, now: int) -> None:
-        """Let the wall clock move an idle clock (SPEC section 3).
-
-        Once nothing has arrived for ``lateness``, the watermark moves on from ``max_at - lateness`` at
-        the wall clock's rate, counted from the last arrival, and never beyond ``now - lateness``. Live,
-        where event time follows the wall clock, a quiet source's deadline is decided at due + lateness;
-        a backfill far in the past only moves on by the length of its pauses.
-
-        A clock put back from stored records does not know when its last event arrived: the first tick
-        starts the count. A quiet partition taken over after a restart is decided as if its last event
-        had arrived then (late by the time the partition had no worker, never early), and a backfill
-        interrupted by a restart goes on as it would have.
-        """
+    def advance(self, watermark: int | None) -> None:
+        """Move the clock on to ``watermark`` (never back) and decide what that passes."""
         state = self.state
-        if state.max_at is None:
-            return
-        if state.last_arrival is None:
-            state.last_arrival = now
-            return
-        quiet_for = now - state.last_arrival
-        if quiet_for < self.lateness:
-            return
-        candidate = min(state.max_at - self.lateness + quiet_for, now - self.lateness)
-        if state.watermark is None or candidate > state.watermark:
-            state.watermark = candidate
-            self._release(candidate)
+        if watermark is not None and (state.watermark is None or watermark > state.watermark):
+            state.watermark = watermark
+            self._release(watermark)
 
-    def finish(self) -> None:
-        """End of a replay input: the watermark becomes the largest event time seen."""
+    def finish(self, until: int | None = None) -> None:
+        """End of a replay input: the watermark becomes the largest event time seen, or ``until``
+        (what a live worker whose watermark is there has decided; never back)."""
         state = self.state
-        if state.max_at is not None:
-            state.watermark = state.max_at
-            self._release(state.max_at)
+        target = state.max_at if until is None else until
+        if target is not None and (state.watermark is None or target > state.watermark):
+            state.watermark = target
+            self._release(target)
 
     def _release(self, watermark: int | None) -> None:
         """Hand every queued event and due time up to the watermark to its rule, in event-time order."""
@@ -236,9 +230,11 @@ class Engine:
                     if not last[IS_OPEN]:
                         continue
                 elif track:
-                    mine.queued.discard(entry)
-                    if not mine.queued:
-                        mine.queued = None
+                    queued = mine.queued
+                    if queued is not None:
+                        queued.discard(entry)
+                        if not queued:
+                            mine.queued = None
                     dirty.add(last)
                 handlers[index][rank](time, third, key, last, mine)  # type: ignore[index]
             except Exception as error:
@@ -283,22 +279,37 @@ class Engine:
             customer, event_id = last, third
         self.failures.append(Failure(DECIDE, error, event_id=event_id, customer=customer, touchpoint=touchpoint))
 
-    def forget(self, before: int) -> list[str]:
-        """Forget event ids older than ``before`` (live keeps a day of them); return the customers changed.
-        A customer left with nothing open, queued or counted is dropped."""
-        changed = []
+    def forget(self, before: int, limit: int | None = None) -> tuple[list[str], list[str]]:
+        """Forget event ids older than ``before`` (live keeps a day of them, in event time); return the
+        customers changed and those freed. A customer left with nothing open, queued or remembered is
+        freed (at most ``limit`` of them): its counts move to ``folded``."""
+        changed: list[str] = []
+        freed: list[str] = []
         customers = self.state.customers
+        folded = self.folded
         for customer, mine in list(customers.items()):
-            old = [event_id for event_id, at in mine.seen.items() if at < before]
-            if not old:
+            seen = mine.seen
+            old = [event_id for event_id, at in seen.items() if at < before]
+            if not old and seen:
                 continue
             for event_id in old:
-                del mine.seen[event_id]
-            changed.append(customer)
-            if mine.is_empty():
+                del seen[event_id]
+            if not (seen or mine.open or mine.queued):
+                if limit is not None and len(freed) >= limit:
+                    if old:
+                        changed.append(customer)
+                    continue
+                for column, counts in ((0, mine.good), (1, mine.bad)):
+                    for touchpoint, count in (counts or {}).items():
+                        folded.setdefault(touchpoint, [0, 0])[column] += count
                 del customers[customer]
-        self.dirty.update(changed)
-        return changed
+                freed.append(customer)
+            if old:
+                changed.append(customer)
+        if self.track:
+            self.dirty.update(changed)
+            self.dirty.update(freed)
+        return changed, freed
 
     # -- records: one customer's part of the state, for storage ------------------------------------------
     def record(self, customer: str) -> dict | None:
@@ -332,7 +343,11 @@ class Engine:
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
         mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
-        if state.max_at is not None:
+        totals = self.totals
+        for column, counts in ((0, mine.good), (1, mine.bad)):
+            for touchpoint, count in (counts or {}).items():
+                totals.setdefault(touchpoint, [0, 0])[column] += count
+        if self.own_clock and state.max_at is not None:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
                 state.watermark = candidate
@@ -348,7 +363,8 @@ class Engine:
         return {
             "version": 1,
             "customers": {customer: mine.record(self.ids) for customer, mine in state.customers.items()},
-            "clock": [state.max_at, state.watermark, state.last_arrival],
+            "clock": [state.max_at, state.watermark],
+            "folded": self.folded,
         }
 
     @classmethod
@@ -356,8 +372,16 @@ class Engine:
         engine = cls(catalog, lateness=lateness, track=track)
         for customer, record in data["customers"].items():
             engine.load(customer, record)
-        engine.state.max_at, engine.state.watermark, engine.state.last_arrival = data["clock"]
+        engine.state.max_at, engine.state.watermark = data["clock"][:2]
+        engine.fold(data.get("folded", {}))
         return engine
+
+    def fold(self, counts: dict[str, list[int]]) -> None:
+        """Take the counts of customers freed before (a partition's record) into ``folded`` and ``totals``."""
+        for touchpoint, pair in counts.items():
+            for column in (0, 1):
+                self.folded.setdefault(touchpoint, [0, 0])[column] += pair[column]
+                self.totals.setdefault(touchpoint, [0, 0])[column] += pair[column]
 
     # -- reading ----------------------------------------------------------------------------------------
     def pending_counts(self) -> dict[str, int]:
@@ -365,10 +389,5 @@ class Engine:
         return dict(zip(self.ids, self.pending, strict=True))
 
     def counts(self) -> dict[str, list[int]]:
-        """[good, bad] per touchpoint, over every customer."""
-        totals = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
-        for mine in self.state.customers.values():
-            for column, counts in ((0, mine.good), (1, mine.bad)):
-                for touchpoint, count in (counts or {}).items():
-                    totals.setdefault(touchpoint, [0, 0])[column] += count
-        return totals
+        """[good, bad] per touchpoint, over every customer (freed ones too)."""
+        return {touchpoint_id: list(pair) for touchpoint_id, pair in self.totals.items()}

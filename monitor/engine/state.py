@@ -67,4 +67,3 @@ class EngineState:
     due_lines: dict[int, deque[tuple]] = field(default_factory=dict)  # rule index -> its due times, sorted
     max_at: int | None = None
     watermark: int | None = None
-    last_arrival: int | None = None  # wall clock, microseconds; None in replay

@@ -79,6 +79,13 @@ def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[by
 @click.option(
     "--max-future", type=DURATION, help="With --now: how far ahead an event may be [default: the catalog's, 1h]."
 )
+@click.option(
+    "--until",
+    "until_text",
+    metavar="TIMESTAMP",
+    help="At the end, decide what is due by this instant (RFC 3339) instead of by the last event: what a "
+    "live worker whose watermark is there has decided (its /touchpoints says where it is).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal]."
@@ -91,6 +98,7 @@ def replay(
     rejects_out: Path | None,
     now_text: str | None,
     max_future: int | None,
+    until_text: str | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
@@ -109,6 +117,11 @@ def replay(
         not_after = now + (catalog.max_future if max_future is None else max_future)  # type: ignore[operator]
     elif max_future is not None:
         fail("--max-future needs --now: without it, replay has no clock to be ahead of")
+    until = None
+    if until_text is not None:
+        until = parse_timestamp(until_text)
+        if until is None:
+            fail(f"--until {timestamp_problem(until_text)}")
     if str(events) != "-" and not events.is_file():
         fail(f"{events}: no such file")
     for output in (journeys_out, rejects_out):
@@ -151,7 +164,7 @@ def replay(
         except KeyboardInterrupt:
             err.print(f"interrupted after {run.lines} lines; no output written")
             raise SystemExit(130) from None
-        summary = run.finish()
+        summary = run.finish(until)
         if journeys_out and journeys is not None:
             with atomic_output(journeys_out) as journey_stream:
                 for record in journeys.records():

@@ -1,0 +1,143 @@
+"""The live watermark: it follows the slowest input (SPEC section 3). Pure: time comes in reports.
+
+An input is one source topic partition. Whoever reads it (the worker's ingest) says, in a report, for
+each input it reads: its progress (the largest ``occurred_at`` it has passed on), whether it is idle,
+and when it last delivered anything; and the reporter's wall clock at the time of the report. Idle
+means caught up (a recent fetch found nothing waiting in Kafka) and quiet for the lateness; an input
+whose position against its end offset is unknown (never fetched, paused, or the broker unreachable) is
+not idle, nor is one with a backlog.
+
+Reports travel on the events topic behind the events they cover, to every partition (see
+``streams.handlers``), so the state judging a partition's customers reads them in order with its
+events. Its watermark is then a function of what the partition holds, not of any worker's clock: read
+again after a restart, the partition reaches the same watermark at the same place, and a broker that
+cannot be reached delivers no report, so the watermark stands still instead of deciding deadlines
+whose ends are waiting in Kafka.
+
+The watermark of a partition (``Inputs.watermark``) is:
+
+- while some input is not idle: the smallest progress among those inputs, minus the lateness (an
+  input that has not reported yet, or has delivered nothing yet, holds it back entirely);
+- when every input is idle: the largest progress, minus the lateness, plus how long the inputs have
+  been quiet (from the newest delivery to the oldest report), never beyond the oldest report's wall
+  clock minus the lateness: a quiet stream decides its deadlines at due time plus lateness, and a
+  backfill far in the past moves on by the length of its pauses only.
+
+It never goes back (the engine takes it only when it is ahead). An input that nobody reports any more
+(a worker gone) keeps its last report until another worker reads it; which inputs exist is said by
+every report (``known``), so a source taken out of the configuration stops holding anything back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: An input's name: "topic/partition" (a topic name cannot hold "/").
+SEPARATOR = "/"
+
+
+def input_name(topic: str, partition: int) -> str:
+    return f"{topic}{SEPARATOR}{partition}"
+
+
+@dataclass(slots=True)
+class Input:
+    progress: int | None = None  # the largest occurred_at delivered (µs), None before the first event
+    idle: bool = False
+    delivered: int | None = None  # wall clock (µs) of its last delivery, or of when its reader began
+    reported: int | None = None  # wall clock (µs) of the report that said so
+
+
+@dataclass(slots=True)
+class Report:
+    """What a reader says of its inputs at ``now`` (wall clock, µs)."""
+
+    now: int
+    inputs: dict[str, tuple[int | None, bool, int]]  # name -> (progress, idle, delivered)
+    known: tuple[str, ...] = ()  # every input there is, read by this reader or not
+
+    def record(self) -> dict:
+        return {
+            "now": self.now,
+            "inputs": {name: list(values) for name, values in self.inputs.items()},
+            "known": list(self.known),
+        }
+
+    @classmethod
+    def from_record(cls, data: dict) -> Report:
+        now = data["now"]
+        if type(now) is not int:
+            raise ValueError("a report's 'now' must be an integer (microseconds)")
+        inputs = {}
+        for name, (progress, idle, delivered) in data["inputs"].items():
+            if (progress is not None and type(progress) is not int) or type(idle) is not bool:
+                raise ValueError(f"input {name!r}: progress must be an integer or null, idle true or false")
+            if type(delivered) is not int:
+                raise ValueError(f"input {name!r}: delivered must be an integer")
+            inputs[str(name)] = (progress, idle, delivered)
+        known = tuple(str(name) for name in data.get("known", ()))
+        return cls(now, inputs, known)
+
+
+@dataclass
+class Inputs:
+    """The inputs feeding one partition's state, as the reports in that partition say."""
+
+    lateness: int
+    inputs: dict[str, Input] = field(default_factory=dict)
+
+    def report(self, report: Report) -> None:
+        if report.known:
+            known = set(report.known)
+            for name in [name for name in self.inputs if name not in known]:
+                del self.inputs[name]  # no longer a source: it holds nothing back
+            for name in report.known:
+                if name not in self.inputs:
+                    self.inputs[name] = Input()
+        for name, (progress, idle, delivered) in report.inputs.items():
+            mine = self.inputs.get(name)
+            if mine is None:
+                mine = self.inputs[name] = Input()
+            if progress is not None and (mine.progress is None or progress > mine.progress):
+                mine.progress = progress  # a new reader (after a takeover) re-reads what was delivered
+            mine.idle, mine.delivered, mine.reported = idle, delivered, report.now
+
+    def watermark(self) -> int | None:
+        """The watermark the inputs allow (None: nothing can be decided yet)."""
+        inputs = self.inputs.values()
+        if not inputs:
+            return None
+        slowest = None
+        busy = False
+        for mine in inputs:
+            if not mine.idle:
+                if mine.progress is None:
+                    return None
+                busy = True
+                if slowest is None or mine.progress < slowest:
+                    slowest = mine.progress
+        if busy:
+            return slowest - self.lateness  # type: ignore[operator]
+        progress = [mine.progress for mine in inputs if mine.progress is not None]
+        if not progress:
+            return None
+        now = min(mine.reported for mine in inputs)  # type: ignore[type-var]
+        last = max(mine.delivered for mine in inputs)  # type: ignore[type-var]
+        quiet = max(0, now - last)  # type: ignore[operator]
+        return min(max(progress) - self.lateness + quiet, now - self.lateness)  # type: ignore[operator]
+
+    def slowest(self) -> int | None:
+        """The smallest progress among the inputs that are not idle (None when all are, or one has none)."""
+        busy = [mine.progress for mine in self.inputs.values() if not mine.idle]
+        if not busy or any(progress is None for progress in busy):
+            return None
+        return min(busy)  # type: ignore[type-var]
+
+    def record(self) -> dict:
+        return {
+            name: [mine.progress, mine.idle, mine.delivered, mine.reported]
+            for name, mine in sorted(self.inputs.items())
+        }
+
+    def load(self, record: dict) -> None:
+        self.inputs = {name: Input(*values) for name, values in record.items()}

@@ -1,0 +1,339 @@
+"""The one seam to faust-streaming's internals: everything tpmon overrides or reads that Faust does not
+document lives here, and ``INTERNALS`` lists it, so that a test (tests/test_seam.py) fails loudly, naming
+the method, when a new faust-streaming or aiokafka changes one. The versions are pinned in pyproject.toml
+(``FAUST_VERSION``, ``AIOKAFKA_VERSION``).
+
+What it holds:
+
+- batch delivery (``BatchConsumer``): the drain loop hands each fetch's messages to a handler as a list;
+- the recovery correction (``SeekFirstRecovery``): no messages lost when taking over partitions;
+- the tables' data (``table_data``, ``key_partitions``): read and written directly, per partition;
+- the producer Faust configured (``producer``), for the outbox's batches;
+- the inputs' positions (``ConsumerPositions``): what the watermark's idleness needs to know of each
+  source partition (its position against its end offset, and whether a fetch said so lately), and
+  pausing the inputs that are ahead.
+
+## Batch delivery
+
+Batch delivery: tpmon's hot topics go from each fetch straight to their handler, a list at a time.
+
+Faust hands every message to its agents one by one: the consumer's drain loop starts two tasks per
+message (the delivery, and a wait on the flow control), the conductor wraps it in an event and queues
+it, and the agent's stream takes it out again with its sensors and acknowledgements. That is most of a
+worker's time, twice over for tpmon's two hops (ingest, judge), and more than the judging itself.
+
+Here the drain loop keeps Faust's bookkeeping per message (read offsets, holes as compacted offsets,
+tracking for a clean rebalance) but collects the messages of the topics that have a batch handler, and
+after each fetch awaits each handler once with its list; the messages are acknowledged only when the
+handler has returned, i.e. when what they caused is stored. Everything else (table changelogs during
+recovery, the assignor's topic) takes Faust's usual path. An error in a handler ends the drain loop as
+one in Faust's own does (logged and raised), with its batch unacknowledged, hence not committed.
+
+A rebalance that begins while a batch is collected or handled makes the batch stale: it is dropped
+unacknowledged, and read again from the committed offsets once the partitions are resumed (see
+the recovery correction below, which seeks every resumed partition first). Messages read twice are duplicates the
+engine recognises.
+
+## The recovery correction
+
+A correction to Faust's recovery, so that a worker taking over partitions does not lose messages.
+
+faust-streaming 0.15.3 ends a recovery in this order: resume fetching the stream partitions, seek them
+to their committed offsets (a broker round trip, with the consumer's flow already running), then
+resume the flow control. Two things then go wrong together:
+
+- resuming the flow control clears every stream's input queue, so the messages fetched during the
+  seek are thrown away unprocessed;
+- the seek has reset the consumer's read offset to the committed one, so the next message fetched
+  looks like it follows a hole in the partition, and Faust counts holes as offsets that do not exist
+  (as in compacted topics): acknowledged, and committed past.
+
+And a partition with no committed offset yet (or 0) is not sought at all. Besides, a fetch begun
+before the rebalance can still be waiting with its snapshot of the active partitions; emptied by the
+pause, that snapshot lets it hand out every partition's buffered records, which the consumer then
+drops as inactive, their positions moved on.
+
+Found with the live-pipeline test that kills a worker mid-stream: runs of consecutive offsets missing
+from the events topic, and outcomes missing against replay, about one run in three. The correction:
+while Faust completes its recovery, resuming the stream partitions is held back; once the queues are
+cleared and the last fetch begun earlier has ended, the held partitions are sought to their committed
+offsets (those without one to their beginning, the ``earliest`` reset) and only then resumed. A
+takeover costs about a second more; messages read twice are duplicates the engine recognises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+
+FAUST_VERSION = "0.15.3"
+AIOKAFKA_VERSION = "0.14.0"
+
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, delivering the topics of ``app.batch_handlers`` in batches."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        app: Any = self.app
+        handlers: dict[str, BatchHandler] = app.batch_handlers
+        callback = self.callback
+        stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        read_offsets = self._read_offset
+        acks_enabled_for = app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        try:
+            while not (stopped() or fetcher_stopped()):
+                generation = app.consumer_generation_id
+                batches: dict[BatchHandler, list[Message]] = {}
+                await self.sleep(0)
+                async for tp, message in self.getmany(timeout=1.0):
+                    offset = message.offset
+                    last = read_offsets[tp]
+                    if last is not None and offset < last:
+                        continue  # delivered already: fetched again after a seek
+                    if last and offset - last > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, last + 1, offset)  # a hole: offsets that do not exist
+                    handler = handlers.get(tp.topic)
+                    if handler is not None:
+                        self.track_message(message)
+                        batches.setdefault(handler, []).append(message)
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    read_offsets[tp] = offset
+                for handler, messages in batches.items():
+                    if app.rebalancing or app.consumer_generation_id != generation or not self.flow_active:
+                        self._drop(messages)
+                        continue
+                    await handler(messages)
+                    for message in messages:
+                        self.ack(message)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+
+    def _drop(self, messages: list[Message]) -> None:
+        """Forget a stale batch: unacknowledged, so not committed, and not waited for by the rebalance."""
+        for message in messages:
+            self._unacked_messages.discard(message)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    Consumer = BatchConsumer
+
+
+FETCH_ROUND = 1.1  # seconds: Faust's consumer waits up to 1 s for each fetch
+
+
+class SeekFirstRecovery(Recovery):
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        with self._streams_held() as held:
+            await super().on_recovery_completed(generation_id)
+        await self._resume(held)
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        with self._streams_held() as held:
+            await super()._resume_streams(generation_id)
+        await self._resume(held)
+
+    @contextmanager
+    def _streams_held(self) -> Iterator[set[TP]]:
+        """Collect, instead of resuming, the partitions Faust resumes meanwhile."""
+        consumer: Any = self.app.consumer
+        held: set[TP] = set()
+
+        def hold(tps: Iterable[TP]) -> None:
+            held.update(tps)
+
+        consumer.resume_partitions = hold
+        try:
+            yield held
+        finally:
+            del consumer.resume_partitions  # the class's method again
+
+    async def _resume(self, held: set[TP]) -> None:
+        """Seek the held partitions to their committed offsets (those without one to their beginning),
+        now that their queues are clear and nothing can be fetched for them meanwhile; then resume them."""
+        consumer: Any = self.app.consumer
+        if not held or self.should_stop:
+            return
+        # A fetch begun before the rebalance may still be waiting, with a snapshot of the partitions
+        # that were active then; emptied by the pause, it hands out every partition's records, which
+        # the consumer drops as inactive after their position has moved on. Let it end first.
+        await asyncio.sleep(FETCH_ROUND)
+        await consumer.perform_seek()
+        uncommitted = [tp for tp in held if not consumer._committed_offset.get(tp)]
+        if uncommitted:
+            for tp, offset in (await consumer.earliest_offsets(*uncommitted)).items():
+                await consumer.seek(tp, offset)
+        consumer.resume_partitions(held)
+
+
+class SeekFirstTableManager(TableManager):
+    """Faust's table manager, with the corrected recovery (``TableManager`` setting of the app)."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
+# -- tables ------------------------------------------------------------------------------------------------
+def table_data(table: faust.Table) -> Any:
+    """The table's local data (the memory store's dict), read and written by ``streams.app.TableStore``."""
+    return table.data.data  # type: ignore[attr-defined]
+
+
+def key_partitions(table: faust.Table) -> dict:
+    """Key -> the changelog partition it came from or went to. Faust's memory store keeps it for what it
+    recovers (and drops the keys of partitions no longer assigned once a recovery completes); tpmon's
+    own writes add theirs, so that a partition's records are found without reading the others."""
+    return table.data._key_partition  # type: ignore[attr-defined]
+
+
+# -- the producer ------------------------------------------------------------------------------------------
+def producer(app: faust.App) -> Any:
+    """The started aiokafka producer Faust configured (the outbox sends its batches through it)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+# -- the inputs' positions, for the watermark ----------------------------------------------------------------
+FRESH = 5.0  # seconds: a fetch response older than this says nothing of where a partition ends
+
+
+class ConsumerPositions:
+    """``streams.handlers.Positions`` from Faust's consumer (its aiokafka consumer, in Faust's thread).
+
+    A partition is caught up when a fetch of the last ``FRESH`` seconds gave its end offset and the
+    consumer's position (the next offset it hands out) has reached it. A partition never fetched, paused
+    (not fetched while its records wait), or whose broker cannot be reached, has no fresh fetch: it is
+    not caught up, so it is never idle.
+    """
+
+    def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
+        self.app = app
+        self.topics = frozenset(topics)
+        self.paused: set[TP] = set()
+
+    def assigned(self) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics]
+
+    def known(self) -> list[tuple[str, int]]:
+        known = []
+        for topic in sorted(self.topics):
+            count = self.app.consumer.topic_partitions(topic)
+            known.extend((topic, partition) for partition in range(count or 0))
+        return known
+
+    def caught_up(self, topic: str, partition: int) -> bool:
+        try:
+            consumer = self.app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        except Exception:
+            return False  # not started, or stopping
+        tp = TP(topic, partition)
+        polled = consumer.last_poll_timestamp(tp)
+        end = consumer.highwater(tp)
+        if polled is None or end is None or time.time() - polled / 1000 > FRESH:
+            return False
+        assignment = consumer._subscription.subscription
+        if assignment is None:
+            return False
+        state = assignment.assignment.state_value(tp)
+        if state is None or not state.has_valid_position:
+            return False
+        return state.position >= end
+
+    def pause(self, ahead: set[tuple[str, int]]) -> None:
+        """Pause the inputs ahead, resume those no longer ahead (only those paused here)."""
+        consumer = self.app.consumer
+        wanted = {TP(topic, partition) for topic, partition in ahead}
+        resume = self.paused - wanted
+        if resume:
+            consumer.resume_partitions(resume)
+        pause = wanted - self.paused
+        if pause:
+            consumer.pause_partitions(pause)
+        self.paused = wanted
+
+    def forget(self) -> None:
+        """After a rebalance Faust resumes what it keeps: pause again what is still ahead, next time."""
+        self.paused = set()
+
+
+# -- what a new faust-streaming or aiokafka must not change unseen ------------------------------------------
+def _internals() -> dict[str, object]:
+    from aiokafka.consumer import fetcher, subscription_state
+    from faust.stores import memory
+
+    return {
+        "faust Consumer._drain_messages (overridden by BatchConsumer)": faust_consumer.Consumer._drain_messages,
+        "faust Consumer.getmany": faust_consumer.Consumer.getmany,
+        "faust Consumer.track_message": faust_consumer.Consumer.track_message,
+        "faust Consumer._add_gap": faust_consumer.Consumer._add_gap,
+        "faust Consumer.ack": faust_consumer.Consumer.ack,
+        "faust Consumer.pause_partitions": faust_consumer.Consumer.pause_partitions,
+        "faust Consumer.resume_partitions": faust_consumer.Consumer.resume_partitions,
+        "faust Recovery.on_recovery_completed (overridden)": Recovery.on_recovery_completed,
+        "faust Recovery._resume_streams (overridden)": Recovery._resume_streams,
+        "faust TableManager.recovery (overridden)": TableManager.recovery.fget,  # type: ignore[attr-defined]
+        "faust memory Store._create_batch_iterator (key partitions)": memory.Store._create_batch_iterator,
+        "faust memory Store.on_recovery_completed (key partitions)": memory.Store.on_recovery_completed,
+        "faust aiokafka Producer._ensure_producer": faust_aiokafka.Producer._ensure_producer,
+        "faust aiokafka ConsumerThread._ensure_consumer": faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer,
+        "faust aiokafka ConsumerThread.topic_partitions": faust_aiokafka.AIOKafkaConsumerThread.topic_partitions,
+        "aiokafka TopicPartitionState.consumed_to (position)": subscription_state.TopicPartitionState.consumed_to,
+        "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": fetcher.Fetcher._proc_fetch_request,
+    }
+
+
+def fingerprint(thing: object) -> str:
+    return hashlib.sha256(inspect.getsource(thing).encode()).hexdigest()[:16]  # type: ignore[arg-type]
+
+
+#: The source fingerprints of the internals above, for the pinned versions.
+INTERNALS: dict[str, str] = {
+    "faust Consumer._drain_messages (overridden by BatchConsumer)": "44a2500309e83c63",
+    "faust Consumer.getmany": "4b168d84882a70d6",
+    "faust Consumer.track_message": "217d7f1399a4cd8e",
+    "faust Consumer._add_gap": "4df2573ded7c1c2c",
+    "faust Consumer.ack": "5fcf41cf45153475",
+    "faust Consumer.pause_partitions": "27a1c94bdacd54de",
+    "faust Consumer.resume_partitions": "afe6b7c02a41d63c",
+    "faust Recovery.on_recovery_completed (overridden)": "6ef567acf072e46d",
+    "faust Recovery._resume_streams (overridden)": "d986a6710c1aca98",
+    "faust TableManager.recovery (overridden)": "f0bf5de78b4c3d23",
+    "faust memory Store._create_batch_iterator (key partitions)": "b082c8bcc0403823",
+    "faust memory Store.on_recovery_completed (key partitions)": "a00bef343e139602",
+    "faust aiokafka Producer._ensure_producer": "5592a4bbdf251325",
+    "faust aiokafka ConsumerThread._ensure_consumer": "ff4a4c693b7ec63f",
+    "faust aiokafka ConsumerThread.topic_partitions": "8e5084fa9734ed33",
+    "aiokafka TopicPartitionState.consumed_to (position)": "c7b8f0f99ce9185e",
+    "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": "59bf948fff47eed5",
+}
+
+
+def internals_changed() -> list[str]:
+    """The internals whose source differs from what this module was written against."""
+    return [name for name, thing in _internals().items() if INTERNALS.get(name) != fingerprint(thing)]
