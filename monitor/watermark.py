@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .events import format_timestamp
+
 #: An input's name: "topic/partition" (a topic name cannot hold "/").
 SEPARATOR = "/"
 
@@ -126,12 +128,12 @@ class Inputs:
         quiet = max(0, now - last)  # type: ignore[operator]
         return min(max(progress) - self.lateness + quiet, now - self.lateness)  # type: ignore[operator]
 
-    def slowest(self) -> int | None:
-        """The smallest progress among the inputs that are not idle (None when all are, or one has none)."""
-        busy = [mine.progress for mine in self.inputs.values() if not mine.idle]
-        if not busy or any(progress is None for progress in busy):
-            return None
-        return min(busy)  # type: ignore[type-var]
+    def view(self) -> dict:
+        """For people: each input's progress (RFC 3339) and whether it is idle."""
+        return {
+            name: {"progress": None if mine.progress is None else format_timestamp(mine.progress), "idle": mine.idle}
+            for name, mine in sorted(self.inputs.items())
+        }
 
     def record(self) -> dict:
         return {

@@ -273,7 +273,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
                 tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic
             )
             ingest.tick(wall_clock())
-            positions.pause(ingest.ahead(partitions.slowest()))
+            positions.pause(ingest.ahead(partitions.progress()))
             judge.drain()
             await outbox.deliver()
 
@@ -301,7 +301,16 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             str(partition): None if at is None else format_timestamp(at)
             for partition, at in partitions.watermarks().items()
         }
-        return web.json({"partitions": assigned, "watermarks": watermarks, "touchpoints": partitions.touchpoints()})
+        inputs = {str(partition): clock.view() for partition, clock in sorted(partitions.clocks.items())}
+        return web.json(
+            {
+                "partitions": assigned,
+                "watermarks": watermarks,
+                "inputs": inputs,
+                "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
+                "touchpoints": partitions.touchpoints(),
+            }
+        )
 
     @app.page("/journeys/{customer_id}")
     @app.table_route(table=journeys, match_info="customer_id")

@@ -241,23 +241,46 @@ class Ingest:
         except Exception as error:
             self.failures.report(Failure(DECODE, error), "reporting the inputs' progress: ")
 
-    def ahead(self, slowest_elsewhere: int | None = None) -> set[tuple[str, int]]:
-        """The inputs read here that are more than AHEAD ahead of the slowest input not idle (here, or
-        elsewhere as the reports say): to pause. An input that has a backlog and has delivered nothing
-        yet counts as the slowest of all."""
+    def ahead(self, judged: dict[str, tuple[int | None, bool]] | None = None) -> set[tuple[str, int]]:
+        """The inputs read here that are more than AHEAD ahead of the slowest input not idle: to pause.
+
+        ``judged`` is what the reports the judge has taken say of every input (name -> progress, idle),
+        this worker's and others': it knows the progress of an input from before a restart, and of the
+        inputs other workers read. An input with neither progress nor a known end (it has a backlog, or
+        its end is unknown) counts as the slowest of all, so the others wait for its first events."""
         said = self.last_report or {}
-        busy = [progress for progress, idle, _ in said.values() if not idle]
-        if slowest_elsewhere is not None:
-            busy.append(slowest_elsewhere)
-        if not busy:
-            return set()
-        floor = None if any(progress is None for progress in busy) else min(busy)
+        view = dict(judged or {})
+        blocked = False
+        floor: int | None = None
+        names = set(view) | set(said)
+        for name in names:
+            progress, idle = view.get(name, (None, False))
+            mine = said.get(name)
+            if mine is not None:
+                local, idle, _ = mine
+                if local is not None and (progress is None or local > progress):
+                    progress = local
+            if idle:
+                continue
+            if progress is None:
+                if mine is not None and self._caught_up(name):
+                    continue  # read here, nothing waiting: nothing to wait for
+                blocked = True
+                continue
+            if floor is None or progress < floor:
+                floor = progress
+            view[name] = (progress, idle)
         pause = set()
-        for name, (progress, idle, _) in said.items():
-            if progress is not None and not idle and (floor is None or progress > floor + AHEAD):
+        for name, (local, idle, _) in said.items():
+            progress = view.get(name, (local, idle))[0]
+            if progress is not None and not idle and (blocked or (floor is not None and progress > floor + AHEAD)):
                 topic, partition = name.rsplit("/", 1)
                 pause.add((topic, int(partition)))
         return pause
+
+    def _caught_up(self, name: str) -> bool:
+        topic, partition = name.rsplit("/", 1)
+        return self.positions.caught_up(topic, int(partition))
 
 
 class Judge:

@@ -180,10 +180,16 @@ class Partitions:
     def watermarks(self) -> dict[int, int | None]:
         return {partition: engine.state.watermark for partition, engine in sorted(self.engines.items())}
 
-    def slowest(self) -> int | None:
-        """The smallest progress of any input not idle, over every partition here (None: none known)."""
-        known = [slowest for clock in self.clocks.values() if (slowest := clock.slowest()) is not None]
-        return min(known) if known else None
+    def progress(self) -> dict[str, tuple[int | None, bool]]:
+        """Every input as the reports taken here say: its progress (the largest any partition knows) and
+        whether it is idle."""
+        view: dict[str, tuple[int | None, bool]] = {}
+        for clock in self.clocks.values():
+            for name, mine in clock.inputs.items():
+                known = view.get(name)
+                if known is None or (mine.progress is not None and (known[0] is None or mine.progress > known[0])):
+                    view[name] = (mine.progress, mine.idle)
+        return view
 
     def adopt(self, partitions: Iterable[int]) -> None:
         """Build the engines of partitions this worker owns and has recovered, even if no event has come
