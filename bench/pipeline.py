@@ -2,13 +2,14 @@
 
 1. ceiling: raw aiokafka (``getmany``), orjson and a dict update per event, in this process;
 2. baseline: a plain Faust agent with the same per-event work (bench/faust_agent.py);
-3. tpmon: real `tpmon worker` processes, from the first event counted until every outcome a replay of
-   the same events decides is visible in /metrics (the sum over the workers' /metrics).
+3. tpmon: real `tpmon worker` processes, from the first event counted until every event is judged
+   (the sum over the workers' /metrics). Then, untimed, the outcomes are checked: once every partition's
+   watermark has passed the last event (the inputs idle), they must equal a replay of the same events
+   decided up to that watermark (``Replay.finish(until)``).
 
-Every consumer reads the same topics from the beginning in a group of its own. The tpmon runs also
-read a topic of their own, where the watermark sentinels go once every event is counted (they move each
-partition's watermark past the last due time, as the end of a replay does; see
-tpmon.publish.watermark_sentinels), so later runs still find the shared topics as they were.
+Every consumer reads the same topics from the beginning in a group of its own, at the catalog's lateness:
+the watermark follows the slowest input (SPEC section 3), so a backlog read one topic ahead of another
+is judged as a replay judges it.
 """
 
 from __future__ import annotations
@@ -32,22 +33,18 @@ from aiokafka import AIOKafkaConsumer
 from monitor.catalog import Catalog
 from monitor.conventions import SOURCE_TOPICS
 from monitor.durations import parse_duration
+from monitor.events import parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
 from streams.settings import Settings
 from tpmon.broker import free_port
-from tpmon.publish import SENTINEL_MAX_FUTURE, Published, publish, watermark_sentinels
+from tpmon.publish import Published, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 TPMON = [sys.executable, "-m", "tpmon.cli"]
 PARTITIONS = 4
 EVENTS_PER_CUSTOMER = 7  # about, in a 36-hour simulation
 SPAN = "36h"  # of the simulated events
-# Kafka does not interleave four topics by event time: a worker catching up on a backlog reads one source
-# hours ahead of another. With the default lateness (30s) the lagging source's events arrive behind the
-# watermark and are judged late, unlike in a replay; a lateness that covers the backlog's span makes the
-# worker decide exactly what a replay decides, which is what the end-to-end measure compares.
-LATENESS = "40h"
 
 
 @dataclass
@@ -61,7 +58,6 @@ class Stage:
     events: int
     topics: list[str]
     prefix: str = "bench"  # of every topic and consumer group of the run
-    expected: dict[str, tuple[int, int]] = field(default_factory=dict)  # replay outcomes, sentinels included
     runs: int = 0
 
     @classmethod
@@ -77,12 +73,15 @@ class Stage:
         stage = cls(bootstrap, root, catalog, file, lines, [f"{prefix}-{source}" for source in SOURCE_TOPICS], prefix)
         with file.open("rb") as stream:
             publish_lines(bootstrap, (line.rstrip(b"\n") for line in stream), sources=stage.topics)
-        replay = Replay(catalog, lateness=parse_duration(LATENESS))
-        with file.open("rb") as stream:
-            replay.feed(itertools.chain(stream, watermark_sentinels(PARTITIONS)))
-        summary = replay.finish()
-        stage.expected = {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
         return stage
+
+    def expected(self, until: int) -> dict[str, tuple[int, int]]:
+        """What a replay of the stage's events decides up to ``until``."""
+        replay = Replay(self.catalog)
+        with self.file.open("rb") as stream:
+            replay.feed(stream)
+        summary = replay.finish(until)
+        return {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
 
 
 def publish_lines(
@@ -183,8 +182,8 @@ def scrape(port: int) -> dict[str, float]:
 
 @dataclass
 class Workers:
-    """`tpmon worker` processes in one group, on the stage's topics plus a sentinel topic of their own,
-    or (``own_sources``) on four empty source topics of their own; each worker creates its topics."""
+    """`tpmon worker` processes in one group, on the stage's topics, or (``own_sources``) on four empty
+    source topics of their own; each worker creates its topics."""
 
     stage: Stage
     count: int
@@ -196,11 +195,10 @@ class Workers:
     def __post_init__(self) -> None:
         self.stage.runs += 1
         name = f"{self.stage.prefix}-tpmon-{self.stage.runs}"
-        self.end_topic = f"{name}-end"
         if self.own_sources:
             self.sources = [f"{name}-{source}" for source in SOURCE_TOPICS]
         else:
-            self.sources = [*self.stage.topics, self.end_topic]
+            self.sources = list(self.stage.topics)
         self.env = {
             **os.environ,
             "TPMON_BOOTSTRAP": self.stage.bootstrap,
@@ -211,8 +209,7 @@ class Workers:
             "TPMON_JOURNEYS_TOPIC": f"{name}-journeys",
             "TPMON_DEAD_LETTER_TOPIC": f"{name}-rejects",
             "TPMON_RULES": str(ROOT / "rules"),
-            "TPMON_LATENESS": LATENESS,
-            "TPMON_MAX_FUTURE": SENTINEL_MAX_FUTURE,  # the sentinels come from 2099
+            "TPMON_MAX_FUTURE": "30000d",  # the stage's simulated events may lie ahead of the clock
         }
 
     def start(self) -> None:
@@ -231,7 +228,17 @@ class Workers:
         return totals
 
     def outcomes(self, totals: dict[str, float]) -> dict[str, tuple[int, int]]:
-        return {t: (int(totals.get(f"{t}:good", 0)), int(totals.get(f"{t}:bad", 0))) for t in self.stage.expected}
+        ids = [t.id for t in self.stage.catalog.touchpoints]
+        return {t: (int(totals.get(f"{t}:good", 0)), int(totals.get(f"{t}:bad", 0))) for t in ids}
+
+    def watermarks(self) -> list[int | None]:
+        marks: list[int | None] = []
+        for port in self.ports:
+            page = get(port, "/touchpoints")
+            if page is None:
+                return [None]
+            marks.extend(parse_timestamp(at) if at else None for at in orjson.loads(page)["watermarks"].values())
+        return marks
 
     def stop(self) -> None:
         for process in self.processes:
@@ -266,6 +273,27 @@ def wait(check, timeout: float, what: str, every: float = 0.1):  # type: ignore[
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def check_outcomes(stage: Stage, workers: Workers, timeout: float = 180) -> None:
+    """Once the watermarks have passed the last event, the outcomes equal a replay's up to them (when
+    replays at the smallest and the largest watermark agree: nothing falls due between)."""
+    with stage.file.open("rb") as stream:
+        newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) or 0 for line in stream)
+    deadline = time.monotonic() + timeout
+    last: tuple = ()
+    while time.monotonic() < deadline:
+        marks = workers.watermarks()
+        if marks and None not in marks and min(marks) >= newest:  # type: ignore[type-var,operator]
+            live = workers.outcomes(workers.totals())
+            expected = stage.expected(min(marks))  # type: ignore[arg-type]
+            if expected == stage.expected(max(marks)):  # type: ignore[arg-type]
+                if live != expected:
+                    raise SystemExit(f"outcomes differ from replay's: {live} != {expected}")
+                return
+            last = (live, expected)
+        time.sleep(1)
+    raise SystemExit(f"the watermarks did not pass the last event in {timeout:.0f}s {last}")
+
+
 def tpmon_workers(stage: Stage, count: int, timeout: float = 1800) -> dict[str, float]:
     """Events per second through `count` workers, first event counted to every outcome visible."""
     workers = Workers(stage, count)
@@ -275,18 +303,8 @@ def tpmon_workers(stage: Stage, count: int, timeout: float = 1800) -> dict[str, 
         wait(lambda: workers.totals().get("events", 0) >= 1, 300, "the first event counted")
         first = time.monotonic()
         wait(lambda: workers.totals().get("events", 0) >= stage.events, timeout, "every event counted")
-        publish_lines(stage.bootstrap, watermark_sentinels(PARTITIONS), topic=workers.end_topic)
-        last: dict[str, tuple[int, int]] = {}
-
-        def complete() -> bool:
-            last.update(workers.outcomes(workers.totals()))
-            return last == stage.expected
-
-        try:
-            wait(complete, 120, "every outcome in /metrics")
-        except SystemExit:
-            raise SystemExit(f"outcomes differ from replay's: {last} != {stage.expected}") from None
         done = time.monotonic()
+        check_outcomes(stage, workers)
         return {"events_per_s": stage.events / (done - first), "startup_s": first - launched}
     finally:
         workers.stop()

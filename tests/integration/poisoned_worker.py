@@ -12,10 +12,10 @@ from monitor.engine import Engine
 _step = Engine.step
 
 
-def _poisoned_step(self, event, now=None):  # type: ignore[no-untyped-def]
+def _poisoned_step(self, event):  # type: ignore[no-untyped-def]
     if event.id.startswith("poison-"):
         raise RuntimeError(f"a test-only rule error on {event.id}")
-    return _step(self, event, now)
+    return _step(self, event)
 
 
 Engine.step = _poisoned_step  # type: ignore[method-assign]
