@@ -200,3 +200,38 @@ def test_each_failing_event_is_kept_once_whatever_else_fails(catalog, monkeypatc
     raws = [order("g1"), order("poison-1"), order("g1")]
     dead = worker.run([Message("orders", raw) for raw in raws], NOW)
     assert sorted((d.value, d.headers["stage"]) for d in dead) == sorted([(raws[0], "record"), (raws[1], "judge")])
+
+
+def test_ingest_reports_its_inputs_progress_to_every_events_partition(catalog):
+    worker = Worker(catalog)
+    worker.ingest([Message("orders", order("g1")), Message("orders", b"junk")], NOW)
+    reports = [s for s in worker.outbox.take(EVENTS) if s.headers.get("tpmon") == "report"]
+    assert sorted(s.partition for s in reports) == [0, 1, 2, 3]
+    said = orjson.loads(reports[0].value)
+    assert said["now"] == NOW and "orders/0" in said["known"]
+    progress, idle, delivered = said["inputs"]["orders/0"]
+    assert progress == parse_timestamp(orjson.loads(order("g1"))["occurred_at"]) and not idle and delivered == NOW
+    assert said["inputs"]["bills/0"] == [None, False, NOW]  # caught up, but not yet quiet for the lateness
+
+
+def test_ingest_pauses_what_is_ahead_of_the_slowest_input(catalog):
+    from streams.handlers import AHEAD
+
+    worker = Worker(catalog)
+    ingest = worker.ingest
+    minute = 60_000_000
+    ingest.last_report = {
+        "orders/0": (NOW + AHEAD + 2 * minute, False, NOW),
+        "bills/0": (NOW + minute, False, NOW),
+        "calls/0": (NOW - 10 * AHEAD, True, NOW),  # idle: holds nothing back
+        "tickets/0": (None, False, NOW),  # caught up, nothing delivered: nothing to wait for
+    }
+    assert ingest.ahead() == {("orders", 0)}
+    # Another worker's input, behind: everything here with progress beyond it waits.
+    assert ingest.ahead({"orders/1": (NOW - AHEAD, False)}) == {("orders", 0), ("bills", 0)}
+    # An input with a backlog and no progress yet: the others wait for its first events.
+    ingest.positions.caught_up = lambda topic, partition: topic != "tickets"  # type: ignore[method-assign]
+    assert ingest.ahead() == {("orders", 0), ("bills", 0)}
+    # What the judge knows of an input from before a restart counts too.
+    ingest.positions.caught_up = lambda topic, partition: True  # type: ignore[method-assign]
+    assert ingest.ahead({"tickets/0": (NOW - AHEAD, False)}) == {("orders", 0), ("bills", 0)}
