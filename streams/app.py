@@ -273,7 +273,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
                 tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic
             )
             ingest.tick(wall_clock())
-            positions.pause(ingest.ahead(partitions.progress()))
+            await positions.pause(ingest.ahead(partitions.progress()))
             judge.drain()
             await outbox.deliver()
 

@@ -273,7 +273,9 @@ class Ingest:
         pause = set()
         for name, (local, idle, _) in said.items():
             progress = view.get(name, (local, idle))[0]
-            if progress is not None and not idle and (blocked or (floor is not None and progress > floor + AHEAD)):
+            if local is None:
+                continue  # nothing delivered here yet: never paused (resuming seeks after what it delivered)
+            if not idle and (blocked or (floor is not None and progress > floor + AHEAD)):  # type: ignore[operator]
                 topic, partition = name.rsplit("/", 1)
                 pause.add((topic, int(partition)))
         return pause

@@ -265,17 +265,26 @@ class ConsumerPositions:
             return False
         return state.position >= end
 
-    def pause(self, ahead: set[tuple[str, int]]) -> None:
-        """Pause the inputs ahead, resume those no longer ahead (only those paused here)."""
-        consumer = self.app.consumer
+    async def pause(self, ahead: set[tuple[str, int]]) -> None:
+        """Pause the inputs ahead, resume those no longer ahead (only those paused here).
+
+        Faust's pause takes a partition out of the set its fetch in progress filters by, so that
+        fetch's records of it are dropped while the consumer's position has moved past them. A
+        partition resumed here is therefore first sought back to just after the last message it
+        delivered: what was dropped is fetched again."""
+        consumer: Any = self.app.consumer
         wanted = {TP(topic, partition) for topic, partition in ahead}
-        resume = self.paused - wanted
-        if resume:
-            consumer.resume_partitions(resume)
         pause = wanted - self.paused
         if pause:
             consumer.pause_partitions(pause)
+        resume = self.paused - wanted
         self.paused = wanted
+        if resume:
+            for tp in resume:
+                delivered = consumer._read_offset.get(tp)
+                if delivered is not None:
+                    await consumer.seek(tp, delivered + 1)
+            consumer.resume_partitions(resume)
 
     def forget(self) -> None:
         """After a rebalance Faust resumes what it keeps: pause again what is still ahead, next time."""
@@ -295,6 +304,7 @@ def _internals() -> dict[str, object]:
         "faust Consumer.ack": faust_consumer.Consumer.ack,
         "faust Consumer.pause_partitions": faust_consumer.Consumer.pause_partitions,
         "faust Consumer.resume_partitions": faust_consumer.Consumer.resume_partitions,
+        "faust Consumer.seek (read offset)": faust_consumer.Consumer.seek,
         "faust Recovery.on_recovery_completed (overridden)": Recovery.on_recovery_completed,
         "faust Recovery._resume_streams (overridden)": Recovery._resume_streams,
         "faust TableManager.recovery (overridden)": TableManager.recovery.fget,  # type: ignore[attr-defined]
@@ -321,6 +331,7 @@ INTERNALS: dict[str, str] = {
     "faust Consumer.ack": "5fcf41cf45153475",
     "faust Consumer.pause_partitions": "27a1c94bdacd54de",
     "faust Consumer.resume_partitions": "afe6b7c02a41d63c",
+    "faust Consumer.seek (read offset)": "b86a9fe05f956b30",
     "faust Recovery.on_recovery_completed (overridden)": "6ef567acf072e46d",
     "faust Recovery._resume_streams (overridden)": "d986a6710c1aca98",
     "faust TableManager.recovery (overridden)": "f0bf5de78b4c3d23",
