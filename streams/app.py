@@ -19,6 +19,9 @@ internals is in ``streams.seam``.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 
@@ -35,6 +38,7 @@ from monitor.events import format_timestamp
 from monitor.metrics import Metrics
 
 from .handlers import DeadLetters, Failures, Ingest, Judge
+from .link import KafkaLink
 from .outbox import Outbox
 from .partitions import Partitions
 from .seam import (
@@ -151,10 +155,36 @@ class LagCollector(Collector):
         yield lag
 
 
+STOP_WITHIN = 8.0  # seconds: a stopping worker that has not flushed by then ends without it
+
+
 class App(faust.App):
     """A Faust app whose consumer delivers tpmon's hot topics in batches (streams.seam)."""
 
     batch_handlers: dict[str, BatchHandler]
+    outbox: Outbox
+    link: KafkaLink
+
+    async def on_stop(self) -> None:
+        """Stopping, Faust waits for the batch in hand, commits and flushes: with the broker gone, for
+        ever. Past STOP_WITHIN the process ends without them, saying what was not written. Nothing is
+        lost: what a batch caused is acknowledged only once stored (streams.outbox), so what was not
+        written was not committed either, and is read and judged again at the next start."""
+        threading.Thread(target=self._stop_or_leave, name="tpmon-stop", daemon=True).start()
+        await super().on_stop()
+
+    def _stop_or_leave(self) -> None:
+        time.sleep(STOP_WITHIN)
+        waiting = self.outbox.unwritten()
+        reach = "unreachable" if not self.link.up else "not answering"
+        print(
+            f"tpmon worker: Kafka at {self.link.bootstrap} {reach}; stopped after {STOP_WITHIN:.0f} s without "
+            f"flushing {waiting:,} messages (outcomes, repartitioned events, table records). Their source "
+            "events were not committed: they are read and judged again at the next start.",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
 
     def _new_transport(self) -> BatchTransport:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -213,7 +243,8 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     registry = CollectorRegistry()
     dead_letters_name, events_name = dead_letters.get_topic_name(), events.get_topic_name()
 
-    outbox = Outbox(lambda: producer(app))
+    outbox = app.outbox = Outbox(lambda: producer(app))
+    link = app.link = KafkaLink(settings.bootstrap, registry)
     lateness = parse_duration(settings.lateness) if settings.lateness else None
     max_future = parse_duration(settings.max_future) if settings.max_future else catalog.max_future
     partitions = Partitions(
@@ -276,6 +307,11 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             await positions.pause(ingest.ahead(partitions.progress()))
             judge.drain()
             await outbox.deliver()
+
+    @app.timer(interval=1.0)
+    async def watch_kafka() -> None:
+        # Its own timer: the tick waits on deliveries, which wait for the broker.
+        link.update(positions.connected(), time.monotonic())
 
     @app.timer(interval=FORGET_EVERY)
     async def forget() -> None:

@@ -51,6 +51,7 @@ class Outbox:
         self.added = 0
         self.taken = 0
         self.deliveries: list[tuple[int, asyncio.Future]] = []
+        self.written = 0  # messages the broker has (or refused for themselves)
 
     def add(
         self,
@@ -123,6 +124,11 @@ class Outbox:
             outcome = asyncio.ensure_future(self._stored(sent))
             self.deliveries.append((first, outcome))
         await outcome
+        self.written += len(messages)
+
+    def unwritten(self) -> int:
+        """Messages added and not yet stored: waiting, or in a delivery under way or failed."""
+        return self.added - self.written
 
     async def _stored(self, sent: list[tuple[asyncio.Future, list[Message]]]) -> None:
         results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)

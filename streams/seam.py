@@ -10,8 +10,8 @@ What it holds:
 - the tables' data (``table_data``, ``key_partitions``): read and written directly, per partition;
 - the producer Faust configured (``producer``), for the outbox's batches;
 - the inputs' positions (``ConsumerPositions``): what the watermark's idleness needs to know of each
-  source partition (its position against its end offset, and whether a fetch said so lately), and
-  pausing the inputs that are ahead.
+  source partition (its position against its end offset, and whether a fetch said so lately),
+  pausing the inputs that are ahead, and whether the consumer is connected at all (``streams.link``).
 
 ## Batch delivery
 
@@ -286,6 +286,19 @@ class ConsumerPositions:
                     await consumer.seek(tp, delivered + 1)
             consumer.resume_partitions(resume)
 
+    def connected(self) -> bool | None:
+        """Whether any of the consumer's connections to the cluster is up (None: no consumer yet). A
+        running consumer always holds one (fetches, heartbeats); when the broker is gone they close, and
+        each reconnection attempt fails before it is kept."""
+        try:
+            consumer = self.app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        except Exception:
+            return None
+        try:
+            return any(conn.connected() for conn in list(consumer._client._conns.values()))
+        except RuntimeError:  # the dict changed under us (Faust's consumer thread): ask again next time
+            return None
+
     def forget(self) -> None:
         """After a rebalance Faust resumes what it keeps: pause again what is still ahead, next time."""
         self.paused = set()
@@ -293,6 +306,7 @@ class ConsumerPositions:
 
 # -- what a new faust-streaming or aiokafka must not change unseen ------------------------------------------
 def _internals() -> dict[str, object]:
+    from aiokafka import client, conn
     from aiokafka.consumer import fetcher, subscription_state
     from faust.stores import memory
 
@@ -315,6 +329,8 @@ def _internals() -> dict[str, object]:
         "faust aiokafka ConsumerThread.topic_partitions": faust_aiokafka.AIOKafkaConsumerThread.topic_partitions,
         "aiokafka TopicPartitionState.consumed_to (position)": subscription_state.TopicPartitionState.consumed_to,
         "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": fetcher.Fetcher._proc_fetch_request,
+        "aiokafka AIOKafkaClient._get_conn (connections)": client.AIOKafkaClient._get_conn,
+        "aiokafka AIOKafkaConnection.connected": conn.AIOKafkaConnection.connected,
     }
 
 
@@ -342,6 +358,8 @@ INTERNALS: dict[str, str] = {
     "faust aiokafka ConsumerThread.topic_partitions": "8e5084fa9734ed33",
     "aiokafka TopicPartitionState.consumed_to (position)": "c7b8f0f99ce9185e",
     "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": "59bf948fff47eed5",
+    "aiokafka AIOKafkaClient._get_conn (connections)": "68ce5d8391719d33",
+    "aiokafka AIOKafkaConnection.connected": "e392e7f6dadb2368",
 }
 
 

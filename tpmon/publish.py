@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -11,22 +12,36 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from monitor.conventions import SOURCE_TOPICS
 from monitor.events import SOURCE_OF_TYPE
+from streams.logs import quiet_client_logs
 from streams.partitions import key_partition
 from streams.settings import Settings
 
 Client = TypeVar("Client", bound=Any)
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 FLUSH_TIMEOUT = 10.0  # seconds a stopping producer waits for the broker to take what it holds
+RETRY_FOR = 60.0  # seconds a line is retried while Kafka does not take it
+WINDOW = 5000  # lines handed to the producer before their acknowledgements are awaited
+
+
+class Unsent(ConnectionError):
+    """Kafka did not take line ``number`` (nor, perhaps, some after it) within RETRY_FOR."""
+
+    def __init__(self, number: int, error: BaseException, bootstrap: str) -> None:
+        self.number = number
+        super().__init__(
+            f"Kafka at {bootstrap} did not take line {number} for {RETRY_FOR:.0f} s ({type(error).__name__})"
+        )
 
 
 @dataclass
 class Published:
-    sent: int = 0
+    sent: int = 0  # acknowledged by Kafka
     skipped: int = 0
+    first_unsent: int | None = None  # the first line not known to be sent, when stopped early
 
 
 #: Sentinels are events from the future by design: a worker that is to take them needs this max_future.
@@ -124,8 +139,10 @@ async def publish(
 ) -> None:
     """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``.
 
-    ``result`` counts as it goes, so an interrupted run still says what it sent. On cancellation
-    (Ctrl-C) what was handed to the producer is flushed before it stops, within FLUSH_TIMEOUT.
+    ``result`` counts the lines Kafka acknowledged, so an interrupted run still says what it sent, and
+    ``result.first_unsent`` the first line not known to be sent when it stops early. While Kafka is
+    out of reach, each line is retried for RETRY_FOR seconds; then ``Unsent`` names the line. On
+    cancellation (Ctrl-C) what was handed to the producer is flushed before it stops, within FLUSH_TIMEOUT.
     """
     topics = topic_names(settings)
     await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
@@ -137,29 +154,81 @@ async def publish(
         enable_idempotence=True,
     )
     await started(producer, settings)
-    pending: list[asyncio.Future] = []
-    number = 0
-    try:
-        async for line in lines:
-            number += 1
-            if not line.strip():
-                continue
-            topic, key, why = route(line, topics, fixed_topic)
-            if topic is None:
-                result.skipped += 1
-                if on_skip is not None:
-                    on_skip(number, why)
-                continue
-            pending.append(await producer.send(topic, value=line, key=key))
+    loop = asyncio.get_running_loop()
+
+    async def send(number: int, topic: str, key: bytes | None, line: bytes) -> asyncio.Future:
+        """Hand a line to the producer; while Kafka cannot take it, retry for RETRY_FOR."""
+        since = loop.time()
+        while True:
+            try:
+                return await producer.send(topic, value=line, key=key)
+            except KafkaError as error:
+                if not _retriable(error) or loop.time() - since > RETRY_FOR:
+                    raise Unsent(number, error, settings.bootstrap) from None
+                await asyncio.sleep(1.0)
+
+    async def settle() -> None:
+        """Wait until Kafka has every line of the window, in order, sending again what failed; a line
+        not acknowledged within RETRY_FOR is ``Unsent`` (a batch for a partition without a known
+        leader never fails on its own)."""
+        while window:
+            number, topic, key, line, future = window[0]
+            deadline = loop.time() + RETRY_FOR
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - loop.time()))
+                    break
+                except TimeoutError:
+                    raise Unsent(number, KafkaTimeoutError(), settings.bootstrap) from None
+                except KafkaError as error:
+                    if not _retriable(error) or loop.time() > deadline:
+                        raise Unsent(number, error, settings.bootstrap) from None
+                    await asyncio.sleep(1.0)
+                    future = await send(number, topic, key, line)
+                    window[0] = (number, topic, key, line, future)
+            window.popleft()
             result.sent += 1
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    except KafkaError as error:
-        raise ConnectionError(f"Kafka refused a message: {error}") from None
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(producer.flush(), FLUSH_TIMEOUT)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(producer.stop(), FLUSH_TIMEOUT)
+
+    window: collections.deque[tuple[int, str, bytes | None, bytes, asyncio.Future]] = collections.deque()
+    number = 0
+    with quiet_client_logs():
+        try:
+            async for line in lines:
+                number += 1
+                if not line.strip():
+                    continue
+                topic, key, why = route(line, topics, fixed_topic)
+                if topic is None:
+                    result.skipped += 1
+                    if on_skip is not None:
+                        on_skip(number, why)
+                    continue
+                window.append((number, topic, key, line, await send(number, topic, key, line)))
+                if len(window) >= WINDOW:
+                    await settle()
+            await settle()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.flush(), FLUSH_TIMEOUT)
+            while window and _acknowledged(window[0][4]):  # what the flush got through
+                window.popleft()
+                result.sent += 1
+            if window:
+                result.first_unsent = window[0][0]
+            for *_, future in window:  # their failures are said above, not as "never retrieved"
+                future.add_done_callback(_retrieved)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), FLUSH_TIMEOUT)
+
+
+def _retriable(error: KafkaError) -> bool:
+    return error.retriable or isinstance(error, KafkaTimeoutError)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _acknowledged(future: asyncio.Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None

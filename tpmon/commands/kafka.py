@@ -18,7 +18,13 @@ def kafka() -> None:
 
 
 @kafka.command()
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Clients connect here; the broker's controller listens on PORT+1 (another free port if taken).",
+)
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA, show_default=True)
 @click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops the broker.")
 def start(port: int, data: Path, foreground: bool) -> None:

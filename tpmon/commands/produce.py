@@ -53,14 +53,26 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
     try:
         run_until_interrupted(publish(lines(), settings, result, topic, skipped))
     except ConnectionError as error:
-        fail(str(error))
+        fail(f"{error}; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
     except KeyboardInterrupt:
-        err.print(f"interrupted; {result.sent} events sent, {result.skipped} skipped")
+        err.print(f"interrupted; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
         raise SystemExit(130) from None
     err.print(f"{result.sent} events sent, {result.skipped} skipped")
 
 
 STDIN_LINE_LIMIT = 64 * 1024 * 1024
+
+
+def _rest(result, events: Path) -> str:  # type: ignore[no-untyped-def]
+    """How to send what was not: from the first line not known to be sent (the worker drops what
+    arrives twice)."""
+    if result.first_unsent is None:
+        return ""
+    where = "the input" if str(events) == "-" else str(events)
+    command = (
+        "" if str(events) == "-" else f"; `tail -n +{result.first_unsent} {events} | tpmon produce -` sends the rest"
+    )
+    return f"; the first line not known to be sent is line {result.first_unsent} of {where}{command}"
 
 
 async def _pipe_lines() -> AsyncIterator[bytes]:

@@ -94,7 +94,9 @@ def worker(
         f"metrics on http://{settings.web_host}:{settings.web_port}/metrics",
         soft_wrap=True,
     )
-    runner = faust.Worker(app, loglevel=loglevel)
+    from streams.logs import logging_config
+
+    runner = faust.Worker(app, loglevel=loglevel, logging_config=logging_config(loglevel))
     _quiet_clients(loglevel)
     runner.execute_from_commandline()
 
