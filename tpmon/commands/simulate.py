@@ -147,7 +147,7 @@ def _live(run: Simulation, bootstrap: str, copy: Path | None) -> None:
     try:
         run_until_interrupted(publish(paced(), settings, result))
     except ConnectionError as error:
-        fail(str(error))
+        fail(f"{error}; {result.sent} events sent")
     except KeyboardInterrupt:
         err.print(f"interrupted; {result.sent} events sent")
         raise SystemExit(130) from None
