@@ -271,3 +271,20 @@ def test_a_backfill_of_days_across_every_source_equals_replay_and_again_is_all_d
     live_equals_replay(namespace, [worker], history)
     duplicates = sum(v for (name, _), v in worker.metrics().items() if name == "tpmon_events_duplicate_total")
     assert duplicates >= len(recent) and worker.process.poll() is None
+
+
+def test_a_worker_stopped_for_twice_the_lateness_then_restarted_equals_replay(namespace):
+    """A live paced stream (event time = now) while the only worker is down for more than twice the
+    default lateness (30 s): on its return the sources have a backlog, so none is idle, and nothing
+    falls due before the backlog is read; every deadline comes out as a replay decides it."""
+    first = namespace.worker()
+    process, copy = simulate_live(namespace, seconds=85, rate=80, seed=23)
+    wait_until(lambda: sum(sum(pair) for pair in first.outcomes().values()), 60, "the first outcome")
+    assert first.stop(signal.SIGTERM) == 0
+    stopped = time.monotonic()
+    time.sleep(65)
+    second = namespace.worker()
+    print(f"the worker was down {time.monotonic() - stopped:.0f} s")
+    assert process.wait(180) == 0, process.stderr.read().decode()
+    expected = live_equals_replay(namespace, [second], copy)
+    assert sum(g + b for g, b in expected.values()) > 1000
