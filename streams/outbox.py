@@ -77,7 +77,7 @@ class Outbox:
         if waiting:
             await asyncio.gather(*waiting)  # another's delivery that took some of them: its failure is ours
         # A failed delivery stays: every later caller fails as well, and none acknowledges its input.
-        self.deliveries = [(first, outcome) for first, outcome in self.deliveries if not _succeeded(outcome)]
+        self.deliveries = [(first, outcome) for first, outcome in self.deliveries if not succeeded(outcome)]
 
     async def _deliver_once(self) -> None:
         async with self.lock:
@@ -152,7 +152,8 @@ class Outbox:
                 self.on_refused(message, refusal)
 
 
-def _succeeded(outcome: asyncio.Future) -> bool:
+def succeeded(outcome: asyncio.Future) -> bool:
+    """Done, and neither cancelled nor failed (a send's future, or a delivery's)."""
     return outcome.done() and not outcome.cancelled() and outcome.exception() is None
 
 

@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError,
 from monitor.conventions import SOURCE_TOPICS
 from monitor.events import SOURCE_OF_TYPE
 from streams.logs import quiet_client_logs
+from streams.outbox import succeeded
 from streams.partitions import key_partition
 from streams.settings import Settings
 
@@ -31,7 +32,6 @@ class Unsent(ConnectionError):
     """Kafka did not take line ``number`` (nor, perhaps, some after it) within RETRY_FOR."""
 
     def __init__(self, number: int, error: BaseException, bootstrap: str) -> None:
-        self.number = number
         super().__init__(
             f"Kafka at {bootstrap} did not take line {number} for {RETRY_FOR:.0f} s ({type(error).__name__})"
         )
@@ -156,14 +156,17 @@ async def publish(
     await started(producer, settings)
     loop = asyncio.get_running_loop()
 
-    async def send(number: int, topic: str, key: bytes | None, line: bytes) -> asyncio.Future:
-        """Hand a line to the producer; while Kafka cannot take it, retry for RETRY_FOR."""
-        since = loop.time()
+    async def send(
+        number: int, topic: str, key: bytes | None, line: bytes, deadline: float | None = None
+    ) -> asyncio.Future:
+        """Hand a line to the producer; while Kafka cannot take it, retry until ``deadline`` (by default
+        RETRY_FOR from now)."""
+        deadline = loop.time() + RETRY_FOR if deadline is None else deadline
         while True:
             try:
                 return await producer.send(topic, value=line, key=key)
             except KafkaError as error:
-                if not _retriable(error) or loop.time() - since > RETRY_FOR:
+                if not _retriable(error) or loop.time() > deadline:
                     raise Unsent(number, error, settings.bootstrap) from None
                 await asyncio.sleep(1.0)
 
@@ -184,7 +187,7 @@ async def publish(
                     if not _retriable(error) or loop.time() > deadline:
                         raise Unsent(number, error, settings.bootstrap) from None
                     await asyncio.sleep(1.0)
-                    future = await send(number, topic, key, line)
+                    future = await send(number, topic, key, line, deadline)
                     window[0] = (number, topic, key, line, future)
             window.popleft()
             result.sent += 1
@@ -210,7 +213,7 @@ async def publish(
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.flush(), FLUSH_TIMEOUT)
-            while window and _acknowledged(window[0][4]):  # what the flush got through
+            while window and succeeded(window[0][4]):  # what the flush got through
                 window.popleft()
                 result.sent += 1
             if window:
@@ -228,7 +231,3 @@ def _retriable(error: KafkaError) -> bool:
 def _retrieved(future: asyncio.Future) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _acknowledged(future: asyncio.Future) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
