@@ -1,9 +1,17 @@
-"""The worker's two hops, message by message, without Faust: what ``streams.app`` hands each fetch to.
+"""The worker's two hops, a batch at a time, without Faust: what ``streams.app`` hands each fetch to.
 
-- ``Ingest``: a source message is decoded; an event goes on to the events topic keyed by its customer
-  (so that one partition sees all of a customer's events), anything else whole to the dead letters.
-- ``Judge``: an event from the events topic is decoded again and judged by its partition's engine
-  (``streams.partitions``).
+Each hop is a named step, a pure function of a batch that returns what to write, and a thin unit that
+writes it (the outbox, the dead letters, the metrics), the way a Faust agent would:
+
+- ``ingest`` (unit ``Ingest``): each source message is decoded; an event goes on to the events topic
+  keyed by its customer (so that one partition sees all of a customer's events), anything else whole to
+  the dead letters;
+- ``read_events`` (unit ``Judge``): each message of the events topic is read again, an event or a
+  report of ingest, and the partition's engine (``streams.partitions``) takes them in order; what it
+  changes is written as records of its stores.
+
+docs/PERFORMANCE.md says why these are not Faust agents (the per-message path costs several times the
+judging itself).
 
 Ingest also says how far each of its inputs (source topic partitions) has come: after every batch, and
 at every tick, it sends a report (``monitor.watermark.Report``) to every partition of the events topic,
@@ -23,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
@@ -153,6 +162,88 @@ class Positions(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class Ingested:
+    """What the ingest step makes of a batch of source messages; nothing is sent yet.
+
+    - ``events``: (key, value, source) of each valid event, for the events topic, keyed by its customer,
+      the value as it came;
+    - ``rejects``: each message that is not a valid event, with why (for the dead letters);
+    - ``failed``: each message whose decoding raised (a bug), with its source and the failure;
+    - ``progress``: each input (source topic, partition) the batch delivered, and its largest
+      ``occurred_at`` in the batch (None: no valid event of it in the batch).
+    """
+
+    events: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    rejects: list[tuple[Record, Reject]] = field(default_factory=list)
+    failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
+    progress: dict[tuple[str, int], int | None] = field(default_factory=dict)
+
+
+def ingest(messages: Sequence[Record], not_after: int) -> Ingested:
+    """The ingest step, a pure function of a batch: decode each message (an event later than
+    ``not_after`` is a future_timestamp reject) and say what to send where. Guarded per message."""
+    step = Ingested()
+    forward, rejects, progress = step.events.append, step.rejects.append, step.progress
+    for message in messages:
+        source = message.topic
+        where = (source, message.partition)
+        newest = progress.get(where)
+        try:
+            raw = message.value or b""
+            decoded = decode(raw, source, not_after=not_after)
+            if type(decoded) is Event:
+                forward((decoded.customer.encode(), raw, source.encode()))
+                if newest is None or decoded.at > newest:
+                    newest = decoded.at
+            else:
+                rejects((message, decoded))  # type: ignore[arg-type]
+        except Exception as error:
+            step.failed.append((message, source, Failure(DECODE, error)))
+        progress[where] = newest
+    return step
+
+
+@dataclass(slots=True)
+class Read:
+    """What the judge step reads of a batch of the events topic, for the engines.
+
+    - ``items``: (events partition, event or report) in the order of the batch;
+    - ``held``: for each item, its message and source (so that a failure keeps it whole);
+    - ``rejects`` and ``failed``: as ``Ingested``'s.
+    """
+
+    items: list[tuple[int, Event | Report]] = field(default_factory=list)
+    held: list[tuple[Record, str]] = field(default_factory=list)
+    rejects: list[tuple[Record, Reject]] = field(default_factory=list)
+    failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
+
+
+def read_events(messages: Sequence[Record], events_topic: str, not_after: int) -> Read:
+    """The judge step's reading, a pure function of a batch: each message of the events topic is a
+    report of ingest (its inputs' progress) or an event, decoded again (``source`` header)."""
+    step = Read()
+    items, held = step.items.append, step.held.append
+    for message in messages:
+        source = events_topic
+        try:
+            headers = message.headers
+            if headers and header(headers, REPORT[0]) == "report":
+                items((message.partition, Report.from_record(orjson.loads(message.value or b""))))
+                held((message, source))
+                continue
+            source = header(headers, "source") or events_topic
+            decoded = decode(message.value or b"", source, not_after=not_after)
+            if type(decoded) is Event:
+                items((message.partition, decoded))  # type: ignore[arg-type]
+                held((message, source))
+            else:  # not written by ingest (ingest passes on valid events only): kept all the same
+                step.rejects.append((message, decoded))  # type: ignore[arg-type]
+        except Exception as error:
+            step.failed.append((message, source, Failure(DECODE, error)))
+    return step
+
+
 class Ingest:
     """The first hop: decode each source message, pass events on keyed by customer, dead-letter the rest;
     and report the inputs' progress to every events partition."""
@@ -183,12 +274,16 @@ class Ingest:
         self.last_report: dict[str, tuple] | None = None
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        not_after = now + self.max_future
-        events, add = self.events_topic, self.outbox.add
+        step = ingest(messages, now + self.max_future)
+        add, events = self.outbox.add, self.events_topic
+        for key, value, source in step.events:
+            add(events, key, value, headers=[("source", source)])
+        for message, reject in step.rejects:
+            self.dead_letters.reject(message, reject)
+        for message, source, failure in step.failed:
+            self.dead_letters.failed(message, source, failure)
         inputs, names = self.inputs, self.names
-        for message in messages:
-            source = message.topic
-            where = (source, message.partition)
+        for where, progress in step.progress.items():
             name = names.get(where)
             if name is None:
                 name = names[where] = input_name(*where)
@@ -196,17 +291,8 @@ class Ingest:
             if mine is None:
                 mine = inputs[name] = [None, now]
             mine[1] = now
-            try:
-                raw = message.value or b""
-                decoded = decode(raw, source, not_after=not_after)
-                if type(decoded) is Event:
-                    add(events, decoded.customer.encode(), raw, headers=[("source", source.encode())])
-                    if mine[0] is None or decoded.at > mine[0]:
-                        mine[0] = decoded.at
-                else:
-                    self.dead_letters.reject(message, decoded)  # type: ignore[arg-type]
-            except Exception as error:
-                self.dead_letters.failed(message, source, Failure(DECODE, error))
+            if progress is not None and (mine[0] is None or progress > mine[0]):
+                mine[0] = progress
         if messages:
             self.report(now)
 
@@ -300,28 +386,13 @@ class Judge:
         self.failures = failures
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        batch: list[tuple[int, Event | Report]] = []
-        held: list[tuple[Record, str]] = []
-        not_after = now + self.max_future
-        for message in messages:
-            source = self.events_topic
-            try:
-                headers = message.headers
-                if headers and header(headers, REPORT[0]) == "report":
-                    batch.append((message.partition, Report.from_record(orjson.loads(message.value or b""))))
-                    held.append((message, source))
-                    continue
-                source = header(headers, "source") or self.events_topic
-                decoded = decode(message.value or b"", source, not_after=not_after)
-                if type(decoded) is Event:
-                    batch.append((message.partition, decoded))  # type: ignore[arg-type]
-                    held.append((message, source))
-                else:  # not written by ingest (ingest passes on valid events only): kept all the same
-                    self.dead_letters.reject(message, decoded)  # type: ignore[arg-type]
-            except Exception as error:
-                self.dead_letters.failed(message, source, Failure(DECODE, error))
-        for item, failure in self.partitions.handle_batch(batch):
-            message, source = held[item]
+        step = read_events(messages, self.events_topic, now + self.max_future)
+        for message, reject in step.rejects:
+            self.dead_letters.reject(message, reject)
+        for message, source, failure in step.failed:
+            self.dead_letters.failed(message, source, failure)
+        for item, failure in self.partitions.handle_batch(step.items):
+            message, source = step.held[item]
             self.dead_letters.failed(message, source, failure)
         self.drain()
 

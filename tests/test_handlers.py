@@ -235,3 +235,57 @@ def test_ingest_pauses_what_is_ahead_of_the_slowest_input(catalog):
     # What the judge knows of an input from before a restart counts too.
     ingest.positions.caught_up = lambda topic, partition: True  # type: ignore[method-assign]
     assert ingest.ahead({"tickets/0": (NOW - AHEAD, False)}) == {("orders", 0), ("bills", 0)}
+
+
+def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(monkeypatch):
+    from streams.handlers import ingest
+
+    def poisoned(raw, source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if b"poison" in raw:
+            raise RuntimeError("decoder bug")
+        return event_module.decode(raw, source, *args, **kwargs)
+
+    monkeypatch.setattr("streams.handlers.decode", poisoned)
+    late, early = order("g2", customer="c2", at="2026-11-22T10:01:00Z"), order("g1", at="2026-11-22T10:00:00Z")
+    batch = [
+        Message("orders", late, partition=1),
+        Message("orders", early, partition=1),
+        Message("orders", b"junk", partition=0),
+        Message("bills", order("poison-1"), partition=0),
+        Message("orders", order("x", at="2026-11-23T10:00:00Z"), partition=2),
+    ]
+    step = ingest(batch, not_after=NOW)
+    assert step.events == [(b"c2", late, b"orders"), (b"c1", early, b"orders")]
+    assert [(m.value, r.reason) for m, r in step.rejects] == [
+        (b"junk", "malformed_json"),
+        (batch[4].value, "future_timestamp"),
+    ]
+    assert [(m.value, source, f.stage) for m, source, f in step.failed] == [(batch[3].value, "bills", "decode")]
+    # Every input the batch delivered, with its largest occurred_at (None: no event of it).
+    assert step.progress == {
+        ("orders", 1): parse_timestamp("2026-11-22T10:01:00Z"),
+        ("orders", 0): None,
+        ("bills", 0): None,
+        ("orders", 2): None,
+    }
+
+
+def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order():
+    from monitor.events import Event
+    from monitor.watermark import Report
+    from streams.handlers import REPORT, read_events
+
+    report = Report(NOW, {"orders/0": (NOW - 1, False, NOW)}, ("orders/0",))
+    batch = [
+        Message(EVENTS, order("g1"), partition=2, headers=[("source", b"orders")]),
+        Message(EVENTS, orjson.dumps(report.record()), partition=2, headers=[REPORT]),
+        Message(EVENTS, b"junk", partition=3, headers=[("source", b"bills")]),
+        Message(EVENTS, b"{", partition=3, headers=[REPORT]),
+    ]
+    step = read_events(batch, EVENTS, not_after=NOW)
+    (p1, event), (p2, taken) = step.items
+    assert (p1, type(event), event.id, event.source) == (2, Event, "g1", "orders")
+    assert (p2, taken.record()) == (2, report.record())
+    assert [(m, source) for m, source in step.held] == [(batch[0], "orders"), (batch[1], EVENTS)]
+    assert [(m.value, r.reason, r.source) for m, r in step.rejects] == [(b"junk", "malformed_json", "bills")]
+    assert [(m.value, f.stage) for m, _, f in step.failed] == [(b"{", "decode")]
