@@ -13,7 +13,9 @@ and one pre-produced set of source topics serve every Kafka measurement:
 4. replay core against a bare parse + dict loop over one file (bench/replay_throughput.py);
 5. detection latency at the offered rates (bench/latency.py);
 6. memory per pending instance, core and worker (bench/memory.py);
-7. scaling: 2 workers against 1, same topics (4 partitions).
+7. scaling: 2 workers against 1, same topics (4 partitions);
+8. state: memory and scrape after a million customers gone quiet, restart with a million stored, and
+   memory catching up days of backlog (bench/state.py).
 
 Prints a markdown table and writes the figures as JSON. ``--smoke`` runs everything tiny, for the test
 suite: it checks that the benchmarks still run, not how fast.
@@ -33,7 +35,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import latency, memory, pipeline, replay_throughput
+from bench import latency, memory, pipeline, replay_throughput, state
 from monitor.catalog import load_catalog
 from tpmon.broker import LocalKafka, free_port
 
@@ -103,6 +105,24 @@ def run(args: argparse.Namespace) -> dict:
             )
             sizes.append({"open_instances": count, "core": core, "worker": live})
         results["memory"] = sizes
+
+        if args.smoke:  # a short lateness and sweep, so that the smoke run frees its customers quickly
+            state.SETTINGS.update(TPMON_LATENESS="2s", TPMON_SWEEP_INTERVAL="2")
+        quiet = state.quiet(stage, args.state_customers)
+        step(
+            f"8 {args.state_customers:,} customers gone quiet",
+            f"{quiet['rss_after_freed_mb']} MB against {quiet['idle_rss_mb']} MB idle, scrape {quiet['scrape_after_freed_ms']} ms",
+        )
+        kept = state.restart(stage, args.state_customers)
+        step(
+            f"8 {args.state_customers:,} customers stored",
+            f"scrape {kept['scrape_with_stored_ms']} ms, restart to first event {kept['restart_to_first_event_s']} s",
+        )
+        behind = state.backlog(stage, args.backlog_days, args.backlog_customers)
+        step(
+            f"8 a {args.backlog_days}-day backlog", f"peak {behind['peak_rss_mb']} MB, idle {behind['idle_rss_mb']} MB"
+        )
+        results["state"] = {"quiet": quiet, "restart": kept, "backlog": behind}
     finally:
         if broker is not None:
             broker.stop()
@@ -151,6 +171,26 @@ def table(results: dict) -> str:
             f"{t['tpmon_2_workers_events_per_s']:,} ev/s, **x{t['scaling_2_to_1']}** | |",
         )
     )
+    s = results["state"]
+    q, k, b = s["quiet"], s["restart"], s["backlog"]
+    rows += [
+        (
+            f"| 8. worker memory, {q['customers']:,} customers gone quiet past the retention, against idle | "
+            f"{q['rss_after_freed_mb']} MB / {q['idle_rss_mb']} MB = **{q['ratio_to_idle']}** (all counted: {q['rss_all_counted_mb']} MB) | ≤ 1.1 |",
+        ),
+        (
+            f"| 8. scrape of /metrics: idle, {q['customers']:,} seen and freed, {k['customers']:,} stored | "
+            f"{q['scrape_idle_ms']} ms, {q['scrape_after_freed_ms']} ms, **{k['scrape_with_stored_ms']} ms** | < 50 ms |",
+        ),
+        (
+            f"| 8. restart with {k['stored']:,} customers stored: to owning its partitions, to the first event counted | "
+            f"{k['restart_to_owning_s']} s, **{k['restart_to_first_event_s']} s** | |",
+        ),
+        (
+            f"| 8. memory catching up a {b['days']}-day backlog ({b['events']:,} events in {b['seconds']} s): idle, peak, end | "
+            f"{b['idle_rss_mb']} MB, **{b['peak_rss_mb']} MB**, {b['end_rss_mb']} MB | |",
+        ),
+    ]
     return "\n".join(line for row in rows for line in row)
 
 
@@ -162,6 +202,9 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,10000", help="offered events/s for detection latency")
     parser.add_argument("--probe-seconds", type=float, default=20.0, help="how long probes are sent, per rate")
     parser.add_argument("--memory", default="100000,1000000", help="open instances for the memory measure")
+    parser.add_argument("--state-customers", type=int, default=1_000_000, help="customers for the state measures")
+    parser.add_argument("--backlog-days", type=int, default=10, help="days of simulated backlog")
+    parser.add_argument("--backlog-customers", type=int, default=20_000, help="customers in the backlog")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
     parser.add_argument("--smoke", action="store_true", help="everything tiny: checks the benchmarks run")
     parser.add_argument("--bootstrap", help="use this Kafka (its topics get a bench- prefix) instead of starting one")
@@ -169,6 +212,7 @@ def main() -> None:
     if args.smoke:
         args.events, args.replay_customers, args.rounds = 2_000, 300, 1
         args.rates, args.probe_seconds, args.memory = "200", 1.0, "1000"
+        args.state_customers, args.backlog_days, args.backlog_customers = 1000, 1, 100
     # The client retries a produce to a topic created a moment ago; its warnings about it are noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     args.rates = [int(rate) for rate in args.rates.split(",")]

@@ -59,7 +59,6 @@ TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 # Batches of the producer: Faust's defaults (16 KiB, no linger) sent a request for every few events.
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER = 0.005  # seconds
-FORGET_EVERY = 60.0  # seconds between retention sweeps
 STATE_KEY = b"\xffpartition/"  # + the partition: its own record in the customers table
 
 
@@ -153,6 +152,22 @@ class LagCollector(Collector):
                 continue  # not this group's topic, or no commit seen by this process yet
             lag.add_metric([tp.topic, str(tp.partition)], max(0, end - committed))
         yield lag
+
+
+class StateCollector(Collector):
+    """tpmon_state_customers: how many customers' state each partition's engine holds (something open,
+    queued or remembered); the others are freed, so this follows the active customers, not all ever seen."""
+
+    def __init__(self, partitions: Partitions) -> None:
+        self.partitions = partitions
+
+    def collect(self) -> Iterator[Metric]:
+        held = GaugeMetricFamily(
+            "tpmon_state_customers", "Customers whose state is held, per partition.", labels=["partition"]
+        )
+        for partition, count in self.partitions.held().items():
+            held.add_metric([str(partition)], count)
+        yield held
 
 
 STOP_WITHIN = 8.0  # seconds: a stopping worker that has not flushed by then ends without it
@@ -259,6 +274,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         metrics.bind_source(source)
     metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
     registry.register(LagCollector(app, {*settings.source_topics, settings.events_topic}))
+    registry.register(StateCollector(partitions))
     failures = Failures(metrics)
     dead_letter_box = DeadLetters(outbox, dead_letters_name, events_name, metrics, failures)
     outbox.on_refused = dead_letter_box.refused
@@ -313,7 +329,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         # Its own timer: the tick waits on deliveries, which wait for the broker.
         link.update(positions.connected(), time.monotonic())
 
-    @app.timer(interval=FORGET_EVERY)
+    @app.timer(interval=settings.sweep_interval)
     async def forget() -> None:
         if not app.rebalancing:
             partitions.forget()

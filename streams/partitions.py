@@ -177,6 +177,10 @@ class Partitions:
             last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
 
+    def held(self) -> dict[int, int]:
+        """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
+        return {partition: len(engine.state.customers) for partition, engine in sorted(self.engines.items())}
+
     def watermarks(self) -> dict[int, int | None]:
         return {partition: engine.state.watermark for partition, engine in sorted(self.engines.items())}
 

@@ -29,6 +29,7 @@ class Settings:
     partitions: int = 4
     dedup_retention: str = "24h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
+    sweep_interval: float = 60.0  # seconds between retention sweeps (duplicate ids, freed customers, journeys)
     batch_size: int = 2000  # at most this many messages per fetch, handled (and their records written) together
     session_timeout: float = 30.0  # seconds before the group gives a silent worker's partitions to others
     data_dir: str = ".tpmon/worker"
@@ -68,6 +69,8 @@ class Settings:
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError("SASL needs TPMON_SASL_USERNAME and TPMON_SASL_PASSWORD")
         parse_duration(self.dedup_retention)
+        if self.sweep_interval <= 0:
+            raise ValueError("TPMON_SWEEP_INTERVAL must be a number of seconds above 0")
         for name in ("lateness", "max_future"):
             value = getattr(self, name)
             if value:

@@ -30,6 +30,9 @@ def test_every_benchmark_runs_and_reports(kafka, tmp_path):
     assert results["replay"]["ratio"] > 0
     assert all(d["undecided"] == 0 and d["p99"] is not None for d in results["detection"])
     assert all(m["core"]["instances"] == m["worker"]["instances"] == 1000 for m in results["memory"])
+    quiet, kept = results["state"]["quiet"], results["state"]["restart"]
+    assert quiet["customers"] == 1000 and kept["stored"] >= 1000 and quiet["ratio_to_idle"] > 0
+    assert kept["restart_to_first_event_s"] > 0 and results["state"]["backlog"]["events"] > 0
     table = done.stdout.decode()
     for measure in (
         "ratio 3/1",
@@ -38,5 +41,8 @@ def test_every_benchmark_runs_and_reports(kafka, tmp_path):
         "detection at",
         "per pending instance",
         "2 workers",
+        "gone quiet past the retention",
+        "restart with",
+        "backlog",
     ):
         assert measure in table
