@@ -59,6 +59,16 @@ while Faust completes its recovery, resuming the stream partitions is held back;
 cleared and the last fetch begun earlier has ended, the held partitions are sought to their committed
 offsets (those without one to their beginning, the ``earliest`` reset) and only then resumed. A
 takeover costs about a second more; messages read twice are duplicates the engine recognises.
+
+## Pausing
+
+Pausing an input (``ConsumerPositions.pause``) has the same hazard as the pause of a rebalance: the
+fetch under way drops its records while the position moves past them. A resumed partition is sought
+to the offset the consumer hands out next (``BatchConsumer.next_offsets``). Found with the
+integration test that kills one of two workers in a backlog: the survivor, taking over, paused its
+own inputs until the new ones had progress, and resumed each one message too far (Faust's read
+offset, after the recovery's seek, is the next offset, not the last one read); that message was
+committed past unread, one in about three runs.
 """
 
 from __future__ import annotations
@@ -85,7 +95,32 @@ BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, delivering the topics of ``app.batch_handlers`` in batches."""
+    """Faust's aiokafka consumer, delivering the topics of ``app.batch_handlers`` in batches.
+
+    It also keeps, per partition, the offset it hands out next (``next_offsets``): after a message,
+    the one after it; after a seek, the offset sought. Faust's own read offset means the last message
+    read after a delivery but the next one after a seek, so it cannot say where to resume a paused
+    partition (``ConsumerPositions.pause``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.next_offsets: dict[TP, int] = {}
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self.next_offsets[partition] = offset
+
+    async def perform_seek(self) -> None:
+        """Faust's seek of every partition to its committed offset, which it leaves as the read offset
+        (None: no committed offset; such a partition is sought to its beginning next)."""
+        await super().perform_seek()
+        next_offsets = self.next_offsets
+        for tp, offset in list(self._read_offset.items()):
+            if offset is None:
+                next_offsets.pop(tp, None)
+            else:
+                next_offsets[tp] = offset
 
     async def _drain_messages(self, fetcher: Any) -> None:
         app: Any = self.app
@@ -94,6 +129,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         read_offsets = self._read_offset
+        next_offsets = self.next_offsets
         acks_enabled_for = app.topics.acks_enabled_for
         commit_every = self._commit_every
         try:
@@ -115,6 +151,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     read_offsets[tp] = offset
+                    next_offsets[tp] = offset + 1
                 for handler, messages in batches.items():
                     if app.rebalancing or app.consumer_generation_id != generation or not self.flow_active:
                         self._drop(messages)
@@ -270,8 +307,10 @@ class ConsumerPositions:
 
         Faust's pause takes a partition out of the set its fetch in progress filters by, so that
         fetch's records of it are dropped while the consumer's position has moved past them. A
-        partition resumed here is therefore first sought back to just after the last message it
-        delivered: what was dropped is fetched again."""
+        partition resumed here is therefore first sought back to the offset it hands out next (just
+        after the last message it delivered, or where it was last sought): what was dropped is
+        fetched again. (Faust's read offset is not that: after a seek it is the next offset, not the
+        last one read, and seeking one past it lost a message after every rebalance.)"""
         consumer: Any = self.app.consumer
         wanted = {TP(topic, partition) for topic, partition in ahead}
         pause = wanted - self.paused
@@ -281,9 +320,9 @@ class ConsumerPositions:
         self.paused = wanted
         if resume:
             for tp in resume:
-                delivered = consumer._read_offset.get(tp)
-                if delivered is not None:
-                    await consumer.seek(tp, delivered + 1)
+                position = consumer.next_offsets.get(tp)
+                if position is not None:
+                    await consumer.seek(tp, position)
             consumer.resume_partitions(resume)
 
     def connected(self) -> bool | None:
@@ -318,7 +357,8 @@ def _internals() -> dict[str, object]:
         "faust Consumer.ack": faust_consumer.Consumer.ack,
         "faust Consumer.pause_partitions": faust_consumer.Consumer.pause_partitions,
         "faust Consumer.resume_partitions": faust_consumer.Consumer.resume_partitions,
-        "faust Consumer.seek (read offset)": faust_consumer.Consumer.seek,
+        "faust Consumer.seek (read offset, overridden)": faust_consumer.Consumer.seek,
+        "faust Consumer.perform_seek (read offsets, overridden)": faust_consumer.Consumer.perform_seek,
         "faust Recovery.on_recovery_completed (overridden)": Recovery.on_recovery_completed,
         "faust Recovery._resume_streams (overridden)": Recovery._resume_streams,
         "faust TableManager.recovery (overridden)": TableManager.recovery.fget,  # type: ignore[attr-defined]
@@ -347,7 +387,8 @@ INTERNALS: dict[str, str] = {
     "faust Consumer.ack": "5fcf41cf45153475",
     "faust Consumer.pause_partitions": "27a1c94bdacd54de",
     "faust Consumer.resume_partitions": "afe6b7c02a41d63c",
-    "faust Consumer.seek (read offset)": "b86a9fe05f956b30",
+    "faust Consumer.seek (read offset, overridden)": "b86a9fe05f956b30",
+    "faust Consumer.perform_seek (read offsets, overridden)": "0e8c130ff4b0afd8",
     "faust Recovery.on_recovery_completed (overridden)": "6ef567acf072e46d",
     "faust Recovery._resume_streams (overridden)": "d986a6710c1aca98",
     "faust TableManager.recovery (overridden)": "f0bf5de78b4c3d23",

@@ -28,13 +28,21 @@ TPMON = [sys.executable, "-m", "tpmon.cli"]
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory) -> Iterator[str]:
-    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), free_port())
+def broker(tmp_path_factory) -> Iterator[LocalKafka]:
+    """The session's one broker (a test that stops it starts it again on the same port and data)."""
+    local = LocalKafka(tmp_path_factory.mktemp("kafka"), free_port())
     started = time.monotonic()
-    address = broker.start()
+    address = local.start()
     print(f"\nKafka at {address} in {time.monotonic() - started:.1f}s")
-    yield address
-    broker.stop()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def kafka(broker) -> str:
+    if broker.running_pid() is None:  # a test stopped it and failed before starting it again
+        broker.start()
+    return broker.bootstrap
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, every: float = 0.2) -> object:
@@ -155,33 +163,51 @@ class Namespace:
         )
 
 
-def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """Messages in ``topics`` not yet committed by the consumer group, asked of the broker itself."""
+def group_offsets(bootstrap: str, group: str, topics: list[str]) -> tuple[dict, dict]:
+    """The end offset and the group's committed offset (0 if none) of every partition of ``topics``,
+    asked of the broker itself."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    async def measure() -> int:
+    async def measure() -> tuple[dict, dict]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
         await admin.start()
         await consumer.start()
         try:
-            await consumer.topics()  # loads the metadata
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-            committed = await admin.list_consumer_group_offsets(group)
+            # The consumer's own metadata knows only the topics it reads: ask the cluster (a topic not
+            # created yet has nothing in it).
+            described = await admin.describe_topics(topics)
+            partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
             ends = await consumer.end_offsets(partitions) if partitions else {}
-            behind = 0
-            for tp, end in ends.items():
-                done = committed.get(tp)
-                behind += max(0, end - (done.offset if done is not None and done.offset >= 0 else 0))
-            return behind
+            committed = await admin.list_consumer_group_offsets(group)
+            done = {tp: max(0, committed[tp].offset) if tp in committed else 0 for tp in ends}
+            return ends, done
         finally:
             await consumer.stop()
             await admin.close()
 
     return asyncio.run(measure())
+
+
+def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages in ``topics`` not yet committed by the consumer group."""
+    ends, committed = group_offsets(bootstrap, group, topics)
+    return sum(max(0, end - committed[tp]) for tp, end in ends.items())
+
+
+def wait_committed(bootstrap: str, group: str, topics: list[str], timeout: float) -> None:
+    """Until the group has committed every message that was in ``topics`` when called. (The events
+    topic never stays still: the reports of idle inputs keep coming; what matters is what is there.)"""
+    ends, _ = group_offsets(bootstrap, group, topics)
+
+    def done() -> bool:
+        _, committed = group_offsets(bootstrap, group, topics)
+        return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+
+    wait_until(done, timeout, "everything sent to be committed", every=0.5)
 
 
 @pytest.fixture

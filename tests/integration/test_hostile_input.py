@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from monitor.events import format_timestamp
 
-from .conftest import Namespace, Worker, group_lag, wait_until
+from .conftest import Namespace, Worker, wait_committed, wait_until
 from .test_live_pipeline import deadline_catalog, place_an_order_now
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -178,7 +178,7 @@ def test_a_message_that_makes_processing_raise_is_kept_as_internal_error_and_nev
 
     # Restarted, still with the bug: the message is not read again (it was committed once kept).
     topics = [*namespace.topics, f"{namespace.name}-events"]
-    wait_until(lambda: group_lag(namespace.bootstrap, namespace.name, topics) == 0, 30, "everything committed")
+    wait_committed(namespace.bootstrap, namespace.name, topics, 30)
     assert poisoned.stop(signal.SIGTERM) == 0
     again = namespace.worker(command=POISONED)
     asyncio.run(send(namespace, [(0, order("good-3"))]))  # counted once the restarted worker is under way

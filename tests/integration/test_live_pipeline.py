@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from monitor.events import format_timestamp, parse_timestamp
 
-from .conftest import Namespace, Worker, group_lag, wait_until
+from .conftest import Namespace, Worker, group_lag, wait_committed, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,26 +30,6 @@ def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:
     return {t: (g, b) for t, (g, b) in totals.items()}
 
 
-def settle(space: Namespace, workers: list[Worker], timeout: float = 120) -> dict[str, tuple[int, int]]:
-    """Wait until the group has committed everything sent (asked of the broker) and the counters stop."""
-    topics = [*space.topics, f"{space.name}-events"]
-    last: list[object] = [None]
-    behind: list[int] = [0]
-
-    def steady() -> bool:
-        now = total_outcomes(workers)
-        behind[0] = group_lag(space.bootstrap, space.name, topics)
-        done = behind[0] == 0 and now == last[0] and bool(now)
-        last[0] = now
-        return done
-
-    try:
-        wait_until(steady, timeout, "the workers to settle", every=3.0)
-    except AssertionError as error:
-        raise AssertionError(f"{error}; messages not committed: {behind[0]}; outcomes: {last[0]}") from None
-    return last[0]  # type: ignore[return-value]
-
-
 def replay_outcomes(space: Namespace, events, until: str | None = None) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
     args = ["replay", str(events), "--json"] + (["--until", until] if until else [])
     summary = orjson.loads(space.run(*args).stdout)
@@ -63,8 +43,7 @@ def live_equals_replay(space: Namespace, workers: list[Worker], events, timeout:
     watermarks may differ by a tick: the comparison is made when replays at the smallest and the
     largest agree (nothing falls due between), and the live counts must then be exactly that."""
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in events.read_bytes().splitlines())
-    topics = [*space.topics, f"{space.name}-events"]
-    wait_until(lambda: group_lag(space.bootstrap, space.name, topics) == 0, timeout, "everything sent to be consumed")
+    wait_committed(space.bootstrap, space.name, [*space.topics, f"{space.name}-events"], timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -87,8 +66,8 @@ def live_equals_replay(space: Namespace, workers: list[Worker], events, timeout:
     raise AssertionError(f"the watermarks did not pass the last event ({format_timestamp(newest)}): {last}")
 
 
-def simulate_live(space: Namespace, seconds: int, rate: int, seed: int):  # type: ignore[no-untyped-def]
-    copy = space.root / "sent.jsonl"
+def simulate_live(space: Namespace, seconds: int, rate: int, seed: int, out: str = "sent.jsonl"):  # type: ignore[no-untyped-def]
+    copy = space.root / out
     process = space.start(
         "simulate",
         "--bootstrap",
@@ -224,12 +203,8 @@ def test_a_deadline_open_when_a_worker_restarts_is_decided_with_no_further_event
     rules = deadline_catalog(tmp_path, "slow-confirm", "25s")
     first = namespace.worker(TPMON_RULES=str(rules))
     placed_at = place_an_order_now(namespace)
-    topics = [*namespace.topics, f"{namespace.name}-events"]
-    wait_until(
-        lambda: _events_counted(first) >= 1 and group_lag(namespace.bootstrap, namespace.name, topics) == 0,
-        30,
-        "the order to be counted and committed",
-    )
+    wait_until(lambda: _events_counted(first) >= 1, 30, "the order to be counted")
+    wait_committed(namespace.bootstrap, namespace.name, [*namespace.topics, f"{namespace.name}-events"], 30)
     assert first.stop() == 0 and time.time() < placed_at + 25, "the worker should stop before the deadline"
     stopped = time.time()
     second = namespace.worker(TPMON_RULES=str(rules))
@@ -288,3 +263,30 @@ def test_a_worker_stopped_for_twice_the_lateness_then_restarted_equals_replay(na
     assert process.wait(180) == 0, process.stderr.read().decode()
     expected = live_equals_replay(namespace, [second], copy)
     assert sum(g + b for g, b in expected.values()) > 300  # 774 in a run at 80 events/s here
+
+
+def test_two_workers_one_killed_during_a_backfill_equals_replay(namespace):
+    """Ten days of history waiting in Kafka when two workers start; they share the partitions, and
+    one is killed in the middle of the backlog. The other takes its partitions over from the
+    changelogs and the committed offsets and reads again what the killed one had not committed:
+    nothing lost, nothing counted twice."""
+    history = namespace.root / "history.jsonl"
+    namespace.run(
+        "simulate", "--out", str(history), "--duration", "10d", "--customers", "20000", "--seed", "32",
+        "--start", "2026-11-01T00:00:00Z",
+    )  # fmt: skip
+    namespace.run("produce", str(history))
+    victim, survivor = namespace.worker(wait=False), namespace.worker(wait=False)
+
+    def sharing() -> bool:
+        pages = [orjson.loads(w.get("/touchpoints") or b'{"partitions": []}') for w in (victim, survivor)]
+        return all(len(page["partitions"]) == PARTITIONS // 2 for page in pages)
+
+    wait_until(sharing, 90, "both workers to share the partitions", every=0.1)
+    wait_until(lambda: _events_counted(victim) >= 2000, 120, "the victim to be judging the backlog", every=0.05)
+    victim.stop(signal.SIGKILL)
+    behind = group_lag(namespace.bootstrap, namespace.name, namespace.topics)
+    print(f"killed with {behind:,} messages not committed")
+    assert behind > 0, "the victim should die in the middle of the backlog"
+    expected = live_equals_replay(namespace, [survivor], history)
+    assert sum(g + b for g, b in expected.values()) > 10_000
