@@ -22,10 +22,11 @@ deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager; \
 	fi
 
-## make test: create the virtualenv, install the project and run the whole suite (lint first).
+## make test: create the virtualenv, install the project and run the whole suite (lint first), in two
+## processes, each with its own Kafka broker for its session (the integration tests mostly wait).
 test: deps $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ## make fuzz: the fuzz suite at length (make test runs it bounded); FUZZ_EXAMPLES per property, 20000.
 FUZZ_EXAMPLES ?= 20000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -58,11 +59,21 @@ def check_java() -> str:
 
 
 def fetch_jars(quiet: bool = True) -> Path:
-    """Resolve the broker's jars with Maven into the cache, once; return the folder holding them."""
+    """Resolve the broker's jars with Maven into the cache, once; return the folder holding them.
+    Processes starting brokers at once on a new machine fetch them once: the others wait for it."""
     libs = cache_dir() / "libs"
     done = cache_dir() / ".complete"
     if done.exists():
         return libs
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():  # fetched by another process meanwhile
+            return libs
+        return _fetch(libs, done, quiet)
+
+
+def _fetch(libs: Path, done: Path, quiet: bool) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise BrokerError("Maven is not installed: it fetches the Kafka jars once (e.g. apt-get install maven)")
