@@ -11,7 +11,11 @@ import pytest
 
 from .conftest import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one demo at a time: its ports
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("demo"),
+]  # one demo at a time: its ports
 
 
 def running(marker: str) -> list[str]:
