@@ -45,6 +45,9 @@ from monitor.watermark import Inputs, Report
 JOURNEY_CACHE = 10_000
 # Customers freed at once: the partition's record names them, so it stays small.
 FREE_AT_ONCE = 10_000
+# A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
+# was at least this many): a dict does not give back the room it grew to.
+COMPACT_FROM = 10_000
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -66,6 +69,10 @@ class Store(Protocol):
     def get_state(self, partition: int) -> bytes | None: ...
 
     def put_state(self, partition: int, value: bytes) -> None: ...
+
+    def compact(self) -> None:
+        """Give back the room of deleted records."""
+        ...
 
 
 class Partitions:
@@ -91,6 +98,7 @@ class Partitions:
         self.journeys: dict[int, Journeys] = {}  # per partition, the recently used journeys (a cache)
         self.journey_cache = journey_cache
         self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
+        self.held: dict[int, int] = {}  # per partition, the most customers held since its dicts were rebuilt
         self.metrics: Metrics | None = None
         self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
 
@@ -177,7 +185,7 @@ class Partitions:
             last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
 
-    def held(self) -> dict[int, int]:
+    def customers_held(self) -> dict[int, int]:
         """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
         return {partition: len(engine.state.customers) for partition, engine in sorted(self.engines.items())}
 
@@ -208,6 +216,7 @@ class Partitions:
             self.clocks.pop(partition, None)
             self.journeys.pop(partition, None)
             self.last_at.pop(partition, None)
+            self.held.pop(partition, None)
 
     # -- the work ---------------------------------------------------------------------------------------
     def handle(self, partition: int, item: Event | Report) -> list[tuple[int, Failure]]:
@@ -298,13 +307,16 @@ class Partitions:
                 self.failures.append(Failure(METRICS, error))
         return sorted(failed.items())
 
-    def forget(self) -> None:
+    def forget(self) -> bool:
         """Retention, in event time: each partition forgets event ids older than its watermark minus the
-        retention, frees the customers left with nothing, and deletes journeys quiet for their age."""
+        retention, frees the customers left with nothing, and deletes journeys quiet for their age.
+        Returns whether it rebuilt dicts (so that the caller may give the freed memory back)."""
+        compacted = False
         for partition, engine in list(self.engines.items()):
             watermark = engine.state.watermark
             if watermark is None:
                 continue
+            high = max(self.held.get(partition, 0), len(engine.state.customers), len(self.last_at[partition]))
             try:
                 while True:
                     _, freed = engine.forget(watermark - self.retention, limit=FREE_AT_ONCE)
@@ -320,8 +332,21 @@ class Partitions:
                     del last_at[customer]
                     self.journey_store.put(partition, customer, None)
                 self._write_state(partition)
+                now = max(len(engine.state.customers), len(last_at))
+                if high >= COMPACT_FROM and now < high // 2:
+                    engine.compact()
+                    self.last_at[partition] = dict(last_at)
+                    high, compacted = now, True
+                self.held[partition] = high
             except Exception as error:
                 self.failures.append(Failure(TIMER, error))
+        if compacted:
+            try:
+                self.customers.compact()
+                self.journey_store.compact()
+            except Exception as error:
+                self.failures.append(Failure(TIMER, error))
+        return compacted
 
     def _write_state(self, partition: int, freeing: list[str] | None = None) -> None:
         engine = self.engines[partition]
@@ -444,6 +469,9 @@ class MemoryStore:
     def put_state(self, partition: int, value: bytes) -> None:
         self.writes.append((partition, None, value))
         self.states[partition] = value
+
+    def compact(self) -> None:
+        self.data, self.partition_of = dict(self.data), dict(self.partition_of)
 
     @classmethod
     def replayed(cls, writes: list[tuple[int, str | None, bytes | None]]) -> MemoryStore:

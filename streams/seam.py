@@ -243,6 +243,13 @@ def table_data(table: faust.Table) -> Any:
     return table.data.data  # type: ignore[attr-defined]
 
 
+def compact_table(table: faust.Table) -> None:
+    """Rebuild the table's dicts at their size, after many deletions (a dict keeps the room it grew to)."""
+    store: Any = table.data
+    store.data = dict(store.data)
+    store._key_partition = dict(store._key_partition)
+
+
 def key_partitions(table: faust.Table) -> dict:
     """Key -> the changelog partition it came from or went to. Faust's memory store keeps it for what it
     recovers (and drops the keys of partitions no longer assigned once a recovery completes); tpmon's

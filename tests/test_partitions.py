@@ -187,3 +187,25 @@ def test_journeys_and_customers_go_by_the_watermark_not_the_wall_clock(catalog):
     open_left = sum(len(engine.state.customers) for engine in after.engines.values())
     assert open_left == 0 and customers.data == {}  # every customer freed: only the partitions' records stay
     assert len(customers.states) == PARTITIONS
+
+
+def test_dicts_are_rebuilt_once_most_of_their_customers_are_freed(catalog, monkeypatch):
+    """A dict keeps the room it grew to: once a partition holds less than half of the most it held,
+    its dicts (and the stores') are rebuilt, so memory follows the customers held, not the peak."""
+    monkeypatch.setattr("streams.partitions.COMPACT_FROM", 10)
+    lines = list(Simulation(customers=200, duration=parse_duration("1h"), seed=9).lines())
+    customers, journeys = MemoryStore(), MemoryStore()
+    hour = parse_duration("1h")
+    live = Partitions(catalog, customers, journeys, retention=hour, journey_age=hour)
+    for batch in batches(lines, 50):
+        live.handle_batch(batch)
+    assert live.forget() is False  # nothing freed yet: nothing rebuilt
+    held = {partition: engine.state.customers for partition, engine in live.engines.items()}
+    data = customers.data
+    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
+    report = Report(0, {INPUT: (newest + parse_duration("40d") + live.lateness, False, 0)}, (INPUT,))
+    live.handle_batch([(partition, report) for partition in range(PARTITIONS)])
+    assert live.forget() is True
+    assert all(live.engines[partition].state.customers is not mine for partition, mine in held.items())
+    assert customers.data is not data and customers.data == {} and journeys.data == {}
+    assert live.customers_held() == dict.fromkeys(range(PARTITIONS), 0)

@@ -311,6 +311,11 @@ class Engine:
             self.dirty.update(freed)
         return changed, freed
 
+    def compact(self) -> None:
+        """Rebuild the customers' dict at its size: a dict keeps the table it grew to, so after many
+        customers are freed it would hold their room for ever."""
+        self.state.customers = dict(self.state.customers)
+
     # -- records: one customer's part of the state, for storage ------------------------------------------
     def record(self, customer: str) -> dict | None:
         """The customer's part of the state as JSON-ready data (None when there is nothing to keep)."""
