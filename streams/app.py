@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import sys
 import threading
@@ -72,6 +73,7 @@ def wall_clock() -> int:
 def give_back_memory() -> None:
     """Return the C heap's free pages to the system (glibc's malloc_trim), after many customers were
     freed: without it the worker's resident memory stays at its peak."""
+    gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: the memory is reused, not returned
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
@@ -345,10 +347,11 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     @app.timer(interval=settings.sweep_interval)
     async def forget() -> None:
         if not app.rebalancing:
-            if partitions.forget():
-                give_back_memory()
+            compacted = partitions.forget()
             judge.drain()
             await outbox.deliver()
+            if compacted:  # once the deletions are sent: until then the outbox holds them
+                give_back_memory()
 
     @app.on_partitions_revoked.connect
     async def revoked(app: faust.App, revoked: set, **kwargs: object) -> None:
