@@ -113,6 +113,11 @@ def run(args: argparse.Namespace) -> dict:
             f"8 {args.state_customers:,} customers gone quiet",
             f"{quiet['rss_after_freed_mb']} MB against {quiet['idle_rss_mb']} MB idle, scrape {quiet['scrape_after_freed_ms']} ms",
         )
+        quiet_c = state.quiet(stage, args.state_customers, allocator="malloc")
+        step(
+            f"8 {args.state_customers:,} customers gone quiet, PYTHONMALLOC=malloc",
+            f"{quiet_c['rss_after_freed_mb']} MB against {quiet_c['idle_rss_mb']} MB idle",
+        )
         kept = state.restart(stage, args.state_customers)
         step(
             f"8 {args.state_customers:,} customers stored",
@@ -122,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
         step(
             f"8 a {args.backlog_days}-day backlog", f"peak {behind['peak_rss_mb']} MB, idle {behind['idle_rss_mb']} MB"
         )
-        results["state"] = {"quiet": quiet, "restart": kept, "backlog": behind}
+        results["state"] = {"quiet": quiet, "quiet_c_allocator": quiet_c, "restart": kept, "backlog": behind}
     finally:
         if broker is not None:
             broker.stop()
@@ -172,11 +177,15 @@ def table(results: dict) -> str:
         )
     )
     s = results["state"]
-    q, k, b = s["quiet"], s["restart"], s["backlog"]
+    q, c, k, b = s["quiet"], s["quiet_c_allocator"], s["restart"], s["backlog"]
     rows += [
         (
             f"| 8. worker memory, {q['customers']:,} customers gone quiet past the retention, against idle | "
             f"{q['rss_after_freed_mb']} MB / {q['idle_rss_mb']} MB = **{q['ratio_to_idle']}** (all counted: {q['rss_all_counted_mb']} MB) | ≤ 1.1 |",
+        ),
+        (
+            f"| 8. the same with the C allocator (PYTHONMALLOC=malloc) | "
+            f"{c['rss_after_freed_mb']} MB / {c['idle_rss_mb']} MB = **{c['ratio_to_idle']}** | ≤ 1.1 |",
         ),
         (
             f"| 8. scrape of /metrics: idle, {q['customers']:,} seen and freed, {k['customers']:,} stored | "
