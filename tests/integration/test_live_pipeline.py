@@ -248,6 +248,7 @@ def test_a_backfill_of_days_across_every_source_equals_replay_and_again_is_all_d
     assert duplicates >= len(recent) and worker.process.poll() is None
 
 
+@pytest.mark.longest
 def test_a_worker_stopped_for_twice_the_lateness_then_restarted_equals_replay(namespace):
     """A live paced stream (event time = now) while the only worker is down for more than twice the
     default lateness (30 s): on its return the sources have a backlog, so none is idle, and nothing

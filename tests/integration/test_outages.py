@@ -9,7 +9,7 @@ import pytest
 from .conftest import wait_until
 from .test_live_pipeline import live_equals_replay, simulate_live
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.longest]
 
 
 def test_the_broker_stopped_mid_stream_for_30_s_then_for_4_min(namespace, broker):
