@@ -159,15 +159,22 @@ def test_journeys_beyond_the_cache_are_read_back_whole_and_still_expire(catalog)
     assert kept.data == {}
 
 
+def an_hour_judged(catalog, customers: int, seed: int, batch: int):  # type: ignore[no-untyped-def]
+    """An hour of simulated events judged on memory stores that keep ids and journeys for an hour."""
+    lines = list(Simulation(customers=customers, duration=parse_duration("1h"), seed=seed).lines())
+    stores = MemoryStore(), MemoryStore()
+    hour = parse_duration("1h")
+    live = Partitions(catalog, *stores, retention=hour, journey_age=hour)
+    for items in batches(lines, batch):
+        live.handle_batch(items)
+    return live, *stores, lines
+
+
 def test_journeys_and_customers_go_by_the_watermark_not_the_wall_clock(catalog):
     """Retention is in event time: a backfill of last year keeps its ids and journeys as long as the
     watermark says, and a restarted worker expires the journeys it never sees again."""
-    lines = list(Simulation(customers=50, duration=parse_duration("1h"), seed=8).lines())
-    customers, journeys = MemoryStore(), MemoryStore()
     hour = parse_duration("1h")
-    before = Partitions(catalog, customers, journeys, retention=hour, journey_age=hour)
-    for batch in batches(lines, 20):
-        before.handle_batch(batch)
+    before, customers, journeys, lines = an_hour_judged(catalog, customers=50, seed=8, batch=20)
     before.forget()
     stored = set(journeys.data)
     assert len(stored) == 50 and customers.data  # nothing is older than an hour of event time
@@ -193,12 +200,7 @@ def test_dicts_are_rebuilt_once_most_of_their_customers_are_freed(catalog, monke
     """A dict keeps the room it grew to: once a partition holds less than half of the most it held,
     its dicts (and the stores') are rebuilt, so memory follows the customers held, not the peak."""
     monkeypatch.setattr("streams.partitions.COMPACT_FROM", 10)
-    lines = list(Simulation(customers=200, duration=parse_duration("1h"), seed=9).lines())
-    customers, journeys = MemoryStore(), MemoryStore()
-    hour = parse_duration("1h")
-    live = Partitions(catalog, customers, journeys, retention=hour, journey_age=hour)
-    for batch in batches(lines, 50):
-        live.handle_batch(batch)
+    live, customers, journeys, lines = an_hour_judged(catalog, customers=200, seed=9, batch=50)
     assert live.forget() is False  # nothing freed yet: nothing rebuilt
     held = {partition: engine.state.customers for partition, engine in live.engines.items()}
     data = customers.data
