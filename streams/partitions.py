@@ -318,13 +318,10 @@ class Partitions:
                 continue
             high = max(self.held.get(partition, 0), len(engine.state.customers), len(self.last_at[partition]))
             try:
-                while True:
-                    _, freed = engine.forget(watermark - self.retention, limit=FREE_AT_ONCE)
+                for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
                     if freed:  # the counts first, naming whom they come from; then the deletions
                         self._write_state(partition, freeing=freed)
                     self._settle(partition, engine, {})
-                    if len(freed) < FREE_AT_ONCE:
-                        break
                 before = watermark - self.journey_age
                 self.journeys[partition].expire(before)
                 last_at = self.last_at[partition]

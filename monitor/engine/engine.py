@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Iterator
 from heapq import heappush
 
 from ..catalog.model import CONDITION, DEADLINE, Catalog
@@ -279,10 +280,21 @@ class Engine:
             customer, event_id = last, third
         self.failures.append(Failure(DECIDE, error, event_id=event_id, customer=customer, touchpoint=touchpoint))
 
-    def forget(self, before: int, limit: int | None = None) -> tuple[list[str], list[str]]:
+    def forget(self, before: int) -> tuple[list[str], list[str]]:
         """Forget event ids older than ``before`` (live keeps a day of them, in event time); return the
         customers changed and those freed. A customer left with nothing open, queued or remembered is
-        freed (at most ``limit`` of them): its counts move to ``folded``."""
+        freed: its counts move to ``folded``."""
+        changed: list[str] = []
+        freed: list[str] = []
+        for more, gone in self.forget_in_chunks(before, None):
+            changed += more
+            freed += gone
+        return changed, freed
+
+    def forget_in_chunks(self, before: int, size: int | None) -> Iterator[tuple[list[str], list[str]]]:
+        """``forget`` in one pass over the customers, a chunk at a time: (changed, freed) for every
+        ``size`` customers freed (and the rest last), each chunk's counts folded before it is given, so
+        that a caller can store the counts naming the chunk's customers before it deletes them."""
         changed: list[str] = []
         freed: list[str] = []
         customers = self.state.customers
@@ -294,18 +306,20 @@ class Engine:
                 continue
             for event_id in old:
                 del seen[event_id]
+            if old:
+                changed.append(customer)
             if not (seen or mine.open or mine.queued):
-                if limit is not None and len(freed) >= limit:
-                    if old:
-                        changed.append(customer)
-                    continue
                 for column, counts in ((0, mine.good), (1, mine.bad)):
                     for touchpoint, count in (counts or {}).items():
                         folded.setdefault(touchpoint, [0, 0])[column] += count
                 del customers[customer]
                 freed.append(customer)
-            if old:
-                changed.append(customer)
+                if size is not None and len(freed) >= size:
+                    yield self._forgotten(changed, freed)
+                    changed, freed = [], []
+        yield self._forgotten(changed, freed)
+
+    def _forgotten(self, changed: list[str], freed: list[str]) -> tuple[list[str], list[str]]:
         if self.track:
             self.dirty.update(changed)
             self.dirty.update(freed)
