@@ -98,7 +98,7 @@ class Partitions:
         self.journeys: dict[int, Journeys] = {}  # per partition, the recently used journeys (a cache)
         self.journey_cache = journey_cache
         self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
-        self.held: dict[int, int] = {}  # per partition, the most customers held since its dicts were rebuilt
+        self.peaks: dict[int, int] = {}  # per partition, the most customers held since its dicts were rebuilt
         self.metrics: Metrics | None = None
         self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
 
@@ -216,7 +216,7 @@ class Partitions:
             self.clocks.pop(partition, None)
             self.journeys.pop(partition, None)
             self.last_at.pop(partition, None)
-            self.held.pop(partition, None)
+            self.peaks.pop(partition, None)
 
     # -- the work ---------------------------------------------------------------------------------------
     def handle(self, partition: int, item: Event | Report) -> list[tuple[int, Failure]]:
@@ -316,7 +316,7 @@ class Partitions:
             watermark = engine.state.watermark
             if watermark is None:
                 continue
-            high = max(self.held.get(partition, 0), len(engine.state.customers), len(self.last_at[partition]))
+            high = max(self.peaks.get(partition, 0), len(engine.state.customers), len(self.last_at[partition]))
             try:
                 for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
                     if freed:  # the counts first, naming whom they come from; then the deletions
@@ -334,7 +334,7 @@ class Partitions:
                     engine.compact()
                     self.last_at[partition] = dict(last_at)
                     high, compacted = now, True
-                self.held[partition] = high
+                self.peaks[partition] = high
             except Exception as error:
                 self.failures.append(Failure(TIMER, error))
         if compacted:
