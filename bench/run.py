@@ -91,7 +91,11 @@ def run(args: argparse.Namespace) -> dict:
         detections = []
         for rate in args.rates:
             found = latency.detection(stage, rate, seconds=args.probe_seconds)
-            step(f"5 detection at {rate:,}/s", f"p50 {found.p50:.3f} s, p99 {found.p99:.3f} s")
+            step(
+                f"5 detection at {rate:,}/s",
+                f"from due p50 {found.p50:.3f} s, p99 {found.p99:.3f} s; "
+                f"after the inputs p50 {found.after_inputs_p50:.3f} s, p99 {found.after_inputs_p99:.3f} s",
+            )
             detections.append({k: (None if v == math.inf else v) for k, v in asdict(found).items()})
         results["detection"] = detections
 
@@ -155,12 +159,16 @@ def table(results: dict) -> str:
         (f"| ratio replay / bare | **{r['ratio']}** (rounds {r['ratios_by_round']}) | ≥ 0.2 |",),
     ]
     for d in results["detection"]:
-        p50, p99 = (f"{v:.3f} s" if v is not None else "undecided" for v in (d["p50"], d["p99"]))
+        p50, p99, a50, a99 = (
+            f"{v:.3f} s" if v is not None else "undecided"
+            for v in (d["p50"], d["p99"], d["after_inputs_p50"], d["after_inputs_p99"])
+        )
         late = f", {d['undecided']} of {d['probes']} probes undecided" if d["undecided"] else ""
         rows.append(
             (
                 f"| 5. detection at {d['offered']:,} ev/s offered ({d['generated']:,.0f} sent, {d['achieved']:,.0f} counted{late}) "
-                f"| p50 {p50}, **p99 {p99}** | p99 ≤ 1 s |",
+                f"| from due + lateness: p50 {p50}, **p99 {p99}**; after the inputs allowed it: p50 {a50}, **p99 {a99}** "
+                "| p99 ≤ lateness; after the inputs ≤ 0.14 s |",
             )
         )
     for m in results["memory"]:
