@@ -167,6 +167,10 @@ class Journeys:
             del self.by_customer[customer]
         return gone
 
+    def compact(self) -> None:
+        """Give back the room of expired journeys (a dict keeps the size it grew to)."""
+        self.by_customer = dict(self.by_customer)
+
     def records(self) -> list[dict]:
         return [self.by_customer[c].record() for c in sorted(self.by_customer)]
 

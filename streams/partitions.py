@@ -332,6 +332,7 @@ class Partitions:
                 now = max(len(engine.state.customers), len(last_at))
                 if high >= COMPACT_FROM and now < high // 2:
                     engine.compact()
+                    self.journeys[partition].compact()
                     self.last_at[partition] = dict(last_at)
                     high, compacted = now, True
                 self.peaks[partition] = high

@@ -203,11 +203,13 @@ def test_dicts_are_rebuilt_once_most_of_their_customers_are_freed(catalog, monke
     live, customers, journeys, lines = an_hour_judged(catalog, customers=200, seed=9, batch=50)
     assert live.forget() is False  # nothing freed yet: nothing rebuilt
     held = {partition: engine.state.customers for partition, engine in live.engines.items()}
+    cached = {partition: journeys.by_customer for partition, journeys in live.journeys.items()}
     data = customers.data
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
     report = Report(0, {INPUT: (newest + parse_duration("40d") + live.lateness, False, 0)}, (INPUT,))
     live.handle_batch([(partition, report) for partition in range(PARTITIONS)])
     assert live.forget() is True
     assert all(live.engines[partition].state.customers is not mine for partition, mine in held.items())
+    assert all(live.journeys[partition].by_customer is not mine for partition, mine in cached.items())
     assert customers.data is not data and customers.data == {} and journeys.data == {}
     assert live.customers_held() == dict.fromkeys(range(PARTITIONS), 0)
