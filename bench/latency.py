@@ -38,6 +38,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.pipeline import PARTITIONS, ROOT, Stage, Workers
+from monitor.catalog import load_catalog
 from monitor.events import format_timestamp
 from monitor.simulate import Simulation
 from streams.partitions import key_partition
@@ -111,6 +112,7 @@ async def _load(
     """Simulated events at ``rate`` per second (or as fast as this process can), event time now, sent
     in slices of 10 ms; ``sent_count[0]`` counts what was handed to the producer."""
     lines = Simulation(customers=10**6, seed=3).lines()
+    contract = load_catalog(ROOT / "rules").contract
     step, started, sent = 0.01, time.monotonic(), 0
     while time.monotonic() < until:
         due = int((time.monotonic() - started) * rate)
@@ -120,7 +122,7 @@ async def _load(
             event = orjson.loads(line)
             event["occurred_at"] = stamp
             raw = orjson.dumps(event)
-            topic, key, _ = route(raw, topics, None)
+            topic, key, _ = route(raw, topics, None, contract)
             if topic is not None and key is not None:
                 await _send(producer, topic, key, raw, at, log)
                 sent_count[0] += 1

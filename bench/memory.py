@@ -61,12 +61,13 @@ def resident(pid: int | str = "self") -> int:
 def _core(count: int) -> dict:
     from monitor.catalog import load_catalog
     from monitor.engine import Engine
-    from monitor.events import Event, decode
+    from monitor.events import Event
     from tpmon.runtime import batch_collection
 
     catalog = load_catalog(ROOT / "rules")
     lines = list(confirmations(count, time.time_ns() // 1000))  # made before measuring
     engine = Engine(catalog, track=True)
+    decode = catalog.decoder.decode
     gc.collect()
     before = resident()
     with batch_collection():

@@ -1,18 +1,10 @@
-"""Operational events: the contract of SPEC section 1, decoded from bytes into typed events.
+"""Operational events (SPEC section 1): what a valid event and a refused input are, and instants.
 
-This is the hot path, so decoding has stages built from one table of the contract (``_SCHEMA``):
-
-- msgspec decodes and checks an event that has only the fields of its type in one pass in C, into a
-  typed struct per event type. It reads every byte of such an input, so what it accepts is valid JSON;
-- anything else (extra fields, a type outside the contract, a bad input) is read by orjson, which is the
-  judge of what valid JSON is here, then checked: nesting, the typed fields (msgspec again, which may
-  now skip the extra fields orjson has read), and for a refusal ``explain`` walks the table to find the
-  reason and a readable detail (or accepts an event of a type outside the contract as "other").
-
-A bad input never raises: it becomes a ``Reject`` with a bounded reason, a detail and the raw bytes, so it
-can be counted and kept whole. An event keeps its raw bytes too: extra fields are never lost, journeys
-embed them as they came, and ``Event.data`` parses them on demand (orjson has read them once already, so
-that never fails).
+The contract itself (the sources, the types and their fields) is data in the catalog, and the decoder
+is compiled from it (``monitor.contract``). Here: ``Event``, a valid event that keeps the bytes it came
+as (extra fields are never lost, journeys embed them as they came, and ``Event.data`` parses them on
+demand); ``Reject``, an input that is not a valid event, with a bounded reason, a detail and the raw
+bytes, so it can be counted and kept whole; and the timestamps.
 
 Instants are integers of microseconds since the epoch, from year 1 to year 9999 in UTC: a timestamp
 outside that range is refused, so every instant an event carries can be written back as RFC 3339.
@@ -25,12 +17,10 @@ from calendar import isleap
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate
-from typing import Annotated, Final, Literal, Union
+from typing import Final
 
 import msgspec
 import orjson
-
-from .conventions import OTHER_TYPE
 
 # Rejection reasons: a bounded set, used as a metric label.
 NOT_UTF8: Final = "not_utf8"
@@ -59,53 +49,6 @@ DEFAULT_MAX_BYTES: Final = 1_048_576
 #: JSON nested deeper than this is malformed_json: every reader of an event's bytes (journeys, CEL's
 #: ``event``) can then parse it, with room for the levels a journey record adds around it.
 MAX_DEPTH: Final = 100
-
-# Field kinds.
-STR, NUM, NON_NEGATIVE, BOOL, TIMESTAMP = "string", "number", "number >= 0", "boolean", "timestamp"
-ACTOR = "'customer' or 'company'"
-_ACTORS = frozenset({"customer", "company"})
-
-COMMON_FIELDS: Final = (("event_id", STR), ("type", STR), ("customer_id", STR), ("occurred_at", TIMESTAMP))
-
-# type -> (source topic, required fields, optional fields, allowed values of a field)
-_SCHEMA: Final[dict[str, tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]]] = {
-    "order.placed": ("orders", (("order_id", STR), ("amount", NUM), ("channel", STR)), ()),
-    "order.confirmed": ("orders", (("order_id", STR),), ()),
-    "order.delivered": ("orders", (("order_id", STR), ("promised_at", TIMESTAMP)), ()),
-    "order.cancelled": ("orders", (("order_id", STR), ("by", ACTOR)), ()),
-    "service.activated": ("orders", (("order_id", STR),), ()),
-    "customer.joined": ("orders", (), ()),
-    "customer.left": ("orders", (), (("reason", STR),)),
-    "bill.issued": ("bills", (("bill_id", STR), ("amount", NUM), ("expected_amount", NUM)), ()),
-    "payment.succeeded": ("bills", (("bill_id", STR),), ()),
-    "payment.failed": ("bills", (("bill_id", STR),), ()),
-    "bill.disputed": ("bills", (("bill_id", STR),), ()),
-    "dispute.resolved": ("bills", (("bill_id", STR),), ()),
-    "call.answered": ("calls", (("call_id", STR), ("queue", STR), ("wait_seconds", NON_NEGATIVE)), ()),
-    "call.abandoned": ("calls", (("call_id", STR), ("queue", STR), ("wait_seconds", NON_NEGATIVE)), ()),
-    "call.ended": ("calls", (("call_id", STR), ("resolved", BOOL)), ()),
-    "call.outbound": ("calls", (("call_id", STR), ("purpose", STR)), ()),
-    "ticket.opened": ("tickets", (("ticket_id", STR), ("category", STR)), ()),
-    "ticket.responded": ("tickets", (("ticket_id", STR),), ()),
-    "ticket.resolved": ("tickets", (("ticket_id", STR),), ()),
-    "ticket.reopened": ("tickets", (("ticket_id", STR),), ()),
-}
-
-#: The known event types and the source topic each belongs to.
-SOURCE_OF_TYPE: Final = {name: source for name, (source, _, _) in _SCHEMA.items()}
-KNOWN_TYPES: Final = frozenset(_SCHEMA)
-
-
-def fields_of(event_type: str) -> dict[str, str]:
-    """Every field an event of this known type is guaranteed to carry, with its kind."""
-    _, required, optional = _SCHEMA[event_type]
-    return dict(COMMON_FIELDS + required + tuple((name, kind) for name, kind in optional))
-
-
-def required_fields_of(event_type: str) -> frozenset[str]:
-    _, required, _ = _SCHEMA[event_type]
-    return frozenset(name for name, _ in COMMON_FIELDS + required)
-
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat = datetime.fromisoformat
@@ -297,7 +240,7 @@ class Reject:
         return record
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -309,195 +252,6 @@ def _describe(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
-
-
-def _check(data: dict, name: str, kind: str) -> tuple[str, str] | None:
-    """None when the field is present and of its kind, else (reason, detail)."""
-    value = data.get(name)
-    if value is None:
-        return MISSING_FIELD, f"field '{name}' is missing"
-    value_type = type(value)
-    if kind is STR:
-        if value_type is not str:
-            return WRONG_TYPE, f"field '{name}' must be a string, not {_describe(value)}"
-        if not value:
-            return MISSING_FIELD, f"field '{name}' is empty"
-    elif kind is NUM or kind is NON_NEGATIVE:
-        if value_type is not int and value_type is not float:
-            return WRONG_TYPE, f"field '{name}' must be a number, not {_describe(value)}"
-        if kind is NON_NEGATIVE and value < 0:
-            return WRONG_TYPE, f"field '{name}' must be a number >= 0, not {value}"
-    elif kind is ACTOR:
-        if value_type is not str or value not in _ACTORS:
-            return WRONG_TYPE, f"field '{name}' must be {ACTOR}, not {value!r}"
-    elif kind is BOOL:
-        if value_type is not bool:
-            return WRONG_TYPE, f"field '{name}' must be a boolean, not {_describe(value)}"
-    elif kind is TIMESTAMP:
-        if value_type is not str:
-            return WRONG_TYPE, f"field '{name}' must be an RFC 3339 timestamp string, not {_describe(value)}"
-        if parse_timestamp(value) is None:
-            return BAD_TIMESTAMP, f"field '{name}' {timestamp_problem(value)}"
-    return None
-
-
-# -- the fast path: one msgspec struct per type, generated from the schema ---------------------------
-_NON_EMPTY = Annotated[str, msgspec.Meta(min_length=1)]
-_ANNOTATIONS = {
-    STR: _NON_EMPTY,
-    NUM: float,  # msgspec takes JSON integers for floats, and refuses booleans
-    NON_NEGATIVE: Annotated[float, msgspec.Meta(ge=0)],
-    BOOL: bool,
-    TIMESTAMP: str,  # checked by parse_timestamp, which is stricter than msgspec's datetime
-    ACTOR: Literal["customer", "company"],
-}
-
-
-class _Envelope(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
-    event_id: _NON_EMPTY
-    customer_id: _NON_EMPTY
-    occurred_at: str
-
-
-class _Other(msgspec.Struct, frozen=True, gc=False):
-    """The fields every event has, for a type outside the contract."""
-
-    event_id: str
-    type: str
-    customer_id: str
-    occurred_at: str
-
-
-def _struct(event_type: str, exact: bool) -> type[msgspec.Struct]:
-    """The event type's struct; ``exact`` refuses fields the type does not declare."""
-    _, required, optional = _SCHEMA[event_type]
-    fields = [(name, _ANNOTATIONS[kind]) for name, kind in required]
-    fields += [(name, _ANNOTATIONS[kind] | None, None) for name, kind in optional]  # type: ignore[misc]
-    name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
-    return msgspec.defstruct(
-        name, fields, bases=(_Envelope,), tag=event_type, frozen=True, gc=False, forbid_unknown_fields=exact
-    )
-
-
-def _decoder(structs: dict[str, type[msgspec.Struct]]) -> msgspec.json.Decoder:
-    return msgspec.json.Decoder(Union[tuple(structs.values())])  # type: ignore[arg-type]  # noqa: UP007
-
-
-# Exact structs read every byte of what they accept (fields of the contract are scalars, so such an event
-# is one level deep); with extra fields, msgspec skips over them without checking them, so the lenient
-# structs are used only on inputs that orjson has read whole.
-_EXACT: Final = {event_type: _struct(event_type, exact=True) for event_type in _SCHEMA}
-_LENIENT: Final = {event_type: _struct(event_type, exact=False) for event_type in _SCHEMA}
-_TYPE_OF: Final = {struct: event_type for structs in (_EXACT, _LENIENT) for event_type, struct in structs.items()}
-_EXACT_DECODER: Final = _decoder(_EXACT)
-_LENIENT_DECODER: Final = _decoder(_LENIENT)
-_EXTRA_TIMESTAMPS: Final = {
-    event_type: tuple(name for name, kind in required if kind is TIMESTAMP)
-    for event_type, (_, required, _) in _SCHEMA.items()
-    if any(kind is TIMESTAMP for _, kind in required)
-}
-_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
-
-
-def decode(raw: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES, not_after: int | None = None) -> Event | Reject:
-    """Decode one message or JSONL line. Never raises for bad input.
-
-    ``not_after``: live, the wall clock plus ``max_future``; an event that occurred after it is refused
-    as ``future_timestamp``, so that one wrong clock upstream cannot move the watermark (SPEC section 1).
-    """
-    if len(raw) > max_bytes:
-        return Reject(TOO_LARGE, f"{len(raw)} bytes is more than the limit of {max_bytes}", raw, source)
-    try:
-        fields = _EXACT_DECODER.decode(raw)
-    except _FAST_ERRORS:
-        return _decode_read_whole(raw, source, not_after)
-    event_type = _TYPE_OF[type(fields)]
-    at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
-    if at is None or (event_type in _EXTRA_TIMESTAMPS and not _timestamps_valid(fields, event_type)):
-        return _decode_read_whole(raw, source, not_after)
-    if not_after is not None and at > not_after:
-        return _from_the_future(fields.occurred_at, raw, source, not_after)  # type: ignore[attr-defined]
-    return Event(fields, raw, event_type, at, event_type, source)
-
-
-def _timestamps_valid(fields: msgspec.Struct, event_type: str) -> bool:
-    return all(parse_timestamp(getattr(fields, name)) is not None for name in _EXTRA_TIMESTAMPS[event_type])
-
-
-def _from_the_future(text: str, raw: bytes, source: str, not_after: int) -> Reject:
-    return Reject(
-        FUTURE_TIMESTAMP,
-        f"field 'occurred_at' is {text[:64]!r}, more than max_future ahead of the clock "
-        f"(accepted up to {format_timestamp(not_after)})",
-        raw,
-        source,
-    )
-
-
-def _decode_read_whole(raw: bytes, source: str, not_after: int | None) -> Event | Reject:
-    """Everything the exact structs refused: orjson reads the whole input (the judge of valid JSON), then
-    the nesting and the typed fields are checked."""
-    unreadable = None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            return Reject(NOT_UTF8, f"not UTF-8: byte {bad.start} is invalid", raw, source)
-        unreadable = error
-    if nesting_exceeds(raw, MAX_DEPTH):  # (orjson's own limit, 1,024 levels, says less)
-        return Reject(MALFORMED_JSON, f"malformed JSON: nested deeper than {MAX_DEPTH} levels", raw, source)
-    if unreadable is not None:
-        return Reject(MALFORMED_JSON, f"malformed JSON: {unreadable}", raw, source)
-    if type(data) is not dict:
-        return Reject(NOT_OBJECT, f"an event is a JSON object, not {_describe(data)}", raw, source)
-    try:
-        fields = _LENIENT_DECODER.decode(raw)
-    except _FAST_ERRORS:
-        decoded = explain(data, raw, source)
-    else:
-        event_type = _TYPE_OF[type(fields)]
-        at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
-        if at is None or (event_type in _EXTRA_TIMESTAMPS and not _timestamps_valid(fields, event_type)):
-            decoded = explain(data, raw, source)
-        else:
-            decoded = Event(fields, raw, event_type, at, event_type, source)
-    if type(decoded) is Event:
-        decoded._data = data
-        if not_after is not None and decoded.at > not_after:
-            return _from_the_future(data["occurred_at"], raw, source, not_after)
-    return decoded
-
-
-def explain(data: dict, raw: bytes, source: str) -> Event | Reject:
-    """Say exactly what is wrong with a JSON object that the typed structs refused, or accept an event of
-    a type outside the contract."""
-    for name, kind in COMMON_FIELDS:
-        problem = _check(data, name, kind)
-        if problem:
-            return Reject(problem[0], problem[1], raw, source)
-    at = parse_timestamp(data["occurred_at"])
-    schema = _SCHEMA.get(data["type"])
-    if schema is None:
-        fields = _Other(data["event_id"], data["type"], data["customer_id"], data["occurred_at"])
-        return Event(fields, raw, data["type"], at, OTHER_TYPE, source)  # type: ignore[arg-type]
-    _, required, optional = schema
-    for name, kind in required:
-        problem = _check(data, name, kind)
-        if problem:
-            return Reject(problem[0], problem[1], raw, source)
-    for name, kind in optional:
-        if data.get(name) is not None:
-            problem = _check(data, name, kind)
-            if problem:
-                return Reject(problem[0], problem[1], raw, source)
-    # The table says it is valid, yet the typed structs refused it: say what msgspec said.
-    try:
-        _LENIENT_DECODER.decode(raw)
-    except _FAST_ERRORS as error:
-        return Reject(WRONG_TYPE, f"not a valid '{data['type']}' event: {error}", raw, source)
-    return Reject(WRONG_TYPE, "not a valid event", raw, source)
 
 
 # -- nesting ---------------------------------------------------------------------------------------------

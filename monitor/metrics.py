@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from . import conventions as c
 from .catalog.model import DEADLINE, Catalog
 from .engine.outcome import Outcome
-from .events import KNOWN_TYPES, REJECT_REASONS
+from .events import REJECT_REASONS
 from .failures import STAGES
 
 # Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
@@ -132,12 +132,15 @@ class Metrics:
                 self._latency[t.id] = self.latency.labels(t.id)
         self._joined = self.customers.labels(c.JOINED)
         self._left = self.customers.labels(c.LEFT)
+        # Label values come from the declarations (SPEC section 8), so they stay bounded.
+        self._types = catalog.contract.types
+        self._joined_types, self._left_types = catalog.contract.joined, catalog.contract.left
         self._events: dict[tuple[str, str], Counter] = {}
         self._by_source: dict[tuple[str, str], Counter] = {}
 
     def bind_source(self, source: str) -> None:
         """Create a source's children up front, so its series exist (at zero) before the first event."""
-        for event_type in [*sorted(KNOWN_TYPES), c.OTHER_TYPE]:
+        for event_type in [*sorted(self._types), c.OTHER_TYPE]:
             self._events[source, event_type] = self.events.labels(source, event_type)
         for reason in REJECT_REASONS:
             self._by_source[source, reason] = self.rejected.labels(source, reason)
@@ -158,9 +161,9 @@ class Metrics:
             self.bind_source(source)
             child = self._events[source, kind]
         child.inc(count)
-        if kind == "customer.joined":
+        if kind in self._joined_types:
             self._joined.inc(count)
-        elif kind == "customer.left":
+        elif kind in self._left_types:
             self._left.inc(count)
 
     def reject(self, source: str, reason: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .catalog.model import Catalog
 from .conventions import FILE_SOURCE
 from .engine import DUPLICATE, Engine, Outcome
-from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject, decode
+from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
 from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
 from .state import reliability, touchpoint_state
@@ -64,6 +64,7 @@ class Replay:
     def feed(self, lines: Iterable[bytes]) -> None:
         engine, tally, journeys = self.engine, self.tally, self.journeys
         step, outbox, drain = engine.step, engine.outbox, self._drain
+        decode = self.catalog.decoder.decode
         by_kind = tally.by_kind
         not_after = self.not_after
         number, duplicates, late = self.lines, 0, 0
@@ -182,8 +183,8 @@ class Replay:
             },
             "touchpoints": touchpoints,
             "customers": {
-                "joined": tally.by_kind.get("customer.joined", 0),
-                "left": tally.by_kind.get("customer.left", 0),
+                "joined": sum(tally.by_kind.get(kind, 0) for kind in self.catalog.contract.joined),
+                "left": sum(tally.by_kind.get(kind, 0) for kind in self.catalog.contract.left),
             },
             "journeys": {
                 "total": len(customers),

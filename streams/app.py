@@ -303,8 +303,9 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         positions=positions,
         events_partitions=settings.partitions,
         lateness=partitions.lateness,
+        decoder=catalog.decoder,
     )
-    judge = Judge(partitions, events_name, dead_letter_box, max_future, failures)
+    judge = Judge(partitions, events_name, dead_letter_box, max_future, failures, catalog.decoder)
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

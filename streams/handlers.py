@@ -36,8 +36,9 @@ from typing import Protocol
 
 import orjson
 
+from monitor.contract import Decoder
 from monitor.durations import parse_duration
-from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, decode, json_bytes
+from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, json_bytes
 from monitor.failures import DECODE, DELIVER, JUDGED_STAGES, Failure, FailureLog
 from monitor.metrics import Metrics
 from monitor.watermark import Report, input_name
@@ -180,10 +181,11 @@ class Ingested:
     progress: dict[tuple[str, int], int | None] = field(default_factory=dict)
 
 
-def ingest(messages: Sequence[Record], not_after: int) -> Ingested:
-    """The ingest step, a pure function of a batch: decode each message (an event later than
-    ``not_after`` is a future_timestamp reject) and say what to send where. Guarded per message."""
+def ingest(messages: Sequence[Record], decoder: Decoder, not_after: int) -> Ingested:
+    """The ingest step, a pure function of a batch: decode each message as its source's (an event later
+    than ``not_after`` is a future_timestamp reject) and say what to send where. Guarded per message."""
     step = Ingested()
+    decode = decoder.decode
     forward, rejects, progress = step.events.append, step.rejects.append, step.progress
     for message in messages:
         source = message.topic
@@ -219,10 +221,12 @@ class Read:
     failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
 
 
-def read_events(messages: Sequence[Record], events_topic: str, not_after: int) -> Read:
+def read_events(messages: Sequence[Record], decoder: Decoder, events_topic: str, not_after: int) -> Read:
     """The judge step's reading, a pure function of a batch: each message of the events topic is a
-    report of ingest (its inputs' progress) or an event, decoded again (``source`` header)."""
+    report of ingest (its inputs' progress) or an event, decoded again as its source's (``source``
+    header)."""
     step = Read()
+    decode = decoder.decode
     items, held = step.items.append, step.held.append
     for message in messages:
         source = events_topic
@@ -259,7 +263,9 @@ class Ingest:
         positions: Positions,
         events_partitions: int,
         lateness: int,
+        decoder: Decoder,
     ) -> None:
+        self.decoder = decoder
         self.outbox = outbox
         self.events_topic = events_topic
         self.dead_letters = dead_letters
@@ -274,7 +280,7 @@ class Ingest:
         self.last_report: dict[str, tuple] | None = None
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        step = ingest(messages, now + self.max_future)
+        step = ingest(messages, self.decoder, now + self.max_future)
         add, events = self.outbox.add, self.events_topic
         for key, value, source in step.events:
             add(events, key, value, headers=[("source", source)])
@@ -375,8 +381,15 @@ class Judge:
     """The second hop: decode each event again and judge it in its partition's engine."""
 
     def __init__(
-        self, partitions: Partitions, events_topic: str, dead_letters: DeadLetters, max_future: int, failures: Failures
+        self,
+        partitions: Partitions,
+        events_topic: str,
+        dead_letters: DeadLetters,
+        max_future: int,
+        failures: Failures,
+        decoder: Decoder,
     ) -> None:
+        self.decoder = decoder
         self.partitions = partitions
         self.events_topic = events_topic
         self.dead_letters = dead_letters
@@ -386,7 +399,7 @@ class Judge:
         self.failures = failures
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        step = read_events(messages, self.events_topic, now + self.max_future)
+        step = read_events(messages, self.decoder, self.events_topic, now + self.max_future)
         for message, reject in step.rejects:
             self.dead_letters.reject(message, reject)
         for message, source, failure in step.failed:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import orjson
 
-from monitor.events import Event, decode, format_timestamp, parse_timestamp
+from monitor.catalog import load_catalog
+from monitor.events import Event, format_timestamp, parse_timestamp
+
+#: The shipped catalog, whose declarations are the contract of SPEC section 1; its decoder.
+SHIPPED = load_catalog(Path(__file__).resolve().parents[1] / "rules")
+CONTRACT = SHIPPED.contract
+decode = SHIPPED.decoder.decode
 
 BASE = parse_timestamp("2026-11-22T10:00:00Z")
 _ids = itertools.count(1)

@@ -54,16 +54,21 @@ def test_the_shipped_catalog_is_the_spec(catalog):
     assert catalog.lateness == parse_duration("30s")
 
 
-def test_the_shipped_catalog_has_no_warnings():
+def test_the_shipped_catalog_warns_only_of_the_declared_type_no_touchpoint_judges():
+    # order.cancelled is in the contract (SPEC section 1), kept in journeys; none of the 13 judges it.
     _, problems = validate_catalog(ROOT / "rules")
-    assert problems == []
+    assert [(Path(p.file).name, p.severity, p.message) for p in problems] == [
+        ("events.yaml", "warning", "no touchpoint uses 'order.cancelled': its events are checked and kept in journeys only")
+    ]
 
 
 @pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
 def test_validation_messages(case, monkeypatch):
     monkeypatch.chdir(CASES)
     _, problems = validate_catalog(Path(case))
-    text = "".join(f"{problem}\n" for problem in problems)
+    # Each case links the shipped declarations (events.yaml); what they say of themselves (the types a
+    # case does not use) is not the case's.
+    text = "".join(f"{problem}\n" for problem in problems if Path(problem.file).name != "events.yaml")
     golden = CASES / case / "expected.txt"
     if UPDATE:
         golden.write_text(text)

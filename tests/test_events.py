@@ -21,10 +21,10 @@ from monitor.events import (
     WRONG_TYPE,
     Event,
     Reject,
-    decode,
     format_timestamp,
     parse_timestamp,
 )
+from tests.builders import decode
 
 VALID = {
     "event_id": "e1",

@@ -21,26 +21,12 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.events import (
-    ACTOR,
-    BOOL,
-    COMMON_FIELDS,
-    FIRST_INSTANT,
-    KNOWN_TYPES,
-    LAST_INSTANT,
-    NON_NEGATIVE,
-    NUM,
-    STR,
-    TIMESTAMP,
-    Event,
-    Reject,
-    decode,
-    fields_of,
-    format_timestamp,
-    parse_timestamp,
-)
+from monitor.contract.kinds import BOOLEAN, NON_NEGATIVE, NUMBER, STRING, TIMESTAMP
+from monitor.contract.model import COMMON
+from monitor.events import FIRST_INSTANT, LAST_INSTANT, Event, Reject, format_timestamp, parse_timestamp
 from monitor.journeys import Journey, Journeys
 from monitor.replay import Replay
+from tests.builders import CONTRACT, decode
 from tests.worker_helpers import DEAD_LETTERS, Message, Worker
 
 EXAMPLES = int(os.environ.get("TPMON_FUZZ_EXAMPLES", "150"))
@@ -138,14 +124,17 @@ values = st.recursive(
 
 near_now = st.integers(min_value=NOW - 6 * HOUR, max_value=NOW + 2 * HOUR).map(format_timestamp)
 PLAUSIBLE = {
-    STR: st.text(min_size=1, max_size=6),
-    NUM: st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)),
+    STRING: st.text(min_size=1, max_size=6),
+    NUMBER: st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)),
     NON_NEGATIVE: st.one_of(st.integers(0, 300), st.floats(0, 300)),
-    BOOL: st.booleans(),
+    BOOLEAN: st.booleans(),
     TIMESTAMP: st.one_of(near_now, timestamps),
-    ACTOR: st.sampled_from(["customer", "company"]),
 }
-TYPES = sorted(KNOWN_TYPES)
+TYPES = sorted(CONTRACT.types)
+
+
+def plausible(kind):
+    return st.sampled_from(kind.allowed) if kind.allowed else PLAUSIBLE[kind]
 
 
 @st.composite
@@ -153,7 +142,7 @@ def fuzzed_events(draw: st.DrawFn) -> bytes:
     """An event of a type of the contract with plausible fields, then a few of them (or none) given
     arbitrary values or left out, extra fields, a key twice, in any order."""
     event_type = draw(st.one_of(st.sampled_from(TYPES), st.just("loyalty.points.added")))
-    fields = fields_of(event_type) if event_type in KNOWN_TYPES else dict(COMMON_FIELDS)
+    fields = CONTRACT.fields_of(event_type) if event_type in CONTRACT.types else dict(COMMON)
     fields.pop("type")
     pairs: list[tuple[str, object]] = [("type", event_type)]
     for name, kind in fields.items():
@@ -162,7 +151,7 @@ def fuzzed_events(draw: st.DrawFn) -> bytes:
         elif name == "occurred_at":
             pairs.append((name, draw(near_now)))
         else:
-            pairs.append((name, draw(PLAUSIBLE[kind])))
+            pairs.append((name, draw(plausible(kind))))
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2, 3]))):
         position = draw(st.integers(0, len(pairs) - 1))
         if draw(st.integers(0, 4)) == 0:

@@ -8,7 +8,7 @@ import logging
 import orjson
 import pytest
 
-from monitor import events as event_module
+from monitor.contract import Decoder
 from monitor.engine import Engine
 from monitor.events import parse_timestamp
 from streams.handlers import OMITTED
@@ -123,14 +123,14 @@ def test_a_poison_in_the_engine_is_dead_lettered_as_internal_error_and_the_rest_
 
 
 def test_a_poison_in_decoding_is_dead_lettered_at_either_hop(catalog, monkeypatch):
-    decode = event_module.decode
+    decode = Decoder.decode
 
-    def poisoned(raw, source, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def poisoned(self, raw, source, *args, **kwargs):  # type: ignore[no-untyped-def]
         if b"poison" in raw:
             raise RuntimeError("decoder bug")
-        return decode(raw, source, *args, **kwargs)
+        return decode(self, raw, source, *args, **kwargs)
 
-    monkeypatch.setattr("streams.handlers.decode", poisoned)
+    monkeypatch.setattr(Decoder, "decode", poisoned)
     worker = Worker(catalog)
     (dead,) = worker.run([Message("orders", order("poison-3")), Message("orders", order("g1"))], NOW)
     assert (dead.headers["reason"], dead.headers["stage"]) == ("internal_error", "decode")
@@ -237,15 +237,17 @@ def test_ingest_pauses_what_is_ahead_of_the_slowest_input(catalog):
     assert ingest.ahead({"tickets/0": (NOW - AHEAD, False)}) == {("orders", 0), ("bills", 0)}
 
 
-def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(monkeypatch):
+def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(catalog, monkeypatch):
     from streams.handlers import ingest
 
-    def poisoned(raw, source, *args, **kwargs):  # type: ignore[no-untyped-def]
+    decode = Decoder.decode
+
+    def poisoned(self, raw, source, *args, **kwargs):  # type: ignore[no-untyped-def]
         if b"poison" in raw:
             raise RuntimeError("decoder bug")
-        return event_module.decode(raw, source, *args, **kwargs)
+        return decode(self, raw, source, *args, **kwargs)
 
-    monkeypatch.setattr("streams.handlers.decode", poisoned)
+    monkeypatch.setattr(Decoder, "decode", poisoned)
     late, early = order("g2", customer="c2", at="2026-11-22T10:01:00Z"), order("g1", at="2026-11-22T10:00:00Z")
     batch = [
         Message("orders", late, partition=1),
@@ -254,7 +256,7 @@ def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(monkeyp
         Message("bills", order("poison-1"), partition=0),
         Message("orders", order("x", at="2026-11-23T10:00:00Z"), partition=2),
     ]
-    step = ingest(batch, not_after=NOW)
+    step = ingest(batch, catalog.decoder, not_after=NOW)
     assert step.events == [(b"c2", late, b"orders"), (b"c1", early, b"orders")]
     assert [(m.value, r.reason) for m, r in step.rejects] == [
         (b"junk", "malformed_json"),
@@ -270,7 +272,7 @@ def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(monkeyp
     }
 
 
-def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order():
+def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order(catalog):
     from monitor.events import Event
     from monitor.watermark import Report
     from streams.handlers import REPORT, read_events
@@ -282,7 +284,7 @@ def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order():
         Message(EVENTS, b"junk", partition=3, headers=[("source", b"bills")]),
         Message(EVENTS, b"{", partition=3, headers=[REPORT]),
     ]
-    step = read_events(batch, EVENTS, not_after=NOW)
+    step = read_events(batch, catalog.decoder, EVENTS, not_after=NOW)
     (p1, event), (p2, taken) = step.items
     assert (p1, type(event), event.id, event.source) == (2, Event, "g1", "orders")
     assert (p2, taken.record()) == (2, report.record())

@@ -7,11 +7,12 @@ import zlib
 import orjson
 
 from monitor.durations import parse_duration
-from monitor.events import Event, decode, parse_timestamp
+from monitor.events import Event, parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
 from monitor.watermark import Report
 from streams.partitions import MemoryStore, Partitions
+from tests.builders import decode
 
 PARTITIONS = 3
 INPUT = "orders/0"

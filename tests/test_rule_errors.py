@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import orjson
 
 from monitor.catalog import load_catalog
 from monitor.replay import Replay
 from tests.builders import event
+from tests.conftest import ROOT
 
 CATALOG = """
 version: 1
@@ -36,6 +39,7 @@ touchpoints:
 
 def test_rule_errors_are_counted_apart(tmp_path):
     (tmp_path / "catalog.yaml").write_text(CATALOG)
+    shutil.copy(ROOT / "rules" / "events.yaml", tmp_path)
     catalog = load_catalog(tmp_path)
     run = Replay(catalog)
     run.feed(

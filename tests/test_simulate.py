@@ -10,9 +10,10 @@ from click.testing import CliRunner
 
 from monitor.catalog import load_catalog
 from monitor.durations import parse_duration
-from monitor.events import SOURCE_OF_TYPE, Event, decode
+from monitor.events import Event
 from monitor.replay import Replay
 from monitor.simulate import SCENARIOS, Simulation
+from tests.builders import CONTRACT, decode
 from tpmon.cli import main
 
 from .conftest import ROOT
@@ -33,7 +34,7 @@ def test_the_same_seed_gives_the_same_events():
 def test_events_are_valid_and_cover_all_four_sources():
     events = [decode(raw, "sim") for raw in Simulation(customers=2000, duration=parse_duration("3d"), seed=1).lines()]
     assert all(isinstance(e, Event) for e in events)
-    sources = Counter(SOURCE_OF_TYPE.get(e.kind) for e in events)
+    sources = Counter(CONTRACT.source_of_type(e.kind) for e in events)
     assert set(sources) == {"orders", "bills", "calls", "tickets"}
     types = {e.kind for e in events}
     assert {"customer.joined", "customer.left", "call.outbound", "ticket.reopened", "bill.disputed"} <= types

@@ -87,8 +87,11 @@ class Worker:
             positions=CaughtUp(),
             events_partitions=PARTITIONS,
             lateness=self.partitions.lateness,
+            decoder=catalog.decoder,
         )
-        self.judge = Judge(self.partitions, EVENTS, self.dead_letters, parse_duration(max_future), failures)
+        self.judge = Judge(
+            self.partitions, EVENTS, self.dead_letters, parse_duration(max_future), failures, catalog.decoder
+        )
 
     def restarted(self) -> Worker:
         """A new worker on what this one stored (its memory gone, the changelogs kept)."""

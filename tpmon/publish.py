@@ -14,12 +14,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
+from monitor.catalog import load_catalog
+from monitor.contract import Contract
 from monitor.conventions import SOURCE_TOPICS
-from monitor.events import SOURCE_OF_TYPE
 from streams.logs import quiet_client_logs
 from streams.outbox import succeeded
 from streams.partitions import key_partition
 from streams.settings import Settings
+from tpmon.paths import default_rules
 
 Client = TypeVar("Client", bound=Any)
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -74,7 +76,14 @@ def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00
     return [lines[partition] for partition in sorted(lines)]
 
 
-def route(line: bytes, topics: dict[str, str], fixed_topic: str | None) -> tuple[str | None, bytes | None, str]:
+def contract_of(settings: Settings) -> Contract:
+    """The event contract of the catalog the settings name (TPMON_RULES, else the default one)."""
+    return load_catalog(settings.rules or default_rules()).contract
+
+
+def route(
+    line: bytes, topics: dict[str, str], fixed_topic: str | None, contract: Contract
+) -> tuple[str | None, bytes | None, str]:
     """(topic, key, why-not) for one line: the source topic of its type, keyed by customer_id."""
     key = None
     try:
@@ -87,8 +96,9 @@ def route(line: bytes, topics: dict[str, str], fixed_topic: str | None) -> tuple
         return fixed_topic, key, ""
     if not isinstance(data, dict):
         return None, None, "not a JSON object"
-    source = SOURCE_OF_TYPE.get(data.get("type"))  # type: ignore[arg-type]
-    if source is None:
+    event_type = data.get("type")
+    source = contract.source_of_type(event_type) if isinstance(event_type, str) else None
+    if source is None or source not in topics:
         return None, None, f"type {data.get('type')!r} has no source topic (give --topic to send it anyway)"
     return topics[source], key, ""
 
@@ -145,6 +155,7 @@ async def publish(
     cancellation (Ctrl-C) what was handed to the producer is flushed before it stops, within FLUSH_TIMEOUT.
     """
     topics = topic_names(settings)
+    contract = contract_of(settings)
     await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
     producer = AIOKafkaProducer(
         **settings.client_options(),
@@ -200,7 +211,7 @@ async def publish(
                 number += 1
                 if not line.strip():
                     continue
-                topic, key, why = route(line, topics, fixed_topic)
+                topic, key, why = route(line, topics, fixed_topic, contract)
                 if topic is None:
                     result.skipped += 1
                     if on_skip is not None:

@@ -17,45 +17,48 @@ from operator import attrgetter
 
 from cel_expr_python import cel
 
-from ..events import (
-    ACTOR,
-    BOOL,
-    COMMON_FIELDS,
-    KNOWN_TYPES,
-    NON_NEGATIVE,
-    NUM,
-    STR,
-    TIMESTAMP,
-    Event,
-    fields_of,
-)
+from ..contract.kinds import TIMESTAMP, Kind
+from ..contract.model import COMMON, Contract
+from ..events import Event
 
-_CEL_TYPES = {STR: cel.Type.STRING, ACTOR: cel.Type.STRING, NUM: cel.Type.DYN, NON_NEGATIVE: cel.Type.DYN}
-_CEL_TYPES[BOOL] = cel.Type.BOOL
-_CEL_TYPES[TIMESTAMP] = cel.Type.TIMESTAMP
-
-
-def _field_kinds() -> dict[str, str]:
-    kinds: dict[str, str] = {}
-    for event_type in sorted(KNOWN_TYPES):
-        kinds.update(fields_of(event_type))
-    kinds.update(COMMON_FIELDS)
-    del kinds["type"]  # 'type' is a CEL keyword: expressions use event_type
-    return kinds
-
-
-FIELD_KINDS = _field_kinds()
 EVENT_TYPE = "event_type"
 WHOLE_EVENT = "event"
-VARIABLES = frozenset(FIELD_KINDS) | {EVENT_TYPE, WHOLE_EVENT}
+_DYN = Kind("dyn", object, cel.Type.DYN, (None, None))
 
-_ENV = cel.NewEnv(
-    variables={
-        **{name: _CEL_TYPES[kind] for name, kind in FIELD_KINDS.items()},
-        EVENT_TYPE: cel.Type.STRING,
-        WHOLE_EVENT: cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
-    }
-)
+
+def _one_type(uses: list[tuple[str, Kind]]) -> bool:
+    return all(kind.cel_type == uses[0][1].cel_type for _, kind in uses)
+
+
+class Environment:
+    """The variables expressions see, from a catalog's contract: each declared field (and the fields
+    every event has, but ``type``, a CEL keyword: expressions use ``event_type``), the type, and the
+    whole event. A field name declared with two kinds on two types is ``dyn`` (``conflicts`` says
+    which, so that validation warns: the names do not merge silently)."""
+
+    def __init__(self, contract: Contract) -> None:
+        kinds: dict[str, Kind] = {}
+        seen: dict[str, list[tuple[str, Kind]]] = {}
+        for declared in sorted(contract.events, key=lambda d: d.type):
+            for name, kind in contract.fields_of(declared.type).items():
+                seen.setdefault(name, []).append((declared.type, kind))
+        self.conflicts = {name: uses for name, uses in seen.items() if not _one_type(uses)}
+        for name, uses in seen.items():
+            kinds[name] = _DYN if name in self.conflicts else uses[0][1]
+        for name, kind in COMMON:
+            kinds.setdefault(name, kind)
+        del kinds["type"]
+        self.kinds = kinds
+        self.variables = frozenset(kinds) | {EVENT_TYPE, WHOLE_EVENT}
+        self.env = cel.NewEnv(
+            variables={
+                **{name: kind.cel_type for name, kind in kinds.items()},
+                EVENT_TYPE: cel.Type.STRING,
+                WHOLE_EVENT: cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+            }
+        )
+
+
 _STRINGS = re.compile(r"""(?:[rRbB]{0,2})("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
 _IDENTIFIER = re.compile(r"(?<![.\w])([A-Za-z_]\w*)")
 _MEMO_LIMIT = 4096
@@ -76,11 +79,11 @@ def _clean(message: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "evaluation failed"
 
 
-def _referenced(text: str) -> tuple[str, ...]:
+def _referenced(text: str, variables: frozenset[str]) -> tuple[str, ...]:
     """The variables an expression names (an over-approximation is harmless: it only binds more)."""
     without_strings = _STRINGS.sub('""', text)
     names = {match.group(1) for match in _IDENTIFIER.finditer(without_strings)}
-    return tuple(sorted(names & VARIABLES))
+    return tuple(sorted(names & variables))
 
 
 class Expression:
@@ -88,20 +91,20 @@ class Expression:
 
     __slots__ = ("_compiled", "_key", "_keys", "_memo", "_timestamps", "last_error", "text", "variables")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, environment: Environment) -> None:
         try:
-            self._compiled = _ENV.compile(text)
+            self._compiled = environment.env.compile(text)
         except RuntimeError as error:
             raise ExpressionError(_clean(str(error))) from None
         returns = self._compiled.return_type()
         if returns != cel.Type.BOOL and returns != cel.Type.DYN:
             raise ExpressionError(f"must be true or false, but it gives a value of type {returns.name().lower()}")
         self.text = text
-        self.variables = _referenced(text)
+        self.variables = _referenced(text, environment.variables)
         # The fields behind the variables, read in one call for the memo's key (with the event's type).
         self._keys = tuple(name for name in self.variables if name not in (EVENT_TYPE, WHOLE_EVENT))
         self._key = attrgetter(*self._keys) if self._keys else None
-        self._timestamps = frozenset(v for v in self.variables if FIELD_KINDS.get(v) == TIMESTAMP)
+        self._timestamps = frozenset(v for v in self.variables if environment.kinds.get(v) is TIMESTAMP)
         # Results by input values; the whole-event map is not hashable, so it is never remembered.
         self._memo: dict[tuple, tuple[bool | None, str]] | None = None if WHOLE_EVENT in self.variables else {}
         self.last_error = ""

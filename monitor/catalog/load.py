@@ -7,6 +7,7 @@ spec -> check what needs the event contract or the whole catalog -> map to the i
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -15,27 +16,26 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from ..contract import Contract, Decoder
+from ..contract.declare import Declarations
 from ..conventions import STAGES
 from ..durations import format_duration, parse_duration
-from ..events import (
-    ACTOR,
-    BOOL,
-    KNOWN_TYPES,
-    NON_NEGATIVE,
-    NUM,
-    STR,
-    TIMESTAMP,
-    Event,
-    decode,
-    fields_of,
-    required_fields_of,
-)
+from ..events import Event
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
-from .expressions import Expression, ExpressionError
+from .expressions import Environment, Expression, ExpressionError
 from .model import CONDITION, DEFAULT_LATENESS, DEFAULT_MAX_FUTURE, Catalog, Match, Touchpoint, tiers
 from .spec import KIND_SPECS, CatalogFileSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
 
 Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class _Contract:
+    """What checking touchpoints needs of the catalog's declarations."""
+
+    contract: Contract
+    decoder: Decoder
+    environment: Environment
 _TOUCHPOINT = TypeAdapter(TouchpointSpec)
 _ROLES = {"deadline": ("start", "end"), "no_repeat": ("trigger", "repeat"), "condition": ("on", None)}
 
@@ -127,80 +127,84 @@ def _validation_problems(report: _Report, error: ValidationError, prefix: Path_)
         report.add(path, _message({**item, "loc": loc}, kind))
 
 
-def _type_problems(report: _Report, path: Path_, types: list[str]) -> None:
+def _type_problems(report: _Report, path: Path_, types: list[str], known: _Contract) -> None:
+    declared = known.contract.types
     for index, event_type in enumerate(types):
-        if event_type not in KNOWN_TYPES:
-            close = difflib.get_close_matches(event_type, sorted(KNOWN_TYPES), n=1)
+        if event_type not in declared:
+            close = difflib.get_close_matches(event_type, sorted(declared), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             report.add(
                 (*path, "types", index),
-                f"'{event_type}' is not an event type of the contract, so no rule ever sees it{hint}",
+                f"'{event_type}' is not a declared event type (events: in the catalog), so no rule ever sees it{hint}",
             )
 
 
-_SAMPLE_VALUES = {STR: "x", ACTOR: "customer", NUM: 1, NON_NEGATIVE: 1, TIMESTAMP: "2026-01-01T00:00:00Z"}
-
-
-def _samples(event_type: str) -> list[Event]:
+def _samples(event_type: str, known: _Contract) -> list[Event]:
     """Two plausible events of a type, booleans true in one and false in the other."""
     samples = []
-    for flag in (True, False):
-        data = {name: flag if kind == BOOL else _SAMPLE_VALUES[kind] for name, kind in fields_of(event_type).items()}
+    for index in (0, 1):
+        data = {name: kind.samples[index] for name, kind in known.contract.fields_of(event_type).items()}
         data["type"] = event_type
-        sample = decode(orjson.dumps(data), "catalog")
+        sample = known.decoder.decode(orjson.dumps(data), "catalog")
         assert isinstance(sample, Event), sample
         samples.append(sample)
     return samples
 
 
-def _expression(report: _Report, path: Path_, text: str, types: list[str]) -> Expression | None:
+def _expression(report: _Report, path: Path_, text: str, types: list[str], known: _Contract) -> Expression | None:
     try:
-        expression = Expression(text)
+        expression = Expression(text, known.environment)
     except ExpressionError as error:
         report.add(path, f"is not a valid CEL expression: {error}")
         return None
     # Try it on sample events of each type: a field the type never carries is a likely mistake.
     for event_type in types:
-        if event_type not in KNOWN_TYPES:
+        if event_type not in known.contract.types:
             continue
-        for sample in _samples(event_type):
+        for sample in _samples(event_type, known):
             if expression(sample) is None:
                 report.warn(path, f"cannot be evaluated on '{event_type}' events: {expression.last_error}")
                 break
     return expression
 
 
-def _match(report: _Report, path: Path_, spec: EventMatchSpec) -> Match | None:
-    _type_problems(report, path, spec.types)
-    where = _expression(report, (*path, "where"), spec.where, spec.types) if spec.where else None
+def _match(report: _Report, path: Path_, spec: EventMatchSpec, known: _Contract) -> Match | None:
+    _type_problems(report, path, spec.types, known)
+    where = _expression(report, (*path, "where"), spec.where, spec.types, known) if spec.where else None
     if spec.where and where is None:
         return None
     return Match(frozenset(spec.types), where)
 
 
-def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint | None:
+def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contract) -> Touchpoint | None:
     kind = spec.kind  # type: ignore[attr-defined]
     opens_role, closes_role = _ROLES[kind]
     opens_spec: EventMatchSpec = getattr(spec, opens_role)
     closes_spec: EventMatchSpec | None = getattr(spec, closes_role) if closes_role else None
     problems_before = len(report.sink)
-    opens = _match(report, (*path, opens_role), opens_spec)
-    closes = _match(report, (*path, closes_role), closes_spec) if closes_spec else None  # type: ignore[arg-type]
+    opens = _match(report, (*path, opens_role), opens_spec, known)
+    closes = _match(report, (*path, closes_role), closes_spec, known) if closes_spec else None  # type: ignore[arg-type]
 
     good = None
     if kind == CONDITION:
-        good = _expression(report, (*path, "good"), spec.good, opens_spec.types)  # type: ignore[attr-defined]
+        good = _expression(report, (*path, "good"), spec.good, opens_spec.types, known)  # type: ignore[attr-defined]
         if good is not None and not good.variables:
             report.warn((*path, "good"), "names no field of the event: every event gets the same outcome")
     else:
         key = spec.key  # type: ignore[attr-defined]
         for role, match in ((opens_role, opens_spec), (closes_role, closes_spec)):
             for event_type in match.types:  # type: ignore[union-attr]
-                if event_type not in KNOWN_TYPES:
+                if event_type not in known.contract.types:
                     continue
-                if key not in fields_of(event_type):
-                    report.add((*path, "key"), f"'{event_type}' events (in {role}) have no field '{key}' to key on")
-                elif key not in required_fields_of(event_type):
+                fields = known.contract.fields_of(event_type)
+                if key not in fields:
+                    hint = difflib.get_close_matches(key, sorted(fields), n=1)
+                    report.add(
+                        (*path, "key"),
+                        f"'{event_type}' events (in {role}) have no field '{key}' to key on"
+                        + (f"; did you mean '{hint[0]}'?" if hint else ""),
+                    )
+                elif key not in known.contract.required_fields_of(event_type):
                     report.warn(
                         (*path, "key"), f"'{key}' is optional on '{event_type}' events: those without it are skipped"
                     )
@@ -254,6 +258,25 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint) -> Touchpoint |
     )
 
 
+def _contract_warnings(declarations: Declarations, contract: Contract, environment: Environment, used: set[str]) -> None:
+    """What is declared but does nothing, and field names whose kinds differ between types."""
+    counted = contract.joined | contract.left
+    for event_type, (say, path) in declarations.event_paths().items():
+        if event_type not in used and event_type not in counted and contract.declaration(event_type) is not None:
+            say(path, f"no touchpoint uses '{event_type}': its events are checked and kept in journeys only", WARNING)  # type: ignore[call-arg]
+    for say, path, name in declarations.unused_sources():
+        say(path, f"no event type is declared in source '{name}'", WARNING)  # type: ignore[call-arg]
+    for name, uses in sorted(environment.conflicts.items()):
+        kinds = ", ".join(f"{kind} on '{event_type}'" for event_type, kind in uses)
+        event_type = uses[0][0]
+        say, path = declarations.event_paths()[event_type]
+        say(
+            (*path, "fields", name),
+            f"field '{name}' has different kinds ({kinds}): in expressions it is dyn, compared as it comes",
+            WARNING,  # type: ignore[call-arg]
+        )
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
@@ -276,6 +299,8 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     first_seen: dict[str, str] = {}
     lateness_seen: dict[int, str] = {}
     max_future_seen: dict[int, str] = {}
+    declarations = Declarations()
+    read: list[tuple[_Report, list]] = []  # each file's report and its touchpoints, checked once all are read
     for file in files:
         name = str(file)
         lines: dict[Path_, int] = {}
@@ -305,6 +330,18 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             _validation_problems(report, error, ())
             # Still check the touchpoints, so that one run shows every error.
             raw_touchpoints = data.get("touchpoints") if isinstance(data.get("touchpoints"), list) else []
+        declarations.read(data, report.add, lambda path, report=report: f"{report.file}:{report.line_of(path)}")
+        read.append((report, raw_touchpoints))
+
+    contract = declarations.contract()
+    if not contract.events and not any(p.severity == ERROR for p in problems):
+        problems.append(
+            Problem(str(root), 0, "events", "the catalog declares no event types: add an events.yaml (docs/EVENTS.md)")
+        )
+    environment = Environment(contract)
+    known = _Contract(contract, Decoder(contract), environment)
+    used: set[str] = set()
+    for report, raw_touchpoints in read:
         for index, raw in enumerate(raw_touchpoints):
             path: Path_ = ("touchpoints", index)
             if not isinstance(raw, dict):
@@ -318,10 +355,12 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             if spec.id in first_seen:
                 report.add((*path, "id"), f"'{spec.id}' is already defined at {first_seen[spec.id]}")
                 continue
-            first_seen[spec.id] = f"{name}:{report.line_of((*path, 'id'))}"
-            touchpoint = _touchpoint(report, path, spec)
+            first_seen[spec.id] = f"{report.file}:{report.line_of((*path, 'id'))}"
+            touchpoint = _touchpoint(report, path, spec, known)
             if touchpoint is not None:
                 touchpoints.append(touchpoint)
+                used |= touchpoint.event_types
+    _contract_warnings(declarations, contract, environment, used)
 
     for setting, seen in (("lateness", lateness_seen), ("max_future", max_future_seen)):
         if len(seen) > 1:
@@ -337,7 +376,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     # The journey's order (buy, get, pay, help, leave), then other stages; files keep their own order.
     rank = {stage: index for index, stage in enumerate(STAGES)}
     touchpoints.sort(key=lambda t: (rank.get(t.stage, len(rank)), t.stage if t.stage not in rank else ""))
-    return Catalog(tuple(touchpoints), lateness, tuple(str(f) for f in files), max_future), problems
+    return Catalog(tuple(touchpoints), lateness, tuple(str(f) for f in files), max_future, contract), problems
 
 
 def load_catalog(path: str | Path) -> Catalog:

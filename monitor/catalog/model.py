@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from ..contract import Contract, Decoder
 from .expressions import Expression
 
 DEADLINE = "deadline"
@@ -81,6 +83,12 @@ class Catalog:
     lateness: int = DEFAULT_LATENESS
     files: tuple[str, ...] = field(default_factory=tuple)
     max_future: int = DEFAULT_MAX_FUTURE
+    contract: Contract = field(default_factory=Contract)  # the events it judges (SPEC section 8)
+
+    @cached_property
+    def decoder(self) -> Decoder:
+        """Bytes into events, compiled from the contract once."""
+        return Decoder(self.contract)
 
     def __getitem__(self, touchpoint_id: str) -> Touchpoint:
         for touchpoint in self.touchpoints:

@@ -114,6 +114,10 @@ class CatalogFileSpec(_Strict):
     lateness: Duration | None = None
     max_future: Duration | None = None
     touchpoints: list[Any] = Field(default_factory=list)
+    # The event contract (SPEC section 8), checked by monitor.contract.declare.
+    sources: Any = None
+    events: Any = None
+    customers: Any = None
 
 
 KIND_SPECS: dict[str, type[_Touchpoint]] = {

@@ -1,0 +1,297 @@
+"""Bytes into events, compiled from a contract: the hot path of SPEC sections 1 and 8.
+
+Per contract, the decoder builds a typed msgspec struct for each declared type, and reads a message in
+stages:
+
+- an event of a plain source (flat, RFC 3339, every field at its own name) that has only the fields of
+  its type is decoded and checked in one pass in C by the *exact* structs; they read every byte of what
+  they accept, so what they accept is valid JSON;
+- anything else is read whole by orjson (the judge of what valid JSON is here), then checked: nesting,
+  then the typed fields (msgspec again, the *lenient* structs that may skip the extra fields orjson has
+  read); an event in another shape (fields found by JSON Pointers, epoch timestamps, a CloudEvent) is
+  first brought to the contract's own shape, field by field, so that the rules see the same fields
+  whatever shape it came in; a refusal is explained (the reason and a readable detail), and an event of
+  an undeclared type is accepted as "other".
+
+A bad input never raises: it becomes a ``Reject`` with a bounded reason, a detail and the raw bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Union
+
+import msgspec
+import orjson
+
+from ..conventions import OTHER_TYPE
+from ..events import (
+    DEFAULT_MAX_BYTES,
+    FUTURE_TIMESTAMP,
+    MALFORMED_JSON,
+    MAX_DEPTH,
+    MISSING_FIELD,
+    NOT_OBJECT,
+    NOT_UTF8,
+    TOO_LARGE,
+    WRONG_TYPE,
+    Event,
+    Reject,
+    describe,
+    format_timestamp,
+    nesting_exceeds,
+    parse_timestamp,
+)
+from .kinds import RFC3339, STRING, TIMESTAMP
+from .model import CLOUDEVENTS, COMMON, Contract, Declaration, Pointer, Source
+
+_NON_EMPTY = STRING.annotation
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+_MISSING: Final = object()
+SPECVERSION: Final = "1.0"
+#: Where a CloudEvent (structured mode) holds the common fields; the customer is data's customer_id,
+#: or the subject when data has none.
+CLOUDEVENT_POINTERS: Final = {"event_id": ("id",), "type": ("type",), "occurred_at": ("time",)}
+
+
+class _Envelope(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
+    event_id: _NON_EMPTY  # type: ignore[valid-type]
+    customer_id: _NON_EMPTY  # type: ignore[valid-type]
+    occurred_at: str
+
+
+class _Other(msgspec.Struct, frozen=True, gc=False):
+    """The fields every event has, for a type no declaration names."""
+
+    event_id: str
+    type: str
+    customer_id: str
+    occurred_at: str
+
+
+def _struct(declared: Declaration, exact: bool) -> type[msgspec.Struct]:
+    """The type's struct; ``exact`` refuses fields the type does not declare."""
+    fields: list[tuple] = [(f.name, f.kind.annotation) for f in declared.required]
+    fields += [(f.name, f.kind.annotation | None, None) for f in declared.optional]
+    name = "".join(part.capitalize() for part in declared.type.replace(".", "_").replace("-", "_").split("_"))
+    return msgspec.defstruct(
+        name or "Event", fields, bases=(_Envelope,), tag=declared.type, frozen=True, gc=False, forbid_unknown_fields=exact
+    )
+
+
+def _union(structs: list[type[msgspec.Struct]]) -> msgspec.json.Decoder | None:
+    if not structs:
+        return None
+    return msgspec.json.Decoder(Union[tuple(structs)])  # type: ignore[arg-type]  # noqa: UP007
+
+
+def _at(data: object, pointer: Pointer) -> object:
+    """The value a JSON Pointer names in parsed JSON, or _MISSING."""
+    for token in pointer:
+        if type(data) is dict:
+            data = data.get(token, _MISSING)  # type: ignore[union-attr]
+        elif type(data) is list and token.isdigit() and (token == "0" or token[0] != "0"):
+            index = int(token)
+            data = data[index] if index < len(data) else _MISSING  # type: ignore[index]
+        else:
+            return _MISSING
+        if data is _MISSING:
+            return _MISSING
+    return data
+
+
+class Decoder:
+    """Decodes the messages of a contract's sources (``decode``); built once per catalog."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        plain_sources = {s.name for s in contract.sources if s.plain}
+        self._exact: dict[str, type[msgspec.Struct]] = {}
+        self._lenient: dict[str, type[msgspec.Struct]] = {}
+        #: the types read by the structs straight from the bytes: a plain source, every field at its name
+        self._direct: set[str] = set()
+        for declared in contract.events:
+            self._lenient[declared.type] = _struct(declared, exact=False)
+            if declared.source in plain_sources and all(f.pointer == (f.name,) for f in declared.fields):
+                self._exact[declared.type] = _struct(declared, exact=True)
+                self._direct.add(declared.type)
+        self._type_of = {struct: t for structs in (self._exact, self._lenient) for t, struct in structs.items()}
+        self._exact_decoder = _union([self._exact[t] for t in self._direct])
+        self._lenient_decoder = _union([self._lenient[t] for t in self._direct])
+        self._timestamps = {
+            d.type: tuple(f.name for f in d.required if f.kind is TIMESTAMP)
+            for d in contract.events
+            if any(f.kind is TIMESTAMP for f in d.required)
+        }
+
+    # -- the fast path -------------------------------------------------------------------------------
+    def decode(
+        self, raw: bytes, source: str, max_bytes: int = DEFAULT_MAX_BYTES, not_after: int | None = None
+    ) -> Event | Reject:
+        """Decode one message or JSONL line of ``source``. Never raises for bad input.
+
+        ``not_after``: live, the wall clock plus ``max_future``; an event that occurred after it is
+        refused as ``future_timestamp``, so that one wrong clock upstream cannot move the watermark."""
+        if len(raw) > max_bytes:
+            return Reject(TOO_LARGE, f"{len(raw)} bytes is more than the limit of {max_bytes}", raw, source)
+        shape = self.contract.source(source)
+        if (shape is not None and not shape.plain) or self._exact_decoder is None:
+            return self._read_whole(raw, source, shape, not_after)
+        try:
+            fields = self._exact_decoder.decode(raw)
+        except _FAST_ERRORS:
+            return self._read_whole(raw, source, shape, not_after)
+        event_type = self._type_of[type(fields)]
+        at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
+        if at is None or (event_type in self._timestamps and not self._timestamps_valid(fields, event_type)):
+            return self._read_whole(raw, source, shape, not_after)
+        if not_after is not None and at > not_after:
+            return _from_the_future(fields.occurred_at, raw, source, not_after)  # type: ignore[attr-defined]
+        return Event(fields, raw, event_type, at, event_type, source)
+
+    def _timestamps_valid(self, fields: msgspec.Struct, event_type: str) -> bool:
+        return all(parse_timestamp(getattr(fields, name)) is not None for name in self._timestamps[event_type])
+
+    # -- everything else -----------------------------------------------------------------------------
+    def _read_whole(self, raw: bytes, source: str, shape: Source | None, not_after: int | None) -> Event | Reject:
+        """orjson reads the whole input (the judge of valid JSON), then the nesting and the fields."""
+        unreadable = None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return Reject(NOT_UTF8, f"not UTF-8: byte {bad.start} is invalid", raw, source)
+            unreadable = error
+        if nesting_exceeds(raw, MAX_DEPTH):  # (orjson's own limit, 1,024 levels, says less)
+            return Reject(MALFORMED_JSON, f"malformed JSON: nested deeper than {MAX_DEPTH} levels", raw, source)
+        if unreadable is not None:
+            return Reject(MALFORMED_JSON, f"malformed JSON: {unreadable}", raw, source)
+        if type(data) is not dict:
+            return Reject(NOT_OBJECT, f"an event is a JSON object, not {describe(data)}", raw, source)
+        if "specversion" in data or (shape is not None and shape.format == CLOUDEVENTS):
+            decoded = self._cloudevent(data, raw, source, shape)
+        elif shape is not None and not shape.plain:
+            decoded = self._mapped(data, data, raw, source, shape)
+        else:
+            decoded = self._flat(data, raw, source)
+        if type(decoded) is Event and not_after is not None and decoded.at > not_after:
+            return _from_the_future(format_timestamp(decoded.at), raw, source, not_after)
+        return decoded
+
+    def _flat(self, data: dict, raw: bytes, source: str) -> Event | Reject:
+        """An object in the contract's own shape."""
+        event_type = data.get("type")
+        if type(event_type) is str and event_type in self._direct and self._lenient_decoder is not None:
+            try:
+                fields = self._lenient_decoder.decode(raw)
+            except _FAST_ERRORS:
+                pass
+            else:
+                at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
+                if at is not None and (event_type not in self._timestamps or self._timestamps_valid(fields, event_type)):
+                    event = Event(fields, raw, event_type, at, event_type, source)
+                    event._data = data
+                    return event
+        return self._normalized(data, data, raw, source, None)
+
+    def _mapped(self, data: dict, extras: dict, raw: bytes, source: str, shape: Source) -> Event | Reject:
+        """An object whose fields the source finds by JSON Pointers, timestamps in its time format."""
+        common = {}
+        for name, _ in COMMON:
+            value = _at(data, shape.pointer(name))
+            common[name] = None if value is _MISSING else value
+        return self._checked(common, data, extras, raw, source, shape.time, "/", shape)
+
+    def _cloudevent(self, data: dict, raw: bytes, source: str, shape: Source | None) -> Event | Reject:
+        """CloudEvents 1.0, structured mode: id, type, time, and data holding the type's fields."""
+        version = data.get("specversion")
+        if version != SPECVERSION:
+            return Reject(WRONG_TYPE, f"attribute 'specversion' must be '1.0', not {version!r}", raw, source)
+        body = data.get("data")
+        if body is None:
+            body = {}
+        if type(body) is not dict:
+            return Reject(WRONG_TYPE, f"attribute 'data' must be an object, not {describe(body)}", raw, source)
+        common = {name: data.get(pointer[0]) for name, pointer in CLOUDEVENT_POINTERS.items()}
+        common["customer_id"] = body.get("customer_id", data.get("subject"))
+        return self._checked(common, data, body, raw, source, RFC3339, "/data/", shape)
+
+    def _checked(
+        self,
+        common: dict,
+        data: dict,
+        extras: dict,
+        raw: bytes,
+        source: str,
+        time_format: str,
+        where: str,
+        shape: Source | None,
+    ) -> Event | Reject:
+        """Check the common fields and the type's, then build the event in the contract's own shape."""
+        normal = dict(extras)
+        for name, kind in COMMON:
+            value = kind.read(common[name], name, time_format if name == "occurred_at" else RFC3339)
+            if type(value) is tuple:
+                return Reject(value[0], value[1], raw, source)  # type: ignore[index]
+            normal[name] = value
+        declared = self.contract.declaration(normal["type"])
+        if declared is not None:
+            cloudevent = where == "/data/"
+            for field in declared.fields:
+                pointer = field.pointer
+                if cloudevent and pointer == (field.name,):
+                    pointer = ("data", field.name)  # a flat source's declaration, met as a CloudEvent
+                value = _at(data, pointer)
+                if value is _MISSING or value is None:
+                    if field.required:
+                        return Reject(MISSING_FIELD, f"field '{field.name}' is missing", raw, source)
+                    normal.pop(field.name, None)
+                    continue
+                read = field.kind.read(value, field.name, time_format)
+                if type(read) is tuple:
+                    return Reject(read[0], read[1], raw, source)  # type: ignore[index]
+                normal[field.name] = read
+        return self._normalized(normal, normal, raw, source, declared)
+
+    def _normalized(
+        self, data: dict, normal: dict, raw: bytes, source: str, declared: Declaration | None
+    ) -> Event | Reject:
+        """An event from an object in the contract's shape (checked already, or checked here)."""
+        event_type = normal.get("type")
+        if declared is None:
+            for name, kind in COMMON:
+                value = kind.read(normal.get(name), name)
+                if type(value) is tuple:
+                    return Reject(value[0], value[1], raw, source)  # type: ignore[index]
+            declared = self.contract.declaration(event_type)  # type: ignore[arg-type]
+            if declared is not None:
+                for field in declared.fields:
+                    value = normal.get(field.name)
+                    if value is None and not field.required:
+                        continue
+                    read = field.kind.read(value, field.name)
+                    if type(read) is tuple:
+                        return Reject(read[0], read[1], raw, source)  # type: ignore[index]
+        at = parse_timestamp(normal["occurred_at"])
+        if declared is None:
+            fields = _Other(normal["event_id"], event_type, normal["customer_id"], normal["occurred_at"])  # type: ignore[arg-type]
+            event = Event(fields, raw, event_type, at, OTHER_TYPE, source)  # type: ignore[arg-type]
+        else:
+            try:
+                fields = msgspec.convert(normal, self._lenient[declared.type])
+            except msgspec.ValidationError as error:  # the kinds said yes, msgspec no: say what it said
+                return Reject(WRONG_TYPE, f"not a valid '{declared.type}' event: {error}", raw, source)
+            event = Event(fields, raw, declared.type, at, declared.type, source)  # type: ignore[arg-type]
+        event._data = data
+        return event
+
+
+def _from_the_future(text: str, raw: bytes, source: str, not_after: int) -> Reject:
+    return Reject(
+        FUTURE_TIMESTAMP,
+        f"field 'occurred_at' is {text[:64]!r}, more than max_future ahead of the clock "
+        f"(accepted up to {format_timestamp(not_after)})",
+        raw,
+        source,
+    )
