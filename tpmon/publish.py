@@ -12,7 +12,15 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from monitor.catalog import load_catalog
 from monitor.contract import Contract
@@ -157,15 +165,38 @@ async def publish(
     topics = topic_names(settings)
     contract = contract_of(settings)
     await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
-    producer = AIOKafkaProducer(
-        **settings.client_options(),
-        max_request_size=MAX_REQUEST_BYTES,
-        linger_ms=5,
-        acks="all",
-        enable_idempotence=True,
-    )
-    await started(producer, settings)
+
+    def new_producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **settings.client_options(),
+            max_request_size=MAX_REQUEST_BYTES,
+            linger_ms=5,
+            acks="all",
+            enable_idempotence=True,
+        )
+
+    producer = await started(new_producer(), settings)
     loop = asyncio.get_running_loop()
+
+    async def renew(deadline: float) -> None:
+        """A producer whose sequence the broker no longer follows (after an outage, the broker may
+        answer out-of-order-sequence for every later batch of a partition) fails for good: start a new
+        one (a new producer id) and send the whole window again. Lines Kafka took before may be sent
+        twice; tpmon counts a repeated event_id as a duplicate (SPEC section 3), so nothing is doubled."""
+        nonlocal producer
+        old, producer = producer, new_producer()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.stop(), FLUSH_TIMEOUT)
+        while True:
+            try:
+                await producer.start()
+                break
+            except KafkaError as error:
+                if loop.time() > deadline:
+                    raise Unsent(window[0][0], error, settings.bootstrap) from None
+                await asyncio.sleep(1.0)
+        for index, (number, topic, key, line, _) in enumerate(window):
+            window[index] = (number, topic, key, line, await send(number, topic, key, line, deadline))
 
     async def send(
         number: int, topic: str, key: bytes | None, line: bytes, deadline: float | None = None
@@ -194,6 +225,11 @@ async def publish(
                     break
                 except TimeoutError:
                     raise Unsent(number, KafkaTimeoutError(), settings.bootstrap) from None
+                except _PRODUCER_LOST as error:
+                    if loop.time() > deadline:
+                        raise Unsent(number, error, settings.bootstrap) from None
+                    await renew(deadline)
+                    future = window[0][4]
                 except KafkaError as error:
                     if not _retriable(error) or loop.time() > deadline:
                         raise Unsent(number, error, settings.bootstrap) from None
@@ -233,6 +269,10 @@ async def publish(
                 future.add_done_callback(_retrieved)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), FLUSH_TIMEOUT)
+
+
+#: Errors after which a producer sends nothing more (aiokafka fails every later batch): start a new one.
+_PRODUCER_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced)
 
 
 def _retriable(error: KafkaError) -> bool:
