@@ -61,7 +61,9 @@ class Replay:
         self.tally = Tally()
         self.lines = 0
 
-    def feed(self, lines: Iterable[bytes]) -> None:
+    def feed(self, lines: Iterable[bytes], source: str = FILE_SOURCE) -> None:
+        """Judge lines read as messages of ``source`` (a declared source's shape applies; the default,
+        self-describing lines: the contract's own shape or CloudEvents)."""
         engine, tally, journeys = self.engine, self.tally, self.journeys
         step, outbox, drain = engine.step, engine.outbox, self._drain
         decode = self.catalog.decoder.decode
@@ -72,7 +74,7 @@ class Replay:
             for line in lines:
                 number += 1
                 try:
-                    event = decode(line, FILE_SOURCE, DEFAULT_MAX_BYTES, not_after)  # JSON allows the trailing newline
+                    event = decode(line, source, DEFAULT_MAX_BYTES, not_after)  # JSON allows the trailing newline
                 except Exception as error:
                     self._failed(number, line, Failure(DECODE, error))
                     continue

@@ -58,7 +58,11 @@ def test_the_shipped_catalog_warns_only_of_the_declared_type_no_touchpoint_judge
     # order.cancelled is in the contract (SPEC section 1), kept in journeys; none of the 13 judges it.
     _, problems = validate_catalog(ROOT / "rules")
     assert [(Path(p.file).name, p.severity, p.message) for p in problems] == [
-        ("events.yaml", "warning", "no touchpoint uses 'order.cancelled': its events are checked and kept in journeys only")
+        (
+            "events.yaml",
+            "warning",
+            "no touchpoint uses 'order.cancelled': its events are checked and kept in journeys only",
+        )
     ]
 
 

@@ -36,6 +36,8 @@ class _Contract:
     contract: Contract
     decoder: Decoder
     environment: Environment
+
+
 _TOUCHPOINT = TypeAdapter(TouchpointSpec)
 _ROLES = {"deadline": ("start", "end"), "no_repeat": ("trigger", "repeat"), "condition": ("on", None)}
 
@@ -258,7 +260,9 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
     )
 
 
-def _contract_warnings(declarations: Declarations, contract: Contract, environment: Environment, used: set[str]) -> None:
+def _contract_warnings(
+    declarations: Declarations, contract: Contract, environment: Environment, used: set[str]
+) -> None:
     """What is declared but does nothing, and field names whose kinds differ between types."""
     counted = contract.joined | contract.left
     for event_type, (say, path) in declarations.event_paths().items():

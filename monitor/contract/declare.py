@@ -22,7 +22,31 @@ TYPE = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 SOURCE = re.compile(r"^[A-Za-z0-9._-]+$")  # a Kafka topic's characters
 #: Names an expression cannot use for a field: CEL's reserved words, and the two variables of ours.
 RESERVED = frozenset(
-    ["as", "break", "const", "continue", "else", "false", "for", "function", "if", "import", "in", "let", "loop", "package", "namespace", "null", "return", "true", "var", "void", "while", "event", "event_type"]
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "null",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+        "event",
+        "event_type",
+    ]
 )
 SOURCE_KEYS = ("name", "format", "time", "fields")
 EVENT_KEYS = ("type", "source", "fields", "optional")
@@ -82,20 +106,32 @@ class Declarations:
             return
         source_format = raw.get("format", "flat")
         if source_format not in FORMATS:
-            say((*path, "format"), f"must be one of {', '.join(FORMATS)}, not {source_format!r}{_hint(str(source_format), FORMATS)}")
+            say(
+                (*path, "format"),
+                f"must be one of {', '.join(FORMATS)}, not {source_format!r}{_hint(str(source_format), FORMATS)}",
+            )
             return
         time_format = raw.get("time", "rfc3339")
         if time_format not in TIME_FORMATS:
-            say((*path, "time"), f"must be one of {', '.join(TIME_FORMATS)}, not {time_format!r}{_hint(str(time_format), TIME_FORMATS)}")
+            say(
+                (*path, "time"),
+                f"must be one of {', '.join(TIME_FORMATS)}, not {time_format!r}{_hint(str(time_format), TIME_FORMATS)}",
+            )
             return
         pointers = []
         mapped = raw.get("fields") or {}
         if not isinstance(mapped, dict):
-            say((*path, "fields"), "must map contract fields (event_id, type, customer_id, occurred_at) to JSON Pointers")
+            say(
+                (*path, "fields"),
+                "must map contract fields (event_id, type, customer_id, occurred_at) to JSON Pointers",
+            )
             return
         for key, text in mapped.items():
             if key not in COMMON_NAMES:
-                say((*path, "fields", key), f"is not a field every event has; those are {', '.join(COMMON_NAMES)}{_hint(key, COMMON_NAMES)}")
+                say(
+                    (*path, "fields", key),
+                    f"is not a field every event has; those are {', '.join(COMMON_NAMES)}{_hint(key, COMMON_NAMES)}",
+                )
                 continue
             pointer = _pointer(say, (*path, "fields", key), text)
             if pointer is not None:
@@ -132,9 +168,14 @@ class Declarations:
                     fields.append(made)
         self.events[event_type] = (Declaration(event_type, source, tuple(fields)), say, path, where(path))
 
-    def _field(self, say: Say, path: Path_, name: str, written: object, required: bool, seen: list[Field]) -> Field | None:
+    def _field(
+        self, say: Say, path: Path_, name: str, written: object, required: bool, seen: list[Field]
+    ) -> Field | None:
         if not NAME.match(name) or name in RESERVED:
-            say(path, f"'{name}' cannot be a field name: letters, digits and '_', not starting with a digit, and not one of CEL's reserved words")
+            say(
+                path,
+                f"'{name}' cannot be a field name: letters, digits and '_', not starting with a digit, and not one of CEL's reserved words",
+            )
             return None
         if name in COMMON_NAMES:
             say(path, f"'{name}' is a field every event has: where it is is said by the source's fields")
@@ -168,7 +209,10 @@ class Declarations:
         for event_type, (declared, say, path, _) in self.events.items():
             source = self.sources.get(declared.source)
             if source is None:
-                say((*path, "source"), f"'{declared.source}' is not a declared source{_hint(declared.source, sorted(self.sources))}")
+                say(
+                    (*path, "source"),
+                    f"'{declared.source}' is not a declared source{_hint(declared.source, sorted(self.sources))}",
+                )
                 continue
             fields = tuple(
                 f if f.pointer else Field(f.name, f.kind, default_pointer(f.name, source[0].format), f.required)
@@ -188,7 +232,10 @@ class Declarations:
                     continue
                 for index, event_type in enumerate(types):
                     if event_type not in self.events:
-                        say((*path, key, index), f"'{event_type}' is not a declared event type{_hint(event_type, sorted(self.events))}")
+                        say(
+                            (*path, key, index),
+                            f"'{event_type}' is not a declared event type{_hint(event_type, sorted(self.events))}",
+                        )
                 if key == "joined":
                     joined = frozenset(types)
                 else:

@@ -74,7 +74,13 @@ def _struct(declared: Declaration, exact: bool) -> type[msgspec.Struct]:
     fields += [(f.name, f.kind.annotation | None, None) for f in declared.optional]
     name = "".join(part.capitalize() for part in declared.type.replace(".", "_").replace("-", "_").split("_"))
     return msgspec.defstruct(
-        name or "Event", fields, bases=(_Envelope,), tag=declared.type, frozen=True, gc=False, forbid_unknown_fields=exact
+        name or "Event",
+        fields,
+        bases=(_Envelope,),
+        tag=declared.type,
+        frozen=True,
+        gc=False,
+        forbid_unknown_fields=exact,
     )
 
 
@@ -189,7 +195,9 @@ class Decoder:
                 pass
             else:
                 at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
-                if at is not None and (event_type not in self._timestamps or self._timestamps_valid(fields, event_type)):
+                if at is not None and (
+                    event_type not in self._timestamps or self._timestamps_valid(fields, event_type)
+                ):
                     event = Event(fields, raw, event_type, at, event_type, source)
                     event._data = data
                     return event

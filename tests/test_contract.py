@@ -1,0 +1,235 @@
+"""The event contract as data (SPEC section 8): declared sources and shapes, decoded to the same events."""
+
+from __future__ import annotations
+
+import shutil
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.catalog import load_catalog
+from monitor.durations import parse_duration
+from monitor.events import MISSING_FIELD, WRONG_TYPE, Event, Reject, parse_timestamp
+from monitor.replay import Replay
+from monitor.simulate import Simulation
+
+from .conftest import ROOT
+
+FIELD_SERVICE = """version: 1
+sources:
+  - name: visits
+    time: epoch_ms
+    fields: {event_id: /uuid, type: /kind, customer_id: /account/id, occurred_at: /ts}
+  - name: helpdesk
+    format: cloudevents
+events:
+  - type: appointment.booked
+    source: visits
+    fields:
+      appointment_id: string
+      slot_start: {kind: timestamp, at: /slot/start}
+    optional:
+      priority: [low, normal, high]
+  - type: visit.completed
+    source: visits
+    fields: {appointment_id: string}
+  - type: ticket.created
+    source: helpdesk
+    fields: {ticket_id: string}
+touchpoints:
+  - id: visit-on-time
+    stage: get
+    owner: field-ops
+    description: The technician arrives within two hours of booking.
+    kind: deadline
+    start: appointment.booked
+    end: visit.completed
+    key: appointment_id
+    within: 2h
+    objective: 0.95
+  - id: ticket-seen
+    stage: help
+    owner: support
+    description: Every ticket is created with an id.
+    kind: condition
+    on: ticket.created
+    good: ticket_id != ""
+    objective: 0.95
+"""
+
+MS = 1_763_805_600_000  # 2025-11-22T10:00:00Z in epoch milliseconds
+
+
+@pytest.fixture(scope="module")
+def field_service(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("field-service")
+    (folder / "catalog.yaml").write_text(FIELD_SERVICE)
+    return load_catalog(folder)
+
+
+def booked(**changes: object) -> bytes:
+    message: dict = {
+        "uuid": "v-1",
+        "kind": "appointment.booked",
+        "account": {"id": "acct-7"},
+        "ts": MS,
+        "appointment_id": "a-1",
+        "slot": {"start": MS + 3_600_000},
+        "technician": "Ana",
+    }
+    message.update(changes)
+    return orjson.dumps({k: v for k, v in message.items() if v is not None})
+
+
+def cloudevent(**changes: object) -> bytes:
+    message: dict = {
+        "specversion": "1.0",
+        "id": "t-1",
+        "type": "ticket.created",
+        "source": "/helpdesk",
+        "subject": "acct-7",
+        "time": "2025-11-22T10:00:00Z",
+        "data": {"ticket_id": "T-1"},
+    }
+    message.update(changes)
+    return orjson.dumps({k: v for k, v in message.items() if v is not None})
+
+
+def test_a_mapped_source_is_read_by_its_pointers_and_its_time_format(field_service):
+    event = field_service.decoder.decode(booked(), "visits")
+    assert isinstance(event, Event), event
+    assert (event.id, event.type, event.customer, event.at) == (
+        "v-1",
+        "appointment.booked",
+        "acct-7",
+        parse_timestamp("2025-11-22T10:00:00Z"),
+    )
+    # The rules see the contract's own shape: timestamps as RFC 3339, fields by their names.
+    assert event.fields.slot_start == "2025-11-22T11:00:00Z"  # type: ignore[attr-defined]
+    assert event.fields.appointment_id == "a-1"  # type: ignore[attr-defined]
+    assert event.data["technician"] == "Ana"  # extra fields are kept
+    assert event.raw == booked()  # and the message itself, whole
+
+
+def test_a_cloudevent_takes_its_id_type_time_and_the_subject_as_customer(field_service):
+    event = field_service.decoder.decode(cloudevent(), "helpdesk")
+    assert isinstance(event, Event), event
+    assert (event.id, event.type, event.customer, event.fields.ticket_id) == ("t-1", "ticket.created", "acct-7", "T-1")  # type: ignore[attr-defined]
+    with_customer = cloudevent(data={"ticket_id": "T-1", "customer_id": "acct-9"})
+    assert field_service.decoder.decode(with_customer, "helpdesk").customer == "acct-9"  # type: ignore[union-attr]
+    # Any message with specversion is a CloudEvent, whatever its source.
+    assert isinstance(field_service.decoder.decode(cloudevent(), "file"), Event)
+
+
+@pytest.mark.parametrize(
+    ("raw", "source", "reason", "detail"),
+    [
+        (cloudevent(time=None), "helpdesk", MISSING_FIELD, "field 'occurred_at' is missing"),
+        (cloudevent(id=None), "helpdesk", MISSING_FIELD, "field 'event_id' is missing"),
+        (cloudevent(data=[1]), "helpdesk", WRONG_TYPE, "attribute 'data' must be an object, not an array"),
+        (cloudevent(specversion="0.3"), "helpdesk", WRONG_TYPE, "attribute 'specversion' must be '1.0', not '0.3'"),
+        (booked(slot={}), "visits", MISSING_FIELD, "field 'slot_start' is missing"),
+        (booked(ts=str(MS)), "visits", WRONG_TYPE, "field 'occurred_at' must be a number (epoch_ms), not a string"),
+        (booked(account={"name": "x"}), "visits", MISSING_FIELD, "field 'customer_id' is missing"),
+        (
+            booked(priority="urgent"),
+            "visits",
+            WRONG_TYPE,
+            "field 'priority' must be 'low' or 'normal' or 'high', not 'urgent'",
+        ),
+    ],
+    ids=[
+        "a CloudEvent without time",
+        "a CloudEvent without id",
+        "data not an object",
+        "another CloudEvents version",
+        "a pointer to a missing field",
+        "epoch milliseconds as a string",
+        "the customer's pointer leads nowhere",
+        "a value outside its list",
+    ],
+)
+def test_bad_input_per_shape_is_refused_with_why_and_kept_whole(field_service, raw, source, reason, detail):
+    refused = field_service.decoder.decode(raw, source)
+    assert isinstance(refused, Reject)
+    assert (refused.reason, refused.detail, refused.raw) == (reason, detail, raw)
+
+
+def test_a_catalog_without_declarations_says_so(tmp_path):
+    from monitor.catalog import validate_catalog
+
+    (tmp_path / "catalog.yaml").write_text("version: 1\ntouchpoints: []\n")
+    catalog, problems = validate_catalog(tmp_path)
+    assert catalog is None
+    assert any("declares no event types" in p.message for p in problems)
+
+
+# -- the same events in any shape give the same outcomes ---------------------------------------------------
+MAPPED = """version: 1
+sources:
+  - name: mapped
+    time: epoch_ms
+    fields: {event_id: /meta/id, type: /meta/type, customer_id: /meta/account, occurred_at: /meta/at}
+"""
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shapes")
+    for rule in (ROOT / "rules").glob("*.yaml"):
+        shutil.copy(rule, folder / rule.name)
+    (folder / "mapped.yaml").write_text(MAPPED)
+    return load_catalog(folder)
+
+
+def as_cloudevent(line: bytes) -> bytes:
+    event = orjson.loads(line)
+    common = {name: event.pop(name) for name in ("event_id", "type", "customer_id", "occurred_at")}
+    data = {"customer_id": common["customer_id"], **event}
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": common["event_id"],
+            "type": common["type"],
+            "source": "/sim",
+            "time": common["occurred_at"],
+            "data": data,
+        }
+    )
+
+
+def as_mapped(line: bytes, timestamps: frozenset[str]) -> bytes:
+    event = orjson.loads(line)
+    meta = {
+        "id": event.pop("event_id"),
+        "type": event.pop("type"),
+        "account": event.pop("customer_id"),
+        "at": parse_timestamp(event.pop("occurred_at")) // 1000,  # type: ignore[operator]
+    }
+    for name in timestamps & set(event):
+        event[name] = parse_timestamp(event[name]) // 1000  # type: ignore[operator]
+    return orjson.dumps({"meta": meta, **event})
+
+
+def summary(catalog, lines, source="file"):
+    run = Replay(catalog, lateness=parse_duration("30s"))
+    run.feed(lines, source)
+    return run.finish()
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000))
+def test_simulated_days_give_the_same_summary_flat_as_cloudevents_and_mapped(shapes, seed):
+    lines = list(Simulation(customers=150, duration=parse_duration("2d"), seed=seed).lines())
+    timestamps = frozenset(
+        name
+        for declared in shapes.contract.events
+        for name, kind in shapes.contract.fields_of(declared.type).items()
+        if kind.name == "timestamp" and name != "occurred_at"
+    )
+    flat = summary(shapes, lines)
+    assert flat["events"]["rejected"] == 0 and flat["events"]["accepted"] > 0
+    assert summary(shapes, [as_cloudevent(line) for line in lines]) == flat
+    assert summary(shapes, [as_mapped(line, timestamps) for line in lines], "mapped") == flat
