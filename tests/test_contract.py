@@ -233,3 +233,22 @@ def test_simulated_days_give_the_same_summary_flat_as_cloudevents_and_mapped(sha
     assert flat["events"]["rejected"] == 0 and flat["events"]["accepted"] > 0
     assert summary(shapes, [as_cloudevent(line) for line in lines]) == flat
     assert summary(shapes, [as_mapped(line, timestamps) for line in lines], "mapped") == flat
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b'{"event_id": "e1", "customer_id": "c1"}', "field 'type' is missing"),
+        (b'{"event_id": "e1", "type": "order.placed"}', "field 'customer_id' is missing"),
+        (b'{"type": "appointment.booked", "customer_id": "c1"}', "type 'appointment.booked' is not declared"),
+        (b"[1]", "not a JSON object"),
+    ],
+    ids=["no type", "no customer", "an undeclared type", "not an object"],
+)
+def test_produce_says_which_field_keeps_a_line_from_its_topic(line, why):
+    from tests.builders import CONTRACT
+    from tpmon.publish import route
+
+    topic, key, said = route(line, {"orders": "orders"}, None, CONTRACT)
+    assert topic is None and said.startswith(why)
+    assert route(b'{"type": "order.placed", "customer_id": "c1"}', {"orders": "o"}, None, CONTRACT) == ("o", b"c1", "")

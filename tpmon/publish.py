@@ -105,9 +105,13 @@ def route(
     if not isinstance(data, dict):
         return None, None, "not a JSON object"
     event_type = data.get("type")
-    source = contract.source_of_type(event_type) if isinstance(event_type, str) else None
+    if not isinstance(event_type, str) or not event_type:
+        return None, None, "field 'type' is missing, so its source topic is unknown (give --topic to send it anyway)"
+    source = contract.source_of_type(event_type)
     if source is None or source not in topics:
-        return None, None, f"type {data.get('type')!r} has no source topic (give --topic to send it anyway)"
+        return None, None, f"type {event_type!r} is not declared in the catalog's events (give --topic to send it anyway)"
+    if key is None:
+        return None, None, "field 'customer_id' is missing: each event is keyed by its customer"
     return topics[source], key, ""
 
 

@@ -58,6 +58,8 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
         err.print(f"interrupted; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
         raise SystemExit(130) from None
     err.print(f"{result.sent} events sent, {result.skipped} skipped")
+    if result.sent == 0 and result.skipped:
+        fail("nothing was sent: every line was skipped (the reasons are above)")
 
 
 STDIN_LINE_LIMIT = 64 * 1024 * 1024
