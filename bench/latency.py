@@ -245,6 +245,6 @@ def detection(stage: Stage, rate: int, seconds: float = 20.0) -> Detection:
     try:
         port = workers.ports[0]
         workers.wait_assigned(PARTITIONS)
-        return asyncio.run(_measure(stage, port, topic_names(settings), rate, seconds))
+        return asyncio.run(_measure(stage, port, topic_names(settings, stage.catalog.contract), rate, seconds))
     finally:
         workers.stop()

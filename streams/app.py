@@ -245,7 +245,10 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         TableManager=SeekFirstTableManager,  # see streams.seam: messages lost when taking over partitions
         monitor=OffsetsMonitor(),
     )
-    sources = app.topic(*settings.source_topics, key_type=bytes, value_type=bytes)
+    topic_of = settings.topics_of(catalog.contract.source_names)  # source -> its topic
+    source_topics = tuple(topic_of.values())
+    source_of_topic = {topic: source for source, topic in topic_of.items()}
+    sources = app.topic(*source_topics, key_type=bytes, value_type=bytes)
     events = app.topic(
         settings.events_topic, partitions=settings.partitions, internal=True, key_type=bytes, value_type=bytes
     )
@@ -285,15 +288,15 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         retention=parse_duration(settings.dedup_retention),
     )
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)
-    for source in settings.source_topics:
-        metrics.bind_source(source)
+    for topic in source_topics:
+        metrics.bind_source(topic)
     metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
-    registry.register(LagCollector(app, {*settings.source_topics, settings.events_topic}))
+    registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(partitions))
     failures = Failures(metrics)
     dead_letter_box = DeadLetters(outbox, dead_letters_name, events_name, metrics, failures)
     outbox.on_refused = dead_letter_box.refused
-    positions = ConsumerPositions(app, settings.source_topics)
+    positions = ConsumerPositions(app, source_topics)
     ingest = Ingest(
         outbox,
         events_name,
@@ -304,8 +307,9 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         events_partitions=settings.partitions,
         lateness=partitions.lateness,
         decoder=catalog.decoder,
+        sources=source_of_topic,
     )
-    judge = Judge(partitions, events_name, dead_letter_box, max_future, failures, catalog.decoder)
+    judge = Judge(partitions, events_name, dead_letter_box, max_future, failures, catalog.decoder, source_of_topic)
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
@@ -321,7 +325,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         await outbox.deliver()
 
     # Delivered by the consumer in batches (streams.seam), not through agents.
-    app.batch_handlers = {**dict.fromkeys(settings.source_topics, ingest_batch), settings.events_topic: judge_batch}
+    app.batch_handlers = {**dict.fromkeys(source_topics, ingest_batch), settings.events_topic: judge_batch}
     app.topics.add(sources)
     app.topics.add(events)
 

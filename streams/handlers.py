@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -181,11 +181,15 @@ class Ingested:
     progress: dict[tuple[str, int], int | None] = field(default_factory=dict)
 
 
-def ingest(messages: Sequence[Record], decoder: Decoder, not_after: int) -> Ingested:
-    """The ingest step, a pure function of a batch: decode each message as its source's (an event later
-    than ``not_after`` is a future_timestamp reject) and say what to send where. Guarded per message."""
+def ingest(
+    messages: Sequence[Record], decoder: Decoder, not_after: int, sources: Mapping[str, str] | None = None
+) -> Ingested:
+    """The ingest step, a pure function of a batch: decode each message as its source's (``sources``:
+    topic -> the catalog's source, when the topics are renamed; an event later than ``not_after`` is a
+    future_timestamp reject) and say what to send where. Guarded per message."""
     step = Ingested()
     decode = decoder.decode
+    sources = sources or {}
     forward, rejects, progress = step.events.append, step.rejects.append, step.progress
     for message in messages:
         source = message.topic
@@ -193,7 +197,10 @@ def ingest(messages: Sequence[Record], decoder: Decoder, not_after: int) -> Inge
         newest = progress.get(where)
         try:
             raw = message.value or b""
-            decoded = decode(raw, source, not_after=not_after)
+            shape = sources.get(source, source)
+            decoded = decode(raw, shape, not_after=not_after)
+            if shape is not source:
+                decoded.source = source  # read as its source's; counted and kept under its topic
             if type(decoded) is Event:
                 forward((decoded.customer.encode(), raw, source.encode()))
                 if newest is None or decoded.at > newest:
@@ -221,12 +228,19 @@ class Read:
     failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
 
 
-def read_events(messages: Sequence[Record], decoder: Decoder, events_topic: str, not_after: int) -> Read:
+def read_events(
+    messages: Sequence[Record],
+    decoder: Decoder,
+    events_topic: str,
+    not_after: int,
+    sources: Mapping[str, str] | None = None,
+) -> Read:
     """The judge step's reading, a pure function of a batch: each message of the events topic is a
     report of ingest (its inputs' progress) or an event, decoded again as its source's (``source``
     header)."""
     step = Read()
     decode = decoder.decode
+    sources = sources or {}
     items, held = step.items.append, step.held.append
     for message in messages:
         source = events_topic
@@ -237,7 +251,10 @@ def read_events(messages: Sequence[Record], decoder: Decoder, events_topic: str,
                 held((message, source))
                 continue
             source = header(headers, "source") or events_topic
-            decoded = decode(message.value or b"", source, not_after=not_after)
+            shape = sources.get(source, source)
+            decoded = decode(message.value or b"", shape, not_after=not_after)
+            if shape is not source:
+                decoded.source = source
             if type(decoded) is Event:
                 items((message.partition, decoded))  # type: ignore[arg-type]
                 held((message, source))
@@ -264,8 +281,9 @@ class Ingest:
         events_partitions: int,
         lateness: int,
         decoder: Decoder,
+        sources: Mapping[str, str] | None = None,
     ) -> None:
-        self.decoder = decoder
+        self.decoder, self.sources = decoder, sources
         self.outbox = outbox
         self.events_topic = events_topic
         self.dead_letters = dead_letters
@@ -280,7 +298,7 @@ class Ingest:
         self.last_report: dict[str, tuple] | None = None
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        step = ingest(messages, self.decoder, now + self.max_future)
+        step = ingest(messages, self.decoder, now + self.max_future, self.sources)
         add, events = self.outbox.add, self.events_topic
         for key, value, source in step.events:
             add(events, key, value, headers=[("source", source)])
@@ -388,8 +406,9 @@ class Judge:
         max_future: int,
         failures: Failures,
         decoder: Decoder,
+        sources: Mapping[str, str] | None = None,
     ) -> None:
-        self.decoder = decoder
+        self.decoder, self.sources = decoder, sources
         self.partitions = partitions
         self.events_topic = events_topic
         self.dead_letters = dead_letters
@@ -399,7 +418,7 @@ class Judge:
         self.failures = failures
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        step = read_events(messages, self.decoder, self.events_topic, now + self.max_future)
+        step = read_events(messages, self.decoder, self.events_topic, now + self.max_future, self.sources)
         for message, reject in step.rejects:
             self.dead_letters.reject(message, reject)
         for message, source, failure in step.failed:

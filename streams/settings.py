@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
-from monitor.conventions import DEAD_LETTER_TOPIC, JOURNEYS_TOPIC, SOURCE_TOPICS
+from monitor.conventions import DEAD_LETTER_TOPIC, JOURNEYS_TOPIC
 from monitor.durations import parse_duration
 
 ENV_PREFIX = "TPMON_"
@@ -22,7 +22,9 @@ class Settings:
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
     max_future: str = ""  # empty: the catalog's; events further ahead of the wall clock are future_timestamp
-    topics: str = ",".join(SOURCE_TOPICS)  # the source topics, comma-separated
+    topics: str = (
+        ""  # the source topics: empty, the catalog's sources by name; else one per source, in order, or source=topic
+    )
     events_topic: str = "tpmon-events"  # events repartitioned by customer
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     journeys_topic: str = JOURNEYS_TOPIC
@@ -58,8 +60,6 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if not self.source_topics:
-            raise ValueError("give at least one source topic")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
         if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
@@ -79,9 +79,27 @@ class Settings:
                 except ValueError as error:
                     raise ValueError(f"{ENV_PREFIX}{name.upper()}: {error}") from None
 
-    @property
-    def source_topics(self) -> tuple[str, ...]:
-        return tuple(t.strip() for t in self.topics.split(",") if t.strip())
+    def topics_of(self, sources: Sequence[str]) -> dict[str, str]:
+        """Each declared source's topic: its own name, unless TPMON_TOPICS names another, either one
+        topic per source in the order the catalog declares them (``a,b,c,d``) or ``source=topic``
+        pairs (the sources not named keep their names)."""
+        given = [t.strip() for t in self.topics.split(",") if t.strip()]
+        topics = {source: source for source in sources}
+        if not given:
+            return topics
+        if all("=" in entry for entry in given):
+            for entry in given:
+                source, topic = (part.strip() for part in entry.split("=", 1))
+                if source not in topics:
+                    raise ValueError(f"TPMON_TOPICS: {source!r} is not a source of the catalog ({', '.join(sources)})")
+                topics[source] = topic
+            return topics
+        if any("=" in entry for entry in given) or len(given) != len(sources):
+            raise ValueError(
+                f"TPMON_TOPICS names {len(given)} topics for the catalog's {len(sources)} sources "
+                f"({', '.join(sources)}): give one per source, in that order, or source=topic pairs"
+            )
+        return dict(zip(sources, given, strict=True))
 
     @property
     def broker_url(self) -> str:

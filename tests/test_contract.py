@@ -249,6 +249,19 @@ def test_produce_says_which_field_keeps_a_line_from_its_topic(line, why):
     from tests.builders import CONTRACT
     from tpmon.publish import route
 
-    topic, key, said = route(line, {"orders": "orders"}, None, CONTRACT)
+    topic, _, said = route(line, {"orders": "orders"}, None, CONTRACT)
     assert topic is None and said.startswith(why)
     assert route(b'{"type": "order.placed", "customer_id": "c1"}', {"orders": "o"}, None, CONTRACT) == ("o", b"c1", "")
+
+
+def test_the_worker_reads_the_declared_sources_under_their_names_or_as_tpmon_topics_renames_them():
+    from streams.settings import Settings
+
+    sources = ("orders", "bills", "visits")
+    assert Settings().topics_of(sources) == {"orders": "orders", "bills": "bills", "visits": "visits"}
+    assert Settings(topics="a,b,c").topics_of(sources) == {"orders": "a", "bills": "b", "visits": "c"}
+    assert Settings(topics="visits=fs-visits").topics_of(sources)["visits"] == "fs-visits"
+    with pytest.raises(ValueError, match="names 2 topics for the catalog's 3 sources"):
+        Settings(topics="a,b").topics_of(sources)
+    with pytest.raises(ValueError, match="'visitz' is not a source"):
+        Settings(topics="visitz=x").topics_of(sources)

@@ -24,7 +24,6 @@ from aiokafka.errors import (
 
 from monitor.catalog import load_catalog
 from monitor.contract import Contract
-from monitor.conventions import SOURCE_TOPICS
 from streams.logs import quiet_client_logs
 from streams.outbox import succeeded
 from streams.partitions import key_partition
@@ -109,20 +108,19 @@ def route(
         return None, None, "field 'type' is missing, so its source topic is unknown (give --topic to send it anyway)"
     source = contract.source_of_type(event_type)
     if source is None or source not in topics:
-        return None, None, f"type {event_type!r} is not declared in the catalog's events (give --topic to send it anyway)"
+        return (
+            None,
+            None,
+            f"type {event_type!r} is not declared in the catalog's events (give --topic to send it anyway)",
+        )
     if key is None:
         return None, None, "field 'customer_id' is missing: each event is keyed by its customer"
     return topics[source], key, ""
 
 
-def topic_names(settings: Settings) -> dict[str, str]:
-    """Source name -> topic, following TPMON_TOPICS when it renames the four sources."""
-    names = settings.source_topics
-    return (
-        dict(zip(SOURCE_TOPICS, names, strict=True))
-        if len(names) == len(SOURCE_TOPICS)
-        else dict(zip(SOURCE_TOPICS, SOURCE_TOPICS, strict=True))
-    )
+def topic_names(settings: Settings, contract: Contract) -> dict[str, str]:
+    """Source name -> topic: the catalog's sources, renamed as TPMON_TOPICS says."""
+    return settings.topics_of(contract.source_names)
 
 
 async def started(client: Client, settings: Settings) -> Client:
@@ -166,8 +164,8 @@ async def publish(
     out of reach, each line is retried for RETRY_FOR seconds; then ``Unsent`` names the line. On
     cancellation (Ctrl-C) what was handed to the producer is flushed before it stops, within FLUSH_TIMEOUT.
     """
-    topics = topic_names(settings)
     contract = contract_of(settings)
+    topics = topic_names(settings, contract)
     await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
 
     def new_producer() -> AIOKafkaProducer:

@@ -24,9 +24,10 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
     Without --topic, a line whose type is unknown or that cannot be read is reported and skipped.
     Security settings come from TPMON_* environment variables, as for `tpmon worker`.
     """
+    from monitor.catalog import CatalogInvalid
     from streams.settings import Settings
 
-    from ..publish import Published, publish
+    from ..publish import Published, contract_of, publish, topic_names
     from ..runtime import run_until_interrupted
 
     if str(events) != "-" and not events.is_file():
@@ -50,6 +51,10 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
         err.print(f"line {number}: skipped: {why}", soft_wrap=True)
 
     result = Published()
+    try:
+        topic_names(settings, contract_of(settings))
+    except (ValueError, CatalogInvalid) as error:
+        fail(str(error))
     try:
         run_until_interrupted(publish(lines(), settings, result, topic, skipped))
     except ConnectionError as error:

@@ -84,10 +84,14 @@ def worker(
         fail(str(error))
     catalog = catalog_or_exit(Path(settings.rules) if settings.rules else None)
     try:
+        settings.topics_of(catalog.contract.source_names)
+    except ValueError as error:
+        fail(str(error))
+    try:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     except OSError as error:
         fail(f"cannot use {settings.data_dir} as the worker's folder: {error.strerror}")
-    _topics(settings)
+    _topics(settings, catalog)
     app, _ = create_app(settings, catalog)
     err.print(
         f"tpmon worker {settings.app_id}: {len(catalog.touchpoints)} touchpoints, Kafka {settings.bootstrap}, "
@@ -113,7 +117,7 @@ def _event_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _topics(settings) -> None:  # type: ignore[no-untyped-def]
+def _topics(settings, catalog) -> None:  # type: ignore[no-untyped-def]
     """Create the missing topics the worker consumes (the sources and tpmon's events topic) and the
     dead-letter topic, so it subscribes to them from the start: a consumer that starts before its
     topics exist ignores them until the next rebalance."""
@@ -126,7 +130,8 @@ def _topics(settings) -> None:  # type: ignore[no-untyped-def]
     from ..publish import ensure_topics
 
     try:
-        asyncio.run(ensure_topics(settings, list(settings.source_topics)))
+        sources = list(settings.topics_of(catalog.contract.source_names).values())
+        asyncio.run(ensure_topics(settings, sources))
         asyncio.run(ensure_topics(settings, [settings.events_topic, settings.dead_letter_topic], TOPIC_CONFIG))
     except ConnectionError as error:
         fail(f"{error}; is Kafka running? (`tpmon kafka start` runs one locally)")
