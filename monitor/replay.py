@@ -10,8 +10,9 @@ been judged already, see ``monitor.failures``) and to ``on_failure``, and the re
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .catalog.model import Catalog
@@ -64,22 +65,38 @@ class Replay:
     def feed(self, lines: Iterable[bytes], source: str = FILE_SOURCE) -> None:
         """Judge lines read as messages of ``source`` (a declared source's shape applies; the default,
         self-describing lines: the contract's own shape or CloudEvents)."""
+        self._judge(self._decoded(lines, source, self.lines))
+
+    def feed_merged(self, inputs: Sequence[tuple[str, Iterable[bytes]]]) -> None:
+        """Judge several inputs, each (source, lines), merged in event-time order as the live watermark
+        aligns sources (SPEC section 8): each input is read in its own order, and the input whose next
+        event occurred earliest goes next. A line that is not an event (it has no time) goes as soon as
+        it is next in its input."""
+        self._judge(_merged([self._decoded(lines, source) for source, lines in inputs]))
+
+    def _decoded(self, lines: Iterable[bytes], source: str, before: int = 0) -> Iterator[tuple[int, bytes, object]]:
+        """(line number in its input, after ``before`` lines, line, event or reject or failure)."""
+        decode = self.catalog.decoder.decode
+        not_after = self.not_after
+        for number, line in enumerate(lines, before + 1):
+            try:
+                yield number, line, decode(line, source, DEFAULT_MAX_BYTES, not_after)  # JSON allows the newline
+            except Exception as error:
+                yield number, line, Failure(DECODE, error)
+
+    def _judge(self, decoded: Iterable[tuple[int, bytes, object]]) -> None:
         engine, tally, journeys = self.engine, self.tally, self.journeys
         step, outbox, drain = engine.step, engine.outbox, self._drain
-        decode = self.catalog.decoder.decode
         by_kind = tally.by_kind
-        not_after = self.not_after
-        number, duplicates, late = self.lines, 0, 0
+        lines, duplicates, late = self.lines, 0, 0
         try:
-            for line in lines:
-                number += 1
-                try:
-                    event = decode(line, source, DEFAULT_MAX_BYTES, not_after)  # JSON allows the trailing newline
-                except Exception as error:
-                    self._failed(number, line, Failure(DECODE, error))
-                    continue
+            for number, line, event in decoded:
+                lines += 1
                 if type(event) is not Event:
-                    self._reject(number, line, event)  # type: ignore[arg-type]
+                    if type(event) is Failure:
+                        self._failed(number, line, event)  # type: ignore[arg-type]
+                    else:
+                        self._reject(number, line, event)  # type: ignore[arg-type]
                     continue
                 try:
                     status = step(event)
@@ -102,7 +119,7 @@ class Replay:
                     outbox.clear()
                     self._failed(number, line, Failure(JOURNEY, error, event_id=event.id, customer=event.customer))
         finally:
-            self.lines = number
+            self.lines = lines
             tally.duplicates += duplicates
             tally.late += late
             self._settle()
@@ -193,3 +210,29 @@ class Replay:
                 "broken": sum(1 for mine in customers.values() if mine.bad),
             },
         }
+
+
+_NO_TIME = -(2**63)  # a line that is not an event goes as soon as it is next in its input
+
+
+def _merged(inputs: list[Iterator[tuple[int, bytes, object]]]) -> Iterator[tuple[int, bytes, object]]:
+    """The inputs' items, the earliest head next (ties: the input given first)."""
+    heads: list[tuple[int, int, tuple[int, bytes, object]]] = []
+    for index, items in enumerate(inputs):
+        item = next(items, None)
+        if item is not None:
+            heads.append((_time_of(item), index, item))
+    heapq.heapify(heads)
+    while heads:
+        _, index, item = heads[0]
+        yield item
+        following = next(inputs[index], None)
+        if following is None:
+            heapq.heappop(heads)
+        else:
+            heapq.heapreplace(heads, (_time_of(following), index, following))
+
+
+def _time_of(item: tuple[int, bytes, object]) -> int:
+    event = item[2]
+    return event.at if type(event) is Event else _NO_TIME  # type: ignore[attr-defined]

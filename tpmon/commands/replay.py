@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from monitor.conventions import FILE_SOURCE
 from monitor.events import Reject, parse_timestamp, timestamp_problem
 from monitor.failures import Failure, FailureLog
 from monitor.journeys import Journeys
@@ -52,7 +54,7 @@ def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[by
 
 
 @click.command()
-@click.argument("events", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="[SOURCE=]EVENTS...")
 @click.option(
     "--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/]."
 )
@@ -91,7 +93,7 @@ def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[by
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal]."
 )
 def replay(
-    events: Path,
+    inputs: tuple[str, ...],
     rules_path: Path | None,
     lateness: int | None,
     journeys_out: Path | None,
@@ -103,6 +105,10 @@ def replay(
     progress: bool | None,
 ) -> None:
     """Replay EVENTS (JSONL, one event per line; - for stdin) through the catalog.
+
+    Several inputs are merged in event-time order, as a live worker aligns its sources. An input
+    written SOURCE=FILE is read as messages of that declared source (its shape and time format
+    apply); a bare FILE holds lines in the contract's own shape or CloudEvents.
 
     No line stops the replay: bad lines are counted, and kept whole with --rejects; a line whose
     processing fails for a reason outside the event contract (a bug) is kept there too, as
@@ -122,11 +128,11 @@ def replay(
         until = parse_timestamp(until_text)
         if until is None:
             fail(f"--until {timestamp_problem(until_text)}")
-    if str(events) != "-" and not events.is_file():
-        fail(f"{events}: no such file")
-    for output in (journeys_out, rejects_out):
-        if output is not None and str(events) != "-" and output.resolve() == events.resolve():
-            fail(f"{output} is the input file; choose another output")
+    sources = _inputs(inputs, catalog)
+    for _, events in sources:
+        for output in (journeys_out, rejects_out):
+            if output is not None and str(events) != "-" and output.resolve() == events.resolve():
+                fail(f"{output} is an input file; choose another output")
 
     with contextlib.ExitStack() as stack:
         rejects_stream = stack.enter_context(atomic_output(rejects_out)) if rejects_out else None
@@ -152,15 +158,22 @@ def replay(
             on_failure=report_failure,
             not_after=not_after,
         )
-        if str(events) == "-":
-            stream, size = sys.stdin.buffer, 0
-        else:
-            stream = stack.enter_context(events.open("rb"))
-            size = os.fstat(stream.fileno()).st_size
+        streams = []
+        for source, events in sources:
+            if str(events) == "-":
+                streams.append((source, sys.stdin.buffer, 0))
+            else:
+                stream = stack.enter_context(events.open("rb"))
+                streams.append((source, stream, os.fstat(stream.fileno()).st_size))
+        size = sum(size for _, _, size in streams)
         show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
         try:
             with batch_collection():
-                run.feed(_lines_with_progress(stream, size, bool(show and size)))
+                if len(streams) == 1:
+                    source, stream, size = streams[0]
+                    run.feed(_lines_with_progress(stream, size, bool(show and size)), source)
+                else:
+                    run.feed_merged([(source, stream) for source, stream, _ in streams])
         except KeyboardInterrupt:
             err.print(f"interrupted after {run.lines} lines; no output written")
             raise SystemExit(130) from None
@@ -175,6 +188,29 @@ def replay(
         sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
         return
     _print_table(catalog, summary)
+
+
+def _inputs(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type: ignore[no-untyped-def]
+    """(source, file) of each ``[SOURCE=]FILE``; a bare file's lines describe themselves."""
+    sources = catalog.contract.source_names
+    read = []
+    for given in inputs:
+        name, equals, file = given.partition("=")
+        if equals and not Path(given).is_file():
+            if name not in sources:
+                close = difflib.get_close_matches(name, sources, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f" (the catalog's: {', '.join(sources)})"
+                fail(f"{given}: '{name}' is not a declared source{hint}")
+            source, path = name, Path(file)
+        else:
+            source, path = FILE_SOURCE, Path(given)
+        if str(path) == "-":
+            if len(inputs) > 1:
+                fail("- (standard input) can only be the one input")
+        elif not path.is_file():
+            fail(f"{path}: no such file")
+        read.append((source, path))
+    return read
 
 
 def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def]
