@@ -299,3 +299,16 @@ def test_inputs_split_by_source_replay_merged_in_event_time_to_the_same_summary(
     assert orjson.loads(several.stdout)["events"]["late"] == 0
     wrong = runner.invoke(main, ["replay", f"order={tmp_path / 'orders.jsonl'}"])
     assert wrong.exit_code == 2 and "'order' is not a declared source; did you mean 'orders'?" in wrong.output
+
+
+def test_produce_as_a_source_keys_each_line_by_the_customer_its_shape_says(field_service):
+    from tpmon.publish import route_as
+
+    topics = {"visits": "fs-visits", "helpdesk": "helpdesk"}
+    assert route_as(booked(), "visits", topics, field_service.decoder) == ("fs-visits", b"acct-7", "")
+    assert route_as(cloudevent(), "helpdesk", topics, field_service.decoder) == ("helpdesk", b"acct-7", "")
+    assert route_as(booked(account={}), "visits", topics, field_service.decoder) == (
+        None,
+        None,
+        "field 'customer_id' is missing",
+    )

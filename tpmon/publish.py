@@ -23,7 +23,8 @@ from aiokafka.errors import (
 )
 
 from monitor.catalog import load_catalog
-from monitor.contract import Contract
+from monitor.contract import Contract, Decoder
+from monitor.events import Event
 from streams.logs import quiet_client_logs
 from streams.outbox import succeeded
 from streams.partitions import key_partition
@@ -118,6 +119,17 @@ def route(
     return topics[source], key, ""
 
 
+def route_as(
+    line: bytes, source: str, topics: dict[str, str], decoder: Decoder
+) -> tuple[str | None, bytes | None, str]:
+    """(topic, key, why-not) for a line of a given source: its topic, keyed by the customer its shape
+    says (a line that is not a valid event of the source is not sent: why says what is wrong)."""
+    decoded = decoder.decode(line, source)
+    if type(decoded) is not Event:
+        return None, None, decoded.detail  # type: ignore[union-attr]
+    return topics[source], decoded.customer.encode(), ""
+
+
 def topic_names(settings: Settings, contract: Contract) -> dict[str, str]:
     """Source name -> topic: the catalog's sources, renamed as TPMON_TOPICS says."""
     return settings.topics_of(contract.source_names)
@@ -156,6 +168,7 @@ async def publish(
     result: Published,
     fixed_topic: str | None = None,
     on_skip: Callable[[int, str], None] | None = None,
+    source: str | None = None,
 ) -> None:
     """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``.
 
@@ -166,7 +179,12 @@ async def publish(
     """
     contract = contract_of(settings)
     topics = topic_names(settings, contract)
-    await ensure_topics(settings, [fixed_topic] if fixed_topic else list(topics.values()))
+    decoder = Decoder(contract) if source is not None else None
+    if source is not None and source not in topics:
+        raise ValueError(f"'{source}' is not a source of the catalog ({', '.join(topics)})")
+    await ensure_topics(
+        settings, [fixed_topic] if fixed_topic else [topics[source]] if source else list(topics.values())
+    )
 
     def new_producer() -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -249,7 +267,10 @@ async def publish(
                 number += 1
                 if not line.strip():
                     continue
-                topic, key, why = route(line, topics, fixed_topic, contract)
+                if source is not None:
+                    topic, key, why = route_as(line, source, topics, decoder)  # type: ignore[arg-type]
+                else:
+                    topic, key, why = route(line, topics, fixed_topic, contract)
                 if topic is None:
                     result.skipped += 1
                     if on_skip is not None:

@@ -18,10 +18,15 @@ from ..output import err, fail
 @click.argument("events", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--bootstrap", help="Kafka bootstrap servers [env TPMON_BOOTSTRAP; default 127.0.0.1:9092].")
 @click.option("--topic", help="Send every line to this topic, as it is.")
-def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
+@click.option(
+    "--source", help="The lines are messages of this declared source: each goes to its topic, keyed by its customer."
+)
+def produce(events: Path, bootstrap: str | None, topic: str | None, source: str | None) -> None:
     """Publish each line of EVENTS, as it is, to the source topic of its type, keyed by customer_id.
 
-    Without --topic, a line whose type is unknown or that cannot be read is reported and skipped.
+    With --source, every line goes to that source's topic, keyed by the customer its shape says. A line
+    that cannot be routed is reported (with the field that is missing) and skipped; produce exits
+    non-zero when it sent nothing.
     Security settings come from TPMON_* environment variables, as for `tpmon worker`.
     """
     from monitor.catalog import CatalogInvalid
@@ -51,12 +56,16 @@ def produce(events: Path, bootstrap: str | None, topic: str | None) -> None:
         err.print(f"line {number}: skipped: {why}", soft_wrap=True)
 
     result = Published()
+    if topic and source:
+        fail("give --topic or --source, not both")
     try:
-        topic_names(settings, contract_of(settings))
+        topics = topic_names(settings, contract_of(settings))
     except (ValueError, CatalogInvalid) as error:
         fail(str(error))
+    if source is not None and source not in topics:
+        fail(f"--source {source}: not a source of the catalog ({', '.join(topics)})")
     try:
-        run_until_interrupted(publish(lines(), settings, result, topic, skipped))
+        run_until_interrupted(publish(lines(), settings, result, topic, skipped, source))
     except ConnectionError as error:
         fail(f"{error}; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
     except KeyboardInterrupt:
