@@ -30,20 +30,33 @@ def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:
     return {t: (g, b) for t, (g, b) in totals.items()}
 
 
-def replay_outcomes(space: Namespace, events, until: str | None = None) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
-    args = ["replay", str(events), "--json"] + (["--until", until] if until else [])
-    summary = orjson.loads(space.run(*args).stdout)
+def replay_outcomes(space: Namespace, events, until: str | None = None, **env: str) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """``events``: a file, or the list of a replay's inputs (``SOURCE=FILE``...)."""
+    inputs = [str(events)] if not isinstance(events, list) else events
+    args = ["replay", *inputs, "--json"] + (["--until", until] if until else [])
+    summary = orjson.loads(space.run(*args, **env).stdout)
     return {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
 
 
-def live_equals_replay(space: Namespace, workers: list[Worker], events, timeout: float = 180) -> dict:  # type: ignore[no-untyped-def]
+def live_equals_replay(  # type: ignore[no-untyped-def]
+    space: Namespace,
+    workers: list[Worker],
+    events,
+    timeout: float = 180,
+    *,
+    inputs: list[str] | None = None,
+    topics: list[str] | None = None,
+    newest: int | None = None,
+    **env: str,
+) -> dict:
     """Once everything sent is consumed and every partition's watermark has passed the last event
     (the inputs idle), the workers' counters equal a replay of the same events decided up to that
     watermark (``replay --until``). Partitions read their reports a moment apart, so their
     watermarks may differ by a tick: the comparison is made when replays at the smallest and the
     largest agree (nothing falls due between), and the live counts must then be exactly that."""
-    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in events.read_bytes().splitlines())
-    wait_committed(space.bootstrap, space.name, [*space.topics, f"{space.name}-events"], timeout)
+    if newest is None:
+        newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in events.read_bytes().splitlines())  # type: ignore[type-var]
+    wait_committed(space.bootstrap, space.name, [*(topics or space.topics), f"{space.name}-events"], timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -51,8 +64,8 @@ def live_equals_replay(space: Namespace, workers: list[Worker], events, timeout:
         marks = [at for view in views for at in view.get("watermarks", {}).values()]
         if marks and None not in marks and min(parse_timestamp(at) for at in marks) >= newest:  # type: ignore[operator]
             low, high = min(marks, key=parse_timestamp), max(marks, key=parse_timestamp)
-            expected = replay_outcomes(space, events, low)
-            if high == low or replay_outcomes(space, events, high) == expected:
+            expected = replay_outcomes(space, inputs or events, low, **env)
+            if high == low or replay_outcomes(space, inputs or events, high, **env) == expected:
                 live: dict[str, list[int]] = {}
                 for view in views:
                     for touchpoint, row in view["touchpoints"].items():
