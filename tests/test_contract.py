@@ -312,3 +312,31 @@ def test_produce_as_a_source_keys_each_line_by_the_customer_its_shape_says(field
         None,
         "field 'customer_id' is missing",
     )
+
+
+def test_a_flat_source_field_declared_at_a_pointer_is_read_there(tmp_path):
+    (tmp_path / "catalog.yaml").write_text(
+        """version: 1
+sources: [{name: meters}]
+events:
+  - type: meter.read
+    source: meters
+    fields: {meter_id: {kind: string, at: /meter/id}, litres: number>=0}
+touchpoints:
+  - id: reading-plausible
+    stage: pay
+    owner: billing
+    description: A reading is below 10,000 litres.
+    kind: condition
+    on: meter.read
+    good: litres < 10000.0
+    objective: 0.9
+    alerts: {page: [6, 3]}
+"""
+    )
+    catalog = load_catalog(tmp_path)
+    line = b'{"event_id":"r1","type":"meter.read","customer_id":"c1","occurred_at":"2026-01-01T00:00:00Z","meter":{"id":"M-1"},"litres":12}'
+    event = catalog.decoder.decode(line, "meters")
+    assert isinstance(event, Event) and event.fields.meter_id == "M-1"  # type: ignore[attr-defined]
+    missing = catalog.decoder.decode(line.replace(b'"meter":{"id":"M-1"},', b""), "meters")
+    assert isinstance(missing, Reject) and missing.detail == "field 'meter_id' is missing"

@@ -33,57 +33,130 @@ def generate(accounts: int, seed: int, start: datetime) -> dict[str, list[tuple[
     for number in range(1, accounts + 1):
         account = f"acct-{number:04d}"
         at = start + timedelta(minutes=rng.uniform(0, 36 * 60))
-        out["invoices"].append((at, {"event_id": f"{account}-open", "type": "account.opened", "customer_id": account, "occurred_at": rfc3339(at)}))
+        out["invoices"].append(
+            (
+                at,
+                {
+                    "event_id": f"{account}-open",
+                    "type": "account.opened",
+                    "customer_id": account,
+                    "occurred_at": rfc3339(at),
+                },
+            )
+        )
         if rng.random() < 0.8:  # a technician visit
             booked = at + timedelta(minutes=rng.uniform(5, 60))
             appointment = f"apt-{number:04d}"
-            out["field-visits"].append((booked, {
-                "uuid": f"fv-{number:04d}-b", "kind": "appointment.booked", "account": {"id": account},
-                "ts": epoch_ms(booked),
-                "appointment": {"id": appointment, "slot_start": epoch_ms(booked + timedelta(hours=1))},
-                "work": rng.choice(["meter-install", "leak-repair", "inspection"]), "crew": f"crew-{rng.randint(1, 6)}",
-            }))
+            out["field-visits"].append(
+                (
+                    booked,
+                    {
+                        "uuid": f"fv-{number:04d}-b",
+                        "kind": "appointment.booked",
+                        "account": {"id": account},
+                        "ts": epoch_ms(booked),
+                        "appointment": {"id": appointment, "slot_start": epoch_ms(booked + timedelta(hours=1))},
+                        "work": rng.choice(["meter-install", "leak-repair", "inspection"]),
+                        "crew": f"crew-{rng.randint(1, 6)}",
+                    },
+                )
+            )
             late = rng.random() < 0.12
             arrived = booked + timedelta(minutes=rng.uniform(130, 240) if late else rng.uniform(20, 110))
-            out["field-visits"].append((arrived, {
-                "uuid": f"fv-{number:04d}-a", "kind": "technician.arrived", "account": {"id": account},
-                "ts": epoch_ms(arrived), "appointment": {"id": appointment},
-            }))
+            out["field-visits"].append(
+                (
+                    arrived,
+                    {
+                        "uuid": f"fv-{number:04d}-a",
+                        "kind": "technician.arrived",
+                        "account": {"id": account},
+                        "ts": epoch_ms(arrived),
+                        "appointment": {"id": appointment},
+                    },
+                )
+            )
         if rng.random() < 0.7:  # a helpdesk ticket
             opened = at + timedelta(minutes=rng.uniform(10, 600))
             ticket = f"T-{number:05d}"
-            out["helpdesk"].append((opened, {
-                "specversion": "1.0", "id": f"hd-{number:05d}-c", "type": "ticket.created", "source": "/helpdesk/eu",
-                "subject": account, "time": rfc3339(opened), "datacontenttype": "application/json",
-                "data": {"ticket_id": ticket, "channel": rng.choice(["email", "phone", "web"])},
-            }))
+            out["helpdesk"].append(
+                (
+                    opened,
+                    {
+                        "specversion": "1.0",
+                        "id": f"hd-{number:05d}-c",
+                        "type": "ticket.created",
+                        "source": "/helpdesk/eu",
+                        "subject": account,
+                        "time": rfc3339(opened),
+                        "datacontenttype": "application/json",
+                        "data": {"ticket_id": ticket, "channel": rng.choice(["email", "phone", "web"])},
+                    },
+                )
+            )
             short_staffed = opened - start > timedelta(hours=28)
             hours = rng.uniform(2, 9) if short_staffed and rng.random() < 0.5 else rng.uniform(0.1, 3.5)
             replied = opened + timedelta(hours=hours)
-            out["helpdesk"].append((replied, {
-                "specversion": "1.0", "id": f"hd-{number:05d}-r", "type": "ticket.first_reply", "source": "/helpdesk/eu",
-                "subject": account, "time": rfc3339(replied), "data": {"ticket_id": ticket},
-            }))
+            out["helpdesk"].append(
+                (
+                    replied,
+                    {
+                        "specversion": "1.0",
+                        "id": f"hd-{number:05d}-r",
+                        "type": "ticket.first_reply",
+                        "source": "/helpdesk/eu",
+                        "subject": account,
+                        "time": rfc3339(replied),
+                        "data": {"ticket_id": ticket},
+                    },
+                )
+            )
         sent = at + timedelta(hours=rng.uniform(1, 10))
         metered = round(rng.uniform(20, 140), 2)
         amount = metered if rng.random() > 0.03 else round(metered * 1.4, 2)
-        out["invoices"].append((sent, {
-            "event_id": f"inv-{number:04d}", "type": "invoice.sent", "customer_id": account, "occurred_at": rfc3339(sent),
-            "invoice_id": f"INV-{number:05d}", "amount": amount, "metered_amount": metered,
-        }))
+        out["invoices"].append(
+            (
+                sent,
+                {
+                    "event_id": f"inv-{number:04d}",
+                    "type": "invoice.sent",
+                    "customer_id": account,
+                    "occurred_at": rfc3339(sent),
+                    "invoice_id": f"INV-{number:05d}",
+                    "amount": amount,
+                    "metered_amount": metered,
+                },
+            )
+        )
         if rng.random() < 0.6:
             answered = sent + timedelta(hours=rng.uniform(1, 12))
-            out["surveys"].append((answered, {
-                "event_id": f"nps-{number:04d}", "type": "survey.answered", "customer_id": account,
-                "occurred_at": rfc3339(answered), "survey_id": f"S-{number:05d}", "survey": "nps",
-                "score": rng.choice([4, 6, 7, 8, 9, 9, 10, 10]),
-            }))
+            out["surveys"].append(
+                (
+                    answered,
+                    {
+                        "event_id": f"nps-{number:04d}",
+                        "type": "survey.answered",
+                        "customer_id": account,
+                        "occurred_at": rfc3339(answered),
+                        "survey_id": f"S-{number:05d}",
+                        "survey": "nps",
+                        "score": rng.choice([4, 6, 7, 8, 9, 9, 10, 10]),
+                    },
+                )
+            )
         if rng.random() < 0.05:
             left = at + timedelta(hours=rng.uniform(12, 40))
-            out["invoices"].append((left, {
-                "event_id": f"{account}-close", "type": "account.closed", "customer_id": account,
-                "occurred_at": rfc3339(left), "reason": "moved",
-            }))
+            out["invoices"].append(
+                (
+                    left,
+                    {
+                        "event_id": f"{account}-close",
+                        "type": "account.closed",
+                        "customer_id": account,
+                        "occurred_at": rfc3339(left),
+                        "reason": "moved",
+                    },
+                )
+            )
     return out
 
 

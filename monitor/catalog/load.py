@@ -10,7 +10,6 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -147,7 +146,7 @@ def _samples(event_type: str, known: _Contract) -> list[Event]:
     for index in (0, 1):
         data = {name: kind.samples[index] for name, kind in known.contract.fields_of(event_type).items()}
         data["type"] = event_type
-        sample = known.decoder.decode(orjson.dumps(data), "catalog")
+        sample = known.decoder.from_fields(data)
         assert isinstance(sample, Event), sample
         samples.append(sample)
     return samples

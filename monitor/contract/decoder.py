@@ -42,7 +42,7 @@ from ..events import (
     parse_timestamp,
 )
 from .kinds import RFC3339, STRING, TIMESTAMP
-from .model import CLOUDEVENTS, COMMON, Contract, Declaration, Pointer, Source
+from .model import CLOUDEVENTS, COMMON, FLAT, Contract, Declaration, Pointer, Source, default_pointer
 
 _NON_EMPTY = STRING.annotation
 _FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -51,6 +51,10 @@ SPECVERSION: Final = "1.0"
 #: Where a CloudEvent (structured mode) holds the common fields; the customer is data's customer_id,
 #: or the subject when data has none.
 CLOUDEVENT_POINTERS: Final = {"event_id": ("id",), "type": ("type",), "occurred_at": ("time",)}
+
+
+#: The contract's own shape: the four common fields at their names, RFC 3339.
+_OWN_SHAPE: Final = Source("")
 
 
 class _Envelope(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
@@ -154,6 +158,11 @@ class Decoder:
             return _from_the_future(fields.occurred_at, raw, source, not_after)  # type: ignore[attr-defined]
         return Event(fields, raw, event_type, at, event_type, source)
 
+    def from_fields(self, data: dict, source: str = "catalog") -> Event | Reject:
+        """An event from its fields by name, in the contract's own shape (no pointers: validation's
+        sample events, whatever shape their source writes)."""
+        return self._normalized(data, data, orjson.dumps(data), source, None)
+
     def _timestamps_valid(self, fields: msgspec.Struct, event_type: str) -> bool:
         return all(parse_timestamp(getattr(fields, name)) is not None for name in self._timestamps[event_type])
 
@@ -180,12 +189,12 @@ class Decoder:
         elif shape is not None and not shape.plain:
             decoded = self._mapped(data, data, raw, source, shape)
         else:
-            decoded = self._flat(data, raw, source)
+            decoded = self._flat(data, raw, source, shape)
         if type(decoded) is Event and not_after is not None and decoded.at > not_after:
             return _from_the_future(format_timestamp(decoded.at), raw, source, not_after)
         return decoded
 
-    def _flat(self, data: dict, raw: bytes, source: str) -> Event | Reject:
+    def _flat(self, data: dict, raw: bytes, source: str, shape: Source | None) -> Event | Reject:
         """An object in the contract's own shape."""
         event_type = data.get("type")
         if type(event_type) is str and event_type in self._direct and self._lenient_decoder is not None:
@@ -201,6 +210,8 @@ class Decoder:
                     event = Event(fields, raw, event_type, at, event_type, source)
                     event._data = data
                     return event
+        if type(event_type) is str and event_type not in self._direct and self.contract.declaration(event_type):
+            return self._mapped(data, data, raw, source, shape or _OWN_SHAPE)  # fields by their declared pointers
         return self._normalized(data, data, raw, source, None)
 
     def _mapped(self, data: dict, extras: dict, raw: bytes, source: str, shape: Source) -> Event | Reject:
@@ -245,11 +256,13 @@ class Decoder:
             normal[name] = value
         declared = self.contract.declaration(normal["type"])
         if declared is not None:
-            cloudevent = where == "/data/"
+            # A declaration's pointers are in its source's format; a message in the other format (a
+            # CloudEvent of a flat source's type, say) has the fields at their names there.
+            written = CLOUDEVENTS if where == "/data/" else FLAT
+            own = self.contract.source(declared.source)
+            theirs = own is not None and own.format == written
             for field in declared.fields:
-                pointer = field.pointer
-                if cloudevent and pointer == (field.name,):
-                    pointer = ("data", field.name)  # a flat source's declaration, met as a CloudEvent
+                pointer = field.pointer if theirs else default_pointer(field.name, written)
                 value = _at(data, pointer)
                 if value is _MISSING or value is None:
                     if field.required:
