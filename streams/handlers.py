@@ -37,6 +37,7 @@ from typing import Protocol
 import orjson
 
 from monitor.contract import Decoder
+from monitor.contract.binary import attributes, structured
 from monitor.durations import parse_duration
 from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, json_bytes
 from monitor.failures import DECODE, DELIVER, JUDGED_STAGES, Failure, FailureLog
@@ -197,6 +198,9 @@ def ingest(
         newest = progress.get(where)
         try:
             raw = message.value or b""
+            found = attributes(message.headers) if message.headers else None
+            if found is not None:  # CloudEvents in binary mode: on as the structured form
+                raw = structured(raw, found)
             shape = sources.get(source, source)
             decoded = decode(raw, shape, not_after=not_after)
             if shape is not source:

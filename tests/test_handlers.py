@@ -291,3 +291,40 @@ def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order(catalog
     assert [(m, source) for m, source in step.held] == [(batch[0], "orders"), (batch[1], EVENTS)]
     assert [(m.value, r.reason, r.source) for m, r in step.rejects] == [(b"junk", "malformed_json", "bills")]
     assert [(m.value, f.stage) for m, _, f in step.failed] == [(b"{", "decode")]
+
+
+def test_a_cloudevent_in_kafka_binary_mode_goes_on_in_structured_form_with_its_attributes(tmp_path):
+    import shutil
+
+    from monitor.catalog import load_catalog
+    from streams.handlers import ingest
+    from tests.conftest import ROOT
+
+    for rule in (ROOT / "rules").glob("*.yaml"):
+        shutil.copy(rule, tmp_path / rule.name)
+    (tmp_path / "helpdesk.yaml").write_text(
+        "version: 1\nsources: [{name: helpdesk, format: cloudevents}]\n"
+        "events: [{type: ticket.created, source: helpdesk, fields: {ticket_id: string}}]\n"
+    )
+    catalog = load_catalog(tmp_path)
+    attributes = [("ce_specversion", b"1.0"), ("ce_id", b"h1"), ("ce_type", b"ticket.created")]
+    attributes += [("ce_time", b"2026-11-22T10:00:00Z"), ("ce_subject", b"acct-1"), ("ce_source", b"/helpdesk")]
+    good = Message("helpdesk", b'{"ticket_id": "T-1"}', headers=attributes)
+    untyped = Message("helpdesk", b'{"ticket_id": "T-2"}', headers=[h for h in attributes if h[0] != "ce_type"])
+    binary = Message("helpdesk", b"\x00\x01", headers=attributes)
+    step = ingest([good, untyped, binary], catalog.decoder, not_after=NOW)
+    ((key, value, source),) = step.events
+    assert (key, source) == (b"acct-1", b"helpdesk")
+    assert orjson.loads(value) == {
+        "specversion": "1.0",
+        "id": "h1",
+        "type": "ticket.created",
+        "time": "2026-11-22T10:00:00Z",
+        "subject": "acct-1",
+        "source": "/helpdesk",
+        "data": {"ticket_id": "T-1"},
+    }
+    assert [(m.value, r.reason, r.detail) for m, r in step.rejects] == [
+        (untyped.value, "missing_field", "field 'type' is missing"),
+        (binary.value, "wrong_type", "attribute 'data' must be a JSON object, not binary data"),
+    ]

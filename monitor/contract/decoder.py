@@ -228,6 +228,8 @@ class Decoder:
         if version != SPECVERSION:
             return Reject(WRONG_TYPE, f"attribute 'specversion' must be '1.0', not {version!r}", raw, source)
         body = data.get("data")
+        if body is None and "data_base64" in data:
+            return Reject(WRONG_TYPE, "attribute 'data' must be a JSON object, not binary data", raw, source)
         if body is None:
             body = {}
         if type(body) is not dict:
