@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import time
 
@@ -12,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from monitor.events import format_timestamp, parse_timestamp
 
-from .conftest import Namespace, Worker, group_lag, wait_committed, wait_until
+from .conftest import ROOT, Namespace, Worker, group_lag, wait_committed, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -153,6 +154,7 @@ def deadline_catalog(tmp_path, touchpoint: str, within: str):  # type: ignore[no
     """A catalog of one deadline (an order confirmed within ``within``), with a lateness of 1 s."""
     rules = tmp_path / "rules"
     rules.mkdir()
+    shutil.copy(ROOT / "rules" / "events.yaml", rules)  # the shipped declarations
     (rules / "catalog.yaml").write_text(
         "version: 1\nlateness: 1s\ntouchpoints:\n"
         f"  - {{id: {touchpoint}, stage: buy, owner: sales-ops, description: Confirmed in {within}., kind: deadline,\n"
