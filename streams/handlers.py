@@ -203,7 +203,7 @@ def ingest(
                 raw = structured(raw, found)
             shape = sources.get(source, source)
             decoded = decode(raw, shape, not_after=not_after)
-            if shape is not source:
+            if shape != source:
                 decoded.source = source  # read as its source's; counted and kept under its topic
             if type(decoded) is Event:
                 forward((decoded.customer.encode(), raw, source.encode()))
@@ -257,7 +257,7 @@ def read_events(
             source = header(headers, "source") or events_topic
             shape = sources.get(source, source)
             decoded = decode(message.value or b"", shape, not_after=not_after)
-            if shape is not source:
+            if shape != source:
                 decoded.source = source
             if type(decoded) is Event:
                 items((message.partition, decoded))  # type: ignore[arg-type]

@@ -169,6 +169,7 @@ async def publish(
     fixed_topic: str | None = None,
     on_skip: Callable[[int, str], None] | None = None,
     source: str | None = None,
+    contract: Contract | None = None,
 ) -> None:
     """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``.
 
@@ -177,7 +178,7 @@ async def publish(
     out of reach, each line is retried for RETRY_FOR seconds; then ``Unsent`` names the line. On
     cancellation (Ctrl-C) what was handed to the producer is flushed before it stops, within FLUSH_TIMEOUT.
     """
-    contract = contract_of(settings)
+    contract = contract or contract_of(settings)  # the catalog's, unless the caller has read it already
     topics = topic_names(settings, contract)
     decoder = Decoder(contract) if source is not None else None
     if source is not None and source not in topics:

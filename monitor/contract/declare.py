@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .kinds import TIME_FORMATS, kind_of
+from .kinds import KINDS, TIME_FORMATS, kind_of
 from .model import COMMON_NAMES, FORMATS, Contract, Declaration, Field, Source, default_pointer, parse_pointer
 
 Path_ = tuple[str | int, ...]
@@ -194,7 +194,7 @@ class Declarations:
             pointer_text, written = written.get("at"), written["kind"]
         kind = kind_of(written)
         if isinstance(kind, str):
-            say(path, kind + _hint(str(written), ("string", "number", "number>=0", "boolean", "timestamp")))
+            say(path, kind + _hint(str(written), tuple(KINDS)))
             return None
         pointer = None
         if pointer_text is not None:

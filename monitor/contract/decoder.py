@@ -125,6 +125,8 @@ class Decoder:
                 self._exact[declared.type] = _struct(declared, exact=True)
                 self._direct.add(declared.type)
         self._type_of = {struct: t for structs in (self._exact, self._lenient) for t, struct in structs.items()}
+        #: per declared source, whether its messages may take the fast path (one lookup per message)
+        self._plain = {s.name: s.plain and bool(self._direct) for s in contract.sources}
         self._exact_decoder = _union([self._exact[t] for t in self._direct])
         self._lenient_decoder = _union([self._lenient[t] for t in self._direct])
         self._timestamps = {
@@ -143,17 +145,16 @@ class Decoder:
         refused as ``future_timestamp``, so that one wrong clock upstream cannot move the watermark."""
         if len(raw) > max_bytes:
             return Reject(TOO_LARGE, f"{len(raw)} bytes is more than the limit of {max_bytes}", raw, source)
-        shape = self.contract.source(source)
-        if (shape is not None and not shape.plain) or self._exact_decoder is None:
-            return self._read_whole(raw, source, shape, not_after)
+        if not self._plain.get(source, self._exact_decoder is not None):
+            return self._read_whole(raw, source, self.contract.source(source), not_after)
         try:
-            fields = self._exact_decoder.decode(raw)
+            fields = self._exact_decoder.decode(raw)  # type: ignore[union-attr]
         except _FAST_ERRORS:
-            return self._read_whole(raw, source, shape, not_after)
+            return self._read_whole(raw, source, self.contract.source(source), not_after)
         event_type = self._type_of[type(fields)]
         at = parse_timestamp(fields.occurred_at)  # type: ignore[attr-defined]
         if at is None or (event_type in self._timestamps and not self._timestamps_valid(fields, event_type)):
-            return self._read_whole(raw, source, shape, not_after)
+            return self._read_whole(raw, source, self.contract.source(source), not_after)
         if not_after is not None and at > not_after:
             return _from_the_future(fields.occurred_at, raw, source, not_after)  # type: ignore[attr-defined]
         return Event(fields, raw, event_type, at, event_type, source)
@@ -161,7 +162,7 @@ class Decoder:
     def from_fields(self, data: dict, source: str = "catalog") -> Event | Reject:
         """An event from its fields by name, in the contract's own shape (no pointers: validation's
         sample events, whatever shape their source writes)."""
-        return self._normalized(data, data, orjson.dumps(data), source, None)
+        return self._mapped(data, orjson.dumps(data), source, _OWN_SHAPE, by_name=True)
 
     def _timestamps_valid(self, fields: msgspec.Struct, event_type: str) -> bool:
         return all(parse_timestamp(getattr(fields, name)) is not None for name in self._timestamps[event_type])
@@ -185,9 +186,9 @@ class Decoder:
         if type(data) is not dict:
             return Reject(NOT_OBJECT, f"an event is a JSON object, not {describe(data)}", raw, source)
         if "specversion" in data or (shape is not None and shape.format == CLOUDEVENTS):
-            decoded = self._cloudevent(data, raw, source, shape)
+            decoded = self._cloudevent(data, raw, source)
         elif shape is not None and not shape.plain:
-            decoded = self._mapped(data, data, raw, source, shape)
+            decoded = self._mapped(data, raw, source, shape)
         else:
             decoded = self._flat(data, raw, source, shape)
         if type(decoded) is Event and not_after is not None and decoded.at > not_after:
@@ -210,19 +211,17 @@ class Decoder:
                     event = Event(fields, raw, event_type, at, event_type, source)
                     event._data = data
                     return event
-        if type(event_type) is str and event_type not in self._direct and self.contract.declaration(event_type):
-            return self._mapped(data, data, raw, source, shape or _OWN_SHAPE)  # fields by their declared pointers
-        return self._normalized(data, data, raw, source, None)
+        return self._mapped(data, raw, source, shape or _OWN_SHAPE)  # checked field by field, to say why
 
-    def _mapped(self, data: dict, extras: dict, raw: bytes, source: str, shape: Source) -> Event | Reject:
+    def _mapped(self, data: dict, raw: bytes, source: str, shape: Source, by_name: bool = False) -> Event | Reject:
         """An object whose fields the source finds by JSON Pointers, timestamps in its time format."""
         common = {}
         for name, _ in COMMON:
             value = _at(data, shape.pointer(name))
             common[name] = None if value is _MISSING else value
-        return self._checked(common, data, extras, raw, source, shape.time, "/", shape)
+        return self._checked(common, data, data, raw, source, shape.time, FLAT, by_name)
 
-    def _cloudevent(self, data: dict, raw: bytes, source: str, shape: Source | None) -> Event | Reject:
+    def _cloudevent(self, data: dict, raw: bytes, source: str) -> Event | Reject:
         """CloudEvents 1.0, structured mode: id, type, time, and data holding the type's fields."""
         version = data.get("specversion")
         if version != SPECVERSION:
@@ -236,7 +235,7 @@ class Decoder:
             return Reject(WRONG_TYPE, f"attribute 'data' must be an object, not {describe(body)}", raw, source)
         common = {name: data.get(pointer[0]) for name, pointer in CLOUDEVENT_POINTERS.items()}
         common["customer_id"] = body.get("customer_id", data.get("subject"))
-        return self._checked(common, data, body, raw, source, RFC3339, "/data/", shape)
+        return self._checked(common, data, body, raw, source, RFC3339, CLOUDEVENTS)
 
     def _checked(
         self,
@@ -246,10 +245,11 @@ class Decoder:
         raw: bytes,
         source: str,
         time_format: str,
-        where: str,
-        shape: Source | None,
+        written: str,
+        by_name: bool = False,
     ) -> Event | Reject:
-        """Check the common fields and the type's, then build the event in the contract's own shape."""
+        """Check the common fields and the type's, then build the event in the contract's own shape.
+        ``written``: the message's format; ``extras``: the object whose other fields the event keeps."""
         normal = dict(extras)
         for name, kind in COMMON:
             value = kind.read(common[name], name, time_format if name == "occurred_at" else RFC3339)
@@ -257,56 +257,34 @@ class Decoder:
                 return Reject(value[0], value[1], raw, source)  # type: ignore[index]
             normal[name] = value
         declared = self.contract.declaration(normal["type"])
-        if declared is not None:
-            # A declaration's pointers are in its source's format; a message in the other format (a
-            # CloudEvent of a flat source's type, say) has the fields at their names there.
-            written = CLOUDEVENTS if where == "/data/" else FLAT
-            own = self.contract.source(declared.source)
-            theirs = own is not None and own.format == written
-            for field in declared.fields:
-                pointer = field.pointer if theirs else default_pointer(field.name, written)
-                value = _at(data, pointer)
-                if value is _MISSING or value is None:
-                    if field.required:
-                        return Reject(MISSING_FIELD, f"field '{field.name}' is missing", raw, source)
-                    normal.pop(field.name, None)
-                    continue
-                read = field.kind.read(value, field.name, time_format)
-                if type(read) is tuple:
-                    return Reject(read[0], read[1], raw, source)  # type: ignore[index]
-                normal[field.name] = read
-        return self._normalized(normal, normal, raw, source, declared)
+        if declared is None:
+            fields = _Other(normal["event_id"], normal["type"], normal["customer_id"], normal["occurred_at"])
+            return self._event(fields, raw, normal, OTHER_TYPE, source)
+        # A declaration's pointers are in its source's format; a message in the other format (a
+        # CloudEvent of a flat source's type, say) has the fields at their names there.
+        own = self.contract.source(declared.source)
+        theirs = not by_name and own is not None and own.format == written
+        for field in declared.fields:
+            value = _at(data, field.pointer if theirs else default_pointer(field.name, written))
+            if value is _MISSING or value is None:
+                if field.required:
+                    return Reject(MISSING_FIELD, f"field '{field.name}' is missing", raw, source)
+                normal.pop(field.name, None)
+                continue
+            read = field.kind.read(value, field.name, time_format)
+            if type(read) is tuple:
+                return Reject(read[0], read[1], raw, source)  # type: ignore[index]
+            normal[field.name] = read
+        try:
+            fields = msgspec.convert(normal, self._lenient[declared.type])
+        except msgspec.ValidationError as error:  # the kinds said yes, msgspec no: say what it said
+            return Reject(WRONG_TYPE, f"not a valid '{declared.type}' event: {error}", raw, source)
+        return self._event(fields, raw, normal, declared.type, source)
 
-    def _normalized(
-        self, data: dict, normal: dict, raw: bytes, source: str, declared: Declaration | None
-    ) -> Event | Reject:
-        """An event from an object in the contract's shape (checked already, or checked here)."""
-        event_type = normal.get("type")
-        if declared is None:
-            for name, kind in COMMON:
-                value = kind.read(normal.get(name), name)
-                if type(value) is tuple:
-                    return Reject(value[0], value[1], raw, source)  # type: ignore[index]
-            declared = self.contract.declaration(event_type)  # type: ignore[arg-type]
-            if declared is not None:
-                for field in declared.fields:
-                    value = normal.get(field.name)
-                    if value is None and not field.required:
-                        continue
-                    read = field.kind.read(value, field.name)
-                    if type(read) is tuple:
-                        return Reject(read[0], read[1], raw, source)  # type: ignore[index]
-        at = parse_timestamp(normal["occurred_at"])
-        if declared is None:
-            fields = _Other(normal["event_id"], event_type, normal["customer_id"], normal["occurred_at"])  # type: ignore[arg-type]
-            event = Event(fields, raw, event_type, at, OTHER_TYPE, source)  # type: ignore[arg-type]
-        else:
-            try:
-                fields = msgspec.convert(normal, self._lenient[declared.type])
-            except msgspec.ValidationError as error:  # the kinds said yes, msgspec no: say what it said
-                return Reject(WRONG_TYPE, f"not a valid '{declared.type}' event: {error}", raw, source)
-            event = Event(fields, raw, declared.type, at, declared.type, source)  # type: ignore[arg-type]
-        event._data = data
+    @staticmethod
+    def _event(fields: msgspec.Struct, raw: bytes, normal: dict, kind: str, source: str) -> Event:
+        event = Event(fields, raw, normal["type"], parse_timestamp(normal["occurred_at"]), kind, source)  # type: ignore[arg-type]
+        event._data = normal
         return event
 
 

@@ -3,7 +3,8 @@ and "customers out" mean (SPEC section 8). Read from the catalog by ``monitor.co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 from .kinds import RFC3339, STRING, TIMESTAMP, Kind
@@ -60,11 +61,16 @@ class Source:
     pointers: tuple[tuple[str, Pointer], ...] = ()  # where the common fields are, when not at /NAME
 
     def pointer(self, name: str) -> Pointer:
-        return dict(self.pointers).get(name, (name,))
+        return self._pointers.get(name, (name,))
 
-    @property
+    @cached_property
+    def _pointers(self) -> dict[str, Pointer]:
+        return dict(self.pointers)
+
+    @cached_property
     def plain(self) -> bool:
-        """Flat, RFC 3339 and every common field at its own name: the decoder's fastest path."""
+        """Flat, RFC 3339 and every common field at its own name: the decoder's fastest path (asked of
+        every message, so worked out once)."""
         return self.format == FLAT and self.time == RFC3339 and all(self.pointer(n) == (n,) for n in COMMON_NAMES)
 
 
@@ -89,14 +95,16 @@ class Contract:
     events: tuple[Declaration, ...] = ()
     joined: frozenset[str] = frozenset()  # the types that mean a customer came in
     left: frozenset[str] = frozenset()  # and went out
-    _by_type: dict[str, Declaration] = field(default_factory=dict, compare=False, repr=False)
-    _by_source: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._by_type.update((d.type, d) for d in self.events)
-        self._by_source.update((s.name, s) for s in self.sources)
+    @cached_property
+    def _by_type(self) -> dict[str, Declaration]:
+        return {d.type: d for d in self.events}
 
-    @property
+    @cached_property
+    def _by_source(self) -> dict[str, Source]:
+        return {s.name: s for s in self.sources}
+
+    @cached_property
     def types(self) -> frozenset[str]:
         return frozenset(self._by_type)
 

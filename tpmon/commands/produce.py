@@ -59,13 +59,14 @@ def produce(events: Path, bootstrap: str | None, topic: str | None, source: str 
     if topic and source:
         fail("give --topic or --source, not both")
     try:
-        topics = topic_names(settings, contract_of(settings))
+        contract = contract_of(settings)
+        topics = topic_names(settings, contract)
     except (ValueError, CatalogInvalid) as error:
         fail(str(error))
     if source is not None and source not in topics:
         fail(f"--source {source}: not a source of the catalog ({', '.join(topics)})")
     try:
-        run_until_interrupted(publish(lines(), settings, result, topic, skipped, source))
+        run_until_interrupted(publish(lines(), settings, result, topic, skipped, source, contract))
     except ConnectionError as error:
         fail(f"{error}; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
     except KeyboardInterrupt:
