@@ -7,7 +7,7 @@ is read every POLL_EVERY seconds, and each new bad probe outcome is matched to t
 probe (they fall due in the order they were sent). The latency of a probe is the time its outcome was
 first seen minus (its occurred_at + 2 s + the lateness).
 
-Two latencies are reported per probe, because the watermark follows the slowest input (SPEC section 3):
+Two latencies are reported per probe, because the watermark follows the slowest input (docs/SEMANTICS.md):
 
 - *from due*: from its due time + the lateness. Before that no semantics may decide it; after it, the
   worker still waits until every source partition has delivered an event past that instant (or been

@@ -8,7 +8,7 @@
    decided up to that watermark (``Replay.finish(until)``).
 
 Every consumer reads the same topics from the beginning in a group of its own, at the catalog's lateness:
-the watermark follows the slowest input (SPEC section 3), so a backlog read one topic ahead of another
+the watermark follows the slowest input (docs/SEMANTICS.md), so a backlog read one topic ahead of another
 is judged as a replay judges it.
 """
 
@@ -31,7 +31,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from monitor.catalog import Catalog
-from monitor.conventions import SOURCE_TOPICS
 from monitor.durations import parse_duration
 from monitor.events import parse_timestamp
 from monitor.replay import Replay
@@ -70,7 +69,15 @@ class Stage:
                 stream.write(line + b"\n")
         lines = file.read_bytes().count(b"\n")
         prefix = f"bench-{uuid.uuid4().hex[:6]}"  # a broker given by --bootstrap may hold earlier runs' topics
-        stage = cls(bootstrap, root, catalog, file, lines, [f"{prefix}-{source}" for source in SOURCE_TOPICS], prefix)
+        stage = cls(
+            bootstrap,
+            root,
+            catalog,
+            file,
+            lines,
+            [f"{prefix}-{source}" for source in catalog.contract.source_names],
+            prefix,
+        )
         with file.open("rb") as stream:
             publish_lines(bootstrap, (line.rstrip(b"\n") for line in stream), sources=stage.topics)
         return stage
@@ -87,8 +94,8 @@ class Stage:
 def publish_lines(
     bootstrap: str, lines: Iterable[bytes], *, sources: list[str] | None = None, topic: str | None = None
 ) -> None:
-    """Publish as `tpmon produce` does, keyed by customer: each line to the topic of its type among the
-    four ``sources``, or every line to ``topic``."""
+    """Publish as `tpmon produce` does, keyed by customer: each line to the topic of its type's source
+    (``sources``: one topic per declared source, in order), or every line to ``topic``."""
 
     async def stream() -> AsyncIterator[bytes]:
         for line in lines:
@@ -196,7 +203,7 @@ class Workers:
         self.stage.runs += 1
         name = f"{self.stage.prefix}-tpmon-{self.stage.runs}"
         if self.own_sources:
-            self.sources = [f"{name}-{source}" for source in SOURCE_TOPICS]
+            self.sources = [f"{name}-{source}" for source in self.stage.catalog.contract.source_names]
         else:
             self.sources = list(self.stage.topics)
         self.env = {

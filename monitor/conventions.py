@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-# Kafka topics (defaults; the worker takes others from its settings).
-SOURCE_TOPICS = ("orders", "bills", "calls", "tickets")
+# tpmon's own Kafka topics (defaults; the worker takes others from its settings). The source topics
+# are the catalog's sources (rules/events.yaml).
 DEAD_LETTER_TOPIC = "tpmon-rejects"
 JOURNEYS_TOPIC = "tpmon-journeys"
 OUTCOMES_TOPIC = "tpmon-outcomes"
 
-# Metric names (SPEC section 4: these do not change).
+# Metric names (docs/METRICS.md: these do not change).
 METRIC_OUTCOMES = "tpmon_touchpoint_outcomes_total"
 METRIC_PENDING = "tpmon_touchpoint_pending"
 METRIC_LATENCY = "tpmon_touchpoint_latency_seconds"

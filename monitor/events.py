@@ -1,4 +1,4 @@
-"""Operational events (SPEC section 1): what a valid event and a refused input are, and instants.
+"""Operational events (docs/EVENTS.md): what a valid event and a refused input are, and instants.
 
 The contract itself (the sources, the types and their fields) is data in the catalog, and the decoder
 is compiled from it (``monitor.contract``). Here: ``Event``, a valid event that keeps the bytes it came

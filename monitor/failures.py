@@ -1,6 +1,6 @@
 """Failures: processing that raised for a reason outside the contract (a bug), recorded instead of stopping.
 
-No input may stop the pipeline (SPEC section 1). Each step a message goes through is guarded; what raises
+No input may stop the pipeline (docs/EVENTS.md). Each step a message goes through is guarded; what raises
 becomes a ``Failure`` naming the stage and, where there is one, the event. The message itself is kept
 whole as an ``internal_error`` reject by whoever holds it (the worker's dead letters, replay's
 ``--rejects``), and the rest goes on.

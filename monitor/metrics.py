@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC section 4) with an injected registry and children bound ahead of the hot path.
+"""Prometheus metrics (docs/METRICS.md) with an injected registry and children bound ahead of the hot path.
 
 Labels are bounded: touchpoints, stages and owners come from the catalog, types from the contract
 (unknown types are "other"), sources from configuration, reasons from a fixed list. Never an id.
@@ -132,7 +132,7 @@ class Metrics:
                 self._latency[t.id] = self.latency.labels(t.id)
         self._joined = self.customers.labels(c.JOINED)
         self._left = self.customers.labels(c.LEFT)
-        # Label values come from the declarations (SPEC section 8), so they stay bounded.
+        # Label values come from the declarations (docs/EVENTS.md), so they stay bounded.
         self._types = catalog.contract.types
         self._joined_types, self._left_types = catalog.contract.joined, catalog.contract.left
         self._events: dict[tuple[str, str], Counter] = {}

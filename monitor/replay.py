@@ -1,8 +1,8 @@
-"""Replay: a whole input through the engine, counted as SPEC section 3 describes.
+"""Replay: a whole input through the engine, counted as docs/SEMANTICS.md describes.
 
 Pure: it takes lines of bytes and gives a summary; reading files, progress and printing are the CLI's.
 
-No line can stop a replay (SPEC section 1): each line's decoding, step and journey are guarded, as the
+No line can stop a replay (docs/EVENTS.md): each line's decoding, step and journey are guarded, as the
 worker guards each message. A line whose processing raises for a reason outside the contract (a bug) is
 a ``Failure``; the line goes to ``on_reject`` whole with reason internal_error (rejected, unless it had
 been judged already, see ``monitor.failures``) and to ``on_failure``, and the replay goes on.
@@ -69,7 +69,7 @@ class Replay:
 
     def feed_merged(self, inputs: Sequence[tuple[str, Iterable[bytes]]]) -> None:
         """Judge several inputs, each (source, lines), merged in event-time order as the live watermark
-        aligns sources (SPEC section 8): each input is read in its own order, and the input whose next
+        aligns sources (docs/EVENTS.md): each input is read in its own order, and the input whose next
         event occurred earliest goes next. A line that is not an event (it has no time) goes as soon as
         it is next in its input."""
         self._judge(_merged([self._decoded(lines, source) for source, lines in inputs]))
@@ -167,7 +167,7 @@ class Replay:
 
     def finish(self, until: int | None = None) -> dict:
         """Decide what the end of input decides (with ``until``, what is due by then), and return the
-        summary of SPEC section 3."""
+        summary of docs/SEMANTICS.md."""
         try:
             self.engine.finish(until)
             self._drain()

@@ -1,4 +1,4 @@
-"""Touchpoint state from outcome counts: unknown, broken, reliable or differentiating (SPEC section 3)."""
+"""Touchpoint state from outcome counts: unknown, broken, reliable or differentiating (docs/SEMANTICS.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live watermark: it follows the slowest input (SPEC section 3). Pure: time comes in reports.
+"""The live watermark: it follows the slowest input (docs/SEMANTICS.md). Pure: time comes in reports.
 
 An input is one source topic partition. Whoever reads it (the worker's ingest) says, in a report, for
 each input it reads: its progress (the largest ``occurred_at`` it has passed on), whether it is idle,

@@ -1,6 +1,6 @@
 """The Faust application: topics, tables, batch handlers, timers and web views, wired; the work is elsewhere.
 
-sources (orders, bills, calls, tickets)
+the catalog's sources (rules/events.yaml: orders, bills, calls, tickets, surveys)
     -> ingest: decode; rejects go whole to the dead-letter topic, with reason and source in headers
     -> tpmon-events, keyed and partitioned by customer
     -> judge: the partition's engine (streams.partitions) steps; changed customer records and
@@ -288,8 +288,8 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         retention=parse_duration(settings.dedup_retention),
     )
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)
-    for topic in source_topics:
-        metrics.bind_source(topic)
+    for source in topic_of:
+        metrics.bind_source(source)
     metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(partitions))

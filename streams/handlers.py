@@ -16,10 +16,10 @@ judging itself).
 Ingest also says how far each of its inputs (source topic partitions) has come: after every batch, and
 at every tick, it sends a report (``monitor.watermark.Report``) to every partition of the events topic,
 behind the events it covers. The judge takes the reports in order with the events, and the watermark
-follows the slowest input (SPEC section 3). So that catching up does not hold a whole backlog in memory,
+follows the slowest input (docs/SEMANTICS.md). So that catching up does not hold a whole backlog in memory,
 ingest pauses the inputs more than ``AHEAD`` ahead of the slowest (``Ingest.ahead``).
 
-Nothing a message holds can stop either (SPEC section 1). Each message is guarded: a message whose
+Nothing a message holds can stop either (docs/EVENTS.md). Each message is guarded: a message whose
 processing raises (a bug) is kept whole in the dead letters with reason internal_error and the stage
 that failed, counted, and logged (``monitor.failures.FailureLog``), and the next message is processed.
 A dead letter carries the message as it came (value and key) with headers ``reason``, ``source``,
@@ -187,24 +187,22 @@ def ingest(
 ) -> Ingested:
     """The ingest step, a pure function of a batch: decode each message as its source's (``sources``:
     topic -> the catalog's source, when the topics are renamed; an event later than ``not_after`` is a
-    future_timestamp reject) and say what to send where. Guarded per message."""
+    future_timestamp reject) and say what to send where. Events, rejects and metrics carry the
+    source's name, progress the topic partition. Guarded per message."""
     step = Ingested()
     decode = decoder.decode
     sources = sources or {}
     forward, rejects, progress = step.events.append, step.rejects.append, step.progress
     for message in messages:
-        source = message.topic
-        where = (source, message.partition)
+        where = (message.topic, message.partition)
+        source = sources.get(message.topic, message.topic)
         newest = progress.get(where)
         try:
             raw = message.value or b""
             found = attributes(message.headers) if message.headers else None
             if found is not None:  # CloudEvents in binary mode: on as the structured form
                 raw = structured(raw, found)
-            shape = sources.get(source, source)
-            decoded = decode(raw, shape, not_after=not_after)
-            if shape != source:
-                decoded.source = source  # read as its source's; counted and kept under its topic
+            decoded = decode(raw, source, not_after=not_after)
             if type(decoded) is Event:
                 forward((decoded.customer.encode(), raw, source.encode()))
                 if newest is None or decoded.at > newest:
@@ -254,11 +252,9 @@ def read_events(
                 items((message.partition, Report.from_record(orjson.loads(message.value or b""))))
                 held((message, source))
                 continue
-            source = header(headers, "source") or events_topic
-            shape = sources.get(source, source)
-            decoded = decode(message.value or b"", shape, not_after=not_after)
-            if shape != source:
-                decoded.source = source
+            named = header(headers, "source") or events_topic
+            source = sources.get(named, named)  # a topic's name: written before the source's was
+            decoded = decode(message.value or b"", source, not_after=not_after)
             if type(decoded) is Event:
                 items((message.partition, decoded))  # type: ignore[arg-type]
                 held((message, source))

@@ -16,7 +16,7 @@ counts move into the partition's record, which is written first, naming the cust
 then are their records deleted: a partition read back after a crash in between finishes the deletions
 instead of counting the freed customers twice.
 
-No event can stop it (SPEC section 1): each event's step, its journey, each customer's records and the
+No event can stop it (docs/EVENTS.md): each event's step, its journey, each customer's records and the
 metrics are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
 internal_error); failures of no event (a stored record that cannot be read back, a rule that raised
 while deciding, a timer) collect in ``failures``, for the app to log and count.

@@ -10,7 +10,7 @@ import orjson
 from monitor.catalog import load_catalog
 from monitor.events import Event, format_timestamp, parse_timestamp
 
-#: The shipped catalog, whose declarations are the contract of SPEC section 1; its decoder.
+#: The shipped catalog, whose declarations are the contract of docs/EVENTS.md; its decoder.
 SHIPPED = load_catalog(Path(__file__).resolve().parents[1] / "rules")
 CONTRACT = SHIPPED.contract
 decode = SHIPPED.decoder.decode

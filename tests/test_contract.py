@@ -1,4 +1,4 @@
-"""The event contract as data (SPEC section 8): declared sources and shapes, decoded to the same events."""
+"""The event contract as data (docs/EVENTS.md): declared sources and shapes, decoded to the same events."""
 
 from __future__ import annotations
 
@@ -126,13 +126,13 @@ def test_a_cloudevent_takes_its_id_type_time_and_the_subject_as_customer(field_s
 @pytest.mark.parametrize(
     ("raw", "source", "reason", "detail"),
     [
-        (cloudevent(time=None), "helpdesk", MISSING_FIELD, "field 'occurred_at' is missing"),
-        (cloudevent(id=None), "helpdesk", MISSING_FIELD, "field 'event_id' is missing"),
+        (cloudevent(time=None), "helpdesk", MISSING_FIELD, "attribute 'time' (occurred_at) is missing"),
+        (cloudevent(id=None), "helpdesk", MISSING_FIELD, "attribute 'id' (event_id) is missing"),
         (cloudevent(data=[1]), "helpdesk", WRONG_TYPE, "attribute 'data' must be an object, not an array"),
         (cloudevent(specversion="0.3"), "helpdesk", WRONG_TYPE, "attribute 'specversion' must be '1.0', not '0.3'"),
-        (booked(slot={}), "visits", MISSING_FIELD, "field 'slot_start' is missing"),
-        (booked(ts=str(MS)), "visits", WRONG_TYPE, "field 'occurred_at' must be a number (epoch_ms), not a string"),
-        (booked(account={"name": "x"}), "visits", MISSING_FIELD, "field 'customer_id' is missing"),
+        (booked(slot={}), "visits", MISSING_FIELD, "field 'slot_start' (at /slot/start) is missing"),
+        (booked(ts=str(MS)), "visits", WRONG_TYPE, "field 'occurred_at' (at /ts) must be a number (epoch_ms), not a string"),
+        (booked(account={"name": "x"}), "visits", MISSING_FIELD, "field 'customer_id' (at /account/id) is missing"),
         (
             booked(priority="urgent"),
             "visits",
@@ -310,7 +310,7 @@ def test_produce_as_a_source_keys_each_line_by_the_customer_its_shape_says(field
     assert route_as(booked(account={}), "visits", topics, field_service.decoder) == (
         None,
         None,
-        "field 'customer_id' is missing",
+        "field 'customer_id' (at /account/id) is missing",
     )
 
 
@@ -339,4 +339,4 @@ touchpoints:
     event = catalog.decoder.decode(line, "meters")
     assert isinstance(event, Event) and event.fields.meter_id == "M-1"  # type: ignore[attr-defined]
     missing = catalog.decoder.decode(line.replace(b'"meter":{"id":"M-1"},', b""), "meters")
-    assert isinstance(missing, Reject) and missing.detail == "field 'meter_id' is missing"
+    assert isinstance(missing, Reject) and missing.detail == "field 'meter_id' (at /meter/id) is missing"

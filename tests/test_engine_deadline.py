@@ -1,4 +1,4 @@
-"""Deadline touchpoints (SPEC section 3), on order-confirmed: order.placed -> order.confirmed within 2m."""
+"""Deadline touchpoints (docs/SEMANTICS.md), on order-confirmed: order.placed -> order.confirmed within 2m."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine when its own code raises (a bug, SPEC section 1): an event is applied whole or not at all,
+"""The engine when its own code raises (a bug, docs/EVENTS.md): an event is applied whole or not at all,
 and a rule that raises while deciding loses its one entry, never the partition's clock."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""no_repeat touchpoints (SPEC section 3), on ticket-stays-resolved and no-repeat-contact."""
+"""no_repeat touchpoints (docs/SEMANTICS.md), on ticket-stays-resolved and no-repeat-contact."""
 
 from __future__ import annotations
 

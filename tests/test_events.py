@@ -1,4 +1,4 @@
-"""Decoding events (SPEC section 1): every malformed input has its reason, nothing raises."""
+"""Decoding events (docs/EVENTS.md): every malformed input has its reason, nothing raises."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Fuzzing the whole path, replay and the worker's hops alike: no input, whatever its bytes, raises, stops
-anything, or comes out other than once (SPEC section 1).
+anything, or comes out other than once (docs/EVENTS.md).
 
 Inputs are arbitrary bytes, and events whose contract fields take arbitrary JSON values: huge and negative
 integers, floats at the limits, NaN and Infinity literals, extreme and impossible timestamps and offsets,

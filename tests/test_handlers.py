@@ -1,5 +1,5 @@
 """The worker's hops without Kafka (streams.handlers): no message stops them, every message comes out
-once, as an event passed on or whole in the dead letters (SPEC section 1)."""
+once, as an event passed on or whole in the dead letters (docs/EVENTS.md)."""
 
 from __future__ import annotations
 
@@ -325,6 +325,6 @@ def test_a_cloudevent_in_kafka_binary_mode_goes_on_in_structured_form_with_its_a
         "data": {"ticket_id": "T-1"},
     }
     assert [(m.value, r.reason, r.detail) for m, r in step.rejects] == [
-        (untyped.value, "missing_field", "field 'type' is missing"),
+        (untyped.value, "missing_field", "attribute 'type' is missing"),
         (binary.value, "wrong_type", "attribute 'data' must be a JSON object, not binary data"),
     ]

@@ -1,4 +1,4 @@
-"""Metrics: SPEC section 4 names and labels, read from a fresh registry."""
+"""Metrics: docs/METRICS.md names and labels, read from a fresh registry."""
 
 from __future__ import annotations
 

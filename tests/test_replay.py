@@ -1,4 +1,4 @@
-"""`tpmon replay`: the SPEC section 3 JSON, the table, rejects and journeys, on files of every kind."""
+"""`tpmon replay`: the summary JSON of docs/SEMANTICS.md, the table, rejects and journeys, on files of every kind."""
 
 from __future__ import annotations
 

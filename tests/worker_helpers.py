@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from monitor.catalog import Catalog
-from monitor.conventions import SOURCE_TOPICS
 from monitor.durations import parse_duration
 from monitor.metrics import Metrics
 from streams.handlers import DeadLetters, Failures, Ingest, Judge
@@ -54,7 +53,7 @@ class ListOutbox:
 class CaughtUp:
     """Positions of a worker that reads every partition of the source topics, all caught up."""
 
-    def __init__(self, topics: tuple[str, ...] = SOURCE_TOPICS, partitions: int = 1) -> None:
+    def __init__(self, topics: tuple[str, ...], partitions: int = 1) -> None:
         self.inputs = [(topic, partition) for topic in topics for partition in range(partitions)]
 
     def assigned(self) -> list[tuple[str, int]]:
@@ -84,7 +83,7 @@ class Worker:
             self.dead_letters,
             parse_duration(max_future),
             failures,
-            positions=CaughtUp(),
+            positions=CaughtUp(catalog.contract.source_names),
             events_partitions=PARTITIONS,
             lateness=self.partitions.lateness,
             decoder=catalog.decoder,

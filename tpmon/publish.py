@@ -203,7 +203,7 @@ async def publish(
         """A producer whose sequence the broker no longer follows (after an outage, the broker may
         answer out-of-order-sequence for every later batch of a partition) fails for good: start a new
         one (a new producer id) and send the whole window again. Lines Kafka took before may be sent
-        twice; tpmon counts a repeated event_id as a duplicate (SPEC section 3), so nothing is doubled."""
+        twice; tpmon counts a repeated event_id as a duplicate (docs/SEMANTICS.md), so nothing is doubled."""
         nonlocal producer
         old, producer = producer, new_producer()
         with contextlib.suppress(Exception):

@@ -83,7 +83,7 @@ class Catalog:
     lateness: int = DEFAULT_LATENESS
     files: tuple[str, ...] = field(default_factory=tuple)
     max_future: int = DEFAULT_MAX_FUTURE
-    contract: Contract = field(default_factory=Contract)  # the events it judges (SPEC section 8)
+    contract: Contract = field(default_factory=Contract)  # the events it judges (docs/EVENTS.md)
 
     @cached_property
     def decoder(self) -> Decoder:

@@ -114,7 +114,7 @@ class CatalogFileSpec(_Strict):
     lateness: Duration | None = None
     max_future: Duration | None = None
     touchpoints: list[Any] = Field(default_factory=list)
-    # The event contract (SPEC section 8), checked by monitor.contract.declare.
+    # The event contract (docs/EVENTS.md), checked by monitor.contract.declare.
     sources: Any = None
     events: Any = None
     customers: Any = None

@@ -1,4 +1,4 @@
-"""The event contract as data (SPEC section 8): kinds, declarations, and the decoder compiled from them."""
+"""The event contract as data (docs/EVENTS.md): kinds, declarations, and the decoder compiled from them."""
 
 from .decoder import Decoder
 from .model import Contract, Declaration, Field, Source

@@ -1,6 +1,6 @@
 """Read the declarations of a catalog's files into a ``Contract``, saying every problem with its path.
 
-Any catalog file may hold ``sources``, ``events`` and ``customers`` (SPEC section 8); together they are
+Any catalog file may hold ``sources``, ``events`` and ``customers`` (docs/EVENTS.md); together they are
 one contract. A type is declared once, in one source; a source once; ``customers`` once.
 """
 

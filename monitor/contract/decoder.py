@@ -1,4 +1,4 @@
-"""Bytes into events, compiled from a contract: the hot path of SPEC sections 1 and 8.
+"""Bytes into events, compiled from a contract: the hot path of docs/EVENTS.md.
 
 Per contract, the decoder builds a typed msgspec struct for each declared type, and reads a message in
 stages:
@@ -17,6 +17,8 @@ A bad input never raises: it becomes a ``Reject`` with a bounded reason, a detai
 """
 
 from __future__ import annotations
+
+import functools
 
 from typing import Final, Union
 
@@ -42,7 +44,17 @@ from ..events import (
     parse_timestamp,
 )
 from .kinds import RFC3339, STRING, TIMESTAMP
-from .model import CLOUDEVENTS, COMMON, FLAT, Contract, Declaration, Pointer, Source, default_pointer
+from .model import (
+    CLOUDEVENTS,
+    COMMON,
+    FLAT,
+    Contract,
+    Declaration,
+    Pointer,
+    Source,
+    default_pointer,
+    format_pointer,
+)
 
 _NON_EMPTY = STRING.annotation
 _FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -51,6 +63,22 @@ SPECVERSION: Final = "1.0"
 #: Where a CloudEvent (structured mode) holds the common fields; the customer is data's customer_id,
 #: or the subject when data has none.
 CLOUDEVENT_POINTERS: Final = {"event_id": ("id",), "type": ("type",), "occurred_at": ("time",)}
+#: How a reject's detail names them.
+_CLOUDEVENT_LABELS: Final = {
+    "event_id": "attribute 'id' (event_id)",
+    "type": "attribute 'type'",
+    "customer_id": "field 'customer_id' (data's, or the attribute 'subject')",
+    "occurred_at": "attribute 'time' (occurred_at)",
+}
+
+
+@functools.cache
+def _label(name: str, pointer: Pointer, written: str) -> str:
+    """How a reject's detail names a field: by its name, and where it was looked for when that is not
+    where its format puts a field of that name."""
+    if pointer != default_pointer(name, written):
+        return f"field '{name}' (at {format_pointer(pointer)})"
+    return f"field '{name}'" if written == FLAT else f"field '{name}' of data"
 
 
 #: The contract's own shape: the four common fields at their names, RFC 3339.
@@ -215,11 +243,13 @@ class Decoder:
 
     def _mapped(self, data: dict, raw: bytes, source: str, shape: Source, by_name: bool = False) -> Event | Reject:
         """An object whose fields the source finds by JSON Pointers, timestamps in its time format."""
-        common = {}
+        common, labels = {}, {}
         for name, _ in COMMON:
-            value = _at(data, shape.pointer(name))
+            pointer = shape.pointer(name)
+            value = _at(data, pointer)
             common[name] = None if value is _MISSING else value
-        return self._checked(common, data, data, raw, source, shape.time, FLAT, by_name)
+            labels[name] = _label(name, pointer, FLAT)
+        return self._checked(common, labels, data, data, raw, source, shape.time, FLAT, by_name)
 
     def _cloudevent(self, data: dict, raw: bytes, source: str) -> Event | Reject:
         """CloudEvents 1.0, structured mode: id, type, time, and data holding the type's fields."""
@@ -235,11 +265,12 @@ class Decoder:
             return Reject(WRONG_TYPE, f"attribute 'data' must be an object, not {describe(body)}", raw, source)
         common = {name: data.get(pointer[0]) for name, pointer in CLOUDEVENT_POINTERS.items()}
         common["customer_id"] = body.get("customer_id", data.get("subject"))
-        return self._checked(common, data, body, raw, source, RFC3339, CLOUDEVENTS)
+        return self._checked(common, _CLOUDEVENT_LABELS, data, body, raw, source, RFC3339, CLOUDEVENTS)
 
     def _checked(
         self,
         common: dict,
+        labels: dict[str, str],
         data: dict,
         extras: dict,
         raw: bytes,
@@ -249,10 +280,11 @@ class Decoder:
         by_name: bool = False,
     ) -> Event | Reject:
         """Check the common fields and the type's, then build the event in the contract's own shape.
-        ``written``: the message's format; ``extras``: the object whose other fields the event keeps."""
+        ``written``: the message's format; ``extras``: the object whose other fields the event keeps;
+        ``labels``: how a detail names each common field."""
         normal = dict(extras)
         for name, kind in COMMON:
-            value = kind.read(common[name], name, time_format if name == "occurred_at" else RFC3339)
+            value = kind.read(common[name], labels[name], time_format if name == "occurred_at" else RFC3339)
             if type(value) is tuple:
                 return Reject(value[0], value[1], raw, source)  # type: ignore[index]
             normal[name] = value
@@ -265,13 +297,14 @@ class Decoder:
         own = self.contract.source(declared.source)
         theirs = not by_name and own is not None and own.format == written
         for field in declared.fields:
-            value = _at(data, field.pointer if theirs else default_pointer(field.name, written))
+            pointer = field.pointer if theirs else default_pointer(field.name, written)
+            value = _at(data, pointer)
             if value is _MISSING or value is None:
                 if field.required:
-                    return Reject(MISSING_FIELD, f"field '{field.name}' is missing", raw, source)
+                    return Reject(MISSING_FIELD, f"{_label(field.name, pointer, written)} is missing", raw, source)
                 normal.pop(field.name, None)
                 continue
-            read = field.kind.read(value, field.name, time_format)
+            read = field.kind.read(value, _label(field.name, pointer, written), time_format)
             if type(read) is tuple:
                 return Reject(read[0], read[1], raw, source)  # type: ignore[index]
             normal[field.name] = read

@@ -1,4 +1,4 @@
-"""Field kinds: the one registry of what a declared field may hold (SPEC section 8).
+"""Field kinds: the one registry of what a declared field may hold (docs/EVENTS.md).
 
 Each kind says how a value is checked (with the words a rejected event's detail gives), the type the
 decoder's structs hold it as, its type in CEL expressions, and a sample value for validating
@@ -39,19 +39,20 @@ _MICROS_PER_UNIT: Final = {EPOCH_MS: 1000, EPOCH_S: 1_000_000}
 Problem = tuple[str, str]  # (reject reason, detail)
 
 
-def read_instant(value: object, name: str, time_format: str) -> int | Problem:
-    """Microseconds since the epoch from a timestamp written in ``time_format``, or why not."""
+def read_instant(value: object, label: str, time_format: str) -> int | Problem:
+    """Microseconds since the epoch from a timestamp written in ``time_format``, or why not (``label``
+    names the field in the detail: "field 'slot'")."""
     if time_format == RFC3339:
         if type(value) is not str:
-            return WRONG_TYPE, f"field '{name}' must be an RFC 3339 timestamp string, not {describe(value)}"
+            return WRONG_TYPE, f"{label} must be an RFC 3339 timestamp string, not {describe(value)}"
         at = parse_timestamp(value)
-        return at if at is not None else (BAD_TIMESTAMP, f"field '{name}' {timestamp_problem(value)}")
+        return at if at is not None else (BAD_TIMESTAMP, f"{label} {timestamp_problem(value)}")
     value_type = type(value)
     if value_type is not int and value_type is not float:
-        return WRONG_TYPE, f"field '{name}' must be a number ({time_format}), not {describe(value)}"
+        return WRONG_TYPE, f"{label} must be a number ({time_format}), not {describe(value)}"
     at = round(value * _MICROS_PER_UNIT[time_format])  # type: ignore[operator]
     if not FIRST_INSTANT <= at <= LAST_INSTANT:
-        return BAD_TIMESTAMP, f"field '{name}' is {value}, outside the years 1 to 9999 in UTC ({time_format})"
+        return BAD_TIMESTAMP, f"{label} is {value}, outside the years 1 to 9999 in UTC ({time_format})"
     return at
 
 
@@ -69,31 +70,33 @@ class Kind:
     def __str__(self) -> str:
         return " or ".join(repr(value) for value in self.allowed) if self.allowed else self.name
 
-    def read(self, value: object, name: str, time_format: str = RFC3339) -> object:
-        """The value as the rules see it, or a ``Problem``; ``None`` means the field is absent."""
+    def read(self, value: object, label: str, time_format: str = RFC3339) -> object:
+        """The value as the rules see it, or a ``Problem``; ``None`` means the field is absent.
+        ``label`` names the field in a problem's detail, and where it was looked for ("field 'ts'
+        (at /meta/ts)", "attribute 'time' (occurred_at)")."""
         if value is None:
-            return MISSING_FIELD, f"field '{name}' is missing"
+            return MISSING_FIELD, f"{label} is missing"
         value_type = type(value)
         if self is TIMESTAMP:
-            at = read_instant(value, name, time_format)
+            at = read_instant(value, label, time_format)
             if type(at) is tuple:
                 return at
             return value if time_format == RFC3339 else format_timestamp(at)  # type: ignore[arg-type]
         if self.allowed:
             if value_type is not str or value not in self.allowed:
-                return WRONG_TYPE, f"field '{name}' must be {self}, not {value!r}"
+                return WRONG_TYPE, f"{label} must be {self}, not {value!r}"
         elif self is STRING:
             if value_type is not str:
-                return WRONG_TYPE, f"field '{name}' must be a string, not {describe(value)}"
+                return WRONG_TYPE, f"{label} must be a string, not {describe(value)}"
             if not value:
-                return MISSING_FIELD, f"field '{name}' is empty"
+                return MISSING_FIELD, f"{label} is empty"
         elif self is NUMBER or self is NON_NEGATIVE:
             if value_type is not int and value_type is not float:
-                return WRONG_TYPE, f"field '{name}' must be a number, not {describe(value)}"
+                return WRONG_TYPE, f"{label} must be a number, not {describe(value)}"
             if self is NON_NEGATIVE and value < 0:  # type: ignore[operator]
-                return WRONG_TYPE, f"field '{name}' must be a number >= 0, not {value}"
+                return WRONG_TYPE, f"{label} must be a number >= 0, not {value}"
         elif self is BOOLEAN and value_type is not bool:
-            return WRONG_TYPE, f"field '{name}' must be a boolean, not {describe(value)}"
+            return WRONG_TYPE, f"{label} must be a boolean, not {describe(value)}"
         return value
 
 

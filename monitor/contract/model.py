@@ -1,5 +1,5 @@
 """The event contract as data: the sources, the event types and their fields, and what "customers in"
-and "customers out" mean (SPEC section 8). Read from the catalog by ``monitor.contract.declare``."""
+and "customers out" mean (docs/EVENTS.md). Read from the catalog by ``monitor.contract.declare``."""
 
 from __future__ import annotations
 

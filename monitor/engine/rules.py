@@ -1,4 +1,4 @@
-"""The semantics of each kind of touchpoint (SPEC section 3), applied to events in event-time order.
+"""The semantics of each kind of touchpoint (docs/SEMANTICS.md), applied to events in event-time order.
 
 A rule never sees arrival order. The engine keeps one queue of everything that waits for the
 watermark: events, by (occurred_at, rank, event_id), and the due times of open instances, ranked after

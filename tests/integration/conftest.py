@@ -21,10 +21,12 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.catalog import load_catalog
 from tpmon.broker import LocalKafka, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TPMON = [sys.executable, "-m", "tpmon.cli"]
+SHIPPED_SOURCES = load_catalog(ROOT / "rules").contract.source_names
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +114,14 @@ class Namespace:
     workers: list[Worker] = field(default_factory=list)
 
     @property
+    def sources(self) -> tuple[str, ...]:
+        """The shipped catalog's sources, in the order it declares them."""
+        return SHIPPED_SOURCES
+
+    @property
     def topics(self) -> list[str]:
-        return [f"{self.name}-{source}" for source in ("orders", "bills", "calls", "tickets")]
+        """This test's topic of each source (TPMON_TOPICS, in the same order)."""
+        return [f"{self.name}-{source}" for source in self.sources]
 
     @property
     def dead_letters(self) -> str:

@@ -1,7 +1,7 @@
 """`tpmon` with a test-only rule error: the engine raises on events whose id starts with 'poison-'.
 
 The integration tests run a worker through this file to see what a bug in processing does to the live
-pipeline (SPEC section 1: the message is kept as internal_error and the worker goes on). Nothing of it
+pipeline (docs/EVENTS.md: the message is kept as internal_error and the worker goes on). Nothing of it
 is in the product.
 """
 

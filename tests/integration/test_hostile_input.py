@@ -1,4 +1,4 @@
-"""No input can stop the live pipeline or move its clock (SPEC section 1), on a real Kafka broker."""
+"""No input can stop the live pipeline or move its clock (docs/EVENTS.md), on a real Kafka broker."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_hostile_messages_are_kept_whole_and_the_next_event_is_judged_on_time(na
     assert len(messages) >= 15
     sent_at = time.time_ns() // 1000
     asyncio.run(send(namespace, [(topic, value) for topic, value, _ in messages]))
-    expected = [(namespace.topics[topic], value, reason) for topic, value, reason in messages if reason]
+    expected = [(namespace.sources[topic], value, reason) for topic, value, reason in messages if reason]
     kept = asyncio.run(dead_letters(namespace, len(expected)))
     got = [(dict(m.headers)["source"].decode(), m.value, dict(m.headers)["reason"].decode()) for m in kept]
     assert Counter(got) == Counter(expected)  # each kept once, whole, with its source and reason
@@ -168,7 +168,7 @@ def test_a_message_that_makes_processing_raise_is_kept_as_internal_error_and_nev
     (kept,) = asyncio.run(dead_letters(namespace, 1))
     headers = {name: value.decode() for name, value in kept.headers}
     assert kept.value == poison
-    assert (headers["reason"], headers["stage"], headers["source"]) == ("internal_error", "judge", namespace.topics[0])
+    assert (headers["reason"], headers["stage"], headers["source"]) == ("internal_error", "judge", namespace.sources[0])
     assert "a test-only rule error on poison-1" in headers["detail"]
     wait_until(lambda: by_name(poisoned, "tpmon_events_total", "type") == {"order.placed": 2}, 30, "the good events")
     assert by_name(poisoned, "tpmon_internal_errors_total", "stage") == {"judge": 1}
@@ -215,7 +215,7 @@ def test_a_dead_letter_too_large_for_its_topic_keeps_what_is_said_of_it(namespac
     asyncio.run(send(namespace, [(1, big), (1, order("good-1"))]))
     (kept,) = asyncio.run(dead_letters(namespace, 1))
     headers = {name: value.decode() for name, value in kept.headers}
-    assert kept.value is None and headers["reason"] == "malformed_json" and headers["source"] == namespace.topics[1]
+    assert kept.value is None and headers["reason"] == "malformed_json" and headers["source"] == namespace.sources[1]
     assert headers["omitted"].startswith(f"{len(big)} bytes")
     wait_until(lambda: by_name(worker, "tpmon_events_total", "type") == {"order.placed": 1}, 30, "the good event")
     assert by_name(worker, "tpmon_internal_errors_total", "stage") == {"deliver": 1}

@@ -232,7 +232,7 @@ def test_a_deadline_open_when_a_worker_restarts_is_decided_with_no_further_event
 
 def test_a_backfill_of_days_across_every_source_equals_replay_and_again_is_all_duplicates(namespace):
     """Ten days of history in all four topics, produced before the worker starts: Kafka hands out one
-    topic far ahead of the others, and the watermark follows the slowest (SPEC section 3). Then the
+    topic far ahead of the others, and the watermark follows the slowest (docs/SEMANTICS.md). Then the
     last six hours once more: every event a duplicate, nothing counted twice, the worker still up."""
     history = namespace.root / "history.jsonl"
     namespace.run(
