@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 import orjson
 
 PREFIX = "ce_"
+CONTENT_TYPE = "content-type"
 
 
 def attributes(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str] | None:
@@ -16,8 +17,11 @@ def attributes(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
     found: dict[str, str] = {}
     items = headers.items() if isinstance(headers, dict) else (headers or ())
     for name, value in items:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         if name.startswith(PREFIX) and len(name) > len(PREFIX):
-            found[name[len(PREFIX) :]] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            found[name[len(PREFIX) :]] = text
+        elif name.lower() == CONTENT_TYPE:  # the binding carries datacontenttype as content-type
+            found.setdefault("datacontenttype", text)
     return found if "specversion" in found else None
 
 
