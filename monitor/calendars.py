@@ -14,10 +14,11 @@ Instants are integers of microseconds since the epoch, as everywhere in the engi
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 MICROS = 1_000_000
@@ -48,7 +49,8 @@ class Calendar:
                 found = ()
             else:
                 found = tuple(
-                    (self._instant(local, start), self._instant(local, end)) for start, end in self.week[local.weekday()]
+                    (self._instant(local, start), self._instant(local, end))
+                    for start, end in self.week[local.weekday()]
                 )
             if len(self._days) >= _CACHE_DAYS:
                 self._days.clear()
@@ -143,7 +145,7 @@ def parse_hours(text: str) -> tuple[Interval, ...] | str:
             return f"{part.strip()!r} ends before it starts (an interval stays within one day)"
         intervals.append((start, end))
     intervals.sort()
-    for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(intervals):
         if start < end:
             return f"{text.strip()!r} has intervals that overlap"
     return tuple(intervals)

@@ -19,7 +19,6 @@ A bad input never raises: it becomes a ``Reject`` with a bounded reason, a detai
 from __future__ import annotations
 
 import functools
-
 from typing import Final, Union
 
 import msgspec
