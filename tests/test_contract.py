@@ -131,7 +131,12 @@ def test_a_cloudevent_takes_its_id_type_time_and_the_subject_as_customer(field_s
         (cloudevent(data=[1]), "helpdesk", WRONG_TYPE, "attribute 'data' must be an object, not an array"),
         (cloudevent(specversion="0.3"), "helpdesk", WRONG_TYPE, "attribute 'specversion' must be '1.0', not '0.3'"),
         (booked(slot={}), "visits", MISSING_FIELD, "field 'slot_start' (at /slot/start) is missing"),
-        (booked(ts=str(MS)), "visits", WRONG_TYPE, "field 'occurred_at' (at /ts) must be a number (epoch_ms), not a string"),
+        (
+            booked(ts=str(MS)),
+            "visits",
+            WRONG_TYPE,
+            "field 'occurred_at' (at /ts) must be a number (epoch_ms), not a string",
+        ),
         (booked(account={"name": "x"}), "visits", MISSING_FIELD, "field 'customer_id' (at /account/id) is missing"),
         (
             booked(priority="urgent"),

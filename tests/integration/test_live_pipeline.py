@@ -110,7 +110,9 @@ def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
     # Everything is committed, and the worker's own lag gauge says so, per partition it consumes.
     lag = {labels: value for (name, labels), value in worker.metrics().items() if name == "tpmon_consumer_lag"}
     topics = {dict(labels)["topic"] for labels in lag}
-    simulated = {topic for source, topic in zip(namespace.sources, namespace.topics, strict=True) if source != "surveys"}
+    simulated = {
+        topic for source, topic in zip(namespace.sources, namespace.topics, strict=True) if source != "surveys"
+    }
     assert topics == {*simulated, f"{namespace.name}-events"}, lag  # (the simulator sends no surveys: no commit)
     # The sources are all committed; on the events topic, the reports of idle inputs keep coming.
     assert all(value == 0 for labels, value in lag.items() if not dict(labels)["topic"].endswith("-events")), lag
