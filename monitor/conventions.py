@@ -24,6 +24,8 @@ METRIC_RULE_ERRORS = "tpmon_touchpoint_rule_errors_total"
 METRIC_DIFFERENTIATING = "tpmon_touchpoint_differentiating_ratio"
 METRIC_MIN_EVENTS = "tpmon_touchpoint_min_events"
 METRIC_INTERNAL_ERRORS = "tpmon_internal_errors_total"
+METRIC_AT_RISK = "tpmon_touchpoint_at_risk"
+METRIC_SOURCE_LAST_EVENT = "tpmon_source_last_event_timestamp_seconds"
 
 # Label names.
 LABEL_TOUCHPOINT = "touchpoint"

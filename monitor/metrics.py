@@ -42,6 +42,8 @@ class OutcomeSource(Protocol):
 
     def pending_counts(self) -> dict[str, int]: ...
 
+    def at_risk_counts(self) -> dict[str, int]: ...
+
 
 class _StateCollector(Collector):
     def __init__(self, catalog: Catalog, source: OutcomeSource) -> None:
@@ -57,14 +59,23 @@ class _StateCollector(Collector):
         pending = GaugeMetricFamily(
             c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", labels=[c.LABEL_TOUCHPOINT]
         )
+        at_risk = GaugeMetricFamily(
+            c.METRIC_AT_RISK,
+            "Open, running instances with at most the touchpoint's at_risk left (touchpoints with at_risk).",
+            labels=[c.LABEL_TOUCHPOINT],
+        )
         counts, open_now = self.source.counts(), self.source.pending_counts()
+        risky = self.source.at_risk_counts()
         for t in self.touchpoints:
             good, bad = counts.get(t.id, (0, 0))
             outcomes.add_metric([t.id, t.stage, t.owner, c.GOOD], good)
             outcomes.add_metric([t.id, t.stage, t.owner, c.BAD], bad)
             pending.add_metric([t.id], open_now.get(t.id, 0))
+            if t.at_risk is not None:
+                at_risk.add_metric([t.id], risky.get(t.id, 0))
         yield outcomes
         yield pending
+        yield at_risk
 
 
 class Metrics:

@@ -181,6 +181,7 @@ class Replay:
         tally, engine = self.tally, self.engine
         pending, counts = engine.pending, engine.counts()
         customers = engine.state.customers
+        at_risk = engine.at_risk_counts()
         touchpoints = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             good, bad = counts[touchpoint.id]
@@ -191,6 +192,8 @@ class Replay:
                 "reliability": reliability(good, bad),
                 "state": touchpoint_state(touchpoint, good, bad),
             }
+            if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end
+                touchpoints[touchpoint.id]["at_risk"] = at_risk.get(touchpoint.id, 0)
         return {
             "events": {
                 "accepted": sum(tally.by_kind.values()),

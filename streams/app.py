@@ -36,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
-from monitor.durations import parse_duration
+from monitor.durations import format_duration, parse_duration
 from monitor.events import format_timestamp
 from monitor.metrics import Metrics
 
@@ -383,6 +383,11 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
                 "inputs": inputs,
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
                 "touchpoints": partitions.touchpoints(),
+                # The instances at risk, the least time left first (open hours, with a calendar).
+                "at_risk": [
+                    {**item, "left": format_duration(max(0, item["left"]) // 1_000_000 * 1_000_000)}
+                    for item in partitions.at_risk()
+                ],
             }
         )
 

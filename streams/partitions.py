@@ -119,9 +119,24 @@ class Partitions:
                 totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
         return totals
 
+    def at_risk_counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for engine in list(self.engines.values()):
+            for touchpoint_id, count in engine.at_risk_counts().items():
+                totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
+        return totals
+
+    def at_risk(self, limit: int = 100) -> list[dict]:
+        """The instances at risk on this worker's partitions, the least time left first (at most
+        ``limit``), each with its touchpoint, customer, key and time left at its partition's watermark."""
+        found = [item for engine in list(self.engines.values()) for item in engine.at_risk()]
+        found.sort(key=lambda item: (item["left"], item["touchpoint"], item["customer_id"], item["key"]))
+        return found[:limit]
+
     def touchpoints(self) -> dict[str, dict]:
         """The state of every touchpoint over this worker's partitions, since their data began."""
         counts, pending = self.counts(), self.pending_counts()
+        at_risk = self.at_risk_counts()
         view = {}
         for t in self.catalog.touchpoints:
             good, bad = counts[t.id]
@@ -136,6 +151,8 @@ class Partitions:
                 "differentiating": t.differentiating,
                 "state": touchpoint_state(t, good, bad),
             }
+            if t.at_risk is not None:
+                view[t.id]["at_risk"] = at_risk.get(t.id, 0)
         return view
 
     # -- partitions come and go -------------------------------------------------------------------------

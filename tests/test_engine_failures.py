@@ -10,6 +10,7 @@ import pytest
 from monitor.durations import parse_duration
 from monitor.engine import Engine
 from monitor.engine.outcome import RuleError
+from monitor.engine.state import DUE
 from monitor.failures import DECIDE
 from tests.builders import DAY, HOUR, event
 
@@ -102,14 +103,16 @@ def test_a_step_that_raises_leaves_the_customer_it_would_have_created_out(catalo
 def test_a_rule_that_raises_while_deciding_loses_that_entry_only(catalog):
     engine = Engine(catalog, lateness=LATENESS)
     index = catalog.ids.index("order-confirmed")
-    opened, end, expire = engine.handlers[index]
+    handlers = list(engine.handlers[index])
+    expire = handlers[DUE]
 
     def failing_expire(due, customer, key, cell, state):  # type: ignore[no-untyped-def]
         if key == "o-poison":
             raise Poisoned(key)
         expire(due, customer, key, cell, state)
 
-    engine.handlers[index] = (opened, end, failing_expire)
+    handlers[DUE] = failing_expire
+    engine.handlers[index] = tuple(handlers)
     for order in ("o1", "o-poison", "o3"):
         engine.step(event("order.placed", 0, customer=f"c-{order}", order_id=order))
     engine.step(event("customer.joined", DAY, customer="later"))
@@ -135,12 +138,13 @@ def test_taking_a_step_back_keeps_the_rule_errors_of_others(catalog):
 def test_an_instance_whose_due_time_raises_is_closed_undecided(catalog):
     engine = Engine(catalog, lateness=LATENESS, track=True)
     index = catalog.ids.index("order-confirmed")
-    opened, end, _expire = engine.handlers[index]
+    handlers = list(engine.handlers[index])
 
     def failing_expire(due, customer, key, cell, state):  # type: ignore[no-untyped-def]
         raise Poisoned(key)
 
-    engine.handlers[index] = (opened, end, failing_expire)
+    handlers[DUE] = failing_expire
+    engine.handlers[index] = tuple(handlers)
     engine.step(event("order.placed", 0, customer="c1", order_id="o1"))
     engine.step(event("customer.joined", DAY, customer="later"))
     assert len(engine.failures) == 1 and engine.pending[index] == 0

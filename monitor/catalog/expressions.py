@@ -12,7 +12,7 @@ values: the same inputs give the same answer, and the C++ evaluator is the costl
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from cel_expr_python import cel
@@ -59,6 +59,15 @@ class Environment:
         )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (a float timestamp would round)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 _STRINGS = re.compile(r"""(?:[rRbB]{0,2})("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
 _IDENTIFIER = re.compile(r"(?<![.\w])([A-Za-z_]\w*)")
 _MEMO_LIMIT = 4096
@@ -89,16 +98,20 @@ def _referenced(text: str, variables: frozenset[str]) -> tuple[str, ...]:
 class Expression:
     """A compiled CEL expression that judges one event: True, False, or None with ``last_error`` set."""
 
-    __slots__ = ("_compiled", "_key", "_keys", "_memo", "_timestamps", "last_error", "text", "variables")
+    __slots__ = ("_compiled", "_key", "_keys", "_memo", "_timestamps", "_wanted", "last_error", "text", "variables")
 
-    def __init__(self, text: str, environment: Environment) -> None:
+    def __init__(self, text: str, environment: Environment, instant: bool = False) -> None:
+        """``instant``: the expression gives a timestamp (a deadline's ``due:``), judged as microseconds
+        since the epoch, rather than true or false."""
         try:
             self._compiled = environment.env.compile(text)
         except RuntimeError as error:
             raise ExpressionError(_clean(str(error))) from None
         returns = self._compiled.return_type()
-        if returns != cel.Type.BOOL and returns != cel.Type.DYN:
-            raise ExpressionError(f"must be true or false, but it gives a value of type {returns.name().lower()}")
+        self._wanted = cel.Type.TIMESTAMP if instant else cel.Type.BOOL
+        if returns != self._wanted and returns != cel.Type.DYN:
+            wanted = "give a timestamp" if instant else "be true or false"
+            raise ExpressionError(f"must {wanted}, but it gives a value of type {returns.name().lower()}")
         self.text = text
         self.variables = _referenced(text, environment.variables)
         # The fields behind the variables, read in one call for the memo's key (with the event's type).
@@ -163,8 +176,11 @@ class Expression:
                 bindings[name] = value
         result = self._compiled.eval(data=bindings)
         value = result.value()
-        if type(value) is bool:
+        if self._wanted == cel.Type.TIMESTAMP:
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                return _micros(value), ""  # type: ignore[return-value]
+        elif type(value) is bool:
             return value, ""
         if result.type() == cel.Type.ERROR:
             return None, _clean(str(value))
-        return None, f"gave {value!r}, not true or false"
+        return None, f"gave {value!r}, not {'a timestamp' if self._wanted == cel.Type.TIMESTAMP else 'true or false'}"

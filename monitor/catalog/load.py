@@ -15,15 +15,17 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from ..calendars import Calendar
 from ..contract import Contract, Decoder
 from ..contract.declare import Declarations
 from ..conventions import STAGES
 from ..durations import format_duration, parse_duration
 from ..events import Event
+from .clocks import read_calendars
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import Environment, Expression, ExpressionError
-from .model import CONDITION, DEFAULT_LATENESS, DEFAULT_MAX_FUTURE, Catalog, Match, Touchpoint, tiers
-from .spec import KIND_SPECS, CatalogFileSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
+from .model import CONDITION, DEADLINE, DEFAULT_LATENESS, DEFAULT_MAX_FUTURE, Catalog, Match, Touchpoint, tiers
+from .spec import KIND_SPECS, CatalogFileSpec, DeadlineSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
 
 Path_ = tuple[str | int, ...]
 
@@ -35,6 +37,7 @@ class _Contract:
     contract: Contract
     decoder: Decoder
     environment: Environment
+    calendars: dict[str, Calendar]
 
 
 _TOUCHPOINT = TypeAdapter(TouchpointSpec)
@@ -152,9 +155,11 @@ def _samples(event_type: str, known: _Contract) -> list[Event]:
     return samples
 
 
-def _expression(report: _Report, path: Path_, text: str, types: list[str], known: _Contract) -> Expression | None:
+def _expression(
+    report: _Report, path: Path_, text: str, types: list[str], known: _Contract, instant: bool = False
+) -> Expression | None:
     try:
-        expression = Expression(text, known.environment)
+        expression = Expression(text, known.environment, instant)
     except ExpressionError as error:
         report.add(path, f"is not a valid CEL expression: {error}")
         return None
@@ -193,7 +198,9 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
             report.warn((*path, "good"), "names no field of the event: every event gets the same outcome")
     else:
         key = spec.key  # type: ignore[attr-defined]
-        for role, match in ((opens_role, opens_spec), (closes_role, closes_spec)):
+        roles = [(opens_role, opens_spec), (closes_role, closes_spec)]
+        roles += [(role, getattr(spec, role, None)) for role in ("pause", "resume") if getattr(spec, role, None)]
+        for role, match in roles:
             for event_type in match.types:  # type: ignore[union-attr]
                 if event_type not in known.contract.types:
                     continue
@@ -209,6 +216,8 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
                     report.warn(
                         (*path, "key"), f"'{key}' is optional on '{event_type}' events: those without it are skipped"
                     )
+
+    clock = _clock(report, path, spec, opens_spec, known) if kind == DEADLINE else _Clock()
 
     differentiating = spec.differentiating
     if differentiating is None:
@@ -252,11 +261,64 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
         opens=opens,  # type: ignore[arg-type]
         closes=closes,
         key=getattr(spec, "key", None),
-        within=parse_duration(spec.within) if kind != CONDITION else None,  # type: ignore[attr-defined]
+        within=parse_duration(spec.within) if getattr(spec, "within", None) else None,  # type: ignore[attr-defined]
         good=good,
         tiers=tiers(spec.alerts.page, spec.alerts.ticket),
         source=f"{report.file}:{report.line_of(path)}",
+        calendar=clock.calendar,
+        pause=clock.pause,
+        resume=clock.resume,
+        due=clock.due,
+        at_risk=clock.at_risk,
     )
+
+
+@dataclass(frozen=True)
+class _Clock:
+    calendar: Calendar | None = None
+    pause: Match | None = None
+    resume: Match | None = None
+    due: Expression | None = None
+    at_risk: int | None = None
+
+
+def _clock(report: _Report, path: Path_, spec: DeadlineSpec, starts: EventMatchSpec, known: _Contract) -> _Clock:
+    """A deadline's SLA clock: within or due, a calendar, pause and resume, at_risk (every problem said)."""
+    if spec.within is None and spec.due is None:
+        report.add(path, "needs within (a duration, such as 4h) or due (an expression giving the due instant)")
+    elif spec.within is not None and spec.due is not None:
+        report.add((*path, "due"), "is given with within: a deadline has one or the other")
+    due = None
+    if spec.due is not None:
+        due = _expression(report, (*path, "due"), spec.due, starts.types, known, instant=True)
+        for setting in ("calendar", "pause", "resume"):
+            if getattr(spec, setting) is not None:
+                report.add(
+                    (*path, setting),
+                    "applies to within only: a due instant from the start neither pauses nor counts open hours",
+                )
+    calendar = None
+    if spec.calendar is not None:
+        calendar = known.calendars.get(spec.calendar)
+        if calendar is None:
+            hint = difflib.get_close_matches(spec.calendar, sorted(known.calendars), n=1)
+            defined = f" (the catalog defines {', '.join(sorted(known.calendars))})" if known.calendars else ""
+            report.add(
+                (*path, "calendar"),
+                f"'{spec.calendar}' is not a calendar of the catalog"
+                + (f"; did you mean '{hint[0]}'?" if hint else defined or " (it defines none: add calendars:)"),
+            )
+    for given, missing in (("pause", "resume"), ("resume", "pause")):
+        if getattr(spec, given) is not None and getattr(spec, missing) is None:
+            report.add((*path, given), f"needs a {missing} too: a paused clock must be able to run again")
+    pause = _match(report, (*path, "pause"), spec.pause, known) if spec.pause else None
+    resume = _match(report, (*path, "resume"), spec.resume, known) if spec.resume else None
+    at_risk = parse_duration(spec.at_risk) if spec.at_risk else None
+    if at_risk is not None and spec.within is not None and at_risk >= parse_duration(spec.within):
+        report.warn(
+            (*path, "at_risk"), f"is not less than within ({spec.within}): every instance is at risk from its start"
+        )
+    return _Clock(calendar, pause, resume, due, at_risk)
 
 
 def _contract_warnings(
@@ -303,6 +365,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     lateness_seen: dict[int, str] = {}
     max_future_seen: dict[int, str] = {}
     declarations = Declarations()
+    calendars: dict[str, tuple[Calendar, str]] = {}
     read: list[tuple[_Report, list]] = []  # each file's report and its touchpoints, checked once all are read
     for file in files:
         name = str(file)
@@ -334,6 +397,11 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             # Still check the touchpoints, so that one run shows every error.
             raw_touchpoints = data.get("touchpoints") if isinstance(data.get("touchpoints"), list) else []
         declarations.read(data, report.add, lambda path, report=report: f"{report.file}:{report.line_of(path)}")
+        for name, (calendar, where) in read_calendars(data.get("calendars"), report.add).items():
+            if name in calendars:
+                report.add(where, f"calendar '{name}' is already defined at {calendars[name][1]}")
+            else:
+                calendars[name] = (calendar, f"{report.file}:{report.line_of(where)}")
         read.append((report, raw_touchpoints))
 
     contract = declarations.contract()
@@ -342,7 +410,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             Problem(str(root), 0, "events", "the catalog declares no event types: add an events.yaml (docs/EVENTS.md)")
         )
     environment = Environment(contract)
-    known = _Contract(contract, Decoder(contract), environment)
+    known = _Contract(contract, Decoder(contract), environment, {name: found for name, (found, _) in calendars.items()})
     used: set[str] = set()
     for report, raw_touchpoints in read:
         for index, raw in enumerate(raw_touchpoints):
@@ -379,7 +447,10 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     # The journey's order (buy, get, pay, help, leave), then other stages; files keep their own order.
     rank = {stage: index for index, stage in enumerate(STAGES)}
     touchpoints.sort(key=lambda t: (rank.get(t.stage, len(rank)), t.stage if t.stage not in rank else ""))
-    return Catalog(tuple(touchpoints), lateness, tuple(str(f) for f in files), max_future, contract), problems
+    catalog = Catalog(
+        tuple(touchpoints), lateness, tuple(str(f) for f in files), max_future, contract, dict(known.calendars)
+    )
+    return catalog, problems
 
 
 def load_catalog(path: str | Path) -> Catalog:

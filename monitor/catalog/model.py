@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ..calendars import Calendar
 from ..contract import Contract, Decoder
 from .expressions import Expression
 
@@ -71,10 +72,27 @@ class Touchpoint:
     good: Expression | None = None
     tiers: tuple[Tier, ...] = ()
     source: str = ""  # file:line, for messages
+    # deadline SLA clocks: open hours, pauses, a due instant from the start, the time left at risk.
+    calendar: Calendar | None = None
+    pause: Match | None = None
+    resume: Match | None = None
+    due: Expression | None = None  # a CEL timestamp over the start event, instead of within
+    at_risk: int | None = None  # microseconds
 
     @property
     def event_types(self) -> frozenset[str]:
-        return self.opens.types | (self.closes.types if self.closes else frozenset())
+        types = self.opens.types | (self.closes.types if self.closes else frozenset())
+        for match in (self.pause, self.resume):
+            if match is not None:
+                types |= match.types
+        return types
+
+    @property
+    def clocked(self) -> bool:
+        """A deadline on an SLA clock (engine.clock), rather than the plain S + D."""
+        return self.kind == DEADLINE and (
+            self.calendar is not None or self.pause is not None or self.due is not None or self.at_risk is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class Catalog:
     files: tuple[str, ...] = field(default_factory=tuple)
     max_future: int = DEFAULT_MAX_FUTURE
     contract: Contract = field(default_factory=Contract)  # the events it judges (docs/EVENTS.md)
+    calendars: dict[str, Calendar] = field(default_factory=dict)
 
     @cached_property
     def decoder(self) -> Decoder:

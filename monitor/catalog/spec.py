@@ -87,7 +87,14 @@ class DeadlineSpec(_Touchpoint):
     start: EventMatch
     end: EventMatch
     key: str = Field(min_length=1)
-    within: Duration
+    within: Duration | None = None
+    # SLA clocks (docs/CATALOG.md): a due instant from the start instead of within; open hours;
+    # pauses and resumes for the same key; how much time left is at risk.
+    due: str | None = Field(default=None, min_length=1)
+    calendar: str | None = Field(default=None, min_length=1)
+    pause: EventMatch | None = None
+    resume: EventMatch | None = None
+    at_risk: Duration | None = None
 
 
 class NoRepeatSpec(_Touchpoint):
@@ -118,6 +125,7 @@ class CatalogFileSpec(_Strict):
     sources: Any = None
     events: Any = None
     customers: Any = None
+    calendars: Any = None  # checked by monitor.catalog.clocks
 
 
 KIND_SPECS: dict[str, type[_Touchpoint]] = {

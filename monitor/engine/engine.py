@@ -28,9 +28,10 @@ from heapq import heappush
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from ..failures import DECIDE, Failure
+from .clock import ClockRule
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
-from .state import DUE, SEPARATOR, CustomerState, EngineState
+from .state import DUE, END, RECORD_VERSION, START, CustomerState, EngineState
 
 DUPLICATE = 1
 LATE = 2
@@ -64,6 +65,8 @@ class Engine:
         self.ids = catalog.ids
         self._index = {touchpoint_id: index for index, touchpoint_id in enumerate(self.ids)}
         self.pending = [0] * len(self.ids)  # open instances per touchpoint
+        # Per touchpoint with at_risk: (customer, key) -> (cell, customer state) of its instances at risk.
+        self.risky: dict[int, dict[tuple[str, str], tuple]] = {}
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
@@ -82,16 +85,23 @@ class Engine:
                         (_CONDITION, index, touchpoint.id, touchpoint.opens.where, touchpoint.good, None, 0)
                     )
                 continue
-            rule_class = DeadlineRule if touchpoint.kind == DEADLINE else NoRepeatRule
             line = self.state.due_lines.setdefault(index, deque())
             outbox = self.outbox if self.outcomes else None
-            rule = rule_class(index, touchpoint, self.state.queue, line, self.pending, self._count, outbox)
+            queue, pending, count = self.state.queue, self.pending, self._count
+            if touchpoint.clocked:
+                risky = self.risky[index] = {}
+                rule = ClockRule(index, touchpoint, queue, line, pending, count, outbox, risky=risky)
+            elif touchpoint.kind == DEADLINE:
+                rule = DeadlineRule(index, touchpoint, queue, line, pending, count, outbox)
+            else:
+                rule = NoRepeatRule(index, touchpoint, queue, line, pending, count, outbox)
             self.rules.append(rule)
-            roles = ((touchpoint.opens, rule.OPENER_RANK), (touchpoint.closes, 1 - rule.OPENER_RANK))
-            for match, rank in roles:
-                for event_type in sorted(match.types):  # type: ignore[union-attr]
+            for match, rank in rule.roles(touchpoint):
+                # A start of a deadline with due: carries its due instant, computed when it is queued.
+                due = touchpoint.due if rank == START and touchpoint.kind == DEADLINE else None
+                for event_type in sorted(match.types):
                     dispatch.setdefault(event_type, []).append(
-                        (_QUEUED, index, touchpoint.id, match.where, None, touchpoint.key, rank)  # type: ignore[union-attr]
+                        (_QUEUED, index, touchpoint.id, match.where, due, touchpoint.key, rank)
                     )
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
         self.handlers = [None if rule is None else rule.handlers() for rule in self.rules]  # by rank
@@ -168,6 +178,12 @@ class Engine:
                     if type(key) is not str or not key:
                         judged = (judged or []) + [(touchpoint_id, f"no '{key_field}' to key on")]
                         continue
+                    if good is not None:  # a deadline's due: the start's due instant, with its key
+                        due = good(event)
+                        if due is None:
+                            judged = (judged or []) + [(touchpoint_id, f"due: {good.last_error}")]
+                            continue
+                        key = (key, due)
                     entry = (at, rank, event_id, index, key, customer, mine)
                     heappush(queue, entry)
                     if track:
@@ -220,14 +236,15 @@ class Engine:
             entry = pop(queue)
             try:
                 time, rank, third, index, key, last, mine = entry
-                if rank == DUE:
-                    line = lines[index]
-                    if line and line[0] is entry:  # the head of its due line: the next one open takes its place
-                        line.popleft()
-                        while line and not line[0][CELL][IS_OPEN]:
-                            line.popleft()  # decided before its due time: nothing to do, not even a heap push
-                        if line:
-                            heappush(queue, line[0])
+                if rank >= DUE:  # a due time (or a risk time, never in a line)
+                    if rank == DUE:
+                        line = lines[index]
+                        if line and line[0] is entry:  # the head of its due line: the next one open takes its place
+                            line.popleft()
+                            while line and not line[0][CELL][IS_OPEN]:
+                                line.popleft()  # decided before its due time: nothing to do, not even a heap push
+                            if line:
+                                heappush(queue, line[0])
                     if not last[IS_OPEN]:
                         continue
                 elif track:
@@ -251,7 +268,7 @@ class Engine:
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark = max_at, watermark
         queue = state.queue
-        kept = [entry for entry in queue if entry[1] == DUE or entry[2] != event_id or entry[6] is not mine]
+        kept = [entry for entry in queue if entry[1] >= DUE or entry[2] != event_id or entry[6] is not mine]
         if len(kept) < len(queue):
             queue[:] = kept
             heapq.heapify(queue)
@@ -267,10 +284,10 @@ class Engine:
         customer's record is put back (where it would raise again)."""
         _, rank, third, index, key, last, mine = entry
         touchpoint = self.ids[index]
-        if rank == DUE:
-            customer, event_id = third, last[OPENED_BY]  # a due time: the event that opened the instance
+        if rank >= DUE:
+            customer, event_id = third, last[OPENED_BY]  # a due or risk time: the event that opened the instance
             instance = self.rules[index].prefix + key  # type: ignore[union-attr]
-            if last[IS_OPEN] and mine.open.get(instance) is last:
+            if rank == DUE and last[IS_OPEN] and mine.open.get(instance) is last:
                 del mine.open[instance]
                 last[IS_OPEN] = False
                 self.pending[index] -= 1
@@ -342,15 +359,25 @@ class Engine:
         """Put a stored customer record back: open instances, their due times, queued events, ids, counts."""
         state = self.state
         mine = state.customers[customer] = CustomerState()
-        for touchpoint_id, key, opened_at, event_id in record["open"]:
+        for risky in self.risky.values():
+            for pair in [pair for pair in risky if pair[0] == customer]:
+                del risky[pair]  # (the cells of the customer's state before)
+        for touchpoint_id, key, *stored in record["open"]:
             rule = self._rule(touchpoint_id)
             if rule is None:
                 continue  # a touchpoint no longer in the catalog
-            rule.start(touchpoint_id + SEPARATOR + key, [opened_at, event_id, True], customer, key, mine)
+            rule.revive(stored, customer, key, mine)
+        old_ranks = record.get("v", 1) < RECORD_VERSION
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
             rule = self._rule(touchpoint_id)
             if rule is None:
                 continue
+            if old_ranks and rank == 1 and isinstance(rule, DeadlineRule):
+                rank = END  # version 1 ranked a deadline's end 1
+            if type(key) is list:
+                key = tuple(key)  # a start with its due instant (due:)
+            elif rank == START and isinstance(rule, ClockRule) and rule.uses_due:
+                continue  # queued before its touchpoint had due: its due instant is unknown
             index = rule.index
             entry = (at, rank, event_id, index, key, customer, mine)
             if mine.queued is None:
@@ -403,6 +430,23 @@ class Engine:
                 self.totals.setdefault(touchpoint, [0, 0])[column] += pair[column]
 
     # -- reading ----------------------------------------------------------------------------------------
+    def at_risk_counts(self) -> dict[str, int]:
+        """Instances at risk now, per touchpoint with at_risk (docs/SEMANTICS.md, "SLA clocks")."""
+        return {self.ids[index]: len(risky) for index, risky in self.risky.items()}
+
+    def at_risk(self) -> list[dict]:
+        """Each instance at risk now: touchpoint, customer, key, and the time left at the watermark
+        (open hours, with a calendar), soonest first."""
+        watermark = self.state.watermark
+        found = []
+        for index, risky in self.risky.items():
+            rule = self.rules[index]
+            for (customer, key), (cell, _) in risky.items():
+                left = rule.left(cell, watermark if watermark is not None else cell[0])  # type: ignore[union-attr]
+                found.append({"touchpoint": self.ids[index], "customer_id": customer, "key": key, "left": left})
+        found.sort(key=lambda item: (item["left"], item["touchpoint"], item["customer_id"], item["key"]))
+        return found
+
     def pending_counts(self) -> dict[str, int]:
         """Open instances per touchpoint (conditions are never pending)."""
         return dict(zip(self.ids, self.pending, strict=True))

@@ -3,8 +3,8 @@
 A rule never sees arrival order. The engine keeps one queue of everything that waits for the
 watermark: events, by (occurred_at, rank, event_id), and the due times of open instances, ranked after
 the events of their instant (an end at exactly S + D is in time). The rank orders roles at one
-instant: a deadline's start before its end (S <= E is good), a no_repeat's repeat before its trigger
-(T < R is required).
+instant (``engine.state``): a deadline's start before its end (S <= E is good), a no_repeat's repeat
+before its trigger (T < R is required).
 
 Queue entries are (time, rank, event_id, rule, key, customer, state) for events and
 (due, DUE, customer, rule, key, instance, state) for due times, ``state`` being the customer's
@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from heapq import heappush
 
-from ..catalog.model import Touchpoint
+from ..catalog.model import Match, Touchpoint
 from .outcome import IN_TIME, MISSED, QUIET, REPEATED, Outcome
-from .state import DUE, SEPARATOR, CustomerState
+from .state import DUE, END, REPEAT, SEPARATOR, START, TRIGGER, CustomerState
 
 OPENED_AT, OPENED_BY, IS_OPEN = 0, 1, 2  # an instance's cell
 CELL = 5  # where a due time's entry holds its instance's cell
@@ -34,6 +34,7 @@ class WindowRule:
 
     __slots__ = ("count", "id", "index", "line", "outbox", "pending", "prefix", "queue", "within")
     OPENER_RANK: int
+    CLOSER_RANK: int
     QUIET_IS_GOOD: bool
     QUIET_REASON: str
 
@@ -57,8 +58,18 @@ class WindowRule:
         self.count = count
         self.outbox = outbox  # None when nobody reads the outcomes, only their counts
 
-    def handlers(self) -> tuple[Callable, Callable, Callable]:
+    def handlers(self) -> tuple[Callable | None, ...]:
+        """What each rank of the queue (engine.state) does for this rule."""
         raise NotImplementedError
+
+    def roles(self, touchpoint: Touchpoint) -> list[tuple[Match, int]]:
+        """Which events are queued for this rule, at which rank."""
+        return [(touchpoint.opens, self.OPENER_RANK), (touchpoint.closes, self.CLOSER_RANK)]  # type: ignore[list-item]
+
+    def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
+        """Put back an instance stored as [opened_at, event_id, ...] (what an SLA clock adds is not
+        needed here: its touchpoint is a plain window now)."""
+        self.start(self.prefix + key, [stored[0], stored[1], True], customer, key, state)
 
     def open(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         instance = self.prefix + key
@@ -101,12 +112,13 @@ class DeadlineRule(WindowRule):
     """S opens; an E with S <= E <= S + D is good; the clock passing S + D with no E is bad."""
 
     __slots__ = ()
-    OPENER_RANK = 0
+    OPENER_RANK = START
+    CLOSER_RANK = END
     QUIET_IS_GOOD = False
     QUIET_REASON = MISSED
 
-    def handlers(self) -> tuple[Callable, Callable, Callable]:
-        return self.open, self.end, self.expire
+    def handlers(self) -> tuple[Callable | None, ...]:
+        return self.open, None, None, self.end, self.expire, None
 
     def end(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         instance = self.prefix + key
@@ -133,12 +145,13 @@ class NoRepeatRule(WindowRule):
     """T opens; the first R with T < R <= T + D is bad; the clock passing T + D with no R is good."""
 
     __slots__ = ()
-    OPENER_RANK = 1
+    OPENER_RANK = TRIGGER
+    CLOSER_RANK = REPEAT
     QUIET_IS_GOOD = True
     QUIET_REASON = QUIET
 
-    def handlers(self) -> tuple[Callable, Callable, Callable]:
-        return self.repeat, self.open, self.expire
+    def handlers(self) -> tuple[Callable | None, ...]:
+        return self.repeat, self.open, None, None, self.expire, None
 
     def repeat(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         instance = self.prefix + key

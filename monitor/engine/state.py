@@ -4,7 +4,7 @@ Events are partitioned by customer live, and an instance is identified by its ke
 customer's events*, so everything an event can change belongs to its customer:
 
 - ``CustomerState.open``: "touchpoint-id/key" -> [opened_at, event_id, True] of each undecided instance
-  (the instance's cell, see ``engine.rules``);
+  (the instance's cell, see ``engine.rules``; an SLA clock's cell holds more, see ``engine.clock``);
 - ``CustomerState.seen``: event_id -> occurred_at, for duplicates;
 - ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
   when the engine tracks customers);
@@ -27,7 +27,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-DUE = 2  # the rank of a due time in the queue: after every event of the same instant
+# Ranks in the queue, the order of what happens at one instant: a deadline's start, its pauses and
+# resumes, its end (a no_repeat's repeat, then its trigger); then due times, then risk times.
+START, PAUSE, RESUME, END = 0, 1, 2, 3
+REPEAT, TRIGGER = 0, 1
+DUE = 4
+RISK = 5
+RECORD_VERSION = 2  # records of version 1 ranked a deadline's end 1 and due times 2
 SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key in CustomerState.open
 
 
@@ -45,12 +51,15 @@ class CustomerState:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
         queued = self.queued or ()
         return {
+            "v": RECORD_VERSION,
+            # [touchpoint, key, opened_at, event_id], and an SLA clock's [due, spent, since] (engine.clock)
             "open": [
-                [*instance.split(SEPARATOR, 1), at, event_id] for instance, (at, event_id, _) in self.open.items()
+                [*instance.split(SEPARATOR, 1), cell[0], cell[1], *cell[3:]] for instance, cell in self.open.items()
             ],
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(
-                [at, rank, event_id, touchpoint_ids[rule], key] for at, rank, event_id, rule, key, _, _ in queued
+                [at, rank, event_id, touchpoint_ids[rule], list(key) if type(key) is tuple else key]
+                for at, rank, event_id, rule, key, _, _ in queued
             ),
             "good": dict(self.good or {}),
             "bad": dict(self.bad or {}),

@@ -189,7 +189,16 @@ def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:
         return resolved
     ticket = f"t-{number:07d}-{attempt}"
     emit(at, "ticket.opened", ticket_id=ticket, category=rng.choice(CATEGORIES))
-    emit(at + _seconds(_lognormal(rng, knobs.ticket_response_median, 1.0)), "ticket.responded", ticket_id=ticket)
+    asked = at
+    if knobs.ticket_waiting and rng.random() < knobs.ticket_waiting:  # (no draw when off: seeds stay as they were)
+        asked = emit(at + _seconds(_lognormal(rng, 600.0, 0.8)), "ticket.waiting", ticket_id=ticket)
+        asked = emit(
+            asked + _seconds(_lognormal(rng, knobs.customer_answer_median, 0.8)),
+            "ticket.updated",
+            ticket_id=ticket,
+            by="customer",
+        )
+    emit(asked + _seconds(_lognormal(rng, knobs.ticket_response_median, 1.0)), "ticket.responded", ticket_id=ticket)
     resolved_at = at + _seconds(_lognormal(rng, knobs.ticket_resolution_median, 0.8))
     emit(resolved_at, "ticket.resolved", ticket_id=ticket)
     if rng.random() < 0.08:

@@ -27,6 +27,10 @@ class Knobs:
     ticket_resolution_median: float = 8 * 3600.0
     winback_share: float = 0.85
     delivery_late: float = 0.06
+    # Share of tickets on which the agent first asks the customer something (ticket.waiting), answered
+    # by the customer (ticket.updated, by customer) after a wait; the response comes after the answer.
+    ticket_waiting: float = 0.0
+    customer_answer_median: float = 3 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,13 @@ SCENARIOS: dict[str, Scenario] = {
             "order-backlog",
             "From minute 10, for 20 minutes, order confirmations take several minutes.",
             (_incident({"confirm_median": 300.0}, "10m", "20m", "order backlog: confirmations take minutes"),),
+        ),
+        Scenario(
+            "waiting-on-customer",
+            "Healthy, but 40% of tickets wait hours on the customer's answer before the first response "
+            "(ticket.waiting, ticket.updated): judged on an SLA clock that pauses (examples/support-hours), "
+            "they are in time; on the wall clock, many are not.",
+            (_incident({"ticket_waiting": 0.4}, "0s", "3650d", "tickets waiting on the customer"),),
         ),
         Scenario(
             "incident-day",

@@ -10,6 +10,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from monitor.events import parse_timestamp
+
 from .conftest import ROOT
 from .test_live_pipeline import live_equals_replay
 
@@ -81,3 +83,37 @@ def test_the_utility_example_live_on_its_four_sources_equals_replay(namespace):
     journey = orjson.loads(worker.get(f"/journeys/{ticket['subject']}") or b"{}")
     (kept,) = [e for e in journey["events"] if e.get("id") == ticket["id"]]
     assert kept == ticket, kept
+
+
+SUPPORT = ROOT / "examples" / "support-hours"
+
+
+def test_sla_clocks_live_equal_replay_across_the_change_to_summer_time(namespace):
+    # Business hours in Berlin, tickets waiting on the customer (pauses), technicians due by their
+    # slot (due:), six days across 29 March 2026.
+    sources = ("tickets", "visits")
+    topics = {source: f"{namespace.name}-{source}" for source in sources}
+    env = {
+        "TPMON_RULES": str(SUPPORT),
+        "TPMON_TOPICS": ",".join(f"{source}={topic}" for source, topic in topics.items()),
+    }
+    worker = namespace.worker(**env)
+    files = {source: SUPPORT / "samples" / f"{source}.jsonl" for source in sources}
+    for source, file in files.items():
+        namespace.run("produce", str(file), "--source", source, **env)
+    newest = max(
+        parse_timestamp(orjson.loads(line)["occurred_at"])
+        for file in files.values()
+        for line in file.read_bytes().splitlines()
+    )
+    expected = live_equals_replay(
+        namespace,
+        [worker],
+        None,
+        inputs=[f"{source}={file}" for source, file in files.items()],
+        topics=list(topics.values()),
+        newest=newest,
+        **env,
+    )
+    assert all(good + bad > 0 for good, bad in expected.values()), expected
+    assert expected["first-response"][0] > 50  # the waits did not count against them
