@@ -10,7 +10,8 @@ and one pre-produced set of source topics serve every Kafka measurement:
 1. ceiling: raw aiokafka getmany + orjson + a dict update per event;
 2. baseline: a plain Faust agent doing the same;
 3. tpmon worker end to end, first event counted until every outcome is visible in /metrics;
-4. replay core against a bare parse + dict loop over one file (bench/replay_throughput.py);
+4. replay core against a bare parse + dict loop over one file (bench/replay_throughput.py), with the
+   shipped catalog and with its ticket deadlines on SLA clocks;
 5. detection latency at the offered rates (bench/latency.py);
 6. memory per pending instance, core and worker (bench/memory.py);
 7. scaling: 2 workers against 1, same topics (4 partitions);
@@ -82,10 +83,11 @@ def run(args: argparse.Namespace) -> dict:
             "scaling_2_to_1": round(two["events_per_s"] / one["events_per_s"], 2),
         }
 
-        cached = ROOT / "bench" / "results" / f"events-{args.replay_customers}.jsonl"  # simulated once, kept
+        cached = ROOT / "bench" / "results" / f"waiting-{args.replay_customers}.jsonl"  # simulated once, kept
         replay_file = root / "replay.jsonl" if args.smoke else cached
-        replay = replay_throughput.measure(replay_file, args.replay_customers, args.rounds, catalog)
-        step("4 replay", f"ratio {replay['ratio']}")
+        clocked = replay_throughput.clocked_catalog(ROOT / "rules", root / "clocked")
+        replay = replay_throughput.measure(replay_file, args.replay_customers, args.rounds, catalog, clocked)
+        step("4 replay", f"ratio {replay['ratio']}; on SLA clocks {replay['clocked_ratio']}")
         results["replay"] = replay
 
         detections = []

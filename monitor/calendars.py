@@ -26,6 +26,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEARCH_DAYS = 3 * 366  # a calendar closed for longer is refused when the catalog is read
 _INTERVAL = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _CACHE_DAYS = 4096
+_DAY = 86_400 * MICROS
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 Interval = tuple[int, int]  # minutes from local midnight: [start, end)
 
@@ -63,17 +65,21 @@ class Calendar:
         moment = datetime(local.year, local.month, local.day, minutes // 60, minutes % 60, tzinfo=self.zone)
         return int(moment.timestamp()) * MICROS
 
-    def _local_date(self, at: int) -> date:
-        return datetime.fromtimestamp(at // MICROS, self.zone).date()
-
     def intervals(self, start: int) -> Iterator[tuple[int, int]]:
         """The open intervals from ``start`` on, the first one cut at ``start``."""
-        local = self._local_date(start) - timedelta(days=1)  # (a day's last interval may end after midnight UTC)
+        # From the day before start's UTC date: the local date is at most a day off, and the days
+        # before start yield nothing (no zone conversion on this path: days are cached).
+        ordinal = _EPOCH_ORDINAL + start // _DAY - 1
+        day, fromordinal = self.day, date.fromordinal
+        cached = self._days
         for _ in range(_SEARCH_DAYS):
-            for opens, closes in self.day(local):
+            found = cached.get(ordinal)
+            if found is None:
+                found = day(fromordinal(ordinal))
+            for opens, closes in found:
                 if closes > start:
-                    yield max(opens, start), closes
-            local += timedelta(days=1)
+                    yield (opens if opens > start else start), closes
+            ordinal += 1
         raise ValueError(f"calendar {self.name!r} has no open hours for {_SEARCH_DAYS} days")
 
     def measure(self, start: int, end: int) -> int:

@@ -130,6 +130,13 @@ class Metrics:
             registry=r,
         )
         self._internal_errors = {stage: self.internal_errors.labels(stage) for stage in STAGES}
+        self.last_event = Gauge(
+            c.METRIC_SOURCE_LAST_EVENT,
+            "When this worker last took a valid event of the source, in Unix seconds (its start, until then).",
+            [c.LABEL_SOURCE],
+            registry=r,
+        )
+        self._last_event: dict[str, Gauge] = {}
 
         # Children bound ahead of time: the hot path does one dict lookup and an inc().
         self._latency = {}
@@ -157,6 +164,20 @@ class Metrics:
             self._by_source[source, reason] = self.rejected.labels(source, reason)
         self._by_source[source, "duplicate"] = self.duplicates.labels(source)
         self._by_source[source, "late"] = self.late.labels(source)
+
+    def watch_source(self, source: str, now: float) -> None:
+        """A declared source this worker reads: its last event is ``now`` (seconds) until one comes, so
+        that a source that never sends is silent after its silent_after too."""
+        self._last_event[source] = child = self.last_event.labels(source)
+        child.set(now)
+
+    def source_events(self, source: str, now: float) -> None:
+        child = self._last_event.get(source)
+        if child is not None:
+            child.set(now)
+
+    def last_events(self) -> dict[str, float]:
+        return {source: child._value.get() for source, child in self._last_event.items()}  # type: ignore[attr-defined]
 
     def _source(self, source: str, what: str) -> Counter:
         child = self._by_source.get((source, what))

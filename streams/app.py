@@ -288,8 +288,10 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         retention=parse_duration(settings.dedup_retention),
     )
     metrics = partitions.metrics = Metrics(catalog, partitions, registry)
+    started = time.time()
     for source in topic_of:
         metrics.bind_source(source)
+        metrics.watch_source(source, started)
     metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(partitions))
@@ -308,6 +310,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         lateness=partitions.lateness,
         decoder=catalog.decoder,
         sources=source_of_topic,
+        metrics=metrics,
     )
     judge = Judge(partitions, events_name, dead_letter_box, max_future, failures, catalog.decoder, source_of_topic)
 
@@ -376,13 +379,24 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             for partition, at in partitions.watermarks().items()
         }
         inputs = {str(partition): clock.view() for partition, clock in sorted(partitions.clocks.items())}
+        # Sources that sent this worker nothing for their silent_after, and the touchpoints fed only by them.
+        silent = catalog.silent_sources(metrics.last_events(), time.time())
+        sources_view = {
+            source: {"last_event": format_timestamp(round(at * 1_000_000)), "silent": source in silent}
+            for source, at in sorted(metrics.last_events().items())
+        }
+        silent_touchpoints = catalog.fed_only_by(silent)
         return web.json(
             {
                 "partitions": assigned,
                 "watermarks": watermarks,
                 "inputs": inputs,
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
-                "touchpoints": partitions.touchpoints(),
+                "touchpoints": {
+                    touchpoint: {**view, "silent": touchpoint in silent_touchpoints}
+                    for touchpoint, view in partitions.touchpoints().items()
+                },
+                "sources": sources_view,
                 # The instances at risk, the least time left first (open hours, with a calendar).
                 "at_risk": [
                     {**item, "left": format_duration(max(0, item["left"]) // 1_000_000 * 1_000_000)}

@@ -282,8 +282,9 @@ class Ingest:
         lateness: int,
         decoder: Decoder,
         sources: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.decoder, self.sources = decoder, sources
+        self.decoder, self.sources, self.metrics = decoder, sources, metrics
         self.outbox = outbox
         self.events_topic = events_topic
         self.dead_letters = dead_letters
@@ -302,6 +303,9 @@ class Ingest:
         add, events = self.outbox.add, self.events_topic
         for key, value, source in step.events:
             add(events, key, value, headers=[("source", source)])
+        if self.metrics is not None and step.events:
+            for source in {source for _, _, source in step.events}:
+                self.metrics.source_events(source.decode(), now / 1_000_000)
         for message, reject in step.rejects:
             self.dead_letters.reject(message, reject)
         for message, source, failure in step.failed:
@@ -407,8 +411,9 @@ class Judge:
         failures: Failures,
         decoder: Decoder,
         sources: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.decoder, self.sources = decoder, sources
+        self.decoder, self.sources, self.metrics = decoder, sources, metrics
         self.partitions = partitions
         self.events_topic = events_topic
         self.dead_letters = dead_letters

@@ -118,3 +118,20 @@ class Catalog:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(t.id for t in self.touchpoints)
+
+    def sources_of(self, touchpoint: Touchpoint) -> frozenset[str]:
+        """The sources whose events a touchpoint judges."""
+        found = (self.contract.source_of_type(event_type) for event_type in touchpoint.event_types)
+        return frozenset(source for source in found if source is not None)
+
+    def silent_sources(self, last_events: dict[str, float], now: float) -> frozenset[str]:
+        """The sources whose last event (seconds, by source) is more than their silent_after before now."""
+        return frozenset(
+            source.name
+            for source in self.contract.sources
+            if source.name in last_events and now - last_events[source.name] > source.silent_after / 1_000_000
+        )
+
+    def fed_only_by(self, silent: frozenset[str]) -> frozenset[str]:
+        """The touchpoints all of whose sources are silent: "no data", never reliable."""
+        return frozenset(t.id for t in self.touchpoints if (sources := self.sources_of(t)) and sources <= silent)

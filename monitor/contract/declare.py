@@ -11,8 +11,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..durations import parse_duration
 from .kinds import KINDS, TIME_FORMATS, kind_of
-from .model import COMMON_NAMES, FORMATS, Contract, Declaration, Field, Source, default_pointer, parse_pointer
+from .model import (
+    COMMON_NAMES,
+    DEFAULT_SILENT_AFTER,
+    FORMATS,
+    Contract,
+    Declaration,
+    Field,
+    Source,
+    default_pointer,
+    parse_pointer,
+)
 
 Path_ = tuple[str | int, ...]
 Say = Callable[[Path_, str], None]  # (path in the file, message): an error
@@ -48,7 +59,7 @@ RESERVED = frozenset(
         "event_type",
     ]
 )
-SOURCE_KEYS = ("name", "format", "time", "fields")
+SOURCE_KEYS = ("name", "format", "time", "fields", "silent_after")
 EVENT_KEYS = ("type", "source", "fields", "optional")
 CUSTOMER_KEYS = ("joined", "left")
 
@@ -136,7 +147,17 @@ class Declarations:
             pointer = _pointer(say, (*path, "fields", key), text)
             if pointer is not None:
                 pointers.append((key, pointer))
-        self.sources[name] = (Source(name, source_format, time_format, tuple(pointers)), say, path)
+        silent_after = DEFAULT_SILENT_AFTER
+        if "silent_after" in raw:
+            written = raw["silent_after"]
+            try:
+                if isinstance(written, bool) or not isinstance(written, str):
+                    raise ValueError
+                silent_after = parse_duration(written)
+            except ValueError:
+                say((*path, "silent_after"), f"must be a duration such as '15m' or '2h', not {written!r}")
+                return
+        self.sources[name] = (Source(name, source_format, time_format, tuple(pointers), silent_after), say, path)
         self.where["sources", name] = where(path)
 
     def _event(self, raw: object, path: Path_, say: Say, where: Callable[[Path_], str]) -> None:

@@ -11,6 +11,7 @@ from .kinds import RFC3339, STRING, TIMESTAMP, Kind
 
 FLAT: Final = "flat"
 CLOUDEVENTS: Final = "cloudevents"
+DEFAULT_SILENT_AFTER: Final = 15 * 60 * 1_000_000  # 15m: live, a source that sent nothing for this long is silent
 FORMATS: Final = (FLAT, CLOUDEVENTS)
 
 #: The fields every event has, whatever its shape.
@@ -59,6 +60,7 @@ class Source:
     format: str = FLAT
     time: str = RFC3339
     pointers: tuple[tuple[str, Pointer], ...] = ()  # where the common fields are, when not at /NAME
+    silent_after: int = DEFAULT_SILENT_AFTER  # microseconds
 
     def pointer(self, name: str) -> Pointer:
         return self._pointers.get(name, (name,))

@@ -6,7 +6,8 @@ as fast as before. Its instance's cell holds, after the three items every cell h
 
 - ``DUE_AT``: the instant the instance is due while it runs (None while paused);
 - ``SPENT``: the elapsed time counted before ``SINCE``;
-- ``SINCE``: when it last started running (None while paused).
+- ``SINCE``: when it last started running (None while paused);
+- ``RISK_AT``: with at_risk, the instant from which it is at risk while it runs.
 
 The elapsed time at t is SPENT + the clock's measure of [SINCE, t] while running. A pause adds the
 measure up to the pause to SPENT; a resume sets SINCE and files a new due time (and risk time). A due
@@ -26,7 +27,7 @@ from .outcome import IN_TIME, MISSED, Outcome
 from .rules import IS_OPEN, OPENED_AT, OPENED_BY, DeadlineRule
 from .state import DUE, PAUSE, RESUME, RISK, CustomerState
 
-DUE_AT, SPENT, SINCE = 3, 4, 5
+DUE_AT, SPENT, SINCE, RISK_AT = 3, 4, 5, 6
 
 
 class ClockRule(DeadlineRule):
@@ -61,7 +62,7 @@ class ClockRule(DeadlineRule):
             return
         if due is None:
             due = self.clock.advance(at, self.within)
-        self.start(instance, [at, event_id, True, due, 0, at], customer, key, state)
+        self.start(instance, [at, event_id, True, due, 0, at, None], customer, key, state)
 
     def start(self, instance: str, cell: list, customer: str, key: str, state: CustomerState) -> None:
         """Open an instance (or put a stored one back) and file its due and risk times."""
@@ -74,19 +75,19 @@ class ClockRule(DeadlineRule):
         """Put back a stored instance: [opened_at, event_id] and, when stored by a clock rule, [due,
         spent, since]; a cell stored before its touchpoint had a clock starts it from its opening."""
         opened_at, event_id, *clock = stored
-        if len(clock) == 3:
-            cell = [opened_at, event_id, True, *clock]
+        if len(clock) >= 3:
+            cell = [opened_at, event_id, True, *clock[:3], None]
         elif self.uses_due:
             return  # its due instant came from an event no longer at hand: dropped, not guessed
         else:
-            cell = [opened_at, event_id, True, self.clock.advance(opened_at, self.within), 0, opened_at]
+            cell = [opened_at, event_id, True, self.clock.advance(opened_at, self.within), 0, opened_at, None]
         self.start(self.prefix + key, cell, customer, key, state)
 
     def _file(self, cell: list, customer: str, key: str, state: CustomerState) -> None:
         due = cell[DUE_AT]
         self.schedule((due, DUE, customer, self.index, key, cell, state))
         if self.at_risk is not None:
-            risk_at = due - self.at_risk if self.uses_due else self._risk_instant(cell)
+            risk_at = cell[RISK_AT] = due - self.at_risk if self.uses_due else self._risk_instant(cell)
             self.schedule_risk((risk_at, RISK, customer, self.index, key, cell, state))
 
     def _risk_instant(self, cell: list) -> int:
@@ -104,7 +105,7 @@ class ClockRule(DeadlineRule):
         if cell is None or cell[SINCE] is None or at < cell[OPENED_AT]:
             return  # nothing open, already paused, or a pause from before the start
         cell[SPENT] += self.clock.measure(cell[SINCE], at)
-        cell[SINCE] = cell[DUE_AT] = None
+        cell[SINCE] = cell[DUE_AT] = cell[RISK_AT] = None
         self.risky.pop((customer, key), None)
 
     def resume(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
@@ -162,10 +163,5 @@ class ClockRule(DeadlineRule):
         super().expire(due, customer, key, cell, state)
 
     def risk(self, risk_at: int, customer: str, key: str, cell: list, state: CustomerState) -> None:
-        if not cell[IS_OPEN] or cell[SINCE] is None:
-            return
-        if (self.uses_due and cell[DUE_AT] - self.at_risk != risk_at) or (  # type: ignore[operator]
-            not self.uses_due and self._risk_instant(cell) != risk_at
-        ):
-            return  # filed before a pause: the resume filed another
-        self.risky[customer, key] = (cell, state)
+        if cell[IS_OPEN] and cell[SINCE] is not None and cell[RISK_AT] == risk_at:
+            self.risky[customer, key] = (cell, state)  # (else paused, or filed before a pause and resumed)

@@ -54,7 +54,7 @@ class CustomerState:
             "v": RECORD_VERSION,
             # [touchpoint, key, opened_at, event_id], and an SLA clock's [due, spent, since] (engine.clock)
             "open": [
-                [*instance.split(SEPARATOR, 1), cell[0], cell[1], *cell[3:]] for instance, cell in self.open.items()
+                [*instance.split(SEPARATOR, 1), cell[0], cell[1], *cell[3:6]] for instance, cell in self.open.items()
             ],
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(

@@ -7,6 +7,7 @@ differentiating threshold and min_events, as the Prometheus state rule does over
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -19,11 +20,14 @@ from monitor.catalog import Catalog
 from monitor.conventions import STAGES
 from monitor.state import reliability, touchpoint_state
 
+NO_DATA = "no data"  # fed only by sources that went silent (their silent_after): never shown as reliable
+
 STYLE = {
     "broken": "bold white on red",
     "reliable": "bold white on green",
     "differentiating": "bold white on blue",
     "unknown": "black on grey50",
+    NO_DATA: "black on grey70",
 }
 
 
@@ -35,6 +39,7 @@ class Snapshot:
     left: int = 0
     journeys_broken: int = 0
     events: int = 0
+    last_event: dict[str, float] = field(default_factory=dict)  # source -> Unix seconds, newest of the workers
 
 
 @dataclass
@@ -54,7 +59,7 @@ class Room:
         for touchpoint_id, state in self.states().items():
             if state == "broken" and self._last_state.get(touchpoint_id) != "broken":
                 self.broken_spells[touchpoint_id] = self.broken_spells.get(touchpoint_id, 0) + 1
-            order = ("unknown", "differentiating", "reliable", "broken")
+            order = (NO_DATA, "unknown", "differentiating", "reliable", "broken")
             if order.index(state) > order.index(self.worst.get(touchpoint_id, "unknown")):
                 self.worst[touchpoint_id] = state
             self._last_state[touchpoint_id] = state
@@ -72,7 +77,11 @@ class Room:
 
     def states(self) -> dict[str, str]:
         counts = self.window_counts()
-        return {t.id: touchpoint_state(t, *counts[t.id]) for t in self.catalog.touchpoints}
+        last = self.history[-1] if self.history else Snapshot(0, {})
+        quiet = self.catalog.fed_only_by(self.catalog.silent_sources(last.last_event, time.time()))
+        return {
+            t.id: NO_DATA if t.id in quiet else touchpoint_state(t, *counts[t.id]) for t in self.catalog.touchpoints
+        }
 
     # -- rendering ------------------------------------------------------------------------------------
     def render(self, title: str) -> Group:

@@ -84,6 +84,9 @@ def scrape(port: int) -> Snapshot | None:
                 snapshot.journeys_broken += int(sample.value)
             elif sample.name == "tpmon_events_total":
                 snapshot.events += int(sample.value)
+            elif sample.name == "tpmon_source_last_event_timestamp_seconds":
+                source = sample.labels["source"]
+                snapshot.last_event[source] = max(snapshot.last_event.get(source, 0.0), sample.value)
     snapshot.outcomes = {t: (g, b) for t, (g, b) in outcomes.items()}
     return snapshot
 
@@ -98,6 +101,8 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
         total.left += snapshot.left
         total.journeys_broken += snapshot.journeys_broken
         total.events += snapshot.events
+        for source, at in snapshot.last_event.items():
+            total.last_event[source] = max(total.last_event.get(source, 0.0), at)
     return total
 
 
