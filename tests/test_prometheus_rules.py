@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,6 +59,7 @@ def test_alertmanager_routes_by_owner_and_pages_inhibit_tickets():
     config = YAML(typ="safe").load((GENERATED / "alertmanager.yml").read_text())
     routes = {route["matchers"][0]: route["receiver"] for route in config["route"]["routes"]}
     assert routes['owner="billing"'] == "team-billing"
+    assert config["route"]["group_by"] == ["touchpoint", "severity"]  # an incident is one group, not one per alert
     assert config["inhibit_rules"] == [
         {"source_matchers": ['severity="page"'], "target_matchers": ['severity="ticket"'], "equal": ["touchpoint"]}
     ]
@@ -68,41 +70,84 @@ LABELS = {"touchpoint": "bill-correct", "stage": "pay", "owner": "billing"}
 SERIES = 'tpmon_touchpoint_outcomes_total{{touchpoint="bill-correct",stage="pay",owner="billing",outcome="{outcome}"}}'
 
 
-def expected(alertname: str, tiers: list[str]) -> dict:
+_NOW = re.compile(
+    r'\{\{ with query "(?P<query>(?:[^"\\]|\\.)*)" \}\}\{\{ \. \| first \| value \| humanizePercentage \}\}'
+    r"\{\{ else \}\}\?\{\{ end \}\}"
+)
+
+
+def rendered(text: str, figures: dict[str, str]) -> str:
+    """An annotation as Alertmanager gets it: each recorded figure it reads (by its record's name) as
+    ``figures`` says Prometheus prints it (humanizePercentage: 0.5 -> 50%)."""
+
+    def figure(found: re.Match) -> str:
+        query = found.group("query")
+        name = next(name for name in figures if name in query)
+        return figures[name]
+
+    return _NOW.sub(figure, text)
+
+
+def expected(alertname: str, severities: list[str], figures: dict[str, str], path: Path = GENERATED) -> dict:
     """The alerts promtool should see firing, with the annotations the generated rules give them."""
-    groups = YAML(typ="safe").load((GENERATED / "touchpoints.yml").read_text())["groups"]
-    rules = next(g["rules"] for g in groups if g["name"] == "tpmon-bill-correct")
+    groups = YAML(typ="safe").load((path / "touchpoints.yml").read_text())["groups"]
+    rules = next(g["rules"] for g in groups if g["name"] == f"tpmon-{figures.get('touchpoint', 'bill-correct')}")
     alerts = []
-    for tier in tiers:
-        rule = next(r for r in rules if r.get("alert") == alertname and r["labels"]["tier"] == tier)
-        alerts.append({"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]})
+    for severity in severities:
+        rule = next(r for r in rules if r.get("alert") == alertname and r["labels"]["severity"] == severity)
+        annotations = {key: rendered(value, figures) for key, value in rule["annotations"].items()}
+        alerts.append({"exp_labels": rule["labels"], "exp_annotations": annotations})
     return {"alertname": alertname, "exp_alerts": alerts}
 
 
-def run_promtool(tmp_path: Path, tests: list[dict], every: str = "1m") -> None:
+# A half-bad burn on bill-correct (an error budget of 3%): half bad now, no budget left.
+HALF_BAD = {"errors": "50%", "budget_remaining": "0%", "reliability": "50%"}
+
+
+def run_promtool(tmp_path: Path, tests: list[dict], every: str = "1m", path: Path = GENERATED) -> None:
     document = {
-        "rule_files": [str(GENERATED / "recording.yml"), str(GENERATED / "touchpoints.yml")],
+        "rule_files": [str(path / "recording.yml"), str(path / "touchpoints.yml")],
         "evaluation_interval": every,
         "tests": tests,
     }
-    path = tmp_path / "unit.test.yml"
-    with path.open("w") as stream:
+    file = tmp_path / "unit.test.yml"
+    with file.open("w") as stream:
         YAML().dump(document, stream)
-    result = subprocess.run([tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    result = subprocess.run([tool("promtool"), "test", "rules", str(file)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
-def test_every_tier_fires_on_a_sustained_burn(tmp_path):
-    """Half of 120 bills a minute wrong: all four tiers and the broken state fire."""
+def test_a_sustained_burn_pages_once_and_opens_one_ticket(tmp_path):
+    """Half of 120 bills a minute wrong: one page (its two tiers firing are one alert) and one ticket
+    (inhibited by the page in Alertmanager); broken, it does not page a second time."""
     burn = {
         "interval": "1m",
         "input_series": [{"series": SERIES.format(outcome=o), "values": "0+60x300"} for o in ("good", "bad")],
         "alert_rule_test": [
-            {"eval_time": "70m", **expected("TouchpointBurnRate", ["1h", "6h", "1d", "3d"])},
-            {"eval_time": "70m", **expected("TouchpointBroken", ["state"])},
+            {"eval_time": "70m", **expected("TouchpointBurnRate", ["page", "ticket"], HALF_BAD)},
+            {"eval_time": "70m", "alertname": "TouchpointBroken", "exp_alerts": []},
         ],
     }
     run_promtool(tmp_path, [burn])
+
+
+def test_a_slow_burn_pages_as_broken_and_only_so(tmp_path):
+    """A tenth of the bills wrong (3x the budget: too slow for the page tiers, a ticket): broken pages."""
+    slow = {
+        "interval": "1m",
+        "input_series": [
+            {"series": SERIES.format(outcome="good"), "values": "0+108x300"},
+            {"series": SERIES.format(outcome="bad"), "values": "0+12x300"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "70m", **expected("TouchpointBurnRate", ["ticket"], TENTH_BAD)},
+            {"eval_time": "70m", **expected("TouchpointBroken", ["page"], TENTH_BAD)},
+        ],
+    }
+    run_promtool(tmp_path, [slow])
+
+
+TENTH_BAD = {"errors": "10%", "budget_remaining": "0%", "reliability": "90%"}
 
 
 def test_nothing_fires_at_low_volume(tmp_path):
@@ -122,6 +167,10 @@ def test_nothing_fires_at_low_volume(tmp_path):
     run_promtool(tmp_path, [quiet])
 
 
+# Two hours half bad, then 80 minutes good: nothing bad in the last hour, the budget still spent.
+RECOVERED = {"errors": "0%", "budget_remaining": "0%", "reliability": "100%"}
+
+
 def test_alerts_resolve_on_recovery(tmp_path):
     """Two hours of burn, then healthy: pages resolve first (short windows), then tickets."""
     recovery = {
@@ -131,8 +180,8 @@ def test_alerts_resolve_on_recovery(tmp_path):
             {"series": SERIES.format(outcome="bad"), "values": "0+60x120 7200+0x80"},
         ],
         "alert_rule_test": [
-            {"eval_time": "110m", **expected("TouchpointBurnRate", ["1h", "6h", "1d", "3d"])},
-            {"eval_time": "190m", **expected("TouchpointBurnRate", ["1d", "3d"])},
+            {"eval_time": "110m", **expected("TouchpointBurnRate", ["page", "ticket"], HALF_BAD)},
+            {"eval_time": "190m", **expected("TouchpointBurnRate", ["ticket"], RECOVERED)},
             {"eval_time": "190m", "alertname": "TouchpointBroken", "exp_alerts": []},
         ],
     }
@@ -163,7 +212,8 @@ def test_both_profiles_are_valid(tmp_path, profile):
 def test_internal_errors_open_a_ticket_while_they_happen(tmp_path):
     """One message failed at the engine's step: a ticket for the pipeline, gone ten minutes after."""
     groups = YAML(typ="safe").load((GENERATED / "touchpoints.yml").read_text())["groups"]
-    (rule,) = next(g["rules"] for g in groups if g["name"] == "tpmon-pipeline")
+    pipeline = next(g["rules"] for g in groups if g["name"] == "tpmon-pipeline")
+    (rule,) = [r for r in pipeline if r["alert"] == "TpmonInternalErrors"]
     failing = {
         "interval": "1m",
         "input_series": [
@@ -182,7 +232,6 @@ def test_internal_errors_open_a_ticket_while_they_happen(tmp_path):
                             "description": rule["annotations"]["description"]
                             .replace("{{ $labels.stage }}", "judge")
                             .replace("{{ $value | humanize }}", "1"),
-                            "runbook_url": rule["annotations"]["runbook_url"],
                         },
                     }
                 ],
@@ -191,3 +240,96 @@ def test_internal_errors_open_a_ticket_while_they_happen(tmp_path):
         ],
     }
     run_promtool(tmp_path, [failing])
+
+
+def test_a_slow_incident_warns_at_risk_before_the_first_breach(tmp_path):
+    """examples/support-hours: tickets pile up unanswered. Five instances at risk (alerts.at_risk 3)
+    open TouchpointAtRisk at minute 12; the first missed deadline comes at minute 40, the page later."""
+    CliRunner().invoke(
+        main, ["rules", "render", "--out", str(tmp_path), "--rules", str(ROOT / "examples" / "support-hours")]
+    )
+    labels = 'touchpoint="first-response",stage="help",owner="support"'
+
+    def series(outcome: str) -> str:
+        return "tpmon_touchpoint_outcomes_total{" + labels + f',outcome="{outcome}"' + "}"
+
+    slow = {
+        "interval": "1m",
+        "input_series": [
+            {"series": "tpmon_touchpoint_at_risk{touchpoint=\"first-response\"}", "values": "0x9 5x80"},
+            {"series": series("good"), "values": "0+2x90"},
+            {"series": series("bad"), "values": "0x39 0+3x50"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "11m", "alertname": "TouchpointAtRisk", "exp_alerts": []},
+            {
+                "eval_time": "12m",
+                "alertname": "TouchpointAtRisk",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"touchpoint": "first-response", "stage": "help", "owner": "support",
+                                       "severity": "ticket"},
+                        "exp_annotations": _at_risk_annotations(tmp_path, "5"),
+                    }
+                ],
+            },
+            {"eval_time": "39m", "alertname": "TouchpointBurnRate", "exp_alerts": []},
+        ],
+    }  # fmt: skip
+    run_promtool(tmp_path, [slow], path=tmp_path)
+
+
+def _at_risk_annotations(path: Path, value: str) -> dict:
+    groups = YAML(typ="safe").load((path / "touchpoints.yml").read_text())["groups"]
+    rules = next(g["rules"] for g in groups if g["name"] == "tpmon-first-response")
+    (rule,) = [r for r in rules if r.get("alert") == "TouchpointAtRisk"]
+    return {key: text.replace("{{ $value }}", value) for key, text in rule["annotations"].items()}
+
+
+def test_a_source_that_stops_sending_is_silent_after_its_silent_after(tmp_path):
+    """calls sends every minute for 20 minutes, then nothing: SourceSilent (15m) fires after minute 35."""
+    groups = YAML(typ="safe").load((GENERATED / "touchpoints.yml").read_text())["groups"]
+    pipeline = next(g["rules"] for g in groups if g["name"] == "tpmon-pipeline")
+    (rule,) = [r for r in pipeline if r["alert"] == "SourceSilent" and r["labels"]["source"] == "calls"]
+    quiet = {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'tpmon_source_last_event_timestamp_seconds{source="calls"}', "values": "0+60x20 1200x40"},
+            {"series": 'tpmon_source_last_event_timestamp_seconds{source="orders"}', "values": "0+60x60"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "34m", "alertname": "SourceSilent", "exp_alerts": []},
+            {
+                "eval_time": "36m",
+                "alertname": "SourceSilent",
+                "exp_alerts": [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}],
+            },
+        ],
+    }
+    run_promtool(tmp_path, [quiet])
+
+
+def test_the_default_factors_never_make_a_low_objective_an_error(tmp_path):
+    """An objective of 0.8 with the default factors: a warning saying which tiers it derived."""
+    (tmp_path / "events.yaml").symlink_to(ROOT / "rules" / "events.yaml")
+    (tmp_path / "t.yaml").write_text(
+        "version: 1\ntouchpoints:\n  - {id: calls, stage: help, owner: cc, description: d, kind: condition,\n"
+        "     on: call.ended, good: resolved, objective: 0.8}\n"
+    )
+    done = CliRunner().invoke(main, ["rules", "validate", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert (
+        "the default page factors (14.4, 6) cannot fire below an objective of 0.931; it pages at 4.5x over 1h "
+        "and 1.88x over 6h (90% and 38% of outcomes bad): set alerts.page to choose"
+    ) in done.output
+
+
+def test_factors_the_catalog_gives_that_can_never_fire_are_an_error(tmp_path):
+    (tmp_path / "events.yaml").symlink_to(ROOT / "rules" / "events.yaml")
+    (tmp_path / "t.yaml").write_text(
+        "version: 1\ntouchpoints:\n  - {id: calls, stage: help, owner: cc, description: d, kind: condition,\n"
+        "     on: call.ended, good: resolved, objective: 0.8, alerts: {page: [6, 3]}}\n"
+    )
+    done = CliRunner().invoke(main, ["rules", "validate", str(tmp_path)])
+    assert done.exit_code == 1
+    assert "the page tier over 1h can never fire: 6 x (1 - 0.8) = 1.20 >= 1; lower its factor below 5.00" in done.output

@@ -24,7 +24,17 @@ from ..events import Event
 from .clocks import read_calendars
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import Environment, Expression, ExpressionError
-from .model import CONDITION, DEADLINE, DEFAULT_LATENESS, DEFAULT_MAX_FUTURE, Catalog, Match, Touchpoint, tiers
+from .model import (
+    CONDITION,
+    DEADLINE,
+    DEFAULT_GRAFANA,
+    DEFAULT_LATENESS,
+    DEFAULT_MAX_FUTURE,
+    Catalog,
+    Match,
+    Touchpoint,
+    tiers,
+)
 from .spec import KIND_SPECS, CatalogFileSpec, DeadlineSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
 
 Path_ = tuple[str | int, ...]
@@ -38,6 +48,7 @@ class _Contract:
     decoder: Decoder
     environment: Environment
     calendars: dict[str, Calendar]
+    runbook: str | None = None  # the catalog's runbook template
 
 
 _TOUCHPOINT = TypeAdapter(TouchpointSpec)
@@ -233,13 +244,7 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
         report.warn(
             (*path, "objective"), f"an objective of {spec.objective:g} accepts more bad outcomes than good ones"
         )
-    for tier in tiers(spec.alerts.page, spec.alerts.ticket):
-        if tier.factor * (1 - spec.objective) >= 1:
-            report.add(
-                (*path, "alerts", tier.severity),
-                f"the {tier.severity} tier over {tier.long} can never fire: {tier.factor:g} x (1 - {spec.objective:g}) = "
-                f"{tier.factor * (1 - spec.objective):.2f} >= 1; lower its factor below {1 / (1 - spec.objective):.2f}",
-            )
+    page, ticket = (_factors(report, path, spec, severity) for severity in ("page", "ticket"))
     if spec.min_events < 5:
         report.warn(
             (*path, "min_events"), f"with min_events {spec.min_events}, a handful of outcomes decides the state"
@@ -263,14 +268,49 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
         key=getattr(spec, "key", None),
         within=parse_duration(spec.within) if getattr(spec, "within", None) else None,  # type: ignore[attr-defined]
         good=good,
-        tiers=tiers(spec.alerts.page, spec.alerts.ticket),
+        tiers=tiers(page, ticket),
         source=f"{report.file}:{report.line_of(path)}",
         calendar=clock.calendar,
         pause=clock.pause,
         resume=clock.resume,
         due=clock.due,
         at_risk=clock.at_risk,
+        at_risk_alert=spec.alerts.at_risk,
+        runbook=spec.runbook or (known.runbook.replace("{touchpoint}", spec.id) if known.runbook else ""),
     )
+
+
+_HIGHEST = 0.9  # a derived tier fires when this share of outcomes is bad over its windows
+
+
+def _factors(report: _Report, path: Path_, spec: _Touchpoint, severity: str) -> tuple[float, float]:
+    """A severity's two burn-rate factors. Factors the catalog gives that can never fire (factor x
+    (1 - objective) >= 1: more than every outcome bad) are an error; the defaults, for an objective too
+    low for them, are scaled down until the faster tier fires at 90% bad, with a warning that says so."""
+    factors: tuple[float, float] = getattr(spec.alerts, severity)
+    budget = 1 - spec.objective
+    fastest = max(factors) * budget
+    if fastest < 1:
+        return factors
+    windows = ("1h", "6h") if severity == "page" else ("1d", "3d")
+    if severity in spec.alerts.model_fields_set:
+        tier = windows[factors.index(max(factors))]
+        report.add(
+            (*path, "alerts", severity),
+            f"the {severity} tier over {tier} can never fire: {max(factors):g} x (1 - {spec.objective:g}) = "
+            f"{fastest:.2f} >= 1; lower its factor below {1 / budget:.2f}",
+        )
+        return factors
+    scale = _HIGHEST / fastest
+    derived = (round(factors[0] * scale, 2), round(factors[1] * scale, 2))
+    report.warn(
+        (*path, "objective"),
+        f"the default {severity} factors ({factors[0]:g}, {factors[1]:g}) cannot fire below an objective of "
+        f"{1 - 1 / max(factors):.3g}; it {severity}s at {derived[0]:g}x over {windows[0]} and {derived[1]:g}x over "
+        f"{windows[1]} ({derived[0] * budget:.0%} and {derived[1] * budget:.0%} of outcomes bad): set "
+        f"alerts.{severity} to choose",
+    )
+    return derived
 
 
 @dataclass(frozen=True)
@@ -364,6 +404,8 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     first_seen: dict[str, str] = {}
     lateness_seen: dict[int, str] = {}
     max_future_seen: dict[int, str] = {}
+    runbook_seen: dict[str, str] = {}
+    grafana_seen: dict[str, str] = {}
     declarations = Declarations()
     calendars: dict[str, tuple[Calendar, str]] = {}
     read: list[tuple[_Report, list]] = []  # each file's report and its touchpoints, checked once all are read
@@ -392,6 +434,10 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 value = getattr(file_spec, setting)
                 if value is not None:
                     seen.setdefault(parse_duration(value), f"{name}:{report.line_of((setting,))}")
+            for setting, texts in (("runbook", runbook_seen), ("grafana", grafana_seen)):
+                value = getattr(file_spec, setting)
+                if value is not None:
+                    texts.setdefault(value, f"{name}:{report.line_of((setting,))}")
         except ValidationError as error:
             _validation_problems(report, error, ())
             # Still check the touchpoints, so that one run shows every error.
@@ -410,7 +456,13 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             Problem(str(root), 0, "events", "the catalog declares no event types: add an events.yaml (docs/EVENTS.md)")
         )
     environment = Environment(contract)
-    known = _Contract(contract, Decoder(contract), environment, {name: found for name, (found, _) in calendars.items()})
+    known = _Contract(
+        contract,
+        Decoder(contract),
+        environment,
+        {name: found for name, (found, _) in calendars.items()},
+        next(iter(runbook_seen), None),
+    )
     used: set[str] = set()
     for report, raw_touchpoints in read:
         for index, raw in enumerate(raw_touchpoints):
@@ -437,6 +489,14 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         if len(seen) > 1:
             where = ", ".join(f"{format_duration(v)} at {at}" for v, at in seen.items())
             problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
+    for setting, texts in (("runbook", runbook_seen), ("grafana", grafana_seen)):
+        if len(texts) > 1:
+            where = ", ".join(f"{v!r} at {at}" for v, at in texts.items())
+            problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
+        for value, at in texts.items():
+            if not value.startswith(("http://", "https://")):
+                file, _, line = at.rpartition(":")
+                problems.append(Problem(file, int(line), setting, f"must be an http(s) URL, not {value!r}"))
     if not first_seen and not any(p.severity == ERROR for p in problems):
         problems.append(Problem(str(root), 0, "touchpoints", "the catalog defines no touchpoint"))
     problems.sort()
@@ -448,7 +508,13 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     rank = {stage: index for index, stage in enumerate(STAGES)}
     touchpoints.sort(key=lambda t: (rank.get(t.stage, len(rank)), t.stage if t.stage not in rank else ""))
     catalog = Catalog(
-        tuple(touchpoints), lateness, tuple(str(f) for f in files), max_future, contract, dict(known.calendars)
+        tuple(touchpoints),
+        lateness,
+        tuple(str(f) for f in files),
+        max_future,
+        contract,
+        dict(known.calendars),
+        next(iter(grafana_seen), DEFAULT_GRAFANA).rstrip("/"),
     )
     return catalog, problems
 

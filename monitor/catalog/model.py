@@ -16,6 +16,7 @@ KINDS = (DEADLINE, NO_REPEAT, CONDITION)
 DEFAULT_LATENESS = 30_000_000  # 30 s in microseconds
 DEFAULT_MAX_FUTURE = 3_600_000_000  # 1 h: live, events further ahead of the clock are future_timestamp
 DEFAULT_MIN_EVENTS = 20
+DEFAULT_GRAFANA = "http://localhost:3000"  # as docker-compose serves it
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Touchpoint:
     resume: Match | None = None
     due: Expression | None = None  # a CEL timestamp over the start event, instead of within
     at_risk: int | None = None  # microseconds
+    at_risk_alert: int = 3  # instances at risk at once that open a TouchpointAtRisk ticket
+    runbook: str = ""  # the URL alerts link to ("" when the catalog names none)
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -103,6 +106,7 @@ class Catalog:
     max_future: int = DEFAULT_MAX_FUTURE
     contract: Contract = field(default_factory=Contract)  # the events it judges (docs/EVENTS.md)
     calendars: dict[str, Calendar] = field(default_factory=dict)
+    grafana: str = DEFAULT_GRAFANA  # where alerts link their dashboards
 
     @cached_property
     def decoder(self) -> Decoder:

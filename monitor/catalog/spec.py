@@ -13,6 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from ..durations import parse_duration
 
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+DEFAULT_PAGE = (14.4, 6.0)
+DEFAULT_TICKET = (3.0, 1.0)
 
 
 def _duration(value: object) -> object:
@@ -47,10 +49,12 @@ EventMatch = Annotated[EventMatchSpec, BeforeValidator(_event_match)]
 
 
 class AlertsSpec(_Strict):
-    """Burn-rate factors of the alert tiers: page over 1h and 6h, ticket over 1d and 3d."""
+    """Burn-rate factors of the alert tiers: page over 1h and 6h, ticket over 1d and 3d; and how many
+    instances at risk at once open a TouchpointAtRisk ticket."""
 
-    page: tuple[float, float] = (14.4, 6.0)
-    ticket: tuple[float, float] = (3.0, 1.0)
+    page: tuple[float, float] = DEFAULT_PAGE
+    ticket: tuple[float, float] = DEFAULT_TICKET
+    at_risk: int = Field(default=3, ge=1)
 
     @field_validator("page", "ticket")
     @classmethod
@@ -69,6 +73,7 @@ class _Touchpoint(_Strict):
     differentiating: float | None = None
     min_events: int = Field(default=20, ge=1)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
+    runbook: str | None = Field(default=None, min_length=1)  # a URL; else the catalog's runbook template
 
     @field_validator("objective", "differentiating", mode="before")
     @classmethod
@@ -120,6 +125,9 @@ class CatalogFileSpec(_Strict):
     version: Literal[1]
     lateness: Duration | None = None
     max_future: Duration | None = None
+    # Where on-call goes from an alert: a runbook URL template ({touchpoint} is the id) and Grafana.
+    runbook: str | None = Field(default=None, min_length=1)
+    grafana: str | None = Field(default=None, min_length=1)
     touchpoints: list[Any] = Field(default_factory=list)
     # The event contract (docs/EVENTS.md), checked by monitor.contract.declare.
     sources: Any = None

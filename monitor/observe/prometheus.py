@@ -9,25 +9,39 @@ Recording rules (one group, the same for every touchpoint):
   tpmon:tpmon_journeys_broken:increase1h
 Per touchpoint (its constants come from the catalog):
   touchpoint:tpmon_touchpoint_state:value  0 unknown, 1 broken, 2 reliable, 3 differentiating
-Alerts per touchpoint: TouchpointBurnRate, one per tier (multi-window, multi-burn-rate, with a
-minimum volume), and TouchpointBroken from the state. For the pipeline itself: TpmonInternalErrors,
-when processing failed for a reason outside the event contract (a bug; the inputs are kept as
-internal_error in the dead letters).
+  touchpoint:tpmon_touchpoint_error_budget_remaining:ratio_rate3d   1 - bad share / budget, over 3d
+Alerts per touchpoint: TouchpointBurnRate, one per severity (page: the 1h and 6h tiers; ticket: 1d
+and 3d; each tier multi-window, with a minimum volume), so that an incident pages once;
+TouchpointBroken from the state (a page, unless the burn rate already pages: one page at a time per
+touchpoint, grouped as one incident by Alertmanager); TouchpointAtRisk where the touchpoint has at_risk. Descriptions carry the bad share now, the budget left and the drilldown.
+For the pipeline: TpmonInternalErrors, TpmonWorkerDown, TpmonConsumerLagGrowing, TpmonRejectedSpike
+and SourceSilent per source.
 """
 
 from __future__ import annotations
 
-from ..catalog.model import Catalog, Touchpoint
+from ..catalog.model import DEFAULT_GRAFANA, Catalog, Touchpoint
 from ..conventions import (
+    METRIC_AT_RISK,
     METRIC_CUSTOMERS,
+    METRIC_EVENTS,
     METRIC_INTERNAL_ERRORS,
     METRIC_JOURNEYS_BROKEN,
     METRIC_OUTCOMES,
+    METRIC_REJECTED,
+    METRIC_SOURCE_LAST_EVENT,
     STATE_VALUES,
 )
+from ..durations import format_duration
 from .windows import PROFILES, STATE_WINDOW, WINDOWS, Profile
 
-RUNBOOK_BASE = "https://runbooks.example.com/touchpoints"
+DRILLDOWN_UID = "tpmon-touchpoint-drilldown"  # monitor.observe.grafana's
+BUDGET = "touchpoint:tpmon_touchpoint_error_budget_remaining:ratio_rate3d"
+BUDGET_WINDOW = "3d"
+METRIC_LAG = "tpmon_consumer_lag"
+LAG_FLOOR = 1000  # messages behind before a growing backlog is worth a ticket
+REJECTED_SHARE = 0.05  # of a source's messages
+REJECTED_FLOOR = 20  # rejects in the window, so that two bad lines at night open nothing
 DECIDED = "touchpoint:tpmon_touchpoint_decided:rate{w}"
 GOOD = "touchpoint:tpmon_touchpoint_good:rate{w}"
 BAD = "touchpoint:tpmon_touchpoint_bad:rate{w}"
@@ -77,78 +91,210 @@ def state_rule(touchpoint: Touchpoint, profile: Profile) -> dict:
     return {"record": STATE, "expr": expr, "labels": _labels(touchpoint)}
 
 
-def alert_rules(touchpoint: Touchpoint, profile: Profile) -> list[dict]:
+def budget_rule(touchpoint: Touchpoint) -> dict:
+    """What is left of the error budget over the longest window: 1 - bad share / (1 - objective)
+    (negative when overspent)."""
+    t = f'{{touchpoint="{touchpoint.id}"}}'
+    return {
+        "record": BUDGET,
+        "expr": f"1 - sum({ERRORS.format(w=BUDGET_WINDOW)}{t}) / {1 - touchpoint.objective:.6g}",
+        "labels": _labels(touchpoint),
+    }
+
+
+def _now(record: str, touchpoint: Touchpoint, how: str = "humanizePercentage", clamp: bool = False) -> str:
+    """An alert template that reads a touchpoint's recorded figure when the alert is sent."""
+    query = f'{record}{{touchpoint="{touchpoint.id}"}}'
+    if clamp:
+        query = f"clamp_min({query}, 0)"
+    return f'{{{{ with query "{_quoted(query)}" }}}}{{{{ . | first | value | {how} }}}}{{{{ else }}}}?{{{{ end }}}}'
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _links(touchpoint: Touchpoint, grafana: str) -> dict:
+    links = {"dashboard": f"{grafana}/d/{DRILLDOWN_UID}?var-touchpoint={touchpoint.id}"}
+    if touchpoint.runbook:
+        links["runbook_url"] = touchpoint.runbook
+    return links
+
+
+def alert_rules(touchpoint: Touchpoint, profile: Profile, grafana: str = DEFAULT_GRAFANA) -> list[dict]:
+    """One TouchpointBurnRate alert per severity (its two tiers, either firing); TouchpointBroken, a page
+    unless the burn rate pages already, so that an incident pages once; TouchpointAtRisk, a ticket
+    before the breaches."""
     t = f'{{touchpoint="{touchpoint.id}"}}'
     budget = 1 - touchpoint.objective
     alerts = []
-    for tier in touchpoint.tiers:
-        threshold = f"({tier.factor:g} * {budget:.6g})"
-        long_errors, short_errors = ERRORS.format(w=tier.long) + t, ERRORS.format(w=tier.short) + t
-        volume = f"{DECIDED.format(w=tier.long)}{t} * {profile.seconds(tier.long)}"
-        expr = (
-            f"(\n  {long_errors} > {threshold}\n  and\n  {short_errors} > {threshold}\n)\n"
-            f"and on (touchpoint)\n{volume} >= {touchpoint.min_events}"
+    now_bad = _now(ERRORS.format(w=STATE_WINDOW), touchpoint)
+    budget_left = _now(BUDGET, touchpoint, clamp=True)
+    for severity in ("page", "ticket"):
+        tiers = [tier for tier in touchpoint.tiers if tier.severity == severity]
+        conditions = []
+        for tier in tiers:
+            threshold = f"({tier.factor:g} * {budget:.6g})"
+            long_errors, short_errors = ERRORS.format(w=tier.long) + t, ERRORS.format(w=tier.short) + t
+            volume = f"{DECIDED.format(w=tier.long)}{t} * {profile.seconds(tier.long)}"
+            conditions.append(
+                f"(\n  {long_errors} > {threshold}\n  and\n  {short_errors} > {threshold}\n"
+                f"  and on (touchpoint)\n  {volume} >= {touchpoint.min_events}\n)"
+            )
+        if severity == "page":
+            paging = "\nor\n".join(conditions)
+        said = " or ".join(
+            f"more than {tier.factor * budget:.2%} over {profile.window(tier.long)} and {profile.window(tier.short)}"
+            f" ({tier.factor:g}x the budget)"
+            for tier in tiers
         )
         alerts.append(
             {
                 "alert": "TouchpointBurnRate",
-                "expr": expr,
-                "labels": {**_labels(touchpoint), "severity": tier.severity, "tier": tier.name},
+                "expr": "\nor\n".join(conditions),
+                "labels": {**_labels(touchpoint), "severity": severity},
                 "annotations": {
-                    "summary": f"{touchpoint.id} is burning its error budget {tier.factor:g}x too fast ({tier.name})",
+                    "summary": f"{touchpoint.id} is burning its error budget too fast ({severity})",
                     "description": (
-                        f"{touchpoint.description} Over the last {profile.window(tier.long)} and "
-                        f"{profile.window(tier.short)}, more than {tier.factor * budget:.2%} of outcomes were bad "
-                        f"({tier.factor:g} times the {budget:.2%} the objective allows). Owner: {touchpoint.owner}."
+                        f"{touchpoint.description} Bad outcomes: {said}; over the last "
+                        f"{profile.window(STATE_WINDOW)}, {now_bad} were bad against the {budget:.2%} the "
+                        f"objective allows. Error budget left over {profile.window(BUDGET_WINDOW)}: {budget_left}. "
+                        f"Owner: {touchpoint.owner}."
                     ),
-                    "runbook_url": f"{RUNBOOK_BASE}/{touchpoint.id}",
+                    **_links(touchpoint, grafana),
                 },
             }
         )
+    # Broken pages too, but not while the burn rate pages: at most one page per touchpoint at a time,
+    # and Alertmanager groups a touchpoint's pages as one incident (monitor.observe.alertmanager).
     alerts.append(
         {
             "alert": "TouchpointBroken",
-            "expr": f"{STATE}{t} == {STATE_VALUES['broken']}",
+            "expr": f"{STATE}{t} == {STATE_VALUES['broken']}\nunless on (touchpoint)\n(\n{paging}\n)",
             "for": profile.window("5m"),
-            "labels": {**_labels(touchpoint), "severity": "page", "tier": "state"},
+            "labels": {**_labels(touchpoint), "severity": "page"},
             "annotations": {
                 "summary": f"{touchpoint.id} is broken",
                 "description": (
-                    f"{touchpoint.description} Its reliability over {profile.window(STATE_WINDOW)} is below the "
-                    f"objective of {touchpoint.objective:.2%}. Owner: {touchpoint.owner}."
+                    f"{touchpoint.description} Its reliability over {profile.window(STATE_WINDOW)} is "
+                    f"{_now(RELIABILITY.format(w=STATE_WINDOW), touchpoint)}, below the objective of "
+                    f"{touchpoint.objective:.2%}. Error budget left over {profile.window(BUDGET_WINDOW)}: "
+                    f"{budget_left}. Owner: {touchpoint.owner}."
                 ),
-                "runbook_url": f"{RUNBOOK_BASE}/{touchpoint.id}",
+                **_links(touchpoint, grafana),
             },
         }
     )
+    if touchpoint.at_risk is not None:
+        alerts.append(
+            {
+                "alert": "TouchpointAtRisk",
+                "expr": f"sum by ({BY}) ({METRIC_AT_RISK}{t}) >= {touchpoint.at_risk_alert}",
+                "for": profile.window("2m"),
+                "labels": {**_labels(touchpoint), "severity": "ticket"},
+                "annotations": {
+                    "summary": f"{touchpoint.id}: instances at risk of missing their deadline",
+                    "description": (
+                        f"{touchpoint.description} {{{{ $value }}}} open instances have at most "
+                        f"{format_duration(touchpoint.at_risk)} left (alert from {touchpoint.at_risk_alert}); the "
+                        f"workers' /touchpoints lists them with customer, key and time left. Owner: "
+                        f"{touchpoint.owner}."
+                    ),
+                    **_links(touchpoint, grafana),
+                },
+            }
+        )
     return alerts
 
 
-def pipeline_rules(profile: Profile) -> dict:
-    """Alerts on tpmon itself, for whoever runs it (no owner: the default route)."""
+def pipeline_rules(profile: Profile, catalog: Catalog | None = None) -> dict:
+    """Alerts on tpmon itself and its inputs, for whoever runs it (no owner: the default route)."""
     window = profile.window("10m")
-    return {
-        "name": "tpmon-pipeline",
-        "rules": [
+    rules: list[dict] = [
+        {
+            "alert": "TpmonInternalErrors",
+            "expr": f"sum by (stage) (increase({METRIC_INTERNAL_ERRORS}[{window}])) > 0",
+            "labels": {"severity": "ticket", "tier": "pipeline"},
+            "annotations": {
+                "summary": "tpmon failed to process some inputs ({{ $labels.stage }})",
+                "description": (
+                    "Processing raised for a reason outside the event contract (a bug in tpmon) at stage "
+                    "{{ $labels.stage }} (failures over the last "
+                    + window
+                    + ": {{ $value | humanize }}). The workers go on; "
+                    "the inputs are kept in the dead-letter topic as internal_error, the worker's log has the "
+                    "traceback. `tpmon rejects --reason internal_error` lists them."
+                ),
+            },
+        },
+        {
+            "alert": "TpmonWorkerDown",
+            "expr": 'up{job="tpmon"} == 0',
+            "for": profile.window("2m"),
+            "labels": {"severity": "page", "tier": "pipeline"},
+            "annotations": {
+                "summary": "a tpmon worker is down ({{ $labels.instance }})",
+                "description": (
+                    "Prometheus cannot scrape the worker at {{ $labels.instance }}. Its partitions move to the "
+                    "other workers after the session timeout; with none left, no touchpoint is judged and the "
+                    "wall goes stale."
+                ),
+            },
+        },
+        {
+            "alert": "TpmonConsumerLagGrowing",
+            "expr": (
+                f"sum by (topic) ({METRIC_LAG}) > {LAG_FLOOR}\nand\nsum by (topic) (deriv({METRIC_LAG}[{window}])) > 0"
+            ),
+            "for": window,
+            "labels": {"severity": "ticket", "tier": "pipeline"},
+            "annotations": {
+                "summary": "tpmon is falling behind on {{ $labels.topic }}",
+                "description": (
+                    "{{ $value | humanize }} messages of {{ $labels.topic }} are not yet processed and the "
+                    f"backlog has grown for {window}: the workers cannot keep up (add workers: "
+                    "`docker compose up --scale worker=N`), or one is stuck. Deadlines are decided late meanwhile."
+                ),
+            },
+        },
+        {
+            "alert": "TpmonRejectedSpike",
+            "expr": (
+                f"sum by (source) (rate({METRIC_REJECTED}[{window}]))\n"
+                f"/\n(sum by (source) (rate({METRIC_REJECTED}[{window}])) + sum by (source) "
+                f"(rate({METRIC_EVENTS}[{window}])))\n> {REJECTED_SHARE}\n"
+                f"and\nsum by (source) (increase({METRIC_REJECTED}[{window}])) >= {REJECTED_FLOOR}"
+            ),
+            "for": profile.window("5m"),
+            "labels": {"severity": "ticket", "tier": "pipeline"},
+            "annotations": {
+                "summary": "many inputs of {{ $labels.source }} are rejected",
+                "description": (
+                    "{{ $value | humanizePercentage }} of the messages of {{ $labels.source }} were rejected over "
+                    f"the last {window} (a producer changed its format?). They are kept whole in the dead-letter "
+                    "topic with the reason: `tpmon rejects` lists them."
+                ),
+            },
+        },
+    ]
+    for source in catalog.contract.sources if catalog is not None else ():
+        silent = source.silent_after // profile.scale // 1_000_000
+        rules.append(
             {
-                "alert": "TpmonInternalErrors",
-                "expr": f"sum by (stage) (increase({METRIC_INTERNAL_ERRORS}[{window}])) > 0",
-                "labels": {"severity": "ticket", "tier": "pipeline"},
+                "alert": "SourceSilent",
+                "expr": (f'time() - max by (source) ({METRIC_SOURCE_LAST_EVENT}{{source="{source.name}"}}) > {silent}'),
+                "labels": {"severity": "ticket", "tier": "pipeline", "source": source.name},
                 "annotations": {
-                    "summary": "tpmon failed to process some inputs ({{ $labels.stage }})",
+                    "summary": f"source {source.name} has sent nothing for {format_duration(silent * 1_000_000)}",
                     "description": (
-                        "Processing raised for a reason outside the event contract (a bug in tpmon) at stage "
-                        "{{ $labels.stage }} (failures over the last "
-                        + window
-                        + ": {{ $value | humanize }}). The workers go on; "
-                        "the inputs are kept in the dead-letter topic as internal_error, the worker's log has the "
-                        "traceback. `tpmon rejects --reason internal_error` lists them."
+                        f"No valid event of {source.name} reached tpmon for more than its silent_after "
+                        f"({format_duration(silent * 1_000_000)}). The touchpoints fed only by it show no data. "
+                        "Is the producer down, or sending to another topic?"
                     ),
-                    "runbook_url": f"{RUNBOOK_BASE}/tpmon-internal-errors",
                 },
             }
-        ],
-    }
+        )
+    return {"name": "tpmon-pipeline", "rules": rules}
 
 
 def _labels(touchpoint: Touchpoint) -> dict:
@@ -163,8 +309,12 @@ def rule_files(catalog: Catalog, profile: Profile = PROFILES["production"]) -> d
         groups.append(
             {
                 "name": f"tpmon-{touchpoint.id}",
-                "rules": [state_rule(touchpoint, profile), *alert_rules(touchpoint, profile)],
+                "rules": [
+                    state_rule(touchpoint, profile),
+                    budget_rule(touchpoint),
+                    *alert_rules(touchpoint, profile, catalog.grafana),
+                ],
             }
         )
-    files["touchpoints.yml"] = {"groups": [*groups, pipeline_rules(profile)]}
+    files["touchpoints.yml"] = {"groups": [*groups, pipeline_rules(profile, catalog)]}
     return files

@@ -130,7 +130,16 @@ def room(namespace: Namespace, tmp_path):  # type: ignore[no-untyped-def]
     webhook.close()
 
 
-ALERTS = {"TouchpointBurnRate", "TouchpointBroken", "TpmonInternalErrors"}  # empty unless firing
+ALERTS = {  # empty unless firing
+    "TouchpointBurnRate",
+    "TouchpointBroken",
+    "TouchpointAtRisk",
+    "TpmonInternalErrors",
+    "TpmonWorkerDown",
+    "TpmonConsumerLagGrowing",
+    "TpmonRejectedSpike",
+    "SourceSilent",
+}
 
 
 def expressions() -> list[tuple[str, str]]:
@@ -184,7 +193,7 @@ def test_a_billing_outage_pages_billing_and_every_query_answers(room):
     assert (
         path == "/billing" and alert["labels"]["owner"] == "billing" and alert["labels"]["touchpoint"] == "bill-correct"
     )
-    assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
+    assert {"summary", "description", "dashboard"} <= set(alert["annotations"])
 
     # Every rule and panel: Prometheus parses it, and (but for alerts that are not firing) it has data.
     time.sleep(5)
