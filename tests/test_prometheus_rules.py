@@ -287,7 +287,8 @@ def _at_risk_annotations(path: Path, value: str) -> dict:
 
 
 def test_a_source_that_stops_sending_is_silent_after_its_silent_after(tmp_path):
-    """calls sends every minute for 20 minutes, then nothing: SourceSilent (15m) fires after minute 35."""
+    """calls sends every minute for 20 minutes, then nothing: SourceSilent (15m) fires after minute 35,
+    and the touchpoints fed only by calls have no state (the wall's "no data"), not unknown."""
     groups = YAML(typ="safe").load((GENERATED / "touchpoints.yml").read_text())["groups"]
     pipeline = next(g["rules"] for g in groups if g["name"] == "tpmon-pipeline")
     (rule,) = [r for r in pipeline if r["alert"] == "SourceSilent" and r["labels"]["source"] == "calls"]
@@ -305,7 +306,21 @@ def test_a_source_that_stops_sending_is_silent_after_its_silent_after(tmp_path):
                 "exp_alerts": [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}],
             },
         ],
-    }
+        "promql_expr_test": [
+            {
+                "expr": 'touchpoint:tpmon_touchpoint_state:value{touchpoint="call-answered"}',
+                "eval_time": "30m",
+                "exp_samples": [
+                    {"labels": 'touchpoint:tpmon_touchpoint_state:value{touchpoint="call-answered",stage="help",'
+                               'owner="contact-center"}', "value": 0}
+                ],
+            },
+            {"expr": 'touchpoint:tpmon_touchpoint_state:value{touchpoint="call-answered"}', "eval_time": "40m",
+             "exp_samples": []},
+            {"expr": 'count(touchpoint:tpmon_touchpoint_state:value{stage="buy"})', "eval_time": "40m",
+             "exp_samples": [{"labels": "{}", "value": 1}]},  # order-confirmed, fed by orders
+        ],
+    }  # fmt: skip
     run_promtool(tmp_path, [quiet])
 
 

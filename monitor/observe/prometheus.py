@@ -8,12 +8,14 @@ Recording rules (one group, the same for every touchpoint):
   touchpoint:tpmon_touchpoint_customers_impacted:increase1h   bad outcomes: customers hit
   tpmon:tpmon_journeys_broken:increase1h
 Per touchpoint (its constants come from the catalog):
-  touchpoint:tpmon_touchpoint_state:value  0 unknown, 1 broken, 2 reliable, 3 differentiating
+  touchpoint:tpmon_touchpoint_state:value  0 unknown, 1 broken, 2 reliable, 3 differentiating; no value
+                                           while all its sources are silent (the wall's "no data")
   touchpoint:tpmon_touchpoint_error_budget_remaining:ratio_rate3d   1 - bad share / budget, over 3d
 Alerts per touchpoint: TouchpointBurnRate, one per severity (page: the 1h and 6h tiers; ticket: 1d
 and 3d; each tier multi-window, with a minimum volume), so that an incident pages once;
 TouchpointBroken from the state (a page, unless the burn rate already pages: one page at a time per
-touchpoint, grouped as one incident by Alertmanager); TouchpointAtRisk where the touchpoint has at_risk. Descriptions carry the bad share now, the budget left and the drilldown.
+touchpoint, grouped as one incident by Alertmanager); TouchpointAtRisk where the touchpoint has
+at_risk. Descriptions carry the bad share now, the budget left and the drilldown.
 For the pipeline: TpmonInternalErrors, TpmonWorkerDown, TpmonConsumerLagGrowing, TpmonRejectedSpike
 and SourceSilent per source.
 """
@@ -78,8 +80,9 @@ def recording_rules(profile: Profile) -> dict:
     return {"name": "tpmon-touchpoints", "rules": rules}
 
 
-def state_rule(touchpoint: Touchpoint, profile: Profile) -> dict:
-    """0 unknown (under min_events), 1 broken, 2 reliable, 3 differentiating, over the state window."""
+def state_rule(touchpoint: Touchpoint, profile: Profile, catalog: Catalog | None = None) -> dict:
+    """0 unknown (under min_events), 1 broken, 2 reliable, 3 differentiating, over the state window;
+    no value at all (the wall's "no data") while every source that feeds the touchpoint is silent."""
     t = f'{{touchpoint="{touchpoint.id}"}}'
     decided = f"sum({DECIDED.format(w=STATE_WINDOW)}{t}) * {profile.seconds(STATE_WINDOW)}"
     reliability = f"sum({RELIABILITY.format(w=STATE_WINDOW)}{t})"
@@ -88,7 +91,24 @@ def state_rule(touchpoint: Touchpoint, profile: Profile) -> dict:
         f"  * (1 + ({reliability} >= bool {touchpoint.objective:g}) + ({reliability} >= bool {touchpoint.differentiating:g}))\n"
         ") or vector(0)"
     )
+    silent = [_silent(source, profile) for source in _sources(catalog, touchpoint)]
+    if silent:
+        expr = f"(\n{expr}\n)\nunless on ()\n(\n  " + "\n  and on ()\n  ".join(silent) + "\n)"
     return {"record": STATE, "expr": expr, "labels": _labels(touchpoint)}
+
+
+def _sources(catalog: Catalog | None, touchpoint: Touchpoint) -> list:
+    if catalog is None:
+        return []
+    names = catalog.sources_of(touchpoint)
+    return [source for source in catalog.contract.sources if source.name in names]
+
+
+def _silent(source, profile: Profile, by: str = "") -> str:  # type: ignore[no-untyped-def]
+    """True while a source has sent nothing for its silent_after (what SourceSilent says)."""
+    seconds = source.silent_after // profile.scale // 1_000_000
+    selector = METRIC_SOURCE_LAST_EVENT + '{source="' + source.name + '"}'
+    return f"time() - max{by} ({selector}) > {seconds}"
 
 
 def budget_rule(touchpoint: Touchpoint) -> dict:
@@ -282,7 +302,7 @@ def pipeline_rules(profile: Profile, catalog: Catalog | None = None) -> dict:
         rules.append(
             {
                 "alert": "SourceSilent",
-                "expr": (f'time() - max by (source) ({METRIC_SOURCE_LAST_EVENT}{{source="{source.name}"}}) > {silent}'),
+                "expr": _silent(source, profile, by=" by (source)"),
                 "labels": {"severity": "ticket", "tier": "pipeline", "source": source.name},
                 "annotations": {
                     "summary": f"source {source.name} has sent nothing for {format_duration(silent * 1_000_000)}",
@@ -310,7 +330,7 @@ def rule_files(catalog: Catalog, profile: Profile = PROFILES["production"]) -> d
             {
                 "name": f"tpmon-{touchpoint.id}",
                 "rules": [
-                    state_rule(touchpoint, profile),
+                    state_rule(touchpoint, profile, catalog),
                     budget_rule(touchpoint),
                     *alert_rules(touchpoint, profile, catalog.grafana),
                 ],

@@ -215,12 +215,15 @@ def _inputs(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type
 
 def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def]
     table = Table(title="Touchpoints", title_justify="left")
-    for heading in ("touchpoint", "stage", "owner", "good", "bad", "pending", "reliability", "objective", "state"):
-        justify = "right" if heading in ("good", "bad", "pending", "reliability", "objective") else "left"
+    risky = any(t.at_risk is not None for t in catalog.touchpoints)  # (a column only where it means something)
+    headings = ["touchpoint", "stage", "owner", "good", "bad", "pending", *(["at risk"] if risky else [])]
+    for heading in [*headings, "reliability", "objective", "state"]:
+        justify = "right" if heading in ("good", "bad", "pending", "at risk", "reliability", "objective") else "left"
         table.add_column(heading, justify=justify)
     for touchpoint in catalog.touchpoints:
         row = summary["touchpoints"][touchpoint.id]
         ratio = "-" if row["reliability"] is None else f"{row['reliability']:.1%}"
+        at_risk = [str(row["at_risk"]) if "at_risk" in row else "-"] if risky else []
         table.add_row(
             touchpoint.id,
             touchpoint.stage,
@@ -228,6 +231,7 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
             str(row["good"]),
             str(row["bad"]),
             str(row["pending"]),
+            *at_risk,
             ratio,
             f"{touchpoint.objective:.1%}",
             f"[{STATE_STYLE[row['state']]}]{row['state']}[/]",
