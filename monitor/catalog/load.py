@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 from ..calendars import Calendar
@@ -49,10 +50,25 @@ class _Contract:
     environment: Environment
     calendars: dict[str, Calendar]
     runbook: str | None = None  # the catalog's runbook template
+    calendar_names: frozenset[str] = frozenset()  # every calendar written, valid or not
 
 
 _TOUCHPOINT = TypeAdapter(TouchpointSpec)
 _ROLES = {"deadline": ("start", "end"), "no_repeat": ("trigger", "repeat"), "condition": ("on", None)}
+
+
+class _Constructor(RoundTripConstructor):
+    """Dates stay text (2026-04-03), checked where they are used, with their line: YAML's own
+    timestamps would turn 2026-13-01 into an error of the whole file."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
+    return yaml
 
 
 class _Report:
@@ -340,13 +356,16 @@ def _clock(report: _Report, path: Path_, spec: DeadlineSpec, starts: EventMatchS
     calendar = None
     if spec.calendar is not None:
         calendar = known.calendars.get(spec.calendar)
-        if calendar is None:
-            hint = difflib.get_close_matches(spec.calendar, sorted(known.calendars), n=1)
-            defined = f" (the catalog defines {', '.join(sorted(known.calendars))})" if known.calendars else ""
+        names = sorted(known.calendar_names)
+        if calendar is None and spec.calendar in known.calendar_names:
+            report.add((*path, "calendar"), f"calendar '{spec.calendar}' has errors (said where it is defined)")
+        elif calendar is None:
+            hint = difflib.get_close_matches(spec.calendar, names, n=1)
+            defined = f" (the catalog defines {', '.join(names)})" if names else " (it defines none: add calendars:)"
             report.add(
                 (*path, "calendar"),
                 f"'{spec.calendar}' is not a calendar of the catalog"
-                + (f"; did you mean '{hint[0]}'?" if hint else defined or " (it defines none: add calendars:)"),
+                + (f"; did you mean '{hint[0]}'?" if hint else defined),
             )
     for given, missing in (("pause", "resume"), ("resume", "pause")):
         if getattr(spec, given) is not None and getattr(spec, missing) is None:
@@ -408,13 +427,14 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     grafana_seen: dict[str, str] = {}
     declarations = Declarations()
     calendars: dict[str, tuple[Calendar, str]] = {}
+    calendar_names: set[str] = set()
     read: list[tuple[_Report, list]] = []  # each file's report and its touchpoints, checked once all are read
     for file in files:
         name = str(file)
         lines: dict[Path_, int] = {}
         report = _Report(name, lines, problems)
         try:
-            tree = YAML(typ="rt").load(file.read_bytes())
+            tree = _yaml().load(file.read_bytes())
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark else 0
@@ -422,6 +442,9 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             continue
         except (OSError, UnicodeDecodeError) as error:
             problems.append(Problem(name, 0, "(file)", f"cannot be read: {error}"))
+            continue
+        except ValueError as error:  # a scalar YAML reads as a date that does not exist: 2026-13-01
+            problems.append(Problem(name, 0, "(file)", f"is not valid YAML: {error} (a date that does not exist?)"))
             continue
         data = _plain(tree, (), lines)
         if not isinstance(data, dict):
@@ -443,6 +466,8 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             # Still check the touchpoints, so that one run shows every error.
             raw_touchpoints = data.get("touchpoints") if isinstance(data.get("touchpoints"), list) else []
         declarations.read(data, report.add, lambda path, report=report: f"{report.file}:{report.line_of(path)}")
+        if isinstance(data.get("calendars"), dict):
+            calendar_names.update(data["calendars"])
         for name, (calendar, where) in read_calendars(data.get("calendars"), report.add).items():
             if name in calendars:
                 report.add(where, f"calendar '{name}' is already defined at {calendars[name][1]}")
@@ -462,6 +487,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         environment,
         {name: found for name, (found, _) in calendars.items()},
         next(iter(runbook_seen), None),
+        frozenset(calendar_names),
     )
     used: set[str] = set()
     for report, raw_touchpoints in read:

@@ -117,3 +117,6 @@ def test_sla_clocks_live_equal_replay_across_the_change_to_summer_time(namespace
     )
     assert all(good + bad > 0 for good, bad in expected.values()), expected
     assert expected["first-response"][0] > 50  # the waits did not count against them
+    view = orjson.loads(worker.get("/touchpoints") or b"{}")
+    assert isinstance(view["at_risk"], list) and "at_risk" in view["touchpoints"]["first-response"]
+    assert set(view["sources"]) == {"tickets", "visits"} and not view["touchpoints"]["first-response"]["silent"]
