@@ -23,8 +23,7 @@ from heapq import heappush
 
 from ..calendars import WALL_CLOCK, Calendar, WallClock
 from ..catalog.model import Match, Touchpoint
-from .outcome import IN_TIME, MISSED, Outcome
-from .rules import IS_OPEN, OPENED_AT, OPENED_BY, DeadlineRule
+from .rules import IS_OPEN, OPENED_AT, DeadlineRule
 from .state import DUE, PAUSE, RESUME, RISK, CustomerState
 
 DUE_AT, SPENT, SINCE, RISK_AT = 3, 4, 5, 6
@@ -133,28 +132,10 @@ class ClockRule(DeadlineRule):
         cell = state.open.get(instance)
         if cell is None or at < cell[OPENED_AT]:
             return
-        del state.open[instance]
-        cell[IS_OPEN] = False
-        self.pending[self.index] -= 1
         self.risky.pop((customer, key), None)
         in_time = cell[SINCE] is None or at <= cell[DUE_AT]  # an end while paused is in time
-        self.count(state, self.id, in_time, customer)
-        if self.outbox is not None:
-            elapsed = at - cell[OPENED_AT] if self.uses_due else self.elapsed(cell, at)
-            self.outbox.append(
-                Outcome(
-                    self.id,
-                    in_time,
-                    IN_TIME if in_time else MISSED,
-                    customer,
-                    key,
-                    at,
-                    cell[OPENED_AT],
-                    cell[OPENED_BY],
-                    event_id,
-                    elapsed,
-                )
-            )
+        elapsed = at - cell[OPENED_AT] if self.uses_due else self.elapsed(cell, at)
+        self.close(instance, cell, in_time, elapsed, at, event_id, key, customer, state)
 
     def expire(self, due: int, customer: str, key: str, cell: list, state: CustomerState) -> None:
         if cell[DUE_AT] != due:

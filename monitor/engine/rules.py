@@ -126,17 +126,31 @@ class DeadlineRule(WindowRule):
         # An end before its start (possible only when late) matches nothing.
         if cell is None or at < cell[OPENED_AT]:
             return
+        elapsed = at - cell[OPENED_AT]
+        self.close(instance, cell, at <= self.within + cell[OPENED_AT], elapsed, at, event_id, key, customer, state)
+
+    def close(
+        self,
+        instance: str,
+        cell: list,
+        in_time: bool,
+        elapsed: int,
+        at: int,
+        event_id: str,
+        key: str,
+        customer: str,
+        state: CustomerState,
+    ) -> None:
+        """Decide an instance at its end: ``in_time`` or not, after ``elapsed``."""
         del state.open[instance]
         cell[IS_OPEN] = False
         self.pending[self.index] -= 1
-        opened_at = cell[OPENED_AT]
-        in_time = at - opened_at <= self.within  # always, unless the end itself was late
         self.count(state, self.id, in_time, customer)
         if self.outbox is not None:
             reason = IN_TIME if in_time else MISSED
             self.outbox.append(
                 Outcome(
-                    self.id, in_time, reason, customer, key, at, opened_at, cell[OPENED_BY], event_id, at - opened_at
+                    self.id, in_time, reason, customer, key, at, cell[OPENED_AT], cell[OPENED_BY], event_id, elapsed
                 )
             )
 
