@@ -6,8 +6,8 @@ minute: ``measure`` is the open time between two instants, ``advance`` the first
 given amount of open time has passed since a start. A day's intervals are turned into instants once,
 through the zone, so daylight saving follows the zone's rules: an interval that spans a change lasts
 what the clocks say it lasts in real time (08:00-12:00 on the night clocks go forward is still 4 h;
-01:00-04:00 is 2 h), and a local time that does not exist that day is read with the offset before
-the change.
+01:00-04:00 is 2 h), and a local time that does not exist that day (02:30 that night) is the instant
+of the change.
 
 Instants are integers of microseconds since the epoch, as everywhere in the engine.
 """
@@ -63,7 +63,24 @@ class Calendar:
         if minutes == 24 * 60:
             local, minutes = local + timedelta(days=1), 0
         moment = datetime(local.year, local.month, local.day, minutes // 60, minutes % 60, tzinfo=self.zone)
-        return int(moment.timestamp()) * MICROS
+        seconds = int(moment.timestamp())
+        if datetime.fromtimestamp(seconds, self.zone).replace(tzinfo=None) != moment.replace(tzinfo=None):
+            seconds = self._change_after(int(moment.replace(fold=1).timestamp()), seconds)
+        return seconds * MICROS
+
+    def _change_after(self, before: int, after: int) -> int:
+        """A wall-clock time the clocks skip (02:30 the night they go forward): the instant of the
+        change, the first that exists after it. It lies between the time read with the offset after
+        the change (``before``) and with the one before (``after``)."""
+        zone = self.zone
+        offset = datetime.fromtimestamp(after, zone).utcoffset()
+        while after - before > 1:
+            middle = (before + after) // 2
+            if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+                after = middle
+            else:
+                before = middle
+        return after
 
     def intervals(self, start: int) -> Iterator[tuple[int, int]]:
         """The open intervals from ``start`` on, the first one cut at ``start``."""

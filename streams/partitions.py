@@ -183,6 +183,7 @@ class Partitions:
                     engine.state.customers.pop(customer, None)
                     self.failures.append(Failure(RESTORE, error, customer=customer))
             engine.dirty.clear()
+            engine.settle()  # what is at risk at the stored watermark (what it changes is stored next)
             self.engines[partition] = engine
             self.clocks[partition] = clock
             self.journeys[partition] = Journeys()

@@ -110,3 +110,15 @@ def test_days_and_ranges_of_days(text, days):
 def test_what_is_not_a_day_or_hours_says_why(parse, text, why):
     result = parse(text)
     assert isinstance(result, str) and why in result
+
+
+def test_hours_in_the_hour_the_clocks_skip_count_nothing_and_the_next_hour_whole():
+    # Berlin, 29 March 2026: 02:00-03:00 does not exist.
+    skipped = Calendar("g", ZoneInfo("Europe/Berlin"), tuple([parse_hours("02:30-03:00, 03:00-04:00")] * 7))
+    assert skipped.measure(at("2026-03-29T00:00:00+01:00"), at("2026-03-29T06:00:00+02:00")) == H
+    assert skipped.advance(at("2026-03-29T00:00:00+01:00"), H) == at("2026-03-29T04:00:00+02:00")
+    # Santiago skips midnight (6 September 2026): 00:30-01:00 is empty that day, not negative.
+    santiago = Calendar("s", ZoneInfo("America/Santiago"), tuple([parse_hours("00:30-01:00, 08:00-09:00")] * 7))
+    day = santiago.day(date(2026, 9, 6))
+    assert all(closes >= opens for opens, closes in day)
+    assert santiago.measure(at("2026-09-05T23:00:00-04:00"), at("2026-09-06T10:00:00-03:00")) == H

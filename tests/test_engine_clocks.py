@@ -18,7 +18,8 @@ from monitor.engine import Engine
 from monitor.events import Event, parse_timestamp
 from monitor.replay import Replay
 
-CATALOG = load_catalog(Path(__file__).resolve().parents[1] / "examples" / "support-hours")
+CATALOG_DIR = Path(__file__).resolve().parents[1] / "examples" / "support-hours"
+CATALOG = load_catalog(CATALOG_DIR)
 _ids = itertools.count(1)
 H = 3_600_000_000
 
@@ -300,3 +301,54 @@ def test_reordering_within_the_lateness_and_duplicates_change_nothing(raw, seed)
         return sorted((o.touchpoint, o.key, o.outcome, o.at, o.latency) for o in engine.outbox)
 
     assert outcomes(with_duplicates) == outcomes(events)
+
+
+def test_a_restored_engine_says_at_once_what_is_at_risk():
+    engine = Engine(CATALOG, lateness=parse_duration("1m"), track=True)
+    engine.step(opened("2026-11-25T16:00:00+01:00"))
+    engine.advance(parse_timestamp("2026-11-26T09:20:00+01:00"))
+    assert engine.at_risk_counts()["first-response"] == 1
+    again = Engine.restore(CATALOG, orjson.loads(orjson.dumps(engine.snapshot())), lateness=parse_duration("1m"))
+    assert again.at_risk_counts()["first-response"] == 1
+
+
+def test_an_instance_whose_due_time_raises_is_no_longer_at_risk():
+    from monitor.engine.state import DUE
+
+    engine = Engine(CATALOG, lateness=parse_duration("1m"))
+    index = CATALOG.ids.index("first-response")
+    handlers = list(engine.handlers[index])
+
+    def failing(*args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    handlers[DUE] = failing
+    engine.handlers[index] = tuple(handlers)
+    engine.step(opened("2026-11-25T16:00:00+01:00"))
+    engine.advance(parse_timestamp("2026-11-26T09:20:00+01:00"))
+    assert engine.at_risk_counts()["first-response"] == 1
+    engine.advance(parse_timestamp("2026-11-26T11:00:00+01:00"))
+    assert len(engine.failures) == 1 and engine.at_risk_counts()["first-response"] == 0
+
+
+def test_a_pause_stored_before_the_touchpoint_stopped_pausing_is_not_put_back(tmp_path):
+    import shutil
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, folder)
+    text = (folder / "touchpoints.yaml").read_text()
+    (folder / "touchpoints.yaml").write_text(
+        text.replace(
+            "    pause: ticket.waiting\n    resume: {types: [ticket.updated], where: 'by == \"customer\"'}\n", ""
+        )
+    )
+    plain = load_catalog(folder)
+    assert plain["first-response"].pause is None
+    engine = Engine(CATALOG, lateness=parse_duration("1m"), track=True)
+    engine.step(opened("2026-11-25T08:00:00+01:00"))
+    engine.step(waiting("2026-11-25T09:00:00+01:00"))  # queued (the watermark is behind), and a paused one
+    engine.step(ev("ticket.opened", "2026-11-25T08:30:00+01:00", key="T2"))
+    engine.advance(parse_timestamp("2026-11-25T08:45:00+01:00"))
+    again = Engine.restore(plain, orjson.loads(orjson.dumps(engine.snapshot())), lateness=parse_duration("1m"))
+    again.step(later("2026-11-27T12:00:00+01:00"))
+    assert again.pending_counts()["first-response"] == 0  # both decided on the plain business-hours clock

@@ -60,8 +60,12 @@ def test_alertmanager_routes_by_owner_and_pages_inhibit_tickets():
     routes = {route["matchers"][0]: route["receiver"] for route in config["route"]["routes"]}
     assert routes['owner="billing"'] == "team-billing"
     assert config["route"]["group_by"] == ["touchpoint", "severity"]  # an incident is one group, not one per alert
-    assert config["inhibit_rules"] == [
-        {"source_matchers": ['severity="page"'], "target_matchers": ['severity="ticket"'], "equal": ["touchpoint"]}
+    assert config["inhibit_rules"] == [  # a worker down (a page without touchpoint) mutes no other ticket
+        {
+            "source_matchers": ['severity="page"', 'touchpoint=~".+"'],
+            "target_matchers": ['severity="ticket"'],
+            "equal": ["touchpoint"],
+        }
     ]
 
 

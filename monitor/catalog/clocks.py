@@ -28,7 +28,7 @@ def _zone(say: Say, path: Path_, name: object) -> ZoneInfo | None:
         return None
     try:
         return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # (OSError: a folder of zones, such as Europe)
         hint = difflib.get_close_matches(name.strip(), _zones(), n=1)
         say(path, f"{name!r} is not an IANA time zone" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         return None

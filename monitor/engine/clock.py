@@ -72,9 +72,10 @@ class ClockRule(DeadlineRule):
 
     def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
         """Put back a stored instance: [opened_at, event_id] and, when stored by a clock rule, [due,
-        spent, since]; a cell stored before its touchpoint had a clock starts it from its opening."""
+        spent, since]. A cell stored before its touchpoint had a clock, or paused under a touchpoint
+        that no longer resumes, runs from its opening, as the clock it has now counts."""
         opened_at, event_id, *clock = stored
-        if len(clock) >= 3:
+        if len(clock) >= 3 and (clock[2] is not None or self.touchpoint.resume is not None):
             cell = [opened_at, event_id, True, *clock[:3], None]
         elif self.uses_due:
             return  # its due instant came from an event no longer at hand: dropped, not guessed

@@ -291,6 +291,7 @@ class Engine:
                 del mine.open[instance]
                 last[IS_OPEN] = False
                 self.pending[index] -= 1
+                self.risky.get(index, {}).pop((customer, key), None)
                 if self.track:
                     self.dirty.add(customer)
         else:
@@ -374,9 +375,12 @@ class Engine:
                 continue
             if old_ranks and rank == 1 and isinstance(rule, DeadlineRule):
                 rank = END  # version 1 ranked a deadline's end 1
+            if rank not in rule.ranks:
+                continue  # a pause or resume queued before the touchpoint stopped pausing
+            due_rule = isinstance(rule, ClockRule) and rule.uses_due
             if type(key) is list:
-                key = tuple(key)  # a start with its due instant (due:)
-            elif rank == START and isinstance(rule, ClockRule) and rule.uses_due:
+                key = tuple(key) if due_rule else key[0]  # a start with its due instant (due:)
+            elif rank == START and due_rule:
                 continue  # queued before its touchpoint had due: its due instant is unknown
             index = rule.index
             entry = (at, rank, event_id, index, key, customer, mine)
@@ -420,7 +424,13 @@ class Engine:
             engine.load(customer, record)
         engine.state.max_at, engine.state.watermark = data["clock"][:2]
         engine.fold(data.get("folded", {}))
+        engine.settle()
         return engine
+
+    def settle(self) -> None:
+        """After records are put back: what they filed at or before the watermark (risk instants;
+        nothing else can be there) is taken at once, so a restored engine says what is at risk."""
+        self._release(self.state.watermark)
 
     def fold(self, counts: dict[str, list[int]]) -> None:
         """Take the counts of customers freed before (a partition's record) into ``folded`` and ``totals``."""

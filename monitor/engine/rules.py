@@ -32,7 +32,7 @@ CELL = 5  # where a due time's entry holds its instance's cell
 class WindowRule:
     """deadline and no_repeat: one open instance per key, decided by the other role or by time."""
 
-    __slots__ = ("count", "id", "index", "line", "outbox", "pending", "prefix", "queue", "within")
+    __slots__ = ("count", "id", "index", "line", "outbox", "pending", "prefix", "queue", "touchpoint", "within")
     OPENER_RANK: int
     CLOSER_RANK: int
     QUIET_IS_GOOD: bool
@@ -49,6 +49,7 @@ class WindowRule:
         outbox: list[Outcome] | None,
     ) -> None:
         self.index = index
+        self.touchpoint = touchpoint
         self.id = touchpoint.id
         self.prefix = touchpoint.id + SEPARATOR
         self.within: int = touchpoint.within  # type: ignore[assignment]
@@ -65,6 +66,11 @@ class WindowRule:
     def roles(self, touchpoint: Touchpoint) -> list[tuple[Match, int]]:
         """Which events are queued for this rule, at which rank."""
         return [(touchpoint.opens, self.OPENER_RANK), (touchpoint.closes, self.CLOSER_RANK)]  # type: ignore[list-item]
+
+    @property
+    def ranks(self) -> frozenset[int]:
+        """The ranks of the events this rule queues (a stored entry of another is not put back)."""
+        return frozenset(rank for _, rank in self.roles(self.touchpoint))
 
     def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
         """Put back an instance stored as [opened_at, event_id, ...] (what an SLA clock adds is not

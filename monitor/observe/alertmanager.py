@@ -39,6 +39,11 @@ def alertmanager_config(
         "receivers": [{"name": "customer-room", "webhook_configs": [{"url": f"{base}/customer-room"}]}]
         + [{"name": f"team-{owner}", "webhook_configs": [{"url": f"{base}/{owner}"}]} for owner in owners],
         "inhibit_rules": [
-            {"source_matchers": ['severity="page"'], "target_matchers": ['severity="ticket"'], "equal": ["touchpoint"]}
+            # (a page of tpmon itself has no touchpoint, and "equal" holds for a label both lack)
+            {
+                "source_matchers": ['severity="page"', 'touchpoint=~".+"'],
+                "target_matchers": ['severity="ticket"'],
+                "equal": ["touchpoint"],
+            }
         ],
     }

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from monitor.events import parse_timestamp
 
-from .conftest import ROOT
+from .conftest import ROOT, wait_until
 from .test_live_pipeline import live_equals_replay
 
 pytestmark = pytest.mark.integration
@@ -76,11 +76,13 @@ def test_the_utility_example_live_on_its_four_sources_equals_replay(namespace):
     assert all(good + bad > 0 for good, bad in expected.values()), expected
     # A journey holds the messages as the systems wrote them, found by the customer their shape names;
     # a binary-mode message is kept in structured form, with every attribute.
+    # (A journey is written to its table as its batch ends, and the web view may answer slowly under
+    # load: asked until it answers.)
     visit = orjson.loads(files["field-visits"].read_bytes().splitlines()[0])
-    journey = worker.get(f"/journeys/{visit['account']['id']}")
-    assert journey is not None and visit["uuid"].encode() in journey
+    journey = wait_until(lambda: worker.get(f"/journeys/{visit['account']['id']}"), 30, "the visit's journey")
+    assert visit["uuid"].encode() in journey  # type: ignore[operator]
     ticket = orjson.loads(helpdesk[1])  # sent in binary mode
-    journey = orjson.loads(worker.get(f"/journeys/{ticket['subject']}") or b"{}")
+    journey = orjson.loads(wait_until(lambda: worker.get(f"/journeys/{ticket['subject']}"), 30, "the journey"))  # type: ignore[arg-type]
     (kept,) = [e for e in journey["events"] if e.get("id") == ticket["id"]]
     assert kept == ticket, kept
 
