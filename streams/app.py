@@ -379,11 +379,14 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             for partition, at in partitions.watermarks().items()
         }
         inputs = {str(partition): clock.view() for partition, clock in sorted(partitions.clocks.items())}
-        # Sources that sent this worker nothing for their silent_after, and the touchpoints fed only by them.
-        silent = catalog.silent_sources(metrics.last_events(), time.time())
+        # Sources that sent this worker nothing for their silent_after, and the touchpoints fed only by
+        # them (of the sources it reads: another worker's are not this one's to call silent).
+        read_here = {source_of_topic.get(topic, topic) for topic, _ in positions.assigned()}
+        last_events = {source: at for source, at in metrics.last_events().items() if source in read_here}
+        silent = catalog.silent_sources(last_events, time.time())
         sources_view = {
             source: {"last_event": format_timestamp(round(at * 1_000_000)), "silent": source in silent}
-            for source, at in sorted(metrics.last_events().items())
+            for source, at in sorted(last_events.items())
         }
         silent_touchpoints = catalog.fed_only_by(silent)
         return web.json(
