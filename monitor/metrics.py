@@ -137,6 +137,7 @@ class Metrics:
             registry=r,
         )
         self._last_event: dict[str, Gauge] = {}
+        self._last_seen: dict[str, float] = {}
 
         # Children bound ahead of time: the hot path does one dict lookup and an inc().
         self._latency = {}
@@ -168,16 +169,18 @@ class Metrics:
     def watch_source(self, source: str, now: float) -> None:
         """A declared source this worker reads: its last event is ``now`` (seconds) until one comes, so
         that a source that never sends is silent after its silent_after too."""
-        self._last_event[source] = child = self.last_event.labels(source)
-        child.set(now)
+        self._last_event[source] = self.last_event.labels(source)
+        self.source_events(source, now)
 
     def source_events(self, source: str, now: float) -> None:
         child = self._last_event.get(source)
         if child is not None:
             child.set(now)
+            self._last_seen[source] = now
 
     def last_events(self) -> dict[str, float]:
-        return {source: child._value.get() for source, child in self._last_event.items()}  # type: ignore[attr-defined]
+        """When each watched source last sent this worker a valid event (seconds)."""
+        return dict(self._last_seen)
 
     def _source(self, source: str, what: str) -> Counter:
         child = self._by_source.get((source, what))

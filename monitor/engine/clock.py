@@ -88,18 +88,13 @@ class ClockRule(DeadlineRule):
         self.schedule((due, DUE, customer, self.index, key, cell, state))
         if self.at_risk is not None:
             risk_at = cell[RISK_AT] = due - self.at_risk if self.uses_due else self._risk_instant(cell)
-            self.schedule_risk((risk_at, RISK, customer, self.index, key, cell, state))
+            heappush(self.queue, (risk_at, RISK, customer, self.index, key, cell, state))  # (the heap, not a line)
 
     def _risk_instant(self, cell: list) -> int:
         """The first instant at which at most at_risk of the running instance's time is left."""
         left = self.within - cell[SPENT] - self.at_risk  # type: ignore[operator]
         return cell[SINCE] if left <= 0 else self.clock.advance(cell[SINCE], left)
 
-    def schedule_risk(self, entry: tuple) -> None:
-        """Risk times go to the heap (not a line): only touchpoints with at_risk have them."""
-        heappush(self.queue, entry)
-
-    # -- pausing ----------------------------------------------------------------------------------------
     def pause(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         cell = state.open.get(self.prefix + key)
         if cell is None or cell[SINCE] is None or at < cell[OPENED_AT]:

@@ -359,10 +359,11 @@ class Engine:
     def load(self, customer: str, record: dict) -> None:
         """Put a stored customer record back: open instances, their due times, queued events, ids, counts."""
         state = self.state
+        if customer in state.customers:  # a state replaced: its instances at risk go with it
+            for risky in self.risky.values():
+                for pair in [pair for pair in risky if pair[0] == customer]:
+                    del risky[pair]
         mine = state.customers[customer] = CustomerState()
-        for risky in self.risky.values():
-            for pair in [pair for pair in risky if pair[0] == customer]:
-                del risky[pair]  # (the cells of the customer's state before)
         for touchpoint_id, key, *stored in record["open"]:
             rule = self._rule(touchpoint_id)
             if rule is None:

@@ -32,7 +32,19 @@ CELL = 5  # where a due time's entry holds its instance's cell
 class WindowRule:
     """deadline and no_repeat: one open instance per key, decided by the other role or by time."""
 
-    __slots__ = ("count", "id", "index", "line", "outbox", "pending", "prefix", "queue", "touchpoint", "within")
+    __slots__ = (
+        "count",
+        "id",
+        "index",
+        "line",
+        "outbox",
+        "pending",
+        "prefix",
+        "queue",
+        "ranks",
+        "touchpoint",
+        "within",
+    )
     OPENER_RANK: int
     CLOSER_RANK: int
     QUIET_IS_GOOD: bool
@@ -58,6 +70,8 @@ class WindowRule:
         self.pending = pending  # open instances per touchpoint, shared by the rules
         self.count = count
         self.outbox = outbox  # None when nobody reads the outcomes, only their counts
+        # The ranks of the events it queues (a stored entry of another is not put back).
+        self.ranks = frozenset(rank for _, rank in self.roles(touchpoint))
 
     def handlers(self) -> tuple[Callable | None, ...]:
         """What each rank of the queue (engine.state) does for this rule."""
@@ -66,11 +80,6 @@ class WindowRule:
     def roles(self, touchpoint: Touchpoint) -> list[tuple[Match, int]]:
         """Which events are queued for this rule, at which rank."""
         return [(touchpoint.opens, self.OPENER_RANK), (touchpoint.closes, self.CLOSER_RANK)]  # type: ignore[list-item]
-
-    @property
-    def ranks(self) -> frozenset[int]:
-        """The ranks of the events this rule queues (a stored entry of another is not put back)."""
-        return frozenset(rank for _, rank in self.roles(self.touchpoint))
 
     def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
         """Put back an instance stored as [opened_at, event_id, ...] (what an SLA clock adds is not

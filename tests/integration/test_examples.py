@@ -5,14 +5,16 @@ mode (attributes in ce_ headers, the value is data)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from monitor.events import parse_timestamp
+from monitor.catalog import load_catalog
 
-from .conftest import ROOT, wait_until
+from .conftest import ROOT, Namespace, Worker, wait_until
 from .test_live_pipeline import live_equals_replay
 
 pytestmark = pytest.mark.integration
@@ -21,16 +23,42 @@ EXAMPLE = ROOT / "examples" / "utility"
 SOURCES = ("field-visits", "helpdesk", "invoices", "surveys")
 
 
-def newest_in(catalog_dir) -> int:  # type: ignore[no-untyped-def]
-    from monitor.catalog import load_catalog
+@dataclass
+class Example:
+    """An example catalog's samples, one file per source, on this test's topics."""
 
-    catalog = load_catalog(catalog_dir)
-    newest = 0
-    for source in SOURCES:
-        for line in (EXAMPLE / "samples" / f"{source}.jsonl").read_bytes().splitlines():
-            event = catalog.decoder.decode(line, source)
-            newest = max(newest, event.at)  # type: ignore[union-attr]
-    return newest
+    folder: Path
+    sources: tuple[str, ...]
+    space: Namespace
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {source: f"{self.space.name}-{source}" for source in self.sources}
+
+    @property
+    def env(self) -> dict[str, str]:
+        renamed = ",".join(f"{source}={topic}" for source, topic in self.topics.items())
+        return {"TPMON_RULES": str(self.folder), "TPMON_TOPICS": renamed}
+
+    @property
+    def files(self) -> dict[str, Path]:
+        return {source: self.folder / "samples" / f"{source}.jsonl" for source in self.sources}
+
+    def newest(self) -> int:
+        """The latest occurred_at of the samples, read in each source's shape."""
+        decoder = load_catalog(self.folder).decoder
+        return max(
+            decoder.decode(line, source).at  # type: ignore[union-attr]
+            for source, file in self.files.items()
+            for line in file.read_bytes().splitlines()
+        )
+
+    def live_equals_replay(self, worker: Worker) -> dict:
+        inputs = [f"{source}={file}" for source, file in self.files.items()]
+        topics = list(self.topics.values())
+        return live_equals_replay(
+            self.space, [worker], None, inputs=inputs, topics=topics, newest=self.newest(), **self.env
+        )
 
 
 def binary_mode(line: bytes) -> tuple[list[tuple[str, bytes]], bytes, bytes]:
@@ -57,22 +85,15 @@ async def send_half_binary(bootstrap: str, topic: str, lines: list[bytes]) -> No
 
 
 def test_the_utility_example_live_on_its_four_sources_equals_replay(namespace):
-    topics = {source: f"{namespace.name}-{source}" for source in SOURCES}
-    env = {
-        "TPMON_RULES": str(EXAMPLE),
-        "TPMON_TOPICS": ",".join(f"{source}={topic}" for source, topic in topics.items()),
-    }
-    worker = namespace.worker(**env)
-    files = {source: EXAMPLE / "samples" / f"{source}.jsonl" for source in SOURCES}
+    example = Example(EXAMPLE, SOURCES, namespace)
+    worker = namespace.worker(**example.env)
+    files = example.files
     for source in SOURCES:
         if source != "helpdesk":
-            namespace.run("produce", str(files[source]), "--source", source, **env)
+            namespace.run("produce", str(files[source]), "--source", source, **example.env)
     helpdesk = files["helpdesk"].read_bytes().splitlines()
-    asyncio.run(send_half_binary(namespace.bootstrap, topics["helpdesk"], helpdesk))
-    inputs = [f"{source}={file}" for source, file in files.items()]
-    expected = live_equals_replay(
-        namespace, [worker], None, inputs=inputs, topics=list(topics.values()), newest=newest_in(EXAMPLE), **env
-    )
+    asyncio.run(send_half_binary(namespace.bootstrap, example.topics["helpdesk"], helpdesk))
+    expected = example.live_equals_replay(worker)
     assert all(good + bad > 0 for good, bad in expected.values()), expected
     # A journey holds the messages as the systems wrote them, found by the customer their shape names;
     # a binary-mode message is kept in structured form, with every attribute.
@@ -93,30 +114,11 @@ SUPPORT = ROOT / "examples" / "support-hours"
 def test_sla_clocks_live_equal_replay_across_the_change_to_summer_time(namespace):
     # Business hours in Berlin, tickets waiting on the customer (pauses), technicians due by their
     # slot (due:), six days across 29 March 2026.
-    sources = ("tickets", "visits")
-    topics = {source: f"{namespace.name}-{source}" for source in sources}
-    env = {
-        "TPMON_RULES": str(SUPPORT),
-        "TPMON_TOPICS": ",".join(f"{source}={topic}" for source, topic in topics.items()),
-    }
-    worker = namespace.worker(**env)
-    files = {source: SUPPORT / "samples" / f"{source}.jsonl" for source in sources}
-    for source, file in files.items():
-        namespace.run("produce", str(file), "--source", source, **env)
-    newest = max(
-        parse_timestamp(orjson.loads(line)["occurred_at"])
-        for file in files.values()
-        for line in file.read_bytes().splitlines()
-    )
-    expected = live_equals_replay(
-        namespace,
-        [worker],
-        None,
-        inputs=[f"{source}={file}" for source, file in files.items()],
-        topics=list(topics.values()),
-        newest=newest,
-        **env,
-    )
+    example = Example(SUPPORT, ("tickets", "visits"), namespace)
+    worker = namespace.worker(**example.env)
+    for source, file in example.files.items():
+        namespace.run("produce", str(file), "--source", source, **example.env)
+    expected = example.live_equals_replay(worker)
     assert all(good + bad > 0 for good, bad in expected.values()), expected
     assert expected["first-response"][0] > 50  # the waits did not count against them
     view = orjson.loads(worker.get("/touchpoints") or b"{}")
