@@ -21,7 +21,7 @@ from .engine import DUPLICATE, Engine, Outcome
 from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
 from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
-from .state import reliability, touchpoint_state
+from .state import reliability, touchpoint_state, vital_few
 
 
 @dataclass
@@ -182,6 +182,11 @@ class Replay:
         pending, counts = engine.pending, engine.counts()
         customers = engine.state.customers
         at_risk = engine.at_risk_counts()
+        impacted: dict[str, int] = {}  # distinct customers owning a bad outcome of each touchpoint
+        for mine in customers.values():
+            for touchpoint_id, count in (mine.bad or {}).items():
+                if count:
+                    impacted[touchpoint_id] = impacted.get(touchpoint_id, 0) + 1
         touchpoints = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             good, bad = counts[touchpoint.id]
@@ -194,6 +199,7 @@ class Replay:
             }
             if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end
                 touchpoints[touchpoint.id]["at_risk"] = at_risk.get(touchpoint.id, 0)
+            touchpoints[touchpoint.id]["impact"] = {"customers_impacted": impacted.get(touchpoint.id, 0)}
         return {
             "events": {
                 "accepted": sum(tally.by_kind.values()),
@@ -212,6 +218,7 @@ class Replay:
                 "total": len(customers),
                 "broken": sum(1 for mine in customers.values() if mine.bad),
             },
+            "vital_few": vital_few({t: row["state"] for t, row in touchpoints.items()}, impacted),
         }
 
 

@@ -43,11 +43,11 @@ def test_the_json_summary_has_the_spec_shape(simulated, catalog):
     assert code == 0
     assert out.count("\n") == 1
     summary = orjson.loads(out)
-    assert set(summary) == {"events", "touchpoints", "customers", "journeys"}
+    assert set(summary) == {"events", "touchpoints", "customers", "journeys", "vital_few"}
     assert {"accepted", "rejected", "duplicates"} <= set(summary["events"])
     assert list(summary["touchpoints"]) == list(catalog.ids)
     for row in summary["touchpoints"].values():
-        assert set(row) == {"good", "bad", "pending", "reliability", "state"}
+        assert set(row) == {"good", "bad", "pending", "reliability", "state", "impact"}
         assert row["state"] in {"unknown", "broken", "reliable", "differentiating"}
         decided = row["good"] + row["bad"]
         assert row["reliability"] == (row["good"] / decided if decided else None)
