@@ -19,3 +19,28 @@ CASES = [
 @pytest.mark.parametrize("states, impacted, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_the_vital_few(states, impacted, expected):
     assert vital_few(states, impacted) == expected
+
+
+def test_answers_must_be_declared_with_a_survey_and_a_score(tmp_path):
+    from monitor.catalog import validate_catalog
+
+    (tmp_path / "c.yaml").write_text(
+        """version: 1
+sources: [{name: s}]
+events:
+  - {type: nps.given, source: s, fields: {survey: [nps], score: number}}
+  - {type: comment.left, source: s, fields: {text: string}}
+surveys: [nps.given, comment.left, nps.givn]
+touchpoints:
+  - {id: t, stage: help, owner: o, description: d, kind: condition, on: nps.given, good: score >= 9,
+     objective: 0.5, alerts: {page: [1.5, 1], ticket: [1, 1]}}
+"""
+    )
+    catalog, problems = validate_catalog(tmp_path)
+    messages = [p.message for p in problems if p.severity == "error"]
+    assert catalog is None
+    assert (
+        "'comment.left' must declare the fields survey (which survey: nps, csat, ces...) and score (a number) to be an answer"
+        in messages
+    )
+    assert "'nps.givn' is not a declared event type; did you mean 'nps.given'?" in messages

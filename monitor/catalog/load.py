@@ -384,7 +384,7 @@ def _contract_warnings(
     declarations: Declarations, contract: Contract, environment: Environment, used: set[str]
 ) -> None:
     """What is declared but does nothing, and field names whose kinds differ between types."""
-    counted = contract.joined | contract.left
+    counted = contract.joined | contract.left | contract.answers
     for event_type, (say, path) in declarations.event_paths().items():
         if event_type not in used and event_type not in counted and contract.declaration(event_type) is not None:
             say(path, f"no touchpoint uses '{event_type}': its events are checked and kept in journeys only", WARNING)  # type: ignore[call-arg]

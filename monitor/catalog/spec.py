@@ -133,6 +133,7 @@ class CatalogFileSpec(_Strict):
     sources: Any = None
     events: Any = None
     customers: Any = None
+    surveys: Any = None
     calendars: Any = None  # checked by monitor.catalog.clocks
 
 

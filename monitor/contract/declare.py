@@ -1,7 +1,8 @@
 """Read the declarations of a catalog's files into a ``Contract``, saying every problem with its path.
 
-Any catalog file may hold ``sources``, ``events`` and ``customers`` (docs/EVENTS.md); together they are
-one contract. A type is declared once, in one source; a source once; ``customers`` once.
+Any catalog file may hold ``sources``, ``events``, ``customers`` and ``surveys`` (docs/EVENTS.md);
+together they are one contract. A type is declared once, in one source; a source once; ``customers``
+and ``surveys`` once.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Declarations:
     sources: dict[str, tuple[Source, Say, Path_]] = field(default_factory=dict)
     events: dict[str, tuple[Declaration, Say, Path_, str]] = field(default_factory=dict)  # + where written
     customers: tuple[dict, Say, Path_] | None = None
+    surveys: tuple[list, Say, Path_] | None = None  # the types that are customers' answers to surveys
     where: dict[tuple[str, str], str] = field(default_factory=dict)  # (section, name) -> file:line
 
     def read(self, data: dict, say: Say, where: Callable[[Path_], str]) -> None:
@@ -102,6 +104,18 @@ class Declarations:
                 _unknown_keys(say, path, customers, CUSTOMER_KEYS)
                 self.customers = (customers, say, path)
                 self.where["customers", ""] = where(path)
+        surveys = data.get("surveys")
+        if surveys is not None:
+            path = ("surveys",)
+            if isinstance(surveys, str):
+                surveys = [surveys]
+            if not isinstance(surveys, list) or not all(isinstance(t, str) for t in surveys):
+                say(path, "must be a list of event types (the answers to surveys)")
+            elif self.surveys is not None:
+                say(path, f"is already set at {self.where['surveys', '']}")
+            else:
+                self.surveys = (surveys, say, path)
+                self.where["surveys", ""] = where(path)
 
     def _source(self, raw: object, path: Path_, say: Say, where: Callable[[Path_], str]) -> None:
         if not isinstance(raw, dict):
@@ -261,8 +275,34 @@ class Declarations:
                     joined = frozenset(types)
                 else:
                     left = frozenset(types)
+        answers: frozenset[str] = frozenset()
+        if self.surveys is not None:
+            types, say, path = self.surveys
+            valid = []
+            for index, event_type in enumerate(types):
+                found = self.events.get(event_type)
+                if found is None:
+                    say(
+                        (*path, index),
+                        f"'{event_type}' is not a declared event type{_hint(event_type, sorted(self.events))}",
+                    )
+                    continue
+                names = {f.name: f for f in found[0].fields if f.required}
+                if (
+                    "survey" not in names
+                    or "score" not in names
+                    or names["score"].kind.name not in ("number", "number>=0")
+                ):
+                    say(
+                        (*path, index),
+                        f"'{event_type}' must declare the fields survey (which survey: nps, csat, ces...) and "
+                        "score (a number) to be an answer",
+                    )
+                    continue
+                valid.append(event_type)
+            answers = frozenset(valid)
         sources = tuple(source for source, _, _ in self.sources.values())
-        return Contract(sources, tuple(declarations), joined, left)
+        return Contract(sources, tuple(declarations), joined, left, answers)
 
     def unused_sources(self) -> list[tuple[Say, Path_, str]]:
         used = {declared.source for declared, _, _, _ in self.events.values()}

@@ -97,6 +97,7 @@ class Contract:
     events: tuple[Declaration, ...] = ()
     joined: frozenset[str] = frozenset()  # the types that mean a customer came in
     left: frozenset[str] = frozenset()  # and went out
+    answers: frozenset[str] = frozenset()  # the types that are answers to surveys (survey, score)
 
     @cached_property
     def _by_type(self) -> dict[str, Declaration]:
