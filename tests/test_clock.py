@@ -128,7 +128,7 @@ def test_duplicates_are_remembered_until_forgotten(catalog):
     first = event("bill.issued", 0, bill_id="b", event_id="x")
     assert engine.step(first) == 0
     assert engine.step(event("bill.issued", 3600, bill_id="b", event_id="x")) == DUPLICATE
-    assert engine.forget(first.at + 1) == (["c1"], ["c1"])
+    assert engine.forget(first.at + 1) == (["c1"], [])  # (held: its outcome's mark is recent, see below)
     assert engine.step(event("bill.issued", 3600, bill_id="b", event_id="x")) == 0
 
 
@@ -138,6 +138,11 @@ def test_a_customer_with_nothing_left_is_freed_and_its_counts_kept(catalog):
     engine.step(bill)
     before = engine.counts()
     assert sum(sum(pair) for pair in before.values()) == 1
+    # Its ids go after the retention, but its outcome's mark is kept for the attribution window (impact).
+    assert engine.forget(bill.at + 1) == (["quiet"], [])
+    engine.advance(bill.at + catalog.attribution - 1)
+    assert engine.forget(bill.at + 1) == ([], [])
+    engine.advance(bill.at + catalog.attribution + 1)
     assert engine.forget(bill.at + 1) == (["quiet"], ["quiet"])
     assert "quiet" not in engine.state.customers
     assert engine.counts() == before and engine.folded["bill-correct"] == before["bill-correct"]

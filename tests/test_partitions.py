@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import orjson
@@ -61,14 +62,17 @@ def replayed_counts(catalog, lines):  # type: ignore[no-untyped-def]
 def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
     was being written comes again. Customers are freed along the way (a short retention), so the
-    partitions' records and the freeing of customers are cut through too."""
-    lines = list(Simulation(customers=600, duration=parse_duration("2h"), seed=8).lines())
+    partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
+    kept for the attribution window, a day here: the simulation runs for more than a day, and the retention is longer
+    than a batch spans, as it must be for a batch that comes again to be recognised.)"""
+    catalog = dataclasses.replace(catalog, attribution=parse_duration("1d"))
+    lines = list(Simulation(customers=600, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
     for cut_batch in (3, 24, 49, len(work) - 2):  # 24 and 49: a sweep was being written too
         for fraction in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
             customers, journeys = MemoryStore(), MemoryStore()
-            live = new(catalog, customers, journeys, retention="10m")
+            live = new(catalog, customers, journeys, retention="1h")
             committed = (0, 0)
             for number, batch in enumerate(work):
                 if number % 5 == 4:
@@ -77,7 +81,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
                     kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
                     customers = MemoryStore.replayed(customers.writes[:kept])
                     journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
-                    live = new(catalog, customers, journeys, retention="10m")
+                    live = new(catalog, customers, journeys, retention="1h")
                     live.handle_batch(work[number - 1])  # not committed: it comes again
                 committed = (len(customers.writes), len(journeys.writes))
                 live.handle_batch(batch)

@@ -28,6 +28,7 @@ from .expressions import Environment, Expression, ExpressionError
 from .model import (
     CONDITION,
     DEADLINE,
+    DEFAULT_ATTRIBUTION,
     DEFAULT_GRAFANA,
     DEFAULT_LATENESS,
     DEFAULT_MAX_FUTURE,
@@ -425,6 +426,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     max_future_seen: dict[int, str] = {}
     runbook_seen: dict[str, str] = {}
     grafana_seen: dict[str, str] = {}
+    attribution_seen: dict[int, str] = {}
     declarations = Declarations()
     calendars: dict[str, tuple[Calendar, str]] = {}
     calendar_names: set[str] = set()
@@ -461,6 +463,11 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 value = getattr(file_spec, setting)
                 if value is not None:
                     texts.setdefault(value, f"{name}:{report.line_of((setting,))}")
+            if file_spec.impact is not None:
+                where = ("impact", "attribution")
+                attribution_seen.setdefault(
+                    parse_duration(file_spec.impact.attribution), f"{name}:{report.line_of(where)}"
+                )
         except ValidationError as error:
             _validation_problems(report, error, ())
             # Still check the touchpoints, so that one run shows every error.
@@ -511,7 +518,11 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 used |= touchpoint.event_types
     _contract_warnings(declarations, contract, environment, used)
 
-    for setting, seen in (("lateness", lateness_seen), ("max_future", max_future_seen)):
+    for setting, seen in (
+        ("lateness", lateness_seen),
+        ("max_future", max_future_seen),
+        ("impact.attribution", attribution_seen),
+    ):
         if len(seen) > 1:
             where = ", ".join(f"{format_duration(v)} at {at}" for v, at in seen.items())
             problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
@@ -541,6 +552,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         contract,
         dict(known.calendars),
         next(iter(grafana_seen), DEFAULT_GRAFANA).rstrip("/"),
+        next(iter(attribution_seen), DEFAULT_ATTRIBUTION),
     )
     return catalog, problems
 

@@ -17,6 +17,7 @@ DEFAULT_LATENESS = 30_000_000  # 30 s in microseconds
 DEFAULT_MAX_FUTURE = 3_600_000_000  # 1 h: live, events further ahead of the clock are future_timestamp
 DEFAULT_MIN_EVENTS = 20
 DEFAULT_GRAFANA = "http://localhost:3000"  # as docker-compose serves it
+DEFAULT_ATTRIBUTION = 30 * 86_400_000_000  # impact: {attribution: 30d}, in microseconds
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Catalog:
     contract: Contract = field(default_factory=Contract)  # the events it judges (docs/EVENTS.md)
     calendars: dict[str, Calendar] = field(default_factory=dict)
     grafana: str = DEFAULT_GRAFANA  # where alerts link their dashboards
+    attribution: int = DEFAULT_ATTRIBUTION  # how long before leaving or answering an outcome counts
 
     @cached_property
     def decoder(self) -> Decoder:

@@ -119,6 +119,12 @@ class ConditionSpec(_Touchpoint):
 TouchpointSpec = Annotated[DeadlineSpec | NoRepeatSpec | ConditionSpec, Field(discriminator="kind")]
 
 
+class ImpactSpec(_Strict):
+    """What customers did after outcomes is attributed to those of the last ``attribution``."""
+
+    attribution: Duration
+
+
 class CatalogFileSpec(_Strict):
     """One catalog file. Touchpoints are checked one by one, so that every error is reported."""
 
@@ -128,6 +134,7 @@ class CatalogFileSpec(_Strict):
     # Where on-call goes from an alert: a runbook URL template ({touchpoint} is the id) and Grafana.
     runbook: str | None = Field(default=None, min_length=1)
     grafana: str | None = Field(default=None, min_length=1)
+    impact: ImpactSpec | None = None
     touchpoints: list[Any] = Field(default_factory=list)
     # The event contract (docs/EVENTS.md), checked by monitor.contract.declare.
     sources: Any = None

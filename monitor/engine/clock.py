@@ -131,7 +131,7 @@ class ClockRule(DeadlineRule):
         self.risky.pop((customer, key), None)
         in_time = cell[SINCE] is None or at <= cell[DUE_AT]  # an end while paused is in time
         elapsed = at - cell[OPENED_AT] if self.uses_due else self.elapsed(cell, at)
-        self.close(instance, cell, in_time, elapsed, at, event_id, key, customer, state)
+        self.close(instance, cell, in_time, elapsed, cell[DUE_AT], at, event_id, key, customer, state)
 
     def expire(self, due: int, customer: str, key: str, cell: list, state: CustomerState) -> None:
         if cell[DUE_AT] != due:

@@ -29,14 +29,16 @@ from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from ..failures import DECIDE, Failure
 from .clock import ClockRule
+from .impact import Impact
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
-from .state import DUE, END, RECORD_VERSION, START, CustomerState, EngineState
+from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, START, CustomerState, EngineState
 
 DUPLICATE = 1
 LATE = 2
 
-_CONDITION, _QUEUED = 0, 1
+_CONDITION, _QUEUED, _ATTRIBUTED = 0, 1, 2
+_IMPACT_RULE = -1  # the rule index of a leaving or an answer in the queue: the last of the handlers
 
 
 class Engine:
@@ -70,6 +72,13 @@ class Engine:
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
+        # What customers did after their outcomes (engine.impact); ``attributed`` lists it for the caller
+        # to drain (the live metrics), when outcomes are built.
+        self.attributed: list[tuple] = []
+        self.impact = Impact(
+            catalog.attribution, bool(catalog.contract.answers), self.attributed if outcomes else None
+        )
+        self._marks_good = self.impact.marks_good
         self._compile()
 
     # -- plan -------------------------------------------------------------------------------------------
@@ -103,19 +112,38 @@ class Engine:
                     dispatch.setdefault(event_type, []).append(
                         (_QUEUED, index, touchpoint.id, match.where, due, touchpoint.key, rank)
                     )
+        # Leavings and answers wait for the watermark too, to be attributed in event-time order.
+        contract = self.catalog.contract
+        for event_type in sorted(contract.left | contract.answers):
+            answer = event_type in contract.answers
+            dispatch.setdefault(event_type, []).append(
+                (_ATTRIBUTED, _IMPACT_RULE, ATTRIBUTION, None, answer, None, IMPACT)
+            )
         self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
         self.handlers = [None if rule is None else rule.handlers() for rule in self.rules]  # by rank
+        self.handlers.append((None,) * IMPACT + (self._attribute,))  # _IMPACT_RULE
 
-    def _count(self, state: CustomerState, touchpoint: str, good: bool, customer: str) -> None:
-        """Count a decided instance for the customer who owns it."""
+    def _attribute(self, at: int, event_id: str, key, customer: str, state: CustomerState) -> None:  # type: ignore[no-untyped-def]
+        """A leaving (key "") or an answer (key (survey, score)), once the watermark has passed it."""
+        if key:
+            self.impact.answer(at, key[0], key[1], state)
+        else:
+            self.impact.left(at, state)
+
+    def _count(self, state: CustomerState, touchpoint: str, good: bool, customer: str, at: int) -> None:
+        """Count a decided instance for the customer who owns it, and mark it at the instant of its
+        outcome (``at``, engine.impact)."""
         if good:
             if state.good is None:
                 state.good = {}
             counts = state.good
+            if self._marks_good:
+                self.impact.mark(state, touchpoint, False, at)
         else:
             if state.bad is None:
                 state.bad = {}
             counts = state.bad
+            self.impact.mark(state, touchpoint, True, at)
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
         self.totals[touchpoint][0 if good else 1] += 1
         if self.track:
@@ -174,10 +202,14 @@ class Engine:
                         else:
                             judged.append(outcome)
                         continue
-                    key = getattr(event.fields, key_field, None)
-                    if type(key) is not str or not key:
-                        judged = (judged or []) + [(touchpoint_id, f"no '{key_field}' to key on")]
-                        continue
+                    if kind == _ATTRIBUTED:  # an answer's key is (survey, score); a leaving's is ""
+                        key = (event.fields.survey, event.fields.score) if good else ""  # type: ignore[attr-defined]
+                        good = None
+                    else:
+                        key = getattr(event.fields, key_field, None)
+                        if type(key) is not str or not key:
+                            judged = (judged or []) + [(touchpoint_id, f"no '{key_field}' to key on")]
+                            continue
                     if good is not None:  # a deadline's due: the start's due instant, with its key
                         due = good(event)
                         if due is None:
@@ -196,7 +228,7 @@ class Engine:
             if judged is not None:
                 for touchpoint_id, verdict in judged:
                     if verdict is True or verdict is False:
-                        self._count(mine, touchpoint_id, verdict, customer)
+                        self._count(mine, touchpoint_id, verdict, customer, at)
                         if self.outcomes:
                             self.outbox.append(
                                 Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
@@ -236,7 +268,7 @@ class Engine:
             entry = pop(queue)
             try:
                 time, rank, third, index, key, last, mine = entry
-                if rank >= DUE:  # a due time (or a risk time, never in a line)
+                if DUE <= rank < IMPACT:  # a due time (or a risk time, never in a line)
                     if rank == DUE:
                         line = lines[index]
                         if line and line[0] is entry:  # the head of its due line: the next one open takes its place
@@ -268,7 +300,7 @@ class Engine:
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark = max_at, watermark
         queue = state.queue
-        kept = [entry for entry in queue if entry[1] >= DUE or entry[2] != event_id or entry[6] is not mine]
+        kept = [entry for entry in queue if DUE <= entry[1] < IMPACT or entry[2] != event_id or entry[6] is not mine]
         if len(kept) < len(queue):
             queue[:] = kept
             heapq.heapify(queue)
@@ -283,8 +315,8 @@ class Engine:
         is closed undecided, so that it is neither left open for ever nor scheduled again when its
         customer's record is put back (where it would raise again)."""
         _, rank, third, index, key, last, mine = entry
-        touchpoint = self.ids[index]
-        if rank >= DUE:
+        touchpoint = self.ids[index] if index != _IMPACT_RULE else None
+        if DUE <= rank < IMPACT:
             customer, event_id = third, last[OPENED_BY]  # a due or risk time: the event that opened the instance
             instance = self.rules[index].prefix + key  # type: ignore[union-attr]
             if rank == DUE and last[IS_OPEN] and mine.open.get(instance) is last:
@@ -316,7 +348,9 @@ class Engine:
         changed: list[str] = []
         freed: list[str] = []
         customers = self.state.customers
-        folded = self.folded
+        folded, impact = self.folded, self.impact
+        watermark = self.state.watermark
+        marks_before = (watermark if watermark is not None else before) - impact.keep
         for customer, mine in list(customers.items()):
             seen = mine.seen
             old = [event_id for event_id, at in seen.items() if at < before]
@@ -326,10 +360,13 @@ class Engine:
                 del seen[event_id]
             if old:
                 changed.append(customer)
-            if not (seen or mine.open or mine.queued):
+            if mine.recent is not None and not seen and impact.prune(mine, marks_before) and not old:
+                changed.append(customer)
+            if not (seen or mine.open or mine.queued or mine.recent):
                 for column, counts in ((0, mine.good), (1, mine.bad)):
                     for touchpoint, count in (counts or {}).items():
                         folded.setdefault(touchpoint, [0, 0])[column] += count
+                impact.free(mine)
                 del customers[customer]
                 freed.append(customer)
                 if size is not None and len(freed) >= size:
@@ -371,6 +408,14 @@ class Engine:
             rule.revive(stored, customer, key, mine)
         old_ranks = record.get("v", 1) < RECORD_VERSION
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
+            if rank == IMPACT and touchpoint_id == ATTRIBUTION:
+                key = tuple(key) if type(key) is list else key
+                entry = (at, rank, event_id, _IMPACT_RULE, key, customer, mine)
+                if mine.queued is None:
+                    mine.queued = set()
+                mine.queued.add(entry)
+                heappush(state.queue, entry)
+                continue
             rule = self._rule(touchpoint_id)
             if rule is None:
                 continue
@@ -394,6 +439,7 @@ class Engine:
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
         mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
+        self.impact.load(mine, record)
         totals = self.totals
         for column, counts in ((0, mine.good), (1, mine.bad)):
             for touchpoint, count in (counts or {}).items():
@@ -416,6 +462,7 @@ class Engine:
             "customers": {customer: mine.record(self.ids) for customer, mine in state.customers.items()},
             "clock": [state.max_at, state.watermark],
             "folded": self.folded,
+            "impact": self.impact.folded,
         }
 
     @classmethod
@@ -424,7 +471,7 @@ class Engine:
         for customer, record in data["customers"].items():
             engine.load(customer, record)
         engine.state.max_at, engine.state.watermark = data["clock"][:2]
-        engine.fold(data.get("folded", {}))
+        engine.fold(data.get("folded", {}), data.get("impact"))
         engine.settle()
         return engine
 
@@ -433,12 +480,15 @@ class Engine:
         nothing else can be there) is taken at once, so a restored engine says what is at risk."""
         self._release(self.state.watermark)
 
-    def fold(self, counts: dict[str, list[int]]) -> None:
-        """Take the counts of customers freed before (a partition's record) into ``folded`` and ``totals``."""
+    def fold(self, counts: dict[str, list[int]], impact: dict[str, dict[str, float]] | None = None) -> None:
+        """Take the counts and impact tallies of customers freed before (a partition's record) into
+        ``folded`` and ``totals``."""
         for touchpoint, pair in counts.items():
             for column in (0, 1):
                 self.folded.setdefault(touchpoint, [0, 0])[column] += pair[column]
                 self.totals.setdefault(touchpoint, [0, 0])[column] += pair[column]
+        if impact:
+            self.impact.fold(impact)
 
     # -- reading ----------------------------------------------------------------------------------------
     def at_risk_counts(self) -> dict[str, int]:

@@ -8,7 +8,9 @@ customer's events*, so everything an event can change belongs to its customer:
 - ``CustomerState.seen``: event_id -> occurred_at, for duplicates;
 - ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
   when the engine tracks customers);
-- ``CustomerState.good`` and ``.bad``: touchpoint id -> outcomes the customer owns.
+- ``CustomerState.good`` and ``.bad``: touchpoint id -> outcomes the customer owns;
+- ``CustomerState.recent`` and ``.impact``: the marks of its recent outcomes and its impact tallies
+  (``engine.impact``).
 
 Containers hold strings and numbers only, where they can: the garbage collector then leaves them
 alone, which keeps a replay of millions of events from spending its time in collections.
@@ -28,17 +30,20 @@ from collections import deque
 from dataclasses import dataclass, field
 
 # Ranks in the queue, the order of what happens at one instant: a deadline's start, its pauses and
-# resumes, its end (a no_repeat's repeat, then its trigger); then due times, then risk times.
+# resumes, its end (a no_repeat's repeat, then its trigger); then due times, then risk times; then the
+# leavings and survey answers that are attributed to the outcomes up to their instant (engine.impact).
 START, PAUSE, RESUME, END = 0, 1, 2, 3
 REPEAT, TRIGGER = 0, 1
 DUE = 4
 RISK = 5
+IMPACT = 6
+ATTRIBUTION = ""  # the touchpoint id a stored impact entry names (it belongs to none)
 RECORD_VERSION = 2  # records of version 1 ranked a deadline's end 1 and due times 2
 SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key in CustomerState.open
 
 
 class CustomerState:
-    __slots__ = ("bad", "good", "open", "queued", "seen")
+    __slots__ = ("bad", "good", "impact", "open", "queued", "recent", "seen")
 
     def __init__(self) -> None:
         self.open: dict[str, list] = {}
@@ -46,6 +51,8 @@ class CustomerState:
         self.queued: set[tuple] | None = None  # None when empty, as good and bad: most customers have none
         self.good: dict[str, int] | None = None
         self.bad: dict[str, int] | None = None
+        self.recent: dict[str, list[int]] | None = None  # touchpoint id -> marks (engine.impact)
+        self.impact: dict[str, dict[str, float]] | None = None  # touchpoint id -> tallies
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
@@ -58,15 +65,23 @@ class CustomerState:
             ],
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(
-                [at, rank, event_id, touchpoint_ids[rule], list(key) if type(key) is tuple else key]
+                [
+                    at,
+                    rank,
+                    event_id,
+                    touchpoint_ids[rule] if rank != IMPACT else ATTRIBUTION,
+                    list(key) if type(key) is tuple else key,
+                ]
                 for at, rank, event_id, rule, key, _, _ in queued
             ),
             "good": dict(self.good or {}),
             "bad": dict(self.bad or {}),
+            "recent": dict(self.recent or {}),
+            "impact": dict(self.impact or {}),
         }
 
     def is_empty(self) -> bool:
-        return not (self.seen or self.open or self.queued or self.good or self.bad)
+        return not (self.seen or self.open or self.queued or self.good or self.bad or self.recent or self.impact)
 
 
 @dataclass
