@@ -26,6 +26,10 @@ METRIC_MIN_EVENTS = "tpmon_touchpoint_min_events"
 METRIC_INTERNAL_ERRORS = "tpmon_internal_errors_total"
 METRIC_AT_RISK = "tpmon_touchpoint_at_risk"
 METRIC_SOURCE_LAST_EVENT = "tpmon_source_last_event_timestamp_seconds"
+METRIC_CUSTOMERS_IMPACTED = "tpmon_touchpoint_customers_impacted_total"
+METRIC_LEFT_AFTER_BAD = "tpmon_touchpoint_left_after_bad_total"
+METRIC_SURVEY_SCORE = "tpmon_touchpoint_survey_score"
+METRIC_SURVEY_ANSWERS = "tpmon_touchpoint_survey_answers_total"
 
 # Label names.
 LABEL_TOUCHPOINT = "touchpoint"
@@ -36,6 +40,9 @@ LABEL_SOURCE = "source"
 LABEL_TYPE = "type"
 LABEL_REASON = "reason"
 LABEL_DIRECTION = "direction"
+LABEL_SURVEY = "survey"
+LABEL_AFTER = "after"  # good or bad: the side of a survey answer (monitor.engine.impact)
+LABEL_CLASS = "class"  # promoter, passive, detractor (nps), else all
 LABEL_STAGE_OF_FAILURE = "stage"  # where processing failed (monitor.failures); not a journey stage
 
 # Label values.

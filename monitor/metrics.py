@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from . import conventions as c
 from .catalog.model import DEADLINE, Catalog
+from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
 from .engine.outcome import Outcome
 from .events import REJECT_REASONS
 from .failures import STAGES
@@ -44,10 +45,13 @@ class OutcomeSource(Protocol):
 
     def at_risk_counts(self) -> dict[str, int]: ...
 
+    def impact_totals(self) -> dict[str, dict[str, float]]: ...
+
 
 class _StateCollector(Collector):
     def __init__(self, catalog: Catalog, source: OutcomeSource) -> None:
         self.touchpoints = catalog.touchpoints
+        self.surveys = catalog.contract.surveys
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
@@ -76,6 +80,48 @@ class _StateCollector(Collector):
         yield outcomes
         yield pending
         yield at_risk
+        yield from self._impact()
+
+    def _impact(self) -> Iterator[Metric]:
+        """Impact (docs/SEMANTICS.md, "Impact"), from the tallies in the engine state: every series
+        exists from the start, at zero, so that its first increase counts."""
+        tallies = self.source.impact_totals()
+        impacted = CounterMetricFamily(
+            c.METRIC_CUSTOMERS_IMPACTED.removesuffix("_total"),
+            "Customers with a bad outcome of the touchpoint, counted once per customer and UTC day.",
+            labels=[c.LABEL_TOUCHPOINT],
+        )
+        left = CounterMetricFamily(
+            c.METRIC_LEFT_AFTER_BAD.removesuffix("_total"),
+            "Customers who left within the attribution window after a bad outcome of the touchpoint.",
+            labels=[c.LABEL_TOUCHPOINT],
+        )
+        labels = [c.LABEL_TOUCHPOINT, c.LABEL_SURVEY, c.LABEL_AFTER]
+        score = SummaryMetricFamily(
+            c.METRIC_SURVEY_SCORE,
+            "Survey scores of customers with an outcome of the touchpoint in the attribution window, "
+            "after a bad one or only good ones.",
+            labels=labels,
+        )
+        answered = CounterMetricFamily(
+            c.METRIC_SURVEY_ANSWERS.removesuffix("_total"),
+            "Survey answers attributed to the touchpoint, by side and class (nps: promoter, passive, detractor).",
+            labels=[*labels, c.LABEL_CLASS],
+        )
+        for t in self.touchpoints:
+            named = tallies.get(t.id, {})
+            impacted.add_metric([t.id], named.get(IMPACTED, 0))
+            left.add_metric([t.id], named.get(LEFT, 0))
+            for survey in self.surveys:
+                for side in (GOOD_SIDE, BAD_SIDE):
+                    by_class, total = answers(named, survey, side)
+                    score.add_metric([t.id, survey, side], sum(by_class.values()), total)
+                    for cls, count in by_class.items():
+                        answered.add_metric([t.id, survey, side, cls], count)
+        yield impacted
+        yield left
+        yield score
+        yield answered
 
 
 class Metrics:

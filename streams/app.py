@@ -39,6 +39,7 @@ from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
 from monitor.events import format_timestamp
 from monitor.metrics import Metrics
+from monitor.state import vital_few
 
 from .handlers import DeadLetters, Failures, Ingest, Judge
 from .link import KafkaLink
@@ -389,16 +390,22 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             for source, at in sorted(last_events.items())
         }
         silent_touchpoints = catalog.fed_only_by(silent)
+        touchpoints = {
+            touchpoint: {**view, "silent": touchpoint in silent_touchpoints}
+            for touchpoint, view in partitions.touchpoints().items()
+        }
         return web.json(
             {
                 "partitions": assigned,
                 "watermarks": watermarks,
                 "inputs": inputs,
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
-                "touchpoints": {
-                    touchpoint: {**view, "silent": touchpoint in silent_touchpoints}
-                    for touchpoint, view in partitions.touchpoints().items()
-                },
+                "touchpoints": touchpoints,
+                # The broken touchpoints that hurt the most customers (docs/SEMANTICS.md, "Impact").
+                "vital_few": vital_few(
+                    {t: view["state"] for t, view in touchpoints.items()},
+                    {t: view["impact"]["customers_impacted"] for t, view in touchpoints.items()},
+                ),
                 "sources": sources_view,
                 # The instances at risk, the least time left first (open hours, with a calendar).
                 "at_risk": [

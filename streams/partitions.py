@@ -33,6 +33,7 @@ from aiokafka.partitioner import murmur2
 
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
+from monitor.engine.impact import IMPACTED, LEFT, add_tallies, voice
 from monitor.events import Event, json_bytes, parse_timestamp
 from monitor.failures import JOURNEY, JUDGE, METRICS, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys
@@ -126,6 +127,12 @@ class Partitions:
                 totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
         return totals
 
+    def impact_totals(self) -> dict[str, dict[str, float]]:
+        totals: dict[str, dict[str, float]] = {}
+        for engine in list(self.engines.values()):
+            add_tallies(totals, engine.impact.totals)
+        return totals
+
     def at_risk(self, limit: int = 100) -> list[dict]:
         """The instances at risk on this worker's partitions, the least time left first (at most
         ``limit``), each with its touchpoint, customer, key and time left at its partition's watermark."""
@@ -137,6 +144,7 @@ class Partitions:
         """The state of every touchpoint over this worker's partitions, since their data began."""
         counts, pending = self.counts(), self.pending_counts()
         at_risk = self.at_risk_counts()
+        impact = self.impact_totals()
         view = {}
         for t in self.catalog.touchpoints:
             good, bad = counts[t.id]
@@ -153,6 +161,12 @@ class Partitions:
             }
             if t.at_risk is not None:
                 view[t.id]["at_risk"] = at_risk.get(t.id, 0)
+            named = impact.get(t.id, {})
+            view[t.id]["impact"] = {  # customers impacted: once per customer and UTC day, as the metric
+                "customers_impacted": int(named.get(IMPACTED, 0)),
+                "left_after_bad": int(named.get(LEFT, 0)),
+                "voice": voice(named),
+            }
         return view
 
     # -- partitions come and go -------------------------------------------------------------------------
@@ -168,7 +182,7 @@ class Partitions:
                 if stored is not None:
                     state = orjson.loads(stored)
                     clock.load(state["inputs"])
-                    engine.fold(state["folded"])
+                    engine.fold(state["folded"], state.get("impact"))
                     engine.state.watermark = state["watermark"]
                     freeing = set(state["freeing"])
             except Exception as error:  # a clock this version cannot read: it starts again from the reports
@@ -372,6 +386,7 @@ class Partitions:
                 "watermark": engine.state.watermark,
                 "inputs": self.clocks[partition].record(),
                 "folded": engine.folded,
+                "impact": engine.impact.folded,
                 "freeing": freeing or [],
             }
             self.customers.put_state(partition, json_bytes(state))

@@ -24,6 +24,7 @@ KINDS = {
     "bill.issued": "bill_id",
     "customer.left": None,
     "call.outbound": "call_id",
+    "survey.answered": "survey_id",
 }
 
 moments = st.one_of(st.integers(0, 40).map(lambda n: n * 10), st.sampled_from([3 * 3600, 2 * DAY, 8 * DAY, 15 * DAY]))
@@ -49,6 +50,8 @@ def build(raw):
             fields["amount"] = 10.0 if flag else 12.0
         if kind == "call.outbound":
             fields["purpose"] = "winback" if flag else "survey"
+        if kind == "survey.answered":
+            fields.update(survey="nps", score=10 if flag else 3)
         events.append(event(kind, seconds, customer=customer, event_id=f"e{number}", **fields))
     return events
 
@@ -61,7 +64,7 @@ def outcomes(catalog, events):
     decided = sorted(
         (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id) for o in engine.outbox
     )
-    return decided, list(engine.pending)
+    return decided, list(engine.pending), engine.impact.totals
 
 
 def in_time_order(events):
@@ -113,4 +116,4 @@ def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
         (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id)
         for o in before + resumed.outbox
     )
-    assert (combined, list(resumed.pending)) == outcomes(catalog, events)
+    assert (combined, list(resumed.pending), resumed.impact.totals) == outcomes(catalog, events)

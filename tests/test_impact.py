@@ -40,7 +40,93 @@ touchpoints:
     messages = [p.message for p in problems if p.severity == "error"]
     assert catalog is None
     assert (
-        "'comment.left' must declare the fields survey (which survey: nps, csat, ces...) and score (a number) to be an answer"
-        in messages
+        "'comment.left' must declare the fields survey (which survey, one of a list: [nps, csat, ces]) and score "
+        "(a number) to be an answer" in messages
     )
     assert "'nps.givn' is not a declared event type; did you mean 'nps.given'?" in messages
+
+
+# -- attribution in the engine ---------------------------------------------------------------------------
+from monitor.engine import Engine  # noqa: E402
+from monitor.engine.impact import voice  # noqa: E402
+from tests.builders import DAY, HOUR, MINUTE, SHIPPED, event  # noqa: E402
+
+LATENESS = 30_000_000
+
+
+def judged(events, catalog=SHIPPED) -> Engine:  # type: ignore[no-untyped-def]
+    engine = Engine(catalog, lateness=LATENESS)
+    for e in events:
+        engine.step(e)
+    engine.finish()
+    return engine
+
+
+def wrong_bill(seconds: float, customer: str = "c1", bill: str = "b1"):  # type: ignore[no-untyped-def]
+    return event("bill.issued", seconds, customer=customer, bill_id=bill, amount=12.0, expected_amount=10.0)
+
+
+def answer(seconds: float, score: float, customer: str = "c1", survey: str = "nps"):  # type: ignore[no-untyped-def]
+    return event("survey.answered", seconds, customer=customer, survey_id=f"s{seconds}", survey=survey, score=score)
+
+
+def test_a_customer_who_leaves_after_a_bad_outcome_is_counted_once_per_touchpoint():
+    engine = judged([wrong_bill(0), wrong_bill(MINUTE, bill="b2"), event("customer.left", HOUR)])
+    assert engine.impact.totals["bill-correct"] == {"impacted": 1, "left": 1}
+
+
+def test_leaving_before_the_outcome_or_after_the_attribution_window_is_not_after_bad():
+    engine = judged([event("customer.left", 0), wrong_bill(MINUTE), event("customer.left", 31 * DAY, event_id="x")])
+    assert engine.impact.totals["bill-correct"] == {"impacted": 1}
+
+
+def test_a_missed_deadline_happens_at_its_due_instant():
+    """An order placed at 0 and never confirmed is missed at 2 minutes: a leaving at 1 minute is not
+    after it, one at 3 minutes is; whatever the order they arrive in."""
+    placed = event("order.placed", 0, order_id="o1")
+    before = event("customer.left", MINUTE, customer="c1")
+    after = event("customer.left", 3 * MINUTE, customer="c1")
+    for order in ([placed, before, after], [placed, after, before]):
+        engine = judged(order)
+        assert engine.impact.totals["order-confirmed"] == {"impacted": 1, "left": 1}
+
+
+def test_answers_are_after_bad_when_one_outcome_of_the_window_is_bad():
+    good_bill = event("bill.issued", 0, customer="happy", bill_id="b1")
+    events = [good_bill, answer(HOUR, 10, "happy"), wrong_bill(0, "hurt"), answer(HOUR, 3, "hurt")]
+    events += [wrong_bill(0, "mixed"), event("bill.issued", MINUTE, customer="mixed", bill_id="b2")]
+    events += [answer(HOUR, 7, "mixed"), answer(HOUR, 4, "hurt", survey="csat")]
+    tallies = judged(events).impact.totals["bill-correct"]
+    assert voice(tallies) == {
+        "csat": {"after_good": {"answers": 0, "mean": None}, "after_bad": {"answers": 1, "mean": 4.0}},
+        "nps": {
+            "after_good": {"answers": 1, "mean": 10.0, "nps": 100.0},
+            "after_bad": {"answers": 2, "mean": 5.0, "nps": -50.0},  # a detractor (3) and a passive (7)
+        },
+    }
+
+
+def test_an_answer_with_no_outcome_in_its_window_goes_to_no_touchpoint():
+    engine = judged([event("bill.issued", 0, bill_id="b1"), answer(31 * DAY, 9)])
+    assert "nps/good/answers" not in engine.impact.totals.get("bill-correct", {})
+
+
+def test_customers_impacted_counts_a_customer_once_per_utc_day():
+    """10:00 and 11:00 on one day, 01:00 the next (the builders' day starts at 10:00 UTC)."""
+    engine = judged([wrong_bill(0), wrong_bill(HOUR, bill="b2"), wrong_bill(15 * HOUR, bill="b3")])
+    assert engine.impact.totals["bill-correct"]["impacted"] == 2
+
+
+def test_what_attribution_needs_expires_and_the_customer_is_freed():
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    engine.step(wrong_bill(0))
+    engine.step(event("customer.left", HOUR))
+    engine.advance(engine.state.max_at)
+    mine = engine.state.customers["c1"]
+    assert mine.recent == {"bill-correct": [mine.recent["bill-correct"][0]]}  # one mark, its instant and bad
+    # (Leaving opened a win-back call, missed 48 hours later: its mark goes 30 days after that.)
+    engine.advance(engine.state.max_at + 2 * DAY * 1_000_000 + SHIPPED.attribution + 1)
+    assert engine.forget(engine.state.watermark) == (["c1"], ["c1"])
+    assert engine.impact.folded["bill-correct"] == {"impacted": 1, "left": 1}
+    assert engine.impact.folded["winback-call"] == {"impacted": 1}
+    assert engine.impact.totals == engine.impact.folded

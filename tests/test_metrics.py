@@ -19,6 +19,10 @@ SPEC = {
     "tpmon_events_late": ("counter", {"source"}),
     "tpmon_customers": ("counter", {"direction"}),
     "tpmon_journeys_broken": ("counter", set()),
+    "tpmon_touchpoint_customers_impacted": ("counter", {"touchpoint"}),
+    "tpmon_touchpoint_left_after_bad": ("counter", {"touchpoint"}),
+    "tpmon_touchpoint_survey_score": ("summary", {"touchpoint", "survey", "after"}),
+    "tpmon_touchpoint_survey_answers": ("counter", {"touchpoint", "survey", "after", "class"}),
 }
 
 
@@ -85,3 +89,30 @@ def test_labels_never_carry_ids(catalog):
     for family in registry.collect():
         for sample in family.samples:
             assert not any(key.endswith("_id") for key in sample.labels)
+
+
+def test_impact_is_read_from_the_engine_state(catalog):
+    """Customers impacted, left after bad and the voice of the customer, as the engine tallied them."""
+    registry = CollectorRegistry()
+    engine = Engine(catalog)
+    Metrics(catalog, engine, registry)
+    wrong = {"amount": 12.0, "expected_amount": 10.0}
+    for e in [
+        event("bill.issued", 0, bill_id="b1", **wrong),
+        event("bill.issued", 10, customer="c2", bill_id="b2"),
+        event("survey.answered", 60, survey_id="s1", survey="nps", score=3),
+        event("survey.answered", 60, customer="c2", survey_id="s2", survey="nps", score=10),
+        event("customer.left", 90),
+    ]:
+        engine.step(e)
+    engine.finish()
+    value = registry.get_sample_value
+    assert value("tpmon_touchpoint_customers_impacted_total", {"touchpoint": "bill-correct"}) == 1
+    assert value("tpmon_touchpoint_left_after_bad_total", {"touchpoint": "bill-correct"}) == 1
+    bad = {"touchpoint": "bill-correct", "survey": "nps", "after": "bad"}
+    assert value("tpmon_touchpoint_survey_score_sum", bad) == 3
+    assert value("tpmon_touchpoint_survey_answers_total", {**bad, "class": "detractor"}) == 1
+    good = {**bad, "after": "good"}
+    assert value("tpmon_touchpoint_survey_score_count", good) == 1
+    assert value("tpmon_touchpoint_survey_answers_total", {**good, "class": "promoter"}) == 1
+    assert value("tpmon_touchpoint_survey_answers_total", {**good, "survey": "csat", "class": "all"}) == 0

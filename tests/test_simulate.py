@@ -31,13 +31,14 @@ def test_the_same_seed_gives_the_same_events():
     assert first != list(Simulation(customers=200, seed=4).lines())
 
 
-def test_events_are_valid_and_cover_all_four_sources():
+def test_events_are_valid_and_cover_every_source():
     events = [decode(raw, "sim") for raw in Simulation(customers=2000, duration=parse_duration("3d"), seed=1).lines()]
     assert all(isinstance(e, Event) for e in events)
     sources = Counter(CONTRACT.source_of_type(e.kind) for e in events)
-    assert set(sources) == {"orders", "bills", "calls", "tickets"}
+    assert set(sources) == {"orders", "bills", "calls", "tickets", "surveys"}
     types = {e.kind for e in events}
     assert {"customer.joined", "customer.left", "call.outbound", "ticket.reopened", "bill.disputed"} <= types
+    assert {e.fields.survey for e in events if e.kind == "survey.answered"} == {"nps", "csat"}
 
 
 def test_events_leave_in_time_order_within_the_disorder():

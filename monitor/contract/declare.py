@@ -290,13 +290,14 @@ class Declarations:
                 names = {f.name: f for f in found[0].fields if f.required}
                 if (
                     "survey" not in names
+                    or not names["survey"].kind.allowed
                     or "score" not in names
                     or names["score"].kind.name not in ("number", "number>=0")
                 ):
                     say(
                         (*path, index),
-                        f"'{event_type}' must declare the fields survey (which survey: nps, csat, ces...) and "
-                        "score (a number) to be an answer",
+                        f"'{event_type}' must declare the fields survey (which survey, one of a list: "
+                        "[nps, csat, ces]) and score (a number) to be an answer",
                     )
                     continue
                 valid.append(event_type)

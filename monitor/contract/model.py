@@ -100,6 +100,19 @@ class Contract:
     answers: frozenset[str] = frozenset()  # the types that are answers to surveys (survey, score)
 
     @cached_property
+    def surveys(self) -> tuple[str, ...]:
+        """The surveys answers can name: the allowed values of their ``survey`` fields (bounded labels)."""
+        found = {
+            value
+            for declaration in self.events
+            if declaration.type in self.answers
+            for f in declaration.fields
+            if f.name == "survey"
+            for value in f.kind.allowed
+        }
+        return tuple(sorted(found))
+
+    @cached_property
     def _by_type(self) -> dict[str, Declaration]:
         return {d.type: d for d in self.events}
 

@@ -72,12 +72,7 @@ class Engine:
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
-        # What customers did after their outcomes (engine.impact); ``attributed`` lists it for the caller
-        # to drain (the live metrics), when outcomes are built.
-        self.attributed: list[tuple] = []
-        self.impact = Impact(
-            catalog.attribution, bool(catalog.contract.answers), self.attributed if outcomes else None
-        )
+        self.impact = Impact(catalog.attribution, bool(catalog.contract.answers))  # (engine.impact)
         self._marks_good = self.impact.marks_good
         self._compile()
 
@@ -507,6 +502,10 @@ class Engine:
                 found.append({"touchpoint": self.ids[index], "customer_id": customer, "key": key, "left": left})
         found.sort(key=lambda item: (item["left"], item["touchpoint"], item["customer_id"], item["key"]))
         return found
+
+    def impact_totals(self) -> dict[str, dict[str, float]]:
+        """Impact tallies per touchpoint, over every customer (freed ones too): engine.impact."""
+        return self.impact.totals
 
     def pending_counts(self) -> dict[str, int]:
         """Open instances per touchpoint (conditions are never pending)."""

@@ -54,17 +54,14 @@ def add_tallies(into: dict[str, dict[str, float]], tallies: dict[str, dict[str, 
 class Impact:
     """The marks, the attribution and the tallies of one engine."""
 
-    __slots__ = ("folded", "keep", "marks_good", "out", "totals", "window")
+    __slots__ = ("folded", "keep", "marks_good", "totals", "window")
 
-    def __init__(self, attribution: int, marks_good: bool, out: list | None) -> None:
+    def __init__(self, attribution: int, marks_good: bool) -> None:
         self.window = attribution
         self.keep = max(attribution, DAY)  # a day at least: the first bad outcome of a day is found in them
         self.marks_good = marks_good  # good outcomes matter only to answers
         self.totals: dict[str, dict[str, float]] = {}
         self.folded: dict[str, dict[str, float]] = {}
-        # What was attributed, for the live metrics: ("impacted"|"left", touchpoint) or
-        # ("answer", touchpoint, survey, side, class, score). None when nobody reads it.
-        self.out = out
 
     # -- marks ------------------------------------------------------------------------------------------
     def mark(self, state: CustomerState, touchpoint: str, bad: bool, at: int) -> None:
@@ -76,8 +73,6 @@ class Impact:
             day = at // DAY
             if marks is None or not any(m & 1 and (m >> 1) // DAY == day for m in marks):
                 self.tally(state, touchpoint, IMPACTED, 1)
-                if self.out is not None:
-                    self.out.append((IMPACTED, touchpoint))
         elif not self.marks_good:
             return
         if marks is None:
@@ -123,8 +118,6 @@ class Impact:
         for touchpoint, bad in self._sides(state, at).items():
             if bad:
                 self.tally(state, touchpoint, LEFT, 1)
-                if self.out is not None:
-                    self.out.append((LEFT, touchpoint))
 
     def answer(self, at: int, survey: str, score: float, state: CustomerState) -> None:
         cls = answer_class(survey, score)
@@ -135,8 +128,6 @@ class Impact:
             self.tally(state, touchpoint, prefix + "sum", score)
             if cls in (PROMOTER, DETRACTOR):
                 self.tally(state, touchpoint, prefix + cls, 1)
-            if self.out is not None:
-                self.out.append(("answer", touchpoint, survey, side, cls, score))
 
     def tally(self, state: CustomerState, touchpoint: str, name: str, amount: float) -> None:
         if state.impact is None:
@@ -166,6 +157,18 @@ class Impact:
         """Take the tallies of customers freed before (a partition's record)."""
         add_tallies(self.folded, tallies)
         add_tallies(self.totals, tallies)
+
+
+def answers(named: dict[str, float], survey: str, side: str) -> tuple[dict[str, int], float]:
+    """A touchpoint's answers to one survey on one side, from its tallies: the count per class
+    (promoter, passive and detractor for nps, else all) and the sum of their scores."""
+    prefix = f"{survey}/{side}/"
+    total = int(named.get(prefix + "answers", 0))
+    if survey != NPS:
+        return {ALL: total}, named.get(prefix + "sum", 0)
+    promoters, detractors = int(named.get(prefix + PROMOTER, 0)), int(named.get(prefix + DETRACTOR, 0))
+    by_class = {PROMOTER: promoters, PASSIVE: total - promoters - detractors, DETRACTOR: detractors}
+    return by_class, named.get(prefix + "sum", 0)
 
 
 def voice(named: dict[str, float]) -> dict[str, dict]:

@@ -27,6 +27,8 @@ CHANNELS = (("web", 45), ("app", 35), ("shop", 12), ("phone", 8))
 QUEUES = ("billing", "technical", "sales", "moving")
 CATEGORIES = ("billing", "technical", "delivery", "account")
 LEAVE_REASONS = ("price", "service", "moving", "competitor")
+SURVEYS = (("nps", 0.7), ("csat", 0.3))
+ANSWERED = 0.35  # share of customers who answer a survey after their journey
 
 
 def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
@@ -53,6 +55,8 @@ class _Story:
     start: int  # the simulation's start
     events: list[tuple[int, dict]]
     counter: int = 0
+    slow: float = 1.0  # how much of the slow reactions' delays (leaving, answering a survey) runs
+    voice: random.Random | None = None  # the survey answers' own stream: the other draws stay as they were
 
     def knobs(self, at: int) -> Knobs:
         return self.scenario.knobs(at - self.start)
@@ -161,14 +165,31 @@ def _help_and_leave(story: _Story, at: int, number: int, trouble: int, always_co
         if solved or rng.random() > 0.6:
             break
         at += _seconds(rng.uniform(3600, 3 * 86400))
-    if rng.random() < 0.03 + 0.08 * min(trouble, 3):
-        left = at + _seconds(rng.uniform(3600, 5 * 86400))
+    leaves = rng.random() < 0.03 + 0.08 * min(trouble, 3)
+    _survey(story, at, number, trouble)
+    if leaves:
+        left = at + _seconds(rng.uniform(3600, 5 * 86400) * story.slow)
         emit(left, "customer.left", reason=rng.choice(LEAVE_REASONS))
         if rng.random() < story.knobs(left).winback_share:
             call_at = left + _seconds(_lognormal(rng, 8 * 3600, 1.0))
             emit(call_at, "call.outbound", call_id=f"w-{number:07d}", purpose="winback")
     elif rng.random() < 0.05:
         emit(at + _seconds(rng.uniform(3600, 86400)), "call.outbound", call_id=f"s-{number:07d}", purpose="survey")
+
+
+def _survey(story: _Story, at: int, number: int, trouble: int) -> None:
+    """After the journey, some customers answer a survey: lower the more trouble they had."""
+    voice = story.voice
+    if voice is None or voice.random() >= ANSWERED:
+        return
+    survey = voice.choices([s for s, _ in SURVEYS], [w for _, w in SURVEYS])[0]
+    hurt = min(trouble, 3)
+    if survey == "nps":  # 0-10
+        score = min(10, max(0, round(voice.gauss(8.8, 1.2) - 2.4 * hurt)))
+    else:  # csat, 1-5
+        score = min(5, max(1, round(voice.gauss(4.5, 0.6) - 1.0 * hurt)))
+    answered = at + _seconds(_lognormal(voice, 3600, 1.0) * story.slow)
+    story.emit(answered, "survey.answered", survey_id=f"s-{number:07d}", survey=survey, score=score)
 
 
 def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:
@@ -221,7 +242,9 @@ class Simulation:
     disorder: int = 2 * MICROS  # emission jitter: events leave their source up to this much out of order
     duplicates: float = 0.002  # share of events sent twice
     bad_lines: float = 0.0  # share of lines replaced by malformed input
-    time_scale: float = 1.0  # incidents come this many times sooner (60: minute 10 becomes second 10)
+    # Incidents come this many times sooner (60: minute 10 becomes second 10), and customers leave and
+    # answer surveys this many times sooner after their journey.
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -269,7 +292,15 @@ class Simulation:
                 sent, _, item = heapq.heappop(pending)
                 yield sent, item
             customer = f"c-{number:06d}"
-            story = _Story(random.Random(self.seed * 1_000_003 + number), customer, scenario, start, [])
+            story = _Story(
+                random.Random(self.seed * 1_000_003 + number),
+                customer,
+                scenario,
+                start,
+                [],
+                slow=1 / self.time_scale,
+                voice=random.Random((self.seed * 1_000_003 + number) * 7 + 3),
+            )
             _story(story, arrival, number)
             noise = story.rng
             for at, event in story.events:

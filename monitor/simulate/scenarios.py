@@ -95,6 +95,12 @@ SCENARIOS: dict[str, Scenario] = {
             (_incident({"ticket_waiting": 0.4}, "0s", "3650d", "tickets waiting on the customer"),),
         ),
         Scenario(
+            "billing-outage-day",
+            "A whole day, with a billing outage from hour 1 to hour 4 (40% of bills wrong): run it for 24h to "
+            "see who it hurt, who left after it and what they answered in surveys.",
+            (_incident({"bill_wrong": 0.4}, "1h", "3h", "billing outage: 40% of bills wrong"),),
+        ),
+        Scenario(
             "incident-day",
             "Healthy, then a billing outage (minutes 10-30), then contact-center overload (minutes 40-60), "
             "then recovery.",
