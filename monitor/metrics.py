@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from . import conventions as c
 from .catalog.model import DEADLINE, Catalog
-from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
+from .engine.impact import ACTIVE, BAD_SIDE, CUSTOMERS, GOOD_SIDE, IMPACTED, LEFT, answers
 from .engine.outcome import Outcome
 from .events import REJECT_REASONS
 from .failures import STAGES
@@ -118,6 +118,12 @@ class _StateCollector(Collector):
                     score.add_metric([t.id, survey, side], sum(by_class.values()), total)
                     for cls, count in by_class.items():
                         answered.add_metric([t.id, survey, side, cls], count)
+        active = CounterMetricFamily(
+            c.METRIC_CUSTOMERS_ACTIVE.removesuffix("_total"),
+            "Customers with an event, counted once per customer and UTC day: the base churn is compared with.",
+        )
+        active.add_metric([], tallies.get(CUSTOMERS, {}).get(ACTIVE, 0))
+        yield active
         yield impacted
         yield left
         yield score

@@ -107,6 +107,7 @@ def test_impact_is_read_from_the_engine_state(catalog):
         engine.step(e)
     engine.finish()
     value = registry.get_sample_value
+    assert value("tpmon_customers_active_total") == 2
     assert value("tpmon_touchpoint_customers_impacted_total", {"touchpoint": "bill-correct"}) == 1
     assert value("tpmon_touchpoint_left_after_bad_total", {"touchpoint": "bill-correct"}) == 1
     bad = {"touchpoint": "bill-correct", "survey": "nps", "after": "bad"}

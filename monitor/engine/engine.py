@@ -29,7 +29,7 @@ from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from ..failures import DECIDE, Failure
 from .clock import ClockRule
-from .impact import Impact
+from .impact import DAY, Impact
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
 from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, START, CustomerState, EngineState
@@ -231,6 +231,9 @@ class Engine:
                     else:
                         self.errors.append(RuleError(touchpoint_id, event_id, verdict))
 
+        days = mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
+        if days is None or at // DAY not in days:
+            self.impact.active(mine, at // DAY)
         queue = state.queue
         if watermark is not None and queue and queue[0][0] <= watermark:
             self._release(watermark)
@@ -355,7 +358,7 @@ class Engine:
                 del seen[event_id]
             if old:
                 changed.append(customer)
-            if mine.recent is not None and not seen and impact.prune(mine, marks_before) and not old:
+            if (mine.recent or mine.days) and not seen and impact.prune(mine, marks_before) and not old:
                 changed.append(customer)
             if not (seen or mine.open or mine.queued or mine.recent):
                 for column, counts in ((0, mine.good), (1, mine.bad)):

@@ -17,6 +17,9 @@ their instant, so every outcome up to their instant is marked before they are at
 time, whatever the order of arrival. (A condition is judged on arrival, so its mark may be there
 before an earlier leaving is attributed: the window is checked on each mark's instant.)
 
+A customer's first event of a UTC day counts it active that day (``CUSTOMERS``/``active``): the
+customer base the churn after bad outcomes is compared with.
+
 Tallies are kept per customer (a customer's record is its whole change) and summed in ``totals``;
 a freed customer's move to ``folded``, as outcome counts do. A tally is a flat mapping of names to
 numbers: ``impacted``, ``left``, and per survey and side ``SURVEY/SIDE/answers``, ``.../sum`` and,
@@ -28,7 +31,8 @@ from __future__ import annotations
 from .state import CustomerState
 
 DAY = 86_400_000_000  # microseconds
-IMPACTED, LEFT = "impacted", "left"
+IMPACTED, LEFT, ACTIVE = "impacted", "left", "active"
+CUSTOMERS = ""  # the tallies of no touchpoint: the customer base
 GOOD_SIDE, BAD_SIDE = "good", "bad"
 NPS = "nps"
 PROMOTER, PASSIVE, DETRACTOR, ALL = "promoter", "passive", "detractor", "all"
@@ -82,13 +86,26 @@ class Impact:
         if (marks[0] >> 1) < at - self.keep:  # mostly in order: the oldest is at the front
             recent[touchpoint] = [m for m in marks if (m >> 1) >= at - self.keep]
 
+    def active(self, state: CustomerState, day: int) -> None:
+        """The customer's first event of a UTC day (days since the epoch)."""
+        if state.days is None:
+            state.days = [day]
+        else:
+            state.days.append(day)
+        self.tally(state, CUSTOMERS, ACTIVE, 1)
+
     def prune(self, state: CustomerState, before: int) -> bool:
-        """Drop the marks older than ``before``; return whether any went."""
+        """Drop the marks older than ``before``, and the active days before its day; return whether
+        any went. (A customer's days do not keep it: once freed, it has had no event for the retention.)"""
+        changed = False
+        days = state.days
+        if days is not None and days[0] < before // DAY:
+            state.days = [day for day in days if day >= before // DAY] or None
+            changed = True
         recent = state.recent
         if recent is None:
-            return False
+            return changed
         floor = before << 1
-        changed = False
         for touchpoint, marks in list(recent.items()):
             if marks and min(marks) < floor:
                 kept = [m for m in marks if m >= floor]
@@ -148,6 +165,7 @@ class Impact:
         """Put back a stored customer's marks and tallies."""
         recent = record.get("recent")
         state.recent = {touchpoint: list(marks) for touchpoint, marks in recent.items()} if recent else None
+        state.days = list(record["days"]) if record.get("days") else None
         impact = record.get("impact")
         state.impact = {touchpoint: dict(named) for touchpoint, named in impact.items()} if impact else None
         if state.impact:

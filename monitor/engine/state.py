@@ -9,8 +9,8 @@ customer's events*, so everything an event can change belongs to its customer:
 - ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
   when the engine tracks customers);
 - ``CustomerState.good`` and ``.bad``: touchpoint id -> outcomes the customer owns;
-- ``CustomerState.recent`` and ``.impact``: the marks of its recent outcomes and its impact tallies
-  (``engine.impact``).
+- ``CustomerState.recent``, ``.impact`` and ``.days``: the marks of its recent outcomes, its impact
+  tallies and the UTC days it was active in lately (``engine.impact``).
 
 Containers hold strings and numbers only, where they can: the garbage collector then leaves them
 alone, which keeps a replay of millions of events from spending its time in collections.
@@ -43,7 +43,7 @@ SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key 
 
 
 class CustomerState:
-    __slots__ = ("bad", "good", "impact", "open", "queued", "recent", "seen")
+    __slots__ = ("bad", "days", "good", "impact", "open", "queued", "recent", "seen")
 
     def __init__(self) -> None:
         self.open: dict[str, list] = {}
@@ -53,6 +53,7 @@ class CustomerState:
         self.bad: dict[str, int] | None = None
         self.recent: dict[str, list[int]] | None = None  # touchpoint id -> marks (engine.impact)
         self.impact: dict[str, dict[str, float]] | None = None  # touchpoint id -> tallies
+        self.days: list[int] | None = None  # the recent UTC days it had events in (customers active)
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
@@ -78,6 +79,7 @@ class CustomerState:
             "bad": dict(self.bad or {}),
             "recent": dict(self.recent or {}),
             "impact": dict(self.impact or {}),
+            "days": list(self.days or ()),
         }
 
     def is_empty(self) -> bool:
