@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from . import conventions as c
 from .catalog.model import DEADLINE, Catalog
-from .engine.impact import ACTIVE, BAD_SIDE, CUSTOMERS, GOOD_SIDE, IMPACTED, LEFT, answers
+from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
 from .engine.outcome import Outcome
 from .events import REJECT_REASONS
 from .failures import STAGES
@@ -46,6 +46,8 @@ class OutcomeSource(Protocol):
     def at_risk_counts(self) -> dict[str, int]: ...
 
     def impact_totals(self) -> dict[str, dict[str, float]]: ...
+
+    def customers_active(self) -> int: ...
 
 
 class _StateCollector(Collector):
@@ -122,7 +124,7 @@ class _StateCollector(Collector):
             c.METRIC_CUSTOMERS_ACTIVE.removesuffix("_total"),
             "Customers with an event, counted once per customer and UTC day: the base churn is compared with.",
         )
-        active.add_metric([], tallies.get(CUSTOMERS, {}).get(ACTIVE, 0))
+        active.add_metric([], self.source.customers_active())
         yield active
         yield impacted
         yield left

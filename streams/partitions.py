@@ -133,6 +133,9 @@ class Partitions:
             add_tallies(totals, engine.impact.totals)
         return totals
 
+    def customers_active(self) -> int:
+        return sum(engine.impact.active_total for engine in list(self.engines.values()))
+
     def at_risk(self, limit: int = 100) -> list[dict]:
         """The instances at risk on this worker's partitions, the least time left first (at most
         ``limit``), each with its touchpoint, customer, key and time left at its partition's watermark."""
@@ -182,7 +185,7 @@ class Partitions:
                 if stored is not None:
                     state = orjson.loads(stored)
                     clock.load(state["inputs"])
-                    engine.fold(state["folded"], state.get("impact"))
+                    engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
                     engine.state.watermark = state["watermark"]
                     freeing = set(state["freeing"])
             except Exception as error:  # a clock this version cannot read: it starts again from the reports
@@ -387,6 +390,7 @@ class Partitions:
                 "inputs": self.clocks[partition].record(),
                 "folded": engine.folded,
                 "impact": engine.impact.folded,
+                "active": engine.impact.active_folded,
                 "freeing": freeing or [],
             }
             self.customers.put_state(partition, json_bytes(state))

@@ -72,8 +72,11 @@ class Engine:
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
-        self.impact = Impact(catalog.attribution, bool(catalog.contract.answers))  # (engine.impact)
+        self.impact = Impact(self.ids, catalog.attribution, bool(catalog.contract.answers))  # (engine.impact)
+        # A good outcome's mark is added here (most outcomes are good): at << _mark_shift | index.
         self._marks_good = self.impact.marks_good
+        self._mark_shift = self.impact.bits + 1
+        self._mark_keep = self.impact.keep << self._mark_shift
         self._compile()
 
     # -- plan -------------------------------------------------------------------------------------------
@@ -132,13 +135,20 @@ class Engine:
             if state.good is None:
                 state.good = {}
             counts = state.good
-            if self._marks_good:
-                self.impact.mark(state, touchpoint, False, at)
+            if self._marks_good:  # (Impact.add, inlined)
+                mark = at << self._mark_shift | self._index[touchpoint]
+                marks = state.recent
+                if marks is None:
+                    state.recent = (mark,)
+                elif marks[0] >= mark - self._mark_keep:
+                    state.recent = (*marks, mark)
+                else:
+                    self.impact.add(state, mark, at)
         else:
             if state.bad is None:
                 state.bad = {}
             counts = state.bad
-            self.impact.mark(state, touchpoint, True, at)
+            self.impact.bad(state, self._index[touchpoint], at)
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
         self.totals[touchpoint][0 if good else 1] += 1
         if self.track:
@@ -389,7 +399,7 @@ class Engine:
         mine = self.state.customers.get(customer)
         if mine is None:
             return None
-        return mine.record(self.ids)
+        return {**mine.record(self.ids), **self.impact.record(mine)}
 
     def load(self, customer: str, record: dict) -> None:
         """Put a stored customer record back: open instances, their due times, queued events, ids, counts."""
@@ -437,7 +447,7 @@ class Engine:
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
         mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
-        self.impact.load(mine, record)
+        self.impact.load(mine, record, self._index)
         totals = self.totals
         for column, counts in ((0, mine.good), (1, mine.bad)):
             for touchpoint, count in (counts or {}).items():
@@ -457,10 +467,11 @@ class Engine:
         state = self.state
         return {
             "version": 1,
-            "customers": {customer: mine.record(self.ids) for customer, mine in state.customers.items()},
+            "customers": {customer: self.record(customer) for customer in state.customers},
             "clock": [state.max_at, state.watermark],
             "folded": self.folded,
             "impact": self.impact.folded,
+            "active": self.impact.active_folded,
         }
 
     @classmethod
@@ -469,7 +480,7 @@ class Engine:
         for customer, record in data["customers"].items():
             engine.load(customer, record)
         engine.state.max_at, engine.state.watermark = data["clock"][:2]
-        engine.fold(data.get("folded", {}), data.get("impact"))
+        engine.fold(data.get("folded", {}), data.get("impact"), data.get("active", 0))
         engine.settle()
         return engine
 
@@ -478,15 +489,16 @@ class Engine:
         nothing else can be there) is taken at once, so a restored engine says what is at risk."""
         self._release(self.state.watermark)
 
-    def fold(self, counts: dict[str, list[int]], impact: dict[str, dict[str, float]] | None = None) -> None:
+    def fold(
+        self, counts: dict[str, list[int]], impact: dict[str, dict[str, float]] | None = None, active: int = 0
+    ) -> None:
         """Take the counts and impact tallies of customers freed before (a partition's record) into
         ``folded`` and ``totals``."""
         for touchpoint, pair in counts.items():
             for column in (0, 1):
                 self.folded.setdefault(touchpoint, [0, 0])[column] += pair[column]
                 self.totals.setdefault(touchpoint, [0, 0])[column] += pair[column]
-        if impact:
-            self.impact.fold(impact)
+        self.impact.fold(impact or {}, active)
 
     # -- reading ----------------------------------------------------------------------------------------
     def at_risk_counts(self) -> dict[str, int]:
@@ -509,6 +521,10 @@ class Engine:
     def impact_totals(self) -> dict[str, dict[str, float]]:
         """Impact tallies per touchpoint, over every customer (freed ones too): engine.impact."""
         return self.impact.totals
+
+    def customers_active(self) -> int:
+        """Customers active, once per customer and UTC day, over every customer (freed ones too)."""
+        return self.impact.active_total
 
     def pending_counts(self) -> dict[str, int]:
         """Open instances per touchpoint (conditions are never pending)."""

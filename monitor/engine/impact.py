@@ -1,7 +1,7 @@
 """Impact: what customers did after their outcomes (docs/SEMANTICS.md, "Impact").
 
-Every outcome leaves a mark in its customer's state: the instant of the outcome, per touchpoint, and
-whether it was bad (``instant << 1 | bad``: one int). Marks are kept for the attribution window (at
+Every outcome leaves a mark in its customer's state: the instant of the outcome, its touchpoint, and
+whether it was bad (one int). Marks are kept for the attribution window (at
 least a day, which "customers impacted" counts by) and then pruned, so what a customer holds for
 impact is a few ints per recent outcome and expires with them.
 
@@ -17,11 +17,11 @@ their instant, so every outcome up to their instant is marked before they are at
 time, whatever the order of arrival. (A condition is judged on arrival, so its mark may be there
 before an earlier leaving is attributed: the window is checked on each mark's instant.)
 
-A customer's first event of a UTC day counts it active that day (``CUSTOMERS``/``active``): the
-customer base the churn after bad outcomes is compared with.
+A customer's first event of a UTC day counts it active that day (``active_total``): the customer
+base the churn after bad outcomes is compared with.
 
 Tallies are kept per customer (a customer's record is its whole change) and summed in ``totals``;
-a freed customer's move to ``folded``, as outcome counts do. A tally is a flat mapping of names to
+a freed customer's move to ``folded``, as outcome counts do. A touchpoint's tallies map names to
 numbers: ``impacted``, ``left``, and per survey and side ``SURVEY/SIDE/answers``, ``.../sum`` and,
 for nps, ``.../promoter`` and ``.../detractor``.
 """
@@ -31,8 +31,7 @@ from __future__ import annotations
 from .state import CustomerState
 
 DAY = 86_400_000_000  # microseconds
-IMPACTED, LEFT, ACTIVE = "impacted", "left", "active"
-CUSTOMERS = ""  # the tallies of no touchpoint: the customer base
+IMPACTED, LEFT = "impacted", "left"
 GOOD_SIDE, BAD_SIDE = "good", "bad"
 NPS = "nps"
 PROMOTER, PASSIVE, DETRACTOR, ALL = "promoter", "passive", "detractor", "all"
@@ -56,79 +55,99 @@ def add_tallies(into: dict[str, dict[str, float]], tallies: dict[str, dict[str, 
 
 
 class Impact:
-    """The marks, the attribution and the tallies of one engine."""
+    """The marks, the attribution and the tallies of one engine.
 
-    __slots__ = ("folded", "keep", "marks_good", "totals", "window")
+    What a customer holds is small and kept out of the garbage collector's sight, as the rest of its
+    state: its marks and active days are tuples of ints (the days shared), its tallies one flat dict
+    ("TOUCHPOINT/NAME" -> number, the names shared). A mark is ``(instant << 1 | bad) << bits | touchpoint
+    index``, so that marks compare by instant. (The engine adds good marks itself: ``add``.)"""
 
-    def __init__(self, attribution: int, marks_good: bool) -> None:
+    __slots__ = (
+        "active_folded",
+        "active_total",
+        "bits",
+        "folded",
+        "ids",
+        "keep",
+        "marks_good",
+        "names",
+        "totals",
+        "window",
+    )
+
+    def __init__(self, ids: tuple[str, ...], attribution: int, marks_good: bool) -> None:
+        self.ids = ids
+        self.bits = max(1, len(ids).bit_length())
         self.window = attribution
         self.keep = max(attribution, DAY)  # a day at least: the first bad outcome of a day is found in them
         self.marks_good = marks_good  # good outcomes matter only to answers
-        self.totals: dict[str, dict[str, float]] = {}
+        self.totals: dict[str, dict[str, float]] = {}  # touchpoint -> name -> amount
         self.folded: dict[str, dict[str, float]] = {}
+        self.active_total = self.active_folded = 0  # customers active, per customer and UTC day
+        self.names: dict[object, object] = {}  # one object for each tally name and day held by customers
 
     # -- marks ------------------------------------------------------------------------------------------
-    def mark(self, state: CustomerState, touchpoint: str, bad: bool, at: int) -> None:
-        recent = state.recent
-        if recent is None:
-            recent = state.recent = {}
-        marks = recent.get(touchpoint)
-        if bad:
-            day = at // DAY
-            if marks is None or not any(m & 1 and (m >> 1) // DAY == day for m in marks):
-                self.tally(state, touchpoint, IMPACTED, 1)
-        elif not self.marks_good:
-            return
+    def bad(self, state: CustomerState, index: int, at: int) -> None:
+        """A bad outcome: its mark, and the customer impacted if it is its first of the touchpoint that UTC day."""
+        bits, marks = self.bits, state.recent
+        first = True
+        if marks is not None:
+            day, mask = at // DAY, (1 << bits) - 1
+            for m in marks:
+                if (m & mask) == index and (m >> bits) & 1 and (m >> (bits + 1)) // DAY == day:
+                    first = False
+                    break
+        if first:
+            self.tally(state, self.ids[index], IMPACTED, 1)
+        self.add(state, (at << 1 | 1) << bits | index, at)
+
+    def add(self, state: CustomerState, mark: int, at: int) -> None:
+        """Add a mark; those older than the keep go (mostly in order: the oldest is first)."""
+        marks = state.recent
         if marks is None:
-            recent[touchpoint] = [at << 1 | bad]
-            return
-        marks.append(at << 1 | bad)
-        if (marks[0] >> 1) < at - self.keep:  # mostly in order: the oldest is at the front
-            recent[touchpoint] = [m for m in marks if (m >> 1) >= at - self.keep]
+            state.recent = (mark,)
+        elif marks[0] >> (self.bits + 1) >= at - self.keep:
+            state.recent = (*marks, mark)
+        else:
+            floor = (at - self.keep) << (self.bits + 1)
+            state.recent = (*(m for m in marks if m >= floor), mark)
 
     def active(self, state: CustomerState, day: int) -> None:
         """The customer's first event of a UTC day (days since the epoch)."""
-        if state.days is None:
-            state.days = [day]
-        else:
-            state.days.append(day)
-        self.tally(state, CUSTOMERS, ACTIVE, 1)
+        day = self.names.setdefault(day, day)  # type: ignore[assignment]
+        state.days = (day,) if state.days is None else (*state.days, day)
+        state.active += 1
+        self.active_total += 1
 
     def prune(self, state: CustomerState, before: int) -> bool:
         """Drop the marks older than ``before``, and the active days before its day; return whether
         any went. (A customer's days do not keep it: once freed, it has had no event for the retention.)"""
         changed = False
         days = state.days
-        if days is not None and days[0] < before // DAY:
-            state.days = [day for day in days if day >= before // DAY] or None
+        if days is not None and min(days) < before // DAY:
+            state.days = tuple(day for day in days if day >= before // DAY) or None
             changed = True
-        recent = state.recent
-        if recent is None:
-            return changed
-        floor = before << 1
-        for touchpoint, marks in list(recent.items()):
-            if marks and min(marks) < floor:
-                kept = [m for m in marks if m >= floor]
+        marks = state.recent
+        if marks is not None:
+            floor = before << (self.bits + 1)
+            if min(marks) < floor:
+                state.recent = tuple(m for m in marks if m >= floor) or None
                 changed = True
-                if kept:
-                    recent[touchpoint] = kept
-                else:
-                    del recent[touchpoint]
-        if not recent:
-            state.recent = None
         return changed
 
     # -- attribution ------------------------------------------------------------------------------------
     def _sides(self, state: CustomerState, at: int) -> dict[str, bool]:
         """Touchpoint -> whether a bad mark is in [at - attribution, at], for those with any mark there."""
         sides: dict[str, bool] = {}
-        if state.recent is None:
+        marks = state.recent
+        if marks is None:
             return sides
-        low, high = (at - self.window) << 1, at << 1 | 1
-        for touchpoint, marks in state.recent.items():
-            inside = [m for m in marks if low <= m <= high]
-            if inside:
-                sides[touchpoint] = any(m & 1 for m in inside)
+        bits = self.bits
+        mask, low, high = (1 << bits) - 1, at - self.window, at
+        for m in marks:
+            if low <= m >> (bits + 1) <= high:
+                touchpoint = self.ids[m & mask]
+                sides[touchpoint] = sides.get(touchpoint, False) or bool((m >> bits) & 1)
         return sides
 
     def left(self, at: int, state: CustomerState) -> None:
@@ -147,34 +166,63 @@ class Impact:
                 self.tally(state, touchpoint, prefix + cls, 1)
 
     def tally(self, state: CustomerState, touchpoint: str, name: str, amount: float) -> None:
-        if state.impact is None:
-            state.impact = {}
-        for tallies in (state.impact, self.totals):
-            named = tallies.get(touchpoint)
-            if named is None:
-                named = tallies[touchpoint] = {}
-            named[name] = named.get(name, 0) + amount
+        mine = state.impact
+        if mine is None:
+            mine = state.impact = {}
+        key = f"{touchpoint}/{name}"
+        key = self.names.setdefault(key, key)  # type: ignore[assignment]
+        mine[key] = mine.get(key, 0) + amount
+        named = self.totals.get(touchpoint)
+        if named is None:
+            named = self.totals[touchpoint] = {}
+        named[name] = named.get(name, 0) + amount
 
     # -- customers come and go --------------------------------------------------------------------------
     def free(self, state: CustomerState) -> None:
         """A customer freed: its tallies stay in ``folded``."""
         if state.impact is not None:
-            add_tallies(self.folded, state.impact)
+            add_tallies(self.folded, nested(state.impact))
+        self.active_folded += state.active
 
-    def load(self, state: CustomerState, record: dict) -> None:
-        """Put back a stored customer's marks and tallies."""
-        recent = record.get("recent")
-        state.recent = {touchpoint: list(marks) for touchpoint, marks in recent.items()} if recent else None
-        state.days = list(record["days"]) if record.get("days") else None
+    def record(self, state: CustomerState) -> dict:
+        """The customer's part, JSON-ready, naming touchpoints by id (a reordered catalog still reads it)."""
+        bits, mask = self.bits, (1 << self.bits) - 1
+        return {
+            "recent": [[self.ids[m & mask], m >> bits] for m in state.recent or ()],
+            "impact": dict(state.impact or {}),
+            "days": list(state.days or ()),
+            "active": state.active,
+        }
+
+    def load(self, state: CustomerState, record: dict, index: dict[str, int]) -> None:
+        """Put back a stored customer's marks and tallies (``index``: touchpoint id -> index)."""
+        bits = self.bits
+        marks = tuple(mark << bits | index[t] for t, mark in record.get("recent", ()) if t in index)
+        state.recent = marks or None
+        names = self.names
+        state.days = tuple(names.setdefault(day, day) for day in record["days"]) if record.get("days") else None
         impact = record.get("impact")
-        state.impact = {touchpoint: dict(named) for touchpoint, named in impact.items()} if impact else None
+        state.impact = {names.setdefault(k, k): v for k, v in impact.items()} if impact else None  # type: ignore[misc]
         if state.impact:
-            add_tallies(self.totals, state.impact)
+            add_tallies(self.totals, nested(state.impact))
+        state.active = record.get("active", 0)
+        self.active_total += state.active
 
-    def fold(self, tallies: dict[str, dict[str, float]]) -> None:
+    def fold(self, tallies: dict[str, dict[str, float]], active: int = 0) -> None:
         """Take the tallies of customers freed before (a partition's record)."""
         add_tallies(self.folded, tallies)
         add_tallies(self.totals, tallies)
+        self.active_folded += active
+        self.active_total += active
+
+
+def nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
+    """A customer's flat tallies ("TOUCHPOINT/NAME") by touchpoint."""
+    found: dict[str, dict[str, float]] = {}
+    for key, amount in flat.items():
+        touchpoint, _, name = key.partition("/")
+        found.setdefault(touchpoint, {})[name] = amount
+    return found
 
 
 def answers(named: dict[str, float], survey: str, side: str) -> tuple[dict[str, int], float]:

@@ -43,7 +43,7 @@ SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key 
 
 
 class CustomerState:
-    __slots__ = ("bad", "days", "good", "impact", "open", "queued", "recent", "seen")
+    __slots__ = ("active", "bad", "days", "good", "impact", "open", "queued", "recent", "seen")
 
     def __init__(self) -> None:
         self.open: dict[str, list] = {}
@@ -51,9 +51,10 @@ class CustomerState:
         self.queued: set[tuple] | None = None  # None when empty, as good and bad: most customers have none
         self.good: dict[str, int] | None = None
         self.bad: dict[str, int] | None = None
-        self.recent: dict[str, list[int]] | None = None  # touchpoint id -> marks (engine.impact)
-        self.impact: dict[str, dict[str, float]] | None = None  # touchpoint id -> tallies
-        self.days: list[int] | None = None  # the recent UTC days it had events in (customers active)
+        self.recent: tuple[int, ...] | None = None  # the marks of its recent outcomes (engine.impact)
+        self.impact: dict[str, float] | None = None  # its impact tallies, "TOUCHPOINT/NAME" -> amount
+        self.days: tuple[int, ...] | None = None  # the recent UTC days it had events in
+        self.active = 0  # the days it was active in (customers active), until freed
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
         """JSON-ready, naming touchpoints by id so that a reordered catalog still reads it."""
@@ -77,9 +78,6 @@ class CustomerState:
             ),
             "good": dict(self.good or {}),
             "bad": dict(self.bad or {}),
-            "recent": dict(self.recent or {}),
-            "impact": dict(self.impact or {}),
-            "days": list(self.days or ()),
         }
 
     def is_empty(self) -> bool:
