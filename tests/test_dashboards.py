@@ -65,8 +65,20 @@ def test_the_wall_has_a_tile_per_touchpoint_grouped_by_stage(rendered, catalog):
     wall = json.loads((rendered / "customer-room.json").read_text())
     rows = [p["title"] for p in wall["panels"] if p["type"] == "row"]
     assert rows[:5] == ["Buy", "Get", "Pay", "Help", "Leave"]
-    tiles = [p["title"] for p in wall["panels"] if p["type"] == "stat" and p["title"] in catalog.ids]
-    assert tiles == list(catalog.ids)
+    tiles = [p for p in wall["panels"] if p["type"] == "stat" and p["title"] in catalog.ids]
+    assert [p["title"] for p in tiles] == list(catalog.ids)
+    # Each tile: its state, with a link to its drilldown, and beneath it its reliability and volume.
+    panels = wall["panels"]
+    for tile in tiles:
+        assert tile["links"][0]["url"].endswith("var-touchpoint=" + tile["title"])
+        beneath = [p for p in panels if p["gridPos"]["y"] == tile["gridPos"]["y"] + tile["gridPos"]["h"]]
+        under = [
+            p
+            for p in beneath
+            if tile["gridPos"]["x"] <= p["gridPos"]["x"] < tile["gridPos"]["x"] + tile["gridPos"]["w"]
+        ]
+        assert [p["title"].split(" ")[0] for p in under] == ["reliability", "decided"], tile["title"]
+        assert all(f'touchpoint="{tile["title"]}"' in p["targets"][0]["expr"] for p in under)
 
 
 def test_the_committed_dashboards_are_what_the_catalog_renders(rendered):

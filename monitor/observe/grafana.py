@@ -17,15 +17,35 @@ from grafanalib.core import (
     Target,
     Template,
     Templating,
+    Text,
     Time,
     TimeSeries,
 )
 
 from ..catalog.model import Catalog
 from ..conventions import STAGES
-from .prometheus import BAD, CUSTOMERS, DECIDED, ERRORS, GOOD, IMPACTED, JOURNEYS_BROKEN, RELIABILITY, STATE
+from .prometheus import (
+    BAD,
+    CHURN,
+    CUSTOMERS,
+    DECIDED,
+    DRILLDOWN_UID,
+    ERRORS,
+    GOOD,
+    IMPACTED,
+    IMPACTED_DAY,
+    JOURNEYS_BROKEN,
+    LEFT_AFTER_BAD,
+    LIFT,
+    NPS,
+    RELIABILITY,
+    STATE,
+    SURVEY_GAP,
+    SURVEY_MEAN,
+)
 
 DATASOURCE = {"type": "prometheus", "uid": "tpmon-prometheus"}
+WORKER = "http://localhost:6066"  # a worker's web address, as docker-compose publishes it (the stories)
 STATE_COLOURS = (
     ("0", "unknown", "#8e8e8e"),
     ("1", "broken", "#d44a3a"),
@@ -123,9 +143,106 @@ def _state_mappings() -> list[dict]:
     ]
 
 
+TILE = 7  # a tile's height: its state, then its reliability and volume beneath
+
+
+def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore[no-untyped-def]
+    """A touchpoint's tile: its state (the colour; NO DATA while its sources are silent; a click opens
+    its drilldown), and beneath it its reliability against the objective (red under it, blue from
+    differentiating) and its volume over the last hour, and at risk when it has at_risk. (Panels of
+    their own rather than one with overrides: each keeps its unit and colours.)"""
+    t = f'{{touchpoint="{touchpoint.id}"}}'
+    link = {
+        "title": f"{touchpoint.id}: drilldown",
+        "type": "link",
+        "url": f"/d/{DRILLDOWN_UID}?var-touchpoint={touchpoint.id}",
+        "icon": "dashboard",
+        "tooltip": "Rates, burn rate, latency, impact and stories",
+        "tags": [],
+        "asDropdown": False,
+        "targetBlank": False,
+        "includeVars": False,
+        "keepTime": True,
+    }
+    state = Stat(
+        title=touchpoint.id,
+        description=f"{touchpoint.description} Owner: {touchpoint.owner}. Its state over the last hour; "
+        "NO DATA while every source that feeds it is silent. Click for its drilldown.",
+        dataSource="prometheus",
+        targets=[_target(f"{STATE}{t}", instant=True)],
+        gridPos=GridPos(h=4, w=width, x=x, y=y),
+        colorMode="background",
+        graphMode="none",
+        textMode="value",
+        reduceCalc="lastNotNull",
+        mappings=_state_mappings(),
+        noValue="NO DATA",
+        thresholds=[{"value": None, "color": "#8e8e8e"}],
+        links=[link],
+    )
+    small = [
+        Stat(
+            title=f"reliability (objective {touchpoint.objective:.1%})",
+            description=f"Good outcomes over the last hour, against the objective of {touchpoint.objective:.1%} "
+            f"(differentiating from {touchpoint.differentiating:.1%}).",
+            dataSource="prometheus",
+            targets=[_target(f"{RELIABILITY.format(w='1h')}{t}", instant=True)],
+            colorMode="value",
+            graphMode="none",
+            reduceCalc="lastNotNull",
+            format="percentunit",
+            decimals=1,
+            noValue="-",
+            thresholds=[
+                {"value": None, "color": "#d44a3a"},
+                {"value": touchpoint.objective, "color": "#37872d"},
+                {"value": touchpoint.differentiating, "color": "#1f60c4"},
+            ],
+        ),
+        Stat(
+            title="decided (1h)",
+            description="Outcomes decided over the last hour: the volume the state stands on.",
+            dataSource="prometheus",
+            targets=[_target(f"sum({DECIDED.format(w='1h')}{t}) * 3600", instant=True)],
+            colorMode="value",
+            graphMode="none",
+            reduceCalc="lastNotNull",
+            decimals=0,
+            noValue="0",
+            thresholds=[{"value": None, "color": "#8e8e8e"}],
+        ),
+    ]
+    if touchpoint.at_risk is not None:
+        small.append(
+            Stat(
+                title="at risk",
+                description="Open instances with at most the touchpoint's at_risk left.",
+                dataSource="prometheus",
+                targets=[_target(f"sum(tpmon_touchpoint_at_risk{t})", instant=True)],
+                colorMode="value",
+                graphMode="none",
+                reduceCalc="lastNotNull",
+                decimals=0,
+                noValue="0",
+                thresholds=[{"value": None, "color": "#8e8e8e"}, {"value": 1, "color": "#e0b400"}],
+            )
+        )
+    step = width // len(small)
+    for index, panel in enumerate(small):
+        panel.gridPos = GridPos(
+            h=TILE - 4, w=step if index < len(small) - 1 else width - step * index, x=x + index * step, y=y + 4
+        )
+    return [state, *small]
+
+
+def _broken(expr: str) -> str:
+    """``expr`` for the touchpoints broken now."""
+    return f"{expr} and on (touchpoint) ({STATE} == 1)"
+
+
 def customer_room(catalog: Catalog) -> Dashboard:
-    """The wall: a tile per touchpoint by stage, coloured by state; reliability against objective;
-    broken journeys; customers in and out; touchpoints ranked by customers impacted."""
+    """The wall: a tile per touchpoint by stage (state, reliability against objective, volume, at risk,
+    a link to its drilldown); the vital few; alerts firing; customers in and out; pipeline health."""
     panels: list = []
     y = 0
     stages = [s for s in STAGES if any(t.stage == s for t in catalog.touchpoints)]
@@ -134,26 +251,75 @@ def customer_room(catalog: Catalog) -> Dashboard:
         panels.append(RowPanel(title=f"{stage.capitalize()}", gridPos=GridPos(h=1, w=24, x=0, y=y)))
         y += 1
         members = [t for t in catalog.touchpoints if t.stage == stage]
-        width = max(4, 24 // max(1, len(members)))
+        width = max(6, 24 // max(1, len(members)))
         for index, touchpoint in enumerate(members):
-            panels.append(
-                Stat(
-                    title=touchpoint.id,
-                    description=f"{touchpoint.description} Owner: {touchpoint.owner}. Objective {touchpoint.objective:.1%}.",
-                    dataSource="prometheus",
-                    targets=[_target(f'{STATE}{{touchpoint="{touchpoint.id}"}}', instant=True)],
-                    gridPos=GridPos(h=4, w=width, x=(index * width) % 24, y=y + (index * width) // 24 * 4),
-                    colorMode="background",
-                    graphMode="none",
-                    textMode="value",
-                    reduceCalc="lastNotNull",
-                    mappings=_state_mappings(),
-                    thresholds=[{"value": None, "color": "#8e8e8e"}],
-                )
-            )
-        y += 4 * ((len(members) * width + 23) // 24)
-    panels.append(RowPanel(title="The whole journey", gridPos=GridPos(h=1, w=24, x=0, y=y)))
+            panels += _tile(touchpoint, width, (index * width) % 24, y + (index * width) // 24 * TILE)
+        y += TILE * ((len(members) * width + 23) // 24)
+
+    panels.append(RowPanel(title="What matters most now", gridPos=GridPos(h=1, w=24, x=0, y=y)))
     y += 1
+    vital = Table(
+        title="The vital few: broken touchpoints by customers impacted",
+        description="Touchpoints broken now, the most customers hurt first (the last hour), with those of them "
+        "who left after a bad outcome (a day), the churn lift (their churn against everyone's) and the survey gap "
+        "(mean score after good minus after bad, a day). Fix the first ones first.",
+        dataSource="prometheus",
+        targets=[
+            Target(
+                expr=f"sort_desc({_broken(IMPACTED)})",
+                legendFormat="{{touchpoint}}",
+                refId="A",
+                instant=True,
+                format="table",
+            ),
+            Target(
+                expr=_broken(LEFT_AFTER_BAD), legendFormat="{{touchpoint}}", refId="B", instant=True, format="table"
+            ),
+            Target(expr=_broken(LIFT), legendFormat="{{touchpoint}}", refId="C", instant=True, format="table"),
+            Target(
+                expr=_broken(f"avg by (touchpoint) ({SURVEY_GAP})"),
+                legendFormat="{{touchpoint}}",
+                refId="D",
+                instant=True,
+                format="table",
+            ),
+        ],
+        transformations=[
+            {"id": "merge", "options": {}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True},
+                    "renameByName": {
+                        "Value #A": "customers impacted (1h)",
+                        "Value #B": "left after bad (1d)",
+                        "Value #C": "churn lift",
+                        "Value #D": "survey gap",
+                    },
+                },
+            },
+        ],
+        gridPos=GridPos(h=8, w=14, x=0, y=y),
+    )
+    panels.append(vital)
+    panels.append(
+        Table(
+            title="Alerts firing",
+            description="Pages and tickets firing now (Prometheus's ALERTS), by touchpoint and owner.",
+            dataSource="prometheus",
+            targets=[
+                Target(
+                    expr='sum by (alertname, severity, touchpoint, owner, source) (ALERTS{alertstate="firing"})',
+                    refId="A",
+                    instant=True,
+                    format="table",
+                )
+            ],
+            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True}}}],
+            gridPos=GridPos(h=8, w=10, x=14, y=y),
+        )
+    )
+    y += 8
     panels.append(
         BarGauge(
             title="Reliability against objective (1h)",
@@ -175,15 +341,30 @@ def customer_room(catalog: Catalog) -> Dashboard:
         )
     )
     y += 10
+    panels.append(RowPanel(title="Customers", gridPos=GridPos(h=1, w=24, x=0, y=y)))
+    y += 1
     panels.append(
         Stat(
             title="Broken journeys (1h)",
             dataSource="prometheus",
             targets=[_target(JOURNEYS_BROKEN, instant=True)],
-            gridPos=GridPos(h=6, w=6, x=0, y=y),
+            gridPos=GridPos(h=6, w=4, x=0, y=y),
             colorMode="value",
             graphMode="none",
             reduceCalc="lastNotNull",
+        )
+    )
+    panels.append(
+        Stat(
+            title="Churn (1d)",
+            description="Customers who left over the last day, of the customers active (with an event) in it.",
+            dataSource="prometheus",
+            targets=[_target(CHURN, instant=True)],
+            gridPos=GridPos(h=6, w=4, x=4, y=y),
+            colorMode="value",
+            graphMode="none",
+            reduceCalc="lastNotNull",
+            format="percentunit",
         )
     )
     panels.append(
@@ -191,13 +372,46 @@ def customer_room(catalog: Catalog) -> Dashboard:
             title="Customers in and out (per hour)",
             dataSource="prometheus",
             targets=[_target(f"{CUSTOMERS.format(w='1h')} * 3600", "{{direction}}")],
-            gridPos=GridPos(h=6, w=18, x=6, y=y),
+            gridPos=GridPos(h=6, w=16, x=8, y=y),
         )
     )
+    y += 6
+    panels.append(RowPanel(title="Pipeline health", gridPos=GridPos(h=1, w=24, x=0, y=y)))
+    y += 1
+    health = (
+        ("Events in (per second)", "sum by (source) (rate(tpmon_events_total[5m]))", "{{source}}"),
+        (
+            "Rejected (per second)",
+            "sum by (source, reason) (rate(tpmon_events_rejected_total[5m]))",
+            "{{source}} {{reason}}",
+        ),
+        ("Late (per second)", "sum by (source) (rate(tpmon_events_late_total[5m]))", "{{source}}"),
+        ("Consumer lag (messages)", "sum by (topic) (tpmon_consumer_lag)", "{{topic}}"),
+    )
+    for index, (title, expr, legend) in enumerate(health):
+        panels.append(
+            TimeSeries(
+                title=title,
+                dataSource="prometheus",
+                targets=[_target(expr, legend)],
+                gridPos=GridPos(h=6, w=6, x=index * 6, y=y),
+            )
+        )
+    y += 6
+    if any(t.at_risk is not None for t in catalog.touchpoints):
+        panels.append(
+            BarGauge(
+                title="At risk now",
+                description="Open instances with at most their touchpoint's at_risk left (touchpoints with at_risk).",
+                dataSource="prometheus",
+                targets=[_target("sum by (touchpoint) (tpmon_touchpoint_at_risk)", "{{touchpoint}}", instant=True)],
+                gridPos=GridPos(h=6, w=24, x=0, y=y),
+            )
+        )
     return Dashboard(
         title="Customer Room",
         uid="tpmon-customer-room",
-        description="Every moment of truth, its state now: broken, reliable or differentiating.",
+        description="Every moment of truth, its state now: broken, reliable or differentiating; which matter most.",
         tags=["tpmon"],
         panels=panels,
         refresh="10s",
@@ -214,6 +428,13 @@ def drilldown(catalog: Catalog) -> Dashboard:
         query="label_values(tpmon_touchpoint_objective_ratio, touchpoint)",
         dataSource="prometheus",
         default=catalog.touchpoints[0].id,
+    )
+    worker = Template(
+        name="worker",
+        label="Worker",
+        type="textbox",
+        query=WORKER,
+        default=WORKER,
     )
     panels = [
         TimeSeries(title="Outcomes per second", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=0),
@@ -232,13 +453,28 @@ def drilldown(catalog: Catalog) -> Dashboard:
                    targets=[_target(f"sum(tpmon_touchpoint_pending{t})", "pending")]),
         TimeSeries(title="Decided outcomes per hour", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=16),
                    targets=[_target(f"{DECIDED.format(w='1h')}{t} * 3600", "decided")]),
+        RowPanel(title="Impact", gridPos=GridPos(h=1, w=24, x=0, y=24)),
+        TimeSeries(title="Customers impacted (1h; 1d) and left after bad (1d)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=25),
+                   targets=[Target(expr=f"{IMPACTED}{t}", legendFormat="customers impacted (1h)", refId="A"),
+                            Target(expr=f"{IMPACTED_DAY}{t}", legendFormat="customers impacted (1d)", refId="B"),
+                            Target(expr=f"{LEFT_AFTER_BAD}{t}", legendFormat="left after bad (1d)", refId="C")]),
+        TimeSeries(title="Churn lift after bad (1d): their churn against everyone's", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=25),
+                   targets=[_target(f"{LIFT}{t}", "lift")]),
+        TimeSeries(title="Survey mean score after good and after bad (1d)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=33),
+                   targets=[_target(f"{SURVEY_MEAN}{t}", "{{survey}} after {{after}}")]),
+        TimeSeries(title="NPS after good and after bad (1d)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=33),
+                   targets=[_target(f"{NPS}{t}", "NPS after {{after}}")]),
+        Text(title="Latest stories", gridPos=GridPos(h=5, w=24, x=0, y=41), mode="markdown",
+             content="The customers behind the numbers: the latest journeys with a bad outcome of **$touchpoint**, "
+                     "reconstructed by the worker ([${worker}/stories/$touchpoint](${worker}/stories/$touchpoint); "
+                     "each story links its whole journey, `/journeys/<customer_id>`). Set the worker's address above."),
     ]  # fmt: skip
     return Dashboard(
         title="Touchpoint drilldown",
         uid="tpmon-touchpoint-drilldown",
-        description="Rates, reliability, burn rate, latency and open instances of one touchpoint.",
+        description="Rates, reliability, burn rate, latency, open instances, impact and stories of one touchpoint.",
         tags=["tpmon"],
-        templating=Templating(list=[variable]),
+        templating=Templating(list=[variable, worker]),
         panels=panels,
         refresh="30s",
         time=Time("now-24h", "now"),

@@ -5,8 +5,16 @@ Recording rules (one group, the same for every touchpoint):
   touchpoint:tpmon_touchpoint_errors:ratio_rate<w>        bad / decided (the burn-rate input)
   touchpoint:tpmon_touchpoint_reliability:ratio_rate<w>   good / decided
   direction:tpmon_customers:rate<w>                       customers in and out
-  touchpoint:tpmon_touchpoint_customers_impacted:increase1h   bad outcomes: customers hit
+  touchpoint:tpmon_touchpoint_customers_impacted:increase1h   customers hit (each once)
   tpmon:tpmon_journeys_broken:increase1h
+Impact, over a day (docs/SEMANTICS.md, "Impact"):
+  touchpoint:tpmon_touchpoint_customers_impacted:increase1d   distinct customers a day
+  touchpoint:tpmon_touchpoint_left_after_bad:increase1d
+  tpmon:tpmon_customers_churn:ratio_increase1d              customers who left / customers active
+  touchpoint:tpmon_touchpoint_churn_lift:ratio_increase1d   (left after bad / impacted) / the churn
+  touchpoint:tpmon_touchpoint_survey_score:mean1d           by survey and after (good, bad)
+  touchpoint:tpmon_touchpoint_nps:ratio_increase1d          NPS by after (good, bad)
+  touchpoint:tpmon_touchpoint_survey_gap:mean1d             mean after good - mean after bad, by survey
 Per touchpoint (its constants come from the catalog):
   touchpoint:tpmon_touchpoint_state:value  0 unknown, 1 broken, 2 reliable, 3 differentiating; no value
                                            while all its sources are silent (the wall's "no data")
@@ -26,12 +34,17 @@ from ..catalog.model import DEFAULT_GRAFANA, Catalog, Touchpoint
 from ..conventions import (
     METRIC_AT_RISK,
     METRIC_CUSTOMERS,
+    METRIC_CUSTOMERS_ACTIVE,
+    METRIC_CUSTOMERS_IMPACTED,
     METRIC_EVENTS,
     METRIC_INTERNAL_ERRORS,
     METRIC_JOURNEYS_BROKEN,
+    METRIC_LEFT_AFTER_BAD,
     METRIC_OUTCOMES,
     METRIC_REJECTED,
     METRIC_SOURCE_LAST_EVENT,
+    METRIC_SURVEY_ANSWERS,
+    METRIC_SURVEY_SCORE,
     STATE_VALUES,
 )
 from ..durations import format_duration
@@ -52,6 +65,13 @@ RELIABILITY = "touchpoint:tpmon_touchpoint_reliability:ratio_rate{w}"
 CUSTOMERS = "direction:tpmon_customers:rate{w}"
 IMPACTED = "touchpoint:tpmon_touchpoint_customers_impacted:increase" + STATE_WINDOW
 JOURNEYS_BROKEN = "tpmon:tpmon_journeys_broken:increase" + STATE_WINDOW
+IMPACTED_DAY = "touchpoint:tpmon_touchpoint_customers_impacted:increase1d"
+LEFT_AFTER_BAD = "touchpoint:tpmon_touchpoint_left_after_bad:increase1d"
+CHURN = "tpmon:tpmon_customers_churn:ratio_increase1d"
+LIFT = "touchpoint:tpmon_touchpoint_churn_lift:ratio_increase1d"
+SURVEY_MEAN = "touchpoint:tpmon_touchpoint_survey_score:mean1d"
+NPS = "touchpoint:tpmon_touchpoint_nps:ratio_increase1d"
+SURVEY_GAP = "touchpoint:tpmon_touchpoint_survey_gap:mean1d"
 STATE = "touchpoint:tpmon_touchpoint_state:value"
 BY = "touchpoint, stage, owner"
 
@@ -72,10 +92,41 @@ def recording_rules(profile: Profile) -> dict:
             {"record": RELIABILITY.format(w=w), "expr": f"{GOOD.format(w=w)} / {DECIDED.format(w=w)}"},
             {"record": CUSTOMERS.format(w=w), "expr": f"sum by (direction) (rate({METRIC_CUSTOMERS}[{window}]))"},
         ]
-    state_window = profile.window(STATE_WINDOW)
+    state_window, day = profile.window(STATE_WINDOW), profile.window("1d")
+    # The customers-impacted counter counts a customer once per UTC day: its increase over an hour or
+    # a day counts each customer hit once (twice at most, across midnight).
     rules += [
-        {"record": IMPACTED, "expr": f'sum by ({BY}) (increase({METRIC_OUTCOMES}{{outcome="bad"}}[{state_window}]))'},
+        {"record": IMPACTED, "expr": f"sum by (touchpoint) (increase({METRIC_CUSTOMERS_IMPACTED}[{state_window}]))"},
         {"record": JOURNEYS_BROKEN, "expr": f"sum(increase({METRIC_JOURNEYS_BROKEN}[{state_window}]))"},
+    ]
+    by_side = "touchpoint, survey, after"
+    score = METRIC_SURVEY_SCORE
+    nps = METRIC_SURVEY_ANSWERS + '{survey="nps"'
+    rules += [
+        {"record": IMPACTED_DAY, "expr": f"sum by (touchpoint) (increase({METRIC_CUSTOMERS_IMPACTED}[{day}]))"},
+        {"record": LEFT_AFTER_BAD, "expr": f"sum by (touchpoint) (increase({METRIC_LEFT_AFTER_BAD}[{day}]))"},
+        {
+            "record": CHURN,
+            "expr": f'sum(increase({METRIC_CUSTOMERS}{{direction="left"}}[{day}]))\n'
+            f"/ sum(increase({METRIC_CUSTOMERS_ACTIVE}[{day}]))",
+        },
+        {"record": LIFT, "expr": f"({LEFT_AFTER_BAD} / {IMPACTED_DAY}) / scalar({CHURN})"},
+        {
+            "record": SURVEY_MEAN,
+            "expr": f"sum by ({by_side}) (increase({score}_sum[{day}]))\n"
+            f"/ sum by ({by_side}) (increase({score}_count[{day}]))",
+        },
+        {
+            "record": NPS,
+            "expr": f'100 * (\n  sum by ({by_side}) (increase({nps},class="promoter"}}[{day}]))\n'
+            f'  - sum by ({by_side}) (increase({nps},class="detractor"}}[{day}]))\n)\n'
+            f"/ sum by ({by_side}) (increase({nps}}}[{day}]))",
+        },
+        {
+            "record": SURVEY_GAP,
+            "expr": f'sum by (touchpoint, survey) ({SURVEY_MEAN}{{after="good"}})\n'
+            f'- sum by (touchpoint, survey) ({SURVEY_MEAN}{{after="bad"}})',
+        },
     ]
     return {"name": "tpmon-touchpoints", "rules": rules}
 
