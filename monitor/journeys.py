@@ -200,3 +200,20 @@ def _drop_old(entries: list[tuple], oldest: int, limit: int) -> list[tuple]:
     gone = entries[:drop]
     del entries[:drop]
     return gone
+
+
+def story(record: dict, broken: set[str]) -> str | None:
+    """A short reconstructed journey (a stored journey record) of a customer with a bad outcome of one
+    of ``broken``, or None: its last events, with what went wrong where the shipped events say it."""
+    bad = [o for o in record.get("outcomes", []) if o["outcome"] == "bad" and o["touchpoint"] in broken]
+    if not bad:
+        return None
+    steps = []
+    for event in record.get("events", [])[-6:]:
+        detail = ""
+        if event["type"] == "bill.issued" and event.get("amount") != event.get("expected_amount"):
+            detail = f" ({event['amount']:.2f} instead of {event['expected_amount']:.2f})"
+        elif event["type"] in ("call.answered", "call.abandoned"):
+            detail = f" (waited {event.get('wait_seconds', 0):.0f} s)"
+        steps.append(event["type"] + detail)
+    return f"{record['customer_id']}: " + " -> ".join(steps) + f"  => {bad[-1]['touchpoint']} BAD"

@@ -415,6 +415,16 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             }
         )
 
+    @app.page("/stories/{touchpoint}")
+    async def stories(web: faust.web.View, request: faust.web.Request, touchpoint: str) -> faust.web.Response:
+        """The latest customers on this worker's partitions with a bad outcome of the touchpoint, with
+        their stories (the drilldown links here)."""
+        if touchpoint not in catalog.ids:
+            return web.json(
+                {"error": f"no touchpoint {touchpoint!r}; the catalog has {', '.join(catalog.ids)}"}, status=404
+            )
+        return web.json({"touchpoint": touchpoint, "stories": partitions.latest_stories(touchpoint)})
+
     @app.page("/journeys/{customer_id}")
     @app.table_route(table=journeys, match_info="customer_id")
     async def journey(web: faust.web.View, request: faust.web.Request, customer_id: str) -> faust.web.Response:

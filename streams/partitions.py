@@ -24,7 +24,7 @@ while deciding, a timer) collect in ``failures``, for the app to log and count.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -34,9 +34,9 @@ from aiokafka.partitioner import murmur2
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
 from monitor.engine.impact import IMPACTED, LEFT, add_tallies, voice
-from monitor.events import Event, json_bytes, parse_timestamp
+from monitor.events import Event, format_timestamp, json_bytes, parse_timestamp
 from monitor.failures import JOURNEY, JUDGE, METRICS, RECORD, RESTORE, TIMER, Failure
-from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys
+from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
 from monitor.metrics import Metrics
 from monitor.state import reliability, touchpoint_state
 from monitor.watermark import Inputs, Report
@@ -44,6 +44,8 @@ from monitor.watermark import Inputs, Report
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
 JOURNEY_CACHE = 10_000
+# The latest stories kept per touchpoint (customers with a bad outcome of it), for /stories.
+STORIES = 5
 # Customers freed at once: the partition's record names them, so it stays small.
 FREE_AT_ONCE = 10_000
 # A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
@@ -101,6 +103,8 @@ class Partitions:
         self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
         self.peaks: dict[int, int] = {}  # per partition, the most customers held since its dicts were rebuilt
         self.metrics: Metrics | None = None
+        # Per touchpoint, the customers of its latest bad outcomes on this worker: (outcome instant, customer).
+        self.stories: dict[str, deque[tuple[int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
         self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
 
     # -- OutcomeSource, for the metrics ---------------------------------------------------------------
@@ -219,6 +223,36 @@ class Partitions:
                 newest = None
             last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
+
+    def latest_stories(self, touchpoint: str) -> list[dict]:
+        """The latest customers of this worker with a bad outcome of ``touchpoint``, newest first, each
+        with its story (``monitor.journeys.story``) from its journey."""
+        found = []
+        for at, customer in reversed(self.stories.get(touchpoint, ())):
+            journey = self._cached_journey(customer)
+            if journey is not None:
+                record = journey.record()
+            else:
+                stored = self.journey_store.get(customer)
+                if not stored:
+                    continue  # expired since
+                record = orjson.loads(stored)
+            found.append(
+                {
+                    "customer_id": customer,
+                    "bad_at": format_timestamp(at),
+                    "story": story(record, {touchpoint}),
+                    "journey": f"/journeys/{customer}",
+                }
+            )
+        return found
+
+    def _cached_journey(self, customer: str) -> Journey | None:
+        for journeys in self.journeys.values():
+            journey = journeys.by_customer.get(customer)
+            if journey is not None:
+                return journey
+        return None
 
     def customers_held(self) -> dict[int, int]:
         """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
@@ -419,6 +453,12 @@ class Partitions:
             was_broken = journey.broken
             journeys.add_outcome(outcome)
             touched[outcome.customer] = journey
+            if not outcome.good:
+                latest = self.stories.get(outcome.touchpoint)
+                if latest is not None:
+                    if outcome.customer in {customer for _, customer in latest}:
+                        latest.remove(next(item for item in latest if item[1] == outcome.customer))
+                    latest.append((outcome.at, outcome.customer))
             if metrics is not None:
                 metrics.outcome(outcome)
                 if not was_broken and journey.broken:

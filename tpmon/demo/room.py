@@ -18,7 +18,8 @@ from rich.text import Text
 
 from monitor.catalog import Catalog
 from monitor.conventions import STAGES
-from monitor.state import reliability, touchpoint_state
+from monitor.journeys import story  # noqa: F401  (the stories the wall shows)
+from monitor.state import reliability, touchpoint_state, vital_few
 
 NO_DATA = "no data"  # fed only by sources that went silent (their silent_after): never shown as reliable
 
@@ -40,6 +41,8 @@ class Snapshot:
     journeys_broken: int = 0
     events: int = 0
     last_event: dict[str, float] = field(default_factory=dict)  # source -> Unix seconds, newest of the workers
+    impacted: dict[str, int] = field(default_factory=dict)  # touchpoint -> customers impacted (per UTC day)
+    left_after_bad: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +78,21 @@ class Room:
             counts[touchpoint_id] = (good_now - good_then, bad_now - bad_then)
         return counts
 
+    def _window(self, of: str) -> dict[str, int]:
+        """A per-touchpoint counter's increase over the window."""
+        if not self.history:
+            return {}
+        first, last = getattr(self.history[0], of), getattr(self.history[-1], of)
+        if len(self.history) == 1:
+            first = {}
+        return {t: count - first.get(t, 0) for t, count in last.items()}
+
+    def vital_few(self) -> list[tuple[str, int, int]]:
+        """The vital few now (monitor.state.vital_few over the window): (touchpoint, customers impacted,
+        left after bad)."""
+        impacted, left = self._window("impacted"), self._window("left_after_bad")
+        return [(t, impacted.get(t, 0), left.get(t, 0)) for t in vital_few(self.states(), impacted)]
+
     def states(self) -> dict[str, str]:
         counts = self.window_counts()
         last = self.history[-1] if self.history else Snapshot(0, {})
@@ -107,10 +125,19 @@ class Room:
             f"events judged {last.events}   (state over the last {self.window:.0f} s)"
         )
         stories = Text("\n".join(self.stories) if self.stories else "(none yet)")
+        vital = Text()
+        for touchpoint_id, impacted, left in self.vital_few():
+            vital.append(f" {touchpoint_id} ", style=STYLE["broken"])
+            vital.append(f" {impacted} customers impacted, {left} of them left since   ")
         return Group(
             Text(title, style="bold"),
             grid,
             footer,
+            Panel(
+                vital if vital else Text("(nothing broken)"),
+                title="The vital few: fix these first",
+                border_style="yellow",
+            ),
             Panel(stories, title="Latest customer stories (journeys hit by a broken touchpoint)", border_style="red"),
         )
 
@@ -119,20 +146,7 @@ class Room:
         states = self.states()
         broken = [t for t, s in states.items() if s == "broken"]
         parts = [f"{t}={s}" for t, s in states.items() if s != "unknown"]
-        return f"[{elapsed:5.0f}s] broken: {', '.join(broken) or 'none'} | " + " ".join(parts)
-
-
-def story(record: dict, broken: set[str]) -> str | None:
-    """A short reconstructed journey of a customer hit by a broken touchpoint, or None."""
-    bad = [o for o in record.get("outcomes", []) if o["outcome"] == "bad" and o["touchpoint"] in broken]
-    if not bad:
-        return None
-    steps = []
-    for event in record.get("events", [])[-6:]:
-        detail = ""
-        if event["type"] == "bill.issued" and event.get("amount") != event.get("expected_amount"):
-            detail = f" ({event['amount']:.2f} instead of {event['expected_amount']:.2f})"
-        elif event["type"] in ("call.answered", "call.abandoned"):
-            detail = f" (waited {event.get('wait_seconds', 0):.0f} s)"
-        steps.append(event["type"] + detail)
-    return f"{record['customer_id']}: " + " -> ".join(steps) + f"  => {bad[-1]['touchpoint']} BAD"
+        vital = ", ".join(f"{t} ({impacted} customers)" for t, impacted, _ in self.vital_few())
+        return f"[{elapsed:5.0f}s] broken: {', '.join(broken) or 'none'} | vital few: {vital or 'none'} | " + " ".join(
+            parts
+        )

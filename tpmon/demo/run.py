@@ -84,6 +84,12 @@ def scrape(port: int) -> Snapshot | None:
                 snapshot.journeys_broken += int(sample.value)
             elif sample.name == "tpmon_events_total":
                 snapshot.events += int(sample.value)
+            elif sample.name == "tpmon_touchpoint_customers_impacted_total":
+                touchpoint = sample.labels["touchpoint"]
+                snapshot.impacted[touchpoint] = snapshot.impacted.get(touchpoint, 0) + int(sample.value)
+            elif sample.name == "tpmon_touchpoint_left_after_bad_total":
+                touchpoint = sample.labels["touchpoint"]
+                snapshot.left_after_bad[touchpoint] = snapshot.left_after_bad.get(touchpoint, 0) + int(sample.value)
             elif sample.name == "tpmon_source_last_event_timestamp_seconds":
                 source = sample.labels["source"]
                 snapshot.last_event[source] = max(snapshot.last_event.get(source, 0.0), sample.value)
@@ -101,6 +107,9 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
         total.left += snapshot.left
         total.journeys_broken += snapshot.journeys_broken
         total.events += snapshot.events
+        for mine, theirs in ((total.impacted, snapshot.impacted), (total.left_after_bad, snapshot.left_after_bad)):
+            for touchpoint, count in theirs.items():
+                mine[touchpoint] = mine.get(touchpoint, 0) + count
         for source, at in snapshot.last_event.items():
             total.last_event[source] = max(total.last_event.get(source, 0.0), at)
     return total
@@ -190,6 +199,10 @@ class Demo:
                 "incident-day",
                 "--time-scale",
                 f"{scale:.2f}",
+                # A healthy fortnight first, at once: the touchpoints decided days after they open (a
+                # ticket that stays resolved for two weeks) have outcomes from the first seconds.
+                "--history",
+                "15d",
             ],
             env,
         )
