@@ -245,6 +245,7 @@ class Simulation:
     # Incidents come this many times sooner (60: minute 10 becomes second 10), and customers leave and
     # answer surveys this many times sooner after their journey.
     time_scale: float = 1.0
+    prefix: str = "c"  # of the customer ids (and so of the event ids): c-000001, c-000002...
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -291,7 +292,7 @@ class Simulation:
             while pending and pending[0][0] < arrival:
                 sent, _, item = heapq.heappop(pending)
                 yield sent, item
-            customer = f"c-{number:06d}"
+            customer = f"{self.prefix}-{number:06d}"
             story = _Story(
                 random.Random(self.seed * 1_000_003 + number),
                 customer,

@@ -25,7 +25,7 @@ class Knobs:
     call_resolved: float = 0.86
     ticket_response_median: float = 3600.0
     ticket_resolution_median: float = 8 * 3600.0
-    winback_share: float = 0.85
+    winback_share: float = 0.92  # leavers called back (the rest, and calls after 48 h, miss winback-call)
     delivery_late: float = 0.06
     # Share of tickets on which the agent first asks the customer something (ticket.waiting), answered
     # by the customer (ticket.updated, by customer) after a wait; the response comes after the answer.

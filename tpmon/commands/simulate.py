@@ -74,8 +74,9 @@ EVENTS_PER_CUSTOMER = 4.5  # about, in a run of an hour; used to turn --rate int
 @click.option(
     "--history",
     type=DURATION,
-    help="Live: first send this much of a healthy past at once (event time before now), so that touchpoints "
-    "decided days after they open (a week without a repeat, say) have outcomes from the start.",
+    help="Live: first send, at once, a healthy past this long that ended as long before now (15d: the customers "
+    "of a month ago to a fortnight ago), so that touchpoints decided days after they open (a week without a "
+    "repeat, say) have all their outcomes from the start.",
 )
 def simulate(
     out_path: Path | None,
@@ -112,10 +113,11 @@ def simulate(
     if bootstrap is not None:
         past = None
         if history:
-            # As many customers over the past as the live run has, at the past's own pace.
-            past = Simulation(
-                customers, history, seed + 1, "healthy", format_timestamp(parse_timestamp(start) - history)
-            )  # type: ignore[operator]
+            # As many customers over the past as the live run has, at the past's own pace, ending
+            # ``history`` before now: whatever they opened within that is decided by now, good or bad.
+            # (Customers of their own, "h-000001"...: their ids and event ids are not the live run's.)
+            begin = format_timestamp(parse_timestamp(start) - 2 * history)  # type: ignore[operator]
+            past = Simulation(customers, history, seed + 1, "healthy", begin, prefix="h")
         _live(run, bootstrap, out_path, past)
         return
     count = 0

@@ -124,7 +124,7 @@ class Demo:
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.broker: LocalKafka | None = None
         self.worker_ports: list[int] = []
-        self.room = Room(catalog, window=max(10.0, duration / 6))
+        self.room = Room(catalog, window=max(20.0, duration / 6))
         self.picture = ""  # the wall as SVG, at its most broken moment
         self._most_broken = -1
 
