@@ -33,10 +33,34 @@ def total_outcomes(workers: list[Worker]) -> dict[str, tuple[int, int]]:
 
 def replay_outcomes(space: Namespace, events, until: str | None = None, **env: str) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
     """``events``: a file, or the list of a replay's inputs (``SOURCE=FILE``...)."""
+    summary = replay_summary(space, events, until, **env)
+    return {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
+
+
+def replay_summary(space: Namespace, events, until: str | None = None, **env: str) -> dict:  # type: ignore[no-untyped-def]
     inputs = [str(events)] if not isinstance(events, list) else events
     args = ["replay", *inputs, "--json"] + (["--until", until] if until else [])
-    summary = orjson.loads(space.run(*args, **env).stdout)
-    return {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
+    return orjson.loads(space.run(*args, **env).stdout)
+
+
+def impact_of(views: list[dict]) -> dict[str, tuple]:
+    """Per touchpoint, what the workers attributed (summed over them): left after bad and, per survey and
+    side, the answers, their score sum and promoters minus detractors (rounded: means are summed back)."""
+    found: dict[str, tuple] = {}
+    for touchpoint in views[0]["touchpoints"]:
+        left, voice = 0, {}
+        for view in views:
+            impact = view["touchpoints"][touchpoint]["impact"]
+            left += impact["left_after_bad"]
+            for survey, sides in impact["voice"].items():
+                for side, row in sides.items():
+                    mine = voice.setdefault((survey, side), [0, 0.0, 0.0])
+                    mine[0] += row["answers"]
+                    mine[1] += (row["mean"] or 0) * row["answers"]
+                    mine[2] += (row.get("nps") or 0) * row["answers"] / 100
+        kept = {key: (n, round(total, 6), round(net, 6)) for key, (n, total, net) in voice.items() if n}
+        found[touchpoint] = (left, kept)
+    return found
 
 
 def live_equals_replay(  # type: ignore[no-untyped-def]
@@ -48,6 +72,7 @@ def live_equals_replay(  # type: ignore[no-untyped-def]
     inputs: list[str] | None = None,
     topics: list[str] | None = None,
     newest: int | None = None,
+    seen: dict | None = None,
     **env: str,
 ) -> dict:
     """Once everything sent is consumed and every partition's watermark has passed the last event
@@ -65,7 +90,8 @@ def live_equals_replay(  # type: ignore[no-untyped-def]
         marks = [at for view in views for at in view.get("watermarks", {}).values()]
         if marks and None not in marks and min(parse_timestamp(at) for at in marks) >= newest:  # type: ignore[operator]
             low, high = min(marks, key=parse_timestamp), max(marks, key=parse_timestamp)
-            expected = replay_outcomes(space, inputs or events, low, **env)
+            summary = replay_summary(space, inputs or events, low, **env)
+            expected = {t: (row["good"], row["bad"]) for t, row in summary["touchpoints"].items()}
             if high == low or replay_outcomes(space, inputs or events, high, **env) == expected:
                 live: dict[str, list[int]] = {}
                 for view in views:
@@ -75,6 +101,10 @@ def live_equals_replay(  # type: ignore[no-untyped-def]
                         pair[1] += row["bad"]
                 last = {t: (g, b) for t, (g, b) in live.items()}
                 assert last == expected, f"at watermark {low}"
+                # Impact too: what customers did after their outcomes, attributed alike.
+                assert impact_of(views) == impact_of([summary]), f"at watermark {low}"
+                if seen is not None:
+                    seen.update(views=views, summary=summary)
                 return expected
         time.sleep(1)
     raise AssertionError(f"the watermarks did not pass the last event ({format_timestamp(newest)}): {last}")
@@ -264,6 +294,35 @@ def test_a_backfill_of_days_across_every_source_equals_replay_and_again_is_all_d
     live_equals_replay(namespace, [worker], history)
     duplicates = sum(v for (name, _), v in worker.metrics().items() if name == "tpmon_events_duplicate_total")
     assert duplicates >= len(recent) and worker.process.poll() is None
+
+
+def test_an_incident_day_live_shows_what_replay_shows_the_vital_few_churn_and_the_voice(namespace):
+    """A day of a billing outage (hours 1 to 4), produced and judged live: the worker's impact (customers
+    impacted, left after bad, the survey answers after good and bad) and its vital few are a replay's, and
+    they tell the story: bill-correct first in the vital few, its customers leave more than others and
+    answer lower. (One UTC day: the live count of customers impacted, once a customer per day, is then the
+    replay's distinct customers.)"""
+    day = namespace.root / "incident-day.jsonl"
+    namespace.run(
+        "simulate", "--out", str(day), "--duration", "1d", "--customers", "6000", "--seed", "41",
+        "--scenario", "billing-outage-day", "--start", "2026-11-22T00:00:00Z",
+    )  # fmt: skip
+    namespace.run("produce", str(day))
+    worker = namespace.worker()
+    seen: dict = {}
+    live_equals_replay(namespace, [worker], day, seen=seen)
+    view, summary = seen["views"][0], seen["summary"]
+    assert summary["vital_few"][0] == "bill-correct" and view["vital_few"] == summary["vital_few"]
+    bills = summary["touchpoints"]["bill-correct"]["impact"]
+    assert view["touchpoints"]["bill-correct"]["impact"]["customers_impacted"] == bills["customers_impacted"]
+    churn = summary["customers"]["left"] / summary["journeys"]["total"]
+    lift = bills["left_after_bad"] / bills["customers_impacted"] / churn
+    nps = bills["voice"]["nps"]
+    print(
+        f"\nbill-correct: {bills['customers_impacted']} customers impacted, churn lift {lift:.1f}; nps mean "
+        f"{nps['after_good']['mean']:.2f} after good, {nps['after_bad']['mean']:.2f} after bad"
+    )
+    assert lift > 1 and nps["after_bad"]["mean"] < nps["after_good"]["mean"]
 
 
 @pytest.mark.longest
