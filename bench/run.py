@@ -16,7 +16,8 @@ and one pre-produced set of source topics serve every Kafka measurement:
 6. memory per pending instance, core and worker (bench/memory.py);
 7. scaling: 2 workers against 1, same topics (4 partitions);
 8. state: memory and scrape after a million customers gone quiet, restart with a million stored, and
-   memory catching up days of backlog (bench/state.py).
+   memory catching up days of backlog (bench/state.py);
+9. impact: the customers attribution holds a day on, and their bytes (bench/impact.py).
 
 Prints a markdown table and writes the figures as JSON. ``--smoke`` runs everything tiny, for the test
 suite: it checks that the benchmarks still run, not how fast.
@@ -36,7 +37,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import latency, memory, pipeline, replay_throughput, state
+from bench import impact, latency, memory, pipeline, replay_throughput, state
 from monitor.catalog import load_catalog
 from tpmon.broker import LocalKafka, free_port
 
@@ -134,6 +135,14 @@ def run(args: argparse.Namespace) -> dict:
             f"8 a {args.backlog_days}-day backlog", f"peak {behind['peak_rss_mb']} MB, idle {behind['idle_rss_mb']} MB"
         )
         results["state"] = {"quiet": quiet, "quiet_c_allocator": quiet_c, "restart": kept, "backlog": behind}
+
+        held = impact.measure(2_000 if args.smoke else 20_000)
+        step(
+            "9 impact state",
+            f"{held['held']:,} of {held['customers']:,} held, {held['bytes_per_held_customer']:,.0f} B each "
+            f"({held['impact_bytes_per_held_customer']:,.0f} B of impact)",
+        )
+        results["impact"] = held
     finally:
         if broker is not None:
             broker.stop()
@@ -210,6 +219,14 @@ def table(results: dict) -> str:
             f"{b['idle_rss_mb']} MB, **{b['peak_rss_mb']} MB**, {b['end_rss_mb']} MB | |",
         ),
     ]
+    h = results["impact"]
+    rows.append(
+        (
+            f"| 9. impact: customers of a simulated day held a day on (their outcomes within the attribution window), "
+            f"engine state per held customer, of which impact | {h['held']:,} of {h['customers']:,}, "
+            f"{h['bytes_per_held_customer']:,.0f} B, **{h['impact_bytes_per_held_customer']:,.0f} B** | |",
+        )
+    )
     return "\n".join(line for row in rows for line in row)
 
 

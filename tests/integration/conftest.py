@@ -211,11 +211,21 @@ def wait_committed(bootstrap: str, group: str, topics: list[str], timeout: float
     topic never stays still: the reports of idle inputs keep coming; what matters is what is there.)"""
     ends, _ = group_offsets(bootstrap, group, topics)
 
+    behind: list[str] = []
+
     def done() -> bool:
         _, committed = group_offsets(bootstrap, group, topics)
-        return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+        behind[:] = [
+            f"{tp.topic}/{tp.partition} {committed.get(tp, 0)} of {end}"
+            for tp, end in sorted(ends.items())
+            if committed.get(tp, 0) < end
+        ]
+        return not behind
 
-    wait_until(done, timeout, "everything sent to be committed", every=0.5)
+    try:
+        wait_until(done, timeout, "everything sent to be committed", every=0.5)
+    except AssertionError as error:  # say which partitions stayed behind: the workers' logs tell why
+        raise AssertionError(f"{error}; behind: {', '.join(behind)}") from None
 
 
 @pytest.fixture

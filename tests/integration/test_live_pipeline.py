@@ -82,7 +82,17 @@ def live_equals_replay(  # type: ignore[no-untyped-def]
     largest agree (nothing falls due between), and the live counts must then be exactly that."""
     if newest is None:
         newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in events.read_bytes().splitlines())  # type: ignore[type-var]
-    wait_committed(space.bootstrap, space.name, [*(topics or space.topics), f"{space.name}-events"], timeout)
+    try:
+        wait_committed(space.bootstrap, space.name, [*(topics or space.topics), f"{space.name}-events"], timeout)
+    except AssertionError as error:  # what each worker says of its inputs, and the end of its log
+        said = []
+        for w in workers:
+            view = orjson.loads(w.get("/touchpoints") or b"{}")
+            said.append(
+                f"worker {w.port}: partitions {view.get('partitions')}, paused {view.get('paused')}, "
+                f"inputs {view.get('inputs')}\n{w.log.read_text()[-1500:]}"
+            )
+        raise AssertionError(f"{error}\n" + "\n".join(said)) from None
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
