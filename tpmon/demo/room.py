@@ -78,6 +78,21 @@ class Room:
             counts[touchpoint_id] = (good_now - good_then, bad_now - bad_then)
         return counts
 
+    def shown_counts(self) -> dict[str, tuple[int, int, bool]]:
+        """What each tile stands on: its counts over the window, or, for a touchpoint with fewer than its
+        min_events there (one decided days after it opens, say), its counts since the data began;
+        (good, bad, since the start)."""
+        window = self.window_counts()
+        total = self.history[-1].outcomes if self.history else {}
+        shown = {}
+        for t in self.catalog.touchpoints:
+            good, bad = window[t.id]
+            if good + bad < t.min_events and sum(total.get(t.id, (0, 0))) >= t.min_events:
+                shown[t.id] = (*total[t.id], True)
+            else:
+                shown[t.id] = (good, bad, False)
+        return shown
+
     def _window(self, of: str) -> dict[str, int]:
         """A per-touchpoint counter's increase over the window."""
         if not self.history:
@@ -94,7 +109,7 @@ class Room:
         return [(t, impacted.get(t, 0), left.get(t, 0)) for t in vital_few(self.states(), impacted)]
 
     def states(self) -> dict[str, str]:
-        counts = self.window_counts()
+        counts = {t: (good, bad) for t, (good, bad, _) in self.shown_counts().items()}
         last = self.history[-1] if self.history else Snapshot(0, {})
         quiet = self.catalog.fed_only_by(self.catalog.silent_sources(last.last_event, time.time()))
         return {
@@ -103,26 +118,29 @@ class Room:
 
     # -- rendering ------------------------------------------------------------------------------------
     def render(self, title: str) -> Group:
-        counts, states = self.window_counts(), self.states()
+        counts, states = self.shown_counts(), self.states()
         stages = [s for s in STAGES if any(t.stage == s for t in self.catalog.touchpoints)]
         stages += sorted({t.stage for t in self.catalog.touchpoints} - set(stages))
         grid = Table.grid(padding=(0, 1))
         for stage in stages:
             tiles = []
             for touchpoint in (t for t in self.catalog.touchpoints if t.stage == stage):
-                good, bad = counts[touchpoint.id]
+                good, bad, since_start = counts[touchpoint.id]
                 ratio = reliability(good, bad)
                 state = states[touchpoint.id]
                 body = Text(justify="center")
                 body.append(f"{touchpoint.id}\n", style="bold")
                 body.append(f"{state.upper()}\n")
-                body.append(("-" if ratio is None else f"{ratio:.1%}") + f" of {good + bad}")
+                body.append(
+                    ("-" if ratio is None else f"{ratio:.1%}") + f" of {good + bad}" + ("*" if since_start else "")
+                )
                 tiles.append(Panel(body, style=STYLE[state], width=26, padding=(0, 1)))
             grid.add_row(Text(stage.upper(), style="bold cyan"), *tiles)
         last = self.history[-1] if self.history else Snapshot(0, {})
         footer = Text(
             f"customers in {last.joined}  out {last.left}   broken journeys {last.journeys_broken}   "
-            f"events judged {last.events}   (state over the last {self.window:.0f} s)"
+            f"events judged {last.events}   (state over the last {self.window:.0f} s; * since the start, "
+            "for a touchpoint with too few outcomes in that)"
         )
         stories = Text("\n".join(self.stories) if self.stories else "(none yet)")
         vital = Text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import shutil
 import signal
@@ -127,6 +128,7 @@ class Demo:
         self.room = Room(catalog, window=max(20.0, duration / 6))
         self.picture = ""  # the wall as SVG, at its most broken moment
         self._most_broken = -1
+        self._picture_from = math.inf  # the wall is kept once its window has passed the history sent at once
 
     def say(self, text: str) -> None:
         self.console.print(text, soft_wrap=True, highlight=False)
@@ -206,6 +208,7 @@ class Demo:
             ],
             env,
         )
+        self._picture_from = time.monotonic() + self.room.window + 5
         self.say(
             f"simulating an incident day in {remaining:.0f} s: a billing outage, then an overloaded contact center, then recovery"
         )
@@ -286,7 +289,7 @@ class Demo:
 
     def _keep_picture(self) -> None:
         broken = sum(1 for state in self.room.states().values() if state == "broken")
-        if broken > self._most_broken:
+        if broken > self._most_broken and time.monotonic() >= self._picture_from:
             self._most_broken = broken
             recorder = Console(record=True, width=150, file=open(os.devnull, "w"))  # noqa: SIM115
             recorder.print(self.room.render("Customer Room"))
