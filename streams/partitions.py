@@ -231,7 +231,7 @@ class Partitions:
         for at, customer in reversed(self.stories.get(touchpoint, ())):
             journey = self._cached_journey(customer)
             if journey is not None:
-                record = journey.record()
+                record = orjson.loads(json_bytes(journey.record()))  # (its events are kept as bytes)
             else:
                 stored = self.journey_store.get(customer)
                 if not stored:

@@ -218,3 +218,24 @@ def test_dicts_are_rebuilt_once_most_of_their_customers_are_freed(catalog, monke
     assert all(live.journeys[partition].by_customer is not mine for partition, mine in cached.items())
     assert customers.data is not data and customers.data == {} and journeys.data == {}
     assert live.customers_held() == dict.fromkeys(range(PARTITIONS), 0)
+
+
+def test_the_latest_stories_of_a_touchpoint_are_its_latest_customers_hurt(catalog):
+    """/stories/TOUCHPOINT: the latest customers with a bad outcome of it, newest first, each once, with
+    its story and where its journey is."""
+    from tests.builders import event
+
+    live = new(catalog, MemoryStore(), MemoryStore())
+    wrong = {"amount": 12.0, "expected_amount": 10.0}
+    bills = [
+        event("bill.issued", 0, customer="ann", bill_id="b1", **wrong),
+        event("bill.issued", 10, customer="bob", bill_id="b2", **wrong),
+        event("bill.issued", 20, customer="cat", bill_id="b3"),  # a good one: no story
+        event("bill.issued", 30, customer="ann", bill_id="b4", **wrong),
+    ]
+    live.handle_batch([(partition_of(e.customer), e) for e in bills])
+    stories = live.latest_stories("bill-correct")
+    assert [s["customer_id"] for s in stories] == ["ann", "bob"]
+    assert stories[0]["journey"] == "/journeys/ann" and stories[0]["story"].endswith("=> bill-correct BAD")
+    assert "bill.issued (12.00 instead of 10.00)" in stories[0]["story"]
+    assert live.latest_stories("call-answered") == []
