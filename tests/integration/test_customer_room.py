@@ -160,7 +160,7 @@ def expressions() -> list[tuple[str, str]]:
 
 
 def test_a_billing_outage_pages_billing_and_every_query_answers(room):
-    namespace, _worker, stack, webhook = room
+    namespace, worker, stack, webhook = room
     started = time.time()
     simulator = namespace.start(
         "simulate",
@@ -194,6 +194,10 @@ def test_a_billing_outage_pages_billing_and_every_query_answers(room):
         path == "/billing" and alert["labels"]["owner"] == "billing" and alert["labels"]["touchpoint"] == "bill-correct"
     )
     assert {"summary", "description", "dashboard"} <= set(alert["annotations"])
+    # The drilldown's stories: the worker's latest customers hurt by bill-correct, each with its journey.
+    stories = json.loads(worker.get("/stories/bill-correct") or b"{}")["stories"]
+    assert stories and stories[0]["story"].endswith("=> bill-correct BAD"), stories
+    assert json.loads(worker.get(stories[0]["journey"]) or b"{}")["customer_id"] == stories[0]["customer_id"]
 
     # Every rule and panel: Prometheus parses it, and (but for alerts that are not firing) it has data.
     time.sleep(5)
