@@ -213,12 +213,23 @@ def _inputs(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type
     return read
 
 
+def _gap(voice: dict) -> str:
+    """A touchpoint's survey gap: the mean score after good minus after bad, of nps (or the first
+    survey with answers on both sides)."""
+    for survey in sorted(voice, key=lambda name: (name != "nps", name)):
+        good, bad = voice[survey]["after_good"]["mean"], voice[survey]["after_bad"]["mean"]
+        if good is not None and bad is not None:
+            return f"{survey} {good - bad:+.1f}"
+    return "-"
+
+
 def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def]
     table = Table(title="Touchpoints", title_justify="left")
     risky = any(t.at_risk is not None for t in catalog.touchpoints)  # (a column only where it means something)
     headings = ["touchpoint", "stage", "owner", "good", "bad", "pending", *(["at risk"] if risky else [])]
-    for heading in [*headings, "reliability", "objective", "state"]:
-        justify = "right" if heading in ("good", "bad", "pending", "at risk", "reliability", "objective") else "left"
+    numbers = ("good", "bad", "pending", "at risk", "reliability", "objective", "impacted", "left", "gap")
+    for heading in [*headings, "reliability", "objective", "state", "impacted", "left", "gap"]:
+        justify = "right" if heading in numbers else "left"
         table.add_column(heading, justify=justify)
     for touchpoint in catalog.touchpoints:
         row = summary["touchpoints"][touchpoint.id]
@@ -235,8 +246,13 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
             ratio,
             f"{touchpoint.objective:.1%}",
             f"[{STATE_STYLE[row['state']]}]{row['state']}[/]",
+            str(row["impact"]["customers_impacted"]),
+            str(row["impact"]["left_after_bad"]),
+            _gap(row["impact"]["voice"]),
         )
     out.print(table)
+    if summary["vital_few"]:
+        out.print("vital few (broken, the most customers impacted first): " + ", ".join(summary["vital_few"]))
     e, c, j = summary["events"], summary["customers"], summary["journeys"]
     out.print(
         f"events: {e['accepted']} accepted, {e['rejected']} rejected, {e['duplicates']} duplicates, "
@@ -244,3 +260,7 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
         + (f", [bold red]{e['internal_errors']} internal errors[/] (see stderr)" if e["internal_errors"] else "")
     )
     out.print(f"customers: {c['joined']} joined, {c['left']} left; journeys: {j['total']}, {j['broken']} broken")
+    out.print(
+        "impacted: customers with a bad outcome; left: of them, those who left within the attribution window "
+        "after one; gap: the mean survey score after good minus after bad"
+    )
