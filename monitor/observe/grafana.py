@@ -199,32 +199,19 @@ def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore
                 {"value": touchpoint.differentiating, "color": "#1f60c4"},
             ],
         ),
-        Stat(
-            title="decided (1h)",
-            description="Outcomes decided over the last hour: the volume the state stands on.",
-            dataSource="prometheus",
-            targets=[_target(f"sum({DECIDED.format(w='1h')}{t}) * 3600", instant=True)],
-            colorMode="value",
-            graphMode="none",
-            reduceCalc="lastNotNull",
-            decimals=0,
-            noValue="0",
-            thresholds=[{"value": None, "color": "#8e8e8e"}],
+        _count(
+            "decided (1h)",
+            "Outcomes decided over the last hour: the volume the state stands on.",
+            f"sum({DECIDED.format(w='1h')}{t}) * 3600",
         ),
     ]
     if touchpoint.at_risk is not None:
         small.append(
-            Stat(
-                title="at risk",
-                description="Open instances with at most the touchpoint's at_risk left.",
-                dataSource="prometheus",
-                targets=[_target(f"sum(tpmon_touchpoint_at_risk{t})", instant=True)],
-                colorMode="value",
-                graphMode="none",
-                reduceCalc="lastNotNull",
-                decimals=0,
-                noValue="0",
-                thresholds=[{"value": None, "color": "#8e8e8e"}, {"value": 1, "color": "#e0b400"}],
+            _count(
+                "at risk",
+                "Open instances with at most the touchpoint's at_risk left.",
+                f"sum(tpmon_touchpoint_at_risk{t})",
+                warn_from=1,
             )
         )
     step = width // len(small)
@@ -233,6 +220,25 @@ def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore
             h=TILE - 4, w=step if index < len(small) - 1 else width - step * index, x=x + index * step, y=y + 4
         )
     return [state, *small]
+
+
+def _count(title: str, description: str, expr: str, warn_from: float | None = None) -> Stat:
+    """A small count beneath a tile: grey, or amber from ``warn_from``."""
+    steps = [{"value": None, "color": "#8e8e8e"}]
+    if warn_from is not None:
+        steps.append({"value": warn_from, "color": "#e0b400"})
+    return Stat(
+        title=title,
+        description=description,
+        dataSource="prometheus",
+        targets=[_target(expr, instant=True)],
+        colorMode="value",
+        graphMode="none",
+        reduceCalc="lastNotNull",
+        decimals=0,
+        noValue="0",
+        thresholds=steps,
+    )
 
 
 def _broken(expr: str) -> str:
