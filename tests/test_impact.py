@@ -129,3 +129,24 @@ def test_what_attribution_needs_expires_and_the_customer_is_freed():
     assert engine.impact.folded["bill-correct"] == {"impacted": 1, "left": 1}
     assert engine.impact.folded["winback-call"] == {"impacted": 1}
     assert engine.impact.totals == engine.impact.folded
+
+
+def test_the_attribution_window_is_a_catalog_setting_validated_with_its_line(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from monitor.catalog import validate_catalog
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "rules", tmp_path / "rules")
+    settings = tmp_path / "rules" / "settings.yaml"
+    settings.write_text("version: 1\nimpact: {attribution: 3d}\n")
+    catalog, _ = validate_catalog(tmp_path / "rules")
+    assert catalog is not None and catalog.attribution == 3 * DAY * 1_000_000
+    for text, message in (
+        ("impact: {attribution: forever}", "impact.attribution: 'forever' is not a duration"),
+        ("impact: {window: 3d}", "impact.window: is not a field; allowed here: attribution"),
+    ):
+        settings.write_text(f"version: 1\n{text}\n")
+        catalog, problems = validate_catalog(tmp_path / "rules")
+        assert catalog is None
+        assert any(p.line == 2 and f"{p.path}: {p.message}".startswith(message) for p in problems), problems

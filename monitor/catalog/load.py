@@ -37,7 +37,7 @@ from .model import (
     Touchpoint,
     tiers,
 )
-from .spec import KIND_SPECS, CatalogFileSpec, DeadlineSpec, EventMatchSpec, TouchpointSpec, _Touchpoint
+from .spec import KIND_SPECS, CatalogFileSpec, DeadlineSpec, EventMatchSpec, ImpactSpec, TouchpointSpec, _Touchpoint
 
 Path_ = tuple[str | int, ...]
 
@@ -128,6 +128,8 @@ def _message(error: dict, kind: str | None) -> str:
             allowed = sorted(EventMatchSpec.model_fields)
         elif model is not None:
             allowed = sorted(model.model_fields)
+        elif error["loc"][:-1] == ("impact",):
+            allowed = sorted(ImpactSpec.model_fields)
         else:
             allowed = sorted(CatalogFileSpec.model_fields)
         close = difflib.get_close_matches(str(field_name), allowed, n=1)
