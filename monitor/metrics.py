@@ -95,7 +95,8 @@ class _StateCollector(Collector):
         )
         left = CounterMetricFamily(
             c.METRIC_LEFT_AFTER_BAD.removesuffix("_total"),
-            "Customers who left within the attribution window after a bad outcome of the touchpoint.",
+            "Leavings within the attribution window after a bad outcome of the touchpoint (each leaving once "
+            "per touchpoint).",
             labels=[c.LABEL_TOUCHPOINT],
         )
         labels = [c.LABEL_TOUCHPOINT, c.LABEL_SURVEY, c.LABEL_AFTER]

@@ -141,6 +141,7 @@ def test_a_customer_with_nothing_left_is_freed_and_its_counts_kept(catalog):
     # Its ids go after the retention, but its outcome's mark is kept for the attribution window (impact).
     assert engine.forget(bill.at + 1) == (["quiet"], [])
     engine.advance(bill.at + catalog.attribution - 1)
+    assert engine.forget(bill.at + 1) == (["quiet"], [])  # its active day goes, its mark stays
     assert engine.forget(bill.at + 1) == ([], [])
     engine.advance(bill.at + catalog.attribution + 1)
     assert engine.forget(bill.at + 1) == (["quiet"], ["quiet"])

@@ -150,3 +150,33 @@ def test_the_attribution_window_is_a_catalog_setting_validated_with_its_line(tmp
         catalog, problems = validate_catalog(tmp_path / "rules")
         assert catalog is None
         assert any(p.line == 2 and f"{p.path}: {p.message}".startswith(message) for p in problems), problems
+
+
+def test_an_outcome_judged_ahead_of_the_watermark_does_not_push_out_a_mark_a_queued_leaving_needs():
+    """A wrong bill at 0; the customer leaves just inside the window (30 days less 10 s); a good bill
+    10 s after the window is judged on arrival, before the watermark reaches the leaving."""
+    window = SHIPPED.attribution // 1_000_000
+    events = [wrong_bill(0), event("customer.left", window - 10), event("bill.issued", window + 10, bill_id="b2")]
+    assert judged(events).impact.totals["bill-correct"]["left"] == 1
+
+
+def test_what_a_customer_holds_for_impact_stays_small_however_long_it_stays_active():
+    """An event every 12 hours for 100 days, each a bill (an outcome): the days it was active in and
+    its marks stay bounded, and it is counted active once a day."""
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    for half_day in range(200):
+        engine.step(event("bill.issued", half_day * 12 * HOUR, bill_id=f"b{half_day}"))
+        engine.forget(engine.state.watermark - DAY * 1_000_000)
+    mine = engine.state.customers["c1"]
+    assert len(mine.days) <= 2 and len(mine.recent) <= 2 * 16
+    assert engine.impact.active_total == 100
+
+
+def test_a_customer_freed_and_back_the_same_day_is_counted_active_once():
+    """With a retention of an hour, a customer with nothing else is held until its day is over."""
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    engine.step(event("customer.joined", 0))
+    engine.advance(engine.state.max_at + 2 * HOUR * 1_000_000)
+    engine.forget(engine.state.watermark - HOUR * 1_000_000)
+    engine.step(event("call.outbound", 4 * HOUR, call_id="k1"))
+    assert engine.impact.active_total == 1

@@ -29,7 +29,7 @@ from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from ..failures import DECIDE, Failure
 from .clock import ClockRule
-from .impact import DAY, Impact
+from .impact import DAY, TRIM_FROM, Impact
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
 from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, START, CustomerState, EngineState
@@ -140,19 +140,29 @@ class Engine:
                 marks = state.recent
                 if marks is None:
                     state.recent = (mark,)
-                elif marks[0] >= mark - self._mark_keep:
-                    state.recent = (*marks, mark)
+                elif marks[0] >= mark - self._mark_keep and len(marks) < TRIM_FROM:
+                    state.recent = (*marks, mark)  # nothing to trim (the watermark is not after ``at``)
                 else:
-                    self.impact.add(state, mark, at)
+                    self.impact.add(state, mark, self._horizon())
         else:
             if state.bad is None:
                 state.bad = {}
             counts = state.bad
-            self.impact.bad(state, self._index[touchpoint], at)
+            self.impact.bad(state, self._index[touchpoint], at, self._horizon())
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
         self.totals[touchpoint][0 if good else 1] += 1
         if self.track:
             self.dirty.add(customer)
+
+    def _horizon(self) -> int | None:
+        """No leaving or answer still to be attributed, and no event that is not late, is before this:
+        the watermark, or the earliest entry still queued (while a release runs, or a step has moved
+        the clock and not released yet). What impact keeps of a customer is trimmed up to here."""
+        state = self.state
+        watermark, queue = state.watermark, state.queue
+        if watermark is None or not queue:
+            return watermark
+        return min(watermark, queue[0][0])
 
     # -- the step ---------------------------------------------------------------------------------------
     def step(self, event: Event) -> int:
@@ -243,7 +253,7 @@ class Engine:
 
         days = mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
         if days is None or at // DAY not in days:
-            self.impact.active(mine, at // DAY)
+            self.impact.active(mine, at // DAY, self._horizon())
         queue = state.queue
         if watermark is not None and queue and queue[0][0] <= watermark:
             self._release(watermark)
@@ -357,8 +367,8 @@ class Engine:
         freed: list[str] = []
         customers = self.state.customers
         folded, impact = self.folded, self.impact
-        watermark = self.state.watermark
-        marks_before = (watermark if watermark is not None else before) - impact.keep
+        now = self._horizon()
+        now = before if now is None else now
         for customer, mine in list(customers.items()):
             seen = mine.seen
             old = [event_id for event_id, at in seen.items() if at < before]
@@ -368,9 +378,9 @@ class Engine:
                 del seen[event_id]
             if old:
                 changed.append(customer)
-            if (mine.recent or mine.days) and not seen and impact.prune(mine, marks_before) and not old:
+            if (mine.recent or mine.days) and not seen and impact.prune(mine, now) and not old:
                 changed.append(customer)
-            if not (seen or mine.open or mine.queued or mine.recent):
+            if not (seen or mine.open or mine.queued or mine.recent or mine.days):
                 for column, counts in ((0, mine.good), (1, mine.bad)):
                     for touchpoint, count in (counts or {}).items():
                         folded.setdefault(touchpoint, [0, 0])[column] += count

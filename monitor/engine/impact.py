@@ -31,6 +31,7 @@ from __future__ import annotations
 from .state import CustomerState
 
 DAY = 86_400_000_000  # microseconds
+TRIM_FROM = 16  # marks a customer holds before those behind the watermark are reduced to the newest
 IMPACTED, LEFT = "impacted", "left"
 GOOD_SIDE, BAD_SIDE = "good", "bad"
 NPS = "nps"
@@ -87,7 +88,7 @@ class Impact:
         self.names: dict[object, object] = {}  # one object for each tally name and day held by customers
 
     # -- marks ------------------------------------------------------------------------------------------
-    def bad(self, state: CustomerState, index: int, at: int) -> None:
+    def bad(self, state: CustomerState, index: int, at: int, watermark: int | None) -> None:
         """A bad outcome: its mark, and the customer impacted if it is its first of the touchpoint that UTC day."""
         bits, marks = self.bits, state.recent
         first = True
@@ -99,40 +100,63 @@ class Impact:
                     break
         if first:
             self.tally(state, self.ids[index], IMPACTED, 1)
-        self.add(state, (at << 1 | 1) << bits | index, at)
+        self.add(state, (at << 1 | 1) << bits | index, watermark)
 
-    def add(self, state: CustomerState, mark: int, at: int) -> None:
-        """Add a mark; those older than the keep go (mostly in order: the oldest is first)."""
+    def add(self, state: CustomerState, mark: int, watermark: int | None) -> None:
+        """Add a mark; then, the marks are kept to what a leaving or an answer to come can need
+        (``trim``). ``watermark`` is the engine's horizon: nothing still to be attributed is before it
+        (what is queued waits for the watermark). What is older than it by the keep goes; of the rest
+        before it, a touchpoint's newest mark and its newest bad one say all that attribution and the
+        first bad outcome of a day ask. (Events that come after the watermark passed them are late,
+        and see what is left.)"""
         marks = state.recent
-        if marks is None:
-            state.recent = (mark,)
-        elif marks[0] >> (self.bits + 1) >= at - self.keep:
-            state.recent = (*marks, mark)
-        else:
-            floor = (at - self.keep) << (self.bits + 1)
-            state.recent = (*(m for m in marks if m >= floor), mark)
+        state.recent = (mark,) if marks is None else self.trim((*marks, mark), watermark)
 
-    def active(self, state: CustomerState, day: int) -> None:
-        """The customer's first event of a UTC day (days since the epoch)."""
+    def trim(self, marks: tuple[int, ...], watermark: int | None) -> tuple[int, ...] | None:
+        """The marks worth keeping at ``watermark`` (see ``add``), oldest first."""
+        if watermark is None:
+            return marks
+        shift, mask = self.bits + 1, (1 << self.bits) - 1
+        floor, now = (watermark - self.keep) << shift, watermark << shift
+        kept = [m for m in marks if m >= floor]
+        if len(kept) > TRIM_FROM:
+            newest: dict[tuple[int, int], int] = {}  # (touchpoint, bad) -> newest mark before the watermark
+            ahead = []
+            for m in kept:
+                if m < now:
+                    key = (m & mask, (m >> self.bits) & 1)
+                    newest[key] = max(newest.get(key, m), m)
+                else:
+                    ahead.append(m)
+            kept = sorted({*newest.values(), *ahead})
+        return tuple(kept) or None
+
+    def active(self, state: CustomerState, day: int, watermark: int | None) -> None:
+        """The customer's first event of a UTC day (days since the epoch). The days before the
+        watermark's go: an event of one of them is late."""
         day = self.names.setdefault(day, day)  # type: ignore[assignment]
-        state.days = (day,) if state.days is None else (*state.days, day)
+        days = state.days
+        if days is None:
+            state.days = (day,)
+        else:
+            floor = -1 if watermark is None else watermark // DAY
+            state.days = (*(d for d in days if d >= floor), day)
         state.active += 1
         self.active_total += 1
 
-    def prune(self, state: CustomerState, before: int) -> bool:
-        """Drop the marks older than ``before``, and the active days before its day; return whether
-        any went. (A customer's days do not keep it: once freed, it has had no event for the retention.)"""
+    def prune(self, state: CustomerState, watermark: int) -> bool:
+        """At ``watermark``: drop the marks older than the keep and the active days before the
+        watermark's (a customer still active today is held until tomorrow, so that it is counted once
+        a day even if freed and back); return whether any went."""
         changed = False
         days = state.days
-        if days is not None and min(days) < before // DAY:
-            state.days = tuple(day for day in days if day >= before // DAY) or None
+        if days is not None and min(days) < watermark // DAY:
+            state.days = tuple(day for day in days if day >= watermark // DAY) or None
             changed = True
         marks = state.recent
-        if marks is not None:
-            floor = before << (self.bits + 1)
-            if min(marks) < floor:
-                state.recent = tuple(m for m in marks if m >= floor) or None
-                changed = True
+        if marks is not None and min(marks) < (watermark - self.keep) << (self.bits + 1):
+            state.recent = self.trim(marks, watermark)
+            changed = True
         return changed
 
     # -- attribution ------------------------------------------------------------------------------------

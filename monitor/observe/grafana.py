@@ -263,6 +263,9 @@ def customer_room(catalog: Catalog) -> Dashboard:
         y += TILE * ((len(members) * width + 23) // 24)
 
     panels.append(RowPanel(title="What matters most now", gridPos=GridPos(h=1, w=24, x=0, y=y)))
+    # The survey whose gap the table shows: nps when the catalog's answers name it, else the first.
+    surveys = catalog.contract.surveys
+    gap_survey = "nps" if "nps" in surveys or not surveys else surveys[0]
     y += 1
     vital = Table(
         title="The vital few: broken touchpoints by customers impacted",
@@ -283,7 +286,7 @@ def customer_room(catalog: Catalog) -> Dashboard:
             ),
             Target(expr=_broken(LIFT), legendFormat="{{touchpoint}}", refId="C", instant=True, format="table"),
             Target(
-                expr=_broken(f"avg by (touchpoint) ({SURVEY_GAP})"),
+                expr=_broken(f'sum by (touchpoint) ({SURVEY_GAP}{{survey="{gap_survey}"}})'),
                 legendFormat="{{touchpoint}}",
                 refId="D",
                 instant=True,
@@ -300,7 +303,7 @@ def customer_room(catalog: Catalog) -> Dashboard:
                         "Value #A": "customers impacted (1h)",
                         "Value #B": "left after bad (1d)",
                         "Value #C": "churn lift",
-                        "Value #D": "survey gap",
+                        "Value #D": f"survey gap ({gap_survey})",
                     },
                 },
             },

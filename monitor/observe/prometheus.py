@@ -110,17 +110,20 @@ def recording_rules(profile: Profile) -> dict:
             "expr": f'sum(increase({METRIC_CUSTOMERS}{{direction="left"}}[{day}]))\n'
             f"/ sum(increase({METRIC_CUSTOMERS_ACTIVE}[{day}]))",
         },
-        {"record": LIFT, "expr": f"({LEFT_AFTER_BAD} / {IMPACTED_DAY}) / scalar({CHURN})"},
+        # Leavings after bad per customer impacted, a day's flows (in a steady state, the share of those
+        # hurt who leave within the attribution window), against everyone's churn; no value while no
+        # customer was impacted or nobody left.
+        {"record": LIFT, "expr": f"({LEFT_AFTER_BAD} / ({IMPACTED_DAY} > 0)) / scalar({CHURN} > 0)"},
         {
             "record": SURVEY_MEAN,
             "expr": f"sum by ({by_side}) (increase({score}_sum[{day}]))\n"
-            f"/ sum by ({by_side}) (increase({score}_count[{day}]))",
+            f"/ (sum by ({by_side}) (increase({score}_count[{day}])) > 0)",
         },
         {
             "record": NPS,
             "expr": f'100 * (\n  sum by ({by_side}) (increase({nps},class="promoter"}}[{day}]))\n'
             f'  - sum by ({by_side}) (increase({nps},class="detractor"}}[{day}]))\n)\n'
-            f"/ sum by ({by_side}) (increase({nps}}}[{day}]))",
+            f"/ (sum by ({by_side}) (increase({nps}}}[{day}])) > 0)",
         },
         {
             "record": SURVEY_GAP,

@@ -261,6 +261,6 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
     )
     out.print(f"customers: {c['joined']} joined, {c['left']} left; journeys: {j['total']}, {j['broken']} broken")
     out.print(
-        "impacted: customers with a bad outcome; left: of them, those who left within the attribution window "
-        "after one; gap: the mean survey score after good minus after bad"
+        "impacted: customers with a bad outcome; left: leavings within the attribution window after one; "
+        "gap: the mean survey score after good minus after bad"
     )
