@@ -246,6 +246,7 @@ class Simulation:
     # answer surveys this many times sooner after their journey.
     time_scale: float = 1.0
     prefix: str = "c"  # of the customer ids (and so of the event ids): c-000001, c-000002...
+    arrive_within: int | None = None  # customers arrive over this much of the run (default 90% of it)
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -284,7 +285,8 @@ class Simulation:
             scenario = scenario.scaled(1 / self.time_scale)
         rng = random.Random(self.seed)
         # Arrivals spread over the first 90% of the run, so that the last customers still act.
-        arrivals = sorted(rng.randrange(0, max(1, self.duration * 9 // 10)) for _ in range(self.customers))
+        span = self.duration * 9 // 10 if self.arrive_within is None else self.arrive_within
+        arrivals = sorted(rng.randrange(0, max(1, span)) for _ in range(self.customers))
         pending: list[tuple[int, int, dict | bytes]] = []
         sequence = 0
         for number, offset in enumerate(arrivals, start=1):

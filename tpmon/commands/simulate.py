@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from monitor.durations import MICROS, format_duration
-from monitor.events import format_timestamp, parse_timestamp
+from monitor.events import format_timestamp
 from monitor.simulate import SCENARIOS, Simulation
 from monitor.simulate.generator import DEFAULT_START
 
@@ -71,13 +71,6 @@ EVENTS_PER_CUSTOMER = 4.5  # about, in a run of an hour; used to turn --rate int
     type=click.FloatRange(min=0, min_open=True),
     help="Incidents come this many times sooner (60: the outage of minute 10 starts at second 10), for demos and tests.",
 )
-@click.option(
-    "--history",
-    type=DURATION,
-    help="Live: first send, at once, a healthy past this long that ended as long before now (15d: the customers "
-    "of a month ago to a fortnight ago), so that touchpoints decided days after they open (a week without a "
-    "repeat, say) have all their outcomes from the start.",
-)
 def simulate(
     out_path: Path | None,
     bootstrap: str | None,
@@ -91,7 +84,6 @@ def simulate(
     duplicates: float,
     bad_lines: float,
     time_scale: float,
-    history: int | None,
 ) -> None:
     """Simulate customers moving through buy, get, pay, help and leave, across all four sources.
 
@@ -108,17 +100,8 @@ def simulate(
         run = Simulation(customers, duration, seed, scenario, start, disorder, duplicates, bad_lines, time_scale)
     except ValueError as error:
         fail(str(error))
-    if history is not None and bootstrap is None:
-        fail("--history is for a live run (--bootstrap): a file can simply start earlier (--start)")
     if bootstrap is not None:
-        past = None
-        if history:
-            # As many customers over the past as the live run has, at the past's own pace, ending
-            # ``history`` before now: whatever they opened within that is decided by now, good or bad.
-            # (Customers of their own, "h-000001"...: their ids and event ids are not the live run's.)
-            begin = format_timestamp(parse_timestamp(start) - 2 * history)  # type: ignore[operator]
-            past = Simulation(customers, history, seed + 1, "healthy", begin, prefix="h")
-        _live(run, bootstrap, out_path, past)
+        _live(run, bootstrap, out_path)
         return
     count = 0
     try:
@@ -137,8 +120,8 @@ def simulate(
         )
 
 
-def _live(run: Simulation, bootstrap: str, copy: Path | None, past: Simulation | None = None) -> None:
-    """Publish ``past`` at once, then each event of ``run`` when the wall clock reaches its send time."""
+def _live(run: Simulation, bootstrap: str, copy: Path | None) -> None:
+    """Publish each event when the wall clock reaches its send time."""
     from streams.settings import Settings
 
     from ..publish import Published, publish
@@ -151,10 +134,6 @@ def _live(run: Simulation, bootstrap: str, copy: Path | None, past: Simulation |
     copy_stream = copy.open("wb") if copy is not None and str(copy) != "-" else None
 
     async def paced() -> AsyncIterator[bytes]:
-        for line in past.lines() if past is not None else ():
-            if copy_stream is not None:
-                copy_stream.write(line + b"\n")
-            yield line
         for sent, line in run.timed_lines():
             delay = (sent - time.time_ns() // 1000) / MICROS
             if delay > 0:

@@ -24,11 +24,15 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.catalog import Catalog
+from monitor.durations import parse_duration
+from monitor.events import format_timestamp
 from monitor.observe.prometheus import rule_files
 from monitor.observe.text import yaml_text
 from monitor.observe.windows import PROFILES
+from monitor.simulate import Simulation
 
 from ..broker import BrokerError, LocalKafka, free_port, port_free
+from ..commands.simulate import EVENTS_PER_CUSTOMER
 from .room import STYLE, Room, Snapshot, story
 
 TPMON = [sys.executable, "-m", "tpmon.cli"]
@@ -61,6 +65,9 @@ class JourneyTail(threading.Thread):
                                     self.on_record(orjson.loads(message.value))
             finally:
                 await consumer.stop()
+
+
+HISTORY = parse_duration("15d")  # the healthy past sent before the workers start (Demo._history)
 
 
 def scrape(port: int) -> Snapshot | None:
@@ -159,6 +166,7 @@ class Demo:
             "TPMON_SESSION_TIMEOUT": "6",
             "TPMON_APP_ID": "tpmon-demo",
         }
+        self._history(env)
         for index in range(self.workers_wanted):
             web = free_port()
             self.worker_ports.append(web)
@@ -201,10 +209,6 @@ class Demo:
                 "incident-day",
                 "--time-scale",
                 f"{scale:.2f}",
-                # A healthy fortnight first, at once: the touchpoints decided days after they open (a
-                # ticket that stays resolved for two weeks) have outcomes from the first seconds.
-                "--history",
-                "15d",
             ],
             env,
         )
@@ -226,6 +230,26 @@ class Demo:
             return self._watch(started, time.monotonic() + remaining)
         finally:
             tail.stopping.set()
+
+    def _history(self, env: dict[str, str]) -> None:
+        """A healthy past in the topics before the workers start: a fortnight, a month ago to a fortnight
+        ago, of customers who came in its first week, twice as many as the live run will have. Touchpoints decided days after they open (a ticket that stays resolved for two weeks)
+        then have outcomes from the start; the workers read it as a backfill, in event time (their
+        customers, h-000001..., are not the live run's)."""
+        customers = max(1, round(2 * self.rate * self.duration / EVENTS_PER_CUSTOMER))  # (rare touchpoints: enough)
+        begin = format_timestamp(time.time_ns() // 1000 - 2 * HISTORY)
+        path = self.data / "history.jsonl"
+        with path.open("wb") as stream:
+            # (Arriving over its first half, so that what they do is over before it ends: a dispute
+            # resolved after the end would be a miss that never was.)
+            past = Simulation(customers, HISTORY, 2, "healthy", begin, prefix="h", arrive_within=HISTORY // 2)
+            for line in past.lines():
+                stream.write(line + b"\n")
+        self.say(f"sending a healthy fortnight of a month ago first ({customers:,} customers)...")
+        producer = self._spawn("history", [*TPMON, "produce", str(path)], env)
+        if producer.wait() != 0:
+            raise BrokerError(f"the history could not be sent; see {self.data / 'history.log'}")
+        self.processes.remove(("history", producer))  # done: nothing to stop, nor to watch
 
     def _prometheus(self) -> None:
         prometheus = shutil.which("prometheus")
