@@ -66,7 +66,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     kept for the attribution window, a day here: the simulation runs for more than a day, and the retention is longer
     than a batch spans, as it must be for a batch that comes again to be recognised.)"""
     catalog = dataclasses.replace(catalog, attribution=parse_duration("1d"))
-    lines = list(Simulation(customers=600, duration=parse_duration("30h"), seed=8).lines())
+    lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
     for cut_batch in (3, 24, 49, len(work) - 2):  # 24 and 49: a sweep was being written too

@@ -314,7 +314,7 @@ def test_an_incident_day_live_shows_what_replay_shows_the_vital_few_churn_and_th
     replay's distinct customers.)"""
     day = namespace.root / "incident-day.jsonl"
     namespace.run(
-        "simulate", "--out", str(day), "--duration", "1d", "--customers", "6000", "--seed", "41",
+        "simulate", "--out", str(day), "--duration", "1d", "--customers", "3000", "--seed", "41",
         "--scenario", "billing-outage-day", "--start", "2026-11-22T00:00:00Z",
     )  # fmt: skip
     namespace.run("produce", str(day))
