@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from .catalog.model import Catalog
 from .conventions import FILE_SOURCE
 from .engine import DUPLICATE, Engine, Outcome
-from .engine.impact import LEFT, voice
+from .engine.impact import impact_view
 from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
 from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
@@ -201,11 +201,7 @@ class Replay:
             if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end
                 touchpoints[touchpoint.id]["at_risk"] = at_risk.get(touchpoint.id, 0)
             tallies = engine.impact.totals.get(touchpoint.id, {})
-            touchpoints[touchpoint.id]["impact"] = {
-                "customers_impacted": impacted.get(touchpoint.id, 0),
-                "left_after_bad": int(tallies.get(LEFT, 0)),
-                "voice": voice(tallies),
-            }
+            touchpoints[touchpoint.id]["impact"] = impact_view(tallies, impacted.get(touchpoint.id, 0))
         return {
             "events": {
                 "accepted": sum(tally.by_kind.values()),

@@ -33,7 +33,7 @@ from aiokafka.partitioner import murmur2
 
 from monitor.catalog import Catalog
 from monitor.engine import DUPLICATE, LATE, Engine
-from monitor.engine.impact import IMPACTED, LEFT, add_tallies, voice
+from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.events import Event, format_timestamp, json_bytes, parse_timestamp
 from monitor.failures import JOURNEY, JUDGE, METRICS, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
@@ -103,8 +103,8 @@ class Partitions:
         self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
         self.peaks: dict[int, int] = {}  # per partition, the most customers held since its dicts were rebuilt
         self.metrics: Metrics | None = None
-        # Per touchpoint, the customers of its latest bad outcomes on this worker: (outcome instant, customer).
-        self.stories: dict[str, deque[tuple[int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
+        # Per touchpoint, its latest bad outcomes on this worker: (instant, partition, customer).
+        self.stories: dict[str, deque[tuple[int, int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
         self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
 
     # -- OutcomeSource, for the metrics ---------------------------------------------------------------
@@ -168,12 +168,8 @@ class Partitions:
             }
             if t.at_risk is not None:
                 view[t.id]["at_risk"] = at_risk.get(t.id, 0)
-            named = impact.get(t.id, {})
-            view[t.id]["impact"] = {  # customers impacted: once per customer and UTC day, as the metric
-                "customers_impacted": int(named.get(IMPACTED, 0)),
-                "left_after_bad": int(named.get(LEFT, 0)),
-                "voice": voice(named),
-            }
+            named = impact.get(t.id, {})  # customers impacted: once per customer and UTC day, as the metric
+            view[t.id]["impact"] = impact_view(named, int(named.get(IMPACTED, 0)))
         return view
 
     # -- partitions come and go -------------------------------------------------------------------------
@@ -228,8 +224,9 @@ class Partitions:
         """The latest customers of this worker with a bad outcome of ``touchpoint``, newest first, each
         with its story (``monitor.journeys.story``) from its journey."""
         found = []
-        for at, customer in reversed(self.stories.get(touchpoint, ())):
-            journey = self._cached_journey(customer)
+        for at, partition, customer in reversed(self.stories.get(touchpoint, ())):
+            journeys = self.journeys.get(partition)
+            journey = journeys.by_customer.get(customer) if journeys is not None else None
             if journey is not None:
                 record = orjson.loads(json_bytes(journey.record()))  # (its events are kept as bytes)
             else:
@@ -246,13 +243,6 @@ class Partitions:
                 }
             )
         return found
-
-    def _cached_journey(self, customer: str) -> Journey | None:
-        for journeys in self.journeys.values():
-            journey = journeys.by_customer.get(customer)
-            if journey is not None:
-                return journey
-        return None
 
     def customers_held(self) -> dict[int, int]:
         """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
@@ -455,10 +445,10 @@ class Partitions:
             touched[outcome.customer] = journey
             if not outcome.good:
                 latest = self.stories.get(outcome.touchpoint)
-                if latest is not None:
-                    if outcome.customer in {customer for _, customer in latest}:
-                        latest.remove(next(item for item in latest if item[1] == outcome.customer))
-                    latest.append((outcome.at, outcome.customer))
+                if latest is not None:  # each customer once: its newest
+                    for item in [item for item in latest if item[2] == outcome.customer]:
+                        latest.remove(item)
+                    latest.append((outcome.at, partition, outcome.customer))
             if metrics is not None:
                 metrics.outcome(outcome)
                 if not was_broken and journey.broken:

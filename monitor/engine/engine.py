@@ -251,9 +251,9 @@ class Engine:
                     else:
                         self.errors.append(RuleError(touchpoint_id, event_id, verdict))
 
-        days = mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
-        if days is None or at // DAY not in days:
-            self.impact.active(mine, at // DAY, self._horizon())
+        day, days = at // DAY, mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
+        if days is None or day not in days:
+            self.impact.active(mine, day, self._horizon())
         queue = state.queue
         if watermark is not None and queue and queue[0][0] <= watermark:
             self._release(watermark)

@@ -261,6 +261,12 @@ def answers(named: dict[str, float], survey: str, side: str) -> tuple[dict[str, 
     return by_class, named.get(prefix + "sum", 0)
 
 
+def impact_view(named: dict[str, float], customers_impacted: int) -> dict:
+    """A touchpoint's impact as the replay summary and /touchpoints show it, from its tallies (the
+    customers impacted are counted by each as it can: distinct, or once a customer per day)."""
+    return {"customers_impacted": customers_impacted, "left_after_bad": int(named.get(LEFT, 0)), "voice": voice(named)}
+
+
 def voice(named: dict[str, float]) -> dict[str, dict]:
     """A touchpoint's survey answers by survey and side, from its tallies: answers, mean, and for nps
     the NPS (percent of promoters minus percent of detractors). A survey appears once it has an answer."""
