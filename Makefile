@@ -14,12 +14,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make deps: the system packages the project uses, where missing (Debian: run as root).
+## make deps: the system packages the project uses, where missing (Debian: run as root): Prometheus and
+## Alertmanager, and Chromium (headless), which renders the review in the tests (tpmon report).
 deps:
 	@command -v java >/dev/null || { echo "Java 17 is needed (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is needed (apt-get install maven)"; exit 1; }
-	@if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager; \
+	@if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+		|| ! command -v chromium >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			prometheus prometheus-alertmanager chromium; \
 	fi
 
 ## make test: create the virtualenv, install the project and run the whole suite (lint first), in two

@@ -37,7 +37,8 @@ class Tally:
 
 
 class Replay:
-    """Feed lines, then ``finish``. ``on_reject(line_number, reject)`` sees every rejected line, and
+    """Feed lines, then ``finish``. ``on_reject(line_number, reject)`` sees every rejected line,
+    ``on_event(event)`` every event accepted (as the journeys do), and
     ``on_failure(line_number, failure)`` every failure (line_number None for one of no line).
     ``not_after``: refuse events that occurred after it as future_timestamp (``tpmon replay --now``)."""
 
@@ -49,6 +50,7 @@ class Replay:
         journeys: Journeys | None = None,
         on_reject: Callable[[int, Reject], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
         on_failure: Callable[[int | None, Failure], None] | None = None,
         not_after: int | None = None,
     ) -> None:
@@ -58,6 +60,7 @@ class Replay:
         self.journeys = journeys
         self.on_reject = on_reject
         self.on_outcome = on_outcome
+        self.on_event = on_event
         self.on_failure = on_failure
         self.not_after = not_after
         self.tally = Tally()
@@ -86,7 +89,7 @@ class Replay:
                 yield number, line, Failure(DECODE, error)
 
     def _judge(self, decoded: Iterable[tuple[int, bytes, object]]) -> None:
-        engine, tally, journeys = self.engine, self.tally, self.journeys
+        engine, tally, journeys, on_event = self.engine, self.tally, self.journeys, self.on_event
         step, outbox, drain = engine.step, engine.outbox, self._drain
         by_kind = tally.by_kind
         lines, duplicates, late = self.lines, 0, 0
@@ -114,6 +117,8 @@ class Replay:
                 try:
                     if journeys is not None:
                         journeys.add_event(event)
+                    if on_event is not None:
+                        on_event(event)
                     if outbox:
                         drain()
                 except Exception as error:

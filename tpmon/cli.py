@@ -12,6 +12,7 @@ from .commands.demo import demo
 from .commands.kafka import kafka
 from .commands.produce import produce
 from .commands.rejects import rejects
+from .commands.report import report
 from .commands.replay import replay
 from .commands.rules import rules
 from .commands.simulate import simulate
@@ -47,6 +48,7 @@ main.add_command(worker)
 main.add_command(produce)
 main.add_command(rejects)
 main.add_command(dashboards)
+main.add_command(report)
 main.add_command(demo)
 
 

@@ -101,6 +101,12 @@ SCENARIOS: dict[str, Scenario] = {
             (_incident({"bill_wrong": 0.4}, "1h", "3h", "billing outage: 40% of bills wrong"),),
         ),
         Scenario(
+            "billing-outage-week",
+            "A week, with a billing outage on its fourth day, from hour 9 to hour 15 (40% of bills wrong): run "
+            "it for 7d from a Monday's midnight for a weekly review (tpmon report) with one bad day.",
+            (_incident({"bill_wrong": 0.4}, "3d9h", "6h", "billing outage: 40% of bills wrong"),),
+        ),
+        Scenario(
             "incident-day",
             "Healthy, then a billing outage (minutes 10-30), then contact-center overload (minutes 40-60), "
             "then recovery.",

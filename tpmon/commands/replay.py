@@ -128,7 +128,7 @@ def replay(
         until = parse_timestamp(until_text)
         if until is None:
             fail(f"--until {timestamp_problem(until_text)}")
-    sources = _inputs(inputs, catalog)
+    sources = inputs_or_exit(inputs, catalog)
     for _, events in sources:
         for output in (journeys_out, rejects_out):
             if output is not None and str(events) != "-" and output.resolve() == events.resolve():
@@ -158,22 +158,9 @@ def replay(
             on_failure=report_failure,
             not_after=not_after,
         )
-        streams = []
-        for source, events in sources:
-            if str(events) == "-":
-                streams.append((source, sys.stdin.buffer, 0))
-            else:
-                stream = stack.enter_context(events.open("rb"))
-                streams.append((source, stream, os.fstat(stream.fileno()).st_size))
-        size = sum(size for _, _, size in streams)
-        show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
+        streams = open_inputs(stack, sources)
         try:
-            with batch_collection():
-                if len(streams) == 1:
-                    source, stream, size = streams[0]
-                    run.feed(_lines_with_progress(stream, size, bool(show and size)), source)
-                else:
-                    run.feed_merged([(source, stream) for source, stream, _ in streams])
+            feed(run, streams, progress)
         except KeyboardInterrupt:
             err.print(f"interrupted after {run.lines} lines; no output written")
             raise SystemExit(130) from None
@@ -190,7 +177,32 @@ def replay(
     _print_table(catalog, summary)
 
 
-def _inputs(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type: ignore[no-untyped-def]
+def open_inputs(stack: contextlib.ExitStack, sources: list[tuple[str, Path]]) -> list[tuple[str, BinaryIO, int]]:
+    """(source, stream, size in bytes; 0 for standard input) of each input, closed with ``stack``."""
+    streams = []
+    for source, events in sources:
+        if str(events) == "-":
+            streams.append((source, sys.stdin.buffer, 0))
+        else:
+            stream = stack.enter_context(events.open("rb"))
+            streams.append((source, stream, os.fstat(stream.fileno()).st_size))
+    return streams
+
+
+def feed(run: Replay, streams: list[tuple[str, BinaryIO, int]], progress: bool | None) -> None:
+    """Feed the inputs to a replay, one input as it is, several merged in event-time order; a bar on
+    stderr with ``progress`` (None: for large files on a terminal)."""
+    size = sum(size for _, _, size in streams)
+    show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
+    with batch_collection():
+        if len(streams) == 1:
+            source, stream, size = streams[0]
+            run.feed(_lines_with_progress(stream, size, bool(show and size)), source)
+        else:
+            run.feed_merged([(source, stream) for source, stream, _ in streams])
+
+
+def inputs_or_exit(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type: ignore[no-untyped-def]  # type: ignore[no-untyped-def]
     """(source, file) of each ``[SOURCE=]FILE``; a bare file's lines describe themselves."""
     sources = catalog.contract.source_names
     read = []

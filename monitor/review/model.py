@@ -1,0 +1,213 @@
+"""The reliability review (docs/REVIEW.md): what the periods of a span say about each touchpoint.
+
+Pure: a source (a replay, ``monitor.review.replayed``; a Prometheus, ``tpmon.report.prometheus``) gathers
+``Evidence``, counts per period and the spells a touchpoint was broken, and ``review`` derives the rest
+the same way for both: reliability and state per period, the state now (the last period's), the change
+against the period before, the error budget left over the span, and the vital few.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..catalog.model import Catalog, Touchpoint
+from ..conventions import BROKEN, UNKNOWN
+from ..durations import parse_duration
+from ..state import reliability, touchpoint_state, vital_few
+
+DAY = parse_duration("1d")
+WEEK = parse_duration("7d")
+MONDAY = 4 * DAY  # 1970-01-01 was a Thursday: weeks start on Mondays, at 00:00 UTC
+MAX_PERIODS = 400  # a chart of more periods than this is a smear: a longer --period says more
+
+
+def period_start(at: int, period: int) -> int:
+    """The start of the period that holds ``at``: periods are aligned to UTC midnight, weeks (any
+    whole number of them) to Mondays."""
+    origin = MONDAY if period % WEEK == 0 else 0
+    return at - (at - origin) % period
+
+
+@dataclass(frozen=True)
+class Spell:
+    """A time a touchpoint was broken, on the live wall's window: from ``start`` to ``end`` (None
+    while it still was at the end of the evidence)."""
+
+    start: int
+    end: int | None
+
+    def length(self, until: int) -> int:
+        return (self.end if self.end is not None else until) - self.start
+
+
+@dataclass
+class Step:
+    """One entry of a story: an event the customer's systems sent, or an outcome it had."""
+
+    at: int
+    what: str  # the event's type, or the touchpoint of an outcome
+    detail: str = ""
+    outcome: str | None = None  # good or bad, for an outcome
+
+
+@dataclass
+class Story:
+    """One customer's reconstructed journey, chosen for a bad outcome of ``touchpoint``."""
+
+    customer: str
+    touchpoint: str
+    steps: list[Step]
+    dropped: int = 0  # earlier entries the journey no longer holds
+
+
+@dataclass
+class TouchpointEvidence:
+    good: list[int]  # per period
+    bad: list[int]
+    spells: list[Spell] = field(default_factory=list)
+    impact: dict = field(default_factory=dict)  # monitor.engine.impact.impact_view over the span
+
+
+@dataclass
+class Evidence:
+    """What a source found, per period from ``start`` (aligned by ``period_start``)."""
+
+    source: str  # where it comes from, for the reader: "replay of events.jsonl", "Prometheus at ..."
+    start: int
+    period: int
+    end: int  # where the evidence ends (the last event, or now): the last period may be partial
+    touchpoints: dict[str, TouchpointEvidence]
+    joined: list[int]
+    left: list[int]
+    stories: list[Story] = field(default_factory=list)
+    impacted_per: str = "distinct customers"  # how customers impacted are counted by this source
+    notes: list[str] = field(default_factory=list)  # what the reader should know about the source
+
+    @property
+    def periods(self) -> int:
+        return len(self.joined)
+
+    def starts(self) -> list[int]:
+        return [self.start + index * self.period for index in range(self.periods)]
+
+
+@dataclass
+class TouchpointReview:
+    touchpoint: Touchpoint
+    good: list[int]
+    bad: list[int]
+    reliability: list[float | None]  # per period; None where nothing was decided
+    states: list[str]  # per period
+    spells: list[Spell]
+    impact: dict
+
+    @property
+    def state_now(self) -> str:
+        return self.states[-1] if self.states else UNKNOWN
+
+    @property
+    def change(self) -> float | None:
+        """The last period's reliability minus the one before (a fraction: 0.01 is one point)."""
+        if len(self.reliability) < 2 or self.reliability[-1] is None or self.reliability[-2] is None:
+            return None
+        return self.reliability[-1] - self.reliability[-2]
+
+    @property
+    def decided(self) -> int:
+        return sum(self.good) + sum(self.bad)
+
+    @property
+    def budget_left(self) -> float | None:
+        """The share of the span's error budget (bad outcomes the objective allows of those decided)
+        not spent: 1 untouched, 0 spent, below 0 overspent; None when nothing was decided, or when the
+        objective allows none (then any bad outcome overspends it)."""
+        allowed = (1 - self.touchpoint.objective) * self.decided
+        if not self.decided or allowed <= 0:
+            return None
+        return 1 - sum(self.bad) / allowed
+
+    @property
+    def was_broken(self) -> bool:
+        """Broken over a whole period (not only for a while, as a touchpoint near its objective flickers)."""
+        return BROKEN in self.states
+
+    @property
+    def worst(self) -> int | None:
+        """The index of its worst broken period, or None."""
+        broken = [index for index, state in enumerate(self.states) if state == BROKEN]
+        return min(broken, key=lambda index: (self.reliability[index], index)) if broken else None
+
+    def longest_spells(self, count: int, until: int) -> list[Spell]:
+        """Its ``count`` longest spells, in time order."""
+        longest = sorted(self.spells, key=lambda s: (-s.length(until), s.start))[:count]
+        return sorted(longest, key=lambda s: s.start)
+
+
+@dataclass
+class Review:
+    evidence: Evidence
+    touchpoints: list[TouchpointReview]  # in the catalog's order (stage by stage)
+    vital_few: list[str]
+
+    @property
+    def by_id(self) -> dict[str, TouchpointReview]:
+        return {row.touchpoint.id: row for row in self.touchpoints}
+
+    def stages(self) -> list[tuple[str, list[TouchpointReview]]]:
+        grouped: dict[str, list[TouchpointReview]] = {}
+        for row in self.touchpoints:
+            grouped.setdefault(row.touchpoint.stage, []).append(row)
+        return list(grouped.items())
+
+
+def review(catalog: Catalog, evidence: Evidence) -> Review:
+    """Derive the review from the evidence. The vital few are the touchpoints broken in a period of the
+    span, ranked by customers impacted, cut at 80% of them (docs/SEMANTICS.md "Impact"): a review looks
+    back, so an incident it covers counts though it is over."""
+    rows = []
+    for touchpoint in catalog.touchpoints:
+        found = evidence.touchpoints.get(touchpoint.id)
+        if found is None:
+            found = TouchpointEvidence([0] * evidence.periods, [0] * evidence.periods)
+        pairs = list(zip(found.good, found.bad, strict=True))
+        rows.append(
+            TouchpointReview(
+                touchpoint,
+                list(found.good),
+                list(found.bad),
+                [reliability(good, bad) for good, bad in pairs],
+                [touchpoint_state(touchpoint, good, bad) for good, bad in pairs],
+                list(found.spells),
+                found.impact,
+            )
+        )
+    states = {row.touchpoint.id: BROKEN if row.was_broken else row.state_now for row in rows}
+    impacted = {row.touchpoint.id: int(row.impact.get("customers_impacted", 0)) for row in rows}
+    return Review(evidence, rows, vital_few(states, impacted))
+
+
+def survey_gap(voice: dict) -> tuple[str, float] | None:
+    """A touchpoint's survey gap: the mean score after good minus after bad, of nps (or of the first
+    survey with answers on both sides), with the survey's name; None without answers on both sides."""
+    for survey in sorted(voice, key=lambda name: (name != "nps", name)):
+        good, bad = voice[survey]["after_good"]["mean"], voice[survey]["after_bad"]["mean"]
+        if good is not None and bad is not None:
+            return survey, good - bad
+    return None
+
+
+def spells(states: list[tuple[int, str | None]]) -> list[Spell]:
+    """The spells broken in a time-ordered series of (instant, state; None where there was no value):
+    each from the first broken instant to the first after it that is not broken."""
+    found: list[Spell] = []
+    since: int | None = None
+    for at, state in states:
+        if state == BROKEN:
+            if since is None:
+                since = at
+        elif since is not None:
+            found.append(Spell(since, at))
+            since = None
+    if since is not None:
+        found.append(Spell(since, None))
+    return found

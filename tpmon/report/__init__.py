@@ -1,0 +1,1 @@
+"""tpmon report: the reliability review as one HTML file (docs/REVIEW.md)."""

@@ -1,0 +1,165 @@
+"""The review's charts, drawn by matplotlib as SVG to inline in the HTML (docs/REVIEW.md says why
+matplotlib). Figures are made without pyplot (no global state) and written deterministically: the
+same review gives the same bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from datetime import UTC, datetime
+
+import matplotlib
+from matplotlib import dates, ticker
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from monitor.conventions import BROKEN, DIFFERENTIATING, RELIABLE, STATE_VALUES, UNKNOWN
+from monitor.review import Review, TouchpointReview
+
+WIDTH = 6.9  # inches: the text width of A4 with the page's margins
+COLOURS = {
+    BROKEN: "#c0392b",
+    RELIABLE: "#27ae60",
+    DIFFERENTIATING: "#2471a3",
+    UNKNOWN: "#d5d8dc",
+}
+INK, MUTED = "#1c2833", "#5d6d7e"
+STYLE = {
+    "svg.fonttype": "none",  # text stays text: the browser's font, selectable, small
+    "font.family": "sans-serif",
+    "font.size": 8,
+    "axes.edgecolor": MUTED,
+    "axes.labelcolor": INK,
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def _instant(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(tzinfo=None)
+
+
+def _svg(figure: Figure, name: str) -> str:
+    """The figure as an SVG element (no XML prolog), ids salted by ``name`` so that charts inlined in
+    one page do not share them."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": name}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _time_axis(axes, review: Review) -> None:  # type: ignore[no-untyped-def]
+    evidence = review.evidence
+    locator = dates.AutoDateLocator(minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, show_offset=False))
+    axes.set_xlim(_instant(evidence.start), _instant(evidence.start + evidence.periods * evidence.period))
+
+
+def reliability(review: Review, row: TouchpointReview) -> str:
+    """Reliability per period (a step for each period, a dot where it was decided) against the
+    objective and differentiating lines; the spells broken shaded."""
+    evidence = review.evidence
+    touchpoint = row.touchpoint
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=(WIDTH, 1.9), layout="constrained")
+        axes = figure.add_subplot()
+        starts = [_instant(at) for at in evidence.starts()]
+        middles = [_instant(at + evidence.period // 2) for at in evidence.starts()]
+        values = [math.nan if value is None else value for value in row.reliability]
+        for spell in row.spells:
+            end = spell.end if spell.end is not None else evidence.end
+            axes.axvspan(_instant(spell.start), _instant(end), color=COLOURS[BROKEN], alpha=0.14, lw=0)
+        axes.axhline(touchpoint.objective, color=COLOURS[BROKEN], ls="--", lw=1, label="objective")
+        axes.axhline(
+            touchpoint.differentiating, color=COLOURS[DIFFERENTIATING], ls=":", lw=1.2, label="differentiating"
+        )
+        axes.step(
+            [*starts, _instant(evidence.start + evidence.periods * evidence.period)],
+            [*values, values[-1]],
+            where="post",
+            color=INK,
+            lw=1.2,
+            label="reliability per period",
+        )
+        states = row.states
+        axes.scatter(middles, values, s=14, zorder=3, color=[COLOURS[state] for state in states], edgecolors="none")
+        decided = [value for value in values if not math.isnan(value)]
+        low = min([touchpoint.objective, *decided]) if decided else touchpoint.objective
+        margin = max((1 - low) * 0.15, 0.005)
+        axes.set_ylim(max(low - margin, 0), 1 + margin / 3)
+        axes.yaxis.set_major_formatter(ticker.PercentFormatter(1.0, decimals=None if 1 - low > 0.05 else 1))
+        axes.yaxis.set_major_locator(ticker.MaxNLocator(4))
+        axes.grid(axis="y", color="#eaeded", lw=0.6)
+        _time_axis(axes, review)
+        if row.spells:
+            axes.plot([], [], color=COLOURS[BROKEN], alpha=0.3, lw=6, label="broken (1h window)")
+        axes.legend(loc="lower left", fontsize=7, frameon=False, ncols=4)
+        return _svg(figure, f"reliability-{touchpoint.id}")
+
+
+def states(review: Review) -> str:
+    """Every touchpoint's state per period, one row each in the catalog's order: the span at a glance."""
+    evidence = review.evidence
+    rows = review.touchpoints
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=(WIDTH, 0.5 + 0.2 * len(rows)), layout="constrained")
+        axes = figure.add_subplot()
+        order = sorted(STATE_VALUES, key=STATE_VALUES.get)
+        colours = ListedColormap([COLOURS[state] for state in order])
+        grid = [[STATE_VALUES[state] for state in row.states] for row in rows]
+        left, right = _instant(evidence.start), _instant(evidence.start + evidence.periods * evidence.period)
+        axes.imshow(
+            grid,
+            cmap=colours,
+            vmin=-0.5,
+            vmax=len(order) - 0.5,
+            aspect="auto",
+            interpolation="nearest",
+            extent=(dates.date2num(left), dates.date2num(right), len(rows), 0),
+        )
+        axes.set_yticks([index + 0.5 for index in range(len(rows))], [row.touchpoint.id for row in rows])
+        axes.tick_params(axis="y", length=0)
+        for spine in axes.spines.values():
+            spine.set_visible(False)
+        axes.xaxis_date()
+        _time_axis(axes, review)
+        for state in (BROKEN, RELIABLE, DIFFERENTIATING, UNKNOWN):
+            axes.plot([], [], "s", color=COLOURS[state], label=state if state != UNKNOWN else "too few outcomes")
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncols=4, fontsize=7, frameon=False, borderaxespad=1.8)
+        return _svg(figure, "states")
+
+
+def customers(review: Review) -> str:
+    """Customers who joined and who left, per period."""
+    evidence = review.evidence
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=(WIDTH, 1.6), layout="constrained")
+        axes = figure.add_subplot()
+        width = evidence.period / 1_000_000 / 86400 * 0.4  # in days, matplotlib's date unit
+        starts = [dates.date2num(_instant(at)) for at in evidence.starts()]
+        axes.bar(
+            [s + width * 0.5 for s in starts],
+            evidence.joined,
+            width=width * 0.95,
+            align="edge",
+            color=COLOURS[RELIABLE],
+            label="joined",
+        )
+        axes.bar(
+            [s + width * 1.5 for s in starts],
+            evidence.left,
+            width=width * 0.95,
+            align="edge",
+            color=COLOURS[BROKEN],
+            label="left",
+        )
+        axes.xaxis_date()
+        _time_axis(axes, review)
+        axes.yaxis.set_major_locator(ticker.MaxNLocator(4, integer=True))
+        axes.grid(axis="y", color="#eaeded", lw=0.6)
+        axes.legend(loc="upper left", fontsize=7, frameon=False, ncols=2)
+        return _svg(figure, "customers")

@@ -1,0 +1,221 @@
+"""The review as one self-contained HTML page: the summary first, then the span at a glance, the
+vital few, each stage's touchpoints with their charts, customers in and out, and a few stories.
+Nothing is fetched when it opens (inline SVG and CSS), and it prints on A4."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+
+from monitor.conventions import BROKEN
+from monitor.review import Review, TouchpointReview
+from monitor.review.text import budget, gap, instant, length, percent, points, span, summary, when
+
+from . import charts
+
+CSS = """
+@page { size: A4; margin: 14mm 12mm; }
+* { box-sizing: border-box; }
+body { font: 10pt/1.4 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1c2833;
+       margin: 0 auto; padding: 16px; max-width: 190mm; background: #fff; }
+h1 { font-size: 17pt; margin: 0 0 2px; }
+h2 { font-size: 13pt; margin: 22px 0 6px; border-bottom: 2px solid #1c2833; padding-bottom: 2px; }
+h3 { font-size: 11pt; margin: 0; }
+.sub { color: #5d6d7e; margin: 0 0 10px; }
+pre.summary { white-space: pre-wrap; font: 8pt/1.35 ui-monospace, "DejaVu Sans Mono", monospace;
+              background: #f4f6f7; border-left: 4px solid #1c2833; padding: 8px 10px; margin: 8px 0; }
+table { border-collapse: collapse; width: 100%; font-size: 9pt; margin: 4px 0 8px; }
+th, td { text-align: left; padding: 2px 6px; border-bottom: 1px solid #e5e8e8; vertical-align: top; }
+th { color: #5d6d7e; font-weight: 600; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+.state { display: inline-block; padding: 0 6px; border-radius: 3px; color: #fff; font-size: 8.5pt; }
+.broken { background: #c0392b; } .reliable { background: #27ae60; }
+.differentiating { background: #2471a3; } .unknown { background: #95a5a6; }
+section.touchpoint { break-inside: avoid; page-break-inside: avoid; margin: 10px 0 14px; }
+section.touchpoint.was-broken { border-left: 4px solid #c0392b; padding-left: 8px; }
+.figures { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 9pt; margin: 3px 0; }
+.figures b { font-variant-numeric: tabular-nums; }
+.owner { color: #5d6d7e; font-weight: normal; }
+svg { max-width: 100%; height: auto; display: block; }
+.story { break-inside: avoid; page-break-inside: avoid; }
+tr.bad td { color: #c0392b; font-weight: 600; }
+.note { color: #5d6d7e; font-size: 8.5pt; }
+.stage { break-after: avoid; page-break-after: avoid; }
+"""
+
+
+def page(review: Review, written_at: int, progress: Callable[[str], None] | None = None) -> str:
+    """The whole page; ``written_at`` (when the review is written, as it says at the bottom) is
+    passed in."""
+    evidence = review.evidence
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Reliability review, {escape(span(review))}</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Reliability review</h1>",
+        f'<p class="sub">{escape(span(review))}, from {escape(evidence.source)}.</p>',
+        f'<pre class="summary">{escape(summary(review))}</pre>',
+        *(f'<p class="note">{escape(note)}</p>' for note in evidence.notes),
+        "<h2>The span at a glance</h2>",
+        '<p class="note">Each touchpoint\'s state per period: broken under its objective, differentiating at '
+        "or above its differentiating line, grey with fewer outcomes than its min_events.</p>",
+        charts.states(review),
+        *_vital_few(review),
+    ]
+    for stage, rows in review.stages():
+        parts.append(f'<h2 class="stage">Stage: {escape(stage)}</h2>')
+        for row in rows:
+            if progress is not None:
+                progress(row.touchpoint.id)
+            parts += _touchpoint(review, row)
+    parts += [
+        "<h2>Customers in and out</h2>",
+        charts.customers(review),
+        _table(
+            ("period", "joined", "left"),
+            [
+                (when(at, evidence.period), joined, left)
+                for at, joined, left in zip(evidence.starts(), evidence.joined, evidence.left, strict=True)
+            ],
+            numeric={1, 2},
+        ),
+        *_stories(review),
+        f'<p class="note">Written {escape(instant(written_at))} UTC by tpmon report. Reliability is good / (good + '
+        "bad) of the outcomes decided in a period; a touchpoint's state needs at least its min_events of them. "
+        "Broken spells are the times its state was broken over the live wall's window (the last hour). The "
+        "error budget is the bad outcomes the objective allows of those decided in the span.</p>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _table(headings: tuple[str, ...], rows: list[tuple], numeric: set[int] = frozenset(), classes=None) -> str:  # type: ignore[assignment,no-untyped-def]
+    head = "".join(
+        f'<th class="n">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>" for i, h in enumerate(headings)
+    )
+    body = []
+    for index, cells in enumerate(rows):
+        css = f' class="{classes[index]}"' if classes and classes[index] else ""
+        tds = "".join(
+            f'<td class="n">{escape(str(cell))}</td>' if i in numeric else f"<td>{escape(str(cell))}</td>"
+            for i, cell in enumerate(cells)
+        )
+        body.append(f"<tr{css}>{tds}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _state(state: str) -> str:
+    return f'<span class="state {escape(state)}">{escape(state)}</span>'
+
+
+def _vital_few(review: Review) -> list[str]:
+    per = review.evidence.impacted_per
+    parts = ["<h2>The vital few</h2>"]
+    if not review.vital_few:
+        return [*parts, "<p>No touchpoint was broken in the span.</p>"]
+    parts.append(
+        f'<p class="note">The touchpoints broken in the span, the most customers impacted first ({escape(per)}), '
+        "cut where they cover 80% of them. Left after bad: customers who left within the attribution window "
+        "after a bad outcome. Survey gap: the mean score after a good outcome minus after a bad one.</p>"
+    )
+    by_id = review.by_id
+    rows = []
+    for touchpoint in review.vital_few:
+        row = by_id[touchpoint]
+        impact = row.impact
+        rows.append(
+            (
+                touchpoint,
+                row.touchpoint.owner,
+                impact.get("customers_impacted", 0),
+                impact.get("left_after_bad", 0),
+                gap(impact),
+                len(row.spells),
+            )
+        )
+    parts.append(
+        _table(
+            ("touchpoint", "owner", "customers impacted", "left after bad", "survey gap", "spells broken"),
+            rows,
+            numeric={2, 3, 4, 5},
+        )
+    )
+    return parts
+
+
+def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
+    touchpoint, evidence = row.touchpoint, review.evidence
+    css = "touchpoint was-broken" if row.spells else "touchpoint"
+    last = row.reliability[-1] if row.reliability else None
+    impact = row.impact
+    parts = [
+        f'<section class="{css}" id="{escape(touchpoint.id)}">',
+        f'<h3>{escape(touchpoint.id)} <span class="owner">· owner {escape(touchpoint.owner)}</span> '
+        f"{_state(row.state_now)}</h3>",
+        f'<div class="note">{escape(touchpoint.description)}</div>' if touchpoint.description else "",
+        '<div class="figures">'
+        f"<span>last period <b>{percent(last)}</b></span>"
+        f"<span>change <b>{escape(points(row.change))}</b></span>"
+        f"<span>objective <b>{percent(touchpoint.objective)}</b></span>"
+        f"<span>differentiating <b>{percent(touchpoint.differentiating)}</b></span>"
+        f"<span>error budget left <b>{escape(budget(row))}</b></span>"
+        f"<span>decided <b>{row.decided}</b> ({sum(row.bad)} bad)</span>"
+        f"<span>customers impacted <b>{impact.get('customers_impacted', 0)}</b></span>"
+        f"<span>left after bad <b>{impact.get('left_after_bad', 0)}</b></span>"
+        f"<span>survey gap <b>{escape(gap(impact))}</b></span>"
+        "</div>",
+        charts.reliability(review, row),
+    ]
+    if row.spells:
+        parts.append(
+            _table(
+                ("broken from", "to", "for"),
+                [
+                    (
+                        instant(s.start),
+                        instant(s.end) if s.end is not None else "the end (still broken)",
+                        length(s.length(evidence.end)),
+                    )
+                    for s in row.spells
+                ],
+            )
+        )
+    elif BROKEN in row.states:
+        parts.append('<p class="note">Broken over a whole period, though in no hour on its own.</p>')
+    parts.append("</section>")
+    return parts
+
+
+def _stories(review: Review) -> list[str]:
+    stories = review.evidence.stories
+    parts = ["<h2>Stories</h2>"]
+    if not stories:
+        return [
+            *parts,
+            '<p class="note">No customer story: no bad outcome of a broken touchpoint, or the source '
+            "keeps no journeys.</p>",
+        ]
+    parts.append(
+        '<p class="note">Customers behind the numbers: each journey as its events and outcomes came, one '
+        "customer's own and no one else's, chosen for a bad outcome of a broken touchpoint.</p>"
+    )
+    for story in stories:
+        rows, classes = [], []
+        for step in story.steps:
+            if step.outcome is None:
+                rows.append((instant(step.at), step.what, step.detail))
+                classes.append("")
+            else:
+                rows.append((instant(step.at), f"→ {step.what}: {step.outcome}", step.detail))
+                classes.append("bad" if step.outcome == "bad" else "")
+        dropped = f" ({story.dropped} earlier entries no longer kept)" if story.dropped else ""
+        parts += [
+            '<div class="story">',
+            f'<h3>{escape(story.customer)} <span class="owner">· for {escape(story.touchpoint)}{escape(dropped)}'
+            "</span></h3>",
+            _table(("when (UTC)", "what", "detail"), rows, classes=classes),
+            "</div>",
+        ]
+    return parts
