@@ -107,10 +107,11 @@ class TouchpointReview:
 
     @property
     def change(self) -> float | None:
-        """The last period's reliability minus the one before (a fraction: 0.01 is one point)."""
-        if len(self.reliability) < 2 or self.reliability[-1] is None or self.reliability[-2] is None:
+        """The last period's reliability minus the one before (a fraction: 0.01 is one point); None
+        unless both had their min_events (a change from a handful of outcomes is noise)."""
+        if len(self.states) < 2 or UNKNOWN in self.states[-2:]:
             return None
-        return self.reliability[-1] - self.reliability[-2]
+        return self.reliability[-1] - self.reliability[-2]  # type: ignore[operator]
 
     @property
     def decided(self) -> int:

@@ -138,7 +138,7 @@ class Tracker:
             if inside:
                 spell = max(inside, key=lambda s: s.length(ends))
                 until = spell.end if spell.end is not None else math.inf
-                candidates = [c for c in candidates if spell.start - self.window <= c[0] <= until] or candidates
+                candidates = [c for c in candidates if spell.start <= c[0] <= until] or candidates
             taken = {customer for _, customer in chosen}
             for _, customer in candidates:
                 if customer not in taken:

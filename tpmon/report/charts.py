@@ -97,7 +97,7 @@ def reliability(review: Review, row: TouchpointReview) -> str:
         _time_axis(axes, review)
         if row.spells:
             axes.plot([], [], color=COLOURS[BROKEN], alpha=0.3, lw=6, label="broken (1h window)")
-        axes.legend(loc="lower left", fontsize=7, frameon=False, ncols=4)
+        axes.legend(loc="lower left", bbox_to_anchor=(0, 1), fontsize=7, frameon=False, ncols=4, borderaxespad=0.2)
         return _svg(figure, f"reliability-{touchpoint.id}")
 
 
@@ -161,5 +161,5 @@ def customers(review: Review) -> str:
         _time_axis(axes, review)
         axes.yaxis.set_major_locator(ticker.MaxNLocator(4, integer=True))
         axes.grid(axis="y", color="#eaeded", lw=0.6)
-        axes.legend(loc="upper left", fontsize=7, frameon=False, ncols=2)
+        axes.legend(loc="lower left", bbox_to_anchor=(0, 1), fontsize=7, frameon=False, ncols=2, borderaxespad=0.2)
         return _svg(figure, "customers")

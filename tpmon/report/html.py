@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
-from monitor.conventions import BROKEN
 from monitor.review import Review, TouchpointReview
 from monitor.review.text import budget, gap, instant, length, percent, points, span, summary, when
 
 from . import charts
+
+SPELLS_SHOWN = 5  # a touchpoint's longest spells broken, in its section
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -38,6 +39,7 @@ section.touchpoint.was-broken { border-left: 4px solid #c0392b; padding-left: 8p
 .owner { color: #5d6d7e; font-weight: normal; }
 svg { max-width: 100%; height: auto; display: block; }
 .story { break-inside: avoid; page-break-inside: avoid; }
+.story td:first-child { white-space: nowrap; }
 tr.bad td { color: #c0392b; font-weight: 600; }
 .note { color: #5d6d7e; font-size: 8.5pt; }
 .stage { break-after: avoid; page-break-after: avoid; }
@@ -147,7 +149,7 @@ def _vital_few(review: Review) -> list[str]:
 
 def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
     touchpoint, evidence = row.touchpoint, review.evidence
-    css = "touchpoint was-broken" if row.spells else "touchpoint"
+    css = "touchpoint was-broken" if row.was_broken else "touchpoint"
     last = row.reliability[-1] if row.reliability else None
     impact = row.impact
     parts = [
@@ -169,6 +171,7 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
         charts.reliability(review, row),
     ]
     if row.spells:
+        shown = row.longest_spells(SPELLS_SHOWN, evidence.end)
         parts.append(
             _table(
                 ("broken from", "to", "for"),
@@ -178,11 +181,16 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
                         instant(s.end) if s.end is not None else "the end (still broken)",
                         length(s.length(evidence.end)),
                     )
-                    for s in row.spells
+                    for s in shown
                 ],
             )
         )
-    elif BROKEN in row.states:
+        if len(row.spells) > len(shown):
+            parts.append(
+                f'<p class="note">Broken {len(row.spells)} times in the span (on the wall\'s hour); the '
+                f"{len(shown)} longest are shown.</p>"
+            )
+    elif row.was_broken:
         parts.append('<p class="note">Broken over a whole period, though in no hour on its own.</p>')
     parts.append("</section>")
     return parts

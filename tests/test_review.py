@@ -1,0 +1,293 @@
+"""`tpmon report`: the reliability review from a replay (the Prometheus path is in
+tests/integration/test_customer_room.py), its model, its bad input, and a real Chromium's rendering."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from monitor.catalog import load_catalog
+from monitor.conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN
+from monitor.durations import parse_duration
+from monitor.events import parse_timestamp
+from monitor.review import Evidence, Spell, TouchpointEvidence, period_start, review
+from monitor.review.model import survey_gap
+from monitor.review.model import spells as spells_of
+from monitor.simulate import Simulation
+from tests.builders import event
+from tpmon.cli import main
+
+from .conftest import ROOT
+
+WEEK_START = "2026-11-23T00:00:00Z"  # a Monday
+OUTAGE_DAY = "2026-11-26"  # the fourth day: 09:00 to 15:00 (monitor.simulate.scenarios)
+
+
+def report(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["report", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def at(text: str) -> int:
+    found = parse_timestamp(text)
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A simulated week with a billing outage on its fourth day, its events and its review."""
+    root = tmp_path_factory.mktemp("week")
+    events = root / "week.jsonl"
+    run = Simulation(
+        customers=6000, duration=parse_duration("7d"), seed=3, scenario="billing-outage-week", start=WEEK_START
+    )
+    with events.open("wb") as stream:
+        for raw in run.lines():
+            stream.write(raw + b"\n")
+    out = root / "review.html"
+    code, summary, stderr = report(str(events), "--out", str(out), "--period", "1d")
+    assert code == 0, stderr
+    return events, out, summary
+
+
+def test_the_incident_weeks_review_names_bill_correct_broken_on_the_outage_day(week):
+    _, out, summary = week
+    broken = summary.split("Broken in a period:")[1].split("\n")
+    bill = next(line for line in broken if line.strip().startswith("bill-correct"))
+    periods = bill.split("): ", 1)[1].split(";")[0]
+    assert re.fullmatch(rf"{OUTAGE_DAY} \(\d+\.\d%\)", periods), bill  # broken that day, and no other
+    spell = re.search(r"the longest spell (\S+ \S+) to (\S+ \S+)", bill)
+    assert spell, bill
+    start, end = (at(text.replace(" ", "T") + ":00Z") for text in spell.groups())
+    # The outage's hours, on the wall's window of an hour (which may have flickered into it just before).
+    assert at(f"{OUTAGE_DAY}T06:00:00Z") <= start <= at(f"{OUTAGE_DAY}T10:00:00Z"), bill
+    assert at(f"{OUTAGE_DAY}T15:00:00Z") <= end <= at(f"{OUTAGE_DAY}T16:30:00Z"), bill
+    vital = summary.split("Vital few")[1].split("\n")[1]
+    assert vital.strip().startswith("bill-correct:") and "customers impacted" in vital
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<pre class=\"summary\">Reliability review" in page
+    assert 'id="bill-correct"' in page and "owner billing" in page
+    assert page.count("<svg") == 13 + 2  # a chart per touchpoint, the states at a glance, customers in and out
+
+
+def test_the_review_is_self_contained_and_each_story_is_one_customers(week):
+    events, out, _ = week
+    page = out.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the review fetches nothing when it opens"
+    assert "<script" not in page
+    customers = {orjson.loads(line)["customer_id"] for line in events.read_bytes().splitlines()}
+    stories = page.split("<h2>Stories</h2>")[1]
+    told = re.findall(r"<h3>(c-\d+) <span", stories)
+    assert told and len(told) == len(set(told)), told
+    for section, customer in zip(stories.split("<h3>")[1:], told, strict=True):
+        named = set(re.findall(r"c-\d{6}", section)) & customers
+        assert named == {customer}, f"the story of {customer} names {named - {customer}}"
+        assert ": bad</td>" in section  # the bad outcome it was chosen for
+    assert "for bill-correct" in stories.split("<h3>")[1]  # the vital few's first
+
+
+def test_the_review_is_written_the_same_twice(week, tmp_path):
+    events, out, _ = week
+    again = tmp_path / "again.html"
+    assert report(str(events), "--out", str(again), "--period", "1d")[0] == 0
+    written = re.compile(r"Written [^<]* UTC")
+    assert written.sub("", again.read_text()) == written.sub("", out.read_text())
+
+
+@pytest.mark.slow
+def test_chromium_renders_the_review_and_prints_it_on_a4(week, tmp_path):
+    """A real headless Chromium (Debian's, `make deps`): the screenshot is not blank, shows the broken
+    state's red and text, and the print has A4 pages."""
+    import numpy
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "`make deps` installs Debian's chromium"
+    _, out, _ = week
+    shot, pdf = tmp_path / "review.png", tmp_path / "review.pdf"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
+    for args in ([f"--screenshot={shot}", "--window-size=900,1300"], [f"--print-to-pdf={pdf}", "--no-pdf-header-footer"]):
+        subprocess.run([*flags, *args, out.as_uri()], capture_output=True, timeout=120, check=True)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (900, 1300)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50, "a blank or nearly blank screenshot"
+    white = max(colours)[0]
+    assert white < 0.95 * 900 * 1300, "the screenshot is mostly one colour"
+    r, g, b = (numpy.asarray(image)[:, :, channel].astype(int) for channel in range(3))
+    red = int(((r > 170) & (g < 90) & (b < 80)).sum())  # the broken state (#c0392b)
+    ink = int(((r < 60) & (g < 60) & (b < 70)).sum())  # text
+    assert red > 200 and ink > 2000, (red, ink)
+    printed = pdf.read_bytes()
+    pages = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", printed)
+    assert len(pages) >= 3, "the review prints on several pages"
+    width, height = (float(v) for v in pages[0])
+    assert abs(width - 595.3) < 2 and abs(height - 841.9) < 2, pages[0]  # A4, in points
+
+
+# Bad input, each with a clear message.
+
+
+def test_an_empty_file_says_there_is_nothing_to_review(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, stderr = report(str(empty), "--out", str(tmp_path / "r.html"))
+    assert code == 1 and "no event to review in" in stderr and "(nothing)" in stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_file_of_bad_lines_says_how_many_were_rejected(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n{}\n")
+    code, _, stderr = report(str(bad), "--out", str(tmp_path / "r.html"))
+    assert code == 1 and "2 lines, 2 rejected" in stderr
+
+
+def test_events_that_decide_nothing_say_so(tmp_path):
+    joined = tmp_path / "joined.jsonl"
+    joined.write_bytes(event("customer.joined", 0).raw + b"\n")
+    code, _, stderr = report(str(joined), "--out", str(tmp_path / "r.html"))
+    assert code == 1 and "nothing was decided" in stderr
+
+
+def test_a_prometheus_that_is_down_says_it_cannot_be_reached(tmp_path):
+    from tpmon.broker import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    code, _, stderr = report("--prometheus", url, "--out", str(tmp_path / "r.html"))
+    assert code == 1 and f"Prometheus at {url} cannot be reached" in stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--period", "30s"], "is too short"),
+        (["--prometheus", "http://127.0.0.1:9"], "not both"),
+        (["-"], "give files, not standard input"),
+        (["--period", "1m"], "choose a longer --period"),
+    ],
+    ids=["a period under a minute", "files and Prometheus", "standard input", "too many periods"],
+)
+def test_bad_options_say_what_to_do(week, tmp_path, args, message):
+    events, _, _ = week
+    inputs = [] if "-" in args else [str(events)]
+    code, _, stderr = report(*inputs, *args, "--out", str(tmp_path / "r.html"))
+    assert code != 0 and message in stderr, stderr
+
+
+def test_a_period_with_no_data_is_shown_as_none_not_as_broken(tmp_path):
+    """Orders on the first and the third day, none on the second: the second has no reliability and
+    no state (not 0%, not broken), and the review is written."""
+    lines = []
+    for day, start in ((0, 0), (2, 2 * 86400)):
+        for n in range(30):
+            customer = f"c-{day}{n:03d}"
+            lines += [
+                event("order.placed", start + n * 60, customer, order_id=f"o-{day}-{n}"),
+                event("order.confirmed", start + n * 60 + 30, customer, order_id=f"o-{day}-{n}"),
+            ]
+    events = tmp_path / "gap.jsonl"
+    events.write_bytes(b"".join(e.raw + b"\n" for e in lines))
+    out = tmp_path / "r.html"
+    code, summary, stderr = report(str(events), "--out", str(out))
+    assert code == 0, stderr
+    row = next(line for line in summary.splitlines() if line.startswith("order-confirmed"))
+    assert "differentiating" in row and "100.0%" in row
+    catalog = load_catalog(ROOT / "rules")
+    from tpmon.report.replay import evidence
+
+    found, _ = evidence(catalog, [("file", events)], parse_duration("1d"), None, False, lambda text: None)
+    assert found is not None and found.periods == 3
+    confirmed = review(catalog, found).by_id["order-confirmed"]
+    assert confirmed.reliability == [1.0, None, 1.0]
+    assert confirmed.states == [DIFFERENTIATING, UNKNOWN, DIFFERENTIATING]
+    assert confirmed.change is None  # the period before the last has nothing to compare with
+    assert "<svg" in out.read_text()
+
+
+# The model.
+
+
+@pytest.mark.parametrize(
+    "instant, period, start",
+    [
+        ("2026-11-26T13:45:00Z", "1d", "2026-11-26T00:00:00Z"),
+        ("2026-11-26T13:45:00Z", "7d", "2026-11-23T00:00:00Z"),
+        ("2026-11-23T00:00:00Z", "7d", "2026-11-23T00:00:00Z"),
+        ("2026-11-22T23:59:59Z", "7d", "2026-11-16T00:00:00Z"),
+        ("2026-11-26T13:45:00Z", "1h", "2026-11-26T13:00:00Z"),
+    ],
+    ids=["a day from midnight", "a week from its Monday", "a Monday's midnight", "a Sunday night", "an hour"],
+)
+def test_periods_are_aligned_to_midnight_and_mondays(instant, period, start):
+    assert period_start(at(instant), parse_duration(period)) == at(start)
+
+
+@pytest.mark.parametrize(
+    "states, expected",
+    [
+        ([(1, RELIABLE), (2, BROKEN), (3, BROKEN), (4, RELIABLE)], [Spell(2, 4)]),
+        ([(1, BROKEN), (2, UNKNOWN), (3, BROKEN)], [Spell(1, 2), Spell(3, None)]),
+        ([(1, BROKEN), (2, None), (3, RELIABLE)], [Spell(1, 2)]),
+        ([(1, RELIABLE), (2, None)], []),
+    ],
+    ids=["one spell", "too few outcomes ends one", "no value ends one", "none"],
+)
+def test_spells_run_from_the_first_broken_instant_to_the_first_that_is_not(states, expected):
+    assert spells_of(states) == expected
+
+
+def _evidence(good: list[int], bad: list[int], impacted: int = 0) -> Evidence:
+    day = parse_duration("1d")
+    return Evidence(
+        "test",
+        0,
+        day,
+        len(good) * day,
+        {"bill-correct": TouchpointEvidence(good, bad, [], {"customers_impacted": impacted})},
+        [0] * len(good),
+        [0] * len(good),
+    )
+
+
+@pytest.mark.parametrize(
+    "good, bad, budget, change, now",
+    [
+        ([970, 998], [30, 2], 1 - 32 / (0.03 * 2000), 0.028, DIFFERENTIATING),
+        ([950, 940], [50, 60], 1 - 110 / (0.03 * 2000), -0.01, BROKEN),
+        ([0, 0], [0, 0], None, None, UNKNOWN),
+        ([5, 970], [0, 30], 1 - 30 / (0.03 * 1005), None, RELIABLE),
+    ],
+    ids=["budget partly spent", "budget overspent", "nothing decided", "the period before had too few"],
+)
+def test_budget_change_and_state_now(catalog, good, bad, budget, change, now):
+    row = review(catalog, _evidence(good, bad)).by_id["bill-correct"]
+    assert row.budget_left == pytest.approx(budget) if budget is not None else row.budget_left is None
+    assert row.change == pytest.approx(change) if change is not None else row.change is None
+    assert row.state_now == now
+
+
+def test_the_vital_few_are_the_touchpoints_broken_in_a_period(catalog):
+    broken_once = review(catalog, _evidence([990, 900, 995], [10, 100, 5], impacted=90))
+    assert broken_once.vital_few == ["bill-correct"]  # though it is differentiating now
+    assert broken_once.by_id["bill-correct"].worst == 1
+    healthy = review(catalog, _evidence([990, 995], [10, 5], impacted=15))
+    assert healthy.vital_few == []
+
+
+def test_the_survey_gap_prefers_nps():
+    side = {"answers": 3, "mean": 0.0}
+    voice = {
+        "csat": {"after_good": {**side, "mean": 4.5}, "after_bad": {**side, "mean": 2.0}},
+        "nps": {"after_good": {**side, "mean": 8.0}, "after_bad": {**side, "mean": 5.5}},
+    }
+    assert survey_gap(voice) == ("nps", 2.5)
+    assert survey_gap({"nps": {"after_good": {"answers": 0, "mean": None}, "after_bad": side}}) is None
