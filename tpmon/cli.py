@@ -12,8 +12,8 @@ from .commands.demo import demo
 from .commands.kafka import kafka
 from .commands.produce import produce
 from .commands.rejects import rejects
-from .commands.report import report
 from .commands.replay import replay
+from .commands.report import report
 from .commands.rules import rules
 from .commands.simulate import simulate
 from .commands.worker import worker

@@ -17,8 +17,13 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from monitor.catalog import load_catalog
+from monitor.durations import parse_duration
+from monitor.observe.windows import PROFILES
+from monitor.review import review
 from tpmon.broker import free_port
 from tpmon.cli import main
+from tpmon.report.prometheus import evidence
 
 from .conftest import ROOT, Namespace, wait_until
 
@@ -102,7 +107,9 @@ class Stack:
                 stdout=(root / "prometheus.log").open("wb"), stderr=subprocess.STDOUT,
             ),
         ]  # fmt: skip
-        wait_until(lambda: self.query("up") is not None, 60, "Prometheus to answer")
+        # Ready once it has scraped the worker: Prometheus hands its targets to the scrapers seconds after
+        # it answers, and a counter's increase before its first scrape is not known to it.
+        wait_until(lambda: self.query('up{job="tpmon"} == 1'), 60, "Prometheus to scrape the worker")
 
     def query(self, expr: str) -> list | None:
         """The result of an instant query, or None when Prometheus refused it (or is not up)."""
@@ -246,6 +253,30 @@ def test_a_billing_outage_pages_billing_and_every_query_answers(room):
     assert len(paging) == 1, paging
     simulator.terminate()
     simulator.wait(30)
+
+    # The review of what Prometheus recorded (tpmon report --prometheus: query_range over the recording
+    # rules of the test profile, where a minute is a second): bill-correct broken from the outage's
+    # onset, and its outcomes those the worker counted, once the window holding the last is whole.
+    counted = worker.outcomes()["bill-correct"]
+    time.sleep(5 + 2)  # the 5s window (5m in the test profile) with the last outcomes, and two evaluations
+    url = f"http://127.0.0.1:{stack.prom_port}"
+    since = parse_duration(f"{int(time.time() - started) + 5}s")
+    catalog = load_catalog(ROOT / "rules")
+    now = time.time_ns() // 1000
+    found = evidence(catalog, url, since, parse_duration("10s"), PROFILES["test"], now, lambda text: None)
+    judged = review(catalog, found).by_id["bill-correct"]
+    assert judged.was_broken and judged.spells, judged
+    longest = max(judged.spells, key=lambda spell: spell.length(found.end))
+    assert onset - 5 <= longest.start / 1e6 <= onset + 20, (longest, onset)
+    assert abs(judged.decided - sum(counted)) <= 0.1 * sum(counted), (judged.decided, counted)
+    out = namespace.root / "review.html"
+    done = namespace.run(
+        "report", "--prometheus", url, "--since", f"{since // 1_000_000}s", "--period", "10s", "--profile", "test",
+        "--out", str(out),
+    )  # fmt: skip
+    assert "bill-correct (billing" in done.stdout.decode().split("Broken in a period:")[1]
+    page = out.read_text()
+    assert 'id="bill-correct"' in page and f"Prometheus at {url}" in page and "Prometheus keeps no journeys" in page
 
 
 def test_a_healthy_run_pages_nobody(room):
