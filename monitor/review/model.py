@@ -133,10 +133,22 @@ class TouchpointReview:
         return BROKEN in self.states
 
     @property
+    def hurt(self) -> int:
+        """Bad outcomes in its broken periods: how many were hurt while it was broken."""
+        return sum(bad for bad, state in zip(self.bad, self.states, strict=True) if state == BROKEN)
+
+    @property
     def worst(self) -> int | None:
         """The index of its worst broken period, or None."""
         broken = [index for index, state in enumerate(self.states) if state == BROKEN]
         return min(broken, key=lambda index: (self.reliability[index], index)) if broken else None
+
+    def spells_in(self, starts: list[int], period: int) -> list[Spell]:
+        """Its spells that overlap its broken periods (given every period's start)."""
+        broken = [at for at, state in zip(starts, self.states, strict=True) if state == BROKEN]
+        return [
+            s for s in self.spells if any(s.start < at + period and (s.end is None or s.end > at) for at in broken)
+        ]
 
     def longest_spells(self, count: int, until: int) -> list[Spell]:
         """Its ``count`` longest spells, in time order."""
@@ -163,8 +175,9 @@ class Review:
 
 def review(catalog: Catalog, evidence: Evidence) -> Review:
     """Derive the review from the evidence. The vital few are the touchpoints broken in a period of the
-    span, ranked by customers impacted, cut at 80% of them (docs/SEMANTICS.md "Impact"): a review looks
-    back, so an incident it covers counts though it is over."""
+    span, ranked by the bad outcomes in their broken periods (the customers hurt while it was broken),
+    cut at 80% of them, as docs/SEMANTICS.md "Impact" cuts them: a review looks back, so an incident it
+    covers counts though it is over, and is weighed by what it did then, not by a whole month's count."""
     rows = []
     for touchpoint in catalog.touchpoints:
         found = evidence.touchpoints.get(touchpoint.id)
@@ -183,8 +196,7 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
             )
         )
     states = {row.touchpoint.id: BROKEN if row.was_broken else row.state_now for row in rows}
-    impacted = {row.touchpoint.id: int(row.impact.get("customers_impacted", 0)) for row in rows}
-    return Review(evidence, rows, vital_few(states, impacted))
+    return Review(evidence, rows, vital_few(states, {row.touchpoint.id: row.hurt for row in rows}))
 
 
 def survey_gap(voice: dict) -> tuple[str, float] | None:

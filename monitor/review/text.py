@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN
 from ..durations import format_duration
 from ..events import format_timestamp
-from .model import DAY, Review, TouchpointReview, survey_gap
+from .model import DAY, Evidence, Review, TouchpointReview, survey_gap
 
 CHANGE_WORTH_SAYING = 0.01  # a point of reliability, between the last two periods
 
@@ -78,7 +78,7 @@ def summary(review: Review) -> str:
         lines.append(
             f"  {row.touchpoint.id} ({row.touchpoint.owner}, objective {percent(row.touchpoint.objective)}): "
             + ", ".join(periods)
-            + _longest(row, evidence.end)
+            + _longest(row, evidence)
         )
     flickered = [row for row in review.touchpoints if row.spells and not row.was_broken]
     if flickered:
@@ -91,13 +91,14 @@ def summary(review: Review) -> str:
             + "."
         )
     if review.vital_few:
-        lines.append("Vital few (of those broken in a period, the ones that hurt the most customers):")
+        lines.append("Vital few (of those broken in a period, the ones that hurt the most while broken):")
         by_id = review.by_id
         for touchpoint in review.vital_few:
-            impact = by_id[touchpoint].impact
+            row = by_id[touchpoint]
+            impact = row.impact
             lines.append(
-                f"  {touchpoint}: {impact.get('customers_impacted', 0)} customers impacted, "
-                f"{impact.get('left_after_bad', 0)} left after a bad outcome, survey gap {gap(impact)}"
+                f"  {touchpoint}: {row.hurt} bad outcomes while broken; in the span {impact.get('customers_impacted', 0)} "
+                f"customers impacted, {impact.get('left_after_bad', 0)} left after a bad outcome, survey gap {gap(impact)}"
             )
     states = [row.state_now for row in review.touchpoints]
     counts = ", ".join(
@@ -119,10 +120,13 @@ def summary(review: Review) -> str:
     return "\n".join(lines)
 
 
-def _longest(row: TouchpointReview, until: int) -> str:
-    if not row.spells:
+def _longest(row: TouchpointReview, evidence: Evidence) -> str:
+    """The longest spell in its broken periods, if any."""
+    inside = row.spells_in(evidence.starts(), evidence.period)
+    if not inside:
         return ""
-    spell = row.longest_spells(1, until)[0]
+    until = evidence.end
+    spell = max(inside, key=lambda s: (s.length(until), -s.start))
     ends = instant(spell.end) if spell.end is not None else "the end"
     return f"; the longest spell {instant(spell.start)} to {ends} ({length(spell.length(until))})"
 

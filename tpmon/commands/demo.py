@@ -66,6 +66,32 @@ def demo(duration: int, workers: int, rate: float, rules_path: Path | None, data
     if picture is not None and show.picture:
         picture.write_text(show.picture)
         out.print(f"the wall, at its most broken moment: {picture}")
+    if completed:
+        _review(catalog, show, data / "review.html")
     out.print(f"logs and data of this run: {data}")
     if not completed:
         raise SystemExit(130)
+
+
+def _review(catalog, show, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The reliability review of what the demo sent (tpmon report of its two files, a day a period)."""
+    import time
+
+    from monitor.durations import parse_duration
+
+    from .report import replayed_or_exit, write
+
+    def say(text: str) -> None:
+        err.print(text, style="dim", markup=False, highlight=False)
+
+    sources = [("file", show.history), ("file", show.sent)]
+    if not all(file.is_file() for _, file in sources):
+        return
+    err.print("writing the reliability review of this run (tpmon report)...")
+    try:
+        found = replayed_or_exit(catalog, sources, parse_duration("1d"), None, False, say)
+        write(catalog, found, path, time.time_ns() // 1000, say)
+    except KeyboardInterrupt:
+        err.print("interrupted; no review written")
+        return
+    out.print(f"the reliability review of this run: {path.resolve()} (open it in a browser, or print it)")

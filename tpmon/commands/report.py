@@ -10,7 +10,7 @@ import click
 
 from monitor.durations import format_duration, parse_duration
 from monitor.observe.windows import PROFILES
-from monitor.review import review, summary
+from monitor.review import Evidence, Review, review, summary
 from monitor.review.model import MAX_PERIODS
 
 from ..output import atomic_output, err, fail
@@ -19,6 +19,37 @@ from .options import DURATION
 from .replay import inputs_or_exit
 
 SHORTEST_PERIOD = parse_duration("1s")  # (what the test profile makes of a minute)
+
+
+def replayed_or_exit(catalog, sources, period, lateness, progress, say) -> Evidence:  # type: ignore[no-untyped-def]
+    """The evidence of a replay of ``sources``; an input with no event exits with a message."""
+    from ..report.replay import evidence
+
+    say(f"replaying {', '.join(str(path) for _, path in sources)}")
+    found, run = evidence(catalog, sources, period, lateness, progress, say)
+    if found is None:
+        what = f"{run.lines} lines, {run.tally.rejected} rejected" if run.lines else "nothing"
+        fail(f"no event to review in {', '.join(str(p) for _, p in sources)} ({what})", 1)
+    return found  # type: ignore[return-value]
+
+
+def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Review, str]:  # type: ignore[no-untyped-def]
+    """Review the evidence and write the page; exits with a message when there is nothing to show."""
+    from ..report.html import page
+
+    if found.periods > MAX_PERIODS:
+        fail(
+            f"{found.periods} periods of {format_duration(found.period)} is more than a review can show "
+            f"({MAX_PERIODS}): choose a longer --period"
+        )
+    judged = review(catalog, found)
+    if not any(row.decided for row in judged.touchpoints):
+        fail(f"nothing was decided in {found.source}: no outcome of any touchpoint to review", 1)
+    say(f"drawing {len(judged.touchpoints) + 2} charts")
+    text = page(judged, now)
+    with atomic_output(out_path) as stream:
+        stream.write(text.encode())
+    return judged, text
 
 
 @click.command()
@@ -93,34 +124,14 @@ def report(
             except PrometheusError as error:
                 fail(str(error), 1)
         else:
-            from ..report.replay import evidence as replayed
-
             sources = inputs_or_exit(inputs, catalog)
             for _, events in sources:
                 if str(events) == "-":
                     fail("the review reads its inputs twice (for the stories): give files, not standard input")
                 if events.resolve() == out_path.resolve():
                     fail(f"{out_path} is an input file; choose another output")
-            say(f"replaying {', '.join(str(path) for _, path in sources)}")
-            found, run = replayed(catalog, sources, period, lateness, progress, say)
-            if found is None:
-                tally = run.tally
-                what = f"{run.lines} lines, {tally.rejected} rejected" if run.lines else "nothing"
-                fail(f"no event to review in {', '.join(str(p) for _, p in sources)} ({what})", 1)
-        if found.periods > MAX_PERIODS:
-            fail(
-                f"{found.periods} periods of {format_duration(period)} is more than a review can show "
-                f"({MAX_PERIODS}): choose a longer --period"
-            )
-        judged = review(catalog, found)
-        if not any(row.decided for row in judged.touchpoints):
-            fail(f"nothing was decided in {found.source}: no outcome of any touchpoint to review", 1)
-        say(f"drawing {len(judged.touchpoints) + 2} charts")
-        from ..report.html import page
-
-        text = page(judged, now)
-        with atomic_output(out_path) as stream:
-            stream.write(text.encode())
+            found = replayed_or_exit(catalog, sources, period, lateness, progress, say)
+        judged, text = write(catalog, found, out_path, now, say)
     except KeyboardInterrupt:
         err.print("interrupted; no review written")
         raise SystemExit(130) from None

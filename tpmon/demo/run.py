@@ -136,6 +136,7 @@ class Demo:
         self.picture = ""  # the wall as SVG, at its most broken moment
         self._most_broken = -1
         self._picture_from = math.inf  # the wall is kept once its window has passed the history sent at once
+        self.history, self.sent = data / "history.jsonl", data / "live.jsonl"  # what it sent (the review's input)
 
     def say(self, text: str) -> None:
         self.console.print(text, soft_wrap=True, highlight=False)
@@ -209,6 +210,8 @@ class Demo:
                 "incident-day",
                 "--time-scale",
                 f"{scale:.2f}",
+                "--out",
+                str(self.sent),
             ],
             env,
         )
@@ -238,7 +241,7 @@ class Demo:
         customers, h-000001..., are not the live run's)."""
         customers = max(1, round(2 * self.rate * self.duration / EVENTS_PER_CUSTOMER))  # (rare touchpoints: enough)
         begin = format_timestamp(time.time_ns() // 1000 - 2 * HISTORY)
-        path = self.data / "history.jsonl"
+        path = self.history
         with path.open("wb") as stream:
             # (Arriving over its first half, so that what they do is over before it ends: a dispute
             # resolved after the end would be a miss that never was.)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
+from monitor.conventions import BROKEN
 from monitor.review import Review, TouchpointReview
 from monitor.review.text import budget, gap, instant, length, percent, points, span, summary, when
 
@@ -118,9 +119,10 @@ def _vital_few(review: Review) -> list[str]:
     if not review.vital_few:
         return [*parts, "<p>No touchpoint was broken in the span.</p>"]
     parts.append(
-        f'<p class="note">The touchpoints broken in the span, the most customers impacted first ({escape(per)}), '
-        "cut where they cover 80% of them. Left after bad: customers who left within the attribution window "
-        "after a bad outcome. Survey gap: the mean score after a good outcome minus after a bad one.</p>"
+        '<p class="note">The touchpoints broken in a period, those with the most bad outcomes in their broken '
+        "periods first, cut where they cover 80% of them. Customers impacted: with a bad outcome in the span "
+        f"({escape(per)}). Left after bad: customers who left within the attribution window after a bad "
+        "outcome. Survey gap: the mean score after a good outcome minus after a bad one.</p>"
     )
     by_id = review.by_id
     rows = []
@@ -131,19 +133,15 @@ def _vital_few(review: Review) -> list[str]:
             (
                 touchpoint,
                 row.touchpoint.owner,
+                row.states.count(BROKEN),
+                row.hurt,
                 impact.get("customers_impacted", 0),
                 impact.get("left_after_bad", 0),
                 gap(impact),
-                len(row.spells),
             )
         )
-    parts.append(
-        _table(
-            ("touchpoint", "owner", "customers impacted", "left after bad", "survey gap", "spells broken"),
-            rows,
-            numeric={2, 3, 4, 5},
-        )
-    )
+    headings = ("touchpoint", "owner", "periods broken", "bad while broken", "customers impacted", "left after bad")
+    parts.append(_table((*headings, "survey gap"), rows, numeric={2, 3, 4, 5, 6}))
     return parts
 
 
