@@ -106,21 +106,23 @@ class Tracker:
 
     def _spells(self, touchpoint, buckets: dict[int, list[int]]) -> list[Spell]:  # type: ignore[no-untyped-def]
         """The state over the window at the end of every bucket, from the first outcome's to the
-        window's end after the last (the state a live rule evaluates then)."""
-        if not buckets:
+        window's end after the last (the state a live rule evaluates then), or to the end of the input:
+        a spell still broken there has no end."""
+        if not buckets or self.last is None:
             return []
         width = self.window // self.bucket
-        first, last = min(buckets), max(buckets)
+        first, last = min(buckets), min(max(buckets) + width, self.last // self.bucket)
+        end = self.last + 1
         good = bad = 0
         states: list[tuple[int, str | None]] = []
-        for index in range(first, last + width + 1):
+        for index in range(first, last + 1):
             pair = buckets.get(index)
             if pair is not None:
                 good, bad = good + pair[0], bad + pair[1]
             gone = buckets.get(index - width)
             if gone is not None:
                 good, bad = good - gone[0], bad - gone[1]
-            states.append(((index + 1) * self.bucket, touchpoint_state(touchpoint, good, bad)))
+            states.append((min((index + 1) * self.bucket, end), touchpoint_state(touchpoint, good, bad)))
         return spells(states)
 
     def chosen(self, order: Iterable[TouchpointReview], start: int) -> list[tuple[str, str]]:
