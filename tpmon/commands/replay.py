@@ -7,7 +7,7 @@ import difflib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,19 +38,16 @@ STATE_STYLE = {"broken": "bold red", "reliable": "green", "differentiating": "bo
 PROGRESS_FROM_BYTES = 8 * 1024 * 1024
 
 
-def _lines_with_progress(stream: BinaryIO, size: int, show: bool) -> Iterator[bytes]:
-    if not show:
-        yield from stream
-        return
-    columns = (TextColumn("replaying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("replay", total=size)
-        done = 0
-        for number, line in enumerate(stream):
-            done += len(line)
-            if number % 20000 == 0:
-                progress.update(task, completed=done)
-            yield line
+def _counted(stream: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes]:
+    """The stream's lines, telling ``advance`` how many bytes went by every 20,000 lines."""
+    done = 0
+    for number, line in enumerate(stream, 1):
+        done += len(line)
+        if number % 20000 == 0:
+            advance(done)
+            done = 0
+        yield line
+    advance(done)
 
 
 @click.command()
@@ -194,12 +191,25 @@ def feed(run: Replay, streams: list[tuple[str, BinaryIO, int]], progress: bool |
     stderr with ``progress`` (None: for large files on a terminal)."""
     size = sum(size for _, _, size in streams)
     show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
-    with batch_collection():
-        if len(streams) == 1:
-            source, stream, size = streams[0]
-            run.feed(_lines_with_progress(stream, size, bool(show and size)), source)
+    with contextlib.ExitStack() as stack:
+        if show and size:
+            columns = (
+                TextColumn("replaying"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            )
+            bar = stack.enter_context(Progress(*columns, console=err, transient=True))
+            task = bar.add_task("replay", total=size)
+            inputs = [(source, _counted(stream, lambda n: bar.advance(task, n))) for source, stream, _ in streams]
         else:
-            run.feed_merged([(source, stream) for source, stream, _ in streams])
+            inputs = [(source, stream) for source, stream, _ in streams]
+        stack.enter_context(batch_collection())
+        if len(inputs) == 1:
+            run.feed(inputs[0][1], inputs[0][0])
+        else:
+            run.feed_merged(inputs)
 
 
 def inputs_or_exit(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type: ignore[no-untyped-def]  # type: ignore[no-untyped-def]
