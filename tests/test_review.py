@@ -178,8 +178,9 @@ def test_a_prometheus_that_is_down_says_it_cannot_be_reached(tmp_path):
         (["--prometheus", "http://127.0.0.1:9"], "not both"),
         (["-"], "give files, not standard input"),
         (["--period", "1m"], "choose a longer --period"),
+        (["--worker", "http://127.0.0.1:6066"], "--worker goes with --prometheus"),
     ],
-    ids=["a period under a minute", "files and Prometheus", "standard input", "too many periods"],
+    ids=["a period under a second", "files and Prometheus", "standard input", "too many periods", "a worker"],
 )
 def test_bad_options_say_what_to_do(tmp_path, args, message):
     events = tmp_path / "two-days.jsonl"  # a day apart: 1441 periods of a minute

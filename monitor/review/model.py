@@ -146,9 +146,7 @@ class TouchpointReview:
     def spells_in(self, starts: list[int], period: int) -> list[Spell]:
         """Its spells that overlap its broken periods (given every period's start)."""
         broken = [at for at, state in zip(starts, self.states, strict=True) if state == BROKEN]
-        return [
-            s for s in self.spells if any(s.start < at + period and (s.end is None or s.end > at) for at in broken)
-        ]
+        return [s for s in self.spells if any(s.start < at + period and (s.end is None or s.end > at) for at in broken)]
 
     def longest_spells(self, count: int, until: int) -> list[Spell]:
         """Its ``count`` longest spells, in time order."""

@@ -272,11 +272,13 @@ def test_a_billing_outage_pages_billing_and_every_query_answers(room):
     out = namespace.root / "review.html"
     done = namespace.run(
         "report", "--prometheus", url, "--since", f"{since // 1_000_000}s", "--period", "10s", "--profile", "test",
-        "--out", str(out),
+        "--worker", f"http://127.0.0.1:{worker.port}", "--out", str(out),
     )  # fmt: skip
     assert "bill-correct (billing" in done.stdout.decode().split("Broken in a period:")[1]
     page = out.read_text()
-    assert 'id="bill-correct"' in page and f"Prometheus at {url}" in page and "Prometheus keeps no journeys" in page
+    assert 'id="bill-correct"' in page and f"Prometheus at {url}" in page
+    told = page.split("<h2>Stories</h2>")[1]  # the worker's latest customer hurt by bill-correct, and its journey
+    assert "· for bill-correct" in told and "bill-correct: bad</td>" in told, told[:2000]
 
 
 def test_a_healthy_run_pages_nobody(room):

@@ -33,6 +33,15 @@ def replayed_or_exit(catalog, sources, period, lateness, progress, say) -> Evide
     return found  # type: ignore[return-value]
 
 
+def _story_order(catalog, found: Evidence) -> list[str]:  # type: ignore[no-untyped-def]
+    """The touchpoints to tell stories of: the vital few, then the others broken in a period."""
+    first = review(catalog, found)
+    broken = [
+        row.touchpoint.id for row in first.touchpoints if row.was_broken and row.touchpoint.id not in first.vital_few
+    ]
+    return [*first.vital_few, *broken]
+
+
 def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Review, str]:  # type: ignore[no-untyped-def]
     """Review the evidence and write the page; exits with a message when there is nothing to show."""
     from ..report.html import page
@@ -72,6 +81,13 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Revi
     help="With --prometheus: the profile its rules were rendered with (tpmon rules render --profile).",
 )
 @click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    metavar="URL",
+    help="With --prometheus: a worker's web address to tell stories from (its /stories); repeat for each.",
+)
+@click.option(
     "--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/]."
 )
 @click.option("--lateness", type=DURATION, help="With files: how long to wait for out-of-order events.")
@@ -85,6 +101,7 @@ def report(
     prometheus_url: str | None,
     since: int,
     profile: str,
+    workers: tuple[str, ...],
     rules_path: Path | None,
     lateness: int | None,
     progress: bool | None,
@@ -101,6 +118,8 @@ def report(
         fail("give event files or --prometheus, not both")
     if not prometheus_url and not inputs:
         fail("give event files to replay, or --prometheus URL")
+    if workers and not prometheus_url:
+        fail("--worker goes with --prometheus (a replay tells its stories from the events)")
     if period < SHORTEST_PERIOD:
         fail(
             f"--period {format_duration(period)} is too short: a period is at least {format_duration(SHORTEST_PERIOD)}"
@@ -115,7 +134,7 @@ def report(
     now = time.time_ns() // 1000
     try:
         if prometheus_url:
-            from ..report.prometheus import PrometheusError, evidence
+            from ..report.prometheus import PrometheusError, evidence, stories
 
             if since < period:
                 fail(f"--since {format_duration(since)} is shorter than one --period ({format_duration(period)})")
@@ -123,6 +142,10 @@ def report(
                 found = evidence(catalog, prometheus_url, since, period, PROFILES[profile], now, say)
             except PrometheusError as error:
                 fail(str(error), 1)
+            found.stories, notes = stories(workers, _story_order(catalog, found), say)
+            if not workers:
+                notes = ["Prometheus keeps no journeys: with --worker URL the review tells the stories a worker keeps."]
+            found.notes += notes
         else:
             sources = inputs_or_exit(inputs, catalog)
             for _, events in sources:

@@ -9,6 +9,8 @@ rules (tpmon rules render): query_range over the recording rules.
 - The spells broken: the state rule (touchpoint:tpmon_touchpoint_state:value) sampled over the span.
 - Impact over the span: the increase of the impact counters (customers impacted are counted once a
   customer per UTC day), and the survey answers by side, as the worker's /touchpoints reads them.
+- Stories: Prometheus keeps no journeys; with --worker, the latest customers each worker saw hurt by
+  the vital few (its /stories), with their journeys (its /journeys).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from monitor.conventions import (
 from monitor.durations import format_duration
 from monitor.engine.impact import LEFT, impact_view
 from monitor.events import format_timestamp
+from monitor.journeys import Journey
 from monitor.observe.prometheus import BAD, CUSTOMERS, GOOD, STATE
 from monitor.observe.windows import STATE_WINDOW, WINDOWS, Profile
 from monitor.review import Evidence, TouchpointEvidence, period_start
-from monitor.review.model import spells
+from monitor.review.model import Story, spells
+from monitor.review.replayed import STORIES, story
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points a series
 TIMEOUT = 30.0  # seconds a query may take
@@ -168,10 +172,7 @@ def evidence(
         customers.get("joined", [0] * periods),
         customers.get("left", [0] * periods),
         impacted_per="each customer once a day",
-        notes=[
-            f"From the recording rules of the {profile.name} profile, up to the last whole {window} window; "
-            "Prometheus keeps no journeys, so this review tells no customer's story (a replay of the events does)."
-        ],
+        notes=[f"From the recording rules of the {profile.name} profile, up to the last whole {window} window."],
     )
 
 
@@ -221,3 +222,38 @@ def _impact(client: Client, span: int, at: int) -> dict[str, dict]:
 
 def _side(metric: dict, name: str) -> str:
     return f"{metric.get('survey', '')}/{metric.get('after', '')}/{name}"
+
+
+def stories(workers: tuple[str, ...], order: list[str], say: Callable[[str], None]) -> tuple[list[Story], list[str]]:
+    """Stories from the workers' /stories and /journeys (Prometheus keeps none): for each touchpoint of
+    ``order``, the latest customer a worker saw hurt by it, at most STORIES and each customer once;
+    and notes on workers that did not answer."""
+    told: list[Story] = []
+    notes: list[str] = []
+    silent: set[str] = set()
+    for touchpoint in order:
+        for worker in workers:
+            if len(told) == STORIES or worker in silent:
+                continue
+            base = worker.rstrip("/")
+            try:
+                latest = _json(f"{base}/stories/{urllib.parse.quote(touchpoint)}")["stories"]
+                taken = {story.customer for story in told}
+                chosen = next((entry for entry in latest if entry["customer_id"] not in taken), None)
+                if chosen is None:
+                    continue
+                record = _json(base + chosen["journey"])
+            except (OSError, ValueError, KeyError) as error:
+                silent.add(worker)
+                notes.append(f"The worker at {worker} did not answer for stories ({getattr(error, 'reason', error)}).")
+                continue
+            told.append(story(Journey.from_record(record), touchpoint))
+            break
+    if told:
+        say(f"read {len(told)} customers' journeys from the workers")
+    return told, notes
+
+
+def _json(address: str) -> dict:
+    with urllib.request.urlopen(address, timeout=10) as response:
+        return json.loads(response.read())
