@@ -70,9 +70,15 @@ def reliability(review: Review, row: TouchpointReview) -> str:
         starts = [_instant(at) for at in evidence.starts()]
         middles = [_instant(at + evidence.period // 2) for at in evidence.starts()]
         values = [math.nan if value is None else value for value in row.reliability]
-        for spell in row.spells:
-            end = spell.end if spell.end is not None else evidence.end
-            axes.axvspan(_instant(spell.start), _instant(end), color=COLOURS[BROKEN], alpha=0.14, lw=0)
+        if row.spells:  # one collection for them all: a touchpoint near its objective has hundreds
+            spans = []
+            for spell in row.spells:
+                start = dates.date2num(_instant(spell.start))
+                end = dates.date2num(_instant(spell.end if spell.end is not None else evidence.end))
+                spans.append((start, end - start))
+            axes.broken_barh(
+                spans, (0, 1), transform=axes.get_xaxis_transform(), color=COLOURS[BROKEN], alpha=0.14, lw=0
+            )
         axes.axhline(touchpoint.objective, color=COLOURS[BROKEN], ls="--", lw=1, label="objective")
         axes.axhline(
             touchpoint.differentiating, color=COLOURS[DIFFERENTIATING], ls=":", lw=1.2, label="differentiating"
