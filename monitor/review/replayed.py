@@ -122,7 +122,10 @@ class Tracker:
             gone = buckets.get(index - width)
             if gone is not None:
                 good, bad = good - gone[0], bad - gone[1]
-            states.append((min((index + 1) * self.bucket, end), touchpoint_state(touchpoint, good, bad)))
+            at = (index + 1) * self.bucket
+            states.append((min(at, end), touchpoint_state(touchpoint, good, bad)))
+            if at >= end:
+                break
         return spells(states)
 
     def chosen(self, order: Iterable[TouchpointReview], start: int) -> list[tuple[str, str]]:

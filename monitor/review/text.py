@@ -8,26 +8,34 @@ from ..events import format_timestamp
 from .model import DAY, Evidence, Review, TouchpointReview, survey_gap
 
 CHANGE_WORTH_SAYING = 0.01  # a point of reliability, between the last two periods
+MINUTE = 60_000_000
 
 
 def day(at: int) -> str:
     return format_timestamp(at)[:10]
 
 
-def instant(at: int) -> str:
-    """Minutes, UTC: '2026-11-26 09:25'."""
-    return format_timestamp(at)[:16].replace("T", " ")
+def instant(at: int, seconds: bool = False) -> str:
+    """Minutes, UTC: '2026-11-26 09:25' (with ``seconds``, '2026-11-26 09:25:30')."""
+    return format_timestamp(at)[: 19 if seconds else 16].replace("T", " ")
+
+
+def moment(at: int, evidence: Evidence) -> str:
+    """An instant, to the second where periods are shorter than minutes (a demo's, a test's)."""
+    return instant(at, evidence.period % MINUTE != 0)
 
 
 def when(at: int, period: int) -> str:
-    """A period's start as the review names it: its day, or its minute when periods are shorter."""
-    return day(at) if period % DAY == 0 else instant(at)
+    """A period's start as the review names it: its day, or its minute (second) in shorter periods."""
+    return day(at) if period % DAY == 0 else instant(at, period % MINUTE != 0)
 
 
 def length(micros: int) -> str:
-    """A spell's length, to the minute: '6h15m'."""
-    minutes = max(micros, 0) // 60_000_000 * 60_000_000
-    return format_duration(minutes) if minutes else "under 1m"
+    """A spell's length, to the minute ('6h15m'), or to the second under one."""
+    if micros <= 0:
+        return "at the end"  # broken in the last instant judged
+    minutes = micros // MINUTE * MINUTE
+    return format_duration(minutes) if minutes else format_duration(max(micros // 1_000_000, 1) * 1_000_000)
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -127,8 +135,8 @@ def _longest(row: TouchpointReview, evidence: Evidence) -> str:
         return ""
     until = evidence.end
     spell = max(inside, key=lambda s: (s.length(until), -s.start))
-    ends = instant(spell.end) if spell.end is not None else "the end"
-    return f"; the longest spell {instant(spell.start)} to {ends} ({length(spell.length(until))})"
+    ends = moment(spell.end, evidence) if spell.end is not None else "the end"
+    return f"; the longest spell {moment(spell.start, evidence)} to {ends} ({length(spell.length(until))})"
 
 
 def _table(review: Review) -> str:

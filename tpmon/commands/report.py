@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from monitor.durations import format_duration, parse_duration
-from monitor.observe.windows import PROFILES
+from monitor.observe.windows import PROFILES, STATE_WINDOW
 from monitor.review import Evidence, Review, review, summary
 from monitor.review.model import MAX_PERIODS
 
@@ -21,12 +21,13 @@ from .replay import inputs_or_exit
 SHORTEST_PERIOD = parse_duration("1s")  # (what the test profile makes of a minute)
 
 
-def replayed_or_exit(catalog, sources, period, lateness, progress, say) -> Evidence:  # type: ignore[no-untyped-def]
+def replayed_or_exit(catalog, sources, period, lateness, progress, say, profile: str = "production") -> Evidence:  # type: ignore[no-untyped-def]
     """The evidence of a replay of ``sources``; an input with no event exits with a message."""
     from ..report.replay import evidence
 
     say(f"replaying {', '.join(str(path) for _, path in sources)}")
-    found, run = evidence(catalog, sources, period, lateness, progress, say)
+    window = PROFILES[profile].seconds(STATE_WINDOW) * 1_000_000
+    found, run = evidence(catalog, sources, period, lateness, progress, say, window)
     if found is None:
         what = f"{run.lines} lines, {run.tally.rejected} rejected" if run.lines else "nothing"
         fail(f"no event to review in {', '.join(str(p) for _, p in sources)} ({what})", 1)
@@ -78,7 +79,8 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Revi
     type=click.Choice(sorted(PROFILES)),
     default="production",
     show_default=True,
-    help="With --prometheus: the profile its rules were rendered with (tpmon rules render --profile).",
+    help="The rules' windows: with --prometheus, the profile they were rendered with (tpmon rules render "
+    "--profile); with files, the window of the spells broken (the wall's hour; test: a minute).",
 )
 @click.option(
     "--worker",
@@ -153,7 +155,7 @@ def report(
                     fail("the review reads its inputs twice (for the stories): give files, not standard input")
                 if events.resolve() == out_path.resolve():
                     fail(f"{out_path} is an input file; choose another output")
-            found = replayed_or_exit(catalog, sources, period, lateness, progress, say)
+            found = replayed_or_exit(catalog, sources, period, lateness, progress, say, profile)
         judged, text = write(catalog, found, out_path, now, say)
     except KeyboardInterrupt:
         err.print("interrupted; no review written")

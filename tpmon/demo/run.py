@@ -136,7 +136,8 @@ class Demo:
         self.picture = ""  # the wall as SVG, at its most broken moment
         self._most_broken = -1
         self._picture_from = math.inf  # the wall is kept once its window has passed the history sent at once
-        self.history, self.sent = data / "history.jsonl", data / "live.jsonl"  # what it sent (the review's input)
+        self.history, self.sent = data / "history.jsonl", data / "live.jsonl"  # what it sent (live: the review's)
+        self.live = 0.0  # seconds of the live run
 
     def say(self, text: str) -> None:
         self.console.print(text, soft_wrap=True, highlight=False)
@@ -192,6 +193,7 @@ class Demo:
         self._prometheus()
 
         remaining = max(30.0, self.duration - (time.monotonic() - started))
+        self.live = remaining
         # The incident day's last incident ends at 40% of the run: its consequences (callers who hang
         # up, outcomes decided later) and the recovery then have time to show.
         scale = 3600 / (0.4 * remaining)

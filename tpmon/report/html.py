@@ -9,7 +9,7 @@ from html import escape
 
 from monitor.conventions import BROKEN
 from monitor.review import Review, TouchpointReview
-from monitor.review.text import budget, gap, instant, length, percent, points, span, summary, when
+from monitor.review.text import budget, gap, instant, length, moment, percent, points, span, summary, when
 
 from . import charts
 
@@ -175,8 +175,8 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
                 ("broken from", "to", "for"),
                 [
                     (
-                        instant(s.start),
-                        instant(s.end) if s.end is not None else "the end (still broken)",
+                        moment(s.start, evidence),
+                        moment(s.end, evidence) if s.end is not None else "the end (still broken)",
                         length(s.length(evidence.end)),
                     )
                     for s in shown
@@ -211,10 +211,10 @@ def _stories(review: Review) -> list[str]:
         rows, classes = [], []
         for step in story.steps:
             if step.outcome is None:
-                rows.append((instant(step.at), step.what, step.detail))
+                rows.append((moment(step.at, review.evidence), step.what, step.detail))
                 classes.append("")
             else:
-                rows.append((instant(step.at), f"→ {step.what}: {step.outcome}", step.detail))
+                rows.append((moment(step.at, review.evidence), f"→ {step.what}: {step.outcome}", step.detail))
                 classes.append("bad" if step.outcome == "bad" else "")
         dropped = f" ({story.dropped} earlier entries no longer kept)" if story.dropped else ""
         parts += [

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from monitor.catalog import Catalog
+from monitor.durations import parse_duration
 from monitor.journeys import Journeys
+from monitor.observe.windows import STATE_WINDOW
 from monitor.replay import Replay
 from monitor.review import Evidence, review
 from monitor.review.replayed import Tracker, story
@@ -25,10 +27,11 @@ def evidence(
     lateness: int | None,
     progress: bool | None,
     say: Callable[[str], None],
+    window: int = parse_duration(STATE_WINDOW),
 ) -> tuple[Evidence | None, Replay]:
     """The evidence of the inputs (None when they hold no event), and the replay that judged them
-    (its summary counts what was rejected)."""
-    tracker = Tracker(catalog, period)
+    (its summary counts what was rejected); ``window``: the state's, for the spells broken."""
+    tracker = Tracker(catalog, period, window)
     run = Replay(catalog, lateness=lateness, on_outcome=tracker.outcome, on_event=tracker.event)
     with contextlib.ExitStack() as stack:
         feed(run, open_inputs(stack, sources), progress)
