@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from monitor.catalog import load_catalog
 from monitor.conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN
 from monitor.durations import parse_duration
-from monitor.events import parse_timestamp
+from monitor.events import format_timestamp, parse_timestamp
 from monitor.review import Evidence, Spell, TouchpointEvidence, period_start, review
 from monitor.review.model import spells as spells_of
 from monitor.review.model import survey_gap
@@ -191,10 +191,10 @@ def test_bad_options_say_what_to_do(tmp_path, args, message):
 
 
 def test_a_period_with_no_data_is_shown_as_none_not_as_broken(tmp_path):
-    """Orders on the first and the third day, none on the second: the second has no reliability and
-    no state (not 0%, not broken), and the review is written."""
+    """Orders on the first and the third day (after its noon, so that the third is now), none on the
+    second: the second has no reliability and no state (not 0%, not broken), and the review is written."""
     lines = []
-    for day, start in ((0, 0), (2, 2 * 86400)):
+    for day, start in ((0, 0), (2, 2 * 86400 + 13 * 3600)):
         for n in range(30):
             customer = f"c-{day}{n:03d}"
             lines += [
@@ -298,3 +298,115 @@ def test_the_survey_gap_prefers_nps():
     }
     assert survey_gap(voice) == ("nps", 2.5)
     assert survey_gap({"nps": {"after_good": {"answers": 0, "mean": None}, "after_bad": side}}) is None
+
+
+def _replayed(tmp_path: Path, events: list, period: str = "1d", window: str = "1h"):  # type: ignore[no-untyped-def]
+    from tpmon.report.replay import evidence
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(e.raw + b"\n" for e in events))
+    catalog = load_catalog(ROOT / "rules")
+    found, _ = evidence(
+        catalog, [("file", path)], parse_duration(period), None, False, lambda text: None, parse_duration(window)
+    )
+    assert found is not None
+    return catalog, found
+
+
+def test_weeks_start_on_mondays_in_a_replay(tmp_path):
+    """A Sunday's order and a Monday's (the builders' day is Sunday 2026-11-22): two weeks."""
+    orders = [
+        e
+        for n, seconds in enumerate((0, 86400))
+        for e in (
+            event("order.placed", seconds, f"c-{n}", order_id=f"o-{n}"),
+            event("order.confirmed", seconds + 30, f"c-{n}", order_id=f"o-{n}"),
+        )
+    ]
+    _, found = _replayed(tmp_path, orders, period="1w")
+    assert [format_timestamp(at) for at in found.starts()] == ["2026-11-16T00:00:00Z", "2026-11-23T00:00:00Z"]
+    assert found.touchpoints["order-confirmed"].good == [1, 1]
+
+
+def test_a_missed_deadlines_story_ends_in_its_miss(tmp_path):
+    """Orders all day, a third never confirmed: order-confirmed is broken, and the story chosen for
+    it holds the customer's bad outcome, decided as the whole replay decided it (not left open
+    because that customer sent nothing after)."""
+    orders = []
+    for n in range(60):
+        customer = f"c-{n:03d}"
+        orders.append(event("order.placed", n * 600, customer, order_id=f"o-{n}"))
+        if n % 3:
+            orders.append(event("order.confirmed", n * 600 + 30, customer, order_id=f"o-{n}"))
+    catalog, found = _replayed(tmp_path, orders)
+    judged = review(catalog, found)
+    assert judged.by_id["order-confirmed"].was_broken and "order-confirmed" in judged.vital_few
+    told = next(story for story in found.stories if story.touchpoint == "order-confirmed")
+    bad = [step for step in told.steps if step.what == "order-confirmed" and step.outcome == "bad"]
+    assert bad and bad[0].detail == "missed", told
+
+
+@pytest.mark.parametrize(
+    "window, longest", [("1h", "1h"), ("1m", "5m")], ids=["the wall's hour", "the test profile's minute"]
+)
+def test_spells_follow_the_window_of_the_profile(tmp_path, window, longest):
+    """Five minutes of wrong bills among right ones, one every two seconds: broken for the outage and
+    about the window after it."""
+    bills = [
+        event("bill.issued", n * 2, f"c-{n:04d}", bill_id=f"b-{n}", amount=12.0 if 3600 <= n * 2 < 3900 else 10.0)
+        for n in range(4000)
+    ]
+    _, found = _replayed(tmp_path, bills, window=window)
+    spells = found.touchpoints["bill-correct"].spells
+    assert len(spells) == 1, spells
+    assert spells[0].length(found.end) >= parse_duration(longest)
+    assert spells[0].length(found.end) <= parse_duration(longest) + parse_duration("10m")
+    assert found.window == parse_duration(window)
+
+
+class FakePrometheus:
+    """Answers as Prometheus would for one touchpoint: a good outcome an hour (the rate rule times the
+    window is 1 for each window), reliable but broken for the hour ending at ``broken``."""
+
+    def __init__(self, broken: int) -> None:
+        self.broken, self.asked = broken, []
+
+    def range(self, query: str, start: int, end: int, step: int) -> list:
+        self.asked.append((query, start, end, step))
+        stamps = range(start, end + 1, step)
+        if "good" in query:
+            return [{"metric": {"touchpoint": "bill-correct"}, "values": [[t / 1e6, "1"] for t in stamps]}]
+        if "state" in query:
+            state = lambda t: "1" if self.broken - 3600 * 10**6 < t <= self.broken else "2"  # noqa: E731
+            return [{"metric": {"touchpoint": "bill-correct"}, "values": [[t / 1e6, state(t)] for t in stamps]}]
+        return []
+
+    def instant(self, query: str, at: int) -> list:
+        return []
+
+
+def test_prometheus_samples_are_summed_into_the_periods_that_end_at_them(monkeypatch):
+    from monitor.observe.windows import PROFILES
+    from tpmon.report import prometheus
+
+    now, broken = at("2026-11-30T03:00:17Z"), at("2026-11-28T12:00:00Z")  # a Monday, three days back
+    fake = FakePrometheus(broken)
+    monkeypatch.setattr(prometheus.Client, "range", lambda self, *args: fake.range(*args))
+    monkeypatch.setattr(prometheus.Client, "instant", lambda self, *args: fake.instant(*args))
+    monkeypatch.setattr(prometheus, "MAX_POINTS", 40)  # the state's steps in several query_range calls
+    catalog = load_catalog(ROOT / "rules")
+    found = prometheus.evidence(
+        catalog, "http://prometheus", parse_duration("3d"), parse_duration("1d"), PROFILES["production"], now, print
+    )
+    assert (
+        format_timestamp(found.start) == "2026-11-27T00:00:00Z"
+        and format_timestamp(found.end) == "2026-11-30T03:00:00Z"
+    )
+    assert found.touchpoints["bill-correct"].good == [24, 24, 24, 3]  # the window ending at midnight is the day before
+    states = sorted({(start, end, step) for query, start, end, step in fake.asked if "state" in query})
+    assert len(states) > 1
+    stamps = [t for start, end, step in states for t in range(start, end + 1, step)]
+    assert len(stamps) == len(set(stamps)) and stamps == list(range(found.start, found.end + 1, states[0][2]))
+    (spell,) = found.touchpoints["bill-correct"].spells
+    assert broken - parse_duration("1h") < spell.start <= broken - parse_duration("1h") + states[0][2]
+    assert broken < spell.end <= broken + states[0][2]

@@ -18,6 +18,7 @@ from ..state import reliability, touchpoint_state, vital_few
 DAY = parse_duration("1d")
 WEEK = parse_duration("7d")
 MONDAY = 4 * DAY  # 1970-01-01 was a Thursday: weeks start on Mondays, at 00:00 UTC
+DISTINCT = "distinct customers"
 MAX_PERIODS = 400  # a chart of more periods than this is a smear: a longer --period says more
 
 
@@ -79,13 +80,25 @@ class Evidence:
     touchpoints: dict[str, TouchpointEvidence]
     joined: list[int]
     left: list[int]
+    window: int = parse_duration("1h")  # of the state whose spells broken are given
     stories: list[Story] = field(default_factory=list)
-    impacted_per: str = "distinct customers"  # how customers impacted are counted by this source
+    impacted_per: str = DISTINCT  # how customers impacted are counted by this source
     notes: list[str] = field(default_factory=list)  # what the reader should know about the source
 
     @property
     def periods(self) -> int:
         return len(self.joined)
+
+    @property
+    def partial(self) -> bool:
+        """Whether the last period holds less than half of one (the evidence ends early in it)."""
+        return self.periods > 0 and self.end - self.starts()[-1] < self.period / 2
+
+    @property
+    def now(self) -> int:
+        """The index of the period the review calls now: the last, unless it is partial and one before it
+        is whole (a Monday morning's week says little yet)."""
+        return self.periods - 2 if self.partial and self.periods > 1 else self.periods - 1
 
     def starts(self) -> list[int]:
         return [self.start + index * self.period for index in range(self.periods)]
@@ -100,18 +113,24 @@ class TouchpointReview:
     states: list[str]  # per period
     spells: list[Spell]
     impact: dict
+    now: int = -1  # the index of the period called now (Evidence.now)
 
     @property
     def state_now(self) -> str:
-        return self.states[-1] if self.states else UNKNOWN
+        return self.states[self.now] if self.states else UNKNOWN
+
+    @property
+    def reliability_now(self) -> float | None:
+        return self.reliability[self.now] if self.reliability else None
 
     @property
     def change(self) -> float | None:
-        """The last period's reliability minus the one before (a fraction: 0.01 is one point); None
-        unless both had their min_events (a change from a handful of outcomes is noise)."""
-        if len(self.states) < 2 or UNKNOWN in self.states[-2:]:
+        """The reliability now minus the period's before (a fraction: 0.01 is one point); None unless
+        both had their min_events (a change from a handful of outcomes is noise)."""
+        now = self.now % len(self.states) if self.states else 0
+        if now < 1 or UNKNOWN in (self.states[now], self.states[now - 1]):
             return None
-        return self.reliability[-1] - self.reliability[-2]  # type: ignore[operator]
+        return self.reliability[now] - self.reliability[now - 1]  # type: ignore[operator]
 
     @property
     def decided(self) -> int:
@@ -121,11 +140,17 @@ class TouchpointReview:
     def budget_left(self) -> float | None:
         """The share of the span's error budget (bad outcomes the objective allows of those decided)
         not spent: 1 untouched, 0 spent, below 0 overspent; None when nothing was decided, or when the
-        objective allows none (then any bad outcome overspends it)."""
+        objective allows none (see ``overspent``)."""
         allowed = (1 - self.touchpoint.objective) * self.decided
         if not self.decided or allowed <= 0:
             return None
         return 1 - sum(self.bad) / allowed
+
+    @property
+    def overspent(self) -> bool:
+        """More bad outcomes than the objective allows over the span (with an objective of 100%, any)."""
+        left = self.budget_left
+        return left < 0 if left is not None else self.decided > 0 and sum(self.bad) > 0
 
     @property
     def was_broken(self) -> bool:
@@ -134,7 +159,7 @@ class TouchpointReview:
 
     @property
     def hurt(self) -> int:
-        """Bad outcomes in its broken periods: how many were hurt while it was broken."""
+        """Bad outcomes in its broken periods (a customer may have several)."""
         return sum(bad for bad, state in zip(self.bad, self.states, strict=True) if state == BROKEN)
 
     @property
@@ -164,6 +189,13 @@ class Review:
     def by_id(self) -> dict[str, TouchpointReview]:
         return {row.touchpoint.id: row for row in self.touchpoints}
 
+    def story_order(self) -> list[str]:
+        """The touchpoints whose stories to tell: the vital few, then the others broken in a period,
+        the most customers impacted first."""
+        broken = [row for row in self.touchpoints if row.was_broken and row.touchpoint.id not in self.vital_few]
+        broken.sort(key=lambda row: (-int(row.impact.get("customers_impacted", 0)), row.touchpoint.id))
+        return [*self.vital_few, *(row.touchpoint.id for row in broken)]
+
     def stages(self) -> list[tuple[str, list[TouchpointReview]]]:
         grouped: dict[str, list[TouchpointReview]] = {}
         for row in self.touchpoints:
@@ -173,9 +205,9 @@ class Review:
 
 def review(catalog: Catalog, evidence: Evidence) -> Review:
     """Derive the review from the evidence. The vital few are the touchpoints broken in a period of the
-    span, ranked by the bad outcomes in their broken periods (the customers hurt while it was broken),
-    cut at 80% of them, as docs/SEMANTICS.md "Impact" cuts them: a review looks back, so an incident it
-    covers counts though it is over, and is weighed by what it did then, not by a whole month's count."""
+    span, ranked by customers impacted over the span and cut at 80% of them, as docs/SEMANTICS.md
+    "Impact" ranks the broken ones: a review looks back, so an incident it covers counts though it is
+    over."""
     rows = []
     for touchpoint in catalog.touchpoints:
         found = evidence.touchpoints.get(touchpoint.id)
@@ -191,10 +223,12 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
                 [touchpoint_state(touchpoint, good, bad) for good, bad in pairs],
                 list(found.spells),
                 found.impact,
+                evidence.now,
             )
         )
     states = {row.touchpoint.id: BROKEN if row.was_broken else row.state_now for row in rows}
-    return Review(evidence, rows, vital_few(states, {row.touchpoint.id: row.hurt for row in rows}))
+    impacted = {row.touchpoint.id: int(row.impact.get("customers_impacted", 0)) for row in rows}
+    return Review(evidence, rows, vital_few(states, impacted))
 
 
 def survey_gap(voice: dict) -> tuple[str, float] | None:

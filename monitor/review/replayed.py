@@ -24,7 +24,7 @@ from .model import Evidence, Spell, Step, Story, TouchpointEvidence, TouchpointR
 
 BUCKET = parse_duration("5m")
 STORIES = 3  # customers' journeys in a review: one per touchpoint, the vital few first
-BAD_KEPT = 256  # bad outcomes kept per touchpoint and period, to choose a story from
+BAD_KEPT = 2  # the first bad outcomes of each touchpoint in each bucket, to choose a story from
 ENVELOPE = {"event_id", "id", "type", "time", "occurred_at", "customer_id", "source", "specversion", "subject"}
 DETAIL = 120  # characters of an event's fields in a story
 
@@ -36,8 +36,8 @@ class Tracker:
         self.catalog, self.period, self.window = catalog, period, window
         self.bucket = math.gcd(BUCKET, period, window)
         self.counts: dict[str, dict[int, list[int]]] = {t.id: {} for t in catalog.touchpoints}
-        # The first bad outcomes of each touchpoint in each period, (at, customer): a story is chosen among them.
-        self.bad: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        # The first bad outcomes of each touchpoint in each bucket, (at, customer): a story is chosen among them.
+        self.bad: dict[tuple[str, int], list[tuple[int, str]]] = {}  # by (touchpoint, bucket)
         self.joined_kinds, self.left_kinds = set(catalog.contract.joined), set(catalog.contract.left)
         self.joined: dict[int, int] = {}
         self.left: dict[int, int] = {}
@@ -54,7 +54,7 @@ class Tracker:
             pair[0] += 1
         else:
             pair[1] += 1
-            some = self.bad.setdefault((outcome.touchpoint, period_start(outcome.at, self.period)), [])
+            some = self.bad.setdefault((outcome.touchpoint, index), [])
             if len(some) < BAD_KEPT:
                 some.append((outcome.at, outcome.customer))
         self._seen(outcome.at)
@@ -102,6 +102,7 @@ class Tracker:
             touchpoints,
             [self.joined.get(at, 0) for at in starts],
             [self.left.get(at, 0) for at in starts],
+            window=self.window,
         )
 
     def _spells(self, touchpoint, buckets: dict[int, list[int]]) -> list[Spell]:  # type: ignore[no-untyped-def]
@@ -138,7 +139,11 @@ class Tracker:
                 continue
             begins = start + row.worst * self.period
             ends = begins + self.period
-            candidates = self.bad.get((row.touchpoint.id, begins), [])
+            candidates = [
+                entry
+                for index in range(begins // self.bucket, ends // self.bucket)
+                for entry in self.bad.get((row.touchpoint.id, index), ())
+            ]
             inside = [s for s in row.spells if s.start < ends and (s.end is None or s.end > begins)]
             if inside:
                 spell = max(inside, key=lambda s: s.length(ends))

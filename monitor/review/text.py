@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN
 from ..durations import format_duration
 from ..events import format_timestamp
-from .model import DAY, Evidence, Review, TouchpointReview, survey_gap
+from .model import DAY, DISTINCT, Evidence, Review, TouchpointReview, survey_gap
 
 CHANGE_WORTH_SAYING = 0.01  # a point of reliability, between the last two periods
 MINUTE = 60_000_000
@@ -60,6 +60,17 @@ def gap(impact: dict) -> str:
     return "-" if found is None else f"{found[0]} {found[1]:+.1f}"
 
 
+def now(evidence: Evidence) -> str:
+    """Which period the review calls now: the last; the one before when the last has only begun."""
+    starts = evidence.starts()
+    if evidence.now == evidence.periods - 1:
+        return f"the last period, {when(starts[-1], evidence.period)}"
+    return (
+        f"the last whole period, {when(starts[evidence.now], evidence.period)}; "
+        f"{when(starts[-1], evidence.period)} has only begun"
+    )
+
+
 def span(review: Review) -> str:
     evidence = review.evidence
     last = evidence.starts()[-1] if evidence.periods else evidence.start
@@ -99,20 +110,22 @@ def summary(review: Review) -> str:
             + "."
         )
     if review.vital_few:
-        lines.append("Vital few (of those broken in a period, the ones that hurt the most while broken):")
+        lines.append("Vital few (of those broken in a period, the ones that hurt the most customers):")
         by_id = review.by_id
+        per = "" if evidence.impacted_per == DISTINCT else f" ({evidence.impacted_per})"
         for touchpoint in review.vital_few:
             row = by_id[touchpoint]
             impact = row.impact
             lines.append(
-                f"  {touchpoint}: {row.hurt} bad outcomes while broken; in the span {impact.get('customers_impacted', 0)} "
-                f"customers impacted, {impact.get('left_after_bad', 0)} left after a bad outcome, survey gap {gap(impact)}"
+                f"  {touchpoint}: {impact.get('customers_impacted', 0)} customers impacted{per}, "
+                f"{impact.get('left_after_bad', 0)} left after a bad outcome, survey gap {gap(impact)}; "
+                f"{row.hurt} bad outcomes in its broken periods"
             )
     states = [row.state_now for row in review.touchpoints]
     counts = ", ".join(
         f"{states.count(state)} {state}" for state in (BROKEN, RELIABLE, DIFFERENTIATING, UNKNOWN) if state in states
     )
-    lines.append(f"Now (the last period, {when(evidence.starts()[-1], evidence.period)}): {counts}.")
+    lines.append(f"Now ({now(evidence)}): {counts}.")
     moved = [row for row in review.touchpoints if row.change is not None and abs(row.change) >= CHANGE_WORTH_SAYING]
     if moved:
         lines.append(
@@ -120,7 +133,7 @@ def summary(review: Review) -> str:
             + ", ".join(f"{row.touchpoint.id} {points(row.change)}" for row in moved)
             + "."
         )
-    overspent = [row for row in review.touchpoints if row.budget_left is not None and row.budget_left < 0]
+    overspent = [row for row in review.touchpoints if row.overspent]
     if overspent:
         lines.append("Error budget overspent over the span: " + ", ".join(row.touchpoint.id for row in overspent) + ".")
     lines.append(f"Customers: {sum(evidence.joined)} joined, {sum(evidence.left)} left.")
@@ -140,13 +153,13 @@ def _longest(row: TouchpointReview, evidence: Evidence) -> str:
 
 
 def _table(review: Review) -> str:
-    headings = ("touchpoint", "owner", "now", "last", "change", "budget left")
+    headings = ("touchpoint", "owner", "now", "reliability", "change", "budget left")
     rows = [
         (
             row.touchpoint.id,
             row.touchpoint.owner,
             row.state_now,
-            percent(row.reliability[-1] if row.reliability else None),
+            percent(row.reliability_now),
             points(row.change),
             budget(row),
         )

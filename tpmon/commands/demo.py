@@ -97,4 +97,6 @@ def _review(catalog, show, path: Path) -> None:  # type: ignore[no-untyped-def]
     except KeyboardInterrupt:
         err.print("interrupted; no review written")
         return
+    except SystemExit:  # the review said why it could not be written; the demo itself went well
+        return
     out.print(f"the reliability review of this run: {path.resolve()} (open it in a browser, or print it)")

@@ -212,7 +212,7 @@ def feed(run: Replay, streams: list[tuple[str, BinaryIO, int]], progress: bool |
             run.feed_merged(inputs)
 
 
-def inputs_or_exit(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type: ignore[no-untyped-def]  # type: ignore[no-untyped-def]
+def inputs_or_exit(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]:  # type: ignore[no-untyped-def]
     """(source, file) of each ``[SOURCE=]FILE``; a bare file's lines describe themselves."""
     sources = catalog.contract.source_names
     read = []

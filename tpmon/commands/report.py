@@ -34,15 +34,6 @@ def replayed_or_exit(catalog, sources, period, lateness, progress, say, profile:
     return found  # type: ignore[return-value]
 
 
-def _story_order(catalog, found: Evidence) -> list[str]:  # type: ignore[no-untyped-def]
-    """The touchpoints to tell stories of: the vital few, then the others broken in a period."""
-    first = review(catalog, found)
-    broken = [
-        row.touchpoint.id for row in first.touchpoints if row.was_broken and row.touchpoint.id not in first.vital_few
-    ]
-    return [*first.vital_few, *broken]
-
-
 def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Review, str]:  # type: ignore[no-untyped-def]
     """Review the evidence and write the page; exits with a message when there is nothing to show."""
     from ..report.html import page
@@ -120,6 +111,8 @@ def report(
         fail("give event files or --prometheus, not both")
     if not prometheus_url and not inputs:
         fail("give event files to replay, or --prometheus URL")
+    if str(out_path) == "-":
+        fail("--out needs a file: the summary goes to stdout")
     if workers and not prometheus_url:
         fail("--worker goes with --prometheus (a replay tells its stories from the events)")
     if period < SHORTEST_PERIOD:
@@ -144,7 +137,7 @@ def report(
                 found = evidence(catalog, prometheus_url, since, period, PROFILES[profile], now, say)
             except PrometheusError as error:
                 fail(str(error), 1)
-            found.stories, notes = stories(workers, _story_order(catalog, found), say)
+            found.stories, notes = stories(workers, review(catalog, found).story_order(), say)
             if not workers:
                 notes = ["Prometheus keeps no journeys: with --worker URL the review tells the stories a worker keeps."]
             found.notes += notes

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from html import escape
 
 from monitor.conventions import BROKEN
+from monitor.durations import format_duration
 from monitor.review import Review, TouchpointReview
 from monitor.review.text import budget, gap, instant, length, moment, percent, points, span, summary, when
 
@@ -87,7 +88,8 @@ def page(review: Review, written_at: int, progress: Callable[[str], None] | None
         *_stories(review),
         f'<p class="note">Written {escape(instant(written_at))} UTC by tpmon report. Reliability is good / (good + '
         "bad) of the outcomes decided in a period; a touchpoint's state needs at least its min_events of them. "
-        "Broken spells are the times its state was broken over the live wall's window (the last hour). The "
+        f"Broken spells are the times its state was broken over the live wall's window (the last "
+        f"{escape(format_duration(evidence.window))}). The "
         "error budget is the bad outcomes the objective allows of those decided in the span.</p>",
         "</body></html>",
     ]
@@ -119,10 +121,11 @@ def _vital_few(review: Review) -> list[str]:
     if not review.vital_few:
         return [*parts, "<p>No touchpoint was broken in the span.</p>"]
     parts.append(
-        '<p class="note">The touchpoints broken in a period, those with the most bad outcomes in their broken '
-        "periods first, cut where they cover 80% of them. Customers impacted: with a bad outcome in the span "
-        f"({escape(per)}). Left after bad: customers who left within the attribution window after a bad "
-        "outcome. Survey gap: the mean score after a good outcome minus after a bad one.</p>"
+        '<p class="note">The touchpoints broken in a period, those that hurt the most customers first (with a '
+        f"bad outcome in the span, {escape(per)}), cut where they cover 80% of them. Bad in broken periods: "
+        "its bad outcomes in the periods it was broken. Left after bad: customers who left within the "
+        "attribution window after a bad outcome. Survey gap: the mean score after a good outcome minus "
+        "after a bad one.</p>"
     )
     by_id = review.by_id
     rows = []
@@ -133,14 +136,21 @@ def _vital_few(review: Review) -> list[str]:
             (
                 touchpoint,
                 row.touchpoint.owner,
+                impact.get("customers_impacted", 0),
                 row.states.count(BROKEN),
                 row.hurt,
-                impact.get("customers_impacted", 0),
                 impact.get("left_after_bad", 0),
                 gap(impact),
             )
         )
-    headings = ("touchpoint", "owner", "periods broken", "bad while broken", "customers impacted", "left after bad")
+    headings = (
+        "touchpoint",
+        "owner",
+        "customers impacted",
+        "periods broken",
+        "bad in broken periods",
+        "left after bad",
+    )
     parts.append(_table((*headings, "survey gap"), rows, numeric={2, 3, 4, 5, 6}))
     return parts
 
@@ -148,7 +158,7 @@ def _vital_few(review: Review) -> list[str]:
 def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
     touchpoint, evidence = row.touchpoint, review.evidence
     css = "touchpoint was-broken" if row.was_broken else "touchpoint"
-    last = row.reliability[-1] if row.reliability else None
+    last = row.reliability_now
     impact = row.impact
     parts = [
         f'<section class="{css}" id="{escape(touchpoint.id)}">',
@@ -156,7 +166,7 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
         f"{_state(row.state_now)}</h3>",
         f'<div class="note">{escape(touchpoint.description)}</div>' if touchpoint.description else "",
         '<div class="figures">'
-        f"<span>last period <b>{percent(last)}</b></span>"
+        f"<span>now <b>{percent(last)}</b></span>"
         f"<span>change <b>{escape(points(row.change))}</b></span>"
         f"<span>objective <b>{percent(touchpoint.objective)}</b></span>"
         f"<span>differentiating <b>{percent(touchpoint.differentiating)}</b></span>"
@@ -185,8 +195,8 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
         )
         if len(row.spells) > len(shown):
             parts.append(
-                f'<p class="note">Broken {len(row.spells)} times in the span (on the wall\'s hour); the '
-                f"{len(shown)} longest are shown.</p>"
+                f'<p class="note">Broken {len(row.spells)} times in the span (over the wall\'s '
+                f"{escape(format_duration(evidence.window))}); the {len(shown)} longest are shown.</p>"
             )
     elif row.was_broken:
         parts.append('<p class="note">Broken over a whole period, though in no hour on its own.</p>')

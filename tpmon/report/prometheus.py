@@ -5,7 +5,8 @@ rules (tpmon rules render): query_range over the recording rules.
   the period and is at most the state window (1h; with --profile test, 1m), times the window, sampled
   one window apart and summed per period (each sample is the window that ends at it). The evidence
   ends at the last whole window; Prometheus evaluates rules every evaluation_interval, so each window
-  is off by up to one interval.
+  is off by up to one interval. Counters count when a worker decides, so these are periods of the
+  workers' clocks (a backlog read after downtime lands where it is read), not of event time.
 - The spells broken: the state rule (touchpoint:tpmon_touchpoint_state:value) sampled over the span.
 - Impact over the span: the increase of the impact counters (customers impacted are counted once a
   customer per UTC day), and the survey answers by side, as the worker's /touchpoints reads them.
@@ -37,7 +38,7 @@ from monitor.journeys import Journey
 from monitor.observe.prometheus import BAD, CUSTOMERS, GOOD, STATE
 from monitor.observe.windows import STATE_WINDOW, WINDOWS, Profile
 from monitor.review import Evidence, TouchpointEvidence, period_start
-from monitor.review.model import Story, spells
+from monitor.review.model import MAX_PERIODS, Story, spells
 from monitor.review.replayed import STORIES, story
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points a series
@@ -119,6 +120,11 @@ def evidence(
     if end <= start:
         raise PrometheusError(f"the span from {format_timestamp(start)} is shorter than one window ({window})")
     periods = (end - 1 - start) // period + 1
+    if periods > MAX_PERIODS:
+        raise PrometheusError(
+            f"{periods} periods of {format_duration(period)} is more than a review can show ({MAX_PERIODS}): "
+            "choose a longer --period"
+        )
     say(f"asking Prometheus at {client.url} about {format_timestamp(start)} to {format_timestamp(end)}")
     factor = width // SECOND
 
@@ -146,7 +152,7 @@ def evidence(
             mine = states.setdefault(series["metric"].get("touchpoint", ""), {})
             for stamp, value in series["values"]:
                 mine[round(float(stamp) * SECOND)] = STATES.get(int(float(value)), "unknown")
-    if not good and not bad and not states:
+    if not any(sum(counts) for counts in (*good.values(), *bad.values())):
         raise PrometheusError(
             f"Prometheus at {client.url} has no tpmon outcomes from {format_timestamp(start)} to "
             f"{format_timestamp(end)}: does it scrape the workers, and load the rules of `tpmon rules render` "
@@ -171,8 +177,13 @@ def evidence(
         touchpoints,
         customers.get("joined", [0] * periods),
         customers.get("left", [0] * periods),
+        window=profile.seconds(STATE_WINDOW) * SECOND,
         impacted_per="each customer once a day",
-        notes=[f"From the recording rules of the {profile.name} profile, up to the last whole {window} window."],
+        notes=[
+            f"From the recording rules of the {profile.name} profile, up to the last whole {window} window; "
+            "outcomes count in the period a worker decided them (a backlog it caught up on, in the period it "
+            "caught up in)."
+        ],
     )
 
 
@@ -242,12 +253,18 @@ def stories(workers: tuple[str, ...], order: list[str], say: Callable[[str], Non
                 chosen = next((entry for entry in latest if entry["customer_id"] not in taken), None)
                 if chosen is None:
                     continue
-                record = _json(base + chosen["journey"])
-            except (OSError, ValueError, KeyError) as error:
+                journey = Journey.from_record(_json(base + chosen["journey"]))
+            except urllib.error.HTTPError as error:
+                if error.code == 404:  # that journey expired (or lives on another worker): no story here
+                    continue
                 silent.add(worker)
-                notes.append(f"The worker at {worker} did not answer for stories ({getattr(error, 'reason', error)}).")
+                notes.append(f"The worker at {worker} refused a story: {error.code} {error.reason}.")
                 continue
-            told.append(story(Journey.from_record(record), touchpoint))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                silent.add(worker)
+                notes.append(f"The worker at {worker} gave no stories ({getattr(error, 'reason', error)}).")
+                continue
+            told.append(story(journey, touchpoint))
             break
     if told:
         say(f"read {len(told)} customers' journeys from the workers")

@@ -49,25 +49,24 @@ def evidence(
     found.notes += _caveats(summary)
     first = review(catalog, found)
     by_id = first.by_id
-    broken = [row for row in first.touchpoints if row.was_broken and row.touchpoint.id not in first.vital_few]
-    broken.sort(key=lambda row: -int(row.impact.get("customers_impacted", 0)))
-    chosen = tracker.chosen([*(by_id[t] for t in first.vital_few), *broken], found.start)
+    chosen = tracker.chosen([by_id[touchpoint] for touchpoint in first.story_order()], found.start)
     if chosen:
         say(f"reading the journeys of {len(chosen)} customers for their stories")
-        found.stories = _stories(catalog, sources, chosen, lateness)
+        found.stories = _stories(catalog, sources, chosen, lateness, tracker.last)
     return found, run
 
 
-def _stories(catalog: Catalog, sources: list[tuple[str, Path]], chosen: list[tuple[str, str]], lateness):  # type: ignore[no-untyped-def]
+def _stories(catalog: Catalog, sources: list[tuple[str, Path]], chosen: list[tuple[str, str]], lateness, until):  # type: ignore[no-untyped-def]
     """The chosen customers' journeys, replayed from only the lines that may be theirs (a line naming
-    one of them anywhere; the replay keeps the journeys of those it finds)."""
+    one of them anywhere; the replay keeps the journeys of those it finds), deciding at the end what
+    the whole replay had decided by its last event (their own last events would leave a miss open)."""
     journeys = Journeys()
     run = Replay(catalog, lateness=lateness, journeys=journeys)
     needles = [customer.encode() for _, customer in chosen]
     with contextlib.ExitStack() as stack:
         streams = [(source, _naming(stream, needles), size) for source, stream, size in open_inputs(stack, sources)]
         feed(run, streams, False)  # type: ignore[arg-type]
-    run.finish()
+    run.finish(until)
     told = []
     for touchpoint, customer in chosen:
         journey = journeys.get(customer)
@@ -91,5 +90,8 @@ def _caveats(summary: dict) -> list[str]:
             "they are not in this review (tpmon replay --rejects keeps them, with the reason)."
         )
     if events["late"]:
-        notes.append(f"{events['late']} events came later than the lateness allows and decided nothing.")
+        notes.append(
+            f"{events['late']} events came later than the lateness allows: they were judged all the same, but "
+            "could not reopen an instance already decided."
+        )
     return notes
