@@ -149,22 +149,12 @@ def customers(review: Review) -> str:
         axes = figure.add_subplot()
         width = evidence.period / 1_000_000 / 86400 * 0.4  # in days, matplotlib's date unit
         starts = [dates.date2num(_instant(at)) for at in evidence.starts()]
-        axes.bar(
-            [s + width * 0.5 for s in starts],
-            evidence.joined,
-            width=width * 0.95,
-            align="edge",
-            color=COLOURS[RELIABLE],
-            label="joined",
-        )
-        axes.bar(
-            [s + width * 1.5 for s in starts],
-            evidence.left,
-            width=width * 0.95,
-            align="edge",
-            color=COLOURS[BROKEN],
-            label="left",
-        )
+        for offset, counts, state, label in (
+            (0.5, evidence.joined, RELIABLE, "joined"),
+            (1.5, evidence.left, BROKEN, "left"),
+        ):
+            where = [s + width * offset for s in starts]
+            axes.bar(where, counts, width=width * 0.95, align="edge", color=COLOURS[state], label=label)
         axes.xaxis_date()
         _time_axis(axes, review)
         axes.yaxis.set_major_locator(ticker.MaxNLocator(4, integer=True))
