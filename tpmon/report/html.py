@@ -72,9 +72,8 @@ def page(review: Review, written_at: int, progress: Callable[[str], None] | None
         parts.append(f'<h2 class="stage">Stage: {escape(stage)}</h2>')
         owners = ", ".join(dict.fromkeys(row.touchpoint.owner for row in rows))
         broken = ", ".join(row.touchpoint.id for row in rows if row.was_broken) or "none"
-        parts.append(
-            f'<p class="note">{len(rows)} touchpoints, owned by {escape(owners)}. Broken in a period: {escape(broken)}.</p>'
-        )
+        count = f"{len(rows)} touchpoint{'s' if len(rows) != 1 else ''}"
+        parts.append(f'<p class="note">{count}, owned by {escape(owners)}. Broken in a period: {escape(broken)}.</p>')
         for row in rows:
             if progress is not None:
                 progress(row.touchpoint.id)
