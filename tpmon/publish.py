@@ -238,7 +238,7 @@ async def publish(
         not acknowledged within RETRY_FOR is ``Unsent`` (a batch for a partition without a known
         leader never fails on its own)."""
         while window:
-            number, topic, key, line, future = window[0]
+            number, *_, future = window[0]
             deadline = loop.time() + RETRY_FOR
             while True:
                 try:
@@ -255,10 +255,18 @@ async def publish(
                     if not _retriable(error) or loop.time() > deadline:
                         raise Unsent(number, error, settings.bootstrap) from None
                     await asyncio.sleep(1.0)
-                    future = await send(number, topic, key, line, deadline)
-                    window[0] = (number, topic, key, line, future)
+                    await resend_failed(deadline)
+                    future = window[0][4]
             window.popleft()
             result.sent += 1
+
+    async def resend_failed(deadline: float) -> None:
+        """Send again, in order, every line of the window whose send failed: after an outage the
+        batches that expired fail all their lines at once, and one wait serves them all (a wait for
+        each would hold a window of thousands for as many seconds)."""
+        for index, (number, topic, key, line, sent) in enumerate(window):
+            if sent.done() and not sent.cancelled() and sent.exception() is not None:
+                window[index] = (number, topic, key, line, await send(number, topic, key, line, deadline))
 
     window: collections.deque[tuple[int, str, bytes | None, bytes, asyncio.Future]] = collections.deque()
     number = 0
