@@ -43,7 +43,7 @@ def test_the_demo_shows_the_incidents_and_cleans_up(tmp_path):
     assert (tmp_path / "wall.svg").read_text().startswith("<svg")
     # The review of its incident day: where it is, and both incidents broken in a period.
     review = data / "review.html"
-    assert f"the reliability review of this run: {review.resolve()}" in result.stdout.replace("\n", "")
+    assert f"the reliability review of this run: {review.resolve()} (open it" in result.stdout
     broken = review.read_text().split("Broken in a period:")[1].split("Broken for a while")[0]
     assert "bill-correct (billing" in broken and "call-answered (contact-center" in broken, broken
     assert running(str(data)) == []

@@ -99,4 +99,7 @@ def _review(catalog, show, path: Path) -> None:  # type: ignore[no-untyped-def]
         return
     except SystemExit:  # the review said why it could not be written; the demo itself went well
         return
-    out.print(f"the reliability review of this run: {path.resolve()} (open it in a browser, or print it)")
+    # (One line however long, so that the path can be copied whole.)
+    out.print(
+        f"the reliability review of this run: {path.resolve()} (open it in a browser, or print it)", soft_wrap=True
+    )
