@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..catalog.model import Catalog, Touchpoint
 from ..conventions import BROKEN, UNKNOWN
-from ..durations import parse_duration
+from ..durations import format_duration, parse_duration
 from ..state import reliability, touchpoint_state, vital_few
 
 DAY = parse_duration("1d")
@@ -20,6 +20,16 @@ WEEK = parse_duration("7d")
 MONDAY = 4 * DAY  # 1970-01-01 was a Thursday: weeks start on Mondays, at 00:00 UTC
 DISTINCT = "distinct customers"
 MAX_PERIODS = 400  # a chart of more periods than this is a smear: a longer --period says more
+
+
+def too_many(periods: int, period: int) -> str | None:
+    """What to say when a span holds more periods than a review can show, or None."""
+    if periods <= MAX_PERIODS:
+        return None
+    return (
+        f"{periods} periods of {format_duration(period)} is more than a review can show ({MAX_PERIODS}): "
+        "choose a longer --period"
+    )
 
 
 def period_start(at: int, period: int) -> int:
@@ -39,6 +49,10 @@ class Spell:
 
     def length(self, until: int) -> int:
         return (self.end if self.end is not None else until) - self.start
+
+    def overlaps(self, begins: int, ends: int) -> bool:
+        """Whether some of it lies in [begins, ends)."""
+        return self.start < ends and (self.end is None or self.end > begins)
 
 
 @dataclass
@@ -171,7 +185,7 @@ class TouchpointReview:
     def spells_in(self, starts: list[int], period: int) -> list[Spell]:
         """Its spells that overlap its broken periods (given every period's start)."""
         broken = [at for at, state in zip(starts, self.states, strict=True) if state == BROKEN]
-        return [s for s in self.spells if any(s.start < at + period and (s.end is None or s.end > at) for at in broken)]
+        return [s for s in self.spells if any(s.overlaps(at, at + period) for at in broken)]
 
     def longest_spells(self, count: int, until: int) -> list[Spell]:
         """Its ``count`` longest spells, in time order."""

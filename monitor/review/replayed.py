@@ -57,10 +57,14 @@ class Tracker:
             some = self.bad.setdefault((outcome.touchpoint, index), [])
             if len(some) < BAD_KEPT:
                 some.append((outcome.at, outcome.customer))
-        self._seen(outcome.at)
+        # (An outcome's instant lies between its events': the events alone set the span.)
 
     def event(self, event: Event) -> None:
-        self._seen(event.at)
+        at = event.at
+        if self.first is None or at < self.first:
+            self.first = at
+        if self.last is None or at > self.last:
+            self.last = at
         kind = event.kind
         if kind in self.joined_kinds:
             start = period_start(event.at, self.period)
@@ -68,12 +72,6 @@ class Tracker:
         elif kind in self.left_kinds:
             start = period_start(event.at, self.period)
             self.left[start] = self.left.get(start, 0) + 1
-
-    def _seen(self, at: int) -> None:
-        if self.first is None or at < self.first:
-            self.first = at
-        if self.last is None or at > self.last:
-            self.last = at
 
     def evidence(self, source: str, impact: dict[str, dict]) -> Evidence | None:
         """The evidence, with each touchpoint's impact over the span (the replay summary's); None when
@@ -93,17 +91,9 @@ class Tracker:
             touchpoints[touchpoint.id] = TouchpointEvidence(
                 good, bad, self._spells(touchpoint, buckets), impact.get(touchpoint.id, {})
             )
-        starts = [start + index * period for index in range(periods)]
-        return Evidence(
-            source,
-            start,
-            period,
-            self.last + 1,
-            touchpoints,
-            [self.joined.get(at, 0) for at in starts],
-            [self.left.get(at, 0) for at in starts],
-            window=self.window,
-        )
+        starts = range(start, start + periods * period, period)
+        joined, left = [self.joined.get(at, 0) for at in starts], [self.left.get(at, 0) for at in starts]
+        return Evidence(source, start, period, self.last + 1, touchpoints, joined, left, window=self.window)
 
     def _spells(self, touchpoint, buckets: dict[int, list[int]]) -> list[Spell]:  # type: ignore[no-untyped-def]
         """The state over the window at the end of every bucket, from the first outcome's to the
@@ -144,7 +134,7 @@ class Tracker:
                 for index in range(begins // self.bucket, ends // self.bucket)
                 for entry in self.bad.get((row.touchpoint.id, index), ())
             ]
-            inside = [s for s in row.spells if s.start < ends and (s.end is None or s.end > begins)]
+            inside = [spell for spell in row.spells if spell.overlaps(begins, ends)]
             if inside:
                 spell = max(inside, key=lambda s: s.length(ends))
                 until = spell.end if spell.end is not None else math.inf

@@ -11,7 +11,7 @@ import click
 from monitor.durations import format_duration, parse_duration
 from monitor.observe.windows import PROFILES, STATE_WINDOW
 from monitor.review import Evidence, Review, review, summary
-from monitor.review.model import MAX_PERIODS
+from monitor.review.model import too_many
 
 from ..output import atomic_output, err, fail
 from .catalog import catalog_or_exit
@@ -38,11 +38,9 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Revi
     """Review the evidence and write the page; exits with a message when there is nothing to show."""
     from ..report.html import page
 
-    if found.periods > MAX_PERIODS:
-        fail(
-            f"{found.periods} periods of {format_duration(found.period)} is more than a review can show "
-            f"({MAX_PERIODS}): choose a longer --period"
-        )
+    problem = too_many(found.periods, found.period)
+    if problem:
+        fail(problem)
     judged = review(catalog, found)
     if not any(row.decided for row in judged.touchpoints):
         fail(f"nothing was decided in {found.source}: no outcome of any touchpoint to review", 1)

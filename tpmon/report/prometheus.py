@@ -38,7 +38,7 @@ from monitor.journeys import Journey
 from monitor.observe.prometheus import BAD, CUSTOMERS, GOOD, STATE
 from monitor.observe.windows import STATE_WINDOW, WINDOWS, Profile
 from monitor.review import Evidence, TouchpointEvidence, period_start
-from monitor.review.model import MAX_PERIODS, Story, spells
+from monitor.review.model import Story, spells, too_many
 from monitor.review.replayed import STORIES, story
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points a series
@@ -120,11 +120,9 @@ def evidence(
     if end <= start:
         raise PrometheusError(f"the span from {format_timestamp(start)} is shorter than one window ({window})")
     periods = (end - 1 - start) // period + 1
-    if periods > MAX_PERIODS:
-        raise PrometheusError(
-            f"{periods} periods of {format_duration(period)} is more than a review can show ({MAX_PERIODS}): "
-            "choose a longer --period"
-        )
+    problem = too_many(periods, period)
+    if problem:
+        raise PrometheusError(problem)
     say(f"asking Prometheus at {client.url} about {format_timestamp(start)} to {format_timestamp(end)}")
     factor = width // SECOND
 
