@@ -205,6 +205,8 @@ async def publish(
         one (a new producer id) and send the whole window again. Lines Kafka took before may be sent
         twice; tpmon counts a repeated event_id as a duplicate (docs/SEMANTICS.md), so nothing is doubled."""
         nonlocal producer
+        for *_, given_up in window:  # the old producer fails them all: said here, not as "never retrieved"
+            given_up.add_done_callback(_retrieved)
         old, producer = producer, new_producer()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(old.stop(), FLUSH_TIMEOUT)

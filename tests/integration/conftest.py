@@ -58,6 +58,26 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, every: fl
         time.sleep(every)
 
 
+def finished(process: subprocess.Popen, timeout: float, what: str = "the command") -> str:
+    """Wait for a started command to end with 0 and return what it wrote on stderr. Its pipes are read
+    meanwhile, so a command that says much cannot block on a full pipe; one still running after
+    ``timeout`` is interrupted (Ctrl-C, as a user would), and the failure shows what it said."""
+    try:
+        _, said = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, said = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, said = process.communicate()
+        raise AssertionError(
+            f"{what} did not end within {timeout:.0f} s; interrupted, it said:\n{said.decode()[-3000:]}"
+        ) from None
+    assert process.returncode == 0, f"{what} exited with {process.returncode}:\n{said.decode()[-3000:]}"
+    return said.decode()
+
+
 @dataclass
 class Worker:
     process: subprocess.Popen

@@ -25,7 +25,7 @@ from tpmon.broker import free_port
 from tpmon.cli import main
 from tpmon.report.prometheus import evidence
 
-from .conftest import ROOT, Namespace, wait_until
+from .conftest import ROOT, Namespace, finished, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -286,7 +286,7 @@ def test_a_healthy_run_pages_nobody(room):
     simulator = namespace.start(
         "simulate", "--bootstrap", namespace.bootstrap, "--rate", "300", "--duration", "45s", "--seed", "32"
     )
-    assert simulator.wait(120) == 0
+    finished(simulator, 120, "the simulator")
     wait_until(
         lambda: stack.query('touchpoint:tpmon_touchpoint_state:value{touchpoint="bill-correct"} > 1'),
         30,

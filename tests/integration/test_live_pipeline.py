@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from monitor.events import format_timestamp, parse_timestamp
 
-from .conftest import ROOT, Namespace, Worker, group_lag, wait_committed, wait_until
+from .conftest import ROOT, Namespace, Worker, finished, group_lag, wait_committed, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -144,7 +144,7 @@ def test_counters_equal_replay_touchpoint_by_touchpoint(namespace):
     process, copy = simulate_live(namespace, seconds=12, rate=300, seed=21)
     first = wait_until(lambda: sum(sum(pair) for pair in worker.outcomes().values()), 60, "the first outcome")
     print(f"first outcome {time.monotonic() - started:.1f}s after the simulator started ({first} so far)")
-    assert process.wait(120) == 0, process.stderr.read().decode()
+    finished(process, 120, "the simulator")
     expected = live_equals_replay(namespace, [worker], copy)
     assert sum(g + b for g, b in expected.values()) > 100  # decided by the watermark: due within the run
     # Everything is committed, and the worker's own lag gauge says so, per partition it consumes.
@@ -165,7 +165,7 @@ def test_a_killed_worker_resumes_without_losing_or_doubling(namespace):
     assert first.outcomes(), "the worker should be counting before it is killed"
     first.stop(signal.SIGKILL)
     second = namespace.worker()
-    assert process.wait(120) == 0, process.stderr.read().decode()
+    finished(process, 120, "the simulator")
     live_equals_replay(namespace, [second], copy)
 
 
@@ -180,7 +180,7 @@ def test_two_workers_share_the_partitions(namespace):
         "a rebalance over both workers",
     )
     process, copy = simulate_live(namespace, seconds=12, rate=300, seed=23)
-    assert process.wait(120) == 0, process.stderr.read().decode()
+    finished(process, 120, "the simulator")
     live_equals_replay(namespace, workers, copy)
     # Each worker answers for any customer's journey, whichever owns it.
     customer = orjson.loads(copy.read_bytes().splitlines()[0])["customer_id"]
@@ -348,7 +348,7 @@ def test_a_worker_stopped_for_twice_the_lateness_then_restarted_equals_replay(na
     time.sleep(61)
     second = namespace.worker()
     print(f"the worker was down {time.monotonic() - stopped:.0f} s")
-    assert process.wait(180) == 0, process.stderr.read().decode()
+    finished(process, 180, "the simulator")
     expected = live_equals_replay(namespace, [second], copy)
     assert sum(g + b for g, b in expected.values()) > 300  # 774 in a run at 80 events/s here
 

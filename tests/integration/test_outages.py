@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import wait_until
+from .conftest import finished, wait_until
 from .test_live_pipeline import live_equals_replay, simulate_live
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.longest]
@@ -35,10 +35,10 @@ def test_the_broker_stopped_mid_stream_for_30_s_then_for_4_min(namespace, broker
         wait_until(kafka_up, 60, "the worker to be back on Kafka")
 
     outage(30)
-    assert before.wait(180) == 0, before.stderr.read().decode()  # the stream went on after the outage
+    finished(before, 180, "the simulator")  # the stream went on after the outage
     outage(240)
     after, after_copy = simulate_live(namespace, seconds=15, rate=100, seed=42, out="after.jsonl")
-    assert after.wait(120) == 0, after.stderr.read().decode()
+    finished(after, 120, "the simulator")
     assert worker.process.poll() is None, worker.log.read_text()[-3000:]
     sent = namespace.root / "sent.jsonl"
     sent.write_bytes(before_copy.read_bytes() + after_copy.read_bytes())
