@@ -14,7 +14,13 @@ from .options import DURATION
 
 
 @click.command()
-@click.option("--duration", default="3m", show_default=True, type=DURATION, help="How long the demo runs.")
+@click.option(
+    "--duration",
+    default="3m",
+    show_default=True,
+    type=DURATION,
+    help="How long the demo runs (its incident day at least long enough to show the recovery).",
+)
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 4), help="Workers sharing the partitions."
 )

@@ -123,6 +123,14 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
     return total
 
 
+#: The incident day's last incident ends at this share of the live run: its consequences (callers who
+#: hang up, outcomes decided later) and the recovery then have time to show.
+INCIDENTS_END = 0.4
+#: Seconds the wall needs after the last incident, beyond its window, to show the recovery: the
+#: consequences decided after the incident, the lateness, and a worker that lags on a busy machine.
+RECOVERY_SLACK = 15.0
+
+
 class Demo:
     def __init__(
         self, catalog: Catalog, rules: Path, duration: float, workers: int, rate: float, data: Path, console: Console
@@ -138,6 +146,13 @@ class Demo:
         self._picture_from = math.inf  # the wall is kept once its window has passed the history sent at once
         self.history, self.sent = data / "history.jsonl", data / "live.jsonl"  # what it sent (live: the review's)
         self.live = 0.0  # seconds of the live run
+
+    @property
+    def shortest_live(self) -> float:
+        """The live run's least length, however long setting up took: the time after the last incident
+        is the wall's window and the slack (a 90 s demo whose start-up took a minute had left 43 s,
+        and the wall still showed the overload at its end)."""
+        return (self.room.window + RECOVERY_SLACK) / (1 - INCIDENTS_END)
 
     def say(self, text: str) -> None:
         self.console.print(text, soft_wrap=True, highlight=False)
@@ -192,11 +207,9 @@ class Demo:
             )
         self._prometheus()
 
-        remaining = max(30.0, self.duration - (time.monotonic() - started))
+        remaining = max(self.shortest_live, self.duration - (time.monotonic() - started))
         self.live = remaining
-        # The incident day's last incident ends at 40% of the run: its consequences (callers who hang
-        # up, outcomes decided later) and the recovery then have time to show.
-        scale = 3600 / (0.4 * remaining)
+        scale = 3600 / (INCIDENTS_END * remaining)
         self._spawn(
             "simulator",
             [
