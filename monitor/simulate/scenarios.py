@@ -39,6 +39,9 @@ class Incident:
     start: int  # microseconds after the simulation's start
     duration: int
     what: str = ""
+    # How long after it ends the occurrences it hit are still being decided (microseconds of event time,
+    # not scaled: a caller's patience is the same in a short demo).
+    aftermath: int = 0
 
     def active(self, offset: int) -> bool:
         return self.start <= offset < self.start + self.duration
@@ -55,6 +58,16 @@ class Scenario:
         changes = {knob: value for i in self.incidents if i.active(offset) for knob, value in i.changes}
         return replace(base, **changes) if changes else base
 
+    @property
+    def aftermath(self) -> int:
+        """How long after its last incident ends the occurrences they hit are still being decided."""
+        return max((i.aftermath for i in self.incidents if i.start + i.duration == self.end), default=0)
+
+    @property
+    def end(self) -> int:
+        """When its last incident ends (microseconds after the start; 0 without incidents)."""
+        return max((i.start + i.duration for i in self.incidents), default=0)
+
     def scaled(self, factor: float) -> Scenario:
         """The same story with its incident times multiplied by ``factor`` (for short demos)."""
         incidents = tuple(
@@ -63,14 +76,19 @@ class Scenario:
         return replace(self, incidents=incidents)
 
 
-def _incident(changes: dict[str, float], start: str, duration: str, what: str) -> Incident:
-    return Incident(tuple(changes.items()), parse_duration(start), parse_duration(duration), what)
+def _incident(changes: dict[str, float], start: str, duration: str, what: str, aftermath: str = "0s") -> Incident:
+    return Incident(
+        tuple(changes.items()), parse_duration(start), parse_duration(duration), what, parse_duration(aftermath)
+    )
 
 
 BILLING_OUTAGE = _incident({"bill_wrong": 0.4}, "10m", "20m", "billing outage: 40% of bills wrong")
 # Callers wait minutes in the queue, and many hang up after a while.
 OVERLOADED = {"call_wait_median": 150.0, "call_patience_median": 20.0}
-OVERLOAD = _incident(OVERLOADED, "10m", "20m", "contact-center overload: waits over a minute")
+OVERLOADED_WHAT = "contact-center overload: waits over a minute"
+# Callers who queued before it ended hang up or are answered after their patience: 99% within 64 s.
+OVERLOADED_AFTERMATH = "65s"
+OVERLOAD = _incident(OVERLOADED, "10m", "20m", OVERLOADED_WHAT, OVERLOADED_AFTERMATH)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -85,7 +103,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "order-backlog",
             "From minute 10, for 20 minutes, order confirmations take several minutes.",
-            (_incident({"confirm_median": 300.0}, "10m", "20m", "order backlog: confirmations take minutes"),),
+            (_incident({"confirm_median": 300.0}, "10m", "20m", "order backlog: confirmations take minutes", "2m"),),
         ),
         Scenario(
             "waiting-on-customer",
@@ -112,7 +130,7 @@ SCENARIOS: dict[str, Scenario] = {
             "then recovery.",
             (
                 BILLING_OUTAGE,
-                _incident(OVERLOADED, "40m", "20m", OVERLOAD.what),
+                _incident(OVERLOADED, "40m", "20m", OVERLOADED_WHAT, OVERLOADED_AFTERMATH),
             ),
         ),
     )

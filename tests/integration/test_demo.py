@@ -36,9 +36,22 @@ def test_the_demo_shows_the_incidents_and_cleans_up(tmp_path):
         for line in summary.splitlines()
         if line.startswith("│")
     }
-    assert rows["bill-correct"][1] == "broken" and rows["bill-correct"][3] != "broken"
-    assert rows["call-answered"][1] == "broken" and rows["call-answered"][3] != "broken"
+    assert rows["bill-correct"][1] == rows["call-answered"][1] == "broken", summary
     assert set(rows) >= {"order-confirmed", "winback-call"}  # every touchpoint is shown
+    # The wall's lines, every 5 s: each incident breaks its touchpoint, in the day's order, and the wall
+    # shows it recovered after. (Not "the state at the end": one sample of a short window, in which a
+    # touchpoint close to its objective can flicker, as bill-correct, 1% bad against a 3% budget, does.)
+    walls = [
+        line.split("broken: ")[1].split(" |")[0].split(", ")
+        for line in result.stdout.splitlines()
+        if line.startswith("[") and "] broken: " in line
+    ]
+    broke = {
+        t: next((i for i, broken in enumerate(walls) if t in broken), None) for t in ("bill-correct", "call-answered")
+    }
+    assert None not in broke.values() and broke["bill-correct"] < broke["call-answered"], result.stdout[-6000:]
+    for touchpoint, first in broke.items():
+        assert any(touchpoint not in broken for broken in walls[first:]), result.stdout[-6000:]
     assert "story:" in result.stdout
     assert (tmp_path / "wall.svg").read_text().startswith("<svg")
     # The review of its incident day: where it is; bill-correct broken in a period of it, call-answered

@@ -24,12 +24,13 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.catalog import Catalog
-from monitor.durations import parse_duration
+from monitor.durations import MICROS, parse_duration
 from monitor.events import format_timestamp
 from monitor.observe.prometheus import rule_files
 from monitor.observe.text import yaml_text
 from monitor.observe.windows import PROFILES
 from monitor.simulate import Simulation
+from monitor.simulate.scenarios import SCENARIOS
 
 from ..broker import BrokerError, LocalKafka, free_port, port_free
 from ..commands.simulate import EVENTS_PER_CUSTOMER
@@ -123,12 +124,12 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
     return total
 
 
-#: The incident day's last incident ends at this share of the live run: its consequences (callers who
-#: hang up, outcomes decided later) and the recovery then have time to show.
-INCIDENTS_END = 0.4
-#: Seconds the wall needs after the last incident, beyond its window, to show the recovery: the
-#: consequences decided after the incident, the lateness, and a worker that lags on a busy machine.
-RECOVERY_SLACK = 15.0
+SCENARIO = "incident-day"
+#: Seconds the wall needs after the incidents, beyond their aftermath and its window, to show the
+#: recovery: the lateness (2 s) and a worker that lags on a busy machine.
+RECOVERY_SLACK = 12.0
+#: The least seconds the live run gives the incidents (the incident day's first hour, scaled).
+INCIDENTS_LIVE = 40.0
 
 
 class Demo:
@@ -148,11 +149,17 @@ class Demo:
         self.live = 0.0  # seconds of the live run
 
     @property
+    def recovery(self) -> float:
+        """Seconds the live run keeps after the last incident ends, for the wall to show the recovery:
+        the incidents' aftermath (callers who queued in the overload hang up or are answered up to a
+        minute after it), the wall's window and the slack. (With the last incident at 40% of the run,
+        a 90 s demo's wall still showed the overload at its end.)"""
+        return SCENARIOS[SCENARIO].aftermath / MICROS + self.room.window + RECOVERY_SLACK
+
+    @property
     def shortest_live(self) -> float:
-        """The live run's least length, however long setting up took: the time after the last incident
-        is the wall's window and the slack (a 90 s demo whose start-up took a minute had left 43 s,
-        and the wall still showed the overload at its end)."""
-        return (self.room.window + RECOVERY_SLACK) / (1 - INCIDENTS_END)
+        """The live run's least length, however long setting up took."""
+        return self.recovery + INCIDENTS_LIVE
 
     def say(self, text: str) -> None:
         self.console.print(text, soft_wrap=True, highlight=False)
@@ -209,7 +216,7 @@ class Demo:
 
         remaining = max(self.shortest_live, self.duration - (time.monotonic() - started))
         self.live = remaining
-        scale = 3600 / (INCIDENTS_END * remaining)
+        scale = SCENARIOS[SCENARIO].end / MICROS / (remaining - self.recovery)  # its incidents end in time
         self._spawn(
             "simulator",
             [
@@ -222,7 +229,7 @@ class Demo:
                 "--duration",
                 f"{int(remaining)}s",
                 "--scenario",
-                "incident-day",
+                SCENARIO,
                 "--time-scale",
                 f"{scale:.2f}",
                 "--out",
