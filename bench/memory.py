@@ -92,7 +92,6 @@ def core(count: int) -> dict:
 
 def worker(stage: Stage, count: int) -> dict:
     workers = Workers(stage, 1, own_sources=True)
-    workers.env.pop("TPMON_LATENESS", None)  # the catalog's: event time is now
     workers.start()
     try:
         workers.wait_assigned(PARTITIONS)

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> dict:
     root = Path(tempfile.mkdtemp(prefix="tpmon-bench-"))
     broker = None if args.bootstrap else LocalKafka(root / "kafka", free_port())
     results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if args.smoke:  # a short lateness and sweep: the smoke run's watermarks pass and its customers go quickly
+        pipeline.QUICK.update(TPMON_LATENESS="2s", TPMON_SWEEP_INTERVAL="2")
     try:
         bootstrap = args.bootstrap or broker.start()
         stage = pipeline.Stage.prepare(bootstrap, root, catalog, args.events)
@@ -113,8 +115,6 @@ def run(args: argparse.Namespace) -> dict:
             sizes.append({"open_instances": count, "core": core, "worker": live})
         results["memory"] = sizes
 
-        if args.smoke:  # a short lateness and sweep, so that the smoke run frees its customers quickly
-            state.SETTINGS.update(TPMON_LATENESS="2s", TPMON_SWEEP_INTERVAL="2")
         quiet = state.quiet(stage, args.state_customers)
         step(
             f"8 {args.state_customers:,} customers gone quiet",

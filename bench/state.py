@@ -35,16 +35,11 @@ from monitor.events import format_timestamp
 from monitor.simulate import Simulation
 
 SCRAPES = 20  # timed per figure; the median is reported
-#: Worker settings for a quick run (the smoke run sets a short lateness and sweep); empty: the defaults.
-SETTINGS: dict[str, str] = {}
 
 
 def worker(stage: Stage) -> Workers:
-    """One worker on four empty source topics of its own, at the catalog's lateness."""
-    workers = Workers(stage, 1, own_sources=True)
-    workers.env.pop("TPMON_LATENESS", None)
-    workers.env.update(SETTINGS)
-    return workers
+    """One worker on four empty source topics of its own, at the catalog's lateness (a smoke run's: pipeline.QUICK)."""
+    return Workers(stage, 1, own_sources=True)
 
 
 def joined(count: int, at: int, prefix: str) -> Iterator[bytes]:
