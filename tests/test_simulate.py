@@ -118,3 +118,17 @@ def test_the_command_writes_a_file(tmp_path):
     assert orjson.loads(lines[0])["occurred_at"].startswith("2026-11-22T08:")
     result = CliRunner().invoke(main, ["simulate"])
     assert result.exit_code == 2 and "--out" in result.stderr
+
+
+def test_a_run_that_ends_before_its_scenarios_incident_says_so(tmp_path):
+    out = tmp_path / "events.jsonl"
+    args = ["simulate", "--out", str(out), "--customers", "20", "--scenario", "billing-outage-week"]
+    short = CliRunner().invoke(main, args)
+    assert short.exit_code == 0 and out.exists(), short.output
+    assert "before billing-outage-week's incident starts (3d9h in" in short.stderr
+    assert "--duration 3d15h covers it" in short.stderr
+    whole = CliRunner().invoke(main, [*args, "--duration", "7d"])
+    assert whole.exit_code == 0 and "warning" not in whole.stderr, whole.stderr
+    # Scaled for a demo, the incident comes sooner and a short run holds it.
+    assert Simulation(duration=parse_duration("2m"), scenario="incident-day", time_scale=60).unreached() == ()
+    assert len(Simulation(duration=parse_duration("20m"), scenario="incident-day").unreached()) == 1

@@ -19,7 +19,7 @@ import orjson
 
 from ..durations import MICROS
 from ..events import format_timestamp, parse_timestamp
-from .scenarios import SCENARIOS, Knobs, Scenario
+from .scenarios import SCENARIOS, Incident, Knobs, Scenario
 
 DEFAULT_START = "2026-11-22T08:00:00Z"
 PLANS = (19.0, 29.0, 49.0, 79.0, 119.0)
@@ -261,6 +261,16 @@ class Simulation:
         if parse_timestamp(self.start) is None:
             raise ValueError(f"start must be an RFC 3339 timestamp with offset, not {self.start!r}")
 
+    @property
+    def plan(self) -> Scenario:
+        """The scenario with its incidents at the times this run has them (``time_scale`` applied)."""
+        scenario = SCENARIOS[self.scenario]
+        return scenario.scaled(1 / self.time_scale) if self.time_scale != 1 else scenario
+
+    def unreached(self) -> tuple[Incident, ...]:
+        """The scenario's incidents that start after the run's end: the run has none of them."""
+        return tuple(i for i in self.plan.incidents if i.start >= self.duration)
+
     def events(self) -> Iterator[dict | bytes]:
         """Events in emission order; everything after start + duration is left out."""
         for _, item in self.emissions():
@@ -280,9 +290,7 @@ class Simulation:
         start = parse_timestamp(self.start)
         assert start is not None
         end = start + self.duration
-        scenario = SCENARIOS[self.scenario]
-        if self.time_scale != 1:
-            scenario = scenario.scaled(1 / self.time_scale)
+        scenario = self.plan
         rng = random.Random(self.seed)
         # Arrivals spread over the first 90% of the run, so that the last customers still act.
         span = self.duration * 9 // 10 if self.arrive_within is None else self.arrive_within

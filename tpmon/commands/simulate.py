@@ -100,6 +100,13 @@ def simulate(
         run = Simulation(customers, duration, seed, scenario, start, disorder, duplicates, bad_lines, time_scale)
     except ValueError as error:
         fail(str(error))
+    for incident in run.unreached():
+        err.print(
+            f"warning: the run ends ({format_duration(duration)}) before {scenario}'s incident starts "
+            f"({format_duration(incident.start)} in: {incident.what or 'incident'}), so it has none of it; "
+            f"--duration {format_duration(incident.start + incident.duration + incident.aftermath)} covers it",
+            soft_wrap=True,
+        )
     if bootstrap is not None:
         _live(run, bootstrap, out_path)
         return
