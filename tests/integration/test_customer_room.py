@@ -282,7 +282,18 @@ def test_a_billing_outage_pages_billing_and_every_query_answers(room):
 
 
 def test_a_healthy_run_pages_nobody(room):
-    namespace, _worker, stack, webhook = room
+    namespace, worker, stack, webhook = room
+    # Before anything is sent, the real Prometheus scrapes the worker but has no outcome to review; and a
+    # worker's address is not a Prometheus's. Both are told, and no review is written.
+    out = namespace.root / "nothing.html"
+    for address, message in (
+        (f"http://127.0.0.1:{stack.prom_port}", "has no tpmon outcomes from"),
+        (f"http://127.0.0.1:{worker.port}", "has no /api/v1/query_range (HTTP 404): give the address of a Prometheus"),
+    ):
+        args = ["--prometheus", address, "--since", "20s", "--period", "10s", "--profile", "test", "--out", str(out)]
+        done = CliRunner().invoke(main, ["report", *args])
+        assert done.exit_code == 1 and message in done.stderr, done.output
+        assert not out.exists()
     simulator = namespace.start(
         "simulate", "--bootstrap", namespace.bootstrap, "--rate", "300", "--duration", "45s", "--seed", "32"
     )

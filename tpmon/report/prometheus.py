@@ -61,6 +61,11 @@ class Client:
             with urllib.request.urlopen(address, timeout=TIMEOUT) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as error:
+            if error.code == 404:
+                raise PrometheusError(
+                    f"{self.url} has no {path} (HTTP 404): give the address of a Prometheus server "
+                    "(http://HOST:9090), not of a worker or of Grafana"
+                ) from None
             try:
                 detail = json.loads(error.read()).get("error", error.reason)
             except ValueError:
