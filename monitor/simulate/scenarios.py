@@ -43,8 +43,13 @@ class Incident:
     # not scaled: a caller's patience is the same in a short demo).
     aftermath: int = 0
 
+    @property
+    def end(self) -> int:
+        """When it ends (microseconds after the simulation's start)."""
+        return self.start + self.duration
+
     def active(self, offset: int) -> bool:
-        return self.start <= offset < self.start + self.duration
+        return self.start <= offset < self.end
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,12 @@ class Scenario:
     @property
     def aftermath(self) -> int:
         """How long after its last incident ends the occurrences they hit are still being decided."""
-        return max((i.aftermath for i in self.incidents if i.start + i.duration == self.end), default=0)
+        return max((i.aftermath for i in self.incidents if i.end == self.end), default=0)
 
     @property
     def end(self) -> int:
         """When its last incident ends (microseconds after the start; 0 without incidents)."""
-        return max((i.start + i.duration for i in self.incidents), default=0)
+        return max((i.end for i in self.incidents), default=0)
 
     def scaled(self, factor: float) -> Scenario:
         """The same story with its incident times multiplied by ``factor`` (for short demos)."""

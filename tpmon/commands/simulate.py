@@ -104,7 +104,7 @@ def simulate(
         err.print(
             f"warning: the run ends ({format_duration(duration)}) before {scenario}'s incident starts "
             f"({format_duration(incident.start)} in: {incident.what or 'incident'}), so it has none of it; "
-            f"--duration {format_duration(incident.start + incident.duration + incident.aftermath)} covers it",
+            f"--duration {format_duration(incident.end + incident.aftermath)} covers it",
             soft_wrap=True,
         )
     if bootstrap is not None:
