@@ -11,7 +11,26 @@ What it holds:
 - the producer Faust configured (``producer``), for the outbox's batches;
 - the inputs' positions (``ConsumerPositions``): what the watermark's idleness needs to know of each
   source partition (its position against its end offset, and whether a fetch said so lately),
-  pausing the inputs that are ahead, and whether the consumer is connected at all (``streams.link``).
+  pausing the inputs that are ahead, and whether the consumer is connected at all (``streams.link``);
+- quiet stops and outages (``BatchConsumerThread``, ``ReconnectBackoff``): a stop is not a crash, and
+  the Kafka client backs off its reconnections.
+
+## Quiet stops and outages
+
+Three things Faust and aiokafka do that a healthy worker must not show:
+
+- Faust's fetcher takes a cancellation during a rebalance for a crash, so a worker stopped while it
+  joins its group or recovers exited 1 with a CRITICAL line; and aiokafka's fetcher, closed while one
+  of its fetches waits out a retry (the broker gone), raises that fetch's cancellation out of the
+  consumer's stop, which printed a thread's traceback. Both are stops, and end quietly here.
+- aiokafka retries a connection to a broker that is gone every 100 ms in each of its loops (metadata,
+  fetches, the coordinator, the producer): about 20 attempts a second from one worker, each an error
+  line, and enough attempts on loopback to take a port in the ephemeral range by a self-connection.
+  ``ReconnectBackoff`` spaces a node's attempts out, from 0.25 s doubling to 2 s while they fail, as
+  the Java client's ``reconnect.backoff.max.ms`` does; a connection that succeeds resets it.
+- Faust's livelock check looks for streams that do not take the messages fetched, and tpmon's batch
+  handlers are not streams: it logged ``Stream has not started processing`` for a healthy idle
+  worker's table partitions. tpmon says what matters itself (``tpmon_kafka_up``, ``tpmon_consumer_lag``).
 
 ## Batch delivery
 
@@ -74,6 +93,7 @@ committed past unread, one in about three runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import time
@@ -82,6 +102,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+from aiokafka.client import AIOKafkaClient, ConnectionGroup
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
@@ -166,6 +187,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+        except asyncio.CancelledError:
+            # Stopping cancels the fetch under way. Faust's fetcher takes a cancellation during a
+            # rebalance (a worker stopped while it joins or recovers) for a crash, and the worker then
+            # exits 1 with a CRITICAL line: a stop is not a crash.
+            if fetcher_stopped():
+                return
+            raise
         except Exception as exc:
             self.log.exception("Drain messages raised: %r", exc)
             raise
@@ -175,9 +203,70 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for message in messages:
             self._unacked_messages.discard(message)
 
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's check that streams take what is fetched: tpmon's handlers are not streams (above)."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose client backs off its reconnections and whose stop is quiet."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        backing_off(consumer._client)
+        return consumer
+
+    async def on_thread_stop(self) -> None:
+        # aiokafka's fetcher, closed during a fetch's retry, raises that fetch's cancellation (above).
+        with contextlib.suppress(asyncio.CancelledError):
+            await super().on_thread_stop()
+
+
+class BatchProducer(faust_aiokafka.Producer):
+    """Faust's producer, whose client backs off its reconnections."""
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        producer = super()._new_producer(transactional_id)
+        backing_off(producer.client)
+        return producer
+
+
+class ReconnectBackoff(AIOKafkaClient):
+    """An aiokafka client whose connection attempts to a node that keeps refusing are spaced out: after
+    a failure the next waits ``FIRST`` seconds, doubling up to ``MOST``; a success starts over."""
+
+    FIRST = 0.25
+    MOST = 2.0
+
+    async def _get_conn(self, node_id: Any, *, group: Any = ConnectionGroup.DEFAULT, no_hint: bool = False) -> Any:
+        conn_id = (node_id, group)
+        backoff: dict = self.__dict__.setdefault("_tpmon_backoff", {})  # conn_id -> (failures, not before)
+        known = self._conns.get(conn_id)
+        if known is None or not known.connected():
+            failures, not_before = backoff.get(conn_id, (0, 0.0))
+            while (wait := not_before - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+                not_before = backoff.get(conn_id, (0, 0.0))[1]  # another caller may have tried meanwhile
+        conn = await super()._get_conn(node_id, group=group, no_hint=no_hint)
+        if conn is None:
+            failures = backoff.get(conn_id, (0, 0.0))[0] + 1
+            delay = min(self.MOST, self.FIRST * 2 ** (failures - 1))
+            backoff[conn_id] = (failures, time.monotonic() + delay)
+        else:
+            backoff.pop(conn_id, None)
+        return conn
+
+
+def backing_off(client: AIOKafkaClient) -> None:
+    """Make a client aiokafka built a ``ReconnectBackoff`` (it adds behaviour, no state of its own)."""
+    client.__class__ = ReconnectBackoff
+
 
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
+    Producer = BatchProducer
 
 
 FETCH_ROUND = 1.1  # seconds: Faust's consumer waits up to 1 s for each fetch
@@ -358,6 +447,14 @@ def _internals() -> dict[str, object]:
 
     return {
         "faust Consumer._drain_messages (overridden by BatchConsumer)": faust_consumer.Consumer._drain_messages,
+        "faust aiokafka Consumer._new_consumer_thread (overridden)": faust_aiokafka.Consumer._new_consumer_thread,
+        "faust aiokafka Consumer.verify_event_path (overridden)": faust_aiokafka.Consumer.verify_event_path,
+        "faust aiokafka ConsumerThread._create_worker_consumer (extended)": (
+            faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+        ),
+        "faust aiokafka ConsumerThread.on_thread_stop (extended)": faust_aiokafka.AIOKafkaConsumerThread.on_thread_stop,
+        "faust aiokafka Producer._new_producer (extended)": faust_aiokafka.Producer._new_producer,
+        "aiokafka Fetcher.close (raises a fetch's cancellation)": fetcher.Fetcher.close,
         "faust Consumer.getmany": faust_consumer.Consumer.getmany,
         "faust Consumer.track_message": faust_consumer.Consumer.track_message,
         "faust Consumer._add_gap": faust_consumer.Consumer._add_gap,
@@ -376,7 +473,7 @@ def _internals() -> dict[str, object]:
         "faust aiokafka ConsumerThread.topic_partitions": faust_aiokafka.AIOKafkaConsumerThread.topic_partitions,
         "aiokafka TopicPartitionState.consumed_to (position)": subscription_state.TopicPartitionState.consumed_to,
         "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": fetcher.Fetcher._proc_fetch_request,
-        "aiokafka AIOKafkaClient._get_conn (connections)": client.AIOKafkaClient._get_conn,
+        "aiokafka AIOKafkaClient._get_conn (connections; extended)": client.AIOKafkaClient._get_conn,
         "aiokafka AIOKafkaConnection.connected": conn.AIOKafkaConnection.connected,
     }
 
@@ -388,6 +485,12 @@ def fingerprint(thing: object) -> str:
 #: The source fingerprints of the internals above, for the pinned versions.
 INTERNALS: dict[str, str] = {
     "faust Consumer._drain_messages (overridden by BatchConsumer)": "44a2500309e83c63",
+    "faust aiokafka Consumer._new_consumer_thread (overridden)": "0870ec53dea75083",
+    "faust aiokafka Consumer.verify_event_path (overridden)": "a17e8f0610e1abcb",
+    "faust aiokafka ConsumerThread._create_worker_consumer (extended)": "c2701bfc3e6f6cad",
+    "faust aiokafka ConsumerThread.on_thread_stop (extended)": "8dfc004e258b6c25",
+    "faust aiokafka Producer._new_producer (extended)": "e72355c3430ed02f",
+    "aiokafka Fetcher.close (raises a fetch's cancellation)": "1cd24bc1c442149e",
     "faust Consumer.getmany": "4b168d84882a70d6",
     "faust Consumer.track_message": "217d7f1399a4cd8e",
     "faust Consumer._add_gap": "4df2573ded7c1c2c",
@@ -406,7 +509,7 @@ INTERNALS: dict[str, str] = {
     "faust aiokafka ConsumerThread.topic_partitions": "8e5084fa9734ed33",
     "aiokafka TopicPartitionState.consumed_to (position)": "c7b8f0f99ce9185e",
     "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": "59bf948fff47eed5",
-    "aiokafka AIOKafkaClient._get_conn (connections)": "68ce5d8391719d33",
+    "aiokafka AIOKafkaClient._get_conn (connections; extended)": "68ce5d8391719d33",
     "aiokafka AIOKafkaConnection.connected": "e392e7f6dadb2368",
 }
 

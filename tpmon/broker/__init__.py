@@ -12,6 +12,7 @@ import base64
 import contextlib
 import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
@@ -107,8 +108,24 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+BELOW_EPHEMERAL = 10_000  # ports to choose from, just below the range the system gives outgoing connections
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A port free on loopback now, below the range the system hands out to outgoing connections. A port
+    in that range can be taken from a stopped server by a client retrying it: the kernel may give the
+    client that very port as its own, and the connection reaches itself (a TCP simultaneous open), which
+    held a stopped test broker's port for minutes."""
+    try:
+        low = int(EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    for _ in range(100):
+        port = random.randrange(max(1024, low - BELOW_EPHEMERAL), low)
+        if port_free(port) and port_free(port + 1):  # (a broker's controller takes the next one)
+            return port
+    with socket.socket() as probe:  # all taken: any port the system gives
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 

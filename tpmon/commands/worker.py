@@ -100,7 +100,12 @@ def worker(
     )
     from streams.logs import logging_config
 
-    runner = faust.Worker(app, loglevel=loglevel, logging_config=logging_config(loglevel))
+    # Quiet: the log is the only output, as plain lines (Faust's start-up spinner wrote terminal codes
+    # into it, and the redirection of stdout into the log cut what was printed into one line per word).
+    runner = faust.Worker(
+        app, loglevel=loglevel, logging_config=logging_config(loglevel), quiet=True, redirect_stdouts=False
+    )
+    runner.spinner = None
     _quiet_clients(loglevel)
     runner.execute_from_commandline()
 
