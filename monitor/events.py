@@ -32,6 +32,8 @@ BAD_TIMESTAMP: Final = "bad_timestamp"
 TOO_LARGE: Final = "too_large"
 FUTURE_TIMESTAMP: Final = "future_timestamp"  # live (or replay --now): too far ahead of the clock
 INTERNAL_ERROR: Final = "internal_error"  # processing failed for a reason outside the contract: a bug
+# live: older than the ids the worker still remembers, so it could not be told from one already judged
+TOO_OLD: Final = "too_old"
 REJECT_REASONS: Final = (
     NOT_UTF8,
     MALFORMED_JSON,
@@ -41,6 +43,7 @@ REJECT_REASONS: Final = (
     BAD_TIMESTAMP,
     TOO_LARGE,
     FUTURE_TIMESTAMP,
+    TOO_OLD,
     INTERNAL_ERROR,
 )
 

@@ -1,28 +1,44 @@
-"""Prometheus metrics (docs/METRICS.md) with an injected registry and children bound ahead of the hot path.
+"""Prometheus metrics (docs/METRICS.md), read from what each partition has stored, with an injected registry.
 
 Labels are bounded: touchpoints, stages and owners come from the catalog, types from the contract
-(unknown types are "other"), sources from configuration, reasons from a fixed list. Never an id.
+(unknown types are "other"), sources from configuration, reasons from a fixed list, partitions from
+the events topic. Never an id.
+
+Every counter of what was judged is a partition's (``partition`` label): counted in its state
+(``monitor.counts``, the engine's outcome and impact tallies), stored with it, and served only once
+stored (``Figures``). A worker restarting, or a partition moving to another worker, therefore never
+shows a counter going down: a partition not recovered yet has no series at all (Prometheus marks them
+stale), and comes back at what it had stored. The few counts of the process itself (messages too
+large to forward, failures of no partition, Kafka outages) have no ``partition`` label and start at
+zero with the process; they exist only once they have counted something.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from . import conventions as c
+from . import counts as tally
 from .catalog.model import DEADLINE, Catalog
 from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
-from .engine.outcome import Outcome
 from .events import REJECT_REASONS
-from .failures import STAGES
 
 # Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
 # since a histogram has one set of buckets for all its label values.
 _DEADLINE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+LABEL_PARTITION = "partition"
 
 
 def latency_buckets(catalog: Catalog) -> tuple[float, ...]:
@@ -35,71 +51,106 @@ def latency_buckets(catalog: Catalog) -> tuple[float, ...]:
     return tuple(sorted(seconds)) or (1.0,)
 
 
-class OutcomeSource(Protocol):
-    """Where outcome counts and open instances are read from: the engine state, which a restarted
-    worker restores, so that the counters continue where they were instead of starting at zero."""
+@dataclass
+class Figures:
+    """What one partition has decided and counted, as stored: all /metrics serves of it."""
 
-    def counts(self) -> dict[str, list[int]]: ...
-
-    def pending_counts(self) -> dict[str, int]: ...
-
-    def at_risk_counts(self) -> dict[str, int]: ...
-
-    def impact_totals(self) -> dict[str, dict[str, float]]: ...
-
-    def customers_active(self) -> int: ...
+    outcomes: dict[str, list[int]] = field(default_factory=dict)  # touchpoint -> [good, bad]
+    pending: dict[str, int] = field(default_factory=dict)
+    at_risk: dict[str, int] = field(default_factory=dict)
+    impact: dict[str, dict[str, float]] = field(default_factory=dict)  # engine.impact's tallies
+    active: int = 0  # customers active, once per customer and UTC day
+    counts: tally.Counts = field(default_factory=dict)
 
 
-class _StateCollector(Collector):
-    def __init__(self, catalog: Catalog, source: OutcomeSource) -> None:
+class FiguresSource(Protocol):
+    def figures(self) -> Mapping[int, Figures]:
+        """Per partition owned and recovered, its figures as stored."""
+        ...
+
+
+class _PartitionsCollector(Collector):
+    """Every series of what was judged, one per partition (those recovered on this worker)."""
+
+    def __init__(self, catalog: Catalog, source: FiguresSource, process: tally.Counts) -> None:
+        self.process = process
         self.touchpoints = catalog.touchpoints
+        self.deadlines = [t.id for t in catalog.touchpoints if t.kind == DEADLINE]
         self.surveys = catalog.contract.surveys
+        self.buckets = latency_buckets(catalog)
+        contract = catalog.contract
+        self.sources = contract.source_names
+        # Each source's series exist from the start, at zero, so that a first increase counts: its
+        # declared types and "other".
+        self.types = {
+            source: [*sorted(d.type for d in contract.events if d.source == source), c.OTHER_TYPE]
+            for source in self.sources
+        }
+        self.joined, self.left = contract.joined, contract.left
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
+        figures = sorted(self.source.figures().items())
+        yield from self._decided(figures)
+        yield from self._impact(figures)
+        yield from self._events(figures)
+
+    def _decided(self, figures: list[tuple[int, Figures]]) -> Iterator[Metric]:
+        p = LABEL_PARTITION
         outcomes = CounterMetricFamily(
             c.METRIC_OUTCOMES.removesuffix("_total"),
             "Touchpoint instances decided, by outcome.",
-            labels=[c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME],
+            labels=[c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME, p],
         )
         pending = GaugeMetricFamily(
-            c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", labels=[c.LABEL_TOUCHPOINT]
+            c.METRIC_PENDING, "Touchpoint instances open and not yet decided.", labels=[c.LABEL_TOUCHPOINT, p]
         )
         at_risk = GaugeMetricFamily(
             c.METRIC_AT_RISK,
             "Open, running instances with at most the touchpoint's at_risk left (touchpoints with at_risk).",
-            labels=[c.LABEL_TOUCHPOINT],
+            labels=[c.LABEL_TOUCHPOINT, p],
         )
-        counts, open_now = self.source.counts(), self.source.pending_counts()
-        risky = self.source.at_risk_counts()
-        for t in self.touchpoints:
-            good, bad = counts.get(t.id, (0, 0))
-            outcomes.add_metric([t.id, t.stage, t.owner, c.GOOD], good)
-            outcomes.add_metric([t.id, t.stage, t.owner, c.BAD], bad)
-            pending.add_metric([t.id], open_now.get(t.id, 0))
-            if t.at_risk is not None:
-                at_risk.add_metric([t.id], risky.get(t.id, 0))
+        rule_errors = CounterMetricFamily(
+            c.METRIC_RULE_ERRORS.removesuffix("_total"),
+            "Events a touchpoint's rule could not judge.",
+            labels=[c.LABEL_TOUCHPOINT, p],
+        )
+        latency = HistogramMetricFamily(
+            c.METRIC_LATENCY, "Time from a deadline's start to its end, for ends that came.", labels=[c.LABEL_TOUCHPOINT, p]
+        )
+        for number, mine in figures:
+            partition = str(number)
+            for t in self.touchpoints:
+                good, bad = mine.outcomes.get(t.id, (0, 0))
+                outcomes.add_metric([t.id, t.stage, t.owner, c.GOOD, partition], good)
+                outcomes.add_metric([t.id, t.stage, t.owner, c.BAD, partition], bad)
+                pending.add_metric([t.id, partition], mine.pending.get(t.id, 0))
+                if t.at_risk is not None:
+                    at_risk.add_metric([t.id, partition], mine.at_risk.get(t.id, 0))
+                rule_errors.add_metric([t.id, partition], mine.counts.get((tally.RULE_ERRORS, t.id), 0))
+            for touchpoint, buckets, total in tally.histograms(mine.counts, self.buckets, self.deadlines):
+                latency.add_metric([touchpoint, partition], buckets, total)
         yield outcomes
         yield pending
         yield at_risk
-        yield from self._impact()
+        yield rule_errors
+        yield latency
 
-    def _impact(self) -> Iterator[Metric]:
-        """Impact (docs/SEMANTICS.md, "Impact"), from the tallies in the engine state: every series
-        exists from the start, at zero, so that its first increase counts."""
-        tallies = self.source.impact_totals()
+    def _impact(self, figures: list[tuple[int, Figures]]) -> Iterator[Metric]:
+        """Impact (docs/SEMANTICS.md, "Impact"), from the tallies in the engine state."""
+        p = LABEL_PARTITION
         impacted = CounterMetricFamily(
             c.METRIC_CUSTOMERS_IMPACTED.removesuffix("_total"),
             "Customers with a bad outcome of the touchpoint, counted once per customer and UTC day.",
-            labels=[c.LABEL_TOUCHPOINT],
+            labels=[c.LABEL_TOUCHPOINT, p],
         )
         left = CounterMetricFamily(
             c.METRIC_LEFT_AFTER_BAD.removesuffix("_total"),
             "Leavings within the attribution window after a bad outcome of the touchpoint (each leaving once "
             "per touchpoint).",
-            labels=[c.LABEL_TOUCHPOINT],
+            labels=[c.LABEL_TOUCHPOINT, p],
         )
-        labels = [c.LABEL_TOUCHPOINT, c.LABEL_SURVEY, c.LABEL_AFTER]
+        labels = [c.LABEL_TOUCHPOINT, c.LABEL_SURVEY, c.LABEL_AFTER, p]
         score = SummaryMetricFamily(
             c.METRIC_SURVEY_SCORE,
             "Survey scores of customers with an outcome of the touchpoint in the attribution window, "
@@ -109,45 +160,117 @@ class _StateCollector(Collector):
         answered = CounterMetricFamily(
             c.METRIC_SURVEY_ANSWERS.removesuffix("_total"),
             "Survey answers attributed to the touchpoint, by side and class (nps: promoter, passive, detractor).",
-            labels=[*labels, c.LABEL_CLASS],
+            labels=[c.LABEL_TOUCHPOINT, c.LABEL_SURVEY, c.LABEL_AFTER, c.LABEL_CLASS, p],
         )
-        for t in self.touchpoints:
-            named = tallies.get(t.id, {})
-            impacted.add_metric([t.id], named.get(IMPACTED, 0))
-            left.add_metric([t.id], named.get(LEFT, 0))
-            for survey in self.surveys:
-                for side in (GOOD_SIDE, BAD_SIDE):
-                    by_class, total = answers(named, survey, side)
-                    score.add_metric([t.id, survey, side], sum(by_class.values()), total)
-                    for cls, count in by_class.items():
-                        answered.add_metric([t.id, survey, side, cls], count)
         active = CounterMetricFamily(
             c.METRIC_CUSTOMERS_ACTIVE.removesuffix("_total"),
             "Customers with an event, counted once per customer and UTC day: the base churn is compared with.",
+            labels=[p],
         )
-        active.add_metric([], self.source.customers_active())
+        for number, mine in figures:
+            partition = str(number)
+            active.add_metric([partition], mine.active)
+            for t in self.touchpoints:
+                named = mine.impact.get(t.id, {})
+                impacted.add_metric([t.id, partition], named.get(IMPACTED, 0))
+                left.add_metric([t.id, partition], named.get(LEFT, 0))
+                for survey in self.surveys:
+                    for side in (GOOD_SIDE, BAD_SIDE):
+                        by_class, total = answers(named, survey, side)
+                        score.add_metric([t.id, survey, side, partition], sum(by_class.values()), total)
+                        for cls, count in by_class.items():
+                            answered.add_metric([t.id, survey, side, cls, partition], count)
         yield active
         yield impacted
         yield left
         yield score
         yield answered
 
+    def _events(self, figures: list[tuple[int, Figures]]) -> Iterator[Metric]:
+        p = LABEL_PARTITION
+        events = CounterMetricFamily(
+            c.METRIC_EVENTS.removesuffix("_total"), "Valid events accepted.", labels=[c.LABEL_SOURCE, c.LABEL_TYPE, p]
+        )
+        rejected = CounterMetricFamily(
+            c.METRIC_REJECTED.removesuffix("_total"), "Inputs rejected, by reason.", labels=[c.LABEL_SOURCE, c.LABEL_REASON, p]
+        )
+        duplicates = CounterMetricFamily(
+            c.METRIC_DUPLICATES.removesuffix("_total"), "Events seen again with a known event_id.", labels=[c.LABEL_SOURCE, p]
+        )
+        late = CounterMetricFamily(
+            c.METRIC_LATE.removesuffix("_total"),
+            "Events that arrived after the watermark passed them.",
+            labels=[c.LABEL_SOURCE, p],
+        )
+        customers = CounterMetricFamily(
+            c.METRIC_CUSTOMERS.removesuffix("_total"), "Customers joined and left.", labels=[c.LABEL_DIRECTION, p]
+        )
+        broken = CounterMetricFamily(
+            c.METRIC_JOURNEYS_BROKEN.removesuffix("_total"), "Journeys that turned broken.", labels=[p]
+        )
+        failures = CounterMetricFamily(
+            c.METRIC_INTERNAL_ERRORS.removesuffix("_total"),
+            "Processing that raised for a reason outside the event contract (a bug), by where it failed.",
+            labels=[c.LABEL_STAGE_OF_FAILURE, p],
+        )
+        for number, mine in figures:
+            partition = str(number)
+            counted = mine.counts
+            by_type = dict.fromkeys(((s, t) for s, types in self.types.items() for t in types), 0.0)
+            by_reason = dict.fromkeys(((s, r) for s in self.sources for r in REJECT_REASONS), 0.0)
+            by_source = dict.fromkeys(self.sources, 0.0)
+            dups, lates = dict(by_source), dict(by_source)
+            joined = left = 0.0
+            for (source, kind), amount in tally.of_kind(counted, tally.EVENTS):
+                by_type[source, kind] = amount
+                if kind in self.joined:
+                    joined += amount
+                elif kind in self.left:
+                    left += amount
+            for (source, reason), amount in tally.of_kind(counted, tally.REJECTED):
+                by_reason[source, reason] = amount
+            for (source,), amount in tally.of_kind(counted, tally.DUPLICATES):
+                dups[source] = amount
+            for (source,), amount in tally.of_kind(counted, tally.LATE):
+                lates[source] = amount
+            for (source, kind), amount in sorted(by_type.items()):
+                events.add_metric([source, kind, partition], amount)
+            for (source, reason), amount in sorted(by_reason.items()):
+                rejected.add_metric([source, reason, partition], amount)
+            for source, amount in sorted(dups.items()):
+                duplicates.add_metric([source, partition], amount)
+            for source, amount in sorted(lates.items()):
+                late.add_metric([source, partition], amount)
+            customers.add_metric([c.JOINED, partition], joined)
+            customers.add_metric([c.LEFT, partition], left)
+            broken.add_metric([partition], counted.get((tally.JOURNEYS_BROKEN,), 0))
+            for (stage,), amount in sorted(tally.of_kind(counted, tally.INTERNAL_ERRORS)):
+                failures.add_metric([stage, partition], amount)
+        for (source, reason), amount in sorted(tally.of_kind(self.process, tally.REJECTED)):
+            rejected.add_metric([source, reason, ""], amount)
+        for (stage,), amount in sorted(tally.of_kind(self.process, tally.INTERNAL_ERRORS)):
+            failures.add_metric([stage, ""], amount)
+        yield events
+        yield rejected
+        yield duplicates
+        yield late
+        yield customers
+        yield broken
+        yield failures
+
 
 class Metrics:
-    """The metric families of one process, and fast paths to their children.
+    """The metric families of one worker: what its partitions stored, and the few of the process.
 
-    Outcome counts and open instances are read from ``source`` (the engine state) when scraped; the
-    rest counts what this process sees.
+    The process's own counts (``refused``, ``failed``) are series of the same families without a
+    ``partition`` (an empty label is none to Prometheus).
     """
 
-    def __init__(self, catalog: Catalog, source: OutcomeSource, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, catalog: Catalog, source: FiguresSource, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        r.register(_StateCollector(catalog, source))
-        self.latency = Histogram(
-            c.METRIC_LATENCY, "Time from a deadline's start to its end, for ends that came.",
-            [c.LABEL_TOUCHPOINT], buckets=latency_buckets(catalog), registry=r,
-        )  # fmt: skip
+        self.process: tally.Counts = {}  # the process's own counts (``refused``, ``failed``)
+        r.register(_PartitionsCollector(catalog, source, self.process))
         self.objective = Gauge(
             c.METRIC_OBJECTIVE, "The touchpoint's reliability objective.", [c.LABEL_TOUCHPOINT], registry=r
         )
@@ -163,28 +286,6 @@ class Metrics:
             [c.LABEL_TOUCHPOINT],
             registry=r,
         )
-        self.rule_errors = Counter(
-            c.METRIC_RULE_ERRORS, "Events a touchpoint's rule could not judge.", [c.LABEL_TOUCHPOINT], registry=r
-        )
-        self.events = Counter(c.METRIC_EVENTS, "Valid events accepted.", [c.LABEL_SOURCE, c.LABEL_TYPE], registry=r)
-        self.rejected = Counter(
-            c.METRIC_REJECTED, "Inputs rejected, by reason.", [c.LABEL_SOURCE, c.LABEL_REASON], registry=r
-        )
-        self.duplicates = Counter(
-            c.METRIC_DUPLICATES, "Events seen again with a known event_id.", [c.LABEL_SOURCE], registry=r
-        )
-        self.late = Counter(
-            c.METRIC_LATE, "Events that arrived after the watermark passed them.", [c.LABEL_SOURCE], registry=r
-        )
-        self.customers = Counter(c.METRIC_CUSTOMERS, "Customers joined and left.", [c.LABEL_DIRECTION], registry=r)
-        self.journeys_broken = Counter(c.METRIC_JOURNEYS_BROKEN, "Journeys that turned broken.", registry=r)
-        self.internal_errors = Counter(
-            c.METRIC_INTERNAL_ERRORS,
-            "Processing that raised for a reason outside the event contract (a bug), by where it failed.",
-            [c.LABEL_STAGE_OF_FAILURE],
-            registry=r,
-        )
-        self._internal_errors = {stage: self.internal_errors.labels(stage) for stage in STAGES}
         self.last_event = Gauge(
             c.METRIC_SOURCE_LAST_EVENT,
             "When this worker last took a valid event of the source, in Unix seconds (its start, until then).",
@@ -193,33 +294,10 @@ class Metrics:
         )
         self._last_event: dict[str, Gauge] = {}
         self._last_seen: dict[str, float] = {}
-
-        # Children bound ahead of time: the hot path does one dict lookup and an inc().
-        self._latency = {}
-        self._rule_errors = {}
         for t in catalog.touchpoints:
-            self._rule_errors[t.id] = self.rule_errors.labels(t.id)
             self.objective.labels(t.id).set(t.objective)
             self.differentiating.labels(t.id).set(t.differentiating)
             self.min_events.labels(t.id).set(t.min_events)
-            if t.kind == DEADLINE:
-                self._latency[t.id] = self.latency.labels(t.id)
-        self._joined = self.customers.labels(c.JOINED)
-        self._left = self.customers.labels(c.LEFT)
-        # Label values come from the declarations (docs/EVENTS.md), so they stay bounded.
-        self._types = catalog.contract.types
-        self._joined_types, self._left_types = catalog.contract.joined, catalog.contract.left
-        self._events: dict[tuple[str, str], Counter] = {}
-        self._by_source: dict[tuple[str, str], Counter] = {}
-
-    def bind_source(self, source: str) -> None:
-        """Create a source's children up front, so its series exist (at zero) before the first event."""
-        for event_type in [*sorted(self._types), c.OTHER_TYPE]:
-            self._events[source, event_type] = self.events.labels(source, event_type)
-        for reason in REJECT_REASONS:
-            self._by_source[source, reason] = self.rejected.labels(source, reason)
-        self._by_source[source, "duplicate"] = self.duplicates.labels(source)
-        self._by_source[source, "late"] = self.late.labels(source)
 
     def watch_source(self, source: str, now: float) -> None:
         """A declared source this worker reads: its last event is ``now`` (seconds) until one comes, so
@@ -237,46 +315,10 @@ class Metrics:
         """When each watched source last sent this worker a valid event (seconds)."""
         return dict(self._last_seen)
 
-    def _source(self, source: str, what: str) -> Counter:
-        child = self._by_source.get((source, what))
-        if child is None:
-            self.bind_source(source)
-            child = self._by_source[source, what]
-        return child
+    def refused(self, source: str, reason: str) -> None:
+        """A message this process could not pass on (too large for the events topic): counted here."""
+        tally.add(self.process, (tally.REJECTED, source, reason))
 
-    # -- the hot path ------------------------------------------------------------------------------------
-    def event(self, source: str, kind: str, count: int = 1) -> None:
-        child = self._events.get((source, kind))
-        if child is None:
-            self.bind_source(source)
-            child = self._events[source, kind]
-        child.inc(count)
-        if kind in self._joined_types:
-            self._joined.inc(count)
-        elif kind in self._left_types:
-            self._left.inc(count)
-
-    def reject(self, source: str, reason: str) -> None:
-        self._source(source, reason).inc()
-
-    def duplicate(self, source: str, count: int = 1) -> None:
-        self._source(source, "duplicate").inc(count)
-
-    def late_event(self, source: str, count: int = 1) -> None:
-        self._source(source, "late").inc(count)
-
-    def outcome(self, outcome: Outcome) -> None:
-        """Observe a deadline's latency (the outcome itself is counted in the state)."""
-        if outcome.latency is not None:
-            histogram = self._latency.get(outcome.touchpoint)
-            if histogram is not None:
-                histogram.observe(outcome.latency / 1_000_000)
-
-    def internal_error(self, stage: str) -> None:
-        self._internal_errors[stage].inc()
-
-    def rule_error(self, touchpoint: str) -> None:
-        self._rule_errors[touchpoint].inc()
-
-    def journey_broken(self) -> None:
-        self.journeys_broken.inc()
+    def failed(self, stage: str) -> None:
+        """A failure of no partition (delivering, a timer of the worker): counted here."""
+        tally.add(self.process, (tally.INTERNAL_ERRORS, stage))

@@ -52,18 +52,24 @@ class Input:
 
 @dataclass(slots=True)
 class Report:
-    """What a reader says of its inputs at ``now`` (wall clock, µs)."""
+    """What a reader says of its inputs at ``now`` (wall clock, µs); and, to the events partition that
+    counts an input's rejects, the messages of it that were not events (``rejects``)."""
 
     now: int
     inputs: dict[str, tuple[int | None, bool, int]]  # name -> (progress, idle, delivered)
     known: tuple[str, ...] = ()  # every input there is, read by this reader or not
+    # input -> [(its offset, source, reason, stage of an internal error or None), ...]
+    rejects: dict[str, list[tuple[int, str, str, str | None]]] = field(default_factory=dict)
 
     def record(self) -> dict:
-        return {
+        record = {
             "now": self.now,
             "inputs": {name: list(values) for name, values in self.inputs.items()},
             "known": list(self.known),
         }
+        if self.rejects:
+            record["rejects"] = {name: [list(entry) for entry in entries] for name, entries in self.rejects.items()}
+        return record
 
     @classmethod
     def from_record(cls, data: dict) -> Report:
@@ -78,7 +84,10 @@ class Report:
                 raise ValueError(f"input {name!r}: delivered must be an integer")
             inputs[str(name)] = (progress, idle, delivered)
         known = tuple(str(name) for name in data.get("known", ()))
-        return cls(now, inputs, known)
+        rejects = {}
+        for name, entries in data.get("rejects", {}).items():
+            rejects[str(name)] = [(int(offset), str(source), str(reason), stage) for offset, source, reason, stage in entries]
+        return cls(now, inputs, known, rejects)
 
 
 @dataclass

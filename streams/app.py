@@ -19,6 +19,7 @@ internals is in ``streams.seam``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -292,12 +293,10 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         lateness=lateness,
         retention=parse_duration(settings.dedup_retention),
     )
-    metrics = partitions.metrics = Metrics(catalog, partitions, registry)
+    metrics = Metrics(catalog, partitions, registry)
     started = time.time()
     for source in topic_of:
-        metrics.bind_source(source)
         metrics.watch_source(source, started)
-    metrics.bind_source(events_name)  # messages on the events topic that ingest did not write
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(partitions))
     failures = Failures(metrics)
@@ -323,6 +322,13 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def stored() -> None:
+        """Deliver what was added, then let /metrics serve the figures it accounts for (never a
+        figure a restart could take back: streams.partitions)."""
+        figures = partitions.snapshot()
+        await outbox.deliver()
+        partitions.publish(figures)
+
     async def ingest_batch(messages: list[Message]) -> None:
         ingest(messages, wall_clock())
         await outbox.deliver()
@@ -330,27 +336,50 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     async def judge_batch(messages: list[Message]) -> None:
         # Each changed record is written once per batch; the events are acknowledged after.
         judge(messages, wall_clock())
-        await outbox.deliver()
+        await stored()
 
     # Delivered by the consumer in batches (streams.seam), not through agents.
     app.batch_handlers = {**dict.fromkeys(source_topics, ingest_batch), settings.events_topic: judge_batch}
     app.topics.add(sources)
     app.topics.add(events)
 
-    @app.timer(interval=settings.tick_interval)
+    def events_partitions() -> list[int]:
+        """The events partitions assigned to this worker."""
+        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic)
+
+    joined: list[bool] = []  # once the group has assigned this worker its partitions (none, maybe)
+
+    def recovering() -> list[int]:
+        """The partitions assigned here whose state is not whole yet (all of them during a rebalance)."""
+        if app.rebalancing:
+            return events_partitions()
+        return [partition for partition in events_partitions() if partition not in partitions.owned]
+
     async def tick() -> None:
         # An engine must never be built from a table that is still recovering (it would write back
         # records that lack what the changelog held). Faust ends a rebalance once the assigned
         # partitions' tables are recovered, so between rebalances every assigned partition has its
         # engine, whether or not its events have started to come (a quiet partition after a restart).
-        if not app.rebalancing:
-            partitions.adopt(
-                tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic
-            )
-            ingest.tick(wall_clock())
-            await positions.pause(ingest.ahead(partitions.progress()))
-            judge.drain()
-            await outbox.deliver()
+        # One partition a tick: building one from a large state takes seconds.
+        if app.rebalancing:
+            return
+        waiting = recovering()
+        if waiting:
+            partitions.adopt(waiting[:1])
+            partitions.publish(partitions.snapshot())  # what was stored, as restored
+        ingest.tick(wall_clock())
+        await positions.pause(ingest.ahead(partitions.progress()))
+        judge.drain()
+        await stored()
+
+    @app.task
+    async def ticking() -> None:
+        # A loop of its own rather than a Faust timer: a tick that waits long on the broker, or builds
+        # a partition, is not a fault to log (the timer said "overlapping"), the next one just starts later.
+        while not app.should_stop:
+            await asyncio.sleep(settings.tick_interval)
+            if not app.should_stop:
+                await tick()
 
     @app.timer(interval=1.0)
     async def watch_kafka() -> None:
@@ -362,7 +391,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         if not app.rebalancing:
             compacted = partitions.forget()
             judge.drain()
-            await outbox.deliver()
+            await stored()
             if compacted:  # once the deletions are sent: until then the outbox holds them
                 give_back_memory()
 
@@ -375,15 +404,39 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         # Rebuilt from the tables once they are recovered, when next needed.
         partitions.drop(tp.partition for tp in assigned if tp.topic == settings.events_topic)
         positions.forget()
+        joined[:] = [True]
+
+    def still_recovering(web: faust.web.View) -> faust.web.Response | None:
+        """503 while some partition's state is not whole: a partial answer would be a false one."""
+        if not joined:
+            return web.json({"error": "starting: joining the consumer group; ask again shortly"}, status=503)
+        waiting = recovering()
+        if not waiting:
+            return None
+        return web.json(
+            {
+                "error": "recovering: the state of some partitions is not read back yet; ask again shortly",
+                "recovering": waiting,
+                "partitions": events_partitions(),
+            },
+            status=503,
+        )
+
+    @app.page("/ready")
+    async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """200 once every partition assigned here is recovered and judging; 503 with what is left."""
+        return still_recovering(web) or web.json({"ready": True, "partitions": events_partitions()})
 
     @app.page("/touchpoints")
     async def touchpoints(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        assigned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.events_topic)
+        busy = still_recovering(web)
+        if busy is not None:
+            return busy
         watermarks = {
             str(partition): None if at is None else format_timestamp(at)
             for partition, at in partitions.watermarks().items()
         }
-        inputs = {str(partition): clock.view() for partition, clock in sorted(partitions.clocks.items())}
+        inputs = {str(partition): clock.view() for partition, clock in partitions.clocks().items()}
         # Sources that sent this worker nothing for their silent_after, and the touchpoints fed only by
         # them (of the sources it reads: another worker's are not this one's to call silent).
         read_here = {source_of_topic.get(topic, topic) for topic, _ in positions.assigned()}
@@ -400,7 +453,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         }
         return web.json(
             {
-                "partitions": assigned,
+                "partitions": events_partitions(),
                 "watermarks": watermarks,
                 "inputs": inputs,
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
@@ -427,11 +480,17 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             return web.json(
                 {"error": f"no touchpoint {touchpoint!r}; the catalog has {', '.join(catalog.ids)}"}, status=404
             )
+        busy = still_recovering(web)
+        if busy is not None:
+            return busy
         return web.json({"touchpoint": touchpoint, "stories": partitions.latest_stories(touchpoint)})
 
     @app.page("/journeys/{customer_id}")
     @app.table_route(table=journeys, match_info="customer_id")
     async def journey(web: faust.web.View, request: faust.web.Request, customer_id: str) -> faust.web.Response:
+        busy = still_recovering(web)
+        if busy is not None:
+            return busy
         stored = journeys.data.get(customer_id.encode())
         if stored is None:
             return web.json({"error": f"no journey for customer {customer_id!r}"}, status=404)

@@ -39,13 +39,13 @@ import orjson
 from monitor.contract import Decoder
 from monitor.contract.binary import attributes, structured
 from monitor.durations import parse_duration
-from monitor.events import INTERNAL_ERROR, TOO_LARGE, Event, Reject, json_bytes
-from monitor.failures import DECODE, DELIVER, JUDGED_STAGES, Failure, FailureLog
+from monitor.events import INTERNAL_ERROR, TOO_LARGE, TOO_OLD, Event, Reject, format_timestamp, json_bytes
+from monitor.failures import DECODE, DELIVER, Failure, FailureLog
 from monitor.metrics import Metrics
 from monitor.watermark import Report, input_name
 
 from .outbox import Message, Outbox
-from .partitions import Partitions
+from .partitions import Item, Partitions, key_partition
 
 log = logging.getLogger("tpmon")
 
@@ -53,6 +53,7 @@ DETAIL_CHARS = 1000  # a dead letter's detail header is cut there (a detail may 
 OMITTED = "omitted"  # header of a dead letter whose value the topic refused: only its size is kept
 CLOCK_SKEW = 300_000_000  # 5 min: how far apart two workers' clocks may be
 REPORT = ("tpmon", b"report")  # the header of a report on the events topic
+INPUT = "input"  # the header of an event on the events topic: where ingest read it, "topic/partition@offset"
 #: How far (event time) an input may be read ahead of the slowest before it is paused: the judge holds
 #: that much of the faster inputs' events, waiting for the watermark.
 AHEAD = parse_duration("10m")
@@ -84,10 +85,12 @@ class Failures:
         self.metrics = metrics
         self.log = FailureLog()
 
-    def report(self, failure: Failure, where: str = "") -> None:
+    def report(self, failure: Failure, where: str = "", counted: bool = False) -> None:
+        """Log a failure; count it as the process's unless it is ``counted`` already (a partition's, or
+        an input's through ingest's reports)."""
         try:
-            if self.metrics is not None:
-                self.metrics.internal_error(failure.stage)
+            if self.metrics is not None and not counted:
+                self.metrics.failed(failure.stage)
             text = self.log.lines(failure, time.monotonic())
             if text is not None:
                 log.error("%s%s", where, text)
@@ -108,16 +111,13 @@ class DeadLetters:
         self.failures = failures
 
     def reject(self, message: Record, reject: Reject) -> None:
-        """A message that is not a valid event."""
-        if self.metrics is not None:
-            self.metrics.reject(reject.source, reject.reason)
+        """A message that is not a valid event (counted by whoever found it: ingest's reports, the
+        partition that judged it)."""
         self._add(message.key, message.value, reject.reason, reject.source, reject.detail, reject.stage)
 
     def failed(self, message: Record, source: str, failure: Failure) -> None:
-        """A message whose processing raised: kept as internal_error (rejected, unless it was judged)."""
-        self.failures.report(failure, f"{message.topic}[{message.partition}]@{message.offset}: ")
-        if self.metrics is not None and failure.stage not in JUDGED_STAGES:
-            self.metrics.reject(source, INTERNAL_ERROR)
+        """A message whose processing raised: logged, kept as internal_error (counted as ``reject``)."""
+        self.failures.report(failure, f"{message.topic}[{message.partition}]@{message.offset}: ", counted=True)
         self._add(message.key, message.value, INTERNAL_ERROR, source, failure.detail, failure.stage)
 
     def _add(
@@ -139,7 +139,7 @@ class DeadLetters:
         if topic == self.events_topic:  # an event too large for the events topic: a reject, whole
             source = header(headers, "source") or topic
             if self.metrics is not None:
-                self.metrics.reject(source, TOO_LARGE)
+                self.metrics.refused(source, TOO_LARGE)
             self._add(key, value, TOO_LARGE, source, f"the topic {topic} refused it ({size} bytes): {error}", None)
             return
         if topic == self.topic and all(name != OMITTED for name, _ in headers or []):
@@ -176,7 +176,7 @@ class Ingested:
       ``occurred_at`` in the batch (None: no valid event of it in the batch).
     """
 
-    events: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    events: list[tuple[bytes, bytes, bytes, bytes]] = field(default_factory=list)
     rejects: list[tuple[Record, Reject]] = field(default_factory=list)
     failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
     progress: dict[tuple[str, int], int | None] = field(default_factory=dict)
@@ -188,11 +188,14 @@ def ingest(
     """The ingest step, a pure function of a batch: decode each message as its source's (``sources``:
     topic -> the catalog's source, when the topics are renamed; an event later than ``not_after`` is a
     future_timestamp reject) and say what to send where. Events, rejects and metrics carry the
-    source's name, progress the topic partition. Guarded per message."""
+    source's name, progress the topic partition. An event goes on with where it was read (``INPUT``
+    header: its input and offset there), so that the judge knows a message ingest reads again (after a
+    restart, from the last commit) from a duplicate of the stream. Guarded per message."""
     step = Ingested()
     decode = decoder.decode
     sources = sources or {}
     forward, rejects, progress = step.events.append, step.rejects.append, step.progress
+    names: dict[tuple[str, int], bytes] = {}
     for message in messages:
         where = (message.topic, message.partition)
         source = sources.get(message.topic, message.topic)
@@ -204,7 +207,10 @@ def ingest(
                 raw = structured(raw, found)
             decoded = decode(raw, source, not_after=not_after)
             if type(decoded) is Event:
-                forward((decoded.customer.encode(), raw, source.encode()))
+                name = names.get(where)
+                if name is None:
+                    name = names[where] = input_name(*where).encode()
+                forward((decoded.customer.encode(), raw, source.encode(), b"%s@%d" % (name, message.offset)))
                 if newest is None or decoded.at > newest:
                     newest = decoded.at
             else:
@@ -219,12 +225,13 @@ def ingest(
 class Read:
     """What the judge step reads of a batch of the events topic, for the engines.
 
-    - ``items``: (events partition, event or report) in the order of the batch;
+    - ``items``: (events partition, offset, event or report, its input, its offset there) in the order
+      of the batch (``streams.partitions.Item``);
     - ``held``: for each item, its message and source (so that a failure keeps it whole);
     - ``rejects`` and ``failed``: as ``Ingested``'s.
     """
 
-    items: list[tuple[int, Event | Report]] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
     held: list[tuple[Record, str]] = field(default_factory=list)
     rejects: list[tuple[Record, Reject]] = field(default_factory=list)
     failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
@@ -239,7 +246,7 @@ def read_events(
 ) -> Read:
     """The judge step's reading, a pure function of a batch: each message of the events topic is a
     report of ingest (its inputs' progress) or an event, decoded again as its source's (``source``
-    header)."""
+    header), with where ingest read it (``INPUT`` header)."""
     step = Read()
     decode = decoder.decode
     sources = sources or {}
@@ -249,20 +256,35 @@ def read_events(
         try:
             headers = message.headers
             if headers and header(headers, REPORT[0]) == "report":
-                items((message.partition, Report.from_record(orjson.loads(message.value or b""))))
+                report = Report.from_record(orjson.loads(message.value or b""))
+                items((message.partition, message.offset, report, None, -1))
                 held((message, source))
                 continue
             named = header(headers, "source") or events_topic
             source = sources.get(named, named)  # a topic's name: written before the source's was
             decoded = decode(message.value or b"", source, not_after=not_after)
             if type(decoded) is Event:
-                items((message.partition, decoded))  # type: ignore[arg-type]
+                name, at_source = read_at(header(headers, INPUT))
+                items((message.partition, message.offset, decoded, name, at_source))  # type: ignore[arg-type]
                 held((message, source))
             else:  # not written by ingest (ingest passes on valid events only): kept all the same
                 step.rejects.append((message, decoded))  # type: ignore[arg-type]
         except Exception as error:
             step.failed.append((message, source, Failure(DECODE, error)))
     return step
+
+
+def read_at(said: str) -> tuple[str | None, int]:
+    """An ``INPUT`` header's input and offset (None, -1 when there is none: not written by ingest)."""
+    name, _, offset = said.rpartition("@")
+    if not name or not offset.isdigit():
+        return None, -1
+    return name, int(offset)
+
+
+def counter_of(name: str, partitions: int) -> int:
+    """The partition of the events topic that counts an input's rejects."""
+    return key_partition(name.encode(), partitions)
 
 
 class Ingest:
@@ -297,19 +319,29 @@ class Ingest:
         self.inputs: dict[str, list] = {}
         self.names: dict[tuple[str, int], str] = {}
         self.last_report: dict[str, tuple] | None = None
+        # Per input, the messages of the batch that were not events, for its next report: the
+        # partition of the events topic that counts the input's rejects counts them (each once).
+        self.rejected: dict[str, list[tuple[int, str, str, str | None]]] = {}
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
         step = ingest(messages, self.decoder, now + self.max_future, self.sources)
         add, events = self.outbox.add, self.events_topic
-        for key, value, source in step.events:
-            add(events, key, value, headers=[("source", source)])
+        for key, value, source, read_at in step.events:
+            add(events, key, value, headers=[("source", source), (INPUT, read_at)])
         if self.metrics is not None and step.events:
-            for source in {source for _, _, source in step.events}:
+            for source in {source for _, _, source, _ in step.events}:
                 self.metrics.source_events(source.decode(), now / 1_000_000)
+        rejected = self.rejected
         for message, reject in step.rejects:
             self.dead_letters.reject(message, reject)
+            rejected.setdefault(input_name(message.topic, message.partition), []).append(
+                (message.offset, reject.source, reject.reason, None)
+            )
         for message, source, failure in step.failed:
             self.dead_letters.failed(message, source, failure)
+            rejected.setdefault(input_name(message.topic, message.partition), []).append(
+                (message.offset, source, INTERNAL_ERROR, failure.stage)
+            )
         inputs, names = self.inputs, self.names
         for where, progress in step.progress.items():
             name = names.get(where)
@@ -345,13 +377,24 @@ class Ingest:
                 topic, partition = assigned[name]
                 idle = now - delivered >= self.lateness and self.positions.caught_up(topic, partition)
                 said[name] = (progress, idle, delivered)
-            if only_if_changed and said == self.last_report and not any(idle for _, idle, _ in said.values()):
+            if (
+                only_if_changed
+                and said == self.last_report
+                and not self.rejected
+                and not any(idle for _, idle, _ in said.values())
+            ):
                 return
             self.last_report = said
             known = tuple(sorted(input_name(topic, partition) for topic, partition in self.positions.known()))
             value = json_bytes(Report(now, said, known).record())
+            counting: dict[int, dict[str, list]] = {}
+            for name, entries in self.rejected.items():
+                counting.setdefault(counter_of(name, self.events_partitions), {})[name] = entries
+            self.rejected = {}
             for partition in range(self.events_partitions):
-                self.outbox.add(self.events_topic, None, value, partition, headers=[REPORT])
+                mine = counting.get(partition)
+                said_here = value if mine is None else json_bytes(Report(now, said, known, mine).record())
+                self.outbox.add(self.events_topic, None, said_here, partition, headers=[REPORT])
         except Exception as error:
             self.failures.report(Failure(DECODE, error), "reporting the inputs' progress: ")
 
@@ -424,13 +467,26 @@ class Judge:
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
         step = read_events(messages, self.decoder, self.events_topic, now + self.max_future, self.sources)
+        partitions = self.partitions
         for message, reject in step.rejects:
             self.dead_letters.reject(message, reject)
+            partitions.count_reject(message.partition, reject.source, reject.reason)
         for message, source, failure in step.failed:
             self.dead_letters.failed(message, source, failure)
-        for item, failure in self.partitions.handle_batch(step.items):
+            partitions.count_failure(message.partition, failure, source)
+        handled = partitions.handle_batch(step.items)
+        for item, failure in handled.failed:
             message, source = step.held[item]
             self.dead_letters.failed(message, source, failure)
+            partitions.count_failure(message.partition, failure, source)
+        for item in handled.too_old:
+            message, source = step.held[item]
+            event = step.items[item][2]
+            detail = (
+                f"occurred at {format_timestamp(event.at)}, more than the remembered ids' retention "  # type: ignore[union-attr]
+                "behind the watermark: it could be one judged already (tpmon rejects --raw | tpmon replay)"
+            )
+            self.dead_letters.reject(message, Reject(TOO_OLD, detail, message.value or b"", source))
         self.drain()
 
     def drain(self) -> None:

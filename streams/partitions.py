@@ -4,40 +4,55 @@ Nothing here knows Faust: state is read from and written to ``Store`` objects (t
 changelog-backed tables), and time comes in the inputs' reports. Each customer's part of the engine
 state is one record (``customers`` store), each customer's journey another (``journeys`` store, whose
 changelog is the compacted journeys topic). A record is written whole, so a crash never leaves half of
-a change behind, and a reprocessed event is recognised as a duplicate by the record that already holds
-it.
+a change behind.
 
 Each partition has one more record, small, in the customers store: its clock (the inputs' progress and
-the watermark, ``monitor.watermark``) and the counts of the customers it has freed. It is written after
-the partition's customer records of a batch, in the same changelog partition, so Kafka keeps that
-order: when it is stored, so is everything the watermark it holds had decided. A customer with nothing
-open, queued or remembered is freed (``forget``, by the watermark: retention is in event time). Its
-counts move into the partition's record, which is written first, naming the customers freed, and only
-then are their records deleted: a partition read back after a crash in between finishes the deletions
-instead of counting the freed customers twice.
+the watermark, ``monitor.watermark``), what it has counted (``monitor.counts``), the counts of the
+customers it has freed, and how far it has read: the last offset of the events topic it applied, and
+for each input the last source offset it judged. It is written after the partition's customer records
+of a batch, in the same changelog partition, so Kafka keeps that order: when it is stored, so is
+everything it accounts for. A customer with nothing open, queued or remembered is freed (``forget``,
+by the watermark: retention is in event time). Its counts move into the partition's record, which is
+written first, naming the customers freed, and only then are their records deleted: a partition read
+back after a crash in between finishes the deletions instead of counting the freed customers twice.
+
+Nothing is counted twice when messages are read again (docs/SEMANTICS.md, "Restarts"):
+
+- a message of the events topic at or before the partition record's offset is accounted for: skipped;
+- a customer record written after the partition record (a crash cut the batch between them) carries
+  its mark (the offset its batch had reached) and what its batch counted for it (``d``): that is added
+  back, and the customer's messages up to its mark are skipped;
+- an event whose input's source offset was judged here already is ingest's copy of a message it read
+  again (after a restart or a rebalance, ingest reads from the last commit): skipped when it is known
+  (a duplicate) or too old, not counted as a duplicate of the stream.
 
 No event can stop it (docs/EVENTS.md): each event's step, its journey, each customer's records and the
-metrics are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
+counts are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
 internal_error); failures of no event (a stored record that cannot be read back, a rule that raised
 while deciding, a timer) collect in ``failures``, for the app to log and count.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 import orjson
 from aiokafka.partitioner import murmur2
 
+from monitor import counts as tally
 from monitor.catalog import Catalog
-from monitor.engine import DUPLICATE, LATE, Engine
+from monitor.catalog.model import DEADLINE
+from monitor.conventions import OTHER_TYPE
+from monitor.engine import DUPLICATE, LATE, TOO_OLD, Engine
 from monitor.engine.impact import IMPACTED, add_tallies, impact_view
-from monitor.events import Event, format_timestamp, json_bytes, parse_timestamp
-from monitor.failures import JOURNEY, JUDGE, METRICS, RECORD, RESTORE, TIMER, Failure
+from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, parse_timestamp
+from monitor.events import TOO_OLD as TOO_OLD_REASON
+from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
-from monitor.metrics import Metrics
+from monitor.metrics import Figures, latency_buckets
 from monitor.state import reliability, touchpoint_state
 from monitor.watermark import Inputs, Report
 
@@ -51,6 +66,19 @@ FREE_AT_ONCE = 10_000
 # A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
 # was at least this many): a dict does not give back the room it grew to.
 COMPACT_FROM = 10_000
+STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
+
+#: What the judge takes from the events topic: (partition, offset in it or None, event or report, the
+#: event's input and its offset there (None, -1 when not known: a message ingest did not write)).
+Item = tuple[int, "int | None", "Event | Report", "str | None", int]
+
+
+class Handled(NamedTuple):
+    """What ``handle_batch`` gives back: (position in the batch, failure) of each item whose processing
+    raised, and the positions of the events refused as too old (for the caller to keep whole)."""
+
+    failed: list[tuple[int, Failure]]
+    too_old: list[int]
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -78,6 +106,26 @@ class Store(Protocol):
         ...
 
 
+@dataclass
+class Partition:
+    """An events partition this worker owns: its engine, and what is kept beside it."""
+
+    number: int
+    engine: Engine
+    clock: Inputs
+    journeys: Journeys = field(default_factory=Journeys)  # the recently used journeys (a cache)
+    last_at: dict[str, int] = field(default_factory=dict)  # customer -> newest time in its journey
+    peak: int = 0  # the most customers held since its dicts were rebuilt
+    counts: tally.Counts = field(default_factory=dict)  # what it has counted (monitor.counts)
+    offset: int = -1  # the last offset of the events topic it applied
+    through: dict[str, int] = field(default_factory=dict)  # input -> the last source offset judged here
+    rejects_through: dict[str, int] = field(default_factory=dict)  # input -> the last source offset whose rejects are counted here
+    # After a restore: customer -> the mark of a record written after the partition's record, whose
+    # messages up to it are accounted for; and the largest of them (then it is emptied).
+    crashed: dict[str, int] = field(default_factory=dict)
+    crashed_until: int = -1
+
+
 class Partitions:
     def __init__(
         self,
@@ -96,22 +144,30 @@ class Partitions:
         self.journey_age = journey_age
         self.customers = customers
         self.journey_store = journeys
-        self.engines: dict[int, Engine] = {}
-        self.clocks: dict[int, Inputs] = {}  # per partition, its inputs' progress
-        self.journeys: dict[int, Journeys] = {}  # per partition, the recently used journeys (a cache)
+        self.owned: dict[int, Partition] = {}
         self.journey_cache = journey_cache
-        self.last_at: dict[int, dict[str, int]] = {}  # per partition, customer -> newest time in its journey
-        self.peaks: dict[int, int] = {}  # per partition, the most customers held since its dicts were rebuilt
-        self.metrics: Metrics | None = None
+        self.buckets = latency_buckets(catalog)
+        self.deadlines = {t.id for t in catalog.touchpoints if t.kind == DEADLINE}
         # Per touchpoint, its latest bad outcomes on this worker: (instant, partition, customer).
         self.stories: dict[str, deque[tuple[int, int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
         self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
+        # What /metrics serves: each partition's figures as last stored (``snapshot``, ``publish``).
+        self.published: dict[int, Figures] = {}
+        self.published_at = 0
+        self.snapshots = 0
+        # While a batch is handled: per partition, per customer, what its messages counted.
+        self._deltas: dict[int, dict[str, tally.Counts]] = {}
+        self._keys: dict[tuple, tally.Key] = {}  # the counting keys, built once
 
-    # -- OutcomeSource, for the metrics ---------------------------------------------------------------
+    # -- reading, for the web views -------------------------------------------------------------------
+    @property
+    def engines(self) -> dict[int, Engine]:
+        return {number: part.engine for number, part in self.owned.items()}
+
     def counts(self) -> dict[str, list[int]]:
         totals = {touchpoint_id: [0, 0] for touchpoint_id in self.catalog.ids}
-        for engine in list(self.engines.values()):
-            for touchpoint_id, (good, bad) in engine.counts().items():
+        for part in list(self.owned.values()):
+            for touchpoint_id, (good, bad) in part.engine.counts().items():
                 pair = totals.setdefault(touchpoint_id, [0, 0])
                 pair[0] += good
                 pair[1] += bad
@@ -119,31 +175,28 @@ class Partitions:
 
     def pending_counts(self) -> dict[str, int]:
         totals = dict.fromkeys(self.catalog.ids, 0)
-        for engine in list(self.engines.values()):
-            for touchpoint_id, count in engine.pending_counts().items():
+        for part in list(self.owned.values()):
+            for touchpoint_id, count in part.engine.pending_counts().items():
                 totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
         return totals
 
     def at_risk_counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for engine in list(self.engines.values()):
-            for touchpoint_id, count in engine.at_risk_counts().items():
+        for part in list(self.owned.values()):
+            for touchpoint_id, count in part.engine.at_risk_counts().items():
                 totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
         return totals
 
     def impact_totals(self) -> dict[str, dict[str, float]]:
         totals: dict[str, dict[str, float]] = {}
-        for engine in list(self.engines.values()):
-            add_tallies(totals, engine.impact.totals)
+        for part in list(self.owned.values()):
+            add_tallies(totals, part.engine.impact.totals)
         return totals
-
-    def customers_active(self) -> int:
-        return sum(engine.impact.active_total for engine in list(self.engines.values()))
 
     def at_risk(self, limit: int = 100) -> list[dict]:
         """The instances at risk on this worker's partitions, the least time left first (at most
         ``limit``), each with its touchpoint, customer, key and time left at its partition's watermark."""
-        found = [item for engine in list(self.engines.values()) for item in engine.at_risk()]
+        found = [item for part in list(self.owned.values()) for item in part.engine.at_risk()]
         found.sort(key=lambda item: (item["left"], item["touchpoint"], item["customer_id"], item["key"]))
         return found[:limit]
 
@@ -172,61 +225,13 @@ class Partitions:
             view[t.id]["impact"] = impact_view(named, int(named.get(IMPACTED, 0)))
         return view
 
-    # -- partitions come and go -------------------------------------------------------------------------
-    def engine(self, partition: int) -> Engine:
-        """The partition's engine, rebuilt from its stored records the first time it is needed."""
-        engine = self.engines.get(partition)
-        if engine is None:
-            engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False)
-            clock = Inputs(self.lateness)
-            freeing: set[str] = set()
-            try:
-                stored = self.customers.get_state(partition)
-                if stored is not None:
-                    state = orjson.loads(stored)
-                    clock.load(state["inputs"])
-                    engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
-                    engine.state.watermark = state["watermark"]
-                    freeing = set(state["freeing"])
-            except Exception as error:  # a clock this version cannot read: it starts again from the reports
-                self.failures.append(Failure(RESTORE, error))
-            for customer, value in list(self.customers.items(partition)):
-                if customer in freeing:  # freed, its counts folded, its deletion not yet stored
-                    self.customers.put(partition, customer, None)
-                    continue
-                try:
-                    engine.load(customer, orjson.loads(value))
-                except Exception as error:  # a record this version cannot read: the others still load
-                    engine.state.customers.pop(customer, None)
-                    self.failures.append(Failure(RESTORE, error, customer=customer))
-            engine.dirty.clear()
-            engine.settle()  # what is at risk at the stored watermark (what it changes is stored next)
-            self.engines[partition] = engine
-            self.clocks[partition] = clock
-            self.journeys[partition] = Journeys()
-            self.last_at[partition] = self._stored_last_at(partition)
-        return engine
-
-    def _stored_last_at(self, partition: int) -> dict[str, int]:
-        """The newest time in each stored journey of the partition, so that retention also expires the
-        journeys of customers not seen since this worker took the partition (after a restart, say)."""
-        last_at: dict[str, int] = {}
-        for customer, value in self.journey_store.items(partition):
-            try:
-                newest = orjson.loads(value)["last_at"]
-            except Exception as error:
-                self.failures.append(Failure(RESTORE, error, customer=customer))
-                newest = None
-            last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
-        return last_at
-
     def latest_stories(self, touchpoint: str) -> list[dict]:
         """The latest customers of this worker with a bad outcome of ``touchpoint``, newest first, each
         with its story (``monitor.journeys.story``) from its journey."""
         found = []
         for at, partition, customer in reversed(self.stories.get(touchpoint, ())):
-            journeys = self.journeys.get(partition)
-            journey = journeys.by_customer.get(customer) if journeys is not None else None
+            part = self.owned.get(partition)
+            journey = part.journeys.by_customer.get(customer) if part is not None else None
             if journey is not None:
                 record = orjson.loads(json_bytes(journey.record()))  # (its events are kept as bytes)
             else:
@@ -246,155 +251,323 @@ class Partitions:
 
     def customers_held(self) -> dict[int, int]:
         """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
-        return {partition: len(engine.state.customers) for partition, engine in sorted(self.engines.items())}
+        return {number: len(part.engine.state.customers) for number, part in sorted(self.owned.items())}
 
     def watermarks(self) -> dict[int, int | None]:
-        return {partition: engine.state.watermark for partition, engine in sorted(self.engines.items())}
+        return {number: part.engine.state.watermark for number, part in sorted(self.owned.items())}
+
+    def clocks(self) -> dict[int, Inputs]:
+        return {number: part.clock for number, part in sorted(self.owned.items())}
 
     def progress(self) -> dict[str, tuple[int | None, bool]]:
         """Every input as the reports taken here say: its progress (the largest any partition knows) and
         whether it is idle."""
         view: dict[str, tuple[int | None, bool]] = {}
-        for clock in self.clocks.values():
-            for name, mine in clock.inputs.items():
+        for part in self.owned.values():
+            for name, mine in part.clock.inputs.items():
                 known = view.get(name)
                 if known is None or (mine.progress is not None and (known[0] is None or mine.progress > known[0])):
                     view[name] = (mine.progress, mine.idle)
         return view
 
+    # -- what /metrics serves -----------------------------------------------------------------------------
+    def snapshot(self) -> tuple[int, dict[int, Figures]]:
+        """Every owned partition's figures now, numbered, to ``publish`` once what they account for is
+        stored: /metrics then never serves a figure a restart could take back."""
+        self.snapshots += 1
+        figures = {}
+        for number, part in self.owned.items():
+            engine = part.engine
+            figures[number] = Figures(
+                outcomes=engine.counts(),
+                pending=engine.pending_counts(),
+                at_risk=engine.at_risk_counts(),
+                impact={touchpoint: dict(named) for touchpoint, named in engine.impact.totals.items()},
+                active=engine.impact.active_total,
+                counts=dict(part.counts),
+            )
+        return self.snapshots, figures
+
+    def publish(self, snapshot: tuple[int, dict[int, Figures]]) -> None:
+        """What /metrics serves from now on, unless a later snapshot is published already; of the
+        partitions still owned only."""
+        number, figures = snapshot
+        if number < self.published_at:
+            return
+        self.published_at = number
+        self.published = {partition: view for partition, view in figures.items() if partition in self.owned}
+
+    def figures(self) -> dict[int, Figures]:
+        return self.published
+
+    # -- partitions come and go -------------------------------------------------------------------------
+    def partition(self, number: int) -> Partition:
+        """The partition, rebuilt from its stored records the first time it is needed."""
+        part = self.owned.get(number)
+        if part is None:
+            part = self._restore(number)
+            self.owned[number] = part
+        return part
+
+    def engine(self, number: int) -> Engine:
+        return self.partition(number).engine
+
+    def _restore(self, number: int) -> Partition:
+        engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
+        part = Partition(number, engine, Inputs(self.lateness))
+        freeing: set[str] = set()
+        try:
+            stored = self.customers.get_state(number)
+            if stored is not None:
+                state = orjson.loads(stored)
+                part.clock.load(state["inputs"])
+                engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
+                engine.state.watermark = state["watermark"]
+                freeing = set(state["freeing"])
+                part.counts = tally.load(state.get("counts", ()))
+                part.offset = state.get("offset", -1)
+                part.through = dict(state.get("through", {}))
+                part.rejects_through = dict(state.get("rejects_through", {}))
+        except Exception as error:  # a clock this version cannot read: it starts again from the reports
+            self.failures.append(Failure(RESTORE, error))
+        for customer, value in list(self.customers.items(number)):
+            if customer in freeing:  # freed, its counts folded, its deletion not yet stored
+                self.customers.put(number, customer, None)
+                continue
+            try:
+                record = orjson.loads(value)
+                engine.load(customer, record)
+                mark = record.get("m", -1)
+                if mark > part.offset:  # written after the partition's record: its batch's counts are here
+                    part.crashed[customer] = mark
+                    part.crashed_until = max(part.crashed_until, mark)
+                    tally.merge(part.counts, tally.load(record.get("d", ())))
+            except Exception as error:  # a record this version cannot read: the others still load
+                engine.state.customers.pop(customer, None)
+                self.failures.append(Failure(RESTORE, error, customer=customer))
+        engine.dirty.clear()
+        engine.settle()  # what is at risk at the stored watermark (what it changes is stored next)
+        part.last_at = self._stored_last_at(number)
+        return part
+
+    def _stored_last_at(self, partition: int) -> dict[str, int]:
+        """The newest time in each stored journey of the partition, so that retention also expires the
+        journeys of customers not seen since this worker took the partition (after a restart, say)."""
+        last_at: dict[str, int] = {}
+        for customer, value in self.journey_store.items(partition):
+            try:
+                newest = orjson.loads(value)["last_at"]
+            except Exception as error:
+                self.failures.append(Failure(RESTORE, error, customer=customer))
+                newest = None
+            last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
+        return last_at
+
     def adopt(self, partitions: Iterable[int]) -> None:
         """Build the engines of partitions this worker owns and has recovered, even if no event has come
         for them yet: after a restart, a quiet partition's deadlines and retention run all the same."""
-        for partition in partitions:
-            self.engine(partition)
+        for number in partitions:
+            self.partition(number)
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker no longer owns (their records stay in the changelog)."""
-        for partition in partitions:
-            self.engines.pop(partition, None)
-            self.clocks.pop(partition, None)
-            self.journeys.pop(partition, None)
-            self.last_at.pop(partition, None)
-            self.peaks.pop(partition, None)
+        for number in partitions:
+            self.owned.pop(number, None)
+            self.published.pop(number, None)
 
     # -- the work ---------------------------------------------------------------------------------------
-    def handle(self, partition: int, item: Event | Report) -> list[tuple[int, Failure]]:
-        """One event or report; see ``handle_batch``."""
-        return self.handle_batch([(partition, item)])
+    def handle(self, partition: int, item: Event | Report) -> Handled:
+        """One event or report of no known offset; see ``handle_batch``."""
+        return self.handle_batch([(partition, None, item, None, -1)])
 
-    def handle_batch(self, batch: list[tuple[int, Event | Report]]) -> list[tuple[int, Failure]]:
+    def handle_batch(self, batch: list[Item]) -> Handled:
         """Step every event of a batch and take every report (which moves the watermark), in order;
         then write each changed record once per batch (a customer with ten events in the batch is
         written once, not ten times), and last each partition's own record. Returns (position in the
         batch, failure) for each item whose processing raised: not judged (stage judge: the engine is
-        as if it never came), or judged with its journey or records incomplete (journey, record)."""
+        as if it never came), or judged with its journey or records incomplete (journey, record); and
+        the positions of the events refused as too old."""
         failed: dict[int, Failure] = {}  # by position in the batch: the first failure of each item
-        duplicate_items: set[int] = set()
+        too_old: list[int] = []
+        unapplied: set[int] = set()  # events that changed no state: duplicates, too old, read again
         touched: dict[int, dict[str, Journey]] = {}
-        # Counted per batch: a labelled counter's increment takes a lock, once per event was too often.
-        kinds: Counter[tuple[str, str]] = Counter()
-        duplicates: Counter[str] = Counter()
-        late: Counter[str] = Counter()
-        for item, (partition, event) in enumerate(batch):
+        for item, (number, offset, event, name, at_source) in enumerate(batch):
+            try:
+                part = self.partition(number)
+            except Exception as error:
+                failed[item] = Failure(JUDGE, error)
+                continue
+            if offset is not None:
+                if offset <= part.offset:
+                    unapplied.add(item)
+                    continue  # read again after a restart: accounted for in the partition's record
+                part.offset = offset
             if type(event) is Report:
-                journeys = touched.setdefault(partition, {})
+                journeys = touched.setdefault(number, {})
                 try:
-                    engine = self.engine(partition)
-                    clock = self.clocks[partition]
-                    clock.report(event)
-                    engine.advance(clock.watermark())
-                    if engine.outbox:
-                        self._file_outcomes(partition, engine, journeys)
+                    part.clock.report(event)
+                    self._count_rejects(part, event)
+                    part.engine.advance(part.clock.watermark())
+                    if part.engine.outbox:
+                        self._file_outcomes(part, journeys)
                 except Exception as error:
-                    if partition in self.engines:
-                        self.engines[partition].outbox.clear()
+                    part.engine.outbox.clear()
                     failed[item] = Failure(JUDGE, error)
                 continue
+            customer = event.customer  # type: ignore[union-attr]
+            if offset is not None and offset <= part.crashed_until:
+                mark = part.crashed.get(customer)
+                if mark is not None and offset <= mark:  # its record has it, and its counts (_restore)
+                    if name is not None and at_source > part.through.get(name, -1):
+                        part.through[name] = at_source
+                    unapplied.add(item)
+                    continue
+            engine = part.engine
             try:
-                engine = self.engine(partition)
                 status = engine.step(event)  # type: ignore[arg-type]
             except Exception as error:
-                failed[item] = Failure(JUDGE, error, event_id=event.id, customer=event.customer)
+                failed[item] = Failure(JUDGE, error, event_id=event.id, customer=customer)  # type: ignore[union-attr]
                 continue
-            if status == DUPLICATE:
-                duplicates[event.source] += 1
-                duplicate_items.add(item)
+            again = name is not None and at_source <= part.through.get(name, -1)
+            if name is not None and not again:
+                part.through[name] = at_source
+            source = event.source  # type: ignore[union-attr]
+            if status in (DUPLICATE, TOO_OLD):
+                unapplied.add(item)
+                if again:
+                    continue  # ingest's copy of a message it read again: not a duplicate of the stream
+                if status == TOO_OLD:
+                    self._count(number, customer, self._key(tally.REJECTED, source, TOO_OLD_REASON))
+                    too_old.append(item)
+                else:
+                    self._count(number, customer, self._key(tally.DUPLICATES, source))
                 continue
-            kinds[event.source, event.kind] += 1
+            self._count(number, customer, self._key(tally.EVENTS, source, event.kind))  # type: ignore[union-attr]
             if status == LATE:
-                late[event.source] += 1
-            journeys = touched.setdefault(partition, {})
+                self._count(number, customer, self._key(tally.LATE, source))
+            if engine.errors:
+                for error in engine.errors:
+                    self._count(number, customer, (tally.RULE_ERRORS, error.touchpoint))
+                engine.errors.clear()
+            journeys = touched.setdefault(number, {})
             try:
-                journeys[event.customer] = self._journey(partition, event.customer)
-                self.journeys[partition].add_event(event)
+                journeys[customer] = self._journey(part, customer)
+                part.journeys.add_event(event)  # type: ignore[arg-type]
                 if engine.outbox:
-                    self._file_outcomes(partition, engine, journeys)
+                    self._file_outcomes(part, journeys)
             except Exception as error:
                 engine.outbox.clear()
-                failed[item] = Failure(JOURNEY, error, event_id=event.id, customer=event.customer)
+                failed[item] = Failure(JOURNEY, error, event_id=event.id, customer=customer)  # type: ignore[union-attr]
 
-        def record_failed(partition: int, failure: Failure) -> None:
+        def record_failed(number: int, failure: Failure) -> None:
             """A customer's record could not be written: its events of the batch say so (once each);
             a customer with none (decided by the clock) is a failure of no event."""
             mine = [
                 item
-                for item, (where, event) in enumerate(batch)
-                if where == partition
+                for item, (where, _, event, _, _) in enumerate(batch)
+                if where == number
                 and type(event) is Event
                 and event.customer == failure.customer
-                and item not in duplicate_items
+                and item not in failed
+                and item not in unapplied
             ]
             for item in mine:
-                event = batch[item][1]
-                failed.setdefault(item, Failure(RECORD, failure.error, event_id=event.id, customer=event.customer))
+                event = batch[item][2]
+                failed[item] = Failure(RECORD, failure.error, event_id=event.id, customer=event.customer)  # type: ignore[union-attr]
             if not mine:
                 self.failures.append(failure)
 
-        for partition, journeys in touched.items():
-            if partition in self.engines:
-                self._settle(partition, self.engines[partition], journeys, record_failed)
-                self._write_state(partition)
-        if self.metrics is not None:
-            try:
-                for (source, kind), count in kinds.items():
-                    self.metrics.event(source, kind, count)
-                for source, count in duplicates.items():
-                    self.metrics.duplicate(source, count)
-                for source, count in late.items():
-                    self.metrics.late_event(source, count)
-            except Exception as error:
-                self.failures.append(Failure(METRICS, error))
-        return sorted(failed.items())
+        for number in {where for where, *_ in batch}:
+            part = self.owned.get(number)
+            if part is not None:
+                self._settle(part, touched.get(number, {}), record_failed)
+                self._write_state(part)
+        self._deltas = {}
+        return Handled(sorted(failed.items(), key=lambda pair: pair[0]), too_old)
+
+    def _key(self, what: str, source: str, kind: str = "") -> tally.Key:
+        """A counting key (``monitor.counts``), built once: an accepted event's (EVENTS, its source and
+        type), or (DUPLICATES or LATE, source), or (REJECTED, source, reason)."""
+        key = self._keys.get((what, source, kind))
+        if key is None:
+            if what == tally.EVENTS:
+                key = (what, source, kind if kind in self.catalog.contract.types else OTHER_TYPE)
+            elif what == tally.REJECTED:
+                key = (what, source, kind)
+            else:
+                key = (what, source)
+            self._keys[what, source, kind] = key
+        return key
+
+    def _count(self, number: int, customer: str, key: tally.Key, amount: float = 1) -> None:
+        """Count for the customer whose message it is: in its partition, and in what the customer's
+        record carries of its batch (``_restore``)."""
+        counts = self.owned[number].counts
+        counts[key] = counts.get(key, 0) + amount
+        mine = self._deltas.setdefault(number, {}).setdefault(customer, {})
+        mine[key] = mine.get(key, 0) + amount
+
+    def _count_rejects(self, part: Partition, report: Report) -> None:
+        """The rejects of an input counted in this partition (ingest sends them to one partition an
+        input), each once: what its input's offsets say was counted already is not again."""
+        for name, entries in report.rejects.items():
+            done = part.rejects_through.get(name, -1)
+            for offset, source, reason, stage in entries:
+                if offset > done:
+                    tally.add(part.counts, (tally.REJECTED, source, reason))
+                    if stage is not None:
+                        tally.add(part.counts, (tally.INTERNAL_ERRORS, stage))
+                    done = offset
+            part.rejects_through[name] = done
+
+    def count_failure(self, number: int, failure: Failure, source: str) -> None:
+        """A message of the partition whose processing raised (kept whole by the caller)."""
+        counts = self._counts_of(number)
+        tally.add(counts, (tally.INTERNAL_ERRORS, failure.stage))
+        if failure.stage not in JUDGED_STAGES:  # not judged: a reject (docs/EVENTS.md)
+            tally.add(counts, (tally.REJECTED, source, INTERNAL_ERROR))
+
+    def count_reject(self, number: int, source: str, reason: str) -> None:
+        """A message of the partition that is not an event (ingest writes none: another writer did)."""
+        tally.add(self._counts_of(number), (tally.REJECTED, source, reason))
+
+    def _counts_of(self, number: int) -> tally.Counts:
+        try:
+            return self.partition(number).counts
+        except Exception as error:  # its records cannot be read: counted nowhere, said in the log
+            self.failures.append(Failure(RESTORE, error))
+            return {}
 
     def forget(self) -> bool:
         """Retention, in event time: each partition forgets event ids older than its watermark minus the
         retention, frees the customers left with nothing, and deletes journeys quiet for their age.
         Returns whether it rebuilt dicts (so that the caller may give the freed memory back)."""
         compacted = False
-        for partition, engine in list(self.engines.items()):
+        for part in list(self.owned.values()):
+            engine = part.engine
             watermark = engine.state.watermark
             if watermark is None:
                 continue
-            high = max(self.peaks.get(partition, 0), len(engine.state.customers), len(self.last_at[partition]))
+            high = max(part.peak, len(engine.state.customers), len(part.last_at))
             try:
                 for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
                     if freed:  # the counts first, naming whom they come from; then the deletions
-                        self._write_state(partition, freeing=freed)
-                    self._settle(partition, engine, {})
+                        self._write_state(part, freeing=freed)
+                    self._settle(part, {})
                 before = watermark - self.journey_age
-                self.journeys[partition].expire(before)
-                last_at = self.last_at[partition]
+                part.journeys.expire(before)
+                last_at = part.last_at
                 for customer in [customer for customer, at in last_at.items() if at < before]:
                     del last_at[customer]
-                    self.journey_store.put(partition, customer, None)
-                self._write_state(partition)
+                    self.journey_store.put(part.number, customer, None)
+                self._write_state(part)
                 now = max(len(engine.state.customers), len(last_at))
                 if high >= COMPACT_FROM and now < high // 2:
                     engine.compact()
-                    self.journeys[partition].compact()
-                    self.last_at[partition] = dict(last_at)
+                    part.journeys.compact()
+                    part.last_at = dict(last_at)
                     high, compacted = now, True
-                self.peaks[partition] = high
+                part.peak = high
             except Exception as error:
                 self.failures.append(Failure(TIMER, error))
         if compacted:
@@ -405,24 +578,28 @@ class Partitions:
                 self.failures.append(Failure(TIMER, error))
         return compacted
 
-    def _write_state(self, partition: int, freeing: list[str] | None = None) -> None:
-        engine = self.engines[partition]
+    def _write_state(self, part: Partition, freeing: list[str] | None = None) -> None:
+        engine = part.engine
         try:
             state = {
-                "version": 1,
+                "version": STATE_VERSION,
                 "watermark": engine.state.watermark,
-                "inputs": self.clocks[partition].record(),
+                "inputs": part.clock.record(),
                 "folded": engine.folded,
                 "impact": engine.impact.folded,
                 "active": engine.impact.active_folded,
                 "freeing": freeing or [],
+                "counts": tally.record(part.counts),
+                "offset": part.offset,
+                "through": part.through,
+                "rejects_through": part.rejects_through,
             }
-            self.customers.put_state(partition, json_bytes(state))
+            self.customers.put_state(part.number, json_bytes(state))
         except Exception as error:
             self.failures.append(Failure(RECORD, error))
 
-    def _journey(self, partition: int, customer: str) -> Journey:
-        journeys = self.journeys[partition]
+    def _journey(self, part: Partition, customer: str) -> Journey:
+        journeys = part.journeys
         journey = journeys.touch(customer)
         if journey is None:
             stored = self.journey_store.get(customer)
@@ -434,73 +611,85 @@ class Partitions:
             journeys.put(journey)
         return journey
 
-    def _file_outcomes(self, partition: int, engine: Engine, touched: dict[str, Journey]) -> None:
+    def _file_outcomes(self, part: Partition, touched: dict[str, Journey]) -> None:
         """Count the outcomes and file them in their customers' journeys."""
-        metrics = self.metrics
-        journeys = self.journeys[partition]
+        engine = part.engine
+        journeys = part.journeys
         for outcome in engine.outbox:
-            journey = touched.get(outcome.customer) or self._journey(partition, outcome.customer)
+            customer = outcome.customer
+            journey = touched.get(customer) or self._journey(part, customer)
             was_broken = journey.broken
             journeys.add_outcome(outcome)
-            touched[outcome.customer] = journey
+            touched[customer] = journey
             if not outcome.good:
                 latest = self.stories.get(outcome.touchpoint)
                 if latest is not None:  # each customer once: its newest
-                    for item in [item for item in latest if item[2] == outcome.customer]:
+                    for item in [item for item in latest if item[2] == customer]:
                         latest.remove(item)
-                    latest.append((outcome.at, partition, outcome.customer))
-            if metrics is not None:
-                metrics.outcome(outcome)
-                if not was_broken and journey.broken:
-                    metrics.journey_broken()
+                    latest.append((outcome.at, part.number, customer))
+            if outcome.latency is not None and outcome.touchpoint in self.deadlines:
+                observed: tally.Counts = {}
+                tally.observe_latency(observed, outcome.touchpoint, outcome.latency / 1_000_000, self.buckets)
+                for key, amount in observed.items():
+                    self._count(part.number, customer, key, amount)
+            if not was_broken and journey.broken:
+                self._count(part.number, customer, (tally.JOURNEYS_BROKEN,))
         engine.outbox.clear()
 
     def _settle(
         self,
-        partition: int,
-        engine: Engine,
+        part: Partition,
         touched: dict[str, Journey],
         record_failed: Callable[[int, Failure], None] | None = None,
     ) -> None:
         """File what is left in the outbox, then write every changed record. A record that cannot be
         written is reported (to ``record_failed``, else in ``failures``) and the others are written."""
+        engine = part.engine
         try:
-            self._file_outcomes(partition, engine, touched)
+            self._file_outcomes(part, touched)
         except Exception as error:
             engine.outbox.clear()
             self.failures.append(Failure(JOURNEY, error))
         self.failures.extend(engine.failures)  # rules that raised while deciding
         engine.failures.clear()
-        if self.metrics is not None:
-            for error in engine.errors:
-                self.metrics.rule_error(error.touchpoint)
+        for error in engine.errors:  # of no step's event (a release): the partition's
+            tally.add(part.counts, (tally.RULE_ERRORS, error.touchpoint))
         engine.errors.clear()
+        deltas = self._deltas.get(part.number, {})
         writes = [(customer, self._write_customer) for customer in engine.dirty]
         writes += [(customer, self._write_journey) for customer in touched]
         for customer, write in writes:
             try:
-                write(partition, engine, customer, touched)
+                write(part, customer, touched, deltas)
             except Exception as error:
                 failure = Failure(RECORD, error, customer=customer)
                 if record_failed is None:
                     self.failures.append(failure)
                 else:
-                    record_failed(partition, failure)
+                    record_failed(part.number, failure)
         engine.dirty.clear()
-        self.journeys[partition].keep_recent(self.journey_cache)
+        part.journeys.keep_recent(self.journey_cache)
 
-    def _write_customer(self, partition: int, engine: Engine, customer: str, touched: dict[str, Journey]) -> None:
-        record = engine.record(customer)
+    def _write_customer(
+        self, part: Partition, customer: str, touched: dict[str, Journey], deltas: dict[str, tally.Counts]
+    ) -> None:
+        record = part.engine.record(customer)
         if record is None:
-            self.customers.put(partition, customer, None)
+            self.customers.put(part.number, customer, None)
         else:
-            record["partition"] = partition
-            self.customers.put(partition, customer, json_bytes(record))
+            record["partition"] = part.number
+            record["m"] = part.offset  # what the batch had reached, and what it counted for the customer
+            delta = deltas.get(customer)
+            if delta:
+                record["d"] = tally.record(delta)
+            self.customers.put(part.number, customer, json_bytes(record))
 
-    def _write_journey(self, partition: int, engine: Engine, customer: str, touched: dict[str, Journey]) -> None:
+    def _write_journey(
+        self, part: Partition, customer: str, touched: dict[str, Journey], deltas: dict[str, tally.Counts]
+    ) -> None:
         journey = touched[customer]
-        self.journey_store.put(partition, customer, json_bytes(journey.record()))
-        self.last_at[partition][customer] = journey.last_at
+        self.journey_store.put(part.number, customer, json_bytes(journey.record()))
+        part.last_at[customer] = journey.last_at
 
 
 class MemoryStore:

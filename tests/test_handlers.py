@@ -257,7 +257,9 @@ def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(catalog
         Message("orders", order("x", at="2026-11-23T10:00:00Z"), partition=2),
     ]
     step = ingest(batch, catalog.decoder, not_after=NOW)
-    assert step.events == [(b"c2", late, b"orders"), (b"c1", early, b"orders")]
+    # Each event with where it was read: its input and offset there.
+    at = [f"orders/1@{m.offset}".encode() for m in batch[:2]]
+    assert step.events == [(b"c2", late, b"orders", at[0]), (b"c1", early, b"orders", at[1])]
     assert [(m.value, r.reason) for m, r in step.rejects] == [
         (b"junk", "malformed_json"),
         (batch[4].value, "future_timestamp"),
@@ -279,15 +281,16 @@ def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order(catalog
 
     report = Report(NOW, {"orders/0": (NOW - 1, False, NOW)}, ("orders/0",))
     batch = [
-        Message(EVENTS, order("g1"), partition=2, headers=[("source", b"orders")]),
+        Message(EVENTS, order("g1"), partition=2, headers=[("source", b"orders"), ("input", b"orders/0@41")]),
         Message(EVENTS, orjson.dumps(report.record()), partition=2, headers=[REPORT]),
         Message(EVENTS, b"junk", partition=3, headers=[("source", b"bills")]),
         Message(EVENTS, b"{", partition=3, headers=[REPORT]),
     ]
     step = read_events(batch, catalog.decoder, EVENTS, not_after=NOW)
-    (p1, event), (p2, taken) = step.items
-    assert (p1, type(event), event.id, event.source) == (2, Event, "g1", "orders")
-    assert (p2, taken.record()) == (2, report.record())
+    (p1, o1, event, name, at), (p2, o2, taken, _, _) = step.items
+    assert (p1, o1, type(event), event.id, event.source) == (2, batch[0].offset, Event, "g1", "orders")
+    assert (name, at) == ("orders/0", 41)  # where ingest read it
+    assert (p2, o2, taken.record()) == (2, batch[1].offset, report.record())
     assert [(m, source) for m, source in step.held] == [(batch[0], "orders"), (batch[1], EVENTS)]
     assert [(m.value, r.reason, r.source) for m, r in step.rejects] == [(b"junk", "malformed_json", "bills")]
     assert [(m.value, f.stage) for m, _, f in step.failed] == [(b"{", "decode")]
@@ -313,7 +316,7 @@ def test_a_cloudevent_in_kafka_binary_mode_goes_on_in_structured_form_with_its_a
     untyped = Message("helpdesk", b'{"ticket_id": "T-2"}', headers=[h for h in attributes if h[0] != "ce_type"])
     binary = Message("helpdesk", b"\x00\x01", headers=attributes)
     step = ingest([good, untyped, binary], catalog.decoder, not_after=NOW)
-    ((key, value, source),) = step.events
+    ((key, value, source, _),) = step.events
     assert (key, source) == (b"acct-1", b"helpdesk")
     assert orjson.loads(value) == {
         "specversion": "1.0",

@@ -12,7 +12,7 @@ from monitor.events import Event, parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
 from monitor.watermark import Report
-from streams.partitions import MemoryStore, Partitions
+from streams.partitions import Item, MemoryStore, Partitions
 from tests.builders import decode
 
 PARTITIONS = 3
@@ -27,29 +27,53 @@ def new(catalog, customers, journeys, retention="24h"):  # type: ignore[no-untyp
     return Partitions(catalog, customers, journeys, retention=parse_duration(retention))
 
 
-def batches(lines: list[bytes], size: int) -> list[list[tuple[int, Event | Report]]]:
-    """The events topic as ingest writes it, in batches: each event to its customer's partition, then a
-    report of the one input's progress to every partition."""
+def batches(lines: list[bytes], size: int) -> list[list[Item]]:
+    """The events topic as ingest writes it, in batches: each event to its customer's partition (with
+    where ingest read it: the one input, at the line's number), then a report of the input's progress
+    to every partition; each message at its offset in its partition."""
     out, progress = [], None
+    offsets = [0] * PARTITIONS
+
+    def placed(partition: int, item: Event | Report, at_source: int) -> Item:
+        offsets[partition] += 1
+        name = None if type(item) is Report else INPUT
+        return (partition, offsets[partition] - 1, item, name, at_source)
+
     for start in range(0, len(lines), size):
-        batch: list[tuple[int, Event | Report]] = []
-        for line in lines[start : start + size]:
+        batch: list[Item] = []
+        for number, line in enumerate(lines[start : start + size], start):
             event = decode(line, "orders")
-            batch.append((partition_of(event.customer), event))
+            batch.append(placed(partition_of(event.customer), event, number))
             progress = event.at if progress is None else max(progress, event.at)
         report = Report(0, {INPUT: (progress, False, 0)}, (INPUT,))
-        batch.extend((partition, report) for partition in range(PARTITIONS))
+        batch.extend(placed(partition, report, -1) for partition in range(PARTITIONS))
         out.append(batch)
     return out
+
+
+def reports(report: Report) -> list[Item]:
+    return [(partition, None, report, None, -1) for partition in range(PARTITIONS)]
 
 
 def finish(live: Partitions) -> None:
     """The end of the input, as replay's: every partition's watermark to the largest event time."""
     newest = max((engine.state.max_at or 0) for engine in live.engines.values())
     for partition in range(PARTITIONS):
-        engine = live.engine(partition)
-        engine.advance(newest)
-        live._settle(partition, engine, {})
+        part = live.partition(partition)
+        part.engine.advance(newest)
+        live._settle(part, {})
+
+
+def events_counted(live: Partitions) -> dict[str, float]:
+    """What the partitions counted of the events: accepted, duplicates, late."""
+    found = {"accepted": 0.0, "duplicates": 0.0, "late": 0.0}
+    for part in live.owned.values():
+        for key, amount in part.counts.items():
+            if key[0] == "events":
+                found["accepted"] += amount
+            elif key[0] in ("duplicates", "late"):
+                found[key[0]] += amount
+    return found
 
 
 def replayed_counts(catalog, lines):  # type: ignore[no-untyped-def]
@@ -88,6 +112,10 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
             finish(live)
             counts = {t: tuple(c) for t, c in live.counts().items()}
             assert counts == expected, (cut_batch, fraction)
+            # What was read again is neither counted again nor taken for a duplicate of the stream.
+            events = summary["events"]
+            wanted = {"accepted": events["accepted"], "duplicates": events["duplicates"], "late": events["late"]}
+            assert events_counted(live) == wanted, (cut_batch, fraction)
     assert sum(g + b for g, b in expected.values()) > 500
     freed = sum(sum(map(sum, engine.folded.values())) for engine in live.engines.values())
     assert freed > 0  # customers were freed, their counts kept
@@ -101,11 +129,14 @@ def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):
     work = batches(lines, 30)
     for batch in work:
         live.handle_batch(batch)
-    for batch in work:  # the whole history once more
-        assert live.handle_batch(batch) == []
+    end = max(offset for batch in work for _, offset, *_ in batch) + 1
+    for batch in work:  # the whole history once more, produced again: further on, from another input
+        again = [(p, o + end, item, name and "orders/1", at) for p, o, item, name, at in batch]  # type: ignore[operator]
+        assert live.handle_batch(again) == ([], [])
     finish(live)
-    expected, _ = replayed_counts(catalog, lines)
+    expected, summary = replayed_counts(catalog, lines)
     assert {t: tuple(c) for t, c in live.counts().items()} == expected
+    assert events_counted(live)["duplicates"] == len(lines) + summary["events"]["duplicates"]
 
 
 def test_a_partition_is_built_from_its_own_records_only(catalog):
@@ -131,7 +162,7 @@ def test_a_partition_is_built_from_its_own_records_only(catalog):
 def at_watermark(live: Partitions, watermark: int) -> None:
     """Reports that bring every partition's watermark to ``watermark``, then a retention sweep."""
     report = Report(0, {INPUT: (watermark + live.lateness, False, 0)}, (INPUT,))
-    live.handle_batch([(partition, report) for partition in range(PARTITIONS)])
+    live.handle_batch(reports(report))
     live.forget()
 
 
@@ -155,7 +186,7 @@ def test_journeys_beyond_the_cache_are_read_back_whole_and_still_expire(catalog)
     for batch in batches(lines, 25):
         small.handle_batch(batch)
         large.handle_batch(batch)
-    assert all(len(journeys) <= 3 for journeys in small.journeys.values())
+    assert all(len(part.journeys) <= 3 for part in small.owned.values())
     assert kept.data == cached.data  # every journey complete, whether it stayed in memory or not
 
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
@@ -208,14 +239,14 @@ def test_dicts_are_rebuilt_once_most_of_their_customers_are_freed(catalog, monke
     live, customers, journeys, lines = an_hour_judged(catalog, customers=200, seed=9, batch=50)
     assert live.forget() is False  # nothing freed yet: nothing rebuilt
     held = {partition: engine.state.customers for partition, engine in live.engines.items()}
-    cached = {partition: journeys.by_customer for partition, journeys in live.journeys.items()}
+    cached = {partition: part.journeys.by_customer for partition, part in live.owned.items()}
     data = customers.data
     newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in lines)
     report = Report(0, {INPUT: (newest + parse_duration("40d") + live.lateness, False, 0)}, (INPUT,))
-    live.handle_batch([(partition, report) for partition in range(PARTITIONS)])
+    live.handle_batch(reports(report))
     assert live.forget() is True
     assert all(live.engines[partition].state.customers is not mine for partition, mine in held.items())
-    assert all(live.journeys[partition].by_customer is not mine for partition, mine in cached.items())
+    assert all(live.owned[partition].journeys.by_customer is not mine for partition, mine in cached.items())
     assert customers.data is not data and customers.data == {} and journeys.data == {}
     assert live.customers_held() == dict.fromkeys(range(PARTITIONS), 0)
 
@@ -233,9 +264,28 @@ def test_the_latest_stories_of_a_touchpoint_are_its_latest_customers_hurt(catalo
         event("bill.issued", 20, customer="cat", bill_id="b3"),  # a good one: no story
         event("bill.issued", 30, customer="ann", bill_id="b4", **wrong),
     ]
-    live.handle_batch([(partition_of(e.customer), e) for e in bills])
+    live.handle_batch([(partition_of(e.customer), None, e, None, -1) for e in bills])
     stories = live.latest_stories("bill-correct")
     assert [s["customer_id"] for s in stories] == ["ann", "bob"]
     assert stories[0]["journey"] == "/journeys/ann" and stories[0]["story"].endswith("=> bill-correct BAD")
     assert "bill.issued (12.00 instead of 10.00)" in stories[0]["story"]
     assert live.latest_stories("call-answered") == []
+
+
+def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
+    """After a restart or a rebalance ingest reads an input again from its last commit: the copies it
+    sends (further on in the events topic, from the same input offsets) change nothing and count
+    nothing; the stream's own duplicates still count, once."""
+    lines = list(Simulation(customers=100, duration=parse_duration("1h"), seed=6).lines())
+    live = new(catalog, MemoryStore(), MemoryStore())
+    work = batches(lines, 25)
+    for batch in work:
+        live.handle_batch(batch)
+    end = max(offset for batch in work for _, offset, *_ in batch) + 1
+    for batch in work[len(work) // 2 :]:  # the second half read again by ingest
+        assert live.handle_batch([(p, o + end, item, name, at) for p, o, item, name, at in batch]) == ([], [])
+    finish(live)
+    expected, summary = replayed_counts(catalog, lines)
+    assert {t: tuple(c) for t, c in live.counts().items()} == expected
+    wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
+    assert events_counted(live) == wanted and summary["events"]["duplicates"] > 0

@@ -74,7 +74,7 @@ class Worker:
         self.customers, self.journeys = MemoryStore(), MemoryStore()
         self.partitions = Partitions(catalog, self.customers, self.journeys, retention=parse_duration("24h"))
         self.registry = CollectorRegistry()
-        self.metrics = self.partitions.metrics = Metrics(catalog, self.partitions, self.registry)
+        self.metrics = Metrics(catalog, self.partitions, self.registry)
         failures = Failures(self.metrics)
         self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, EVENTS, self.metrics, failures)  # type: ignore[arg-type]
         self.ingest = Ingest(
@@ -113,6 +113,7 @@ class Worker:
             for s in self.outbox.take(EVENTS)
         ]
         self.judge(forwarded, now)
+        self.partitions.publish(self.partitions.snapshot())  # (what is sent here is stored at once)
         return self.outbox.take(DEAD_LETTERS)
 
     def judged(self) -> set[str]:
@@ -125,4 +126,10 @@ class Worker:
         }
 
     def sample(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
+        """The sum over the series with these labels (whatever their partition)."""
+        return sum(
+            sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )

@@ -36,6 +36,7 @@ from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, START, Custome
 
 DUPLICATE = 1
 LATE = 2
+TOO_OLD = 3  # older than the ids still remembered (``retention``): not judged
 
 _CONDITION, _QUEUED, _ATTRIBUTED = 0, 1, 2
 _IMPACT_RULE = -1  # the rule index of a leaving or an answer in the queue: the last of the handlers
@@ -53,8 +54,12 @@ class Engine:
         track: bool = False,
         outcomes: bool = True,
         own_clock: bool = True,
+        retention: int | None = None,
     ) -> None:
         self.catalog = catalog
+        # Live, ids are remembered for ``retention`` behind the watermark (``forget``): an event older
+        # than that could be one already judged whose id is forgotten, so it is refused, never judged.
+        self.retention = retention
         self.track = track
         self.own_clock = own_clock
         self.outcomes = outcomes
@@ -166,7 +171,8 @@ class Engine:
 
     # -- the step ---------------------------------------------------------------------------------------
     def step(self, event: Event) -> int:
-        """Process one event; return 0, DUPLICATE, or LATE (processed all the same).
+        """Process one event; return 0, DUPLICATE, LATE (processed all the same), or TOO_OLD (older than
+        the watermark minus the retention, with a retention: not processed, and nothing changed).
 
         An event is applied whole or not at all: if judging it raises (a rule's expression, say), what
         it had changed is taken back before the error goes on (``_take_back``), so the event leaves no
@@ -174,6 +180,9 @@ class Engine:
         filed once every action has been judged, so that only queued entries can need taking back. What
         the watermark then releases is guarded entry by entry (see ``_release``)."""
         state = self.state
+        retention = self.retention
+        if retention is not None and state.watermark is not None and event.at < state.watermark - retention:
+            return TOO_OLD
         customer = event.customer
         mine = state.customers.get(customer)
         if mine is None:

@@ -102,16 +102,18 @@ class Worker:
         return samples
 
     def outcomes(self) -> dict[str, tuple[int, int]]:
+        """Per touchpoint, (good, bad) summed over the partitions this worker serves."""
         counts: dict[str, list[int]] = {}
         for (name, labels), value in self.metrics().items():
             if name == "tpmon_touchpoint_outcomes_total":
                 label = dict(labels)
-                counts.setdefault(label["touchpoint"], [0, 0])[0 if label["outcome"] == "good" else 1] = int(value)
+                counts.setdefault(label["touchpoint"], [0, 0])[0 if label["outcome"] == "good" else 1] += int(value)
         return {t: (g, b) for t, (g, b) in counts.items()}
 
     def ready(self) -> bool:
-        body = self.get("/touchpoints")
-        return body is not None and bool(orjson.loads(body)["partitions"])
+        """Judging, every partition assigned to it recovered (/ready), and at least one assigned."""
+        body = self.get("/ready")
+        return body is not None and bool(orjson.loads(body).get("partitions"))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:

@@ -1,0 +1,82 @@
+"""What a partition has counted, kept with its state so that a restart or a rebalance continues it.
+
+Every counter the worker serves for the events it judges is counted here, per events partition, and
+stored in the partition's own record (``streams.partitions``): events by source and type, duplicates,
+late events, rejects by source and reason, rule errors, internal errors, journeys turned broken, and
+the latency of deadlines met. Counted in the state instead of in the process, a counter continues
+where it was after a restart (never back to zero, which Prometheus would take for a reset), and moves
+with its partition to whichever worker takes it over (docs/METRICS.md).
+
+A ``Counts`` is a flat dict, key -> number; a key is a tuple, its first item saying what it counts
+(``EVENTS``, ...) and the rest the labels. Pure: numbers in, numbers out.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
+
+EVENTS = "events"  # (EVENTS, source, type)
+DUPLICATES = "duplicates"  # (DUPLICATES, source)
+LATE = "late"  # (LATE, source)
+REJECTED = "rejected"  # (REJECTED, source, reason)
+RULE_ERRORS = "rule_errors"  # (RULE_ERRORS, touchpoint)
+INTERNAL_ERRORS = "internal_errors"  # (INTERNAL_ERRORS, stage)
+JOURNEYS_BROKEN = "journeys_broken"  # (JOURNEYS_BROKEN,)
+LATENCY = "latency"  # (LATENCY, touchpoint, bucket index): observations at most that bucket's bound
+LATENCY_SUM = "latency_sum"  # (LATENCY_SUM, touchpoint): seconds
+LATENCY_COUNT = "latency_count"  # (LATENCY_COUNT, touchpoint)
+
+Key = tuple[str, ...]
+Counts = dict[Key, float]
+
+
+def add(counts: Counts, key: Key, amount: float = 1) -> None:
+    counts[key] = counts.get(key, 0) + amount
+
+
+def merge(into: Counts, more: Mapping[Key, float]) -> None:
+    for key, amount in more.items():
+        into[key] = into.get(key, 0) + amount
+
+
+def observe_latency(counts: Counts, touchpoint: str, seconds: float, buckets: tuple[float, ...]) -> None:
+    """One deadline met after ``seconds``: counted in the first bucket that holds it (``+Inf`` past the
+    last), its sum and its count; ``histograms`` makes the buckets cumulative."""
+    add(counts, (LATENCY, touchpoint, str(bisect_left(buckets, seconds))))
+    add(counts, (LATENCY_SUM, touchpoint), seconds)
+    add(counts, (LATENCY_COUNT, touchpoint))
+
+
+def histograms(
+    counts: Mapping[Key, float], buckets: tuple[float, ...], touchpoints: Iterable[str]
+) -> Iterator[tuple[str, list[tuple[str, float]], float]]:
+    """Per touchpoint: (touchpoint, [(upper bound, cumulative count)...] ending with ``+Inf``, sum)."""
+    for touchpoint in touchpoints:
+        running = 0.0
+        cumulative = []
+        for index, bound in enumerate((*buckets, float("inf"))):
+            running += counts.get((LATENCY, touchpoint, str(index)), 0)
+            cumulative.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
+        yield touchpoint, cumulative, counts.get((LATENCY_SUM, touchpoint), 0.0)
+
+
+def record(counts: Mapping[Key, float]) -> list[list]:
+    """JSON-ready: [[*key, amount], ...], in a stable order."""
+    return [[*key, amount] for key, amount in sorted(counts.items())]
+
+
+def load(stored: Iterable[list]) -> Counts:
+    counts: Counts = {}
+    for *key, amount in stored:
+        if not key or type(amount) not in (int, float):
+            raise ValueError(f"not a count: {[*key, amount]!r}")
+        counts[tuple(str(part) for part in key)] = amount
+    return counts
+
+
+def of_kind(counts: Mapping[Key, float], kind: str) -> Iterator[tuple[tuple[str, ...], float]]:
+    """The counts of one kind: (labels, amount)."""
+    for key, amount in counts.items():
+        if key[0] == kind:
+            yield key[1:], amount
