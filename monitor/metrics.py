@@ -116,7 +116,9 @@ class _PartitionsCollector(Collector):
             labels=[c.LABEL_TOUCHPOINT, p],
         )
         latency = HistogramMetricFamily(
-            c.METRIC_LATENCY, "Time from a deadline's start to its end, for ends that came.", labels=[c.LABEL_TOUCHPOINT, p]
+            c.METRIC_LATENCY,
+            "Time from a deadline's start to its end, for ends that came.",
+            labels=[c.LABEL_TOUCHPOINT, p],
         )
         for number, mine in figures:
             partition = str(number)
@@ -192,10 +194,14 @@ class _PartitionsCollector(Collector):
             c.METRIC_EVENTS.removesuffix("_total"), "Valid events accepted.", labels=[c.LABEL_SOURCE, c.LABEL_TYPE, p]
         )
         rejected = CounterMetricFamily(
-            c.METRIC_REJECTED.removesuffix("_total"), "Inputs rejected, by reason.", labels=[c.LABEL_SOURCE, c.LABEL_REASON, p]
+            c.METRIC_REJECTED.removesuffix("_total"),
+            "Inputs rejected, by reason.",
+            labels=[c.LABEL_SOURCE, c.LABEL_REASON, p],
         )
         duplicates = CounterMetricFamily(
-            c.METRIC_DUPLICATES.removesuffix("_total"), "Events seen again with a known event_id.", labels=[c.LABEL_SOURCE, p]
+            c.METRIC_DUPLICATES.removesuffix("_total"),
+            "Events seen again with a known event_id.",
+            labels=[c.LABEL_SOURCE, p],
         )
         late = CounterMetricFamily(
             c.METRIC_LATE.removesuffix("_total"),

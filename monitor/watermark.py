@@ -86,7 +86,9 @@ class Report:
         known = tuple(str(name) for name in data.get("known", ()))
         rejects = {}
         for name, entries in data.get("rejects", {}).items():
-            rejects[str(name)] = [(int(offset), str(source), str(reason), stage) for offset, source, reason, stage in entries]
+            rejects[str(name)] = [
+                (int(offset), str(source), str(reason), stage) for offset, source, reason, stage in entries
+            ]
         return cls(now, inputs, known, rejects)
 
 

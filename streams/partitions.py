@@ -119,7 +119,9 @@ class Partition:
     counts: tally.Counts = field(default_factory=dict)  # what it has counted (monitor.counts)
     offset: int = -1  # the last offset of the events topic it applied
     through: dict[str, int] = field(default_factory=dict)  # input -> the last source offset judged here
-    rejects_through: dict[str, int] = field(default_factory=dict)  # input -> the last source offset whose rejects are counted here
+    rejects_through: dict[str, int] = field(
+        default_factory=dict
+    )  # input -> the last source offset whose rejects are counted here
     # After a restore: customer -> the mark of a record written after the partition's record, whose
     # messages up to it are accounted for; and the largest of them (then it is emptied).
     crashed: dict[str, int] = field(default_factory=dict)

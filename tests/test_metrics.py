@@ -156,7 +156,10 @@ def test_what_is_not_stored_yet_is_not_served(catalog):
         from streams.partitions import key_partition
 
         partition = key_partition(sent.key, 4) if sent.partition is None else sent.partition
-        worker.judge([Message("events", sent.value, sent.key, partition, [(k, v.encode()) for k, v in sent.headers.items()])], NOW)
+        worker.judge(
+            [Message("events", sent.value, sent.key, partition, [(k, v.encode()) for k, v in sent.headers.items()])],
+            NOW,
+        )
     assert worker.sample("tpmon_events_total") == 0  # judged, not yet stored
     older = worker.partitions.snapshot()
     newer = worker.partitions.snapshot()
