@@ -48,6 +48,7 @@ class Input:
     idle: bool = False
     delivered: int | None = None  # wall clock (µs) of its last delivery, or of when its reader began
     reported: int | None = None  # wall clock (µs) of the report that said so
+    caught_up: bool = False  # nothing waiting in Kafka, as its reader last knew (idle: and quiet too)
 
 
 @dataclass(slots=True)
@@ -56,7 +57,7 @@ class Report:
     counts an input's rejects, the messages of it that were not events (``rejects``)."""
 
     now: int
-    inputs: dict[str, tuple[int | None, bool, int]]  # name -> (progress, idle, delivered)
+    inputs: dict[str, tuple[int | None, bool, int, bool]]  # name -> (progress, idle, delivered, caught up)
     known: tuple[str, ...] = ()  # every input there is, read by this reader or not
     # input -> [(its offset, source, reason, stage of an internal error or None), ...]
     rejects: dict[str, list[tuple[int, str, str, str | None]]] = field(default_factory=dict)
@@ -77,12 +78,14 @@ class Report:
         if type(now) is not int:
             raise ValueError("a report's 'now' must be an integer (microseconds)")
         inputs = {}
-        for name, (progress, idle, delivered) in data["inputs"].items():
+        for name, said in data["inputs"].items():
+            progress, idle, delivered = said[:3]
+            caught_up = said[3] if len(said) > 3 else idle  # (reports before it was said: idle is caught up)
             if (progress is not None and type(progress) is not int) or type(idle) is not bool:
                 raise ValueError(f"input {name!r}: progress must be an integer or null, idle true or false")
-            if type(delivered) is not int:
-                raise ValueError(f"input {name!r}: delivered must be an integer")
-            inputs[str(name)] = (progress, idle, delivered)
+            if type(delivered) is not int or type(caught_up) is not bool:
+                raise ValueError(f"input {name!r}: delivered must be an integer, caught up true or false")
+            inputs[str(name)] = (progress, idle, delivered, caught_up)
         known = tuple(str(name) for name in data.get("known", ()))
         rejects = {}
         for name, entries in data.get("rejects", {}).items():
@@ -98,6 +101,7 @@ class Inputs:
 
     lateness: int
     inputs: dict[str, Input] = field(default_factory=dict)
+    now: int | None = None  # the wall clock of the latest report
 
     def report(self, report: Report) -> None:
         if report.known:
@@ -107,13 +111,17 @@ class Inputs:
             for name in report.known:
                 if name not in self.inputs:
                     self.inputs[name] = Input()
-        for name, (progress, idle, delivered) in report.inputs.items():
+        for name, said in report.inputs.items():
+            progress, idle, delivered, *more = said
+            caught_up = more[0] if more else idle  # (a report of before caught up was said apart)
             mine = self.inputs.get(name)
             if mine is None:
                 mine = self.inputs[name] = Input()
             if progress is not None and (mine.progress is None or progress > mine.progress):
                 mine.progress = progress  # a new reader (after a takeover) re-reads what was delivered
-            mine.idle, mine.delivered, mine.reported = idle, delivered, report.now
+            mine.idle, mine.delivered, mine.reported, mine.caught_up = idle, delivered, report.now, caught_up
+        if self.now is None or report.now > self.now:
+            self.now = report.now
 
     def watermark(self) -> int | None:
         """The watermark the inputs allow (None: nothing can be decided yet)."""
@@ -148,9 +156,71 @@ class Inputs:
 
     def record(self) -> dict:
         return {
-            name: [mine.progress, mine.idle, mine.delivered, mine.reported]
+            name: [mine.progress, mine.idle, mine.delivered, mine.reported, mine.caught_up]
             for name, mine in sorted(self.inputs.items())
         }
 
     def load(self, record: dict) -> None:
         self.inputs = {name: Input(*values) for name, values in record.items()}
+        reported = [mine.reported for mine in self.inputs.values() if mine.reported is not None]
+        self.now = max(reported) if reported else None
+
+
+#: A hold below anything: nothing is decided while an input that may hold history has a backlog.
+NOTHING = -(2**63)
+NEXT_REPORT = -(2**63)  # when an input's last late event came: not yet said by a report
+
+
+@dataclass
+class History:
+    """The late events one partition got, per input: while history is in flight, what the partition
+    decides is held where every input's history has been read (docs/SEMANTICS.md, "Late history").
+
+    A late event (its instant already passed by the watermark) starts its input's history, or carries
+    it on: the input's history progress is the largest instant of its late events. The history of an
+    input is over once its reader says it is caught up (nothing waiting in Kafka) and a lateness of the
+    reports' wall clock has passed since its last late event. While some input's history is in flight,
+    the hold (``held``) is the smallest history progress minus the lateness; and an input with a
+    backlog holds everything (``NOTHING``): what it has not delivered yet may be history too. With no
+    history in flight nothing is held (None), and the partition decides up to its watermark.
+    """
+
+    lateness: int
+    inputs: dict[str, list[int]] = field(default_factory=dict)  # name -> [progress, now when the last came]
+
+    def late(self, name: str, at: int) -> None:
+        """A late event of the input: its history goes on (its lateness counts from the next report)."""
+        mine = self.inputs.get(name)
+        if mine is None:
+            self.inputs[name] = [at, NEXT_REPORT]
+            return
+        if at > mine[0]:
+            mine[0] = at
+        mine[1] = NEXT_REPORT
+
+    def held(self, inputs: Inputs) -> int | None:
+        """Where what is decided is held (None: nothing held), after a report. Histories read to their
+        end are over."""
+        if not self.inputs:
+            return None
+        now = inputs.now
+        said = inputs.inputs
+        for name, mine in list(self.inputs.items()):
+            if mine[1] == NEXT_REPORT:
+                mine[1] = now if now is not None else NEXT_REPORT
+                continue
+            reader = said.get(name)
+            caught_up = reader is None or reader.caught_up  # (of an input no report names, nothing is known)
+            if caught_up and now is not None and now - mine[1] >= self.lateness:
+                del self.inputs[name]
+        if not self.inputs:
+            return None
+        if any(not mine.caught_up for name, mine in said.items() if name not in self.inputs):
+            return NOTHING
+        return min(progress for progress, _ in self.inputs.values()) - self.lateness
+
+    def record(self) -> dict:
+        return {name: list(values) for name, values in sorted(self.inputs.items())}
+
+    def load(self, record: dict) -> None:
+        self.inputs = {str(name): [int(progress), int(last)] for name, (progress, last) in record.items()}

@@ -375,13 +375,13 @@ class Ingest:
             said = {}
             for name, (progress, delivered) in self.inputs.items():
                 topic, partition = assigned[name]
-                idle = now - delivered >= self.lateness and self.positions.caught_up(topic, partition)
-                said[name] = (progress, idle, delivered)
+                caught_up = self.positions.caught_up(topic, partition)
+                said[name] = (progress, caught_up and now - delivered >= self.lateness, delivered, caught_up)
             if (
                 only_if_changed
                 and said == self.last_report
                 and not self.rejected
-                and not any(idle for _, idle, _ in said.values())
+                and not any(idle for _, idle, _, _ in said.values())
             ):
                 return
             self.last_report = said
@@ -414,7 +414,7 @@ class Ingest:
             progress, idle = view.get(name, (None, False))
             mine = said.get(name)
             if mine is not None:
-                local, idle, _ = mine
+                local, idle, _, _ = mine
                 if local is not None and (progress is None or local > progress):
                     progress = local
             if idle:
@@ -428,7 +428,7 @@ class Ingest:
                 floor = progress
             view[name] = (progress, idle)
         pause = set()
-        for name, (local, idle, _) in said.items():
+        for name, (local, idle, _, _) in said.items():
             progress = view.get(name, (local, idle))[0]
             if local is None:
                 continue  # nothing delivered here yet: never paused (resuming seeks after what it delivered)

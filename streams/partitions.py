@@ -54,7 +54,7 @@ from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIM
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
 from monitor.state import reliability, touchpoint_state
-from monitor.watermark import Inputs, Report
+from monitor.watermark import History, Inputs, Report
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
@@ -113,6 +113,7 @@ class Partition:
     number: int
     engine: Engine
     clock: Inputs
+    history: History  # the late events' inputs: what is decided is held while their history is read
     journeys: Journeys = field(default_factory=Journeys)  # the recently used journeys (a cache)
     last_at: dict[str, int] = field(default_factory=dict)  # customer -> newest time in its journey
     peak: int = 0  # the most customers held since its dicts were rebuilt
@@ -316,15 +317,17 @@ class Partitions:
 
     def _restore(self, number: int) -> Partition:
         engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
-        part = Partition(number, engine, Inputs(self.lateness))
+        part = Partition(number, engine, Inputs(self.lateness), History(self.lateness))
         freeing: set[str] = set()
         try:
             stored = self.customers.get_state(number)
             if stored is not None:
                 state = orjson.loads(stored)
                 part.clock.load(state["inputs"])
+                part.history.load(state.get("history", {}))
                 engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
                 engine.state.watermark = state["watermark"]
+                engine.state.held = state.get("held")
                 freeing = set(state["freeing"])
                 part.counts = tally.load(state.get("counts", ()))
                 part.offset = state.get("offset", -1)
@@ -409,7 +412,7 @@ class Partitions:
                 try:
                     part.clock.report(event)
                     self._count_rejects(part, event)
-                    part.engine.advance(part.clock.watermark())
+                    part.engine.advance(part.clock.watermark(), part.history.held(part.clock))
                     if part.engine.outbox:
                         self._file_outcomes(part, journeys)
                 except Exception as error:
@@ -447,6 +450,7 @@ class Partitions:
             self._count(number, customer, self._key(tally.EVENTS, source, event.kind))  # type: ignore[union-attr]
             if status == LATE:
                 self._count(number, customer, self._key(tally.LATE, source))
+                part.history.late(name or "", event.at)  # type: ignore[union-attr]
             if engine.errors:
                 for error in engine.errors:
                     self._count(number, customer, (tally.RULE_ERRORS, error.touchpoint))
@@ -586,7 +590,9 @@ class Partitions:
             state = {
                 "version": STATE_VERSION,
                 "watermark": engine.state.watermark,
+                "held": engine.state.held,
                 "inputs": part.clock.record(),
+                "history": part.history.record(),
                 "folded": engine.folded,
                 "impact": engine.impact.folded,
                 "active": engine.impact.active_folded,

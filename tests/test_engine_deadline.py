@@ -91,6 +91,38 @@ def test_a_late_end_arrival_is_processed_and_the_deadline_is_already_decided(cat
     assert run(catalog, events, T) == ([("bad", "missed", "o1")], 0)
 
 
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([later(1000), placed(0), confirmed(60)], [("good", "in_time", "o1")]),
+        ([later(1000), confirmed(60), placed(0)], [("good", "in_time", "o1")]),
+        ([later(1000), placed(0), later(1010), confirmed(60)], [("good", "in_time", "o1")]),
+    ],
+    ids=[
+        "a late start and its end, judged as history: good",
+        "in either order",
+        "the input going on for less than the lateness keeps the history held",
+    ],
+)
+def test_late_history_is_judged_as_history_never_as_a_miss(catalog, events, expected):
+    """Both came after the watermark passed them: the start's deadline is not decided by the time that
+    passed before it arrived, but by the history that came with it."""
+    decided, pending = run(catalog, events, T, finish=False)
+    assert decided == []  # nothing decided while the history is in flight
+    assert run(catalog, events, T) == (expected, 0)
+
+
+def test_a_late_start_is_missed_by_the_history_that_came_after_it(catalog):
+    """The history itself moved on past its deadline (an event of it at 200 s): bad, before the end."""
+    events = [later(1000), placed(0), confirmed(200)]
+    assert run(catalog, events, T, finish=False) == ([("bad", "missed", "o1")], 0)
+
+
+def test_once_the_input_goes_on_for_the_lateness_its_history_is_decided(catalog):
+    events = [later(1000), placed(0), later(1031)]
+    assert run(catalog, events, T, finish=False) == ([("bad", "missed", "o1")], 0)
+
+
 def test_the_deadline_window_follows_the_catalog(catalog):
     # service-activated: 48h
     events = [

@@ -204,14 +204,22 @@ def test_each_failing_event_is_kept_once_whatever_else_fails(catalog, monkeypatc
 
 def test_ingest_reports_its_inputs_progress_to_every_events_partition(catalog):
     worker = Worker(catalog)
-    worker.ingest([Message("orders", order("g1")), Message("orders", b"junk")], NOW)
+    junk = Message("orders", b"junk")
+    worker.ingest([Message("orders", order("g1")), junk], NOW)
     reports = [s for s in worker.outbox.take(EVENTS) if s.headers.get("tpmon") == "report"]
     assert sorted(s.partition for s in reports) == [0, 1, 2, 3]
     said = orjson.loads(reports[0].value)
     assert said["now"] == NOW and "orders/0" in said["known"]
-    progress, idle, delivered = said["inputs"]["orders/0"]
+    progress, idle, delivered, caught_up = said["inputs"]["orders/0"]
     assert progress == parse_timestamp(orjson.loads(order("g1"))["occurred_at"]) and not idle and delivered == NOW
-    assert said["inputs"]["bills/0"] == [None, False, NOW]  # caught up, but not yet quiet for the lateness
+    assert caught_up
+    assert said["inputs"]["bills/0"] == [None, False, NOW, True]  # caught up, but not yet quiet for the lateness
+    # The junk is counted by one partition (each input's rejects have theirs), with its offset there.
+    from streams.handlers import counter_of
+
+    counting = [(s.partition, orjson.loads(s.value).get("rejects")) for s in reports]
+    rejects = {"orders/0": [[junk.offset, "orders", "malformed_json", None]]}
+    assert [(p, r) for p, r in counting if r] == [(counter_of("orders/0", 4), rejects)]
 
 
 def test_ingest_pauses_what_is_ahead_of_the_slowest_input(catalog):
@@ -221,10 +229,10 @@ def test_ingest_pauses_what_is_ahead_of_the_slowest_input(catalog):
     ingest = worker.ingest
     minute = 60_000_000
     ingest.last_report = {
-        "orders/0": (NOW + AHEAD + 2 * minute, False, NOW),
-        "bills/0": (NOW + minute, False, NOW),
-        "calls/0": (NOW - 10 * AHEAD, True, NOW),  # idle: holds nothing back
-        "tickets/0": (None, False, NOW),  # caught up, nothing delivered: nothing to wait for
+        "orders/0": (NOW + AHEAD + 2 * minute, False, NOW, True),
+        "bills/0": (NOW + minute, False, NOW, True),
+        "calls/0": (NOW - 10 * AHEAD, True, NOW, True),  # idle: holds nothing back
+        "tickets/0": (None, False, NOW, True),  # caught up, nothing delivered: nothing to wait for
     }
     assert ingest.ahead() == {("orders", 0)}
     # Another worker's input, behind: everything here with progress beyond it waits.
@@ -279,7 +287,7 @@ def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order(catalog
     from monitor.watermark import Report
     from streams.handlers import REPORT, read_events
 
-    report = Report(NOW, {"orders/0": (NOW - 1, False, NOW)}, ("orders/0",))
+    report = Report(NOW, {"orders/0": (NOW - 1, False, NOW, False)}, ("orders/0",))
     batch = [
         Message(EVENTS, order("g1"), partition=2, headers=[("source", b"orders"), ("input", b"orders/0@41")]),
         Message(EVENTS, orjson.dumps(report.record()), partition=2, headers=[REPORT]),

@@ -289,3 +289,46 @@ def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
     assert {t: tuple(c) for t, c in live.counts().items()} == expected
     wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
     assert events_counted(live) == wanted and summary["events"]["duplicates"] > 0
+
+
+def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
+    """A stream judged as it comes (its reports' wall clock following event time), then a fortnight of
+    other customers' history produced into the same input at once: every late start waits for the
+    events that came with it, so the history reaches what a replay of it reaches, the stream keeps
+    its own outcomes, and nothing is decided bad for the passage of time alone."""
+    live_lines = list(Simulation(customers=300, duration=parse_duration("2h"), seed=11).lines())
+    old = Simulation(customers=300, duration=parse_duration("14d"), seed=12, prefix="h", start="2026-11-06T08:00:00Z")
+    history = list(old.lines())
+    live = new(catalog, MemoryStore(), MemoryStore(), retention="30d")  # (ids kept long enough to judge it)
+    offsets = [0] * PARTITIONS
+    progress = None
+
+    def send(lines: list[bytes], now: int, first: int, caught_up: bool = True) -> None:
+        nonlocal progress
+        batch: list[Item] = []
+        for number, line in enumerate(lines, first):
+            event = decode(line, "orders")
+            partition = partition_of(event.customer)
+            batch.append((partition, offsets[partition], event, INPUT, number))
+            offsets[partition] += 1
+            progress = event.at if progress is None else max(progress, event.at)
+        report = Report(now, {INPUT: (progress, False, now, caught_up)}, (INPUT,))
+        for partition in range(PARTITIONS):
+            batch.append((partition, offsets[partition], report, None, -1))
+            offsets[partition] += 1
+        live.handle_batch(batch)
+
+    for start in range(0, len(live_lines), 50):  # the stream, as it happens
+        chunk = live_lines[start : start + 50]
+        send(chunk, max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in chunk), start)
+    now = progress
+    for start in range(0, len(history), 500):  # the history, all at once: a backlog until its last batch
+        send(history[start : start + 500], now, len(live_lines) + start, caught_up=start + 500 >= len(history))
+        assert all(part.engine.mark() < now - parse_duration("1h") for part in live.owned.values())
+    send([], now + 2 * live.lateness, 0)  # quiet for the lateness: the history is read
+    assert all(part.engine.state.held is None for part in live.owned.values())
+    finish(live)
+    expected, summary = replayed_counts(catalog, sorted(live_lines + history, key=lambda l: orjson.loads(l)["occurred_at"]))
+    assert {t: tuple(c) for t, c in live.counts().items()} == expected
+    assert sum(g + b for g, b in expected.values()) > 2000
+    assert events_counted(live)["late"] > len(history) * 0.9  # late, all the same: judged as history

@@ -292,3 +292,25 @@ def test_replay_runs_from_any_folder_with_the_shipped_catalog(tmp_path):
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert orjson.loads(done.stdout)["customers"]["joined"] == 1
+
+
+def test_a_late_fortnight_at_the_end_of_a_file_is_judged_as_the_history_it_is(catalog):
+    """A day judged, then a fortnight of other customers' history appended to the same file: its late
+    starts wait for the ends that come with them, so the file replays to what the same events sorted
+    replay to (docs/SEMANTICS.md, "Late history")."""
+    from monitor.replay import Replay
+
+    day = list(Simulation(customers=200, duration=parse_duration("1d"), seed=3).lines())
+    history = list(
+        Simulation(customers=200, duration=parse_duration("14d"), seed=4, prefix="h", start="2026-11-01T00:00:00Z").lines()
+    )
+
+    def summary(lines: list[bytes]) -> dict:
+        replay = Replay(catalog)
+        replay.feed(lines)
+        return replay.finish()
+
+    unordered = summary(day + history)
+    ordered = summary(sorted(day + history, key=lambda line: orjson.loads(line)["occurred_at"]))
+    assert unordered["touchpoints"] == ordered["touchpoints"]
+    assert unordered["events"]["late"] > len(history) * 0.9

@@ -12,6 +12,16 @@ Time: ``at`` values are event times in microseconds. The clock is the watermark.
 its own (the largest event time seen minus the lateness); live, the watermark follows the slowest input
 (``monitor.watermark``) and the caller moves it with ``advance`` (``own_clock=False``).
 
+Late history (docs/SEMANTICS.md): an event that arrives after the watermark passed it is history, and
+is judged as history, never as a miss. It waits in the queue like any event, and while history is in
+flight what is decided is *held* below the watermark (``state.held``), at the point up to which the
+history has been read, so that a late start's deadline is not decided before the events that came with
+it (its end, say) are read. Live, the caller says where to hold (``advance``: the inputs delivering
+history hold it at their history's progress, ``monitor.watermark.History``); a late event holds it at
+once, at its own instant minus the lateness, until the caller says more. A replay holds it itself, at
+the largest late instant minus the lateness, until its input has gone on for the lateness with no late
+event. The watermark itself never goes back: it says what is late, and what is too old.
+
 Counts: each customer's state holds the outcomes it owns (so that a customer's record is its whole
 change, written at once), and ``totals`` holds the sum over every customer, kept as they are counted, so
 reading the counts costs nothing per customer. A customer with nothing open, queued or remembered is
@@ -205,6 +215,7 @@ class Engine:
                 candidate = at - self.lateness
                 if watermark is None or candidate > watermark:
                     state.watermark = watermark = candidate
+        held = state.held
 
         actions = self.dispatch.get(event.kind)
         if actions is not None:
@@ -247,7 +258,7 @@ class Engine:
                             mine.queued = set()
                         mine.queued.add(entry)
             except BaseException:
-                self._take_back(event, mine, max_at, before)
+                self._take_back(event, mine, max_at, before, held)
                 raise
             if judged is not None:
                 for touchpoint_id, verdict in judged:
@@ -263,26 +274,61 @@ class Engine:
         day, days = at // DAY, mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
         if days is None or day not in days:
             self.impact.active(mine, day, self._horizon())
+        if status:
+            self._hold(at)
+        elif held is not None and self.own_clock and state.max_at - state.history[1] >= self.lateness:  # type: ignore[index]
+            state.held = state.history = None  # the input went on for the lateness: its history is read
         queue = state.queue
-        if watermark is not None and queue and queue[0][0] <= watermark:
-            self._release(watermark)
+        mark = self.mark()
+        if mark is not None and queue and queue[0][0] <= mark:
+            self._release(mark)
         return status
 
-    def advance(self, watermark: int | None) -> None:
-        """Move the clock on to ``watermark`` (never back) and decide what that passes."""
+    def mark(self) -> int | None:
+        """What is decided: what the watermark has passed, or while history is held, what that has."""
+        state = self.state
+        watermark, held = state.watermark, state.held
+        return watermark if held is None or watermark is None or held > watermark else held
+
+    def _hold(self, at: int) -> None:
+        """A late event, history: hold what is decided so that nothing after its instant minus the
+        lateness is (a replay: at the largest late instant of its history, minus the lateness)."""
+        state = self.state
+        if self.own_clock:
+            history = state.history
+            if history is None:
+                history = state.history = [at, state.max_at]  # type: ignore[list-item]
+            elif at > history[0]:
+                history[0] = at
+            history[1] = state.max_at  # type: ignore[call-overload]
+            state.held = history[0] - self.lateness
+        else:
+            floor = at - self.lateness
+            if state.held is None or floor < state.held:
+                state.held = floor
+
+    def advance(self, watermark: int | None, held: int | None = None) -> None:
+        """Move the clock on to ``watermark`` (never back), hold what is decided at ``held`` while
+        history is in flight (None: nothing held), and decide what that passes."""
         state = self.state
         if watermark is not None and (state.watermark is None or watermark > state.watermark):
             state.watermark = watermark
-            self._release(watermark)
+        state.held = held
+        mark = self.mark()
+        queue = state.queue
+        if mark is not None and queue and queue[0][0] <= mark:
+            self._release(mark)
 
     def finish(self, until: int | None = None) -> None:
-        """End of a replay input: the watermark becomes the largest event time seen, or ``until``
-        (what a live worker whose watermark is there has decided; never back)."""
+        """End of a replay input: everything is read (nothing is held), and the watermark becomes the
+        largest event time seen, or ``until`` (what a live worker whose watermark is there has
+        decided; never back)."""
         state = self.state
+        state.held = state.history = None
         target = state.max_at if until is None else until
         if target is not None and (state.watermark is None or target > state.watermark):
             state.watermark = target
-            self._release(target)
+        self._release(state.watermark)
 
     def _release(self, watermark: int | None) -> None:
         """Hand every queued event and due time up to the watermark to its rule, in event-time order."""
@@ -319,13 +365,15 @@ class Engine:
                 # and stall the partition), the others are decided.
                 self._failed(entry, error)
 
-    def _take_back(self, event: Event, mine: CustomerState, max_at: int | None, watermark: int | None) -> None:
+    def _take_back(
+        self, event: Event, mine: CustomerState, max_at: int | None, watermark: int | None, held: int | None
+    ) -> None:
         """Undo what a step that raised had done: the event's queued entries, its id, the clock (but when
         it arrived: it did arrive); a customer the event had created goes again. (Conditions and rule
         errors are applied only once the step has judged every action.)"""
         state, event_id = self.state, event.id
         mine.seen.pop(event_id, None)
-        state.max_at, state.watermark = max_at, watermark
+        state.max_at, state.watermark, state.held = max_at, watermark, held
         queue = state.queue
         kept = [entry for entry in queue if DUE <= entry[1] < IMPACT or entry[2] != event_id or entry[6] is not mine]
         if len(kept) < len(queue):
@@ -487,7 +535,7 @@ class Engine:
         return {
             "version": 1,
             "customers": {customer: self.record(customer) for customer in state.customers},
-            "clock": [state.max_at, state.watermark],
+            "clock": [state.max_at, state.watermark, state.held, state.history],
             "folded": self.folded,
             "impact": self.impact.folded,
             "active": self.impact.active_folded,
@@ -498,15 +546,16 @@ class Engine:
         engine = cls(catalog, lateness=lateness, track=track)
         for customer, record in data["customers"].items():
             engine.load(customer, record)
-        engine.state.max_at, engine.state.watermark = data["clock"][:2]
+        clock = [*data["clock"], None, None][:4]
+        engine.state.max_at, engine.state.watermark, engine.state.held, engine.state.history = clock
         engine.fold(data.get("folded", {}), data.get("impact"), data.get("active", 0))
         engine.settle()
         return engine
 
     def settle(self) -> None:
-        """After records are put back: what they filed at or before the watermark (risk instants;
+        """After records are put back: what they filed at or before what is decided (risk instants;
         nothing else can be there) is taken at once, so a restored engine says what is at risk."""
-        self._release(self.state.watermark)
+        self._release(self.mark())
 
     def fold(
         self, counts: dict[str, list[int]], impact: dict[str, dict[str, float]] | None = None, active: int = 0

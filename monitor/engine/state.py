@@ -91,3 +91,8 @@ class EngineState:
     due_lines: dict[int, deque[tuple]] = field(default_factory=dict)  # rule index -> its due times, sorted
     max_at: int | None = None
     watermark: int | None = None
+    # While late history is in flight, what is decided is held at this instant below the watermark
+    # (None: decided up to the watermark). engine.Engine, "Late history".
+    held: int | None = None
+    # A replay's own history (engine.Engine): [the largest late occurred_at, max_at when the last came].
+    history: list[int] | None = None
