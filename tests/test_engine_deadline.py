@@ -107,7 +107,7 @@ def test_a_late_end_arrival_is_processed_and_the_deadline_is_already_decided(cat
 def test_late_history_is_judged_as_history_never_as_a_miss(catalog, events, expected):
     """Both came after the watermark passed them: the start's deadline is not decided by the time that
     passed before it arrived, but by the history that came with it."""
-    decided, pending = run(catalog, events, T, finish=False)
+    decided, _ = run(catalog, events, T, finish=False)
     assert decided == []  # nothing decided while the history is in flight
     assert run(catalog, events, T) == (expected, 0)
 

@@ -328,7 +328,8 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
     send([], now + 2 * live.lateness, 0)  # quiet for the lateness: the history is read
     assert all(part.engine.state.held is None for part in live.owned.values())
     finish(live)
-    expected, summary = replayed_counts(catalog, sorted(live_lines + history, key=lambda l: orjson.loads(l)["occurred_at"]))
+    everything = sorted(live_lines + history, key=lambda line: orjson.loads(line)["occurred_at"])
+    expected, _ = replayed_counts(catalog, everything)
     assert {t: tuple(c) for t, c in live.counts().items()} == expected
     assert sum(g + b for g, b in expected.values()) > 2000
     assert events_counted(live)["late"] > len(history) * 0.9  # late, all the same: judged as history

@@ -302,7 +302,9 @@ def test_a_late_fortnight_at_the_end_of_a_file_is_judged_as_the_history_it_is(ca
 
     day = list(Simulation(customers=200, duration=parse_duration("1d"), seed=3).lines())
     history = list(
-        Simulation(customers=200, duration=parse_duration("14d"), seed=4, prefix="h", start="2026-11-01T00:00:00Z").lines()
+        Simulation(
+            customers=200, duration=parse_duration("14d"), seed=4, prefix="h", start="2026-11-01T00:00:00Z"
+        ).lines()
     )
 
     def summary(lines: list[bytes]) -> dict:
