@@ -171,7 +171,8 @@ def get(port: int, path: str) -> bytes | None:
 
 
 def scrape(port: int) -> dict[str, float]:
-    """The worker's counters that matter here: events counted, and outcomes per touchpoint and kind."""
+    """The worker's counters that matter here, summed over its partitions: events counted, and outcomes
+    per touchpoint and kind."""
     page = get(port, "/metrics")
     if page is None:
         return {}
@@ -183,7 +184,7 @@ def scrape(port: int) -> dict[str, float]:
         elif line.startswith("tpmon_touchpoint_outcomes_total{"):
             labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(","))
             key = f"{labels['touchpoint'].strip(chr(34))}:{labels['outcome'].strip(chr(34))}"
-            values[key] = float(line.rsplit(" ", 1)[1])
+            values[key] = values.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return values
 
 

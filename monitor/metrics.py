@@ -10,7 +10,7 @@ stored (``Figures``). A worker restarting, or a partition moving to another work
 shows a counter going down: a partition not recovered yet has no series at all (Prometheus marks them
 stale), and comes back at what it had stored. The few counts of the process itself (messages too
 large to forward, failures of no partition, Kafka outages) have no ``partition`` label and start at
-zero with the process; they exist only once they have counted something.
+zero with the process.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ from . import counts as tally
 from .catalog.model import DEADLINE, Catalog
 from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
 from .events import REJECT_REASONS
+from .failures import DELIVER, STAGES, TIMER
+
+#: The failures of no partition: a delivery to Kafka, the worker's own timers (at zero from the start,
+#: so that the first one counts in ``increase()``).
+PROCESS_STAGES = (DELIVER, TIMER)
 
 # Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
 # since a histogram has one set of buckets for all its label values.
@@ -250,11 +255,17 @@ class _PartitionsCollector(Collector):
             customers.add_metric([c.JOINED, partition], joined)
             customers.add_metric([c.LEFT, partition], left)
             broken.add_metric([partition], counted.get((tally.JOURNEYS_BROKEN,), 0))
-            for (stage,), amount in sorted(tally.of_kind(counted, tally.INTERNAL_ERRORS)):
+            by_stage = dict.fromkeys(STAGES, 0.0)
+            for (stage,), amount in tally.of_kind(counted, tally.INTERNAL_ERRORS):
+                by_stage[stage] = amount
+            for stage, amount in by_stage.items():
                 failures.add_metric([stage, partition], amount)
         for (source, reason), amount in sorted(tally.of_kind(self.process, tally.REJECTED)):
             rejected.add_metric([source, reason, ""], amount)
-        for (stage,), amount in sorted(tally.of_kind(self.process, tally.INTERNAL_ERRORS)):
+        by_stage = dict.fromkeys(PROCESS_STAGES, 0.0)
+        for (stage,), amount in tally.of_kind(self.process, tally.INTERNAL_ERRORS):
+            by_stage[stage] = amount
+        for stage, amount in by_stage.items():
             failures.add_metric([stage, ""], amount)
         yield events
         yield rejected

@@ -492,5 +492,5 @@ class Judge:
     def drain(self) -> None:
         """Report the failures of no message (stored records unreadable, rules that raised deciding)."""
         failures, self.partitions.failures = self.partitions.failures, []
-        for failure in failures:
-            self.failures.report(failure)
+        for failure, counted in failures:
+            self.failures.report(failure, counted=counted)

@@ -153,7 +153,9 @@ class Partitions:
         self.deadlines = {t.id for t in catalog.touchpoints if t.kind == DEADLINE}
         # Per touchpoint, its latest bad outcomes on this worker: (instant, partition, customer).
         self.stories: dict[str, deque[tuple[int, int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
-        self.failures: list[Failure] = []  # failures of no event in particular, for the app to drain
+        # Failures of no event in particular, for the app to drain: counted in their partition when
+        # they have one (the flag says so), else the process's.
+        self.failures: list[tuple[Failure, bool]] = []
         # What /metrics serves: each partition's figures as last stored (``snapshot``, ``publish``).
         self.published: dict[int, Figures] = {}
         self.published_at = 0
@@ -334,7 +336,7 @@ class Partitions:
                 part.through = dict(state.get("through", {}))
                 part.rejects_through = dict(state.get("rejects_through", {}))
         except Exception as error:  # a clock this version cannot read: it starts again from the reports
-            self.failures.append(Failure(RESTORE, error))
+            self._failed(part, Failure(RESTORE, error))
         for customer, value in list(self.customers.items(number)):
             if customer in freeing:  # freed, its counts folded, its deletion not yet stored
                 self.customers.put(number, customer, None)
@@ -349,21 +351,21 @@ class Partitions:
                     tally.merge(part.counts, tally.load(record.get("d", ())))
             except Exception as error:  # a record this version cannot read: the others still load
                 engine.state.customers.pop(customer, None)
-                self.failures.append(Failure(RESTORE, error, customer=customer))
+                self._failed(part, Failure(RESTORE, error, customer=customer))
         engine.dirty.clear()
         engine.settle()  # what is at risk at the stored watermark (what it changes is stored next)
-        part.last_at = self._stored_last_at(number)
+        part.last_at = self._stored_last_at(part)
         return part
 
-    def _stored_last_at(self, partition: int) -> dict[str, int]:
+    def _stored_last_at(self, part: Partition) -> dict[str, int]:
         """The newest time in each stored journey of the partition, so that retention also expires the
         journeys of customers not seen since this worker took the partition (after a restart, say)."""
         last_at: dict[str, int] = {}
-        for customer, value in self.journey_store.items(partition):
+        for customer, value in self.journey_store.items(part.number):
             try:
                 newest = orjson.loads(value)["last_at"]
             except Exception as error:
-                self.failures.append(Failure(RESTORE, error, customer=customer))
+                self._failed(part, Failure(RESTORE, error, customer=customer))
                 newest = None
             last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
         return last_at
@@ -481,7 +483,7 @@ class Partitions:
                 event = batch[item][2]
                 failed[item] = Failure(RECORD, failure.error, event_id=event.id, customer=event.customer)  # type: ignore[union-attr]
             if not mine:
-                self.failures.append(failure)
+                self._failed(self.owned.get(number), failure)
 
         for number in {where for where, *_ in batch}:
             part = self.owned.get(number)
@@ -526,6 +528,12 @@ class Partitions:
                     done = offset
             part.rejects_through[name] = done
 
+    def _failed(self, part: Partition | None, failure: Failure) -> None:
+        """A failure of no message: for the app to log; counted in its partition, when it has one."""
+        if part is not None:
+            tally.add(part.counts, (tally.INTERNAL_ERRORS, failure.stage))
+        self.failures.append((failure, part is not None))
+
     def count_failure(self, number: int, failure: Failure, source: str) -> None:
         """A message of the partition whose processing raised (kept whole by the caller)."""
         counts = self._counts_of(number)
@@ -540,8 +548,8 @@ class Partitions:
     def _counts_of(self, number: int) -> tally.Counts:
         try:
             return self.partition(number).counts
-        except Exception as error:  # its records cannot be read: counted nowhere, said in the log
-            self.failures.append(Failure(RESTORE, error))
+        except Exception as error:  # its records cannot be read: the process counts it, and logs it
+            self._failed(None, Failure(RESTORE, error))
             return {}
 
     def forget(self) -> bool:
@@ -575,13 +583,13 @@ class Partitions:
                     high, compacted = now, True
                 part.peak = high
             except Exception as error:
-                self.failures.append(Failure(TIMER, error))
+                self._failed(part, Failure(TIMER, error))
         if compacted:
             try:
                 self.customers.compact()
                 self.journey_store.compact()
             except Exception as error:
-                self.failures.append(Failure(TIMER, error))
+                self._failed(None, Failure(TIMER, error))
         return compacted
 
     def _write_state(self, part: Partition, freeing: list[str] | None = None) -> None:
@@ -604,7 +612,7 @@ class Partitions:
             }
             self.customers.put_state(part.number, json_bytes(state))
         except Exception as error:
-            self.failures.append(Failure(RECORD, error))
+            self._failed(part, Failure(RECORD, error))
 
     def _journey(self, part: Partition, customer: str) -> Journey:
         journeys = part.journeys
@@ -614,7 +622,7 @@ class Partitions:
             try:
                 journey = Journey.from_record(orjson.loads(stored)) if stored else Journey(customer)
             except Exception as error:  # a stored journey this version cannot read: it starts again
-                self.failures.append(Failure(RESTORE, error, customer=customer))
+                self._failed(part, Failure(RESTORE, error, customer=customer))
                 journey = Journey(customer)
             journeys.put(journey)
         return journey
@@ -657,8 +665,9 @@ class Partitions:
             self._file_outcomes(part, touched)
         except Exception as error:
             engine.outbox.clear()
-            self.failures.append(Failure(JOURNEY, error))
-        self.failures.extend(engine.failures)  # rules that raised while deciding
+            self._failed(part, Failure(JOURNEY, error))
+        for failure in engine.failures:  # rules that raised while deciding
+            self._failed(part, failure)
         engine.failures.clear()
         for error in engine.errors:  # of no step's event (a release): the partition's
             tally.add(part.counts, (tally.RULE_ERRORS, error.touchpoint))
@@ -672,7 +681,7 @@ class Partitions:
             except Exception as error:
                 failure = Failure(RECORD, error, customer=customer)
                 if record_failed is None:
-                    self.failures.append(failure)
+                    self._failed(part, failure)
                 else:
                     record_failed(part.number, failure)
         engine.dirty.clear()

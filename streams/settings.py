@@ -29,7 +29,7 @@ class Settings:
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     journeys_topic: str = JOURNEYS_TOPIC
     partitions: int = 4
-    dedup_retention: str = "24h"
+    dedup_retention: str = "48h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
     sweep_interval: float = 60.0  # seconds between retention sweeps (duplicate ids, freed customers, journeys)
     batch_size: int = 2000  # at most this many messages per fetch, handled (and their records written) together

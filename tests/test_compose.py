@@ -9,6 +9,8 @@ import sys
 
 from ruamel.yaml import YAML
 
+from monitor.observe.prometheus import PARTITION_SERIES
+
 from .conftest import ROOT
 
 
@@ -50,6 +52,8 @@ def test_the_worker_scales():
     prometheus = YAML(typ="safe").load((ROOT / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "tpmon")
     assert job["dns_sd_configs"][0]["names"] == ["worker"]
+    # A partition's series continue on whichever worker takes it over (docs/METRICS.md).
+    assert job["metric_relabel_configs"] == PARTITION_SERIES
 
 
 def test_the_stack_has_what_the_customer_room_needs():

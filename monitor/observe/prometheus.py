@@ -76,6 +76,16 @@ STATE = "touchpoint:tpmon_touchpoint_state:value"
 BY = "touchpoint, stage, owner"
 
 
+#: What a Prometheus scraping the workers keeps of their series: a partition's series continue on the
+#: worker that takes it over, so they go without the worker's address (docs/METRICS.md, "Scraping").
+PARTITION_SERIES = [{"source_labels": ["partition"], "regex": ".+", "target_label": "instance", "replacement": ""}]
+
+
+def scrape_job(targets: list[str]) -> dict:
+    """The scrape configuration of the workers at ``targets`` (HOST:PORT each)."""
+    return {"job_name": "tpmon", "static_configs": [{"targets": targets}], "metric_relabel_configs": PARTITION_SERIES}
+
+
 def recording_rules(profile: Profile) -> dict:
     rules: list[dict] = []
     for w in WINDOWS:

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 
 from monitor.catalog import load_catalog
 from monitor.durations import parse_duration
+from monitor.observe.prometheus import scrape_job
 from monitor.observe.windows import PROFILES
 from monitor.review import review
 from tpmon.broker import free_port
@@ -90,7 +91,7 @@ class Stack:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(root / "recording.yml"), str(root / "touchpoints.yml")],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.am_port}"]}]}]},
-            "scrape_configs": [{"job_name": "tpmon", "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]}],
+            "scrape_configs": [scrape_job([f"127.0.0.1:{worker_port}"])],
         }
         with (root / "prometheus.yml").open("w") as stream:
             YAML().dump(config, stream)

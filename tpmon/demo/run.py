@@ -26,7 +26,7 @@ from rich.table import Table
 from monitor.catalog import Catalog
 from monitor.durations import MICROS, parse_duration
 from monitor.events import format_timestamp
-from monitor.observe.prometheus import rule_files
+from monitor.observe.prometheus import rule_files, scrape_job
 from monitor.observe.text import yaml_text
 from monitor.observe.windows import PROFILES
 from monitor.simulate import Simulation
@@ -286,12 +286,12 @@ class Demo:
         for name, content in rule_files(self.catalog, PROFILES["test"]).items():
             (folder / name).write_text(yaml_text(content, "demo"))
         port = free_port()
-        targets = ", ".join(f'"127.0.0.1:{p}"' for p in self.worker_ports)
-        (folder / "prometheus.yml").write_text(
-            "global: {scrape_interval: 2s, evaluation_interval: 2s}\n"
-            f"rule_files: [{folder / 'recording.yml'}, {folder / 'touchpoints.yml'}]\n"
-            f"scrape_configs: [{{job_name: tpmon, static_configs: [{{targets: [{targets}]}}]}}]\n"
-        )
+        config = {
+            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            "rule_files": [str(folder / "recording.yml"), str(folder / "touchpoints.yml")],
+            "scrape_configs": [scrape_job([f"127.0.0.1:{p}" for p in self.worker_ports])],
+        }
+        (folder / "prometheus.yml").write_text(yaml_text(config, "demo"))
         self._spawn(
             "prometheus",
             [
