@@ -49,6 +49,7 @@ class Input:
     delivered: int | None = None  # wall clock (µs) of its last delivery, or of when its reader began
     reported: int | None = None  # wall clock (µs) of the report that said so
     caught_up: bool = False  # nothing waiting in Kafka, as its reader last knew (idle: and quiet too)
+    history: int | None = None  # the progress of the history it delivers behind its own stream, if any
 
 
 @dataclass(slots=True)
@@ -57,7 +58,8 @@ class Report:
     counts an input's rejects, the messages of it that were not events (``rejects``)."""
 
     now: int
-    inputs: dict[str, tuple[int | None, bool, int, bool]]  # name -> (progress, idle, delivered, caught up)
+    # name -> (progress, idle, delivered, caught up, history progress or None)
+    inputs: dict[str, tuple[int | None, bool, int, bool, int | None]]
     known: tuple[str, ...] = ()  # every input there is, read by this reader or not
     # input -> [(its offset, source, reason, stage of an internal error or None), ...]
     rejects: dict[str, list[tuple[int, str, str, str | None]]] = field(default_factory=dict)
@@ -81,11 +83,14 @@ class Report:
         for name, said in data["inputs"].items():
             progress, idle, delivered = said[:3]
             caught_up = said[3] if len(said) > 3 else idle  # (reports before it was said: idle is caught up)
+            history = said[4] if len(said) > 4 else None
             if (progress is not None and type(progress) is not int) or type(idle) is not bool:
                 raise ValueError(f"input {name!r}: progress must be an integer or null, idle true or false")
             if type(delivered) is not int or type(caught_up) is not bool:
                 raise ValueError(f"input {name!r}: delivered must be an integer, caught up true or false")
-            inputs[str(name)] = (progress, idle, delivered, caught_up)
+            if history is not None and type(history) is not int:
+                raise ValueError(f"input {name!r}: history must be an integer or null")
+            inputs[str(name)] = (progress, idle, delivered, caught_up, history)
         known = tuple(str(name) for name in data.get("known", ()))
         rejects = {}
         for name, entries in data.get("rejects", {}).items():
@@ -120,6 +125,7 @@ class Inputs:
             if progress is not None and (mine.progress is None or progress > mine.progress):
                 mine.progress = progress  # a new reader (after a takeover) re-reads what was delivered
             mine.idle, mine.delivered, mine.reported, mine.caught_up = idle, delivered, report.now, caught_up
+            mine.history = more[1] if len(more) > 1 else None
         if self.now is None or report.now > self.now:
             self.now = report.now
 
@@ -156,7 +162,7 @@ class Inputs:
 
     def record(self) -> dict:
         return {
-            name: [mine.progress, mine.idle, mine.delivered, mine.reported, mine.caught_up]
+            name: [mine.progress, mine.idle, mine.delivered, mine.reported, mine.caught_up, mine.history]
             for name, mine in sorted(self.inputs.items())
         }
 
@@ -173,54 +179,64 @@ NEXT_REPORT = -(2**63)  # when an input's last late event came: not yet said by 
 
 @dataclass
 class History:
-    """The late events one partition got, per input: while history is in flight, what the partition
-    decides is held where every input's history has been read (docs/SEMANTICS.md, "Late history").
+    """Whether late history is in flight at one partition, and where what it decides is held meanwhile
+    (docs/SEMANTICS.md, "Late history").
 
-    A late event (its instant already passed by the watermark) starts its input's history, or carries
-    it on: the input's history progress is the largest instant of its late events. The history of an
-    input is over once its reader says it is caught up (nothing waiting in Kafka) and a lateness of the
-    reports' wall clock has passed since its last late event. While some input's history is in flight,
-    the hold (``held``) is the smallest history progress minus the lateness; and an input with a
-    backlog holds everything (``NOTHING``): what it has not delivered yet may be history too. With no
-    history in flight nothing is held (None), and the partition decides up to its watermark.
+    A late event (its instant already passed by the watermark) begins a history period, or carries it
+    on. Meanwhile every input holds what is decided at where it is: an input delivering history behind
+    its own stream at that history's progress (as its reader says), any other that is not idle at its
+    progress; an input with a backlog holds everything, since what it has not delivered may be history
+    too, and for a lateness after the period began so does every input not yet delivering history
+    (Kafka does not hand out topics by event time: another topic's part of the same history may be a
+    moment behind). The period is over once no input delivers history, every input is caught up, and a
+    lateness of the reports' wall clock has passed since the last late event; then nothing is held.
     """
 
     lateness: int
-    inputs: dict[str, list[int]] = field(default_factory=dict)  # name -> [progress, now when the last came]
+    began: int | None = None  # reports' wall clock when the period began (NEXT_REPORT: the next report's)
+    last: int | None = None  # and when its last late event came
 
-    def late(self, name: str, at: int) -> None:
-        """A late event of the input: its history goes on (its lateness counts from the next report)."""
-        mine = self.inputs.get(name)
-        if mine is None:
-            self.inputs[name] = [at, NEXT_REPORT]
-            return
-        if at > mine[0]:
-            mine[0] = at
-        mine[1] = NEXT_REPORT
+    def late(self) -> None:
+        """A late event: the period begins, or goes on (its lateness counts from the next report)."""
+        if self.began is None:
+            self.began = NEXT_REPORT
+        self.last = NEXT_REPORT
 
     def held(self, inputs: Inputs) -> int | None:
-        """Where what is decided is held (None: nothing held), after a report. Histories read to their
-        end are over."""
-        if not self.inputs:
+        """Where what is decided is held (None: nothing held), after a report."""
+        if self.began is None:
             return None
         now = inputs.now
-        said = inputs.inputs
-        for name, mine in list(self.inputs.items()):
-            if mine[1] == NEXT_REPORT:
-                mine[1] = now if now is not None else NEXT_REPORT
-                continue
-            reader = said.get(name)
-            caught_up = reader is None or reader.caught_up  # (of an input no report names, nothing is known)
-            if caught_up and now is not None and now - mine[1] >= self.lateness:
-                del self.inputs[name]
-        if not self.inputs:
-            return None
-        if any(not mine.caught_up for name, mine in said.items() if name not in self.inputs):
+        if now is None:
             return NOTHING
-        return min(progress for progress, _ in self.inputs.values()) - self.lateness
+        if self.began == NEXT_REPORT:
+            self.began = now
+        if self.last == NEXT_REPORT:
+            self.last = now
+        said = inputs.inputs.values()
+        if (
+            now - self.last >= self.lateness  # type: ignore[operator]
+            and all(mine.caught_up for mine in said)
+            and all(mine.history is None for mine in said)
+        ):
+            self.began = self.last = None
+            return None
+        holds = []
+        for mine in said:
+            if not mine.caught_up:
+                return NOTHING
+            if mine.history is not None:
+                holds.append(mine.history)
+            elif mine.idle:
+                continue
+            elif now - self.began < self.lateness:
+                return NOTHING
+            elif mine.progress is not None:
+                holds.append(mine.progress)
+        return min(holds) - self.lateness if holds else None
 
-    def record(self) -> dict:
-        return {name: list(values) for name, values in sorted(self.inputs.items())}
+    def record(self) -> list:
+        return [self.began, self.last]
 
-    def load(self, record: dict) -> None:
-        self.inputs = {str(name): [int(progress), int(last)] for name, (progress, last) in record.items()}
+    def load(self, record: list | dict) -> None:
+        self.began, self.last = record if isinstance(record, list) and len(record) == 2 else (None, None)

@@ -180,22 +180,32 @@ class Ingested:
     rejects: list[tuple[Record, Reject]] = field(default_factory=list)
     failed: list[tuple[Record, str, Failure]] = field(default_factory=list)
     progress: dict[tuple[str, int], int | None] = field(default_factory=dict)
+    history: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def ingest(
-    messages: Sequence[Record], decoder: Decoder, not_after: int, sources: Mapping[str, str] | None = None
+    messages: Sequence[Record],
+    decoder: Decoder,
+    not_after: int,
+    sources: Mapping[str, str] | None = None,
+    before: Mapping[tuple[str, int], int | None] | None = None,
+    lateness: int = 0,
 ) -> Ingested:
     """The ingest step, a pure function of a batch: decode each message as its source's (``sources``:
     topic -> the catalog's source, when the topics are renamed; an event later than ``not_after`` is a
     future_timestamp reject) and say what to send where. Events, rejects and metrics carry the
     source's name, progress the topic partition. An event goes on with where it was read (``INPUT``
     header: its input and offset there), so that the judge knows a message ingest reads again (after a
-    restart, from the last commit) from a duplicate of the stream. Guarded per message."""
+    restart, from the last commit) from a duplicate of the stream. ``history``: each input's largest
+    ``occurred_at`` among its events older than what it had delivered (``before``, and earlier in the
+    batch) minus the lateness: history it delivers behind its own stream (docs/SEMANTICS.md). Guarded
+    per message."""
     step = Ingested()
     decode = decoder.decode
     sources = sources or {}
-    forward, rejects, progress = step.events.append, step.rejects.append, step.progress
+    forward, rejects, progress, history = step.events.append, step.rejects.append, step.progress, step.history
     names: dict[tuple[str, int], bytes] = {}
+    reached: dict[tuple[str, int], int | None] = dict(before or {})
     for message in messages:
         where = (message.topic, message.partition)
         source = sources.get(message.topic, message.topic)
@@ -211,8 +221,14 @@ def ingest(
                 if name is None:
                     name = names[where] = input_name(*where).encode()
                 forward((decoded.customer.encode(), raw, source.encode(), b"%s@%d" % (name, message.offset)))
-                if newest is None or decoded.at > newest:
-                    newest = decoded.at
+                at = decoded.at
+                if newest is None or at > newest:
+                    newest = at
+                mark = reached.get(where)
+                if mark is None or at > mark:
+                    reached[where] = at
+                elif at < mark - lateness and at > history.get(where, at - 1):
+                    history[where] = at
             else:
                 rejects((message, decoded))  # type: ignore[arg-type]
         except Exception as error:
@@ -315,16 +331,19 @@ class Ingest:
         self.positions = positions
         self.events_partitions = events_partitions
         self.lateness = lateness
-        # Per input read here: [progress, wall clock of its last delivery (or of when it was assigned)].
+        # Per input read here: [progress, wall clock of its last delivery (or of when it was assigned),
+        # the progress of the history it delivers behind its stream (None: none), when it last did].
         self.inputs: dict[str, list] = {}
         self.names: dict[tuple[str, int], str] = {}
+        self.where: dict[str, tuple[str, int]] = {}
         self.last_report: dict[str, tuple] | None = None
         # Per input, the messages of the batch that were not events, for its next report: the
         # partition of the events topic that counts the input's rejects counts them (each once).
         self.rejected: dict[str, list[tuple[int, str, str, str | None]]] = {}
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
-        step = ingest(messages, self.decoder, now + self.max_future, self.sources)
+        before = {self.where[name]: mine[0] for name, mine in self.inputs.items() if name in self.where}
+        step = ingest(messages, self.decoder, now + self.max_future, self.sources, before, self.lateness)
         add, events = self.outbox.add, self.events_topic
         for key, value, source, read_at in step.events:
             add(events, key, value, headers=[("source", source), (INPUT, read_at)])
@@ -347,12 +366,17 @@ class Ingest:
             name = names.get(where)
             if name is None:
                 name = names[where] = input_name(*where)
+                self.where[name] = where
             mine = inputs.get(name)
             if mine is None:
-                mine = inputs[name] = [None, now]
+                mine = inputs[name] = [None, now, None, None]
             mine[1] = now
             if progress is not None and (mine[0] is None or progress > mine[0]):
                 mine[0] = progress
+            history = step.history.get(where)
+            if history is not None:  # it delivers history behind its own stream: until quiet of it
+                mine[2] = history if mine[2] is None else max(mine[2], history)
+                mine[3] = now
         if messages:
             self.report(now)
 
@@ -371,17 +395,22 @@ class Ingest:
                 del self.inputs[name]  # read elsewhere now
             for name in assigned:
                 if name not in self.inputs:
-                    self.inputs[name] = [None, now]  # quiet counts from when it is read here
+                    self.inputs[name] = [None, now, None, None]  # quiet counts from when it is read here
+                    self.where[name] = assigned[name]
             said = {}
-            for name, (progress, delivered) in self.inputs.items():
+            for name, mine in self.inputs.items():
+                progress, delivered, history, history_at = mine
                 topic, partition = assigned[name]
                 caught_up = self.positions.caught_up(topic, partition)
-                said[name] = (progress, caught_up and now - delivered >= self.lateness, delivered, caught_up)
+                if history is not None and caught_up and now - history_at >= self.lateness:
+                    history = mine[2] = None  # its history is read
+                idle = caught_up and now - delivered >= self.lateness
+                said[name] = (progress, idle, delivered, caught_up, history)
             if (
                 only_if_changed
                 and said == self.last_report
                 and not self.rejected
-                and not any(idle for _, idle, _, _ in said.values())
+                and not any(idle for _, idle, *_ in said.values())
             ):
                 return
             self.last_report = said
@@ -414,7 +443,7 @@ class Ingest:
             progress, idle = view.get(name, (None, False))
             mine = said.get(name)
             if mine is not None:
-                local, idle, _, _ = mine
+                local, idle, *_ = mine
                 if local is not None and (progress is None or local > progress):
                     progress = local
             if idle:
@@ -428,7 +457,7 @@ class Ingest:
                 floor = progress
             view[name] = (progress, idle)
         pause = set()
-        for name, (local, idle, _, _) in said.items():
+        for name, (local, idle, *_) in said.items():
             progress = view.get(name, (local, idle))[0]
             if local is None:
                 continue  # nothing delivered here yet: never paused (resuming seeks after what it delivered)

@@ -326,7 +326,7 @@ class Partitions:
             if stored is not None:
                 state = orjson.loads(stored)
                 part.clock.load(state["inputs"])
-                part.history.load(state.get("history", {}))
+                part.history.load(state.get("history", []))
                 engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
                 engine.state.watermark = state["watermark"]
                 engine.state.held = state.get("held")
@@ -452,7 +452,7 @@ class Partitions:
             self._count(number, customer, self._key(tally.EVENTS, source, event.kind))  # type: ignore[union-attr]
             if status == LATE:
                 self._count(number, customer, self._key(tally.LATE, source))
-                part.history.late(name or "", event.at)  # type: ignore[union-attr]
+                part.history.late()
             if engine.errors:
                 for error in engine.errors:
                     self._count(number, customer, (tally.RULE_ERRORS, error.touchpoint))

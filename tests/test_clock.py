@@ -96,8 +96,8 @@ def test_the_clock_is_stored_and_read_back():
     again = Inputs(LATENESS)
     again.load(clock.record())
     assert again.watermark() == clock.watermark() and again.record() == clock.record()
-    assert Report.from_record(Report(T0, {"orders": (1, True, 2, True)}, ("orders",)).record()) == Report(
-        T0, {"orders": (1, True, 2, True)}, ("orders",)
+    assert Report.from_record(Report(T0, {"orders": (1, True, 2, True, None)}, ("orders",)).record()) == Report(
+        T0, {"orders": (1, True, 2, True, None)}, ("orders",)
     )
 
 

@@ -211,10 +211,10 @@ def test_ingest_reports_its_inputs_progress_to_every_events_partition(catalog):
     assert sorted(s.partition for s in reports) == [0, 1, 2, 3]
     said = orjson.loads(reports[0].value)
     assert said["now"] == NOW and "orders/0" in said["known"]
-    progress, idle, delivered, caught_up = said["inputs"]["orders/0"]
+    progress, idle, delivered, caught_up, history = said["inputs"]["orders/0"]
     assert progress == parse_timestamp(orjson.loads(order("g1"))["occurred_at"]) and not idle and delivered == NOW
-    assert caught_up
-    assert said["inputs"]["bills/0"] == [None, False, NOW, True]  # caught up, but not yet quiet for the lateness
+    assert caught_up and history is None
+    assert said["inputs"]["bills/0"] == [None, False, NOW, True, None]  # caught up, not yet quiet for the lateness
     # The junk is counted by one partition (each input's rejects have theirs), with its offset there.
     from streams.handlers import counter_of
 
@@ -288,7 +288,7 @@ def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order(catalog
     from monitor.watermark import Report
     from streams.handlers import REPORT, read_events
 
-    report = Report(NOW, {"orders/0": (NOW - 1, False, NOW, False)}, ("orders/0",))
+    report = Report(NOW, {"orders/0": (NOW - 1, False, NOW, False, None)}, ("orders/0",))
     batch = [
         Message(EVENTS, order("g1"), partition=2, headers=[("source", b"orders"), ("input", b"orders/0@41")]),
         Message(EVENTS, orjson.dumps(report.record()), partition=2, headers=[REPORT]),
@@ -340,3 +340,22 @@ def test_a_cloudevent_in_kafka_binary_mode_goes_on_in_structured_form_with_its_a
         (untyped.value, "missing_field", "attribute 'type' is missing"),
         (binary.value, "wrong_type", "attribute 'data' must be a JSON object, not binary data"),
     ]
+
+
+def test_ingest_says_which_inputs_deliver_history_behind_their_own_stream(catalog):
+    """An input whose events fall more than the lateness behind what it delivered before delivers
+    history: its reports say how far that history has come, until it is quiet of it for the lateness."""
+    worker = Worker(catalog)
+    minute = 60_000_000
+    worker.ingest([Message("orders", order("now", at="2026-11-22T10:00:00Z"))], NOW)
+    worker.outbox.sent.clear()
+    old = [order(f"h{n}", at=f"2026-11-0{n}T10:00:00Z") for n in (1, 2)]
+    worker.ingest([Message("orders", raw) for raw in old], NOW + minute)
+
+    def said(now: int) -> list:
+        worker.ingest.report(now)
+        reports = [s for s in worker.outbox.take(EVENTS) if s.headers.get("tpmon") == "report"]
+        return orjson.loads(reports[-1].value)["inputs"]["orders/0"]
+
+    assert said(NOW + minute)[4] == parse_timestamp("2026-11-02T10:00:00Z")
+    assert said(NOW + 2 * minute)[4] is None  # quiet of history for the lateness (30 s), and caught up

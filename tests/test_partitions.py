@@ -301,18 +301,21 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
     history = list(old.lines())
     live = new(catalog, MemoryStore(), MemoryStore(), retention="30d")  # (ids kept long enough to judge it)
     offsets = [0] * PARTITIONS
-    progress = None
+    progress = history_progress = None
 
-    def send(lines: list[bytes], now: int, first: int, caught_up: bool = True) -> None:
-        nonlocal progress
+    def send(lines: list[bytes], now: int, first: int, caught_up: bool = True, history: bool = False) -> None:
+        nonlocal progress, history_progress
         batch: list[Item] = []
         for number, line in enumerate(lines, first):
             event = decode(line, "orders")
             partition = partition_of(event.customer)
             batch.append((partition, offsets[partition], event, INPUT, number))
             offsets[partition] += 1
-            progress = event.at if progress is None else max(progress, event.at)
-        report = Report(now, {INPUT: (progress, False, now, caught_up)}, (INPUT,))
+            if history:  # as ingest says: history behind the input's own stream
+                history_progress = event.at if history_progress is None else max(history_progress, event.at)
+            else:
+                progress = event.at if progress is None else max(progress, event.at)
+        report = Report(now, {INPUT: (progress, False, now, caught_up, history_progress)}, (INPUT,))
         for partition in range(PARTITIONS):
             batch.append((partition, offsets[partition], report, None, -1))
             offsets[partition] += 1
@@ -323,9 +326,11 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
         send(chunk, max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in chunk), start)
     now = progress
     for start in range(0, len(history), 500):  # the history, all at once: a backlog until its last batch
-        send(history[start : start + 500], now, len(live_lines) + start, caught_up=start + 500 >= len(history))
+        last = start + 500 >= len(history)
+        send(history[start : start + 500], now, len(live_lines) + start, caught_up=last, history=True)
         assert all(part.engine.mark() < now - parse_duration("1h") for part in live.owned.values())
-    send([], now + 2 * live.lateness, 0)  # quiet for the lateness: the history is read
+    history_progress = None  # read, and quiet of it for the lateness: no history delivered any more
+    send([], now + 2 * live.lateness, 0)
     assert all(part.engine.state.held is None for part in live.owned.values())
     finish(live)
     everything = sorted(live_lines + history, key=lambda line: orjson.loads(line)["occurred_at"])

@@ -163,9 +163,12 @@ class Namespace:
             **extra,
         }
 
-    def worker(self, wait: bool = True, command: list[str] | None = None, **extra: str) -> Worker:
-        """A worker process; ``command`` runs another entry point with tpmon's arguments (a test's own)."""
-        port = free_port()
+    def worker(
+        self, wait: bool = True, command: list[str] | None = None, port: int | None = None, **extra: str
+    ) -> Worker:
+        """A worker process; ``command`` runs another entry point with tpmon's arguments (a test's own);
+        ``port``: its web port (a restarted worker keeps its address), else a free one."""
+        port = port or free_port()
         index = len(self.workers)
         log = self.root / f"worker-{index}.log"
         env = self.env(TPMON_WEB_PORT=str(port), TPMON_DATA_DIR=str(self.root / f"worker-{index}"), **extra)

@@ -67,9 +67,9 @@ class Webhook:
 
 
 class Stack:
-    """Prometheus scraping one worker, with the test-profile rules, alerting through Alertmanager."""
+    """Prometheus scraping the workers, with the test-profile rules, alerting through Alertmanager."""
 
-    def __init__(self, root: Path, worker_port: int, webhook: str) -> None:
+    def __init__(self, root: Path, worker_ports: list[int], webhook: str) -> None:
         self.root = root
         CliRunner().invoke(
             main,
@@ -91,7 +91,7 @@ class Stack:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(root / "recording.yml"), str(root / "touchpoints.yml")],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.am_port}"]}]}]},
-            "scrape_configs": [scrape_job([f"127.0.0.1:{worker_port}"])],
+            "scrape_configs": [scrape_job([f"127.0.0.1:{port}" for port in worker_ports])],
         }
         with (root / "prometheus.yml").open("w") as stream:
             YAML().dump(config, stream)
@@ -112,9 +112,11 @@ class Stack:
         # it answers, and a counter's increase before its first scrape is not known to it.
         wait_until(lambda: self.query('up{job="tpmon"} == 1'), 60, "Prometheus to scrape the worker")
 
-    def query(self, expr: str) -> list | None:
-        """The result of an instant query, or None when Prometheus refused it (or is not up)."""
-        url = f"http://127.0.0.1:{self.prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list | None:
+        """The result of an instant query (now, or at ``at``), or None when Prometheus refused it (or is
+        not up)."""
+        asked = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        url = f"http://127.0.0.1:{self.prom_port}/api/v1/query?" + urllib.parse.urlencode(asked)
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 body = json.loads(response.read())
@@ -132,7 +134,7 @@ class Stack:
 def room(namespace: Namespace, tmp_path):  # type: ignore[no-untyped-def]
     webhook = Webhook()
     worker = namespace.worker(TPMON_LATENESS="2s")
-    stack = Stack(tmp_path, worker.port, webhook.url)
+    stack = Stack(tmp_path, [worker.port], webhook.url)
     yield namespace, worker, stack, webhook
     stack.close()
     webhook.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -45,3 +46,15 @@ def test_the_broker_stopped_mid_stream_for_30_s_then_for_4_min(namespace, broker
     expected = live_equals_replay(namespace, [worker], sent)
     assert sum(g + b for g, b in expected.values()) > 200  # 289 in a run here
     assert worker.metrics()[("tpmon_kafka_outages_total", ())] == 2
+
+    # Stopped while the broker is away: within seconds, with 0, and nothing in the log to alarm anyone.
+    broker.stop()
+    time.sleep(5)
+    asked = time.monotonic()
+    code = worker.stop(signal.SIGTERM, timeout=30)
+    took = time.monotonic() - asked
+    broker.start()
+    log = worker.log.read_text()
+    assert code == 0 and took < 10, f"exit {code} after {took:.1f} s:\n{log[-3000:]}"
+    assert "Traceback" not in log and "CRITICAL" not in log, log[-3000:]
+    print(f"stopped with the broker away in {took:.1f} s")

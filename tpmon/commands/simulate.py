@@ -71,6 +71,12 @@ EVENTS_PER_CUSTOMER = 4.5  # about, in a run of an hour; used to turn --rate int
     type=click.FloatRange(min=0, min_open=True),
     help="Incidents come this many times sooner (60: the outage of minute 10 starts at second 10), for demos and tests.",
 )
+@click.option(
+    "--prefix",
+    default="c",
+    show_default=True,
+    help="Of the customer ids (c-000001...), so that two runs (a stream and a history, say) have other customers.",
+)
 def simulate(
     out_path: Path | None,
     bootstrap: str | None,
@@ -84,6 +90,7 @@ def simulate(
     duplicates: float,
     bad_lines: float,
     time_scale: float,
+    prefix: str,
 ) -> None:
     """Simulate customers moving through buy, get, pay, help and leave, across all four sources.
 
@@ -97,7 +104,9 @@ def simulate(
     if start is None:
         start = format_timestamp(time.time_ns() // 1000) if bootstrap else DEFAULT_START
     try:
-        run = Simulation(customers, duration, seed, scenario, start, disorder, duplicates, bad_lines, time_scale)
+        run = Simulation(
+            customers, duration, seed, scenario, start, disorder, duplicates, bad_lines, time_scale, prefix=prefix
+        )
     except ValueError as error:
         fail(str(error))
     for incident in run.unreached():
