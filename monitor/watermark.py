@@ -183,60 +183,45 @@ class History:
     (docs/SEMANTICS.md, "Late history").
 
     A late event (its instant already passed by the watermark) begins a history period, or carries it
-    on. Meanwhile every input holds what is decided at where it is: an input delivering history behind
-    its own stream at that history's progress (as its reader says), any other that is not idle at its
-    progress; an input with a backlog holds everything, since what it has not delivered may be history
-    too, and for a lateness after the period began so does every input not yet delivering history
-    (Kafka does not hand out topics by event time: another topic's part of the same history may be a
-    moment behind). The period is over once no input delivers history, every input is caught up, and a
-    lateness of the reports' wall clock has passed since the last late event; then nothing is held.
+    on. Meanwhile what the partition decides is held before the history: nothing is decided, until
+    the history is read. It is read once every input is caught up (nothing waiting in Kafka), none has
+    delivered history behind its own stream for the lateness (as its reader says), and a lateness of
+    the reports' wall clock has passed since the last late event here: then nothing is held, and what
+    the history opened is decided with the rest, in event-time order. When every input delivers
+    history, the partition decides, meanwhile, up to the least advanced of them, minus the lateness: an
+    input that delivers none (an idle one too) may yet, since Kafka does not hand out topics by event
+    time and another topic's part of the same history may come later.
     """
 
     lateness: int
-    began: int | None = None  # reports' wall clock when the period began (NEXT_REPORT: the next report's)
-    last: int | None = None  # and when its last late event came
+    last: int | None = None  # reports' wall clock of the last late event (NEXT_REPORT: the next report's)
 
     def late(self) -> None:
         """A late event: the period begins, or goes on (its lateness counts from the next report)."""
-        if self.began is None:
-            self.began = NEXT_REPORT
         self.last = NEXT_REPORT
 
     def held(self, inputs: Inputs) -> int | None:
         """Where what is decided is held (None: nothing held), after a report."""
-        if self.began is None:
+        if self.last is None:
             return None
         now = inputs.now
         if now is None:
             return NOTHING
-        if self.began == NEXT_REPORT:
-            self.began = now
         if self.last == NEXT_REPORT:
             self.last = now
         said = inputs.inputs.values()
-        if (
-            now - self.last >= self.lateness  # type: ignore[operator]
-            and all(mine.caught_up for mine in said)
-            and all(mine.history is None for mine in said)
-        ):
-            self.began = self.last = None
+        if not all(mine.caught_up for mine in said):
+            return NOTHING
+        delivering = [mine.history for mine in said if mine.history is not None]
+        if not delivering and now - self.last >= self.lateness:
+            self.last = None  # read
             return None
-        holds = []
-        for mine in said:
-            if not mine.caught_up:
-                return NOTHING
-            if mine.history is not None:
-                holds.append(mine.history)
-            elif mine.idle:
-                continue
-            elif now - self.began < self.lateness:
-                return NOTHING
-            elif mine.progress is not None:
-                holds.append(mine.progress)
-        return min(holds) - self.lateness if holds else None
+        if delivering and len(delivering) == len(said):
+            return min(delivering) - self.lateness  # type: ignore[type-var]
+        return NOTHING
 
-    def record(self) -> list:
-        return [self.began, self.last]
+    def record(self) -> int | None:
+        return self.last
 
-    def load(self, record: list | dict) -> None:
-        self.began, self.last = record if isinstance(record, list) and len(record) == 2 else (None, None)
+    def load(self, record: object) -> None:
+        self.last = record if type(record) is int else None

@@ -326,7 +326,7 @@ class Partitions:
             if stored is not None:
                 state = orjson.loads(stored)
                 part.clock.load(state["inputs"])
-                part.history.load(state.get("history", []))
+                part.history.load(state.get("history"))
                 engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
                 engine.state.watermark = state["watermark"]
                 engine.state.held = state.get("held")
