@@ -17,7 +17,8 @@ whose ends are waiting in Kafka.
 The watermark of a partition (``Inputs.watermark``) is:
 
 - while some input is not idle: the smallest progress among those inputs, minus the lateness (an
-  input that has not reported yet, or has delivered nothing yet, holds it back entirely);
+  input that has not reported yet, or has a backlog and has delivered nothing yet, holds it back
+  entirely; one caught up that has never delivered anything is idle);
 - when every input is idle: the largest progress, minus the lateness, plus how long the inputs have
   been quiet (from the newest delivery to the oldest report), never beyond the oldest report's wall
   clock minus the lateness: a quiet stream decides its deadlines at due time plus lateness, and a

@@ -404,7 +404,9 @@ class Ingest:
                 caught_up = self.positions.caught_up(topic, partition)
                 if history is not None and caught_up and now - history_at >= self.lateness:
                     history = mine[2] = None  # its history is read
-                idle = caught_up and now - delivered >= self.lateness
+                # Idle: nothing waiting, and quiet for the lateness, or never delivered anything (a
+                # source that sends nothing holds nothing back: docs/SEMANTICS.md).
+                idle = caught_up and (progress is None or now - delivered >= self.lateness)
                 said[name] = (progress, idle, delivered, caught_up, history)
             if (
                 only_if_changed
