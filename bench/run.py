@@ -130,11 +130,23 @@ def run(args: argparse.Namespace) -> dict:
             f"8 {args.state_customers:,} customers stored",
             f"scrape {kept['scrape_with_stored_ms']} ms, restart to first event {kept['restart_to_first_event_s']} s",
         )
+        held_restarts = [state.restart_held(stage, count, compacted=not args.smoke) for count in args.restart_customers]
+        for measured in held_restarts:
+            step(
+                f"8 restart with {measured['held']:,} customers held ({measured['changelog_records']:,} changelog records)",
+                f"ready {measured['restart_to_ready_s']} s, first event judged {measured['restart_to_first_event_s']} s",
+            )
         behind = state.backlog(stage, args.backlog_days, args.backlog_customers)
         step(
             f"8 a {args.backlog_days}-day backlog", f"peak {behind['peak_rss_mb']} MB, idle {behind['idle_rss_mb']} MB"
         )
-        results["state"] = {"quiet": quiet, "quiet_c_allocator": quiet_c, "restart": kept, "backlog": behind}
+        results["state"] = {
+            "quiet": quiet,
+            "quiet_c_allocator": quiet_c,
+            "restart": kept,
+            "restart_held": held_restarts,
+            "backlog": behind,
+        }
 
         held = impact.measure(2_000 if args.smoke else 20_000)
         step(
@@ -214,6 +226,15 @@ def table(results: dict) -> str:
             f"| 8. restart with {k['stored']:,} customers stored: to owning its partitions, to the first event counted | "
             f"{k['restart_to_owning_s']} s, **{k['restart_to_first_event_s']} s** | |",
         ),
+        *(
+            (
+                f"| 8. restart with {r['held']:,} customers held (a simulated day, {r['events']:,} events; customers "
+                f"changelog {r['changelog_records_written']:,} records written, {r['changelog_records']:,} read after "
+                f"compaction): to ready, to the first event judged | {r['restart_to_ready_s']} s, "
+                f"**{r['restart_to_first_event_s']} s** | 10 s at 20k, 30 s at 200k |",
+            )
+            for r in s["restart_held"]
+        ),
         (
             f"| 8. memory catching up a {b['days']}-day backlog ({b['events']:,} events in {b['seconds']} s): idle, peak, end | "
             f"{b['idle_rss_mb']} MB, **{b['peak_rss_mb']} MB**, {b['end_rss_mb']} MB | |",
@@ -239,6 +260,9 @@ def main() -> None:
     parser.add_argument("--probe-seconds", type=float, default=20.0, help="how long probes are sent, per rate")
     parser.add_argument("--memory", default="100000,1000000", help="open instances for the memory measure")
     parser.add_argument("--state-customers", type=int, default=1_000_000, help="customers for the state measures")
+    parser.add_argument(
+        "--restart-customers", default="20000,200000", help="customers held for the restart measures (a day each)"
+    )
     parser.add_argument("--backlog-days", type=int, default=10, help="days of simulated backlog")
     parser.add_argument("--backlog-customers", type=int, default=20_000, help="customers in the backlog")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
@@ -249,10 +273,12 @@ def main() -> None:
         args.events, args.replay_customers, args.rounds = 2_000, 300, 1
         args.rates, args.probe_seconds, args.memory = "200", 1.0, "1000"
         args.state_customers, args.backlog_days, args.backlog_customers = 1000, 1, 100
+        args.restart_customers = "100"
     # The client retries a produce to a topic created a moment ago; its warnings about it are noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     args.rates = [int(rate) for rate in args.rates.split(",")]
     args.memory = [int(count) for count in args.memory.split(",")]
+    args.restart_customers = [int(count) for count in args.restart_customers.split(",")]
     print("tpmon benchmarks (Ctrl-C stops them and the broker)", flush=True)
     try:
         results = run(args)

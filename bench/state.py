@@ -169,6 +169,91 @@ def restart(stage: Stage, count: int) -> dict:
         workers.stop()
 
 
+def restart_held(stage: Stage, customers: int, compacted: bool = True) -> dict:
+    """A restart with ``customers`` held, as a day of operations leaves them: a simulated day of them
+    (each with its orders, bills, calls and tickets, written to the changelogs batch after batch), read
+    by a worker, which goes on running until Kafka has compacted its changelogs (``compacted``: the
+    changelogs' segments close after 5 minutes, streams.app.STATE_TOPIC_CONFIG), and is stopped
+    (SIGTERM); then a new worker on the same group. Reported: the records of its customers changelog
+    (before and after compaction), and the time from its launch until it is ready (/ready) and has
+    judged an event sent at its launch."""
+    workers = worker(stage)
+    try:
+        workers.start()
+        workers.wait_assigned(PARTITIONS)
+        port = workers.ports[0]
+        day = parse_duration("1d")
+        start = time.time_ns() // 1000 - day - parse_duration("1h")
+        simulated = Simulation(customers=customers, duration=day, seed=17, prefix="held", start=format_timestamp(start))
+        lines = list(simulated.lines())
+        publish_lines(stage.bootstrap, lines, sources=workers.sources)
+        wait(lambda: scrape(port).get("events", 0) >= len(lines) * 0.99, 3600, "the day judged", every=1.0)
+        time.sleep(5)  # the last batch's records delivered
+        held = stored(port)
+        app_id = workers.env["TPMON_APP_ID"]
+        written = changelog_records(stage.bootstrap, app_id)
+        records = written
+        if compacted:  # the worker's sweeps write each minute: the segment closes, the cleaner runs
+            deadline = time.monotonic() + 900
+            while records > 1.5 * held and time.monotonic() < deadline:
+                time.sleep(30)
+                records = changelog_records(stage.bootstrap, app_id)
+        workers.stop()
+        again = worker(stage)
+        again.env = {**workers.env}  # the same group, topics and tables
+        launched = time.monotonic()
+        again.start()
+        workers.processes = again.processes  # stopped at the end whatever happens
+        publish_lines(stage.bootstrap, joined(1, time.time_ns() // 1000, "probe"), topic=workers.sources[0])
+        marks: dict[str, float] = {}
+
+        def judged() -> bool:
+            if "ready" not in marks and get(again.ports[0], "/ready") is not None:
+                marks["ready"] = time.monotonic()
+            return scrape(again.ports[0]).get("events", 0) >= len(lines) * 0.99 + 1
+
+        wait(judged, 1800, "the first event after the restart", every=0.1)
+        first = time.monotonic()
+        return {
+            "customers": customers,
+            "events": len(lines),
+            "held": held,
+            "changelog_records_written": written,
+            "changelog_records": records,
+            "restart_to_ready_s": round(marks.get("ready", first) - launched, 1),
+            "restart_to_first_event_s": round(first - launched, 1),
+        }
+    finally:
+        workers.stop()
+
+
+def changelog_records(bootstrap: str, app_id: str) -> int:
+    """The records in the customers table's changelog now: what a recovery reads (after compaction, the
+    latest of each key and what is not compacted yet)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def count() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            topic = f"{app_id}-customers-changelog"
+            partitions = [TopicPartition(topic, partition) for partition in range(PARTITIONS)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            read = 0
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                    read += len(batch)
+            return read
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(count())
+
+
 def backlog(stage: Stage, days: int, customers: int) -> dict:
     workers = worker(stage)
     try:

@@ -62,6 +62,24 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # tpmon's own topics take messages as large as the producer sends, so that a dead letter (the message
 # and its headers) or a large journey fits where a topic at Kafka's default (1 MiB) would refuse it.
 TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+# The state's changelogs (customer records, journeys) are compacted, and soon: a worker taking a partition
+# reads its changelog whole, so it reads the latest record of each customer and what the last few
+# minutes wrote, not every record a busy day wrote (Kafka compacts only closed segments, and by default
+# closes one a week).
+STATE_TOPIC_CONFIG = {
+    **TOPIC_CONFIG,
+    "cleanup.policy": "compact",
+    "segment.ms": str(5 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+CUSTOMERS_TABLE = "customers"
+
+
+def customers_changelog(app_id: str) -> str:
+    """The customers table's changelog topic, as Faust names it."""
+    return f"{app_id}-{CUSTOMERS_TABLE}-changelog"
+
+
 # Batches of the producer: Faust's defaults (16 KiB, no linger) sent a request for every few events.
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER = 0.005  # seconds
@@ -260,11 +278,11 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     )
     dead_letters = app.topic(settings.dead_letter_topic, partitions=settings.partitions, internal=True)
     customers = app.Table(
-        "customers",
+        CUSTOMERS_TABLE,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
-        extra_topic_configs=TOPIC_CONFIG,
+        extra_topic_configs=STATE_TOPIC_CONFIG,
     )
     journeys_changelog = app.topic(
         settings.journeys_topic,
@@ -273,7 +291,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         internal=True,
         key_type=bytes,
         value_type=bytes,
-        config=TOPIC_CONFIG,
+        config=STATE_TOPIC_CONFIG,
     )
     journeys = app.Table(
         "journeys", partitions=settings.partitions, changelog_topic=journeys_changelog, key_type=bytes, value_type=bytes

@@ -78,3 +78,8 @@ def test_the_coordinators_absence_at_start_is_not_an_error_but_later_it_is() -> 
     assert not repeats.filter(record("aiokafka.consumer.group_coordinator", message))
     clock.now = STARTING + 1
     assert repeats.filter(record("aiokafka.consumer.group_coordinator", message))
+
+
+def test_a_faust_timer_running_late_is_not_shown() -> None:
+    repeats = Repeats(clock=Clock())
+    assert not repeats.filter(record("mode.timers", "Timer %s is overlapping (interval=%r runtime=%r)"))

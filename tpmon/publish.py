@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -147,8 +148,11 @@ async def started(client: Client, settings: Settings) -> Client:
     return client
 
 
-async def ensure_topics(settings: Settings, names: list[str], config: dict[str, str] | None = None) -> None:
-    """Create the topics that do not exist yet, with the configured partitions (and ``config``)."""
+async def ensure_topics(
+    settings: Settings, names: list[str], config: dict[str, str] | None = None, configure: bool = False
+) -> None:
+    """Create the topics that do not exist yet, with the configured partitions (and ``config``); with
+    ``configure``, set ``config`` on those that exist too (what it names; the rest is Kafka's default)."""
     admin = await started(AIOKafkaAdminClient(**settings.client_options()), settings)
     try:
         existing = set(await admin.list_topics())
@@ -158,6 +162,12 @@ async def ensure_topics(settings: Settings, names: list[str], config: dict[str, 
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
+        if configure and config:
+            there = [
+                ConfigResource(ConfigResourceType.TOPIC, name, configs=config) for name in names if name in existing
+            ]
+            if there:
+                await admin.alter_configs(there)
     finally:
         await admin.close()
 

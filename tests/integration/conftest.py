@@ -92,7 +92,13 @@ class Worker:
             return None
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
-        text = self.get("/metrics")
+        """The samples of /metrics ({} if it does not answer, after a few tries over a couple of seconds:
+        a scrape that a busy machine made slow is not an empty one)."""
+        for _ in range(4):
+            text = self.get("/metrics")
+            if text is not None or self.process.poll() is not None:
+                break
+            time.sleep(0.5)
         if text is None:
             return {}
         samples = {}

@@ -123,14 +123,14 @@ def _event_loop() -> None:
 
 
 def _topics(settings, catalog) -> None:  # type: ignore[no-untyped-def]
-    """Create the missing topics the worker consumes (the sources and tpmon's events topic) and the
-    dead-letter topic, so it subscribes to them from the start: a consumer that starts before its
-    topics exist ignores them until the next rebalance."""
+    """Create the missing topics the worker consumes (the sources and tpmon's events topic), the
+    dead-letter topic and the state's changelogs, so it subscribes to them from the start: a consumer
+    that starts before its topics exist ignores them until the next rebalance."""
     import asyncio
 
     from aiokafka.errors import KafkaError
 
-    from streams.app import TOPIC_CONFIG
+    from streams.app import STATE_TOPIC_CONFIG, TOPIC_CONFIG, customers_changelog
 
     from ..publish import ensure_topics
 
@@ -138,6 +138,9 @@ def _topics(settings, catalog) -> None:  # type: ignore[no-untyped-def]
         sources = list(settings.topics_of(catalog.contract.source_names).values())
         asyncio.run(ensure_topics(settings, sources))
         asyncio.run(ensure_topics(settings, [settings.events_topic, settings.dead_letter_topic], TOPIC_CONFIG))
+        # The state's changelogs, compacted soon (those of an earlier version are set so too).
+        state = [customers_changelog(settings.app_id), settings.journeys_topic]
+        asyncio.run(ensure_topics(settings, state, STATE_TOPIC_CONFIG, configure=True))
     except ConnectionError as error:
         fail(f"{error}; is Kafka running? (`tpmon kafka start` runs one locally)")
     except KafkaError as error:
