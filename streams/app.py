@@ -386,7 +386,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             partitions.adopt(waiting[:1])
             partitions.publish(partitions.snapshot())  # what was stored, as restored
         ingest.tick(wall_clock())
-        await positions.pause(ingest.ahead(partitions.progress()))
+        await positions.pause(ingest.ahead(partitions.progress(), partitions.history_in_flight()))
         judge.drain()
         await stored()
 

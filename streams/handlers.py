@@ -429,13 +429,22 @@ class Ingest:
         except Exception as error:
             self.failures.report(Failure(DECODE, error), "reporting the inputs' progress: ")
 
-    def ahead(self, judged: dict[str, tuple[int | None, bool]] | None = None) -> set[tuple[str, int]]:
+    def ahead(
+        self, judged: dict[str, tuple[int | None, bool]] | None = None, history: bool = False
+    ) -> set[tuple[str, int]]:
         """The inputs read here that are more than AHEAD ahead of the slowest input not idle: to pause.
 
         ``judged`` is what the reports the judge has taken say of every input (name -> progress, idle),
         this worker's and others': it knows the progress of an input from before a restart, and of the
         inputs other workers read. An input with neither progress nor a known end (it has a backlog, or
-        its end is unknown) counts as the slowest of all, so the others wait for its first events."""
+        its end is unknown) counts as the slowest of all, so the others wait for its first events.
+
+        Nothing is paused while some input delivers history behind its own stream (here, or as the
+        judge's reports say: ``history``): its progress does not move while it reads it, so the others
+        would wait on it one after another, and the judge holds the history until it is read whole
+        anyway (docs/SEMANTICS.md, "Late history")."""
+        if history or any(mine[2] is not None for mine in self.inputs.values()):
+            return set()
         said = self.last_report or {}
         view = dict(judged or {})
         blocked = False

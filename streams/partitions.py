@@ -275,6 +275,10 @@ class Partitions:
                     view[name] = (mine.progress, mine.idle)
         return view
 
+    def history_in_flight(self) -> bool:
+        """Whether an input delivers history behind its own stream, as the reports taken here say."""
+        return any(mine.history is not None for part in self.owned.values() for mine in part.clock.inputs.values())
+
     # -- what /metrics serves -----------------------------------------------------------------------------
     def snapshot(self) -> tuple[int, dict[int, Figures]]:
         """Every owned partition's figures now, numbered, to ``publish`` once what they account for is

@@ -244,6 +244,8 @@ def test_ingest_pauses_what_is_ahead_of_the_slowest_input(catalog):
     # What the judge knows of an input from before a restart counts too.
     ingest.positions.caught_up = lambda topic, partition: True  # type: ignore[method-assign]
     assert ingest.ahead({"tickets/0": (NOW - AHEAD, False)}) == {("orders", 0), ("bills", 0)}
+    # While an input delivers history behind its own stream, its progress does not move: nothing waits.
+    assert ingest.ahead({"tickets/0": (NOW - AHEAD, False)}, history=True) == set()
 
 
 def test_the_ingest_step_alone_says_what_to_send_where_and_sends_nothing(catalog, monkeypatch):
