@@ -130,6 +130,19 @@ def quiet(stage: Stage, count: int, allocator: str | None = None) -> dict:
         workers.stop()
 
 
+def restarted(stage: Stage, workers: Workers) -> tuple[Workers, float]:
+    """Stop the workers (SIGTERM) and start one on the same group, topics and tables; send it an event
+    (a customer joining now). Returns the new worker and when it was launched (``time.monotonic``)."""
+    workers.stop()
+    again = worker(stage)
+    again.env = {**workers.env}
+    launched = time.monotonic()
+    again.start()
+    workers.processes = again.processes  # stopped at the end whatever happens
+    publish_lines(stage.bootstrap, joined(1, time.time_ns() // 1000, "probe"), topic=workers.sources[0])
+    return again, launched
+
+
 def restart(stage: Stage, count: int) -> dict:
     workers = worker(stage)
     try:
@@ -140,13 +153,7 @@ def restart(stage: Stage, count: int) -> dict:
         wait(lambda: stored(port) >= count, 300, "every customer stored", every=1.0)
         time.sleep(3)  # the last batch's records delivered
         with_stored = scrape_ms(port)
-        workers.stop()
-        again = worker(stage)
-        again.env = {**workers.env}  # the same group, topics and tables
-        launched = time.monotonic()
-        again.start()
-        workers.processes = again.processes  # stopped at the end whatever happens
-        publish_lines(stage.bootstrap, joined(1, time.time_ns() // 1000, "probe"), topic=workers.sources[0])
+        again, launched = restarted(stage, workers)
         owning = [0.0]
 
         def counted() -> bool:
@@ -198,13 +205,7 @@ def restart_held(stage: Stage, customers: int, compacted: bool = True) -> dict:
             while records > 1.5 * held and time.monotonic() < deadline:
                 time.sleep(30)
                 records = changelog_records(stage.bootstrap, app_id)
-        workers.stop()
-        again = worker(stage)
-        again.env = {**workers.env}  # the same group, topics and tables
-        launched = time.monotonic()
-        again.start()
-        workers.processes = again.processes  # stopped at the end whatever happens
-        publish_lines(stage.bootstrap, joined(1, time.time_ns() // 1000, "probe"), topic=workers.sources[0])
+        again, launched = restarted(stage, workers)
         marks: dict[str, float] = {}
 
         def judged() -> bool:
