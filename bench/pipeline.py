@@ -251,7 +251,7 @@ class Workers:
             page = get(port, "/touchpoints")
             if page is None:
                 return [None]
-            marks.extend(parse_timestamp(at) if at else None for at in orjson.loads(page)["watermarks"].values())
+            marks.extend(parse_timestamp(at) if at else None for at in orjson.loads(page)["decided"].values())
         return marks
 
     def stop(self) -> None:

@@ -23,7 +23,7 @@ REJECTED = "rejected"  # (REJECTED, source, reason)
 RULE_ERRORS = "rule_errors"  # (RULE_ERRORS, touchpoint)
 INTERNAL_ERRORS = "internal_errors"  # (INTERNAL_ERRORS, stage)
 JOURNEYS_BROKEN = "journeys_broken"  # (JOURNEYS_BROKEN,)
-LATENCY = "latency"  # (LATENCY, touchpoint, bucket index): observations at most that bucket's bound
+LATENCY = "latency"  # (LATENCY, touchpoint, a bucket's bound): observations in that bucket
 LATENCY_SUM = "latency_sum"  # (LATENCY_SUM, touchpoint): seconds
 LATENCY_COUNT = "latency_count"  # (LATENCY_COUNT, touchpoint)
 
@@ -40,10 +40,22 @@ def merge(into: Counts, more: Mapping[Key, float]) -> None:
         into[key] = into.get(key, 0) + amount
 
 
-def observe_latency(counts: Counts, touchpoint: str, seconds: float, buckets: tuple[float, ...]) -> None:
-    """One deadline met after ``seconds``: counted in the first bucket that holds it (``+Inf`` past the
-    last), its sum and its count; ``histograms`` makes the buckets cumulative."""
-    add(counts, (LATENCY, touchpoint, str(bisect_left(buckets, seconds))))
+def bound_label(bound: float) -> str:
+    """A latency bucket's upper bound as Prometheus writes it (``le``), and as a count's key holds it."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def latency_keys(touchpoint: str, buckets: tuple[float, ...]) -> list[Key]:
+    """The keys of a touchpoint's latency buckets, by bucket index (the last: past every bound). A key
+    names its bound, not its index, so that a catalog whose deadlines change keeps what each bound held."""
+    return [(LATENCY, touchpoint, bound_label(bound)) for bound in (*buckets, float("inf"))]
+
+
+def observe_latency(counts: Counts, keys: list[Key], seconds: float, buckets: tuple[float, ...]) -> None:
+    """One deadline met after ``seconds``: counted in the first bucket that holds it, its sum and its
+    count (``keys``: the touchpoint's ``latency_keys``); ``histograms`` makes the buckets cumulative."""
+    touchpoint = keys[0][1]
+    add(counts, keys[bisect_left(buckets, seconds)])
     add(counts, (LATENCY_SUM, touchpoint), seconds)
     add(counts, (LATENCY_COUNT, touchpoint))
 
@@ -55,9 +67,9 @@ def histograms(
     for touchpoint in touchpoints:
         running = 0.0
         cumulative = []
-        for index, bound in enumerate((*buckets, float("inf"))):
-            running += counts.get((LATENCY, touchpoint, str(index)), 0)
-            cumulative.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
+        for key in latency_keys(touchpoint, buckets):
+            running += counts.get(key, 0)
+            cumulative.append((key[2], running))
         yield touchpoint, cumulative, counts.get((LATENCY_SUM, touchpoint), 0.0)
 
 

@@ -178,6 +178,11 @@ NOTHING = -(2**63)
 NEXT_REPORT = -(2**63)  # when an input's last late event came: not yet said by a report
 
 
+#: The longest a partition holds for history (wall clock): longer, it decides on as if the rest of that
+#: history had come in time (at least this, and ten lateness: docs/SEMANTICS.md, "Late history").
+HOLD_AT_MOST = 5 * 60 * 1_000_000
+
+
 @dataclass
 class History:
     """Whether late history is in flight at one partition, and where what it decides is held meanwhile
@@ -192,14 +197,25 @@ class History:
     history, the partition decides, meanwhile, up to the least advanced of them, minus the lateness: an
     input that delivers none (an idle one too) may yet, since Kafka does not hand out topics by event
     time and another topic's part of the same history may come later.
+
+    A period lasts ``at_most`` at the most (``HOLD_AT_MOST``, and ten lateness): a source whose events
+    keep coming later than the lateness, or an input that never catches up, must not stop a partition
+    deciding; past it, the partition decides on, and its late events are judged as they come.
     """
 
     lateness: int
     last: int | None = None  # reports' wall clock of the last late event (NEXT_REPORT: the next report's)
+    began: int | None = None  # and of the first of the period
+
+    @property
+    def at_most(self) -> int:
+        return max(HOLD_AT_MOST, 10 * self.lateness)
 
     def late(self) -> None:
         """A late event: the period begins, or goes on (its lateness counts from the next report)."""
         self.last = NEXT_REPORT
+        if self.began is None:
+            self.began = NEXT_REPORT
 
     def held(self, inputs: Inputs) -> int | None:
         """Where what is decided is held (None: nothing held), after a report."""
@@ -210,19 +226,32 @@ class History:
             return NOTHING
         if self.last == NEXT_REPORT:
             self.last = now
+        if self.began in (None, NEXT_REPORT):
+            self.began = now
+        if now - self.began >= self.at_most:  # type: ignore[operator]
+            self.last = self.began = None  # held long enough: decide on
+            return None
         said = inputs.inputs.values()
         if not all(mine.caught_up for mine in said):
             return NOTHING
         delivering = [mine.history for mine in said if mine.history is not None]
         if not delivering and now - self.last >= self.lateness:
-            self.last = None  # read
+            self.last = self.began = None  # read
             return None
         if delivering and len(delivering) == len(said):
             return min(delivering) - self.lateness  # type: ignore[type-var]
         return NOTHING
 
-    def record(self) -> int | None:
-        return self.last
+    def holding(self, now: int | None) -> float:
+        """Seconds the partition has held for history (0: not holding)."""
+        if self.began in (None, NEXT_REPORT) or now is None:
+            return 0.0
+        return max(0, now - self.began) / 1_000_000  # type: ignore[operator]
+
+    def record(self) -> list:
+        return [self.last, self.began]
 
     def load(self, record: object) -> None:
-        self.last = record if type(record) is int else None
+        last, began = record if isinstance(record, list) and len(record) == 2 else (record, None)
+        self.last = last if type(last) is int else None
+        self.began = began if type(began) is int else None

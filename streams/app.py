@@ -203,6 +203,14 @@ class StateCollector(Collector):
         for partition, count in self.partitions.customers_held().items():
             held.add_metric([str(partition)], count)
         yield held
+        holding = GaugeMetricFamily(
+            "tpmon_history_held_seconds",
+            "How long the partition has held what it decides for late history to be read (0: not holding).",
+            labels=["partition"],
+        )
+        for partition, seconds in self.partitions.holding().items():
+            holding.add_metric([str(partition)], seconds)
+        yield holding
 
 
 STOP_WITHIN = 8.0  # seconds: a stopping worker that has not flushed by then ends without it
@@ -384,7 +392,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         waiting = recovering()
         if waiting:
             partitions.adopt(waiting[:1])
-            partitions.publish(partitions.snapshot())  # what was stored, as restored
+            partitions.publish_restored(waiting[0])
         ingest.tick(wall_clock())
         await positions.pause(ingest.ahead(partitions.progress(), partitions.history_in_flight()))
         judge.drain()
@@ -454,6 +462,10 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             str(partition): None if at is None else format_timestamp(at)
             for partition, at in partitions.watermarks().items()
         }
+        decided = {
+            str(partition): None if at is None else format_timestamp(at)
+            for partition, at in partitions.decided().items()
+        }
         inputs = {str(partition): clock.view() for partition, clock in partitions.clocks().items()}
         # Sources that sent this worker nothing for their silent_after, and the touchpoints fed only by
         # them (of the sources it reads: another worker's are not this one's to call silent).
@@ -473,6 +485,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
             {
                 "partitions": events_partitions(),
                 "watermarks": watermarks,
+                "decided": decided,  # up to where each partition has decided: below it while holding for history
                 "inputs": inputs,
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
                 "touchpoints": touchpoints,

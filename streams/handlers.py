@@ -45,7 +45,7 @@ from monitor.metrics import Metrics
 from monitor.watermark import Report, input_name
 
 from .outbox import Message, Outbox
-from .partitions import Item, Partitions, key_partition
+from .partitions import Item, Partitions, Refused, key_partition
 
 log = logging.getLogger("tpmon")
 
@@ -285,8 +285,12 @@ def read_events(
                 held((message, source))
             else:  # not written by ingest (ingest passes on valid events only): kept all the same
                 step.rejects.append((message, decoded))  # type: ignore[arg-type]
+                items((message.partition, message.offset, Refused(source, decoded.reason), None, -1))  # type: ignore[union-attr]
+                held((message, source))
         except Exception as error:
             step.failed.append((message, source, Failure(DECODE, error)))
+            items((message.partition, message.offset, Refused(source, INTERNAL_ERROR, DECODE), None, -1))
+            held((message, source))
     return step
 
 
@@ -507,18 +511,14 @@ class Judge:
 
     def __call__(self, messages: Sequence[Record], now: int) -> None:
         step = read_events(messages, self.decoder, self.events_topic, now + self.max_future, self.sources)
-        partitions = self.partitions
-        for message, reject in step.rejects:
+        for message, reject in step.rejects:  # (counted by their partitions: handle_batch)
             self.dead_letters.reject(message, reject)
-            partitions.count_reject(message.partition, reject.source, reject.reason)
         for message, source, failure in step.failed:
             self.dead_letters.failed(message, source, failure)
-            partitions.count_failure(message.partition, failure, source)
-        handled = partitions.handle_batch(step.items)
+        handled = self.partitions.handle_batch(step.items)
         for item, failure in handled.failed:
             message, source = step.held[item]
             self.dead_letters.failed(message, source, failure)
-            partitions.count_failure(message.partition, failure, source)
         for item in handled.too_old:
             message, source = step.held[item]
             event = step.items[item][2]

@@ -54,7 +54,7 @@ from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIM
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
 from monitor.state import reliability, touchpoint_state
-from monitor.watermark import History, Inputs, Report
+from monitor.watermark import NOTHING, History, Inputs, Report
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
@@ -68,9 +68,21 @@ FREE_AT_ONCE = 10_000
 COMPACT_FROM = 10_000
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
 
-#: What the judge takes from the events topic: (partition, offset in it or None, event or report, the
-#: event's input and its offset there (None, -1 when not known: a message ingest did not write)).
-Item = tuple[int, "int | None", "Event | Report", "str | None", int]
+
+@dataclass(slots=True)
+class Refused:
+    """A message of the events topic that is not an event (ingest writes none such: another writer did),
+    or whose reading raised (``stage``): counted by its partition, kept whole by the caller."""
+
+    source: str
+    reason: str
+    stage: str | None = None
+
+
+#: What the judge takes from the events topic: (partition, offset in it or None, event, report or
+#: refused message, the event's input and its offset there (None, -1 when not known: a message ingest
+#: did not write)).
+Item = tuple[int, "int | None", "Event | Report | Refused", "str | None", int]
 
 
 class Handled(NamedTuple):
@@ -79,6 +91,16 @@ class Handled(NamedTuple):
 
     failed: list[tuple[int, Failure]]
     too_old: list[int]
+
+
+def _count(deltas: dict[str, tally.Counts], customer: str, key: tally.Key, amount: float = 1) -> None:
+    """Count for the customer whose message it is, in what its batch counted (merged into its partition's
+    counts when the batch is settled, and carried in the customer's record: ``Partitions._restore``)."""
+    mine = deltas.get(customer)
+    if mine is None:
+        deltas[customer] = {key: amount}
+    else:
+        mine[key] = mine.get(key, 0) + amount
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -127,6 +149,9 @@ class Partition:
     # messages up to it are accounted for; and the largest of them (then it is emptied).
     crashed: dict[str, int] = field(default_factory=dict)
     crashed_until: int = -1
+    # What those records counted, carried into the customers' next records until a partition's record
+    # stores it (a second crash before then would lose it otherwise).
+    carry: dict[str, tally.Counts] = field(default_factory=dict)
 
 
 class Partitions:
@@ -150,7 +175,9 @@ class Partitions:
         self.owned: dict[int, Partition] = {}
         self.journey_cache = journey_cache
         self.buckets = latency_buckets(catalog)
-        self.deadlines = {t.id for t in catalog.touchpoints if t.kind == DEADLINE}
+        self.latency_keys = {
+            t.id: tally.latency_keys(t.id, self.buckets) for t in catalog.touchpoints if t.kind == DEADLINE
+        }
         # Per touchpoint, its latest bad outcomes on this worker: (instant, partition, customer).
         self.stories: dict[str, deque[tuple[int, int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
         # Failures of no event in particular, for the app to drain: counted in their partition when
@@ -261,6 +288,19 @@ class Partitions:
     def watermarks(self) -> dict[int, int | None]:
         return {number: part.engine.state.watermark for number, part in sorted(self.owned.items())}
 
+    def decided(self) -> dict[int, int | None]:
+        """Per partition, the instant up to which it has decided: its watermark, or below it while it
+        holds for history (None: nothing yet, or everything held)."""
+        found = {}
+        for number, part in sorted(self.owned.items()):
+            mark = part.engine.mark()
+            found[number] = None if mark is None or mark == NOTHING else mark
+        return found
+
+    def holding(self) -> dict[int, float]:
+        """Per partition, the seconds it has held for history (0: not holding)."""
+        return {number: part.history.holding(part.clock.now) for number, part in sorted(self.owned.items())}
+
     def clocks(self) -> dict[int, Inputs]:
         return {number: part.clock for number, part in sorted(self.owned.items())}
 
@@ -284,18 +324,19 @@ class Partitions:
         """Every owned partition's figures now, numbered, to ``publish`` once what they account for is
         stored: /metrics then never serves a figure a restart could take back."""
         self.snapshots += 1
-        figures = {}
-        for number, part in self.owned.items():
-            engine = part.engine
-            figures[number] = Figures(
-                outcomes=engine.counts(),
-                pending=engine.pending_counts(),
-                at_risk=engine.at_risk_counts(),
-                impact={touchpoint: dict(named) for touchpoint, named in engine.impact.totals.items()},
-                active=engine.impact.active_total,
-                counts=dict(part.counts),
-            )
-        return self.snapshots, figures
+        return self.snapshots, {number: self._figures(part) for number, part in self.owned.items()}
+
+    @staticmethod
+    def _figures(part: Partition) -> Figures:
+        engine = part.engine
+        return Figures(
+            outcomes=engine.counts(),
+            pending=engine.pending_counts(),
+            at_risk=engine.at_risk_counts(),
+            impact={touchpoint: dict(named) for touchpoint, named in engine.impact.totals.items()},
+            active=engine.impact.active_total,
+            counts=dict(part.counts),
+        )
 
     def publish(self, snapshot: tuple[int, dict[int, Figures]]) -> None:
         """What /metrics serves from now on, unless a later snapshot is published already; of the
@@ -305,6 +346,13 @@ class Partitions:
             return
         self.published_at = number
         self.published = {partition: view for partition, view in figures.items() if partition in self.owned}
+
+    def publish_restored(self, number: int) -> None:
+        """What /metrics serves of a partition just read back: what it stored (the others' figures wait
+        for their deliveries)."""
+        part = self.owned.get(number)
+        if part is not None:
+            self.published = {**self.published, number: self._figures(part)}
 
     def figures(self) -> dict[int, Figures]:
         return self.published
@@ -325,6 +373,8 @@ class Partitions:
         engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
         part = Partition(number, engine, Inputs(self.lateness), History(self.lateness))
         freeing: set[str] = set()
+        whole = True  # the partition's record read back (else no customer record can be said newer)
+        counted_already: dict[str, int] = {}
         try:
             stored = self.customers.get_state(number)
             if stored is not None:
@@ -339,7 +389,11 @@ class Partitions:
                 part.offset = state.get("offset", -1)
                 part.through = dict(state.get("through", {}))
                 part.rejects_through = dict(state.get("rejects_through", {}))
+                counted_already = dict(state.get("crashed", {}))
         except Exception as error:  # a clock this version cannot read: it starts again from the reports
+            whole = False
+            part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
+            part.offset, part.through, part.rejects_through = -1, {}, {}
             self._failed(part, Failure(RESTORE, error))
         for customer, value in list(self.customers.items(number)):
             if customer in freeing:  # freed, its counts folded, its deletion not yet stored
@@ -349,10 +403,13 @@ class Partitions:
                 record = orjson.loads(value)
                 engine.load(customer, record)
                 mark = record.get("m", -1)
-                if mark > part.offset:  # written after the partition's record: its batch's counts are here
+                if whole and mark > part.offset:  # written after the partition's record: its batch's counts
                     part.crashed[customer] = mark
                     part.crashed_until = max(part.crashed_until, mark)
-                    tally.merge(part.counts, tally.load(record.get("d", ())))
+                    if counted_already.get(customer) != mark:  # (not if that record counted them after a restore)
+                        counted = tally.load(record.get("d", ()))
+                        tally.merge(part.counts, counted)
+                        part.carry[customer] = counted
             except Exception as error:  # a record this version cannot read: the others still load
                 engine.state.customers.pop(customer, None)
                 self._failed(part, Failure(RESTORE, error, customer=customer))
@@ -402,6 +459,7 @@ class Partitions:
         too_old: list[int] = []
         unapplied: set[int] = set()  # events that changed no state: duplicates, too old, read again
         touched: dict[int, dict[str, Journey]] = {}
+        keys = self._keys
         for item, (number, offset, event, name, at_source) in enumerate(batch):
             try:
                 part = self.partition(number)
@@ -413,6 +471,14 @@ class Partitions:
                     unapplied.add(item)
                     continue  # read again after a restart: accounted for in the partition's record
                 part.offset = offset
+                if part.crashed and offset > part.crashed_until:
+                    part.crashed.clear()  # past what the records written after the partition's had
+            if type(event) is Refused:
+                tally.add(part.counts, (tally.REJECTED, event.source, event.reason))
+                if event.stage is not None:
+                    tally.add(part.counts, (tally.INTERNAL_ERRORS, event.stage))
+                touched.setdefault(number, {})
+                continue
             if type(event) is Report:
                 journeys = touched.setdefault(number, {})
                 try:
@@ -434,6 +500,9 @@ class Partitions:
                     unapplied.add(item)
                     continue
             engine = part.engine
+            deltas = self._deltas.get(number)
+            if deltas is None:
+                deltas = self._deltas[number] = {}
             try:
                 status = engine.step(event)  # type: ignore[arg-type]
             except Exception as error:
@@ -448,18 +517,24 @@ class Partitions:
                 if again:
                     continue  # ingest's copy of a message it read again: not a duplicate of the stream
                 if status == TOO_OLD:
-                    self._count(number, customer, self._key(tally.REJECTED, source, TOO_OLD_REASON))
+                    _count(deltas, customer, self._key(tally.REJECTED, source, TOO_OLD_REASON))
                     too_old.append(item)
                 else:
-                    self._count(number, customer, self._key(tally.DUPLICATES, source))
+                    _count(deltas, customer, self._key(tally.DUPLICATES, source))
                 continue
-            self._count(number, customer, self._key(tally.EVENTS, source, event.kind))  # type: ignore[union-attr]
+            kind = event.kind  # type: ignore[union-attr]
+            key = keys.get((tally.EVENTS, source, kind)) or self._key(tally.EVENTS, source, kind)
+            mine = deltas.get(customer)
+            if mine is None:
+                deltas[customer] = {key: 1}
+            else:
+                mine[key] = mine.get(key, 0) + 1
             if status == LATE:
-                self._count(number, customer, self._key(tally.LATE, source))
+                _count(deltas, customer, self._key(tally.LATE, source))
                 part.history.late()
             if engine.errors:
                 for error in engine.errors:
-                    self._count(number, customer, (tally.RULE_ERRORS, error.touchpoint))
+                    _count(deltas, customer, (tally.RULE_ERRORS, error.touchpoint))
                 engine.errors.clear()
             journeys = touched.setdefault(number, {})
             try:
@@ -493,6 +568,16 @@ class Partitions:
             part = self.owned.get(number)
             if part is not None:
                 self._settle(part, touched.get(number, {}), record_failed)
+        for item, failure in failed.items():  # counted before the partition's record stores the counts
+            number, _, event, _, _ = batch[item]
+            part = self.owned.get(number)
+            if part is not None:
+                tally.add(part.counts, (tally.INTERNAL_ERRORS, failure.stage))
+                if type(event) is Event and failure.stage not in JUDGED_STAGES:  # not judged: a reject
+                    tally.add(part.counts, (tally.REJECTED, event.source, INTERNAL_ERROR))
+        for number in {where for where, *_ in batch}:
+            part = self.owned.get(number)
+            if part is not None:
                 self._write_state(part)
         self._deltas = {}
         return Handled(sorted(failed.items(), key=lambda pair: pair[0]), too_old)
@@ -510,14 +595,6 @@ class Partitions:
                 key = (what, source)
             self._keys[what, source, kind] = key
         return key
-
-    def _count(self, number: int, customer: str, key: tally.Key, amount: float = 1) -> None:
-        """Count for the customer whose message it is: in its partition, and in what the customer's
-        record carries of its batch (``_restore``)."""
-        counts = self.owned[number].counts
-        counts[key] = counts.get(key, 0) + amount
-        mine = self._deltas.setdefault(number, {}).setdefault(customer, {})
-        mine[key] = mine.get(key, 0) + amount
 
     def _count_rejects(self, part: Partition, report: Report) -> None:
         """The rejects of an input counted in this partition (ingest sends them to one partition an
@@ -537,24 +614,6 @@ class Partitions:
         if part is not None:
             tally.add(part.counts, (tally.INTERNAL_ERRORS, failure.stage))
         self.failures.append((failure, part is not None))
-
-    def count_failure(self, number: int, failure: Failure, source: str) -> None:
-        """A message of the partition whose processing raised (kept whole by the caller)."""
-        counts = self._counts_of(number)
-        tally.add(counts, (tally.INTERNAL_ERRORS, failure.stage))
-        if failure.stage not in JUDGED_STAGES:  # not judged: a reject (docs/EVENTS.md)
-            tally.add(counts, (tally.REJECTED, source, INTERNAL_ERROR))
-
-    def count_reject(self, number: int, source: str, reason: str) -> None:
-        """A message of the partition that is not an event (ingest writes none: another writer did)."""
-        tally.add(self._counts_of(number), (tally.REJECTED, source, reason))
-
-    def _counts_of(self, number: int) -> tally.Counts:
-        try:
-            return self.partition(number).counts
-        except Exception as error:  # its records cannot be read: the process counts it, and logs it
-            self._failed(None, Failure(RESTORE, error))
-            return {}
 
     def forget(self) -> bool:
         """Retention, in event time: each partition forgets event ids older than its watermark minus the
@@ -613,8 +672,11 @@ class Partitions:
                 "offset": part.offset,
                 "through": part.through,
                 "rejects_through": part.rejects_through,
+                # The customer records newer than this one whose counts it holds already (_restore).
+                "crashed": {customer: mark for customer, mark in part.crashed.items() if mark > part.offset},
             }
             self.customers.put_state(part.number, json_bytes(state))
+            part.carry.clear()  # stored with the partition's counts from now on
         except Exception as error:
             self._failed(part, Failure(RECORD, error))
 
@@ -635,6 +697,9 @@ class Partitions:
         """Count the outcomes and file them in their customers' journeys."""
         engine = part.engine
         journeys = part.journeys
+        deltas = self._deltas.get(part.number)
+        if deltas is None:
+            deltas = self._deltas[part.number] = {}
         for outcome in engine.outbox:
             customer = outcome.customer
             journey = touched.get(customer) or self._journey(part, customer)
@@ -647,13 +712,15 @@ class Partitions:
                     for item in [item for item in latest if item[2] == customer]:
                         latest.remove(item)
                     latest.append((outcome.at, part.number, customer))
-            if outcome.latency is not None and outcome.touchpoint in self.deadlines:
-                observed: tally.Counts = {}
-                tally.observe_latency(observed, outcome.touchpoint, outcome.latency / 1_000_000, self.buckets)
-                for key, amount in observed.items():
-                    self._count(part.number, customer, key, amount)
+            if outcome.latency is not None:
+                keys = self.latency_keys.get(outcome.touchpoint)
+                if keys is not None:
+                    mine = deltas.get(customer)
+                    if mine is None:
+                        mine = deltas[customer] = {}
+                    tally.observe_latency(mine, keys, outcome.latency / 1_000_000, self.buckets)
             if not was_broken and journey.broken:
-                self._count(part.number, customer, (tally.JOURNEYS_BROKEN,))
+                _count(deltas, customer, (tally.JOURNEYS_BROKEN,))
         engine.outbox.clear()
 
     def _settle(
@@ -677,6 +744,8 @@ class Partitions:
             tally.add(part.counts, (tally.RULE_ERRORS, error.touchpoint))
         engine.errors.clear()
         deltas = self._deltas.get(part.number, {})
+        for counted in deltas.values():
+            tally.merge(part.counts, counted)
         writes = [(customer, self._write_customer) for customer in engine.dirty]
         writes += [(customer, self._write_journey) for customer in touched]
         for customer, write in writes:
@@ -701,8 +770,12 @@ class Partitions:
             record["partition"] = part.number
             record["m"] = part.offset  # what the batch had reached, and what it counted for the customer
             delta = deltas.get(customer)
+            carried = part.carry.get(customer)
+            if carried:  # what its record before counted, no partition's record stores yet
+                delta = {**carried}
+                tally.merge(delta, deltas.get(customer) or {})
             if delta:
-                record["d"] = tally.record(delta)
+                record["d"] = [[*key, amount] for key, amount in delta.items()]
             self.customers.put(part.number, customer, json_bytes(record))
 
     def _write_journey(

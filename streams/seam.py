@@ -250,7 +250,7 @@ class ReconnectBackoff(AIOKafkaClient):
         backoff: dict = self.__dict__.setdefault("_tpmon_backoff", {})  # conn_id -> (failures, not before)
         known = self._conns.get(conn_id)
         if known is None or not known.connected():
-            failures, not_before = backoff.get(conn_id, (0, 0.0))
+            not_before = backoff.get(conn_id, (0, 0.0))[1]
             while (wait := not_before - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
                 not_before = backoff.get(conn_id, (0, 0.0))[1]  # another caller may have tried meanwhile

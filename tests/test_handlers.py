@@ -298,11 +298,14 @@ def test_the_judge_steps_reading_alone_keeps_reports_and_events_in_order(catalog
         Message(EVENTS, b"{", partition=3, headers=[REPORT]),
     ]
     step = read_events(batch, catalog.decoder, EVENTS, not_after=NOW)
-    (p1, o1, event, name, at), (p2, o2, taken, _, _) = step.items
+    (p1, o1, event, name, at), (p2, o2, taken, _, _), (p3, _, junk, _, _), (_, _, broken, _, _) = step.items
+    # What is not an event goes on too, for its partition to count it (and to the dead letters).
+    assert (p3, junk.source, junk.reason, junk.stage) == (3, "bills", "malformed_json", None)
+    assert (broken.reason, broken.stage) == ("internal_error", "decode")
     assert (p1, o1, type(event), event.id, event.source) == (2, batch[0].offset, Event, "g1", "orders")
     assert (name, at) == ("orders/0", 41)  # where ingest read it
     assert (p2, o2, taken.record()) == (2, batch[1].offset, report.record())
-    assert [(m, source) for m, source in step.held] == [(batch[0], "orders"), (batch[1], EVENTS)]
+    assert [(m, source) for m, source in step.held][:2] == [(batch[0], "orders"), (batch[1], EVENTS)]
     assert [(m.value, r.reason, r.source) for m, r in step.rejects] == [(b"junk", "malformed_json", "bills")]
     assert [(m.value, f.stage) for m, _, f in step.failed] == [(b"{", "decode")]
 

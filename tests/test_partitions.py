@@ -338,3 +338,36 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
     assert {t: tuple(c) for t, c in live.counts().items()} == expected
     assert sum(g + b for g, b in expected.values()) > 2000
     assert events_counted(live)["late"] > len(history) * 0.9  # late, all the same: judged as history
+
+
+def test_two_crashes_in_a_row_lose_and_double_nothing(catalog):
+    """A crash cuts a batch's writes; the worker that takes over reads it again together with the next
+    batch (one fetch), and a second crash cuts that: what the first crash's records counted is carried
+    into the records written after it, and counted once whatever survives."""
+    lines = list(Simulation(customers=200, duration=parse_duration("3h"), seed=9).lines())
+    work = batches(lines, 30)
+    expected, summary = replayed_counts(catalog, lines)
+    wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
+    for first, second in ((0.5, 0.5), (0.9, 0.3), (0.2, 0.95)):
+        customers, journeys = MemoryStore(), MemoryStore()
+        live = new(catalog, customers, journeys)
+        committed = 0
+        cut_at = len(work) // 2
+        for number, batch in enumerate(work):
+            if number == cut_at:
+                kept = committed + int((len(customers.writes) - committed) * first)
+                customers = MemoryStore.replayed(customers.writes[:kept])
+                live = new(catalog, customers, journeys)
+                before = len(customers.writes)
+                live.handle_batch(work[number - 1] + batch)  # read again, with the next, in one fetch
+                kept = before + int((len(customers.writes) - before) * second)
+                customers = MemoryStore.replayed(customers.writes[:kept])
+                live = new(catalog, customers, journeys)
+                live.handle_batch(work[number - 1] + batch)
+                committed = len(customers.writes)
+                continue
+            committed = len(customers.writes)
+            live.handle_batch(batch)
+        finish(live)
+        assert {t: tuple(c) for t, c in live.counts().items()} == expected, (first, second)
+        assert events_counted(live) == wanted, (first, second)

@@ -16,9 +16,9 @@ Late history (docs/SEMANTICS.md): an event that arrives after the watermark pass
 is judged as history, never as a miss. It waits in the queue like any event, and while history is in
 flight what is decided is *held* below the watermark (``state.held``), at the point up to which the
 history has been read, so that a late start's deadline is not decided before the events that came with
-it (its end, say) are read. Live, the caller says where to hold (``advance``: the inputs delivering
-history hold it at their history's progress, ``monitor.watermark.History``); a late event holds it at
-once, at its own instant minus the lateness, until the caller says more. A replay holds it itself, at
+it (its end, say) are read. Live, a late event holds it at once, at its own instant minus the
+lateness, and then the caller says where to hold (``advance``, from ``monitor.watermark.History``:
+before the history until it is read). A replay holds it itself, at
 the largest late instant minus the lateness, until its input has gone on for the lateness with no late
 event. The watermark itself never goes back: it says what is late, and what is too old.
 

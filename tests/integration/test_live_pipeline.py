@@ -97,7 +97,7 @@ def live_equals_replay(  # type: ignore[no-untyped-def]
     last = None
     while time.monotonic() < deadline:
         views = [orjson.loads(w.get("/touchpoints") or b"{}") for w in workers if w.process.poll() is None]
-        marks = [at for view in views for at in view.get("watermarks", {}).values()]
+        marks = [at for view in views for at in view.get("decided", {}).values()]  # (below the watermark while held)
         if marks and None not in marks and min(parse_timestamp(at) for at in marks) >= newest:  # type: ignore[operator]
             low, high = min(marks, key=parse_timestamp), max(marks, key=parse_timestamp)
             summary = replay_summary(space, inputs or events, low, **env)
