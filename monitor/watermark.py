@@ -178,80 +178,87 @@ NOTHING = -(2**63)
 NEXT_REPORT = -(2**63)  # when an input's last late event came: not yet said by a report
 
 
-#: The longest a partition holds for history (wall clock): longer, it decides on as if the rest of that
-#: history had come in time (at least this, and ten lateness: docs/SEMANTICS.md, "Late history").
+#: The longest a late event holds what a partition decides (wall clock), whatever else: a source whose
+#: events keep coming later than the lateness, or an input that never catches up, must not stop it
+#: deciding (at least this, and ten lateness: docs/SEMANTICS.md, "Late history").
 HOLD_AT_MOST = 5 * 60 * 1_000_000
 
 
 @dataclass
 class History:
-    """Whether late history is in flight at one partition, and where what it decides is held meanwhile
-    (docs/SEMANTICS.md, "Late history").
+    """The late events one partition got, and where what it decides is held for them (docs/SEMANTICS.md,
+    "Late history").
 
-    A late event (its instant already passed by the watermark) begins a history period, or carries it
-    on. Meanwhile what the partition decides is held before the history: nothing is decided, until
-    the history is read. It is read once every input is caught up (nothing waiting in Kafka), none has
-    delivered history behind its own stream for the lateness (as its reader says), and a lateness of
-    the reports' wall clock has passed since the last late event here: then nothing is held, and what
-    the history opened is decided with the rest, in event-time order. When every input delivers
-    history, the partition decides, meanwhile, up to the least advanced of them, minus the lateness: an
-    input that delivers none (an idle one too) may yet, since Kafka does not hand out topics by event
-    time and another topic's part of the same history may come later.
-
-    A period lasts ``at_most`` at the most (``HOLD_AT_MOST``, and ten lateness): a source whose events
-    keep coming later than the lateness, or an input that never catches up, must not stop a partition
-    deciding; past it, the partition decides on, and its late events are judged as they come.
+    A late event (its instant already passed by the watermark) holds what its partition decides at its
+    instant minus the lateness, so that what came with it (its end, say) is read first. Its hold ends
+    once its input is caught up (nothing waiting in Kafka: what its input had sent with it is read) and
+    a lateness of the reports' wall clock has passed since it came: what the other inputs sent with it
+    has come too. What is decided is held at the lowest hold of all. So a fortnight of history read at
+    once holds everything from its first instant until it is read whole, and a straggler holds for a
+    lateness only. Holds of one input between two reports are one. No hold lasts more than ``at_most``.
     """
 
     lateness: int
-    last: int | None = None  # reports' wall clock of the last late event (NEXT_REPORT: the next report's)
-    began: int | None = None  # and of the first of the period
+    # input -> its holds, oldest first: [held at (µs of event time), reports' wall clock when it came];
+    # a hold that came since the last report has NEXT_REPORT.
+    holds: dict[str, list[list[int]]] = field(default_factory=dict)
 
     @property
     def at_most(self) -> int:
         return max(HOLD_AT_MOST, 10 * self.lateness)
 
-    def late(self) -> None:
-        """A late event: the period begins, or goes on (its lateness counts from the next report)."""
-        self.last = NEXT_REPORT
-        if self.began is None:
-            self.began = NEXT_REPORT
+    def late(self, name: str, at: int) -> None:
+        """A late event of the input ``name``: it holds at its instant minus the lateness."""
+        mine = self.holds.get(name)
+        if mine is None:
+            self.holds[name] = [[at - self.lateness, NEXT_REPORT]]
+        elif mine[-1][1] == NEXT_REPORT:
+            if at - self.lateness < mine[-1][0]:
+                mine[-1][0] = at - self.lateness
+        else:
+            mine.append([at - self.lateness, NEXT_REPORT])
 
     def held(self, inputs: Inputs) -> int | None:
-        """Where what is decided is held (None: nothing held), after a report."""
-        if self.last is None:
+        """Where what is decided is held (None: nothing held), after a report: the holds that are over
+        go, the others' lowest."""
+        if not self.holds:
             return None
         now = inputs.now
         if now is None:
             return NOTHING
-        if self.last == NEXT_REPORT:
-            self.last = now
-        if self.began in (None, NEXT_REPORT):
-            self.began = now
-        if now - self.began >= self.at_most:  # type: ignore[operator]
-            self.last = self.began = None  # held long enough: decide on
-            return None
-        said = inputs.inputs.values()
-        if not all(mine.caught_up for mine in said):
-            return NOTHING
-        delivering = [mine.history for mine in said if mine.history is not None]
-        if not delivering and now - self.last >= self.lateness:
-            self.last = self.began = None  # read
-            return None
-        if delivering and len(delivering) == len(said):
-            return min(delivering) - self.lateness  # type: ignore[type-var]
-        return NOTHING
+        said = inputs.inputs
+        lowest = None
+        for name, mine in list(self.holds.items()):
+            reader = said.get(name)
+            caught_up = reader is None or reader.caught_up  # (of an input no report names, nothing is known)
+            kept = []
+            for hold in mine:
+                if hold[1] == NEXT_REPORT:
+                    hold[1] = now
+                waited = now - hold[1]
+                if (caught_up and waited >= self.lateness) or waited >= self.at_most:
+                    continue
+                kept.append(hold)
+                if lowest is None or hold[0] < lowest:
+                    lowest = hold[0]
+            if kept:
+                self.holds[name] = kept
+            else:
+                del self.holds[name]
+        return lowest
 
     def holding(self, now: int | None) -> float:
-        """Seconds the partition has held for history (0: not holding)."""
-        if self.began in (None, NEXT_REPORT) or now is None:
+        """Seconds the oldest hold has held (0: none)."""
+        came = [hold[1] for mine in self.holds.values() for hold in mine if hold[1] != NEXT_REPORT]
+        if not came or now is None:
             return 0.0
-        return max(0, now - self.began) / 1_000_000  # type: ignore[operator]
+        return max(0, now - min(came)) / 1_000_000
 
-    def record(self) -> list:
-        return [self.last, self.began]
+    def record(self) -> dict:
+        return {name: [list(hold) for hold in mine] for name, mine in sorted(self.holds.items())}
 
     def load(self, record: object) -> None:
-        last, began = record if isinstance(record, list) and len(record) == 2 else (record, None)
-        self.last = last if type(last) is int else None
-        self.began = began if type(began) is int else None
+        self.holds = {}
+        if isinstance(record, dict):
+            for name, mine in record.items():
+                self.holds[str(name)] = [[int(at), int(came)] for at, came in mine]

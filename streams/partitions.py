@@ -531,7 +531,7 @@ class Partitions:
                 mine[key] = mine.get(key, 0) + 1
             if status == LATE:
                 _count(deltas, customer, self._key(tally.LATE, source))
-                part.history.late()
+                part.history.late(name or "", event.at)  # type: ignore[union-attr]
             if engine.errors:
                 for error in engine.errors:
                     _count(deltas, customer, (tally.RULE_ERRORS, error.touchpoint))
