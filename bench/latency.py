@@ -163,8 +163,8 @@ async def _watch(port: int, sent_at: list[int], probing: asyncio.Task, until: fl
             bad = counted = 0.0
             for line in text.splitlines():
                 if line.startswith("tpmon_touchpoint_outcomes_total{") and 'touchpoint="bench-probe"' in line:
-                    if 'outcome="bad"' in line:
-                        bad = float(line.rsplit(" ", 1)[1])
+                    if 'outcome="bad"' in line:  # (summed over the worker's partitions)
+                        bad += float(line.rsplit(" ", 1)[1])
                 elif line.startswith("tpmon_events_total{"):
                     counted += float(line.rsplit(" ", 1)[1])
             samples.append((now, counted))
