@@ -161,7 +161,7 @@ def restart(stage: Stage, count: int) -> dict:
                 page = get(again.ports[0], "/touchpoints")
                 if page is not None and len(orjson.loads(page)["partitions"]) == PARTITIONS:
                     owning[0] = time.monotonic()
-            return scrape(again.ports[0]).get("events", 0) >= 1
+            return scrape(again.ports[0]).get("events", 0) >= count + 1  # (the counts continue: and the probe)
 
         wait(counted, 1800, "the first event after the restart", every=0.2)
         first = time.monotonic()
