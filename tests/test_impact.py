@@ -49,7 +49,7 @@ touchpoints:
 # -- attribution in the engine ---------------------------------------------------------------------------
 from monitor.engine import Engine  # noqa: E402
 from monitor.engine.impact import voice  # noqa: E402
-from tests.builders import DAY, HOUR, MINUTE, SHIPPED, event  # noqa: E402
+from tests.builders import BASE, DAY, HOUR, MINUTE, SHIPPED, event  # noqa: E402
 
 LATENESS = 30_000_000
 
@@ -180,3 +180,77 @@ def test_a_customer_freed_and_back_the_same_day_is_counted_active_once():
     engine.forget(engine.state.watermark - HOUR * 1_000_000)
     engine.step(event("call.outbound", 4 * HOUR, call_id="k1"))
     assert engine.impact.active_total == 1
+
+
+# -- history that comes after what it precedes was attributed ---------------------------------------------
+def ordered_and_late(first, late):  # type: ignore[no-untyped-def]
+    """Two engines: one reads ``first + late`` sorted by event time, the other ``first``, then an event
+    of another customer an hour past the end (the watermark passes everything first holds: it is
+    attributed), then ``late`` (late history)."""
+    in_order = judged(sorted([*first, *late], key=lambda e: e.at))
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    for e in first:
+        engine.step(e)
+    engine.step(event("customer.joined", (max(e.at for e in first) - BASE) / 1_000_000 + 2 * HOUR, "other"))
+    assert not engine.state.queue or engine.state.queue[0][0] > max(e.at for e in first)
+    for e in late:
+        assert engine.step(e) == 2  # LATE
+    engine.finish()
+    return in_order, engine
+
+
+def test_a_bad_outcome_that_comes_after_the_leaving_it_precedes_counts_it_left_after_bad():
+    in_order, late = ordered_and_late([event("customer.left", HOUR)], [wrong_bill(0)])
+    assert in_order.impact.totals["bill-correct"] == {"impacted": 1, "left": 1}
+    assert late.impact.totals["bill-correct"] == in_order.impact.totals["bill-correct"]
+    # once per touchpoint per leaving, whatever comes later still
+    late.step(wrong_bill(MINUTE, bill="b2"))
+    assert late.impact.totals["bill-correct"]["left"] == 1
+
+
+def test_an_outcome_after_the_window_or_after_the_leaving_does_not_count():
+    window = SHIPPED.attribution // 1_000_000
+    in_order, late = ordered_and_late(
+        [event("customer.left", window + HOUR)], [wrong_bill(0), event("bill.issued", window + 2 * HOUR, bill_id="b2")]
+    )
+    assert "left" not in late.impact.totals["bill-correct"]
+    assert late.impact.totals == in_order.impact.totals
+
+
+def test_an_outcome_that_comes_after_an_answer_is_attributed_the_answer_on_its_side():
+    first = [answer(HOUR, 3), answer(HOUR, 10, "c2")]
+    history = [wrong_bill(0), event("bill.issued", MINUTE, bill_id="b2"), event("bill.issued", 0, "c2", bill_id="b3")]
+    in_order, late = ordered_and_late(first, history)
+    assert (
+        voice(late.impact.totals["bill-correct"])
+        == voice(in_order.impact.totals["bill-correct"])
+        == {
+            "nps": {
+                "after_good": {"answers": 1, "mean": 10.0, "nps": 100.0},
+                "after_bad": {"answers": 1, "mean": 3.0, "nps": -100.0},
+            }
+        }
+    )
+
+
+def test_an_answer_counted_after_good_stays_there_when_a_bad_outcome_comes_late():
+    """The one case an ordered read differs: a counter never goes down (docs/SEMANTICS.md)."""
+    in_order, late = ordered_and_late([event("bill.issued", 0, bill_id="b1"), answer(HOUR, 8)], [wrong_bill(MINUTE)])
+    assert voice(in_order.impact.totals["bill-correct"])["nps"]["after_bad"]["answers"] == 1
+    assert voice(late.impact.totals["bill-correct"])["nps"]["after_good"]["answers"] == 1
+
+
+def test_what_was_attributed_is_stored_with_the_customer_and_forgotten_with_its_ids():
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    engine.step(event("customer.left", HOUR))
+    engine.advance(engine.state.max_at + 1)
+    record = engine.record("c1")
+    assert record["said"] == [[event("customer.left", HOUR).at, "", 0, [], []]]
+    again = Engine(SHIPPED, lateness=LATENESS)
+    again.load("c1", record)
+    again.advance(engine.state.watermark)
+    assert again.step(wrong_bill(0)) == 2
+    assert again.impact.totals["bill-correct"] == {"impacted": 1, "left": 1}
+    assert again.record("c1")["said"][0][3:] == [["bill-correct"], ["bill-correct"]]
+    again.forget(again.state.watermark + 1)
+    assert again.state.customers.get("c1") is None or again.state.customers["c1"].said is None

@@ -153,7 +153,9 @@ class Engine:
             if self._marks_good:  # (Impact.add, inlined)
                 mark = at << self._mark_shift | self._index[touchpoint]
                 marks = state.recent
-                if marks is None:
+                if state.said is not None:  # (an attribution it may come after)
+                    self.impact.add(state, mark, self._horizon())
+                elif marks is None:
                     state.recent = (mark,)
                 elif marks[0] >= mark - self._mark_keep and len(marks) < TRIM_FROM:
                     state.recent = (*marks, mark)  # nothing to trim (the watermark is not after ``at``)
@@ -435,6 +437,8 @@ class Engine:
                 del seen[event_id]
             if old:
                 changed.append(customer)
+                if mine.said is not None:
+                    impact.forget(mine, before)
             if (mine.recent or mine.days) and not seen and impact.prune(mine, now) and not old:
                 changed.append(customer)
             if not (seen or mine.open or mine.queued or mine.recent or mine.days):

@@ -17,6 +17,15 @@ their instant, so every outcome up to their instant is marked before they are at
 time, whatever the order of arrival. (A condition is judged on arrival, so its mark may be there
 before an earlier leaving is attributed: the window is checked on each mark's instant.)
 
+An outcome can still come after a leaving or an answer it precedes was attributed: late history (a
+source whose history arrives after the others' was read). So what was attributed is remembered
+(``said``: its instant, and the touchpoints it went to) as long as its event's id is (the engine's
+``forget``; no event older than that is judged), and a mark that comes later in its window is
+attributed to it then: a leaving counts for a touchpoint whose bad outcome came late, an answer goes
+to a touchpoint it had not reached, on the side of that outcome. Both only add, so the figures reach
+what an ordered read reaches. One case cannot: an answer already counted after good for a touchpoint
+whose bad outcome comes late stays after good (a counter never goes down).
+
 A customer's first event of a UTC day counts it active that day (``active_total``): the customer
 base the churn after bad outcomes is compared with.
 
@@ -72,12 +81,14 @@ class Impact:
         "keep",
         "marks_good",
         "names",
+        "position",
         "totals",
         "window",
     )
 
     def __init__(self, ids: tuple[str, ...], attribution: int, marks_good: bool) -> None:
         self.ids = ids
+        self.position = {touchpoint: index for index, touchpoint in enumerate(ids)}
         self.bits = max(1, len(ids).bit_length())
         self.window = attribution
         self.keep = max(attribution, DAY)  # a day at least: the first bad outcome of a day is found in them
@@ -111,6 +122,8 @@ class Impact:
         and see what is left.)"""
         marks = state.recent
         state.recent = (mark,) if marks is None else self.trim((*marks, mark), watermark)
+        if state.said is not None:
+            self.came_late(state, mark)
 
     def trim(self, marks: tuple[int, ...], watermark: int | None) -> tuple[int, ...] | None:
         """The marks worth keeping at ``watermark`` (see ``add``), oldest first."""
@@ -175,19 +188,63 @@ class Impact:
         return sides
 
     def left(self, at: int, state: CustomerState) -> None:
+        reached = 0
         for touchpoint, bad in self._sides(state, at).items():
             if bad:
                 self.tally(state, touchpoint, LEFT, 1)
+                reached |= 1 << self.position[touchpoint]
+        self._said(state, (at, "", 0, reached, reached))
 
     def answer(self, at: int, survey: str, score: float, state: CustomerState) -> None:
-        cls = answer_class(survey, score)
+        reached = bads = 0
         for touchpoint, bad in self._sides(state, at).items():
-            side = BAD_SIDE if bad else GOOD_SIDE
-            prefix = f"{survey}/{side}/"
-            self.tally(state, touchpoint, prefix + "answers", 1)
-            self.tally(state, touchpoint, prefix + "sum", score)
-            if cls in (PROMOTER, DETRACTOR):
-                self.tally(state, touchpoint, prefix + cls, 1)
+            self._answer_to(state, touchpoint, survey, score, bad)
+            reached |= 1 << self.position[touchpoint]
+            if bad:
+                bads |= 1 << self.position[touchpoint]
+        self._said(state, (at, survey, score, reached, bads))
+
+    def _answer_to(self, state: CustomerState, touchpoint: str, survey: str, score: float, bad: bool) -> None:
+        prefix = f"{survey}/{BAD_SIDE if bad else GOOD_SIDE}/"
+        self.tally(state, touchpoint, prefix + "answers", 1)
+        self.tally(state, touchpoint, prefix + "sum", score)
+        cls = answer_class(survey, score)
+        if cls in (PROMOTER, DETRACTOR):
+            self.tally(state, touchpoint, prefix + cls, 1)
+
+    @staticmethod
+    def _said(state: CustomerState, entry: tuple) -> None:
+        """Remember an attribution made: (instant, survey or "" for a leaving, score, the touchpoints it
+        reached and those of them after bad, as bit sets by touchpoint index)."""
+        state.said = (entry,) if state.said is None else (*state.said, entry)
+
+    def came_late(self, state: CustomerState, mark: int) -> None:
+        """A mark added after a leaving or an answer in whose window it falls was attributed: attribute
+        it to them now (see the module's docstring)."""
+        bits = self.bits
+        at, bad, index = mark >> (bits + 1), (mark >> bits) & 1, mark & ((1 << bits) - 1)
+        bit, changed = 1 << index, False
+        said = list(state.said)  # type: ignore[arg-type]
+        for number, (instant, survey, score, reached, bads) in enumerate(said):
+            if not at <= instant <= at + self.window or reached & bit:
+                continue
+            if not survey:
+                if not bad:
+                    continue
+                self.tally(state, self.ids[index], LEFT, 1)
+            else:
+                self._answer_to(state, self.ids[index], survey, score, bool(bad))
+            said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0))
+            changed = True
+        if changed:
+            state.said = tuple(said)
+
+    def forget(self, state: CustomerState, before: int) -> None:
+        """Forget the attributions of events older than ``before`` (their ids are forgotten with them:
+        nothing older is judged any more)."""
+        said = state.said
+        if said is not None:
+            state.said = tuple(entry for entry in said if entry[0] >= before) or None
 
     def tally(self, state: CustomerState, touchpoint: str, name: str, amount: float) -> None:
         mine = state.impact
@@ -216,7 +273,19 @@ class Impact:
             "impact": dict(state.impact or {}),
             "days": list(state.days or ()),
             "active": state.active,
+            # [instant, survey ("" for a leaving), score, touchpoints reached, of them after bad]
+            "said": [
+                [at, survey, score, self._named(reached), self._named(bads)]
+                for at, survey, score, reached, bads in state.said or ()
+            ],
         }
+
+    def _named(self, bits: int) -> list[str]:
+        return [touchpoint for index, touchpoint in enumerate(self.ids) if bits >> index & 1]
+
+    def _bits(self, named: list[str]) -> int:
+        position = self.position
+        return sum(1 << position[t] for t in set(named) if t in position)
 
     def load(self, state: CustomerState, record: dict, index: dict[str, int]) -> None:
         """Put back a stored customer's marks and tallies (``index``: touchpoint id -> index)."""
@@ -231,6 +300,14 @@ class Impact:
             add_tallies(self.totals, nested(state.impact))
         state.active = record.get("active", 0)
         self.active_total += state.active
+        said = record.get("said")
+        state.said = (
+            tuple(
+                (at, survey, score, self._bits(reached), self._bits(bads)) for at, survey, score, reached, bads in said
+            )
+            if said
+            else None
+        )
 
     def fold(self, tallies: dict[str, dict[str, float]], active: int = 0) -> None:
         """Take the tallies of customers freed before (a partition's record)."""

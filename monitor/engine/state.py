@@ -9,8 +9,9 @@ customer's events*, so everything an event can change belongs to its customer:
 - ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
   when the engine tracks customers);
 - ``CustomerState.good`` and ``.bad``: touchpoint id -> outcomes the customer owns;
-- ``CustomerState.recent``, ``.impact`` and ``.days``: the marks of its recent outcomes, its impact
-  tallies and the UTC days it was active in lately (``engine.impact``).
+- ``CustomerState.recent``, ``.impact``, ``.days`` and ``.said``: the marks of its recent outcomes, its
+  impact tallies, the UTC days it was active in lately and the leavings and answers already attributed
+  (``engine.impact``).
 
 Containers hold strings and numbers only, where they can: the garbage collector then leaves them
 alone, which keeps a replay of millions of events from spending its time in collections.
@@ -43,7 +44,7 @@ SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key 
 
 
 class CustomerState:
-    __slots__ = ("active", "bad", "days", "good", "impact", "open", "queued", "recent", "seen")
+    __slots__ = ("active", "bad", "days", "good", "impact", "open", "queued", "recent", "said", "seen")
 
     def __init__(self) -> None:
         self.open: dict[str, list] = {}
@@ -54,6 +55,7 @@ class CustomerState:
         self.recent: tuple[int, ...] | None = None  # the marks of its recent outcomes (engine.impact)
         self.impact: dict[str, float] | None = None  # its impact tallies, "TOUCHPOINT/NAME" -> amount
         self.days: tuple[int, ...] | None = None  # the recent UTC days it had events in
+        self.said: tuple[tuple, ...] | None = None  # its leavings and answers attributed (engine.impact)
         self.active = 0  # the days it was active in (customers active), until freed
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
