@@ -154,6 +154,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         read_offsets = self._read_offset
         next_offsets = self.next_offsets
         acks_enabled_for = app.topics.acks_enabled_for
+        changelogs = app.tables.changelog_topics
         commit_every = self._commit_every
         try:
             while not (stopped() or fetcher_stopped()):
@@ -166,8 +167,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     last = read_offsets[tp]
                     if last is not None and offset < last:
                         continue  # delivered already: fetched again after a seek
-                    if last and offset - last > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, last + 1, offset)  # a hole: offsets that do not exist
+                    if last and offset - last > 1 and acks_enabled_for(tp.topic) and tp.topic not in changelogs:
+                        # A hole: offsets that do not exist, for the commits. (A changelog is not
+                        # committed: read on recovery, compacted, it is all holes, and Faust's gaps,
+                        # merged again at each hole, would cost it quadratic time.)
+                        await self._add_gap(tp, last + 1, offset)
                     handler = handlers.get(tp.topic)
                     if handler is not None:
                         self.track_message(message)
@@ -176,7 +180,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         others.append(message)
                     read_offsets[tp] = offset
                     next_offsets[tp] = offset + 1
-                if others:  # Faust's path (the changelogs read on recovery), a fetch at a time (below)
+                if others:  # the changelogs read on recovery, and Faust's path, a fetch at a time (below)
+                    others = restored(app, others)
+                if others:
                     await self.wait_first(_each(callback, others), self.suspend_flow.wait())
                 for handler, messages in batches.items():
                     if app.rebalancing or app.consumer_generation_id != generation or not self.flow_active:
@@ -267,6 +273,43 @@ class ReconnectBackoff(AIOKafkaClient):
 def backing_off(client: AIOKafkaClient) -> None:
     """Make a client aiokafka built a ``ReconnectBackoff`` (it adds behaviour, no state of its own)."""
     client.__class__ = ReconnectBackoff
+
+
+def restored(app: Any, messages: list[Message]) -> list[Message]:
+    """Put the records of the tables' changelogs read on recovery straight into the tables' data, in
+    order, and tell the recovery how far each partition is read; return the other messages, for Faust.
+
+    Faust takes a recovered record through its conductor, a queue, an event and the recovery's loop,
+    which awaits each with a timeout of its own: about a hundred microseconds a record, 80 s of a
+    restart with 200k customers held. tpmon's tables keep bytes as they are (``table_data``), so
+    applying a record is setting (or, for a tombstone, deleting) its key, and noting its partition, as
+    Faust's memory store does. The recovery sees each partition's offset move, and ends as it would
+    once nothing remains: at its next look, within 5 s."""
+    recovery = app.tables.recovery
+    if not recovery.in_recovery:
+        return messages
+    active, to_table, offsets = recovery.active_tps, recovery.tp_to_table, recovery.active_offsets
+    received, now = recovery._active_events_received_at, time.monotonic()
+    recovery._last_flush_at = now  # (what Faust's loop notes as it goes, or it warns that none came)
+    left = []
+    for message in messages:
+        tp = message.tp
+        if tp not in active:
+            left.append(message)
+            continue
+        table = to_table[tp]
+        data, where = table_data(table), key_partitions(table)
+        key, value = message.key, message.value
+        if value is None:
+            data.pop(key, None)
+            where.pop(key, None)
+        else:
+            data[key] = value
+            where[key] = tp.partition
+        if offsets[tp] is None or message.offset > offsets[tp]:
+            offsets[tp] = message.offset
+        received[tp] = now
+    return left
 
 
 async def _each(callback: Callable[[Message], Awaitable[Any]], messages: list[Message]) -> None:
@@ -478,6 +521,9 @@ def _internals() -> dict[str, object]:
         "faust Consumer.seek (read offset, overridden)": faust_consumer.Consumer.seek,
         "faust Consumer.perform_seek (read offsets, overridden)": faust_consumer.Consumer.perform_seek,
         "faust Recovery.on_recovery_completed (overridden)": Recovery.on_recovery_completed,
+        "faust Recovery._slurp_changelogs (fed beside: restored)": Recovery._slurp_changelogs.fun,  # type: ignore[attr-defined]
+        "faust Recovery.active_remaining (offsets: restored)": Recovery.active_remaining,
+        "faust memory Store.apply_changelog_batch (what restored does)": memory.Store.apply_changelog_batch,
         "faust Recovery._resume_streams (overridden)": Recovery._resume_streams,
         "faust TableManager.recovery (overridden)": TableManager.recovery.fget,  # type: ignore[attr-defined]
         "faust memory Store._create_batch_iterator (key partitions)": memory.Store._create_batch_iterator,
@@ -514,6 +560,9 @@ INTERNALS: dict[str, str] = {
     "faust Consumer.seek (read offset, overridden)": "b86a9fe05f956b30",
     "faust Consumer.perform_seek (read offsets, overridden)": "0e8c130ff4b0afd8",
     "faust Recovery.on_recovery_completed (overridden)": "6ef567acf072e46d",
+    "faust Recovery._slurp_changelogs (fed beside: restored)": "7825c7e50f766d5a",
+    "faust Recovery.active_remaining (offsets: restored)": "0dcc38568ad5018b",
+    "faust memory Store.apply_changelog_batch (what restored does)": "71863e3cd727aac2",
     "faust Recovery._resume_streams (overridden)": "d986a6710c1aca98",
     "faust TableManager.recovery (overridden)": "f0bf5de78b4c3d23",
     "faust memory Store._create_batch_iterator (key partitions)": "b082c8bcc0403823",
