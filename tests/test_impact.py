@@ -254,3 +254,22 @@ def test_what_was_attributed_is_stored_with_the_customer_and_forgotten_with_its_
     assert again.record("c1")["said"][0][3:] == [["bill-correct"], ["bill-correct"]]
     again.forget(again.state.watermark + 1)
     assert again.state.customers.get("c1") is None or again.state.customers["c1"].said is None
+
+
+def test_attributions_made_out_of_order_are_reached_by_the_outcomes_of_their_windows():
+    """A leaving read late is attributed after a later answer (live: once the partition no longer holds
+    for it); what is remembered stays in event-time order, and late bad outcomes reach both, once."""
+    window = SHIPPED.attribution // 1_000_000
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    engine.step(answer(window + 2 * HOUR, 5))
+    engine.step(event("customer.joined", window + 4 * HOUR, "other"))
+    engine.step(event("customer.left", window + HOUR))  # late: attributed after the answer, once not held
+    engine.advance(engine.state.watermark)
+    assert [entry[0] for entry in engine.state.customers["c1"].said] == sorted(
+        entry[0] for entry in engine.state.customers["c1"].said
+    )
+    engine.step(wrong_bill(2 * HOUR))
+    engine.step(wrong_bill(HOUR + MINUTE, bill="b2"))
+    engine.advance(engine.state.watermark)
+    totals = engine.impact.totals["bill-correct"]
+    assert totals["left"] == 1 and totals["nps/bad/answers"] == 1

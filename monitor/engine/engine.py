@@ -153,7 +153,8 @@ class Engine:
             if self._marks_good:  # (Impact.add, inlined)
                 mark = at << self._mark_shift | self._index[touchpoint]
                 marks = state.recent
-                if state.said is not None:  # (an attribution it may come after)
+                said = state.said
+                if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
                     self.impact.add(state, mark, self._horizon())
                 elif marks is None:
                     state.recent = (mark,)

@@ -37,7 +37,12 @@ for nps, ``.../promoter`` and ``.../detractor``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+from operator import itemgetter
+
 from .state import CustomerState
+
+_INSTANT = itemgetter(0)
 
 DAY = 86_400_000_000  # microseconds
 TRIM_FROM = 16  # marks a customer holds before those behind the watermark are reduced to the newest
@@ -215,18 +220,26 @@ class Impact:
     @staticmethod
     def _said(state: CustomerState, entry: tuple) -> None:
         """Remember an attribution made: (instant, survey or "" for a leaving, score, the touchpoints it
-        reached and those of them after bad, as bit sets by touchpoint index)."""
-        state.said = (entry,) if state.said is None else (*state.said, entry)
+        reached and those of them after bad, as bit sets by touchpoint index), in order of instant."""
+        said = state.said
+        if said is None:
+            state.said = [entry]
+        elif said[-1][0] <= entry[0]:
+            said.append(entry)
+        else:  # a late leaving or answer, attributed after a later one
+            insort(said, entry, key=_INSTANT)
 
     def came_late(self, state: CustomerState, mark: int) -> None:
         """A mark added after a leaving or an answer in whose window it falls was attributed: attribute
         it to them now (see the module's docstring)."""
         bits = self.bits
         at, bad, index = mark >> (bits + 1), (mark >> bits) & 1, mark & ((1 << bits) - 1)
-        bit, changed = 1 << index, False
-        said = list(state.said)  # type: ignore[arg-type]
-        for number, (instant, survey, score, reached, bads) in enumerate(said):
-            if not at <= instant <= at + self.window or reached & bit:
+        bit, said, until = 1 << index, state.said, at + self.window
+        for number in range(bisect_left(said, at, key=_INSTANT), len(said)):  # type: ignore[arg-type]
+            instant, survey, score, reached, bads = said[number]  # type: ignore[index]
+            if instant > until:
+                break
+            if reached & bit:
                 continue
             if not survey:
                 if not bad:
@@ -234,17 +247,14 @@ class Impact:
                 self.tally(state, self.ids[index], LEFT, 1)
             else:
                 self._answer_to(state, self.ids[index], survey, score, bool(bad))
-            said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0))
-            changed = True
-        if changed:
-            state.said = tuple(said)
+            said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0))  # type: ignore[index]
 
     def forget(self, state: CustomerState, before: int) -> None:
         """Forget the attributions of events older than ``before`` (their ids are forgotten with them:
         nothing older is judged any more)."""
         said = state.said
         if said is not None:
-            state.said = tuple(entry for entry in said if entry[0] >= before) or None
+            state.said = [entry for entry in said if entry[0] >= before] or None
 
     def tally(self, state: CustomerState, touchpoint: str, name: str, amount: float) -> None:
         mine = state.impact
@@ -302,8 +312,12 @@ class Impact:
         self.active_total += state.active
         said = record.get("said")
         state.said = (
-            tuple(
-                (at, survey, score, self._bits(reached), self._bits(bads)) for at, survey, score, reached, bads in said
+            sorted(
+                (
+                    (at, survey, score, self._bits(reached), self._bits(bads))
+                    for at, survey, score, reached, bads in said
+                ),
+                key=_INSTANT,
             )
             if said
             else None

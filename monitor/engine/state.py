@@ -55,7 +55,7 @@ class CustomerState:
         self.recent: tuple[int, ...] | None = None  # the marks of its recent outcomes (engine.impact)
         self.impact: dict[str, float] | None = None  # its impact tallies, "TOUCHPOINT/NAME" -> amount
         self.days: tuple[int, ...] | None = None  # the recent UTC days it had events in
-        self.said: tuple[tuple, ...] | None = None  # its leavings and answers attributed (engine.impact)
+        self.said: list[tuple] | None = None  # its leavings and answers attributed, by instant (engine.impact)
         self.active = 0  # the days it was active in (customers active), until freed
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
