@@ -297,6 +297,8 @@ def restored(app: Any, messages: list[Message]) -> list[Message]:
         if tp not in active:
             left.append(message)
             continue
+        if offsets[tp] is not None and message.offset <= offsets[tp]:
+            continue  # applied already (as Faust's own loop, a record delivered again is skipped)
         table = to_table[tp]
         data, where = table_data(table), key_partitions(table)
         key, value = message.key, message.value
@@ -306,8 +308,7 @@ def restored(app: Any, messages: list[Message]) -> list[Message]:
         else:
             data[key] = value
             where[key] = tp.partition
-        if offsets[tp] is None or message.offset > offsets[tp]:
-            offsets[tp] = message.offset
+        offsets[tp] = message.offset
         received[tp] = now
     return left
 
