@@ -80,7 +80,6 @@ class Engine:
         self.failures: list[Failure] = []  # what raised while deciding (see _release), for the caller to drain
         self.dirty: set[str] = set()
         self.ids = catalog.ids
-        self._index = {touchpoint_id: index for index, touchpoint_id in enumerate(self.ids)}
         self.pending = [0] * len(self.ids)  # open instances per touchpoint
         # Per touchpoint with at_risk: (customer, key) -> (cell, customer state) of its instances at risk.
         self.risky: dict[int, dict[tuple[str, str], tuple]] = {}
@@ -88,6 +87,7 @@ class Engine:
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.impact = Impact(self.ids, catalog.attribution, bool(catalog.contract.answers))  # (engine.impact)
+        self._index = self.impact.position  # touchpoint id -> index
         # A good outcome's mark is added here (most outcomes are good): at << _mark_shift | index.
         self._marks_good = self.impact.marks_good
         self._mark_shift = self.impact.bits + 1
@@ -519,7 +519,7 @@ class Engine:
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
         mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
-        self.impact.load(mine, record, self._index)
+        self.impact.load(mine, record)
         totals = self.totals
         for column, counts in ((0, mine.good), (1, mine.bad)):
             for touchpoint, count in (counts or {}).items():

@@ -297,9 +297,9 @@ class Impact:
         position = self.position
         return sum(1 << position[t] for t in set(named) if t in position)
 
-    def load(self, state: CustomerState, record: dict, index: dict[str, int]) -> None:
-        """Put back a stored customer's marks and tallies (``index``: touchpoint id -> index)."""
-        bits = self.bits
+    def load(self, state: CustomerState, record: dict) -> None:
+        """Put back a stored customer's marks and tallies."""
+        bits, index = self.bits, self.position
         marks = tuple(mark << bits | index[t] for t, mark in record.get("recent", ()) if t in index)
         state.recent = marks or None
         names = self.names
