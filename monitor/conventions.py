@@ -21,6 +21,8 @@ METRIC_CUSTOMERS = "tpmon_customers_total"
 METRIC_JOURNEYS_BROKEN = "tpmon_journeys_broken_total"
 # Additions of our own.
 METRIC_RULE_ERRORS = "tpmon_touchpoint_rule_errors_total"
+METRIC_WINDOW_OUTCOMES = "tpmon_touchpoint_window_outcomes"
+METRIC_WARMING_UP = "tpmon_touchpoint_warming_up"
 METRIC_DIFFERENTIATING = "tpmon_touchpoint_differentiating_ratio"
 METRIC_MIN_EVENTS = "tpmon_touchpoint_min_events"
 METRIC_INTERNAL_ERRORS = "tpmon_internal_errors_total"
@@ -62,7 +64,8 @@ UNKNOWN = "unknown"
 BROKEN = "broken"
 RELIABLE = "reliable"
 DIFFERENTIATING = "differentiating"
-STATE_VALUES = {UNKNOWN: 0, BROKEN: 1, RELIABLE: 2, DIFFERENTIATING: 3}
+WARMING_UP = "warming up"  # its window, or the time it takes to decide, reaches before the first data
+STATE_VALUES = {WARMING_UP: -1, UNKNOWN: 0, BROKEN: 1, RELIABLE: 2, DIFFERENTIATING: 3}
 
 # The source name used for events read from a file by `tpmon replay`.
 FILE_SOURCE = "file"

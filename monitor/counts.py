@@ -26,6 +26,7 @@ JOURNEYS_BROKEN = "journeys_broken"  # (JOURNEYS_BROKEN,)
 LATENCY = "latency"  # (LATENCY, touchpoint, a bucket's bound): observations in that bucket
 LATENCY_SUM = "latency_sum"  # (LATENCY_SUM, touchpoint): seconds
 LATENCY_COUNT = "latency_count"  # (LATENCY_COUNT, touchpoint)
+WINDOW = "window"  # (WINDOW, touchpoint, the start of a state window's bucket, outcome): monitor.window
 
 Key = tuple[str, ...]
 Counts = dict[Key, float]
@@ -92,3 +93,20 @@ def of_kind(counts: Mapping[Key, float], kind: str) -> Iterator[tuple[tuple[str,
     for key, amount in counts.items():
         if key[0] == kind:
             yield key[1:], amount
+
+
+def windowed(counts: Mapping[Key, float]) -> dict[str, dict[int, list[int]]]:
+    """The outcomes counted in state windows' buckets: touchpoint -> bucket start -> [good, bad]."""
+    found: dict[str, dict[int, list[int]]] = {}
+    for key, amount in counts.items():
+        if key[0] == WINDOW:
+            pair = found.setdefault(key[1], {}).setdefault(int(key[2]), [0, 0])
+            pair[0 if key[3] == "good" else 1] += int(amount)
+    return found
+
+
+def drop_windows_before(counts: Counts, starts: Mapping[str, int]) -> None:
+    """Forget the buckets of each touchpoint before its window's start (``starts``), and those of
+    touchpoints no longer in the catalog: no window will hold them again."""
+    for key in [key for key in counts if key[0] == WINDOW and int(key[2]) < starts.get(key[1], 2**63)]:
+        del counts[key]

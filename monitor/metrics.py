@@ -35,6 +35,7 @@ from .catalog.model import DEADLINE, Catalog
 from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
 from .events import REJECT_REASONS
 from .failures import DELIVER, STAGES, TIMER
+from .state import partition_standing
 
 #: The failures of no partition: a delivery to Kafka, the worker's own timers (at zero from the start,
 #: so that the first one counts in ``increase()``).
@@ -66,6 +67,8 @@ class Figures:
     impact: dict[str, dict[str, float]] = field(default_factory=dict)  # engine.impact's tallies
     active: int = 0  # customers active, once per customer and UTC day
     counts: tally.Counts = field(default_factory=dict)
+    decided_to: int | None = None  # the instant it has decided to (its state windows end there)
+    first: int | None = None  # its first data (its states warm up from there)
 
 
 class FiguresSource(Protocol):
@@ -125,9 +128,27 @@ class _PartitionsCollector(Collector):
             "Time from a deadline's start to its end, for ends that came.",
             labels=[c.LABEL_TOUCHPOINT, p],
         )
+        window = GaugeMetricFamily(
+            c.METRIC_WINDOW_OUTCOMES,
+            "Outcomes decided in the touchpoint's state window (its window: setting), by outcome, at the instant "
+            "the partition has decided to: the touchpoint's state is judged on their sum over partitions.",
+            labels=[c.LABEL_TOUCHPOINT, c.LABEL_STAGE, c.LABEL_OWNER, c.LABEL_OUTCOME, p],
+        )
+        warming = GaugeMetricFamily(
+            c.METRIC_WARMING_UP,
+            "1 while the touchpoint's window, or the time it takes to decide, reaches before the partition's "
+            "first data (its state warms up), else 0.",
+            labels=[c.LABEL_TOUCHPOINT, p],
+        )
         for number, mine in figures:
             partition = str(number)
+            buckets = tally.windowed(mine.counts)
             for t in self.touchpoints:
+                now = partition_standing(t, buckets.get(t.id), mine.decided_to, mine.first)
+                window.add_metric([t.id, t.stage, t.owner, c.GOOD, partition], now.good)
+                window.add_metric([t.id, t.stage, t.owner, c.BAD, partition], now.bad)
+                if now.warming is not None:  # (a partition without data yet says nothing)
+                    warming.add_metric([t.id, partition], 1 if now.warming else 0)
                 good, bad = mine.outcomes.get(t.id, (0, 0))
                 outcomes.add_metric([t.id, t.stage, t.owner, c.GOOD, partition], good)
                 outcomes.add_metric([t.id, t.stage, t.owner, c.BAD, partition], bad)
@@ -138,6 +159,8 @@ class _PartitionsCollector(Collector):
             for touchpoint, buckets, total in tally.histograms(mine.counts, self.buckets, self.deadlines):
                 latency.add_metric([touchpoint, partition], buckets, total)
         yield outcomes
+        yield window
+        yield warming
         yield pending
         yield at_risk
         yield rule_errors

@@ -22,7 +22,7 @@ from .engine.impact import impact_view
 from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
 from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
-from .state import reliability, touchpoint_state, vital_few
+from .state import judge, vital_few, warming_up
 
 
 @dataclass
@@ -194,14 +194,19 @@ class Replay:
                 if count:
                     impacted[touchpoint_id] = impacted.get(touchpoint_id, 0) + 1
         touchpoints = {}
+        # The state over the whole input: its window is the input, so it warms up only while what is
+        # decided by its end was opened before the first data (docs/SEMANTICS.md, "State").
+        first, end = engine.state.min_at, engine.state.watermark
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             good, bad = counts[touchpoint.id]
+            warming = end is not None and warming_up(touchpoint, first, end, first)  # type: ignore[arg-type]
+            verdict = judge(touchpoint, good, bad, self.catalog.z, warming)
             touchpoints[touchpoint.id] = {
                 "good": good,
                 "bad": bad,
                 "pending": pending[index],
-                "reliability": reliability(good, bad),
-                "state": touchpoint_state(touchpoint, good, bad),
+                "reliability": verdict.reliability,
+                "state": verdict.state,
             }
             if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end
                 touchpoints[touchpoint.id]["at_risk"] = at_risk.get(touchpoint.id, 0)

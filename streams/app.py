@@ -40,6 +40,7 @@ from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
 from monitor.events import format_timestamp
 from monitor.metrics import Metrics
+from monitor.observe.windows import PROFILES
 from monitor.state import vital_few
 
 from .handlers import DeadLetters, Failures, Ingest, Judge
@@ -253,6 +254,7 @@ class App(faust.App):
 
 
 def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partitions]:
+    catalog = catalog.scaled(PROFILES[settings.profile].scale)
     app = App(
         settings.app_id,
         broker=settings.broker_url,

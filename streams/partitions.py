@@ -53,7 +53,7 @@ from monitor.events import TOO_OLD as TOO_OLD_REASON
 from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
-from monitor.state import reliability, touchpoint_state
+from monitor.state import Verdict, reliability, standing
 from monitor.watermark import NOTHING, History, Inputs, Report
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
@@ -175,6 +175,7 @@ class Partitions:
         self.owned: dict[int, Partition] = {}
         self.journey_cache = journey_cache
         self.buckets = latency_buckets(catalog)
+        self.windows = {t.id: t.window for t in catalog.touchpoints}  # each touchpoint's state window
         self.latency_keys = {
             t.id: tally.latency_keys(t.id, self.buckets) for t in catalog.touchpoints if t.kind == DEADLINE
         }
@@ -233,29 +234,39 @@ class Partitions:
         return found[:limit]
 
     def touchpoints(self) -> dict[str, dict]:
-        """The state of every touchpoint over this worker's partitions, since their data began."""
+        """The state of every touchpoint over its window on this worker's partitions (as the recording
+        rule states it over all of them), why, and its counts since the data began."""
         counts, pending = self.counts(), self.pending_counts()
         at_risk = self.at_risk_counts()
         impact = self.impact_totals()
+        standing = self.standing()
         view = {}
         for t in self.catalog.touchpoints:
             good, bad = counts[t.id]
+            verdict = standing[t.id]
             view[t.id] = {
                 "stage": t.stage,
                 "owner": t.owner,
-                "good": good,
-                "bad": bad,
+                "window": t.window.text,
+                **verdict.view(t),
+                "good": verdict.good,
+                "bad": verdict.bad,
+                "since_start": {"good": good, "bad": bad, "reliability": reliability(good, bad)},
                 "pending": pending[t.id],
-                "reliability": reliability(good, bad),
                 "objective": t.objective,
                 "differentiating": t.differentiating,
-                "state": touchpoint_state(t, good, bad),
             }
             if t.at_risk is not None:
                 view[t.id]["at_risk"] = at_risk.get(t.id, 0)
             named = impact.get(t.id, {})  # customers impacted: once per customer and UTC day, as the metric
             view[t.id]["impact"] = impact_view(named, int(named.get(IMPACTED, 0)))
         return view
+
+    def standing(self) -> dict[str, Verdict]:
+        """Each touchpoint's state over its window, on this worker's partitions: the windows' outcomes
+        added up, at the latest instant every partition has decided (monitor.state.judge_window)."""
+        parts = list(self.owned.values())
+        return standing(self.catalog, [(part.counts, part.engine.mark(), part.engine.state.min_at) for part in parts])
 
     def latest_stories(self, touchpoint: str) -> list[dict]:
         """The latest customers of this worker with a bad outcome of ``touchpoint``, newest first, each
@@ -336,6 +347,8 @@ class Partitions:
             impact={touchpoint: dict(named) for touchpoint, named in engine.impact.totals.items()},
             active=engine.impact.active_total,
             counts=dict(part.counts),
+            decided_to=engine.mark(),
+            first=engine.state.min_at,
         )
 
     def publish(self, snapshot: tuple[int, dict[int, Figures]]) -> None:
@@ -384,6 +397,7 @@ class Partitions:
                 engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
                 engine.state.watermark = state["watermark"]
                 engine.state.held = state.get("held")
+                engine.state.min_at = state.get("first")
                 freeing = set(state["freeing"])
                 part.counts = tally.load(state.get("counts", ()))
                 part.offset = state.get("offset", -1)
@@ -631,6 +645,11 @@ class Partitions:
                     if freed:  # the counts first, naming whom they come from; then the deletions
                         self._write_state(part, freeing=freed)
                     self._settle(part, {})
+                mark = engine.mark()
+                if mark is not None:
+                    tally.drop_windows_before(
+                        part.counts, {t: window.start(mark) for t, window in self.windows.items()}
+                    )
                 before = watermark - self.journey_age
                 part.journeys.expire(before)
                 last_at = part.last_at
@@ -662,6 +681,7 @@ class Partitions:
                 "version": STATE_VERSION,
                 "watermark": engine.state.watermark,
                 "held": engine.state.held,
+                "first": engine.state.min_at,
                 "inputs": part.clock.record(),
                 "history": part.history.record(),
                 "folded": engine.folded,
@@ -700,8 +720,13 @@ class Partitions:
         deltas = self._deltas.get(part.number)
         if deltas is None:
             deltas = self._deltas[part.number] = {}
+        windows = self.windows
         for outcome in engine.outbox:
             customer = outcome.customer
+            window = windows.get(outcome.touchpoint)
+            if window is not None:  # the state window's bucket of its instant (monitor.window)
+                side = "good" if outcome.good else "bad"
+                _count(deltas, customer, (tally.WINDOW, outcome.touchpoint, str(window.bucket(outcome.at)), side))
             journey = touched.get(customer) or self._journey(part, customer)
             was_broken = journey.broken
             journeys.add_outcome(outcome)

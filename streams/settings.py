@@ -21,6 +21,9 @@ class Settings:
     web_port: int = 6066
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
+    # test: the touchpoints' rolling state windows divided by 60 (1h -> 1m), as `tpmon rules render
+    # --profile test` divides the rules' windows: for demos and tests that run an hour in a minute.
+    profile: str = "production"
     max_future: str = ""  # empty: the catalog's; events further ahead of the wall clock are future_timestamp
     topics: str = (
         ""  # the source topics: empty, the catalog's sources by name; else one per source, in order, or source=topic
@@ -69,6 +72,8 @@ class Settings:
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError("SASL needs TPMON_SASL_USERNAME and TPMON_SASL_PASSWORD")
         parse_duration(self.dedup_retention)
+        if self.profile not in ("production", "test"):
+            raise ValueError(f"TPMON_PROFILE must be production or test, not {self.profile!r}")
         if self.sweep_interval <= 0:
             raise ValueError("TPMON_SWEEP_INTERVAL must be a number of seconds above 0")
         for name in ("lateness", "max_future"):

@@ -1,4 +1,4 @@
-"""The terminal Customer Room: state over a sliding window, stories, plain lines."""
+"""The terminal Customer Room: the workers' window gauges judged on evidence, stories, plain lines."""
 
 from __future__ import annotations
 
@@ -7,26 +7,34 @@ from rich.console import Console
 from tpmon.demo.room import Room, Snapshot, story
 
 
-def snapshot(at: float, good: int, bad: int) -> Snapshot:
-    return Snapshot(at, {"bill-correct": (good, bad)})
+def snapshot(at: float, good: int, bad: int, warming: bool = False) -> Snapshot:
+    """What the workers serve: bill-correct's outcomes in its window (every partition added up)."""
+    return Snapshot(at, {}, window={"bill-correct": (good, bad)}, warming={"bill-correct": warming})
 
 
-def test_the_state_follows_the_window_not_the_whole_history(catalog):
+def test_the_state_is_judged_on_the_window_the_workers_serve(catalog):
     room = Room(catalog, window=10)
-    room.add(snapshot(0, 0, 0))
-    room.add(snapshot(10, 100, 50))  # a bad stretch
+    room.add(snapshot(0, 100, 50))  # a bad stretch in the window
     assert room.states()["bill-correct"] == "broken"
-    room.add(snapshot(20, 300, 50))  # then only good bills
-    room.add(snapshot(30, 500, 50))
+    room.add(snapshot(10, 2000, 0))  # the window has moved on: only good bills
     assert room.states()["bill-correct"] == "differentiating"
     assert room.worst["bill-correct"] == "broken" and room.broken_spells["bill-correct"] == 1
 
 
-def test_few_outcomes_are_unknown(catalog):
+def test_a_small_sample_just_under_the_objective_is_not_broken(catalog):
+    """bill-correct's objective is 97%: 28 of 30 (93%) is not confident evidence of less."""
     room = Room(catalog, window=10)
-    room.add(snapshot(0, 0, 0))
+    room.add(snapshot(0, 28, 2))
+    assert room.states()["bill-correct"] == "reliable"
+    assert "between" in room.verdicts()["bill-correct"].why(catalog["bill-correct"])
+
+
+def test_few_outcomes_are_unknown_and_a_fresh_window_warms_up(catalog):
+    room = Room(catalog, window=10)
     room.add(snapshot(5, 3, 3))
     assert room.states()["bill-correct"] == "unknown"
+    room.add(snapshot(6, 300, 300, warming=True))
+    assert room.states()["bill-correct"] == "warming up"
 
 
 def test_the_wall_shows_every_touchpoint(catalog):

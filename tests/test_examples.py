@@ -45,9 +45,10 @@ def test_a_replay_of_the_four_sources_judges_every_touchpoint():
     outcomes = {t: (row["good"], row["bad"], row["state"]) for t, row in summary["touchpoints"].items()}
     assert outcomes == {
         "technician-on-time": (83, 9, "reliable"),
-        "invoice-matches-meter": (116, 4, "broken"),
-        "ticket-first-reply": (69, 11, "broken"),
-        "survey-promoter": (29, 38, "broken"),
+        # Below their objectives on these few outcomes, but not confidently so (docs/SEMANTICS.md, "State").
+        "invoice-matches-meter": (116, 4, "reliable"),
+        "ticket-first-reply": (69, 11, "reliable"),
+        "survey-promoter": (29, 38, "reliable"),
     }
     assert summary["customers"] == {"joined": 120, "left": 7}
 

@@ -48,7 +48,7 @@ def test_the_json_summary_has_the_spec_shape(simulated, catalog):
     assert list(summary["touchpoints"]) == list(catalog.ids)
     for row in summary["touchpoints"].values():
         assert set(row) == {"good", "bad", "pending", "reliability", "state", "impact"}
-        assert row["state"] in {"unknown", "broken", "reliable", "differentiating"}
+        assert row["state"] in {"warming up", "unknown", "broken", "reliable", "differentiating"}
         decided = row["good"] + row["bad"]
         assert row["reliability"] == (row["good"] / decided if decided else None)
     assert set(summary["customers"]) == {"joined", "left"}

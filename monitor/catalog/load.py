@@ -22,6 +22,7 @@ from ..contract.declare import Declarations
 from ..conventions import STAGES
 from ..durations import format_duration, parse_duration
 from ..events import Event
+from ..window import DEFAULT_TIMEZONE, DEFAULT_WINDOW, Window, parse_window, parse_zone
 from .clocks import read_calendars
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import Environment, Expression, ExpressionError
@@ -29,6 +30,7 @@ from .model import (
     CONDITION,
     DEADLINE,
     DEFAULT_ATTRIBUTION,
+    DEFAULT_CONFIDENCE,
     DEFAULT_GRAFANA,
     DEFAULT_LATENESS,
     DEFAULT_MAX_FUTURE,
@@ -52,6 +54,7 @@ class _Contract:
     calendars: dict[str, Calendar]
     runbook: str | None = None  # the catalog's runbook template
     calendar_names: frozenset[str] = frozenset()  # every calendar written, valid or not
+    window: Window | None = None  # the catalog's default state window (None: it has an error)
 
 
 _TOUCHPOINT = TypeAdapter(TouchpointSpec)
@@ -248,6 +251,12 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
                     )
 
     clock = _clock(report, path, spec, opens_spec, known) if kind == DEADLINE else _Clock()
+    window = known.window
+    if spec.window is not None and window is not None:
+        try:
+            window = parse_window(spec.window, window.zone)
+        except ValueError as error:
+            report.add((*path, "window"), str(error))
 
     differentiating = spec.differentiating
     if differentiating is None:
@@ -295,6 +304,8 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
         due=clock.due,
         at_risk=clock.at_risk,
         at_risk_alert=spec.alerts.at_risk,
+        window=window,  # type: ignore[arg-type]  (None only with an error, and then no touchpoint)
+        low_volume=spec.alerts.low_volume,
         runbook=spec.runbook or (known.runbook.replace("{touchpoint}", spec.id) if known.runbook else ""),
     )
 
@@ -429,6 +440,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     runbook_seen: dict[str, str] = {}
     grafana_seen: dict[str, str] = {}
     attribution_seen: dict[int, str] = {}
+    state_seen: dict[str, dict[object, tuple[str, int]]] = {"window": {}, "timezone": {}, "confidence": {}}
     declarations = Declarations()
     calendars: dict[str, tuple[Calendar, str]] = {}
     calendar_names: set[str] = set()
@@ -465,6 +477,10 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 value = getattr(file_spec, setting)
                 if value is not None:
                     texts.setdefault(value, f"{name}:{report.line_of((setting,))}")
+            for setting, seen in state_seen.items():
+                value = getattr(file_spec, setting)
+                if value is not None:
+                    seen.setdefault(value, (name, report.line_of((setting,))))
             if file_spec.impact is not None:
                 where = ("impact", "attribution")
                 attribution_seen.setdefault(
@@ -490,6 +506,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             Problem(str(root), 0, "events", "the catalog declares no event types: add an events.yaml (docs/EVENTS.md)")
         )
     environment = Environment(contract)
+    zone, window, confidence = _state_settings(state_seen, problems)
     known = _Contract(
         contract,
         Decoder(contract),
@@ -497,6 +514,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         {name: found for name, (found, _) in calendars.items()},
         next(iter(runbook_seen), None),
         frozenset(calendar_names),
+        window,
     )
     used: set[str] = set()
     for report, raw_touchpoints in read:
@@ -555,8 +573,39 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         dict(known.calendars),
         next(iter(grafana_seen), DEFAULT_GRAFANA).rstrip("/"),
         next(iter(attribution_seen), DEFAULT_ATTRIBUTION),
+        zone,
+        confidence,
     )
     return catalog, problems
+
+
+def _state_settings(seen: dict[str, dict[object, tuple[str, int]]], problems: list[Problem]):  # type: ignore[no-untyped-def]
+    """The catalog's time zone, default window and confidence, each said once (every problem said)."""
+    for setting, values in seen.items():
+        if len(values) > 1:
+            where = ", ".join(f"{value!r} at {file}:{line}" for value, (file, line) in values.items())
+            problems.append(Problem(next(iter(values.values()))[0], 0, setting, f"is set to different values: {where}"))
+    zone = parse_zone(DEFAULT_TIMEZONE)
+    for text, (file, line) in seen["timezone"].items():
+        try:
+            zone = parse_zone(str(text))
+        except ValueError as error:
+            problems.append(Problem(file, line, "timezone", str(error)))
+    window: Window | None = parse_window(DEFAULT_WINDOW, zone)
+    for text, (file, line) in seen["window"].items():
+        try:
+            window = parse_window(str(text), zone)
+        except ValueError as error:
+            problems.append(Problem(file, line, "window", str(error)))
+            window = None
+    confidence = DEFAULT_CONFIDENCE
+    for value, (file, line) in seen["confidence"].items():
+        confidence = float(value)  # type: ignore[arg-type]
+        if confidence < 0.9:
+            problems.append(
+                Problem(file, line, "confidence", f"at {confidence:g}, chance alone shows states often", WARNING)
+            )
+    return zone, window, confidence
 
 
 def load_catalog(path: str | Path) -> Catalog:

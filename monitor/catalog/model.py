@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+
+from zoneinfo import ZoneInfo
 
 from ..calendars import Calendar
 from ..contract import Contract, Decoder
+from ..state import z_score
+from ..window import DEFAULT_TIMEZONE, DEFAULT_WINDOW, Window, parse_window
 from .expressions import Expression
 
 DEADLINE = "deadline"
@@ -18,6 +22,7 @@ DEFAULT_MAX_FUTURE = 3_600_000_000  # 1 h: live, events further ahead of the clo
 DEFAULT_MIN_EVENTS = 20
 DEFAULT_GRAFANA = "http://localhost:3000"  # as docker-compose serves it
 DEFAULT_ATTRIBUTION = 30 * 86_400_000_000  # impact: {attribution: 30d}, in microseconds
+DEFAULT_CONFIDENCE = 0.99  # state: {confidence: 0.99}, one-sided (monitor.state)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,18 @@ class Touchpoint:
     at_risk: int | None = None  # microseconds
     at_risk_alert: int = 3  # instances at risk at once that open a TouchpointAtRisk ticket
     runbook: str = ""  # the URL alerts link to ("" when the catalog names none)
+    window: Window = field(default_factory=lambda: parse_window(DEFAULT_WINDOW))  # the state's (monitor.window)
+    low_volume: bool | None = None  # alerts.low_volume: True, False, or None (chosen by its volume)
+
+    def decided_by(self, first: int) -> int:
+        """The instant by which an instance opened at ``first`` is decided (its due instant, open hours
+        counted; a condition decides at once). With ``due:`` the due instant is the start event's own:
+        it counts as at once (docs/SEMANTICS.md, "Warming up")."""
+        if self.within is None:
+            return first
+        if self.calendar is not None:
+            return self.calendar.advance(first, self.within)
+        return first + self.within
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -109,6 +126,20 @@ class Catalog:
     calendars: dict[str, Calendar] = field(default_factory=dict)
     grafana: str = DEFAULT_GRAFANA  # where alerts link their dashboards
     attribution: int = DEFAULT_ATTRIBUTION  # how long before leaving or answering an outcome counts
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # calendar windows, the review
+    confidence: float = DEFAULT_CONFIDENCE  # of the state's evidence (monitor.state)
+
+    @cached_property
+    def z(self) -> float:
+        """The confidence as a one-sided standard normal quantile (monitor.state.wilson)."""
+        return z_score(self.confidence)
+
+    def scaled(self, factor: int) -> Catalog:
+        """The same catalog with every rolling state window divided by ``factor`` (the test profile)."""
+        if factor == 1:
+            return self
+        touchpoints = tuple(replace(t, window=t.window.scaled(factor)) for t in self.touchpoints)
+        return replace(self, touchpoints=touchpoints)
 
     @cached_property
     def decoder(self) -> Decoder:

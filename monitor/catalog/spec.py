@@ -55,6 +55,9 @@ class AlertsSpec(_Strict):
     page: tuple[float, float] = DEFAULT_PAGE
     ticket: tuple[float, float] = DEFAULT_TICKET
     at_risk: int = Field(default=3, ge=1)
+    # The alert on bad outcomes counted against the evidence, for touchpoints too quiet for burn rates:
+    # true, false, or unset (on while the last hour holds fewer outcomes than min_events).
+    low_volume: bool | None = None
 
     @field_validator("page", "ticket")
     @classmethod
@@ -72,6 +75,7 @@ class _Touchpoint(_Strict):
     objective: float
     differentiating: float | None = None
     min_events: int = Field(default=20, ge=1)
+    window: str | None = Field(default=None, min_length=1)  # the state's: 1h, 7d, day, week, month
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
     runbook: str | None = Field(default=None, min_length=1)  # a URL; else the catalog's runbook template
 
@@ -135,6 +139,11 @@ class CatalogFileSpec(_Strict):
     runbook: str | None = Field(default=None, min_length=1)
     grafana: str | None = Field(default=None, min_length=1)
     impact: ImpactSpec | None = None
+    # The state (docs/SEMANTICS.md): every touchpoint's window unless it sets its own, the time zone of
+    # calendar windows and of the review, and the confidence of the evidence.
+    window: str | None = Field(default=None, min_length=1)
+    timezone: str | None = Field(default=None, min_length=1)
+    confidence: float | None = None
     touchpoints: list[Any] = Field(default_factory=list)
     # The event contract (docs/EVENTS.md), checked by monitor.contract.declare.
     sources: Any = None
@@ -142,6 +151,16 @@ class CatalogFileSpec(_Strict):
     customers: Any = None
     surveys: Any = None
     calendars: Any = None  # checked by monitor.catalog.clocks
+
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value: object) -> object:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 < value < 1:
+            raise ValueError(f"must be a level between 0.5 and 1 such as 0.99 (99% confident), not {value!r}")
+        return value
 
 
 KIND_SPECS: dict[str, type[_Touchpoint]] = {

@@ -211,8 +211,12 @@ class Engine:
 
         watermark = before = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
+        if state.min_at is not None and at < state.min_at:
+            state.min_at = at
         max_at = state.max_at
         if max_at is None or at > max_at:
+            if max_at is None:
+                state.min_at = at
             state.max_at = at
             if self.own_clock:
                 candidate = at - self.lateness
@@ -518,6 +522,8 @@ class Engine:
             mine.seen[event_id] = at
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
+            if state.min_at is None or at < state.min_at:
+                state.min_at = at
         mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
         self.impact.load(mine, record)
         totals = self.totals
@@ -540,7 +546,7 @@ class Engine:
         return {
             "version": 1,
             "customers": {customer: self.record(customer) for customer in state.customers},
-            "clock": [state.max_at, state.watermark, state.held, state.history],
+            "clock": [state.max_at, state.watermark, state.held, state.history, state.min_at],
             "folded": self.folded,
             "impact": self.impact.folded,
             "active": self.impact.active_folded,
@@ -551,8 +557,10 @@ class Engine:
         engine = cls(catalog, lateness=lateness, track=track)
         for customer, record in data["customers"].items():
             engine.load(customer, record)
-        clock = [*data["clock"], None, None][:4]
-        engine.state.max_at, engine.state.watermark, engine.state.held, engine.state.history = clock
+        clock = [*data["clock"], None, None, None][:5]
+        engine.state.max_at, engine.state.watermark, engine.state.held, engine.state.history = clock[:4]
+        if clock[4] is not None:
+            engine.state.min_at = clock[4]
         engine.fold(data.get("folded", {}), data.get("impact"), data.get("active", 0))
         engine.settle()
         return engine

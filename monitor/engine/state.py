@@ -92,6 +92,7 @@ class EngineState:
     queue: list[tuple] = field(default_factory=list)  # a heap
     due_lines: dict[int, deque[tuple]] = field(default_factory=dict)  # rule index -> its due times, sorted
     max_at: int | None = None
+    min_at: int | None = None  # the first data: the earliest occurred_at judged (a state warms up from it)
     watermark: int | None = None
     # While late history is in flight, what is decided is held at this instant below the watermark
     # (None: decided up to the watermark). engine.Engine, "Late history".

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..catalog.model import Catalog, Touchpoint
-from ..conventions import BROKEN, UNKNOWN
+from ..conventions import BROKEN, UNKNOWN, WARMING_UP
 from ..durations import format_duration, parse_duration
-from ..state import reliability, touchpoint_state, vital_few
+from ..state import Verdict, judge, reliability, vital_few, warming_up
 
 DAY = parse_duration("1d")
 WEEK = parse_duration("7d")
@@ -81,6 +81,7 @@ class TouchpointEvidence:
     bad: list[int]
     spells: list[Spell] = field(default_factory=list)
     impact: dict = field(default_factory=dict)  # monitor.engine.impact.impact_view over the span
+    now: Verdict | None = None  # its state over its own window at the end (None: the last period's)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Evidence:
     stories: list[Story] = field(default_factory=list)
     impacted_per: str = DISTINCT  # how customers impacted are counted by this source
     notes: list[str] = field(default_factory=list)  # what the reader should know about the source
+    first: int | None = None  # the first data, when the source knows it: periods before it warm up
 
     @property
     def periods(self) -> int:
@@ -128,13 +130,19 @@ class TouchpointReview:
     spells: list[Spell]
     impact: dict
     now: int = -1  # the index of the period called now (Evidence.now)
+    verdict: Verdict | None = None  # the state over its own window at the end, when the source gives it
 
     @property
     def state_now(self) -> str:
+        """Its state over its own window at the end of the evidence (the wall's), else its last period's."""
+        if self.verdict is not None:
+            return self.verdict.state
         return self.states[self.now] if self.states else UNKNOWN
 
     @property
     def reliability_now(self) -> float | None:
+        if self.verdict is not None:
+            return self.verdict.reliability
         return self.reliability[self.now] if self.reliability else None
 
     @property
@@ -142,7 +150,9 @@ class TouchpointReview:
         """The reliability now minus the period's before (a fraction: 0.01 is one point); None unless
         both had their min_events (a change from a handful of outcomes is noise)."""
         now = self.now % len(self.states) if self.states else 0
-        if now < 1 or UNKNOWN in (self.states[now], self.states[now - 1]):
+        if now < 1 or {self.states[now], self.states[now - 1]} & {UNKNOWN, WARMING_UP}:
+            return None
+        if self.reliability[now] is None or self.reliability[now - 1] is None:
             return None
         return self.reliability[now] - self.reliability[now - 1]  # type: ignore[operator]
 
@@ -228,16 +238,24 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
         if found is None:
             found = TouchpointEvidence([0] * evidence.periods, [0] * evidence.periods)
         pairs = list(zip(found.good, found.bad, strict=True))
+        states = []
+        for begins, (good, bad) in zip(evidence.starts(), pairs, strict=True):
+            # A period warms up while nothing decided in it was opened after the first data (as a
+            # replay's whole input does): docs/SEMANTICS.md, "Warming up".
+            ends = min(begins + evidence.period, evidence.end)
+            warming = evidence.first is not None and warming_up(touchpoint, evidence.first, ends, evidence.first)
+            states.append(judge(touchpoint, good, bad, catalog.z, warming).state)
         rows.append(
             TouchpointReview(
                 touchpoint,
                 list(found.good),
                 list(found.bad),
                 [reliability(good, bad) for good, bad in pairs],
-                [touchpoint_state(touchpoint, good, bad) for good, bad in pairs],
+                states,
                 list(found.spells),
                 found.impact,
                 evidence.now,
+                found.now,
             )
         )
     states = {row.touchpoint.id: BROKEN if row.was_broken else row.state_now for row in rows}

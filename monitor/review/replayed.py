@@ -1,9 +1,10 @@
 """The review's evidence from a replay: ``Tracker`` is fed the replay's outcomes and events as they
 are decided and read, and gives the ``Evidence`` at the end.
 
-Outcomes are counted in small buckets of event time; the periods sum them, and the spells come from
-the state over the live wall's window (1h) at the end of each bucket, as the state recording rule
-computes it live (touchpoint:tpmon_touchpoint_state:value), so a replay's spells are the live ones.
+Outcomes are counted in small buckets of event time, which the periods sum; and in the buckets of each
+touchpoint's own state window (``monitor.window``), from which come the spells broken (the state over
+that window at the end of each of its buckets, as the workers serve it live and the recording rule
+touchpoint:tpmon_touchpoint_state:value states it) and the state at the end, the review's "now".
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from ..engine.outcome import Outcome
 from ..events import Event
 from ..journeys import Journey
 from ..observe.windows import STATE_WINDOW
-from ..state import touchpoint_state
+from ..state import judge, partition_standing, warming_up
+from ..window import STEPS
 from .model import Evidence, Spell, Step, Story, TouchpointEvidence, TouchpointReview, period_start, spells
 
 BUCKET = parse_duration("5m")
+DAY = parse_duration("1d")
+# From a calendar period's start, an instant in the next one (a day is 23 to 25 hours, a month 28 to 31 days).
+PERIOD_REACH = {"day": DAY + DAY // 2, "week": 8 * DAY, "month": 32 * DAY}
 STORIES = 3  # customers' journeys in a review: one per touchpoint, the vital few first
 BAD_KEPT = 2  # the first bad outcomes of each touchpoint in each bucket, to choose a story from
 ENVELOPE = {"event_id", "id", "type", "time", "occurred_at", "customer_id", "source", "specversion", "subject"}
@@ -36,6 +41,11 @@ class Tracker:
         self.catalog, self.period, self.window = catalog, period, window
         self.bucket = math.gcd(BUCKET, period, window)
         self.counts: dict[str, dict[int, list[int]]] = {t.id: {} for t in catalog.touchpoints}
+        # By the buckets of each touchpoint's state window: bucket start -> [good, bad].
+        self.windowed: dict[str, dict[int, list[int]]] = {t.id: {} for t in catalog.touchpoints}
+        # A profile's window (the test profile's minute for the wall's hour) scales every touchpoint's.
+        self.scaled = catalog.scaled(max(1, parse_duration(STATE_WINDOW) // window))
+        self.windows = {t.id: t.window for t in self.scaled.touchpoints}
         # The first bad outcomes of each touchpoint in each bucket, (at, customer): a story is chosen among them.
         self.bad: dict[tuple[str, int], list[tuple[int, str]]] = {}  # by (touchpoint, bucket)
         self.joined_kinds, self.left_kinds = set(catalog.contract.joined), set(catalog.contract.left)
@@ -45,6 +55,12 @@ class Tracker:
         self.last: int | None = None
 
     def outcome(self, outcome: Outcome) -> None:
+        mine = self.windowed[outcome.touchpoint]
+        start = self.windows[outcome.touchpoint].bucket(outcome.at)
+        pair = mine.get(start)
+        if pair is None:
+            pair = mine[start] = [0, 0]
+        pair[0 if outcome.good else 1] += 1
         buckets = self.counts[outcome.touchpoint]
         index = outcome.at // self.bucket
         pair = buckets.get(index)
@@ -88,35 +104,47 @@ class Tracker:
                 slot = (index * self.bucket - start) // period
                 good[slot] += g
                 bad[slot] += b
+            windowed = self.windowed[touchpoint.id]
+            now = partition_standing(self.scaled[touchpoint.id], windowed, self.last, self.first)
             touchpoints[touchpoint.id] = TouchpointEvidence(
-                good, bad, self._spells(touchpoint, buckets), impact.get(touchpoint.id, {})
+                good,
+                bad,
+                self._spells(self.scaled[touchpoint.id], windowed),
+                impact.get(touchpoint.id, {}),
+                judge(touchpoint, now.good, now.bad, self.catalog.z, bool(now.warming)),
             )
         starts = range(start, start + periods * period, period)
         joined, left = [self.joined.get(at, 0) for at in starts], [self.left.get(at, 0) for at in starts]
-        return Evidence(source, start, period, self.last + 1, touchpoints, joined, left, window=self.window)
+        return Evidence(
+            source, start, period, self.last + 1, touchpoints, joined, left, window=self.window, first=self.first
+        )
 
     def _spells(self, touchpoint, buckets: dict[int, list[int]]) -> list[Spell]:  # type: ignore[no-untyped-def]
-        """The state over the window at the end of every bucket, from the first outcome's to the
-        window's end after the last (the state a live rule evaluates then), or to the end of the input:
-        a spell still broken there has no end."""
-        if not buckets or self.last is None:
+        """The state over the touchpoint's window at the end of each of its buckets, from its first
+        outcome's to the window's end after the last (the state the workers serve then), or to the end
+        of the input: a spell still broken there has no end. A rolling window slides a bucket at a
+        time, adding the newest and taking out the one that left it."""
+        if not buckets or self.last is None or self.first is None:
             return []
-        width = self.window // self.bucket
-        first, last = min(buckets), min(max(buckets) + width, self.last // self.bucket)
-        end = self.last + 1
-        good = bad = 0
+        window, end, z = touchpoint.window, self.last + 1, self.catalog.z
+        step, last_bucket = window.step, max(buckets)
         states: list[tuple[int, str | None]] = []
-        for index in range(first, last + 1):
-            pair = buckets.get(index)
-            if pair is not None:
-                good, bad = good + pair[0], bad + pair[1]
-            gone = buckets.get(index - width)
-            if gone is not None:
-                good, bad = good - gone[0], bad - gone[1]
-            at = (index + 1) * self.bucket
-            states.append((min(at, end), touchpoint_state(touchpoint, good, bad)))
-            if at >= end:
+        good = bad = 0
+        bucket = min(buckets)
+        while bucket <= self.last:
+            following = bucket + step if step else window.bucket(bucket + PERIOD_REACH[window.period])
+            pair = buckets.get(bucket, (0, 0))
+            if step:
+                gone = buckets.get(bucket - STEPS * step, (0, 0))
+                good, bad = good + pair[0] - gone[0], bad + pair[1] - gone[1]
+            else:
+                good, bad = pair[0], pair[1]
+            instant = min(following - 1, self.last)
+            warming = warming_up(touchpoint, window.start(instant), instant, self.first)
+            states.append((min(following, end), judge(touchpoint, good, bad, z, warming).state))
+            if following >= end or following > last_bucket + (window.span or 0):
                 break
+            bucket = following
         return spells(states)
 
     def chosen(self, order: Iterable[TouchpointReview], start: int) -> list[tuple[str, str]]:

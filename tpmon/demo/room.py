@@ -1,8 +1,10 @@
-"""The terminal Customer Room: touchpoint state over a sliding window, from the workers' counters.
+"""The terminal Customer Room: each touchpoint's state over its own window, from the workers' gauges.
 
-The workers count outcomes since their data began; the wall wants *now*. ``Room`` keeps the counters it
-polled and judges each touchpoint over the last ``window`` seconds, with the catalog's objective,
-differentiating threshold and min_events, as the Prometheus state rule does over its window.
+The workers serve, per partition, the outcomes decided in each touchpoint's state window and whether it
+is warming up (tpmon_touchpoint_window_outcomes, tpmon_touchpoint_warming_up); ``Room`` adds them up and
+judges them with ``monitor.state.judge``, as the recording rule touchpoint:tpmon_touchpoint_state:value
+does. Customers impacted and left after bad are counters: their increase over the last ``window``
+seconds of polls.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rich.text import Text
 from monitor.catalog import Catalog
 from monitor.conventions import STAGES
 from monitor.journeys import story  # noqa: F401  (the stories the wall shows)
-from monitor.state import reliability, touchpoint_state, vital_few
+from monitor.state import Verdict, judge, vital_few
 
 NO_DATA = "no data"  # fed only by sources that went silent (their silent_after): never shown as reliable
 
@@ -28,6 +30,7 @@ STYLE = {
     "reliable": "bold white on green",
     "differentiating": "bold white on blue",
     "unknown": "black on grey50",
+    "warming up": "black on grey62",
     NO_DATA: "black on grey70",
 }
 
@@ -36,6 +39,8 @@ STYLE = {
 class Snapshot:
     at: float
     outcomes: dict[str, tuple[int, int]]  # touchpoint -> (good, bad), since the data began
+    window: dict[str, tuple[int, int]] = field(default_factory=dict)  # touchpoint -> (good, bad) in its window
+    warming: dict[str, bool] = field(default_factory=dict)  # touchpoint -> every partition warming up
     joined: int = 0
     left: int = 0
     journeys_broken: int = 0
@@ -62,36 +67,18 @@ class Room:
         for touchpoint_id, state in self.states().items():
             if state == "broken" and self._last_state.get(touchpoint_id) != "broken":
                 self.broken_spells[touchpoint_id] = self.broken_spells.get(touchpoint_id, 0) + 1
-            order = (NO_DATA, "unknown", "differentiating", "reliable", "broken")
+            order = (NO_DATA, "warming up", "unknown", "differentiating", "reliable", "broken")
             if order.index(state) > order.index(self.worst.get(touchpoint_id, "unknown")):
                 self.worst[touchpoint_id] = state
             self._last_state[touchpoint_id] = state
 
-    def window_counts(self) -> dict[str, tuple[int, int]]:
-        if not self.history:
-            return {t: (0, 0) for t in self.catalog.ids}
-        first, last = self.history[0], self.history[-1]
-        counts = {}
-        for touchpoint_id in self.catalog.ids:
-            good_now, bad_now = last.outcomes.get(touchpoint_id, (0, 0))
-            good_then, bad_then = first.outcomes.get(touchpoint_id, (0, 0)) if len(self.history) > 1 else (0, 0)
-            counts[touchpoint_id] = (good_now - good_then, bad_now - bad_then)
-        return counts
-
-    def shown_counts(self) -> dict[str, tuple[int, int, bool]]:
-        """What each tile stands on: its counts over the window, or, for a touchpoint with fewer than its
-        min_events there (one decided days after it opens, say), its counts since the data began;
-        (good, bad, since the start)."""
-        window = self.window_counts()
-        total = self.history[-1].outcomes if self.history else {}
-        shown = {}
-        for t in self.catalog.touchpoints:
-            good, bad = window[t.id]
-            if good + bad < t.min_events and sum(total.get(t.id, (0, 0))) >= t.min_events:
-                shown[t.id] = (*total[t.id], True)
-            else:
-                shown[t.id] = (good, bad, False)
-        return shown
+    def verdicts(self) -> dict[str, Verdict]:
+        """Each touchpoint's state over its window, and why (monitor.state.judge)."""
+        last = self.history[-1] if self.history else Snapshot(0, {})
+        return {
+            t.id: judge(t, *last.window.get(t.id, (0, 0)), self.catalog.z, last.warming.get(t.id, False))
+            for t in self.catalog.touchpoints
+        }
 
     def _window(self, of: str) -> dict[str, int]:
         """A per-touchpoint counter's increase over the window."""
@@ -109,38 +96,33 @@ class Room:
         return [(t, impacted.get(t, 0), left.get(t, 0)) for t in vital_few(self.states(), impacted)]
 
     def states(self) -> dict[str, str]:
-        counts = {t: (good, bad) for t, (good, bad, _) in self.shown_counts().items()}
         last = self.history[-1] if self.history else Snapshot(0, {})
         quiet = self.catalog.fed_only_by(self.catalog.silent_sources(last.last_event, time.time()))
-        return {
-            t.id: NO_DATA if t.id in quiet else touchpoint_state(t, *counts[t.id]) for t in self.catalog.touchpoints
-        }
+        return {t: NO_DATA if t in quiet else verdict.state for t, verdict in self.verdicts().items()}
 
     # -- rendering ------------------------------------------------------------------------------------
     def render(self, title: str) -> Group:
-        counts, states = self.shown_counts(), self.states()
+        verdicts, states = self.verdicts(), self.states()
         stages = [s for s in STAGES if any(t.stage == s for t in self.catalog.touchpoints)]
         stages += sorted({t.stage for t in self.catalog.touchpoints} - set(stages))
         grid = Table.grid(padding=(0, 1))
         for stage in stages:
             tiles = []
             for touchpoint in (t for t in self.catalog.touchpoints if t.stage == stage):
-                good, bad, since_start = counts[touchpoint.id]
-                ratio = reliability(good, bad)
+                verdict = verdicts[touchpoint.id]
+                ratio = verdict.reliability
                 state = states[touchpoint.id]
                 body = Text(justify="center")
                 body.append(f"{touchpoint.id}\n", style="bold")
                 body.append(f"{state.upper()}\n")
-                body.append(
-                    ("-" if ratio is None else f"{ratio:.1%}") + f" of {good + bad}" + ("*" if since_start else "")
-                )
+                body.append(("-" if ratio is None else f"{ratio:.1%}") + f" of {verdict.decided} / {touchpoint.window.text}")
                 tiles.append(Panel(body, style=STYLE[state], width=26, padding=(0, 1)))
             grid.add_row(Text(stage.upper(), style="bold cyan"), *tiles)
         last = self.history[-1] if self.history else Snapshot(0, {})
         footer = Text(
             f"customers in {last.joined}  out {last.left}   broken journeys {last.journeys_broken}   "
-            f"events judged {last.events}   (state over the last {self.window:.0f} s; * since the start, "
-            "for a touchpoint with too few outcomes in that)"
+            f"events judged {last.events}   (each state over its touchpoint's window, broken only on "
+            f"{self.catalog.confidence:.0%} confident evidence)"
         )
         stories = Text("\n".join(self.stories) if self.stories else "(none yet)")
         vital = Text()

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.catalog import Catalog
+from monitor.conventions import METRIC_WARMING_UP, METRIC_WINDOW_OUTCOMES
 from monitor.durations import MICROS, parse_duration
 from monitor.events import format_timestamp
 from monitor.observe.prometheus import rule_files, scrape_job
@@ -68,6 +69,7 @@ class JourneyTail(threading.Thread):
                 await consumer.stop()
 
 
+DEMO_PROFILE = PROFILES["test"]  # every window divided by 60: the workers' and the rules'
 HISTORY = parse_duration("15d")  # the healthy past sent before the workers start (Demo._history)
 
 
@@ -79,9 +81,16 @@ def scrape(port: int) -> Snapshot | None:
         return None
     snapshot = Snapshot(time.monotonic(), {})
     outcomes: dict[str, list[int]] = {}
+    window: dict[str, list[int]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "tpmon_touchpoint_outcomes_total":
+            if sample.name == METRIC_WINDOW_OUTCOMES:
+                pair = window.setdefault(sample.labels["touchpoint"], [0, 0])
+                pair[0 if sample.labels["outcome"] == "good" else 1] += int(sample.value)
+            elif sample.name == METRIC_WARMING_UP:
+                touchpoint = sample.labels["touchpoint"]
+                snapshot.warming[touchpoint] = snapshot.warming.get(touchpoint, True) and sample.value == 1  # every partition
+            elif sample.name == "tpmon_touchpoint_outcomes_total":
                 pair = outcomes.setdefault(sample.labels["touchpoint"], [0, 0])
                 pair[0 if sample.labels["outcome"] == "good" else 1] += int(sample.value)
             elif sample.name == "tpmon_customers_total":
@@ -103,6 +112,7 @@ def scrape(port: int) -> Snapshot | None:
                 source = sample.labels["source"]
                 snapshot.last_event[source] = max(snapshot.last_event.get(source, 0.0), sample.value)
     snapshot.outcomes = {t: (g, b) for t, (g, b) in outcomes.items()}
+    snapshot.window = {t: (g, b) for t, (g, b) in window.items()}
     return snapshot
 
 
@@ -112,6 +122,11 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
         for touchpoint, (good, bad) in snapshot.outcomes.items():
             g, b = total.outcomes.get(touchpoint, (0, 0))
             total.outcomes[touchpoint] = (g + good, b + bad)
+        for touchpoint, (good, bad) in snapshot.window.items():
+            g, b = total.window.get(touchpoint, (0, 0))
+            total.window[touchpoint] = (g + good, b + bad)
+        for touchpoint, warming in snapshot.warming.items():  # warming up while every partition is
+            total.warming[touchpoint] = total.warming.get(touchpoint, True) and warming
         total.joined += snapshot.joined
         total.left += snapshot.left
         total.journeys_broken += snapshot.journeys_broken
@@ -141,7 +156,8 @@ class Demo:
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.broker: LocalKafka | None = None
         self.worker_ports: list[int] = []
-        self.room = Room(catalog, window=max(20.0, duration / 6))
+        # The workers run the test profile: an hour's state window in a minute, as the rules' windows.
+        self.room = Room(catalog.scaled(DEMO_PROFILE.scale), window=DEMO_PROFILE.seconds("1h"))
         self.picture = ""  # the wall as SVG, at its most broken moment
         self._most_broken = -1
         self._picture_from = math.inf  # the wall is kept once its window has passed the history sent at once
@@ -189,6 +205,7 @@ class Demo:
             "TPMON_LATENESS": "2s",
             "TPMON_SESSION_TIMEOUT": "6",
             "TPMON_APP_ID": "tpmon-demo",
+            "TPMON_PROFILE": DEMO_PROFILE.name,
         }
         self._history(env)
         for index in range(self.workers_wanted):
@@ -283,7 +300,7 @@ class Demo:
             return
         folder = self.data / "prometheus"
         folder.mkdir()
-        for name, content in rule_files(self.catalog, PROFILES["test"]).items():
+        for name, content in rule_files(self.catalog, DEMO_PROFILE).items():
             (folder / name).write_text(yaml_text(content, "demo"))
         port = free_port()
         config = {

@@ -13,7 +13,7 @@ from matplotlib import dates, ticker
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from monitor.conventions import BROKEN, DIFFERENTIATING, RELIABLE, STATE_VALUES, UNKNOWN
+from monitor.conventions import BROKEN, DIFFERENTIATING, RELIABLE, STATE_VALUES, UNKNOWN, WARMING_UP
 from monitor.durations import format_duration
 from monitor.review import Review, TouchpointReview
 
@@ -23,6 +23,7 @@ COLOURS = {
     RELIABLE: "#27ae60",
     DIFFERENTIATING: "#2471a3",
     UNKNOWN: "#d5d8dc",
+    WARMING_UP: "#eceff1",
 }
 INK, MUTED = "#1c2833", "#5d6d7e"
 STYLE = {
@@ -118,7 +119,7 @@ def states(review: Review) -> str:
         axes = figure.add_subplot()
         order = sorted(STATE_VALUES, key=STATE_VALUES.get)
         colours = ListedColormap([COLOURS[state] for state in order])
-        grid = [[STATE_VALUES[state] for state in row.states] for row in rows]
+        grid = [[order.index(state) for state in row.states] for row in rows]
         left, right = _instant(evidence.start), _instant(evidence.start + evidence.periods * evidence.period)
         axes.imshow(
             grid,
@@ -135,9 +136,9 @@ def states(review: Review) -> str:
             spine.set_visible(False)
         axes.xaxis_date()
         _time_axis(axes, review)
-        for state in (BROKEN, RELIABLE, DIFFERENTIATING, UNKNOWN):
+        for state in (BROKEN, RELIABLE, DIFFERENTIATING, UNKNOWN, WARMING_UP):
             axes.plot([], [], "s", color=COLOURS[state], label=state if state != UNKNOWN else "too few outcomes")
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncols=4, fontsize=7, frameon=False, borderaxespad=1.8)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncols=5, fontsize=7, frameon=False, borderaxespad=1.8)
         return _svg(figure, "states")
 
 

@@ -33,7 +33,7 @@ th { color: #5d6d7e; font-weight: 600; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .state { display: inline-block; padding: 0 6px; border-radius: 3px; color: #fff; font-size: 8.5pt; }
 .broken { background: #c0392b; } .reliable { background: #27ae60; }
-.differentiating { background: #2471a3; } .unknown { background: #95a5a6; }
+.differentiating { background: #2471a3; } .unknown { background: #95a5a6; } .warming { background: #b0bec5; }
 section.touchpoint { break-inside: avoid; page-break-inside: avoid; margin: 10px 0 14px; }
 section.touchpoint.was-broken { border-left: 4px solid #c0392b; padding-left: 8px; }
 .figures { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 9pt; margin: 3px 0; }
