@@ -72,6 +72,21 @@ def test_alertmanager_routes_by_owner_and_pages_inhibit_tickets():
 # -- promtool unit tests, on bill-correct (objective 0.97: an error budget of 3%) ------------------------
 LABELS = {"touchpoint": "bill-correct", "stage": "pay", "owner": "billing"}
 SERIES = 'tpmon_touchpoint_outcomes_total{{touchpoint="bill-correct",stage="pay",owner="billing",outcome="{outcome}"}}'
+# What a worker serves of bill-correct's state window, per partition.
+WINDOW = (
+    'tpmon_touchpoint_window_outcomes{{touchpoint="bill-correct",stage="pay",owner="billing",outcome="{outcome}",'
+    'partition="{partition}"}}'
+)
+WARMING = 'tpmon_touchpoint_warming_up{{touchpoint="bill-correct",partition="{partition}"}}'
+
+
+def window_series(good: str, bad: str, warming: str = "0", partition: int = 0) -> list[dict]:
+    """bill-correct's window gauges of one partition, in promtool's value notation."""
+    return [
+        {"series": WINDOW.format(outcome="good", partition=partition), "values": good},
+        {"series": WINDOW.format(outcome="bad", partition=partition), "values": bad},
+        {"series": WARMING.format(partition=partition), "values": warming},
+    ]
 
 
 _NOW = re.compile(
@@ -142,6 +157,9 @@ def test_a_slow_burn_pages_as_broken_and_only_so(tmp_path):
         "input_series": [
             {"series": SERIES.format(outcome="good"), "values": "0+108x300"},
             {"series": SERIES.format(outcome="bad"), "values": "0+12x300"},
+            # The window (an hour) fills as the outcomes come, on two partitions.
+            *window_series("0+54x60 3240x240", "0+6x60 360x240", partition=0),
+            *window_series("0+54x60 3240x240", "0+6x60 360x240", partition=1),
         ],
         "alert_rule_test": [
             {"eval_time": "70m", **expected("TouchpointBurnRate", ["ticket"], TENTH_BAD)},
@@ -151,7 +169,7 @@ def test_a_slow_burn_pages_as_broken_and_only_so(tmp_path):
     run_promtool(tmp_path, [slow])
 
 
-TENTH_BAD = {"errors": "10%", "budget_remaining": "0%", "reliability": "90%"}
+TENTH_BAD = {"errors": "10%", "budget_remaining": "0%", "reliability": "90%", "upper": "90.79%"}
 
 
 def test_nothing_fires_at_low_volume(tmp_path):
@@ -169,6 +187,72 @@ def test_nothing_fires_at_low_volume(tmp_path):
         ],
     }
     run_promtool(tmp_path, [quiet])
+
+
+def test_a_quiet_touchpoint_pages_on_evidence_not_on_burn_rates(tmp_path):
+    """Two bills an hour: the burn rates' pages never have min_events in an hour. A healthy day (one
+    wrong bill) pages nobody; then every bill wrong: TouchpointBadOutcomes pages once the last day's
+    outcomes are confident evidence (9 wrong of 45), where the burn rates only open a ticket."""
+    quiet = {
+        "interval": "1h",
+        "input_series": [
+            {"series": SERIES.format(outcome="good"), "values": "0+2x24 48x12"},
+            {"series": SERIES.format(outcome="bad"), "values": "0x12 1x12 1+2x12"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "24h", "alertname": "TouchpointBadOutcomes", "exp_alerts": []},
+            {"eval_time": "26h", "alertname": "TouchpointBadOutcomes", "exp_alerts": []},
+            {"eval_time": "30h", **expected_low_volume()},
+            {"eval_time": "30h", **expected("TouchpointBurnRate", ["ticket"], ALL_BAD_NOW)},
+        ],
+    }
+    run_promtool(tmp_path, [quiet], every="1h")
+
+
+ALL_BAD_NOW = {"errors": "100%", "budget_remaining": "0%"}
+
+
+def expected_low_volume() -> dict:
+    groups = YAML(typ="safe").load((GENERATED / "touchpoints.yml").read_text())["groups"]
+    rules = next(g["rules"] for g in groups if g["name"] == "tpmon-bill-correct")
+    (rule,) = [r for r in rules if r.get("alert") == "TouchpointBadOutcomes"]
+    annotations = {key: text.replace("{{ $value | humanize }}", "9") for key, text in rule["annotations"].items()}
+    return {"alertname": "TouchpointBadOutcomes", "exp_alerts": [{"exp_labels": rule["labels"], "exp_annotations": annotations}]}
+
+
+# (good, bad, warming) in bill-correct's window (objective 97%, differentiating 99.5%, min_events 20)
+STATE_CASES = [
+    (30, 0, 0), (28, 2, 0), (25, 5, 0), (19, 0, 0), (500, 2, 0), (2000, 0, 0), (900, 100, 0), (0, 0, 0),
+    (500, 500, 1), (100, 0, 1),
+]
+
+
+def test_the_recording_rule_states_what_monitor_state_says(tmp_path, catalog):
+    """The same rule in PromQL and in Python: each case a minute of window gauges, its state compared."""
+    from monitor.conventions import STATE_VALUES
+    from monitor.state import judge
+
+    good = " ".join(str(g) for g, _, _ in STATE_CASES)
+    bad = " ".join(str(b) for _, b, _ in STATE_CASES)
+    warming = " ".join(str(w) for _, _, w in STATE_CASES)
+    touchpoint = catalog["bill-correct"]
+    checks = []
+    for minute, (g, b, w) in enumerate(STATE_CASES):
+        state = judge(touchpoint, g, b, catalog.z, bool(w)).state
+        checks.append(
+            {
+                "expr": 'touchpoint:tpmon_touchpoint_state:value{touchpoint="bill-correct"}',
+                "eval_time": f"{minute}m",
+                "exp_samples": [
+                    {"labels": 'touchpoint:tpmon_touchpoint_state:value{touchpoint="bill-correct",stage="pay",'
+                               'owner="billing"}', "value": STATE_VALUES[state]}
+                ],
+            }
+        )  # fmt: skip
+    states = [judge(touchpoint, g, b, catalog.z, bool(w)).state for g, b, w in STATE_CASES]
+    assert {"unknown", "broken", "reliable", "differentiating", "warming up"} <= set(states), states
+    cases = {"interval": "1m", "input_series": window_series(good, bad, warming), "promql_expr_test": checks}
+    run_promtool(tmp_path, [cases])
 
 
 # Two hours half bad, then 80 minutes good: nothing bad in the last hour, the budget still spent.

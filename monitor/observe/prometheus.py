@@ -15,15 +15,26 @@ Impact, over a day (docs/SEMANTICS.md, "Impact"):
   touchpoint:tpmon_touchpoint_survey_score:mean1d           by survey and after (good, bad)
   touchpoint:tpmon_touchpoint_nps:ratio_increase1d          NPS by after (good, bad)
   touchpoint:tpmon_touchpoint_survey_gap:mean1d             mean after good - mean after bad, by survey
+Over each touchpoint's own state window, from the gauges the workers serve per partition
+(tpmon_touchpoint_window_outcomes, tpmon_touchpoint_warming_up; docs/SEMANTICS.md, "State"):
+  touchpoint:tpmon_touchpoint_window_good:sum, ...:window_decided:sum     the outcomes in the window
+  touchpoint:tpmon_touchpoint_window_reliability:ratio                    good / decided
+  touchpoint:tpmon_touchpoint_window_lower:wilson, ...:window_upper:wilson  the Wilson bounds at the
+                                                                          catalog's confidence
+  touchpoint:tpmon_touchpoint_warming_up:min                              1 while every partition warms up
+  touchpoint:tpmon_touchpoint_decided:increase1d, ...:bad:increase1d, ...:upper:wilson1d   the last day's
 Per touchpoint (its constants come from the catalog):
-  touchpoint:tpmon_touchpoint_state:value  0 unknown, 1 broken, 2 reliable, 3 differentiating; no value
-                                           while all its sources are silent (the wall's "no data")
+  touchpoint:tpmon_touchpoint_state:value  -1 warming up, 0 unknown, 1 broken, 2 reliable,
+                                           3 differentiating (monitor.state's rule); no value while all
+                                           its sources are silent (the wall's "no data")
   touchpoint:tpmon_touchpoint_error_budget_remaining:ratio_rate3d   1 - bad share / budget, over 3d
 Alerts per touchpoint: TouchpointBurnRate, one per severity (page: the 1h and 6h tiers; ticket: 1d
 and 3d; each tier multi-window, with a minimum volume), so that an incident pages once;
 TouchpointBroken from the state (a page, unless the burn rate already pages: one page at a time per
-touchpoint, grouped as one incident by Alertmanager); TouchpointAtRisk where the touchpoint has
-at_risk. Descriptions carry the bad share now, the budget left and the drilldown.
+touchpoint, grouped as one incident by Alertmanager); TouchpointBadOutcomes for touchpoints too quiet
+for burn rates (the last day's outcomes alone confident evidence of a reliability below the objective,
+with at least LOW_VOLUME_BAD bad ones; on while the last hour holds fewer than min_events, or always, or
+never: alerts.low_volume); TouchpointAtRisk where the touchpoint has at_risk. Descriptions carry the bad share now, the budget left and the drilldown.
 For the pipeline: TpmonInternalErrors, TpmonWorkerDown, TpmonConsumerLagGrowing, TpmonRejectedSpike
 and SourceSilent per source.
 """
@@ -45,6 +56,8 @@ from ..conventions import (
     METRIC_SOURCE_LAST_EVENT,
     METRIC_SURVEY_ANSWERS,
     METRIC_SURVEY_SCORE,
+    METRIC_WARMING_UP,
+    METRIC_WINDOW_OUTCOMES,
     STATE_VALUES,
 )
 from ..durations import format_duration
@@ -73,6 +86,17 @@ SURVEY_MEAN = "touchpoint:tpmon_touchpoint_survey_score:mean1d"
 NPS = "touchpoint:tpmon_touchpoint_nps:ratio_increase1d"
 SURVEY_GAP = "touchpoint:tpmon_touchpoint_survey_gap:mean1d"
 STATE = "touchpoint:tpmon_touchpoint_state:value"
+WINDOW_GOOD = "touchpoint:tpmon_touchpoint_window_good:sum"
+WINDOW_DECIDED = "touchpoint:tpmon_touchpoint_window_decided:sum"
+WINDOW_RELIABILITY = "touchpoint:tpmon_touchpoint_window_reliability:ratio"
+WINDOW_LOWER = "touchpoint:tpmon_touchpoint_window_lower:wilson"
+WINDOW_UPPER = "touchpoint:tpmon_touchpoint_window_upper:wilson"
+WARMING = "touchpoint:tpmon_touchpoint_warming_up:min"
+LOW_VOLUME_WINDOW = "1d"  # TouchpointBadOutcomes judges the outcomes of the last day
+LOW_VOLUME_BAD = 3  # ...with at least this many bad: one or two bad outcomes page nobody
+DAY_DECIDED = "touchpoint:tpmon_touchpoint_decided:increase1d"
+DAY_BAD = "touchpoint:tpmon_touchpoint_bad:increase1d"
+DAY_UPPER = "touchpoint:tpmon_touchpoint_upper:wilson1d"
 BY = "touchpoint, stage, owner"
 
 
@@ -86,8 +110,33 @@ def scrape_job(targets: list[str]) -> dict:
     return {"job_name": "tpmon", "static_configs": [{"targets": targets}], "metric_relabel_configs": PARTITION_SERIES}
 
 
-def recording_rules(profile: Profile) -> dict:
-    rules: list[dict] = []
+def wilson(reliability: str, decided: str, z: float, side: str) -> str:
+    """PromQL of the one-sided Wilson bound (side "+": upper, "-": lower) of a reliability over
+    ``decided`` outcomes at the normal quantile z, as monitor.state.wilson computes it."""
+    z2 = z * z
+    return (
+        f"(\n  {reliability} + {z2 / 2:.6g} / {decided}\n"
+        f"  {side} {z:.6g} * sqrt({reliability} * (1 - {reliability}) / {decided} + {z2 / 4:.6g} / ({decided} * {decided}))\n"
+        f") / (1 + {z2:.6g} / {decided})"
+    )
+
+
+def window_rules(z: float) -> list[dict]:
+    """The outcomes in each touchpoint's own window, added up over the partitions, and their bounds."""
+    by = f"sum by ({BY})"
+    return [
+        {"record": WINDOW_GOOD, "expr": f'{by} ({METRIC_WINDOW_OUTCOMES}{{outcome="good"}})'},
+        {"record": WINDOW_DECIDED, "expr": f"{by} ({METRIC_WINDOW_OUTCOMES})"},
+        {"record": WINDOW_RELIABILITY, "expr": f"{WINDOW_GOOD} / ({WINDOW_DECIDED} > 0)"},
+        {"record": WINDOW_LOWER, "expr": wilson(WINDOW_RELIABILITY, WINDOW_DECIDED, z, "-")},
+        {"record": WINDOW_UPPER, "expr": wilson(WINDOW_RELIABILITY, WINDOW_DECIDED, z, "+")},
+        # Warming up while every partition with data is (one whose data reaches back far enough speaks).
+        {"record": WARMING, "expr": f"min by (touchpoint) ({METRIC_WARMING_UP})"},
+    ]
+
+
+def recording_rules(profile: Profile, z: float) -> dict:
+    rules: list[dict] = window_rules(z)
     for w in WINDOWS:
         window = profile.window(w)
         selector = f"{METRIC_OUTCOMES}[{window}]"
@@ -103,6 +152,12 @@ def recording_rules(profile: Profile) -> dict:
             {"record": CUSTOMERS.format(w=w), "expr": f"sum by (direction) (rate({METRIC_CUSTOMERS}[{window}]))"},
         ]
     state_window, day = profile.window(STATE_WINDOW), profile.window("1d")
+    # The last day's outcomes and the upper bound of their reliability (TouchpointBadOutcomes).
+    rules += [
+        {"record": DAY_DECIDED, "expr": f"sum by ({BY}) (increase({METRIC_OUTCOMES}[{day}]))"},
+        {"record": DAY_BAD, "expr": f'sum by ({BY}) (increase({METRIC_OUTCOMES}{{outcome="bad"}}[{day}]))'},
+        {"record": DAY_UPPER, "expr": wilson(f"(1 - {DAY_BAD} / ({DAY_DECIDED} > 0))", DAY_DECIDED, z, "+")},
+    ]
     # The customers-impacted counter counts a customer once per UTC day: its increase over an hour or
     # a day counts each customer hit once (twice at most, across midnight).
     rules += [
@@ -145,19 +200,24 @@ def recording_rules(profile: Profile) -> dict:
 
 
 def state_rule(touchpoint: Touchpoint, profile: Profile, catalog: Catalog | None = None) -> dict:
-    """0 unknown (under min_events), 1 broken, 2 reliable, 3 differentiating, over the state window;
-    no value at all (the wall's "no data") while every source that feeds the touchpoint is silent."""
+    """monitor.state's rule over the touchpoint's window: -1 warming up, 0 unknown (under min_events),
+    1 broken (the upper bound below the objective), 3 differentiating (the lower bound at or above its
+    line), else 2 reliable; 0 without any data; no value at all (the wall's "no data") while every
+    source that feeds the touchpoint is silent."""
     t = f'{{touchpoint="{touchpoint.id}"}}'
-    decided = f"sum({DECIDED.format(w=STATE_WINDOW)}{t}) * {profile.seconds(STATE_WINDOW)}"
-    reliability = f"sum({RELIABILITY.format(w=STATE_WINDOW)}{t})"
+    values = STATE_VALUES
     expr = (
-        f"(\n  ({decided} >= bool {touchpoint.min_events})\n"
-        f"  * (1 + ({reliability} >= bool {touchpoint.objective:g}) + ({reliability} >= bool {touchpoint.differentiating:g}))\n"
-        ") or vector(0)"
+        f"  (min({WARMING}{t}) == 1) * 0 + {values['warming up']}\n"
+        f"or\n  (sum({WINDOW_DECIDED}{t}) < {touchpoint.min_events}) * 0 + {values['unknown']}\n"
+        f"or\n  (sum({WINDOW_UPPER}{t}) < {touchpoint.objective:g}) * 0 + {values['broken']}\n"
+        f"or\n  (sum({WINDOW_LOWER}{t}) >= {touchpoint.differentiating:g}) * 0 + {values['differentiating']}\n"
+        f"or\n  sum({WINDOW_DECIDED}{t}) * 0 + {values['reliable']}\n"
+        f"or\n  vector({values['unknown']})"
     )
     silent = [_silent(source, profile) for source in _sources(catalog, touchpoint)]
+    expr = f"(\n{expr}\n)"
     if silent:
-        expr = f"(\n{expr}\n)\nunless on ()\n(\n  " + "\n  and on ()\n  ".join(silent) + "\n)"
+        expr = f"{expr}\nunless on ()\n(\n  " + "\n  and on ()\n  ".join(silent) + "\n)"
     return {"record": STATE, "expr": expr, "labels": _labels(touchpoint)}
 
 
@@ -205,7 +265,44 @@ def _links(touchpoint: Touchpoint, grafana: str) -> dict:
     return links
 
 
-def alert_rules(touchpoint: Touchpoint, profile: Profile, grafana: str = DEFAULT_GRAFANA) -> list[dict]:
+def low_volume_rule(touchpoint: Touchpoint, profile: Profile, z: float, confidence: float, grafana: str) -> dict | None:
+    """TouchpointBadOutcomes: the last day's outcomes alone are confident evidence of a reliability below
+    the objective (monitor.state's rule over a day, at least LOW_VOLUME_BAD of them bad). Burn rates
+    need hundreds of outcomes an hour; this needs a handful, and asks for more the more there are. On
+    while the last hour holds fewer outcomes than min_events (the burn rates' volume guard), unless the
+    catalog says always (alerts.low_volume: true) or never (false)."""
+    if touchpoint.low_volume is False:
+        return None
+    t = f'{{touchpoint="{touchpoint.id}"}}'
+    span = profile.window(LOW_VOLUME_WINDOW)
+    expr = (
+        f"sum({DAY_BAD}{t}) >= {LOW_VOLUME_BAD}\nand on ()\nsum({DAY_DECIDED}{t}) >= {touchpoint.min_events}\n"
+        f"and on ()\nsum({DAY_UPPER}{t}) < {touchpoint.objective:g}"
+    )
+    if touchpoint.low_volume is None:
+        hour = f"sum({DECIDED.format(w='1h')}{t}) * {profile.seconds('1h')}"
+        expr += f"\nand on ()\n{hour} < {touchpoint.min_events}"
+    return {
+        "alert": "TouchpointBadOutcomes",
+        "expr": expr,
+        "for": profile.window("5m"),
+        "labels": {**_labels(touchpoint), "severity": "page"},
+        "annotations": {
+            "summary": f"{touchpoint.id}: too many bad outcomes for its volume",
+            "description": (
+                f"{touchpoint.description} Over the last {span}, {{{{ $value | humanize }}}} outcomes were bad: with so few "
+                f"decided, that is {confidence:.0%} confident evidence of a reliability below the objective of "
+                f"{touchpoint.objective:.2%} (too few outcomes an hour for the burn-rate alerts). Owner: "
+                f"{touchpoint.owner}."
+            ),
+            **_links(touchpoint, grafana),
+        },
+    }
+
+
+def alert_rules(
+    touchpoint: Touchpoint, profile: Profile, grafana: str = DEFAULT_GRAFANA, z: float = 2.326, confidence: float = 0.99
+) -> list[dict]:
     """One TouchpointBurnRate alert per severity (its two tiers, either firing); TouchpointBroken, a page
     unless the burn rate pages already, so that an incident pages once; TouchpointAtRisk, a ticket
     before the breaches."""
@@ -251,6 +348,7 @@ def alert_rules(touchpoint: Touchpoint, profile: Profile, grafana: str = DEFAULT
         )
     # Broken pages too, but not while the burn rate pages: at most one page per touchpoint at a time,
     # and Alertmanager groups a touchpoint's pages as one incident (monitor.observe.alertmanager).
+    window = touchpoint.window.describe() if touchpoint.window.span is None else f"the last {profile.window(touchpoint.window.text)}"
     alerts.append(
         {
             "alert": "TouchpointBroken",
@@ -260,15 +358,18 @@ def alert_rules(touchpoint: Touchpoint, profile: Profile, grafana: str = DEFAULT
             "annotations": {
                 "summary": f"{touchpoint.id} is broken",
                 "description": (
-                    f"{touchpoint.description} Its reliability over {profile.window(STATE_WINDOW)} is "
-                    f"{_now(RELIABILITY.format(w=STATE_WINDOW), touchpoint)}, below the objective of "
-                    f"{touchpoint.objective:.2%}. Error budget left over {profile.window(BUDGET_WINDOW)}: "
-                    f"{budget_left}. Owner: {touchpoint.owner}."
+                    f"{touchpoint.description} Over {window}, its reliability is "
+                    f"{_now(WINDOW_RELIABILITY, touchpoint)}, and at most {_now(WINDOW_UPPER, touchpoint)} at "
+                    f"{confidence:.0%} confidence: below the objective of {touchpoint.objective:.2%}. Error budget "
+                    f"left over {profile.window(BUDGET_WINDOW)}: {budget_left}. Owner: {touchpoint.owner}."
                 ),
                 **_links(touchpoint, grafana),
             },
         }
     )
+    low = low_volume_rule(touchpoint, profile, z, confidence, grafana)
+    if low is not None:
+        alerts.append(low)
     if touchpoint.at_risk is not None:
         alerts.append(
             {
@@ -387,7 +488,7 @@ def _labels(touchpoint: Touchpoint) -> dict:
 
 def rule_files(catalog: Catalog, profile: Profile = PROFILES["production"]) -> dict[str, dict]:
     """File name -> Prometheus rule file content, in a stable order."""
-    files = {"recording.yml": {"groups": [recording_rules(profile)]}}
+    files = {"recording.yml": {"groups": [recording_rules(profile, catalog.z)]}}
     groups = []
     for touchpoint in catalog.touchpoints:
         groups.append(
@@ -396,7 +497,7 @@ def rule_files(catalog: Catalog, profile: Profile = PROFILES["production"]) -> d
                 "rules": [
                     state_rule(touchpoint, profile, catalog),
                     budget_rule(touchpoint),
-                    *alert_rules(touchpoint, profile, catalog.grafana),
+                    *alert_rules(touchpoint, profile, catalog.grafana, catalog.z, catalog.confidence),
                 ],
             }
         )
