@@ -21,6 +21,7 @@ METRIC_CUSTOMERS = "tpmon_customers_total"
 METRIC_JOURNEYS_BROKEN = "tpmon_journeys_broken_total"
 # Additions of our own.
 METRIC_RULE_ERRORS = "tpmon_touchpoint_rule_errors_total"
+METRIC_SOURCE_SILENT_OPEN = "tpmon_source_silent_open_seconds"
 METRIC_WINDOW_OUTCOMES = "tpmon_touchpoint_window_outcomes"
 METRIC_WARMING_UP = "tpmon_touchpoint_warming_up"
 METRIC_DIFFERENTIATING = "tpmon_touchpoint_differentiating_ratio"

@@ -15,7 +15,7 @@ zero with the process.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -332,6 +332,14 @@ class Metrics:
             [c.LABEL_SOURCE],
             registry=r,
         )
+        self.silent_open = Gauge(
+            c.METRIC_SOURCE_SILENT_OPEN,
+            "Seconds since this worker last took a valid event of the source, counted in the source's calendar "
+            "(sources with a calendar: only).",
+            [c.LABEL_SOURCE],
+            registry=r,
+        )
+        self.catalog = catalog
         self._last_event: dict[str, Gauge] = {}
         self._last_seen: dict[str, float] = {}
         for t in catalog.touchpoints:
@@ -339,11 +347,17 @@ class Metrics:
             self.differentiating.labels(t.id).set(t.differentiating)
             self.min_events.labels(t.id).set(t.min_events)
 
-    def watch_source(self, source: str, now: float) -> None:
+    def watch_source(self, source: str, now: float, clock: Callable[[], float]) -> None:
         """A declared source this worker reads: its last event is ``now`` (seconds) until one comes, so
-        that a source that never sends is silent after its silent_after too."""
+        that a source that never sends is silent after its silent_after too. A source with a calendar
+        also says how long it has been silent in its open hours, as of each scrape (``clock``)."""
         self._last_event[source] = self.last_event.labels(source)
         self.source_events(source, now)
+        declared = self.catalog.contract.source(source)
+        if declared is not None and declared.calendar:
+            self.silent_open.labels(source).set_function(
+                lambda: self.catalog.silence(source, self._last_seen.get(source, now), clock())
+            )
 
     def source_events(self, source: str, now: float) -> None:
         child = self._last_event.get(source)

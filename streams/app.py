@@ -324,7 +324,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
     metrics = Metrics(catalog, partitions, registry)
     started = time.time()
     for source in topic_of:
-        metrics.watch_source(source, started)
+        metrics.watch_source(source, started, time.time)
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(partitions))
     failures = Failures(metrics)

@@ -537,6 +537,14 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 touchpoints.append(touchpoint)
                 used |= touchpoint.event_types
     _contract_warnings(declarations, contract, environment, used)
+    for say, where, name in declarations.source_calendars():
+        if name not in known.calendars:
+            names = sorted(known.calendar_names)
+            hint = difflib.get_close_matches(name, names, n=1)
+            if name in known.calendar_names:
+                say(where, f"calendar '{name}' has errors (said where it is defined)")  # type: ignore[call-arg]
+            else:
+                say(where, f"'{name}' is not a calendar of the catalog" + (f"; did you mean '{hint[0]}'?" if hint else f" (it defines {', '.join(names) or 'none: add calendars:'})"))  # type: ignore[call-arg]
 
     for setting, seen in (
         ("lateness", lateness_seen),

@@ -161,12 +161,23 @@ class Catalog:
         found = (self.contract.source_of_type(event_type) for event_type in touchpoint.event_types)
         return frozenset(source for source in found if source is not None)
 
+    def silence(self, source: str, last: float, now: float) -> float:
+        """Seconds a source has been silent since its last event at ``last`` (both Unix seconds): with a
+        calendar (its ``calendar:``), only the open hours count, so a claims office is not silent at night."""
+        declared = self.contract.source(source)
+        calendar = self.calendars.get(declared.calendar or "") if declared is not None else None
+        if calendar is None:
+            return now - last
+        return calendar.measure(round(last * 1_000_000), round(now * 1_000_000)) / 1_000_000
+
     def silent_sources(self, last_events: dict[str, float], now: float) -> frozenset[str]:
-        """The sources whose last event (seconds, by source) is more than their silent_after before now."""
+        """The sources silent for more than their silent_after (``silence``) since their last event
+        (seconds, by source)."""
         return frozenset(
             source.name
             for source in self.contract.sources
-            if source.name in last_events and now - last_events[source.name] > source.silent_after / 1_000_000
+            if source.name in last_events
+            and self.silence(source.name, last_events[source.name], now) > source.silent_after / 1_000_000
         )
 
     def fed_only_by(self, silent: frozenset[str]) -> frozenset[str]:

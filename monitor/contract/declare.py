@@ -60,7 +60,7 @@ RESERVED = frozenset(
         "event_type",
     ]
 )
-SOURCE_KEYS = ("name", "format", "time", "fields", "silent_after")
+SOURCE_KEYS = ("name", "format", "time", "fields", "silent_after", "calendar")
 EVENT_KEYS = ("type", "source", "fields", "optional")
 CUSTOMER_KEYS = ("joined", "left")
 
@@ -171,7 +171,12 @@ class Declarations:
             except ValueError:
                 say((*path, "silent_after"), f"must be a duration such as '15m' or '2h', not {written!r}")
                 return
-        self.sources[name] = (Source(name, source_format, time_format, tuple(pointers), silent_after), say, path)
+        calendar = raw.get("calendar")
+        if calendar is not None and (not isinstance(calendar, str) or not calendar.strip()):
+            say((*path, "calendar"), f"must name a calendar of the catalog (calendars:), not {calendar!r}")
+            return
+        source = Source(name, source_format, time_format, tuple(pointers), silent_after, calendar)
+        self.sources[name] = (source, say, path)
         self.where["sources", name] = where(path)
 
     def _event(self, raw: object, path: Path_, say: Say, where: Callable[[Path_], str]) -> None:
@@ -308,6 +313,10 @@ class Declarations:
     def unused_sources(self) -> list[tuple[Say, Path_, str]]:
         used = {declared.source for declared, _, _, _ in self.events.values()}
         return [(say, path, name) for name, (_, say, path) in self.sources.items() if name not in used]
+
+    def source_calendars(self) -> list[tuple[Say, Path_, str]]:
+        """(say, path, calendar name) of each source that counts its silence in a calendar's hours."""
+        return [(say, (*path, "calendar"), s.calendar) for s, say, path in self.sources.values() if s.calendar]
 
     def event_paths(self) -> dict[str, tuple[Say, Path_]]:
         return {event_type: (say, path) for event_type, (_, say, path, _) in self.events.items()}

@@ -61,6 +61,7 @@ class Source:
     time: str = RFC3339
     pointers: tuple[tuple[str, Pointer], ...] = ()  # where the common fields are, when not at /NAME
     silent_after: int = DEFAULT_SILENT_AFTER  # microseconds
+    calendar: str | None = None  # silence counts only in this calendar's open hours (a catalog calendar)
 
     def pointer(self, name: str) -> Pointer:
         return self._pointers.get(name, (name,))

@@ -41,12 +41,17 @@ from .prometheus import (
     RELIABILITY,
     STATE,
     SURVEY_GAP,
+    WINDOW_DECIDED,
+    WINDOW_LOWER,
+    WINDOW_RELIABILITY,
+    WINDOW_UPPER,
     SURVEY_MEAN,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "tpmon-prometheus"}
 WORKER = "http://localhost:6066"  # a worker's web address, as docker-compose publishes it (the stories)
 STATE_COLOURS = (
+    ("-1", "warming up", "#b0bec5"),
     ("0", "unknown", "#8e8e8e"),
     ("1", "broken", "#d44a3a"),
     ("2", "reliable", "#37872d"),
@@ -149,8 +154,8 @@ TILE = 7  # a tile's height: its state, then its reliability and volume beneath
 def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore[no-untyped-def]
     """A touchpoint's tile: its state (the colour; NO DATA while its sources are silent; a click opens
     its drilldown), and beneath it its reliability against the objective (red under it, blue from
-    differentiating) and its volume over the last hour, and at risk when it has at_risk. (Panels of
-    their own rather than one with overrides: each keeps its unit and colours.)"""
+    differentiating) and its volume over its own state window, and at risk when it has at_risk. (Panels
+    of their own rather than one with overrides: each keeps its unit and colours.)"""
     t = f'{{touchpoint="{touchpoint.id}"}}'
     link = {
         "title": f"{touchpoint.id}: drilldown",
@@ -166,8 +171,9 @@ def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore
     }
     state = Stat(
         title=touchpoint.id,
-        description=f"{touchpoint.description} Owner: {touchpoint.owner}. Its state over the last hour; "
-        "NO DATA while every source that feeds it is silent. Click for its drilldown.",
+        description=f"{touchpoint.description} Owner: {touchpoint.owner}. Its state over {touchpoint.window.describe()}: "
+        "broken only on confident evidence of a reliability below the objective (its drilldown says n and the "
+        "bounds); NO DATA while every source that feeds it is silent. Click for its drilldown.",
         dataSource="prometheus",
         targets=[_target(f"{STATE}{t}", instant=True)],
         gridPos=GridPos(h=4, w=width, x=x, y=y),
@@ -183,10 +189,10 @@ def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore
     small = [
         Stat(
             title=f"reliability (objective {touchpoint.objective:.1%})",
-            description=f"Good outcomes over the last hour, against the objective of {touchpoint.objective:.1%} "
-            f"(differentiating from {touchpoint.differentiating:.1%}).",
+            description=f"Good outcomes over {touchpoint.window.describe()}, against the objective of "
+            f"{touchpoint.objective:.1%} (differentiating from {touchpoint.differentiating:.1%}).",
             dataSource="prometheus",
-            targets=[_target(f"{RELIABILITY.format(w='1h')}{t}", instant=True)],
+            targets=[_target(f"{WINDOW_RELIABILITY}{t}", instant=True)],
             colorMode="value",
             graphMode="none",
             reduceCalc="lastNotNull",
@@ -200,9 +206,9 @@ def _tile(touchpoint, width: int, x: int, y: int) -> list[Stat]:  # type: ignore
             ],
         ),
         _count(
-            "decided (1h)",
-            "Outcomes decided over the last hour: the volume the state stands on.",
-            f"sum({DECIDED.format(w='1h')}{t}) * 3600",
+            f"decided ({touchpoint.window.text})",
+            f"Outcomes decided over {touchpoint.window.describe()}: the volume the state stands on.",
+            f"sum({WINDOW_DECIDED}{t})",
         ),
     ]
     if touchpoint.at_risk is not None:
@@ -449,8 +455,13 @@ def drilldown(catalog: Catalog) -> Dashboard:
         TimeSeries(title="Outcomes per second", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=0),
                    targets=[Target(expr=f"{GOOD.format(w='5m')}{t}", legendFormat="good", refId="A"),
                             Target(expr=f"{BAD.format(w='5m')}{t}", legendFormat="bad", refId="B")]),
-        TimeSeries(title="Reliability and objective", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=0), unit="percentunit",
-                   targets=[Target(expr=f"{RELIABILITY.format(w='1h')}{t}", legendFormat="reliability (1h)", refId="A"),
+        TimeSeries(title="Reliability over its window, its bounds, and the objective", dataSource="prometheus",
+                   description="The state's evidence: broken while the upper bound is under the objective, "
+                   "differentiating while the lower bound is at or above its line (docs/SEMANTICS.md, \"State\").",
+                   gridPos=GridPos(h=8, w=12, x=12, y=0), unit="percentunit",
+                   targets=[Target(expr=f"{WINDOW_RELIABILITY}{t}", legendFormat="reliability (its window)", refId="A"),
+                            Target(expr=f"{WINDOW_UPPER}{t}", legendFormat="upper bound", refId="C"),
+                            Target(expr=f"{WINDOW_LOWER}{t}", legendFormat="lower bound", refId="D"),
                             Target(expr=f"max(tpmon_touchpoint_objective_ratio{t})", legendFormat="objective", refId="B")]),
         TimeSeries(title="Burn rate (error budget consumption)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=8),
                    targets=[Target(expr=f"{ERRORS.format(w=w)}{t} / on (touchpoint) group_left () (1 - max by (touchpoint) (tpmon_touchpoint_objective_ratio{t}))", legendFormat=w, refId=ref)
@@ -460,8 +471,10 @@ def drilldown(catalog: Catalog) -> Dashboard:
                             for q, ref in ((0.5, "A"), (0.9, "B"), (0.99, "C"))]),
         TimeSeries(title="Open instances (pending)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=16),
                    targets=[_target(f"sum(tpmon_touchpoint_pending{t})", "pending")]),
-        TimeSeries(title="Decided outcomes per hour", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=16),
-                   targets=[_target(f"{DECIDED.format(w='1h')}{t} * 3600", "decided")]),
+        TimeSeries(title="Decided outcomes: per hour, and in its state window (n)", dataSource="prometheus",
+                   gridPos=GridPos(h=8, w=12, x=12, y=16),
+                   targets=[_target(f"{DECIDED.format(w='1h')}{t} * 3600", "decided per hour"),
+                            Target(expr=f"{WINDOW_DECIDED}{t}", legendFormat="in its window (n)", refId="B")]),
         RowPanel(title="Impact", gridPos=GridPos(h=1, w=24, x=0, y=24)),
         TimeSeries(title="Customers impacted (1h; 1d) and left after bad (1d)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=25),
                    targets=[Target(expr=f"{IMPACTED}{t}", legendFormat="customers impacted (1h)", refId="A"),

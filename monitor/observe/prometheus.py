@@ -54,6 +54,7 @@ from ..conventions import (
     METRIC_OUTCOMES,
     METRIC_REJECTED,
     METRIC_SOURCE_LAST_EVENT,
+    METRIC_SOURCE_SILENT_OPEN,
     METRIC_SURVEY_ANSWERS,
     METRIC_SURVEY_SCORE,
     METRIC_WARMING_UP,
@@ -229,8 +230,11 @@ def _sources(catalog: Catalog | None, touchpoint: Touchpoint) -> list:
 
 
 def _silent(source, profile: Profile, by: str = "") -> str:  # type: ignore[no-untyped-def]
-    """True while a source has sent nothing for its silent_after (what SourceSilent says)."""
+    """True while a source has sent nothing for its silent_after (what SourceSilent says); with a
+    calendar, counted in its open hours, as the workers measure it (PromQL knows no time zones)."""
     seconds = source.silent_after // profile.scale // 1_000_000
+    if source.calendar:
+        return f'min{by} ({METRIC_SOURCE_SILENT_OPEN}{{source="{source.name}"}}) > {seconds}'
     selector = METRIC_SOURCE_LAST_EVENT + '{source="' + source.name + '"}'
     return f"time() - max{by} ({selector}) > {seconds}"
 
