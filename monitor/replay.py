@@ -22,7 +22,7 @@ from .engine.impact import impact_view
 from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
 from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
-from .state import judge, vital_few, warming_up
+from .state import judge, reliability, vital_few
 
 
 @dataclass
@@ -56,7 +56,9 @@ class Replay:
     ) -> None:
         self.catalog = catalog
         # Outcomes are built only for whoever reads them; the summary needs only their counts.
-        self.engine = Engine(catalog, lateness=lateness, outcomes=journeys is not None or on_outcome is not None)
+        self.engine = Engine(
+            catalog, lateness=lateness, outcomes=journeys is not None or on_outcome is not None, fair=True
+        )
         self.journeys = journeys
         self.on_reject = on_reject
         self.on_outcome = on_outcome
@@ -194,18 +196,19 @@ class Replay:
                 if count:
                     impacted[touchpoint_id] = impacted.get(touchpoint_id, 0) + 1
         touchpoints = {}
-        # The state over the whole input: its window is the input, so it warms up only while what is
-        # decided by its end was opened before the first data (docs/SEMANTICS.md, "State").
-        first, end = engine.state.min_at, engine.state.watermark
+        # The state over the whole input, on the outcomes decided on data alone, warming up while none
+        # can be (docs/SEMANTICS.md, "Warming up"); good and bad count every outcome decided.
+        fair, end = engine.fair, engine.state.watermark
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             good, bad = counts[touchpoint.id]
-            warming = end is not None and warming_up(touchpoint, first, end, first)  # type: ignore[arg-type]
-            verdict = judge(touchpoint, good, bad, self.catalog.z, warming)
+            since = fair.since[touchpoint.id]  # type: ignore[union-attr]
+            warming = since is not None and end is not None and since > end
+            verdict = judge(touchpoint, *fair.counts[touchpoint.id], self.catalog.z, warming)  # type: ignore[union-attr]
             touchpoints[touchpoint.id] = {
                 "good": good,
                 "bad": bad,
                 "pending": pending[index],
-                "reliability": verdict.reliability,
+                "reliability": reliability(good, bad),
                 "state": verdict.state,
             }
             if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end

@@ -24,7 +24,6 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, NamedTuple
 
 from .conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN, WARMING_UP
-
 from .counts import Key, windowed
 
 if TYPE_CHECKING:
@@ -127,11 +126,12 @@ def in_window(touchpoint: Touchpoint, buckets: Mapping[int, Sequence[int]], at: 
     return good, bad
 
 
-def warming_up(touchpoint: Touchpoint, start: int, at: int, first: int | None) -> bool:
-    """Whether the window [start, at] reaches before the first data, or what is decided at ``at`` was
-    opened before it (``Touchpoint.decided_by``). Without any data there is nothing to warm up from:
-    the state is unknown."""
-    return first is not None and (start < first or touchpoint.decided_by(first) > at)
+def warming_up(touchpoint: Touchpoint, start: int, first: int | None) -> bool:
+    """Whether a window starting at ``start`` reaches before the first data, counting back the time
+    the touchpoint takes to decide: its outcomes at ``start`` may belong to instances opened before
+    the data began (``Touchpoint.decided_by``: a 14-day no_repeat decides only its bad outcomes in its
+    first 14 days). Without any data there is nothing to warm up from: the state is unknown."""
+    return first is not None and touchpoint.decided_by(first) > start
 
 
 class Standing(NamedTuple):
@@ -150,7 +150,7 @@ def partition_standing(
     if at is None or first is None:
         return Standing(0, 0, None)
     good, bad = in_window(touchpoint, buckets or {}, at)
-    return Standing(good, bad, warming_up(touchpoint, touchpoint.window.start(at), at, first))
+    return Standing(good, bad, warming_up(touchpoint, touchpoint.window.start(at), first))
 
 
 def standing(catalog: Catalog, partitions: Iterable[tuple[Mapping[Key, float], int | None, int | None]]) -> dict:

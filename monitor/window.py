@@ -89,9 +89,7 @@ def parse_zone(text: str) -> ZoneInfo:
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(
-            f"'{text}' is not an IANA time zone name (such as 'UTC' or 'Europe/Berlin')"
-        ) from error
+        raise ValueError(f"'{text}' is not an IANA time zone name (such as 'UTC' or 'Europe/Berlin')") from error
 
 
 def parse_window(text: str, zone: ZoneInfo | None = None) -> Window:
@@ -111,4 +109,3 @@ def parse_window(text: str, zone: ZoneInfo | None = None) -> Window:
     if span < _SHORTEST:
         raise ValueError(f"a window of {written} is too short to judge a touchpoint on: at least 1m")
     return Window(written, span, None, zone)
-

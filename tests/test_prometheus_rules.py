@@ -216,13 +216,24 @@ def expected_low_volume(path: Path) -> dict:
     rules = next(g["rules"] for g in groups if g["name"] == "tpmon-bill-correct")
     (rule,) = [r for r in rules if r.get("alert") == "TouchpointBadOutcomes"]
     annotations = {key: text.replace("{{ $value | humanize }}", "13") for key, text in rule["annotations"].items()}
-    return {"alertname": "TouchpointBadOutcomes", "exp_alerts": [{"exp_labels": rule["labels"], "exp_annotations": annotations}]}
+    return {
+        "alertname": "TouchpointBadOutcomes",
+        "exp_alerts": [{"exp_labels": rule["labels"], "exp_annotations": annotations}],
+    }
 
 
 # (good, bad, warming) in bill-correct's window (objective 97%, differentiating 99.5%, min_events 20)
 STATE_CASES = [
-    (30, 0, 0), (28, 2, 0), (25, 5, 0), (19, 0, 0), (500, 2, 0), (2000, 0, 0), (900, 100, 0), (0, 0, 0),
-    (500, 500, 1), (100, 0, 1),
+    (30, 0, 0),
+    (28, 2, 0),
+    (25, 5, 0),
+    (19, 0, 0),
+    (500, 2, 0),
+    (2000, 0, 0),
+    (900, 100, 0),
+    (0, 0, 0),
+    (500, 500, 1),
+    (100, 0, 1),
 ]
 
 

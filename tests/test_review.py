@@ -325,7 +325,9 @@ def test_weeks_start_on_mondays_in_a_replay(tmp_path):
     ]
     _, found = _replayed(tmp_path, orders, period="1w")
     assert [format_timestamp(at) for at in found.starts()] == ["2026-11-16T00:00:00Z", "2026-11-23T00:00:00Z"]
-    assert found.touchpoints["order-confirmed"].good == [1, 1]
+    # (The first order's outcome, in the first two minutes of the data, could stand for an order placed
+    # before it: not counted, docs/SEMANTICS.md "Warming up".)
+    assert found.touchpoints["order-confirmed"].good == [0, 1]
 
 
 def test_a_missed_deadlines_story_ends_in_its_miss(tmp_path):

@@ -89,11 +89,12 @@ def test_a_touchpoint_warms_up_while_its_window_or_its_due_time_reaches_before_t
     first = at("2026-12-01T00:00:00+00:00")
     hour, fortnight = parse_duration("1h"), parse_duration("14d")
     bill, stays = catalog["bill-correct"], catalog["ticket-stays-resolved"]  # a condition; a 14-day no_repeat
-    assert warming_up(bill, first - hour // 2, first + hour // 2, first)  # its hour began before the data
-    assert not warming_up(bill, first + hour, first + 2 * hour, first)
-    assert warming_up(stays, first + hour, first + 2 * hour, first)  # good outcomes come 14 days late
-    assert not warming_up(stays, first + fortnight, first + fortnight + hour, first)
-    assert not warming_up(bill, first, first, None)  # no data: nothing to warm up from (unknown)
+    assert warming_up(bill, first - hour // 2, first)  # its hour began before the data
+    assert not warming_up(bill, first + hour, first)
+    assert warming_up(stays, first + hour, first)  # good outcomes come 14 days late
+    assert warming_up(stays, first + fortnight - hour, first)
+    assert not warming_up(stays, first + fortnight, first)
+    assert not warming_up(bill, first, None)  # no data: nothing to warm up from (unknown)
 
 
 def test_partitions_add_up_and_one_with_history_speaks_for_the_touchpoint(catalog):
@@ -103,7 +104,10 @@ def test_partitions_add_up_and_one_with_history_speaks_for_the_touchpoint(catalo
 
     now = at("2026-12-06T12:00:00+00:00")
     bucket = catalog["bill-correct"].window.bucket(now - parse_duration("10m"))
-    old = {(tally.WINDOW, "bill-correct", str(bucket), "good"): 40, (tally.WINDOW, "bill-correct", str(bucket), "bad"): 1}
+    old = {
+        (tally.WINDOW, "bill-correct", str(bucket), "good"): 40,
+        (tally.WINDOW, "bill-correct", str(bucket), "bad"): 1,
+    }
     fresh = {(tally.WINDOW, "bill-correct", str(bucket), "good"): 10}
     found = standing(catalog, [(old, now, now - parse_duration("1d")), (fresh, now, now - parse_duration("20m"))])
     assert (found["bill-correct"].good, found["bill-correct"].bad, found["bill-correct"].state) == (50, 1, "reliable")

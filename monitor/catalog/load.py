@@ -544,7 +544,15 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             if name in known.calendar_names:
                 say(where, f"calendar '{name}' has errors (said where it is defined)")  # type: ignore[call-arg]
             else:
-                say(where, f"'{name}' is not a calendar of the catalog" + (f"; did you mean '{hint[0]}'?" if hint else f" (it defines {', '.join(names) or 'none: add calendars:'})"))  # type: ignore[call-arg]
+                say(
+                    where,
+                    f"'{name}' is not a calendar of the catalog"
+                    + (
+                        f"; did you mean '{hint[0]}'?"
+                        if hint
+                        else f" (it defines {', '.join(names) or 'none: add calendars:'})"
+                    ),
+                )  # type: ignore[call-arg]
 
     for setting, seen in (
         ("lateness", lateness_seen),

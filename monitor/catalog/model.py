@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-
 from zoneinfo import ZoneInfo
 
 from ..calendars import Calendar

@@ -152,7 +152,6 @@ class CatalogFileSpec(_Strict):
     surveys: Any = None
     calendars: Any = None  # checked by monitor.catalog.clocks
 
-
     @field_validator("confidence", mode="before")
     @classmethod
     def _confidence(cls, value: object) -> object:

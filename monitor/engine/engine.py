@@ -39,6 +39,7 @@ from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from ..failures import DECIDE, Failure
 from .clock import ClockRule
+from .fair import Fair
 from .impact import DAY, TRIM_FROM, Impact
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
@@ -65,8 +66,12 @@ class Engine:
         outcomes: bool = True,
         own_clock: bool = True,
         retention: int | None = None,
+        fair: bool = False,
     ) -> None:
         self.catalog = catalog
+        # With ``fair``, the outcomes decided on data alone are counted apart: what a replay's state is
+        # judged on (engine.fair).
+        self.fair = Fair(catalog.touchpoints) if fair else None
         # Live, ids are remembered for ``retention`` behind the watermark (``forget``): an event older
         # than that could be one already judged whose id is forgotten, so it is refused, never judged.
         self.retention = retention
@@ -169,6 +174,9 @@ class Engine:
             self.impact.bad(state, self._index[touchpoint], at, self._horizon())
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
         self.totals[touchpoint][0 if good else 1] += 1
+        fair = self.fair
+        if fair is not None:  # (a replay: what its state is judged on, engine.fair)
+            fair.add(touchpoint, good, at)
         if self.track:
             self.dirty.add(customer)
 
@@ -212,11 +220,11 @@ class Engine:
         watermark = before = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
         if state.min_at is not None and at < state.min_at:
-            state.min_at = at
+            self._first(at)
         max_at = state.max_at
         if max_at is None or at > max_at:
             if max_at is None:
-                state.min_at = at
+                self._first(at)
             state.max_at = at
             if self.own_clock:
                 candidate = at - self.lateness
@@ -290,6 +298,12 @@ class Engine:
         if mark is not None and queue and queue[0][0] <= mark:
             self._release(mark)
         return status
+
+    def _first(self, at: int) -> None:
+        """The first data is now at ``at`` (a state warms up from it)."""
+        self.state.min_at = at
+        if self.fair is not None:
+            self.fair.first(at)
 
     def mark(self) -> int | None:
         """What is decided: what the watermark has passed, or while history is held, what that has."""

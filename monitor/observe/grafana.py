@@ -41,11 +41,11 @@ from .prometheus import (
     RELIABILITY,
     STATE,
     SURVEY_GAP,
+    SURVEY_MEAN,
     WINDOW_DECIDED,
     WINDOW_LOWER,
     WINDOW_RELIABILITY,
     WINDOW_UPPER,
-    SURVEY_MEAN,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "tpmon-prometheus"}

@@ -352,7 +352,11 @@ def alert_rules(
         )
     # Broken pages too, but not while the burn rate pages: at most one page per touchpoint at a time,
     # and Alertmanager groups a touchpoint's pages as one incident (monitor.observe.alertmanager).
-    window = touchpoint.window.describe() if touchpoint.window.span is None else f"the last {profile.window(touchpoint.window.text)}"
+    window = (
+        touchpoint.window.describe()
+        if touchpoint.window.span is None
+        else f"the last {profile.window(touchpoint.window.text)}"
+    )
     alerts.append(
         {
             "alert": "TouchpointBroken",

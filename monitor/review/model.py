@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..catalog.model import Catalog, Touchpoint
 from ..conventions import BROKEN, UNKNOWN, WARMING_UP
 from ..durations import format_duration, parse_duration
-from ..state import Verdict, judge, reliability, vital_few, warming_up
+from ..state import Verdict, judge, reliability, vital_few
 
 DAY = parse_duration("1d")
 WEEK = parse_duration("7d")
@@ -82,6 +82,7 @@ class TouchpointEvidence:
     spells: list[Spell] = field(default_factory=list)
     impact: dict = field(default_factory=dict)  # monitor.engine.impact.impact_view over the span
     now: Verdict | None = None  # its state over its own window at the end (None: the last period's)
+    warming: list[bool] | None = None  # per period: no outcome in it decided on data alone (warming up)
 
 
 @dataclass
@@ -239,12 +240,9 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
             found = TouchpointEvidence([0] * evidence.periods, [0] * evidence.periods)
         pairs = list(zip(found.good, found.bad, strict=True))
         states = []
-        for begins, (good, bad) in zip(evidence.starts(), pairs, strict=True):
-            # A period warms up while nothing decided in it was opened after the first data (as a
-            # replay's whole input does): docs/SEMANTICS.md, "Warming up".
-            ends = min(begins + evidence.period, evidence.end)
-            warming = evidence.first is not None and warming_up(touchpoint, evidence.first, ends, evidence.first)
-            states.append(judge(touchpoint, good, bad, catalog.z, warming).state)
+        warming = found.warming or [False] * len(pairs)
+        for (good, bad), warm in zip(pairs, warming, strict=True):
+            states.append(judge(touchpoint, good, bad, catalog.z, warm).state)
         rows.append(
             TouchpointReview(
                 touchpoint,

@@ -100,10 +100,20 @@ class Tracker:
         for touchpoint in self.catalog.touchpoints:
             buckets = self.counts[touchpoint.id]
             good, bad = [0] * periods, [0] * periods
+            # Only the outcomes decided on data alone count: from the first bucket whose outcomes all
+            # belong to instances opened after the data began (docs/SEMANTICS.md, "Warming up").
+            since = touchpoint.decided_by(self.first)
+            fair = -(-since // self.bucket) if since > self.first else -math.inf
             for index, (g, b) in buckets.items():
+                if index < fair:
+                    continue
                 slot = (index * self.bucket - start) // period
                 good[slot] += g
                 bad[slot] += b
+            warming = [
+                begins + period <= fair * self.bucket for begins in range(start, start + periods * period, period)
+            ]
+            warming = [warm and since > self.first for warm in warming]
             windowed = self.windowed[touchpoint.id]
             now = partition_standing(self.scaled[touchpoint.id], windowed, self.last, self.first)
             touchpoints[touchpoint.id] = TouchpointEvidence(
@@ -112,6 +122,7 @@ class Tracker:
                 self._spells(self.scaled[touchpoint.id], windowed),
                 impact.get(touchpoint.id, {}),
                 judge(touchpoint, now.good, now.bad, self.catalog.z, bool(now.warming)),
+                warming,
             )
         starts = range(start, start + periods * period, period)
         joined, left = [self.joined.get(at, 0) for at in starts], [self.left.get(at, 0) for at in starts]
@@ -140,7 +151,7 @@ class Tracker:
             else:
                 good, bad = pair[0], pair[1]
             instant = min(following - 1, self.last)
-            warming = warming_up(touchpoint, window.start(instant), instant, self.first)
+            warming = warming_up(touchpoint, window.start(instant), self.first)
             states.append((min(following, end), judge(touchpoint, good, bad, z, warming).state))
             if following >= end or following > last_bucket + (window.span or 0):
                 break

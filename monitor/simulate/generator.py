@@ -14,6 +14,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import orjson
 
@@ -33,6 +34,14 @@ ANSWERED = 0.35  # share of customers who answer a survey after their journey
 
 def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
     return median * math.exp(rng.gauss(0.0, sigma))
+
+
+REVISIT = 2.5 * 86400  # seconds: a second visit, when the first could not activate the service
+
+
+def _quantile(median: float, sigma: float, share: float) -> float:
+    """The value a lognormal of this median and sigma stays under with probability ``share``."""
+    return median * math.exp(sigma * NormalDist().inv_cdf(share))
 
 
 def _millis(at: int) -> str:
@@ -114,7 +123,11 @@ def _newcomer(story: _Story, arrival: int, number: int) -> None:
         delivery = promised + _seconds(rng.uniform(60, 5400)) if late else at + _seconds(rng.uniform(900, 3500))
         trouble += late
         emit(delivery, "order.delivered", order_id=order, promised_at=_millis(promised))
-    at += _seconds(_lognormal(rng, story.knobs(at).activation_median, 1.0))
+    knobs = story.knobs(at)
+    activation = _lognormal(rng, knobs.activation_median, 1.0)
+    if knobs.activation_revisit and activation > _quantile(knobs.activation_median, 1.0, 1 - knobs.activation_revisit):
+        activation += REVISIT  # (the same draw: the slowest first visits fail, and no seed's other draws move)
+    at += _seconds(activation)
     emit(at, "service.activated", order_id=order)
 
     # pay, then help and leave
@@ -149,7 +162,8 @@ def _bill(story: _Story, at: int, number: int, plan: float) -> int:
     if wrong and rng.random() < 0.6:
         disputed = at + _seconds(rng.expovariate(1 / 1800))
         emit(disputed, "bill.disputed", bill_id=bill)
-        emit(disputed + _seconds(_lognormal(rng, 86400, 0.8)), "dispute.resolved", bill_id=bill)
+        median = story.knobs(disputed).dispute_resolution_median
+        emit(disputed + _seconds(_lognormal(rng, median, 0.8)), "dispute.resolved", bill_id=bill)
     return trouble
 
 
@@ -162,7 +176,9 @@ def _help_and_leave(story: _Story, at: int, number: int, trouble: int, always_co
         attempt += 1
         solved = _contact(story, at, number, attempt)
         trouble += not solved
-        if solved or rng.random() > 0.6:
+        if solved and rng.random() >= story.knobs(at).contact_again:
+            break
+        if not solved and rng.random() > 0.6:
             break
         at += _seconds(rng.uniform(3600, 3 * 86400))
     leaves = rng.random() < 0.03 + 0.08 * min(trouble, 3)
@@ -222,7 +238,7 @@ def _contact(story: _Story, at: int, number: int, attempt: int) -> bool:
     emit(asked + _seconds(_lognormal(rng, knobs.ticket_response_median, 1.0)), "ticket.responded", ticket_id=ticket)
     resolved_at = at + _seconds(_lognormal(rng, knobs.ticket_resolution_median, 0.8))
     emit(resolved_at, "ticket.resolved", ticket_id=ticket)
-    if rng.random() < 0.08:
+    if rng.random() < story.knobs(resolved_at).ticket_reopened:
         reopened = resolved_at + _seconds(rng.expovariate(1 / (2 * 86400)))
         emit(reopened, "ticket.reopened", ticket_id=ticket)
         emit(reopened + _seconds(_lognormal(rng, 6 * 3600, 0.8)), "ticket.resolved", ticket_id=ticket)
@@ -246,7 +262,7 @@ class Simulation:
     # answer surveys this many times sooner after their journey.
     time_scale: float = 1.0
     prefix: str = "c"  # of the customer ids (and so of the event ids): c-000001, c-000002...
-    arrive_within: int | None = None  # customers arrive over this much of the run (default 90% of it)
+    arrive_within: int | None = None  # customers arrive over this much of the run (default all of it)
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -292,8 +308,11 @@ class Simulation:
         end = start + self.duration
         scenario = self.plan
         rng = random.Random(self.seed)
-        # Arrivals spread over the first 90% of the run, so that the last customers still act.
-        span = self.duration * 9 // 10 if self.arrive_within is None else self.arrive_within
+        # Arrivals spread over the whole run, as a business goes on: a stream whose customers stopped
+        # coming before its end would still decide the misses of those who came before, and no more
+        # of the outcomes of new ones, and a healthy touchpoint would end broken. (What happens after
+        # the end is not sent.)
+        span = self.duration if self.arrive_within is None else self.arrive_within
         arrivals = sorted(rng.randrange(0, max(1, span)) for _ in range(self.customers))
         pending: list[tuple[int, int, dict | bytes]] = []
         sequence = 0

@@ -34,7 +34,13 @@ from ..runtime import batch_collection, keep_until_exit
 from .catalog import catalog_or_exit
 from .options import DURATION
 
-STATE_STYLE = {"broken": "bold red", "reliable": "green", "differentiating": "bold blue", "unknown": "dim", "warming up": "dim italic"}
+STATE_STYLE = {
+    "broken": "bold red",
+    "reliable": "green",
+    "differentiating": "bold blue",
+    "unknown": "dim",
+    "warming up": "dim italic",
+}
 PROGRESS_FROM_BYTES = 8 * 1024 * 1024
 
 

@@ -115,7 +115,9 @@ class Room:
                 body = Text(justify="center")
                 body.append(f"{touchpoint.id}\n", style="bold")
                 body.append(f"{state.upper()}\n")
-                body.append(("-" if ratio is None else f"{ratio:.1%}") + f" of {verdict.decided} / {touchpoint.window.text}")
+                body.append(
+                    ("-" if ratio is None else f"{ratio:.1%}") + f" of {verdict.decided} / {touchpoint.window.text}"
+                )
                 tiles.append(Panel(body, style=STYLE[state], width=26, padding=(0, 1)))
             grid.add_row(Text(stage.upper(), style="bold cyan"), *tiles)
         last = self.history[-1] if self.history else Snapshot(0, {})

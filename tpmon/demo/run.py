@@ -89,7 +89,9 @@ def scrape(port: int) -> Snapshot | None:
                 pair[0 if sample.labels["outcome"] == "good" else 1] += int(sample.value)
             elif sample.name == METRIC_WARMING_UP:
                 touchpoint = sample.labels["touchpoint"]
-                snapshot.warming[touchpoint] = snapshot.warming.get(touchpoint, True) and sample.value == 1  # every partition
+                snapshot.warming[touchpoint] = (
+                    snapshot.warming.get(touchpoint, True) and sample.value == 1
+                )  # every partition
             elif sample.name == "tpmon_touchpoint_outcomes_total":
                 pair = outcomes.setdefault(sample.labels["touchpoint"], [0, 0])
                 pair[0 if sample.labels["outcome"] == "good" else 1] += int(sample.value)
