@@ -87,7 +87,6 @@ class Verdict:
     def view(self, touchpoint: Touchpoint) -> dict:
         """JSON-ready: what /touchpoints and the review say of it."""
         return {
-            "state": self.state,
             "decided": self.decided,
             "reliability": self.reliability,
             "lower": None if self.lower is None else round(self.lower, 6),

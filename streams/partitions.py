@@ -244,15 +244,19 @@ class Partitions:
         for t in self.catalog.touchpoints:
             good, bad = counts[t.id]
             verdict = standing[t.id]
+            evidence = verdict.view(t)
             view[t.id] = {
                 "stage": t.stage,
                 "owner": t.owner,
-                "window": t.window.text,
-                **verdict.view(t),
-                "good": verdict.good,
-                "bad": verdict.bad,
-                "since_start": {"good": good, "bad": bad, "reliability": reliability(good, bad)},
+                # The state over its own window, and why (n decided there, the bounds): the wall's.
+                "state": verdict.state,
+                "why": evidence.pop("why"),
+                "window": {"span": t.window.text, "good": verdict.good, "bad": verdict.bad, **evidence},
+                # Every outcome decided since the data began (the counters').
+                "good": good,
+                "bad": bad,
                 "pending": pending[t.id],
+                "reliability": reliability(good, bad),
                 "objective": t.objective,
                 "differentiating": t.differentiating,
             }

@@ -121,8 +121,9 @@ def _catalog(tmp_path: Path, settings: str, touchpoint: str = "", sources: str =
     folder.mkdir()
     for file in (ROOT / "rules").glob("*.yaml"):
         text = file.read_text()
-        if file.name == "catalog.yaml":
-            text += settings
+        if file.name == "catalog.yaml":  # the settings given replace the shipped ones
+            given = {line.split(":")[0] for line in settings.splitlines() if ":" in line and not line.startswith(" ")}
+            text = "".join(line for line in text.splitlines(True) if line.split(":")[0] not in given) + settings
         if file.name == "pay.yaml" and touchpoint:
             text = text.replace("    min_events: 20\n", f"    min_events: 20\n{touchpoint}", 1)
         if file.name == "events.yaml" and sources:
@@ -152,7 +153,7 @@ def test_a_bad_setting_is_said_with_its_file_and_line(tmp_path, settings, touchp
     folder = _catalog(tmp_path, settings, touchpoint)
     done = CliRunner().invoke(main, ["rules", "validate", str(folder)])
     assert done.exit_code == 1
-    where = where.format(end=len((ROOT / "rules" / "catalog.yaml").read_text().splitlines()) + 1)
+    where = where.format(end=len((folder / "catalog.yaml").read_text().splitlines()))
     assert where in done.output and message in done.output, done.output
 
 
@@ -181,3 +182,65 @@ def test_a_source_calendar_that_is_not_one_is_said(tmp_path):
     catalog, problems = validate_catalog(folder)
     assert catalog is None
     assert any("'ofice' is not a calendar of the catalog; did you mean 'office'?" in p.message for p in problems)
+
+
+# -- a held-out healthy stream, from a handful an hour at night to a few hundred by day ----------------
+DAY_START = at("2026-11-30T00:00:00+00:00")  # a Monday
+INCIDENT = (DAY_START + parse_duration("1d10h"), parse_duration("3h"))  # day 2, 10:00 to 13:00, 40% wrong
+
+
+def _volume(hour: int) -> int:
+    """Bills an hour: 2 at night, rising to 300 in the afternoon."""
+    import math
+
+    return max(2, round(300 * max(0.0, math.sin(math.pi * (hour % 24 - 6) / 16)) ** 1.5))
+
+
+def _bills(seed: int, days: int = 3) -> bytes:
+    """Bills of three days, 98.8% right (bill-correct's objective is 97%), 40% wrong in the incident;
+    payments 97.8% successful (payment-succeeded's objective is 95%)."""
+    import random
+
+    import orjson
+
+    rng = random.Random(seed)
+    lines = []
+    for hour in range(24 * days):
+        for n in range(_volume(hour)):
+            instant = DAY_START + hour * parse_duration("1h") + rng.randrange(parse_duration("1h"))
+            onset, length = INCIDENT
+            wrong_share = 0.4 if onset <= instant < onset + length else 0.012
+            customer, bill = f"c-{hour:03d}-{n:03d}", f"b-{hour:03d}-{n:03d}"
+            wrong = rng.random() < wrong_share
+            stamp = datetime.fromtimestamp(instant / MICROS, ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+            lines.append(
+                {"event_id": f"{bill}-i", "type": "bill.issued", "customer_id": customer, "occurred_at": stamp,
+                 "bill_id": bill, "amount": 31.0 if wrong else 29.0, "expected_amount": 29.0}
+            )  # fmt: skip
+            paid = "payment.failed" if rng.random() < 0.022 else "payment.succeeded"
+            lines.append(
+                {"event_id": f"{bill}-p", "type": paid, "customer_id": customer, "occurred_at": stamp, "bill_id": bill}
+            )
+    lines.sort(key=lambda line: line["occurred_at"])
+    return b"".join(orjson.dumps(line) + b"\n" for line in lines)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_healthy_stream_shows_no_broken_hour_and_an_incident_breaks_in_its_first(tmp_path, catalog, seed):
+    """Hourly periods and the wall's state over time: bill-correct broken only in the incident's hours,
+    from within its first hour; payment-succeeded (97.8% against 95%) never broken."""
+    from monitor.review import review
+    from tpmon.report.replay import evidence
+
+    path = tmp_path / "bills.jsonl"
+    path.write_bytes(_bills(seed))
+    found, _ = evidence(catalog, [("file", path)], parse_duration("1h"), None, False, lambda text: None)
+    judged = review(catalog, found).by_id
+    onset, length = INCIDENT
+    starts = found.starts()
+    broken = [starts[i] for i, state in enumerate(judged["bill-correct"].states) if state == "broken"]
+    assert broken and all(onset <= hour < onset + length for hour in broken), broken
+    assert "broken" not in judged["payment-succeeded"].states
+    spells = judged["bill-correct"].spells  # the wall's state over its window (1h), every five minutes
+    assert len(spells) == 1 and onset < spells[0].start <= onset + parse_duration("1h"), spells
+    assert judged["payment-succeeded"].spells == []

@@ -1,0 +1,113 @@
+"""A touchpoint's state live, on the real broker, against a replay of the same events: a week's window
+at a handful of outcomes a day, and a backfill with a declared source that never sends."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from monitor.catalog import load_catalog
+from monitor.durations import parse_duration
+from monitor.events import format_timestamp, parse_timestamp
+from tpmon.report.replay import evidence
+
+from .conftest import ROOT, Namespace, wait_committed, wait_until
+from .test_live_pipeline import live_equals_replay, replay_outcomes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DAY = parse_duration("1d")
+
+
+def week_window_catalog(root: Path) -> Path:
+    """The shipped catalog, bill-correct judged over the last 7 days."""
+    folder = root / "rules"
+    shutil.copytree(ROOT / "rules", folder)
+    pay = folder / "pay.yaml"
+    text = pay.read_text()
+    pay.write_text(text.replace("    min_events: 20\n", "    min_events: 20\n    window: 7d\n", 1))
+    return folder
+
+
+def quiet_bills(path: Path, days: int, per_day: int, wrong_day: int) -> int:
+    """``per_day`` bills a day over the last ``days`` days, up to a minute ago; on day ``wrong_day`` (from
+    the end) two in three wrong, else about 1 in 100. Returns the instant of the last."""
+    rng = random.Random(7)
+    now = time.time_ns() // 1000 - parse_duration("1m")
+    lines, last = [], 0
+    for n in range(days * per_day):
+        at = now - days * DAY + n * (days * DAY // (days * per_day))
+        day_from_end = (now - at) // DAY
+        wrong = rng.random() < (0.67 if day_from_end == wrong_day else 0.01)
+        lines.append(
+            {"event_id": f"qb-{n}", "type": "bill.issued", "customer_id": f"q-{n}", "occurred_at": format_timestamp(at),
+             "bill_id": f"qb-{n}", "amount": 31.0 if wrong else 29.0, "expected_amount": 29.0}
+        )  # fmt: skip
+        last = at
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return last
+
+
+def test_a_week_window_at_fifteen_outcomes_a_day_has_its_state_live_and_in_replay(namespace: Namespace):
+    """Ten days of 15 bills a day, a bad day three days ago: bill-correct, judged over 7 days, is broken
+    live (/touchpoints, with n and the bounds) and in the review's "now" of a replay, on the same counts.
+    Over the wall's old hour it would hold one bill: never a state."""
+    rules = week_window_catalog(namespace.root)
+    bills = namespace.root / "bills.jsonl"
+    quiet_bills(bills, days=10, per_day=15, wrong_day=3)
+    namespace.run("produce", str(bills))
+    worker = namespace.worker(TPMON_RULES=str(rules))
+    live_equals_replay(namespace, [worker], bills, TPMON_RULES=str(rules))
+    catalog = load_catalog(rules)
+    found, _ = evidence(catalog, [("file", bills)], DAY, None, False, lambda text: None)
+    assert found is not None
+    replayed = found.touchpoints["bill-correct"].now
+    view = orjson.loads(worker.get("/touchpoints") or b"{}")["touchpoints"]["bill-correct"]
+    print(f"\nlive: {view['state']}, {view['why']}; replay: {replayed}")
+    assert view["window"]["span"] == "7d" and view["state"] == "broken", view
+    assert (view["window"]["good"], view["window"]["bad"], view["state"]) == (
+        replayed.good,
+        replayed.bad,
+        replayed.state,
+    )
+    assert view["window"]["good"] + view["window"]["bad"] >= 100
+
+
+def test_a_backfill_beside_a_source_that_never_sent_is_decided_within_a_minute(namespace: Namespace):
+    """Twenty days across the four sources the simulator sends (surveys, declared, sends nothing), with a
+    lateness of 10 minutes: within a minute of reading the last event, the worker has decided up to it
+    minus the lateness, exactly as a replay decides up to there; the surveys' silence holds nothing back
+    (it held the watermark for the lateness of wall time, 600 s). The last lateness of the history is
+    decided once the inputs have been idle for it, as docs/SEMANTICS.md says."""
+    history = namespace.root / "history.jsonl"
+    namespace.run(
+        "simulate", "--out", str(history), "--duration", "20d", "--customers", "600", "--seed", "41",
+        "--start", "2026-10-01T00:00:00Z",
+    )  # fmt: skip
+    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in history.read_bytes().splitlines())
+    lateness = parse_duration("10m")
+    namespace.run("produce", str(history))
+    worker = namespace.worker(TPMON_LATENESS="10m")
+    topics = [topic for source, topic in zip(namespace.sources, namespace.topics, strict=True) if source != "surveys"]
+    wait_committed(namespace.bootstrap, namespace.name, [*topics, f"{namespace.name}-events"], 300)
+    read = time.monotonic()
+
+    def decided() -> list[int]:
+        view = orjson.loads(worker.get("/touchpoints") or b"{}")
+        marks = list(view.get("decided", {}).values())
+        return [parse_timestamp(at) for at in marks] if marks and None not in marks else []  # type: ignore[misc]
+
+    wait_until(lambda: (marks := decided()) and min(marks) >= newest - lateness, 60, "the backfill to be decided")
+    took = time.monotonic() - read
+    marks = decided()
+    low, high = format_timestamp(min(marks)), format_timestamp(max(marks))
+    expected = replay_outcomes(namespace, history, low, TPMON_LATENESS="10m")
+    if high != low:  # (a tick apart: nothing may fall due between, or compare again)
+        assert replay_outcomes(namespace, history, high) == expected
+    assert worker.outcomes() == expected
+    print(f"\nthe backfill was decided to its last event minus the lateness {took:.1f}s after it was read")
+    assert took < 60, took
