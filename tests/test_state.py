@@ -3,6 +3,8 @@ own hours (docs/SEMANTICS.md, "State of a touchpoint")."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -244,3 +246,42 @@ def test_a_healthy_stream_shows_no_broken_hour_and_an_incident_breaks_in_its_fir
     spells = judged["bill-correct"].spells  # the wall's state over its window (1h), every five minutes
     assert len(spells) == 1 and onset < spells[0].start <= onset + parse_duration("1h"), spells
     assert judged["payment-succeeded"].spells == []
+
+
+def test_a_source_with_a_calendar_says_its_silence_in_open_hours_and_sourcesilent_reads_it(tmp_path):
+    """The worker serves tpmon_source_silent_open_seconds for a source with a calendar (as of each
+    scrape); the rendered SourceSilent and the state rule read it for that source, wall time for others."""
+    from prometheus_client import CollectorRegistry
+    from ruamel.yaml import YAML
+
+    from monitor.metrics import Metrics
+    from monitor.observe.prometheus import rule_files
+
+    folder = _catalog(tmp_path, CALENDAR, sources="    calendar: office\n")
+    catalog = load_catalog(folder)
+
+    class Nothing:
+        def figures(self) -> dict:
+            return {}
+
+    registry = CollectorRegistry()
+    metrics = Metrics(catalog, Nothing(), registry)
+    friday_evening = at("2026-12-04T17:50:00+01:00") / MICROS
+    now = [at("2026-12-05T11:00:00+01:00") / MICROS]  # Saturday
+    metrics.watch_source("bills", friday_evening, lambda: now[0])
+    assert registry.get_sample_value("tpmon_source_silent_open_seconds", {"source": "bills"}) == 600
+    now[0] = at("2026-12-07T08:20:00+01:00") / MICROS  # Monday, 20 minutes after opening
+    assert registry.get_sample_value("tpmon_source_silent_open_seconds", {"source": "bills"}) == 1800
+    groups = rule_files(catalog)["touchpoints.yml"]["groups"]
+    pipeline = next(g["rules"] for g in groups if g["name"] == "tpmon-pipeline")
+    silent = {r["labels"]["source"]: r["expr"] for r in pipeline if r["alert"] == "SourceSilent"}
+    assert silent["bills"] == 'min by (source) (tpmon_source_silent_open_seconds{source="bills"}) > 900'
+    assert silent["orders"].startswith("time() - max by (source)")
+    state = next(g["rules"][0]["expr"] for g in groups if g["name"] == "tpmon-bill-correct")
+    assert 'tpmon_source_silent_open_seconds{source="bills"}' in state
+    with (tmp_path / "touchpoints.yml").open("w") as stream:
+        YAML().dump(rule_files(catalog)["touchpoints.yml"], stream)
+    promtool = shutil.which("promtool")
+    assert promtool, "`make deps` installs Debian's prometheus (promtool)"
+    checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "touchpoints.yml")], capture_output=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
