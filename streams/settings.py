@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 
 from monitor.conventions import DEAD_LETTER_TOPIC, JOURNEYS_TOPIC
 from monitor.durations import parse_duration
+from monitor.observe.windows import PROFILES
 
 ENV_PREFIX = "TPMON_"
 
@@ -22,7 +23,7 @@ class Settings:
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
     # test: the touchpoints' rolling state windows divided by 60 (1h -> 1m), as `tpmon rules render
-    # --profile test` divides the rules' windows: for demos and tests that run an hour in a minute.
+    # --profile test` divides the rules' windows: for tests that run an hour in a minute (demo: 120).
     profile: str = "production"
     max_future: str = ""  # empty: the catalog's; events further ahead of the wall clock are future_timestamp
     topics: str = (
@@ -72,8 +73,8 @@ class Settings:
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError("SASL needs TPMON_SASL_USERNAME and TPMON_SASL_PASSWORD")
         parse_duration(self.dedup_retention)
-        if self.profile not in ("production", "test"):
-            raise ValueError(f"TPMON_PROFILE must be production or test, not {self.profile!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"TPMON_PROFILE must be one of {', '.join(PROFILES)}, not {self.profile!r}")
         if self.sweep_interval <= 0:
             raise ValueError("TPMON_SWEEP_INTERVAL must be a number of seconds above 0")
         for name in ("lateness", "max_future"):

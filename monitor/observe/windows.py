@@ -26,4 +26,6 @@ class Profile:
         return parse_duration(window) // self.scale // 1_000_000
 
 
-PROFILES = {"production": Profile("production"), "test": Profile("test", 60)}
+# test: an hour a minute (the integration tests); demo: an hour in 30 seconds, so that `tpmon demo`
+# tells its incident day in three minutes, each incident long against the wall's window.
+PROFILES = {"production": Profile("production"), "test": Profile("test", 60), "demo": Profile("demo", 120)}

@@ -69,7 +69,7 @@ class JourneyTail(threading.Thread):
                 await consumer.stop()
 
 
-DEMO_PROFILE = PROFILES["test"]  # every window divided by 60: the workers' and the rules'
+DEMO_PROFILE = PROFILES["demo"]  # every window divided by 120: the workers' and the rules'
 HISTORY = parse_duration("15d")  # the healthy past sent before the workers start (Demo._history)
 
 
@@ -158,7 +158,7 @@ class Demo:
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.broker: LocalKafka | None = None
         self.worker_ports: list[int] = []
-        # The workers run the test profile: an hour's state window in a minute, as the rules' windows.
+        # The workers run the demo profile: an hour's state window in 30 s, as the rules' windows.
         self.room = Room(catalog.scaled(DEMO_PROFILE.scale), window=DEMO_PROFILE.seconds("1h"))
         self.picture = ""  # the wall as SVG, at its most broken moment
         self._most_broken = -1
@@ -306,7 +306,7 @@ class Demo:
             (folder / name).write_text(yaml_text(content, "demo"))
         port = free_port()
         config = {
-            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},  # (5m is 2.5 s here)
             "rule_files": [str(folder / "recording.yml"), str(folder / "touchpoints.yml")],
             "scrape_configs": [scrape_job([f"127.0.0.1:{p}" for p in self.worker_ports])],
         }
@@ -321,7 +321,7 @@ class Demo:
             ],
             dict(os.environ),
         )
-        self.say(f"Prometheus (rules with windows divided by 60): http://127.0.0.1:{port}/alerts")
+        self.say(f"Prometheus (rules with windows divided by {DEMO_PROFILE.scale}): http://127.0.0.1:{port}/alerts")
 
     def _watch(self, started: float, until: float) -> bool:
         live = self.console.is_terminal
