@@ -175,8 +175,12 @@ class Engine:
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
         self.totals[touchpoint][0 if good else 1] += 1
         fair = self.fair
-        if fair is not None:  # (a replay: what its state is judged on, engine.fair)
-            fair.add(touchpoint, good, at)
+        if fair is not None:  # (a replay: what its state is judged on, engine.fair; Fair.add, inlined)
+            since = fair.since[touchpoint]
+            if since is not None and at >= since:
+                fair.counts[touchpoint][0 if good else 1] += 1
+            else:
+                fair.add(touchpoint, good, at)
         if self.track:
             self.dirty.add(customer)
 
