@@ -68,7 +68,9 @@ class Verdict:
 
     @property
     def reliability(self) -> float | None:
-        return reliability(self.good, self.bad)
+        """None while warming up: what the window holds then is not a fair reading (a 14-day no_repeat
+        shows only its misses), so no figure is shown for it."""
+        return None if self.state == WARMING_UP else reliability(self.good, self.bad)
 
     def why(self, touchpoint: Touchpoint) -> str:
         """One sentence a person reads beside the tile."""

@@ -209,6 +209,7 @@ class Review:
     evidence: Evidence
     touchpoints: list[TouchpointReview]  # in the catalog's order (stage by stage)
     vital_few: list[str]
+    catalog_confidence: float = 0.99  # of the states' evidence (monitor.state)
 
     @property
     def by_id(self) -> dict[str, TouchpointReview]:
@@ -258,7 +259,7 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
         )
     states = {row.touchpoint.id: BROKEN if row.was_broken else row.state_now for row in rows}
     impacted = {row.touchpoint.id: int(row.impact.get("customers_impacted", 0)) for row in rows}
-    return Review(evidence, rows, vital_few(states, impacted))
+    return Review(evidence, rows, vital_few(states, impacted), catalog.confidence)
 
 
 def survey_gap(voice: dict) -> tuple[str, float] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN
+from ..conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN, WARMING_UP
 from ..durations import format_duration
 from ..events import format_timestamp
 from .model import DAY, DISTINCT, Evidence, Review, TouchpointReview, survey_gap
@@ -61,7 +61,10 @@ def gap(impact: dict) -> str:
 
 
 def now(evidence: Evidence) -> str:
-    """Which period the review calls now: the last; the one before when the last has only begun."""
+    """What the review calls now: each touchpoint's own window at the end of a replay; from Prometheus,
+    the last period, or the one before when the last has only begun."""
+    if any(found.now is not None for found in evidence.touchpoints.values()):
+        return f"each touchpoint over its own window, at the end: {instant(evidence.end - 1, False)}"
     starts = evidence.starts()
     if evidence.now == evidence.periods - 1:
         return f"the last period, {when(starts[-1], evidence.period)}"
@@ -123,7 +126,9 @@ def summary(review: Review) -> str:
             )
     states = [row.state_now for row in review.touchpoints]
     counts = ", ".join(
-        f"{states.count(state)} {state}" for state in (BROKEN, RELIABLE, DIFFERENTIATING, UNKNOWN) if state in states
+        f"{states.count(state)} {state}"
+        for state in (BROKEN, RELIABLE, DIFFERENTIATING, UNKNOWN, WARMING_UP)
+        if state in states
     )
     lines.append(f"Now ({now(evidence)}): {counts}.")
     moved = [row for row in review.touchpoints if row.change is not None and abs(row.change) >= CHANGE_WORTH_SAYING]

@@ -63,8 +63,10 @@ def page(review: Review, written_at: int, progress: Callable[[str], None] | None
         f'<pre class="summary">{escape(summary(review))}</pre>',
         *(f'<p class="note">{escape(note)}</p>' for note in evidence.notes),
         "<h2>The span at a glance</h2>",
-        '<p class="note">Each touchpoint\'s state per period: broken under its objective, differentiating at '
-        "or above its differentiating line, grey with fewer outcomes than its min_events.</p>",
+        '<p class="note">Each touchpoint\'s state per period: broken when its outcomes are confident evidence '
+        "of a reliability under its objective, differentiating when of one at or above its differentiating line, "
+        "grey with fewer outcomes than its min_events, pale while warming up (its outcomes could stand for "
+        "instances opened before the data began).</p>",
         charts.states(review),
         *_vital_few(review),
     ]
@@ -91,9 +93,9 @@ def page(review: Review, written_at: int, progress: Callable[[str], None] | None
         ),
         *_stories(review),
         f'<p class="note">Written {escape(instant(written_at))} UTC by tpmon report. Reliability is good / (good + '
-        "bad) of the outcomes decided in a period; a touchpoint's state needs at least its min_events of them. "
-        f"Broken spells are the times its state was broken over the live wall's window (the last "
-        f"{escape(format_duration(evidence.window))}). The "
+        "bad) of the outcomes decided in a period; a touchpoint's state needs at least its min_events of them, "
+        f"and confident evidence ({review.catalog_confidence:.0%}) to be broken or differentiating. Broken spells "
+        "are the times its state was broken over its own window, as the live wall shows it. The "
         "error budget is the bad outcomes the objective allows of those decided in the span.</p>",
         "</body></html>",
     ]
