@@ -285,3 +285,19 @@ def test_a_source_with_a_calendar_says_its_silence_in_open_hours_and_sourcesilen
     assert promtool, "`make deps` installs Debian's prometheus (promtool)"
     checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "touchpoints.yml")], capture_output=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_outcomes_kept_apart_count_once_late_history_moves_the_first_data_back(catalog):
+    """A replay reading an unordered file: a repeat counted apart as too early becomes fair once an
+    earlier event shows the data began a fortnight sooner; one before the new horizon stays apart."""
+    from monitor.engine.fair import Fair
+
+    fair = Fair(catalog.touchpoints)
+    first = at("2026-12-01T00:00:00+00:00")
+    fair.first(first)
+    fair.add("ticket-stays-resolved", False, first + parse_duration("1d"))
+    fair.add("ticket-stays-resolved", True, first + parse_duration("15d"))
+    assert fair.counts["ticket-stays-resolved"] == [1, 0]  # the good one, after 14 days of data
+    fair.first(first - parse_duration("14d"))
+    assert fair.counts["ticket-stays-resolved"] == [1, 1]
+    assert fair.early["ticket-stays-resolved"] == {}
