@@ -56,10 +56,6 @@ class Window:
             return self.bucket(at) - (STEPS - 1) * step
         return self._period_start(at)
 
-    def holds(self, bucket: int, at: int) -> bool:
-        """Whether the bucket starting at ``bucket`` is in the window at ``at``."""
-        return self.start(at) <= bucket <= at
-
     def _period_start(self, at: int) -> int:
         local = datetime.fromtimestamp(at // MICROS, self.zone)
         day = local.date()
