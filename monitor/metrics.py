@@ -68,7 +68,7 @@ class Figures:
     active: int = 0  # customers active, once per customer and UTC day
     counts: tally.Counts = field(default_factory=dict)
     decided_to: int | None = None  # the instant it has decided to (its state windows end there)
-    first: int | None = None  # its first data (its states warm up from there)
+    first: dict[str, int | None] = field(default_factory=dict)  # touchpoint -> its first data (warm-up)
 
 
 class FiguresSource(Protocol):
@@ -144,7 +144,7 @@ class _PartitionsCollector(Collector):
             partition = str(number)
             buckets = tally.windowed(mine.counts)
             for t in self.touchpoints:
-                now = partition_standing(t, buckets.get(t.id), mine.decided_to, mine.first)
+                now = partition_standing(t, buckets.get(t.id), mine.decided_to, mine.first.get(t.id))
                 window.add_metric([t.id, t.stage, t.owner, c.GOOD, partition], now.good)
                 window.add_metric([t.id, t.stage, t.owner, c.BAD, partition], now.bad)
                 if now.warming is not None:  # (a partition without data yet says nothing)

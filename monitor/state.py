@@ -154,18 +154,20 @@ def partition_standing(
     return Standing(good, bad, warming_up(touchpoint, touchpoint.window.start(at), first))
 
 
-def standing(catalog: Catalog, partitions: Iterable[tuple[Mapping[Key, float], int | None, int | None]]) -> dict:
+def standing(
+    catalog: Catalog, partitions: Iterable[tuple[Mapping[Key, float], int | None, Mapping[str, int | None]]]
+) -> dict:
     """Each touchpoint's ``Verdict`` now over partitions given as (their counts, the instant they have
-    decided to, their first data): the windows' outcomes added up, warming up while every partition
-    is (one whose data reaches back far enough speaks for the touchpoint). The recording rule
-    touchpoint:tpmon_touchpoint_state:value states the same from the partitions' gauges."""
-    parts = [(windowed(counts), at, first) for counts, at, first in partitions]
+    decided to, each touchpoint's first data there): the windows' outcomes added up, warming up while
+    every partition is (one whose data reaches back far enough speaks for the touchpoint). The recording
+    rule touchpoint:tpmon_touchpoint_state:value states the same from the partitions' gauges."""
+    parts = [(windowed(counts), at, firsts) for counts, at, firsts in partitions]
     found = {}
     for touchpoint in catalog.touchpoints:
         good = bad = 0
         said: list[bool] = []
-        for buckets, at, first in parts:
-            mine = partition_standing(touchpoint, buckets.get(touchpoint.id), at, first)
+        for buckets, at, firsts in parts:
+            mine = partition_standing(touchpoint, buckets.get(touchpoint.id), at, firsts.get(touchpoint.id))
             good, bad = good + mine.good, bad + mine.bad
             if mine.warming is not None:
                 said.append(mine.warming)

@@ -152,6 +152,21 @@ class Partition:
     # What those records counted, carried into the customers' next records until a partition's record
     # stores it (a second crash before then would lose it otherwise).
     carry: dict[str, tally.Counts] = field(default_factory=dict)
+    # Touchpoint -> [the first data it was judged on here, or None: the partition's; its window; its
+    # decision time]: a touchpoint new to the catalog, or whose window or decision time changed, warms
+    # up from the instant it started being judged so, not from the partition's first data.
+    since: dict[str, list] = field(default_factory=dict)
+
+    def firsts(self) -> dict[str, int | None]:
+        """Each touchpoint's first data on this partition (monitor.state.warming_up)."""
+        first = self.engine.state.min_at
+        return {touchpoint: mine[0] if mine[0] is not None else first for touchpoint, mine in self.since.items()}
+
+
+def _judged_as(touchpoint) -> list:  # type: ignore[no-untyped-def]
+    """What a touchpoint's warm-up depends on, as the partition's record keeps it: its window and its
+    decision time (a change of either starts its warm-up again)."""
+    return [touchpoint.window.text, touchpoint.within, touchpoint.calendar.name if touchpoint.calendar else None]
 
 
 class Partitions:
@@ -267,10 +282,10 @@ class Partitions:
         return view
 
     def standing(self) -> dict[str, Verdict]:
-        """Each touchpoint's state over its window, on this worker's partitions: the windows' outcomes
-        added up, at the latest instant every partition has decided (monitor.state.judge_window)."""
+        """Each touchpoint's state over its window, on this worker's partitions: each partition's window at
+        the instant it has decided to, added up (monitor.state.standing), as the recording rule does."""
         parts = list(self.owned.values())
-        return standing(self.catalog, [(part.counts, part.engine.mark(), part.engine.state.min_at) for part in parts])
+        return standing(self.catalog, [(part.counts, part.engine.mark(), part.firsts()) for part in parts])
 
     def latest_stories(self, touchpoint: str) -> list[dict]:
         """The latest customers of this worker with a bad outcome of ``touchpoint``, newest first, each
@@ -352,7 +367,7 @@ class Partitions:
             active=engine.impact.active_total,
             counts=dict(part.counts),
             decided_to=engine.mark(),
-            first=engine.state.min_at,
+            first=part.firsts(),
         )
 
     def publish(self, snapshot: tuple[int, dict[int, Figures]]) -> None:
@@ -386,9 +401,25 @@ class Partitions:
     def engine(self, number: int) -> Engine:
         return self.partition(number).engine
 
+    def _since(self, stored: dict | None, watermark: int | None) -> dict[str, list]:
+        """Each touchpoint's first data from a partition's record: the one stored if the touchpoint is
+        judged as it was; the restored watermark if it is new or changed (its window or decision time);
+        None, the partition's own, for a new partition or a record that keeps none (written before)."""
+        found: dict[str, list] = {}
+        for touchpoint in self.catalog.touchpoints:
+            mine = (stored or {}).get(touchpoint.id)
+            if stored is None:
+                found[touchpoint.id] = [None]
+            elif mine is not None and list(mine[1:]) == _judged_as(touchpoint):
+                found[touchpoint.id] = [mine[0]]
+            else:
+                found[touchpoint.id] = [watermark]
+        return found
+
     def _restore(self, number: int) -> Partition:
         engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
         part = Partition(number, engine, Inputs(self.lateness), History(self.lateness))
+        part.since = self._since(None, None)
         freeing: set[str] = set()
         whole = True  # the partition's record read back (else no customer record can be said newer)
         counted_already: dict[str, int] = {}
@@ -402,6 +433,7 @@ class Partitions:
                 engine.state.watermark = state["watermark"]
                 engine.state.held = state.get("held")
                 engine.state.min_at = state.get("first")
+                part.since = self._since(state.get("since"), state["watermark"])
                 freeing = set(state["freeing"])
                 part.counts = tally.load(state.get("counts", ()))
                 part.offset = state.get("offset", -1)
@@ -650,9 +682,9 @@ class Partitions:
                         self._write_state(part, freeing=freed)
                     self._settle(part, {})
                 mark = engine.mark()
-                if mark is not None:
+                if mark is not None:  # (a window back more: what is decided may be held back for history)
                     tally.drop_windows_before(
-                        part.counts, {t: window.start(mark) for t, window in self.windows.items()}
+                        part.counts, {t: window.start(window.start(mark) - 1) for t, window in self.windows.items()}
                     )
                 before = watermark - self.journey_age
                 part.journeys.expire(before)
@@ -686,6 +718,10 @@ class Partitions:
                 "watermark": engine.state.watermark,
                 "held": engine.state.held,
                 "first": engine.state.min_at,
+                "since": {
+                    touchpoint: [mine[0], *_judged_as(self.catalog[touchpoint])]
+                    for touchpoint, mine in part.since.items()
+                },
                 "inputs": part.clock.record(),
                 "history": part.history.record(),
                 "folded": engine.folded,

@@ -12,6 +12,7 @@ from monitor.events import Event, parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
 from monitor.watermark import Report
+from monitor.window import parse_window
 from streams.partitions import Item, MemoryStore, Partitions
 from tests.builders import decode
 
@@ -371,3 +372,27 @@ def test_two_crashes_in_a_row_lose_and_double_nothing(catalog):
         finish(live)
         assert {t: tuple(c) for t, c in live.counts().items()} == expected, (first, second)
         assert events_counted(live) == wanted, (first, second)
+
+
+def test_a_touchpoint_new_or_changed_warms_up_from_when_it_is_judged_so(catalog):
+    """A restart keeps each touchpoint's first data; one whose window changed (or that is new to the
+    catalog) counts it from the restored watermark, not from the partition's first data: its window
+    holds nothing older (and a new no_repeat would hold only its misses)."""
+    customers, journeys = MemoryStore(), MemoryStore()
+    live = new(catalog, customers, journeys)
+    for batch in batches(list(Simulation(customers=60, seed=3).lines()), 50):
+        live.handle_batch(batch)
+    first = live.engines[1].state.min_at
+    assert first is not None and live.partition(1).firsts()["bill-correct"] == first
+    again = new(catalog, customers, journeys)
+    again.engine(1)
+    assert again.partition(1).firsts()["bill-correct"] == first  # read back, not moved to now
+    week = dataclasses.replace(catalog["bill-correct"], window=parse_window("7d"))
+    changed = dataclasses.replace(
+        catalog, touchpoints=tuple(week if t.id == "bill-correct" else t for t in catalog.touchpoints)
+    )
+    moved = new(changed, customers, journeys)
+    moved.engine(1)
+    firsts = moved.partition(1).firsts()
+    assert firsts["bill-correct"] == live.engines[1].state.watermark > first
+    assert firsts["order-confirmed"] == first

@@ -111,9 +111,10 @@ def test_partitions_add_up_and_one_with_history_speaks_for_the_touchpoint(catalo
         (tally.WINDOW, "bill-correct", str(bucket), "bad"): 1,
     }
     fresh = {(tally.WINDOW, "bill-correct", str(bucket), "good"): 10}
-    found = standing(catalog, [(old, now, now - parse_duration("1d")), (fresh, now, now - parse_duration("20m"))])
+    day, minutes = {"bill-correct": now - parse_duration("1d")}, {"bill-correct": now - parse_duration("20m")}
+    found = standing(catalog, [(old, now, day), (fresh, now, minutes)])
     assert (found["bill-correct"].good, found["bill-correct"].bad, found["bill-correct"].state) == (50, 1, "reliable")
-    alone = standing(catalog, [(fresh, now, now - parse_duration("20m"))])
+    alone = standing(catalog, [(fresh, now, minutes)])
     assert alone["bill-correct"].state == "warming up"
 
 

@@ -252,9 +252,9 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
 
     clock = _clock(report, path, spec, opens_spec, known) if kind == DEADLINE else _Clock()
     window = known.window
-    if spec.window is not None and window is not None:
+    if spec.window is not None:  # (checked even when the catalog's own window is not valid)
         try:
-            window = parse_window(spec.window, window.zone)
+            window = parse_window(spec.window, window.zone if window is not None else None)
         except ValueError as error:
             report.add((*path, "window"), str(error))
 

@@ -125,7 +125,7 @@ class Catalog:
     calendars: dict[str, Calendar] = field(default_factory=dict)
     grafana: str = DEFAULT_GRAFANA  # where alerts link their dashboards
     attribution: int = DEFAULT_ATTRIBUTION  # how long before leaving or answering an outcome counts
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # calendar windows, the review
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # calendar windows (monitor.window)
     confidence: float = DEFAULT_CONFIDENCE  # of the state's evidence (monitor.state)
 
     @cached_property

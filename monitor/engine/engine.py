@@ -223,12 +223,10 @@ class Engine:
 
         watermark = before = state.watermark
         status = LATE if watermark is not None and at < watermark else 0
-        if state.min_at is not None and at < state.min_at:
+        if state.min_at is None or at < state.min_at:  # (a restored first data stays: only earlier moves it)
             self._first(at)
         max_at = state.max_at
         if max_at is None or at > max_at:
-            if max_at is None:
-                self._first(at)
             state.max_at = at
             if self.own_clock:
                 candidate = at - self.lateness

@@ -2,7 +2,7 @@
 
 An outcome whose instant is before ``Touchpoint.decided_by(first data)`` may stand for an instance
 that opened before the data began, whose other outcome is missing: a 14-day no_repeat decides only
-its bad outcomes in its first 14 days. Such outcomes are kept apart, by the minute of their instant,
+its bad outcomes in its first 14 days. Such outcomes are kept apart, by their instant,
 until the first data moves earlier (late history), which makes more of them fair; every later
 outcome is fair for good, since the first data only ever moves earlier. What is kept apart spans at
 most the touchpoint's decision time, whatever the length of the input.
@@ -12,23 +12,21 @@ from __future__ import annotations
 
 from ..catalog.model import Touchpoint
 
-MINUTE = 60_000_000
-
 
 class Fair:
     def __init__(self, touchpoints: tuple[Touchpoint, ...]) -> None:
         self.touchpoints = {t.id: t for t in touchpoints}
         self.since: dict[str, int | None] = dict.fromkeys(self.touchpoints)  # decided_by(first data)
         self.counts: dict[str, list[int]] = {t: [0, 0] for t in self.touchpoints}  # [good, bad], fair
-        self.early: dict[str, dict[int, list[int]]] = {t: {} for t in self.touchpoints}  # minute -> [good, bad]
+        self.early: dict[str, dict[int, list[int]]] = {t: {} for t in self.touchpoints}  # instant -> [good, bad]
 
     def first(self, at: int) -> None:
         """The first data is now ``at``: outcomes kept apart that are fair from now on are counted."""
         for touchpoint_id, touchpoint in self.touchpoints.items():
             since = self.since[touchpoint_id] = touchpoint.decided_by(at)
             early, counts = self.early[touchpoint_id], self.counts[touchpoint_id]
-            for minute in [minute for minute in early if minute * MINUTE >= since]:
-                good, bad = early.pop(minute)
+            for instant in [instant for instant in early if instant >= since]:
+                good, bad = early.pop(instant)
                 counts[0] += good
                 counts[1] += bad
 
@@ -37,5 +35,5 @@ class Fair:
         if since is not None and at >= since:
             self.counts[touchpoint][0 if good else 1] += 1
             return
-        pair = self.early[touchpoint].setdefault(at // MINUTE, [0, 0])
+        pair = self.early[touchpoint].setdefault(at, [0, 0])
         pair[0 if good else 1] += 1
