@@ -22,7 +22,7 @@ from .engine.impact import impact_view
 from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
 from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
 from .journeys import Journeys
-from .state import judge, reliability, vital_few
+from .state import judge, reliability, vital_few, warming_up
 
 
 @dataclass
@@ -201,8 +201,7 @@ class Replay:
         fair, end = engine.fair, engine.state.watermark
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             good, bad = counts[touchpoint.id]
-            since = fair.since[touchpoint.id]  # type: ignore[union-attr]
-            warming = since is not None and end is not None and since > end
+            warming = end is not None and warming_up(touchpoint, end, engine.state.min_at)
             verdict = judge(touchpoint, *fair.counts[touchpoint.id], self.catalog.z, warming)  # type: ignore[union-attr]
             touchpoints[touchpoint.id] = {
                 "good": good,

@@ -175,10 +175,6 @@ def standing(
     return found
 
 
-def touchpoint_state(touchpoint: Touchpoint, good: int, bad: int, z: float, warming: bool = False) -> str:
-    return judge(touchpoint, good, bad, z, warming).state
-
-
 VITAL_SHARE = 0.8  # the vital few cover at least this share of the customers broken touchpoints hurt
 
 

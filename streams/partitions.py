@@ -53,7 +53,7 @@ from monitor.events import TOO_OLD as TOO_OLD_REASON
 from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
-from monitor.state import Verdict, judge, reliability, standing
+from monitor.state import Verdict, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
@@ -257,14 +257,15 @@ class Partitions:
         standing = self.standing()
         parts = list(self.owned.values())
         marks = [mark for part in parts if (mark := part.engine.mark()) is not None]
+        firsts_of = [part.firsts() for part in parts]
         view = {}
         for t in self.catalog.touchpoints:
             good, bad = counts[t.id]
             verdict = standing[t.id]
             # Since the data began, as a replay of the same events states it over its whole input
             # (warming up while what is decided by now was opened before the data): the vital few's.
-            firsts = [first for part in parts if (first := part.firsts().get(t.id)) is not None]
-            warming = bool(firsts and marks) and t.decided_by(min(firsts)) > min(marks)
+            firsts = [first for mine in firsts_of if (first := mine.get(t.id)) is not None]
+            warming = bool(firsts and marks) and warming_up(t, min(marks), min(firsts))
             since_start = judge(t, good, bad, self.catalog.z, warming)
             evidence = verdict.view(t)
             view[t.id] = {

@@ -9,7 +9,7 @@ from tpmon.demo.room import Room, Snapshot, story
 
 def snapshot(at: float, good: int, bad: int, warming: bool = False) -> Snapshot:
     """What the workers serve: bill-correct's outcomes in its window (every partition added up)."""
-    return Snapshot(at, {}, window={"bill-correct": (good, bad)}, warming={"bill-correct": warming})
+    return Snapshot(at, window={"bill-correct": (good, bad)}, warming={"bill-correct": warming})
 
 
 def test_the_state_is_judged_on_the_window_the_workers_serve(catalog):

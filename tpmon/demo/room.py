@@ -38,7 +38,6 @@ STYLE = {
 @dataclass
 class Snapshot:
     at: float
-    outcomes: dict[str, tuple[int, int]]  # touchpoint -> (good, bad), since the data began
     window: dict[str, tuple[int, int]] = field(default_factory=dict)  # touchpoint -> (good, bad) in its window
     warming: dict[str, bool] = field(default_factory=dict)  # touchpoint -> every partition warming up
     joined: int = 0
@@ -74,7 +73,7 @@ class Room:
 
     def verdicts(self) -> dict[str, Verdict]:
         """Each touchpoint's state over its window, and why (monitor.state.judge)."""
-        last = self.history[-1] if self.history else Snapshot(0, {})
+        last = self.history[-1] if self.history else Snapshot(0)
         return {
             t.id: judge(t, *last.window.get(t.id, (0, 0)), self.catalog.z, last.warming.get(t.id, False))
             for t in self.catalog.touchpoints
@@ -96,7 +95,7 @@ class Room:
         return [(t, impacted.get(t, 0), left.get(t, 0)) for t in vital_few(self.states(), impacted)]
 
     def states(self) -> dict[str, str]:
-        last = self.history[-1] if self.history else Snapshot(0, {})
+        last = self.history[-1] if self.history else Snapshot(0)
         quiet = self.catalog.fed_only_by(self.catalog.silent_sources(last.last_event, time.time()))
         return {t: NO_DATA if t in quiet else verdict.state for t, verdict in self.verdicts().items()}
 
@@ -120,7 +119,7 @@ class Room:
                 )
                 tiles.append(Panel(body, style=STYLE[state], width=26, padding=(0, 1)))
             grid.add_row(Text(stage.upper(), style="bold cyan"), *tiles)
-        last = self.history[-1] if self.history else Snapshot(0, {})
+        last = self.history[-1] if self.history else Snapshot(0)
         footer = Text(
             f"customers in {last.joined}  out {last.left}   broken journeys {last.journeys_broken}   "
             f"events judged {last.events}   (each state over its touchpoint's window, broken only on "

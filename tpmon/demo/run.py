@@ -79,8 +79,7 @@ def scrape(port: int) -> Snapshot | None:
             text = response.read().decode()
     except OSError:
         return None
-    snapshot = Snapshot(time.monotonic(), {})
-    outcomes: dict[str, list[int]] = {}
+    snapshot = Snapshot(time.monotonic())
     window: dict[str, list[int]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -92,9 +91,6 @@ def scrape(port: int) -> Snapshot | None:
                 snapshot.warming[touchpoint] = (
                     snapshot.warming.get(touchpoint, True) and sample.value == 1
                 )  # every partition
-            elif sample.name == "tpmon_touchpoint_outcomes_total":
-                pair = outcomes.setdefault(sample.labels["touchpoint"], [0, 0])
-                pair[0 if sample.labels["outcome"] == "good" else 1] += int(sample.value)
             elif sample.name == "tpmon_customers_total":
                 if sample.labels["direction"] == "joined":
                     snapshot.joined += int(sample.value)
@@ -113,17 +109,13 @@ def scrape(port: int) -> Snapshot | None:
             elif sample.name == "tpmon_source_last_event_timestamp_seconds":
                 source = sample.labels["source"]
                 snapshot.last_event[source] = max(snapshot.last_event.get(source, 0.0), sample.value)
-    snapshot.outcomes = {t: (g, b) for t, (g, b) in outcomes.items()}
     snapshot.window = {t: (g, b) for t, (g, b) in window.items()}
     return snapshot
 
 
 def merge(snapshots: list[Snapshot]) -> Snapshot:
-    total = Snapshot(time.monotonic(), {})
+    total = Snapshot(time.monotonic())
     for snapshot in snapshots:
-        for touchpoint, (good, bad) in snapshot.outcomes.items():
-            g, b = total.outcomes.get(touchpoint, (0, 0))
-            total.outcomes[touchpoint] = (g + good, b + bad)
         for touchpoint, (good, bad) in snapshot.window.items():
             g, b = total.window.get(touchpoint, (0, 0))
             total.window[touchpoint] = (g + good, b + bad)
