@@ -4,6 +4,10 @@ Expressions see every field of the contract as a typed variable (``amount``, ``w
 ``resolved``, ``occurred_at``...), the event's type as ``event_type`` and the whole event, extra fields
 included, as the map ``event``. Numbers are ``dyn`` so that ``wait_seconds <= 60`` reads as written;
 timestamps are CEL timestamps, so ``occurred_at <= promised_at`` compares instants, not strings.
+A date is the timestamp of its local midnight in the catalog's time zone, and three functions count in
+that zone's calendar days, whatever its changes of the clocks: ``date_of(t)`` (the local midnight that
+starts t's day: its date), ``days_between(a, b)`` (the calendar days from a's date to b's) and
+``add_days(t, n)`` (the same local time n days later).
 
 An evaluation binds only the variables the expression names, and remembers recent results by their
 values: the same inputs give the same answer, and the C++ evaluator is the costly step.
@@ -12,8 +16,10 @@ values: the same inputs give the same answer, and the C++ evaluator is the costl
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
+from zoneinfo import ZoneInfo
 
 from cel_expr_python import cel
 
@@ -27,16 +33,75 @@ _DYN = Kind("dyn", object, cel.Type.DYN, (None, None))
 
 
 def _one_type(uses: list[tuple[str, Kind]]) -> bool:
-    return all(kind.cel_type == uses[0][1].cel_type for _, kind in uses)
+    """Whether a name has one type in expressions (a date and a timestamp are both timestamps there,
+    but read differently: they do not merge)."""
+    first = uses[0][1]
+    return all(
+        kind.cel_type == first.cel_type and bool(kind.date_format) == bool(first.date_format) for _, kind in uses
+    )
+
+
+_MIDNIGHTS_REMEMBERED = 4096
+
+
+class Dates:
+    """Dates and days in one time zone: what the date functions of expressions do, and how a date
+    field becomes the instant of its local midnight. A local midnight that does not exist (a zone
+    whose clocks go forward at midnight) is the first instant of that day."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._midnights: dict[str, datetime] = {}
+
+    def midnight(self, iso: str) -> datetime:
+        """The instant a date (``YYYY-MM-DD``, as the decoder holds it) starts."""
+        found = self._midnights.get(iso)
+        if found is None:
+            if len(self._midnights) >= _MIDNIGHTS_REMEMBERED:
+                self._midnights.clear()
+            found = self._midnights[iso] = self._start(date.fromisoformat(iso))
+        return found
+
+    def _start(self, day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=self.zone).astimezone(UTC)
+
+    def date_of(self, instant: datetime) -> datetime:
+        return self._start(instant.astimezone(self.zone).date())
+
+    def days_between(self, first: datetime, second: datetime) -> int:
+        zone = self.zone
+        return (second.astimezone(zone).date() - first.astimezone(zone).date()).days
+
+    def add_days(self, instant: datetime, days: int) -> datetime:
+        local = instant.astimezone(self.zone)
+        later = datetime.combine(local.date() + timedelta(days=days), local.timetz().replace(tzinfo=None))
+        return later.replace(tzinfo=self.zone, fold=local.fold).astimezone(UTC)
+
+    def extension(self) -> cel.CelExtension:
+        timestamp, integer = cel.Type.TIMESTAMP, cel.Type.INT
+
+        def function(name: str, returns: cel.Type, parameters: list, impl: Callable) -> cel.FunctionDecl:
+            overload = f"{name}_{'_'.join(p.name().lower() for p in parameters)}"
+            return cel.FunctionDecl(name, [cel.Overload(overload, returns, parameters, impl=impl)])
+
+        return cel.CelExtension(
+            "tpmon.dates",
+            [
+                function("date_of", timestamp, [timestamp], self.date_of),
+                function("days_between", integer, [timestamp, timestamp], self.days_between),
+                function("add_days", timestamp, [timestamp, integer], self.add_days),
+            ],
+        )
 
 
 class Environment:
     """The variables expressions see, from a catalog's contract: each declared field (and the fields
     every event has, but ``type``, a CEL keyword: expressions use ``event_type``), the type, and the
     whole event. A field name declared with two kinds on two types is ``dyn`` (``conflicts`` says
-    which, so that validation warns: the names do not merge silently)."""
+    which, so that validation warns: the names do not merge silently). Dates and days are those of
+    ``zone``, the catalog's time zone."""
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, zone: ZoneInfo | None = None) -> None:
         kinds: dict[str, Kind] = {}
         seen: dict[str, list[tuple[str, Kind]]] = {}
         for declared in sorted(contract.events, key=lambda d: d.type):
@@ -50,12 +115,14 @@ class Environment:
         del kinds["type"]
         self.kinds = kinds
         self.variables = frozenset(kinds) | {EVENT_TYPE, WHOLE_EVENT}
+        self.dates = Dates(zone or ZoneInfo("UTC"))
         self.env = cel.NewEnv(
             variables={
                 **{name: kind.cel_type for name, kind in kinds.items()},
                 EVENT_TYPE: cel.Type.STRING,
                 WHOLE_EVENT: cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
-            }
+            },
+            extensions=[self.dates.extension()],
         )
 
 
@@ -88,6 +155,20 @@ def _clean(message: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "evaluation failed"
 
 
+#: The failures on sample events (values of the declared kinds) that say something of the expression
+#: itself: a field the type does not carry, values of kinds no function takes (numbers are dyn, so
+#: only evaluation sees ``amount + 1``, a double and an int), a result that is not what is wanted.
+_TYPE_FAILURES = ("the event has no field", "No matching overloads", "Applying SELECT to non-message", "gave ")
+MISSING = "the event has no field"
+
+
+def type_failure(message: str) -> bool:
+    """Whether a failure on sample events is the expression's own. Any other (a string that is no
+    timestamp, a key absent from ``event``, a division by zero) depends on an event's values, which
+    samples cannot stand for: a valid expression never fails validation for them."""
+    return message.startswith(_TYPE_FAILURES)
+
+
 def _referenced(text: str, variables: frozenset[str]) -> tuple[str, ...]:
     """The variables an expression names (an over-approximation is harmless: it only binds more)."""
     without_strings = _STRINGS.sub('""', text)
@@ -98,7 +179,19 @@ def _referenced(text: str, variables: frozenset[str]) -> tuple[str, ...]:
 class Expression:
     """A compiled CEL expression that judges one event: True, False, or None with ``last_error`` set."""
 
-    __slots__ = ("_compiled", "_key", "_keys", "_memo", "_timestamps", "_wanted", "last_error", "text", "variables")
+    __slots__ = (
+        "_compiled",
+        "_dates",
+        "_key",
+        "_keys",
+        "_memo",
+        "_midnight",
+        "_timestamps",
+        "_wanted",
+        "last_error",
+        "text",
+        "variables",
+    )
 
     def __init__(self, text: str, environment: Environment, instant: bool = False) -> None:
         """``instant``: the expression gives a timestamp (a deadline's ``due:``), judged as microseconds
@@ -118,6 +211,8 @@ class Expression:
         self._keys = tuple(name for name in self.variables if name not in (EVENT_TYPE, WHOLE_EVENT))
         self._key = attrgetter(*self._keys) if self._keys else None
         self._timestamps = frozenset(v for v in self.variables if environment.kinds.get(v) is TIMESTAMP)
+        self._dates = frozenset(v for v in self.variables if getattr(environment.kinds.get(v), "date_format", None))
+        self._midnight = environment.dates.midnight
         # Results by input values; the whole-event map is not hashable, so it is never remembered.
         self._memo: dict[tuple, tuple[bool | None, str]] | None = None if WHOLE_EVENT in self.variables else {}
         self.last_error = ""
@@ -173,6 +268,11 @@ class Expression:
                         value = datetime.fromisoformat(value)
                     except (TypeError, ValueError):
                         return None, f"'{name}' is not a timestamp: {value!r}"
+                elif name in self._dates:
+                    try:
+                        value = self._midnight(value)
+                    except (TypeError, ValueError):
+                        return None, f"'{name}' is not a date: {value!r}"
                 bindings[name] = value
         result = self._compiled.eval(data=bindings)
         value = result.value()

@@ -25,7 +25,7 @@ from ..events import Event
 from ..window import DEFAULT_TIMEZONE, DEFAULT_WINDOW, Window, parse_window, parse_zone
 from .clocks import read_calendars
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
-from .expressions import Environment, Expression, ExpressionError
+from .expressions import MISSING, WHOLE_EVENT, Environment, Expression, ExpressionError, type_failure
 from .model import (
     CONDITION,
     DEADLINE,
@@ -196,13 +196,22 @@ def _expression(
     except ExpressionError as error:
         report.add(path, f"is not a valid CEL expression: {error}")
         return None
-    # Try it on sample events of each type: a field the type never carries is a likely mistake.
+    # Try it on sample events of each type, for what type checking cannot see: a field the type never
+    # carries (a likely mistake: warned), numbers (dyn) where no function takes them (an error, unless
+    # it reads the event's map, whose extra fields have any kind). A failure of the sample values
+    # alone is not the expression's: it is never reported.
     for event_type in types:
         if event_type not in known.contract.types:
             continue
         for sample in _samples(event_type, known):
-            if expression(sample) is None:
-                report.warn(path, f"cannot be evaluated on '{event_type}' events: {expression.last_error}")
+            if expression(sample) is None and type_failure(expression.last_error):
+                message = f"cannot be evaluated on '{event_type}' events: {expression.last_error}"
+                if "double, int64" in message or "int64, double" in message:
+                    message += " (numbers are doubles: write 1.0, not 1, beside them)"
+                if expression.last_error.startswith(MISSING) or WHOLE_EVENT in expression.variables:
+                    report.warn(path, message)
+                else:
+                    report.add(path, message)
                 break
     return expression
 
@@ -505,8 +514,8 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         problems.append(
             Problem(str(root), 0, "events", "the catalog declares no event types: add an events.yaml (docs/EVENTS.md)")
         )
-    environment = Environment(contract)
     zone, window, confidence = _state_settings(state_seen, problems)
+    environment = Environment(contract, zone)
     known = _Contract(
         contract,
         Decoder(contract),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..durations import parse_duration
-from .kinds import KINDS, TIME_FORMATS, kind_of
+from .kinds import ISO_DATE, KINDS, TIME_FORMATS, DateFormat, date_kind, kind_of
 from .model import (
     COMMON_NAMES,
     DEFAULT_SILENT_AFTER,
@@ -60,7 +60,8 @@ RESERVED = frozenset(
         "event_type",
     ]
 )
-SOURCE_KEYS = ("name", "format", "time", "fields", "silent_after", "calendar")
+SOURCE_KEYS = ("name", "format", "time", "date", "fields", "silent_after", "calendar")
+FIELD_KEYS = ("kind", "at", "format")
 EVENT_KEYS = ("type", "source", "fields", "optional")
 CUSTOMER_KEYS = ("joined", "left")
 
@@ -143,6 +144,12 @@ class Declarations:
                 f"must be one of {', '.join(TIME_FORMATS)}, not {time_format!r}{_hint(str(time_format), TIME_FORMATS)}",
             )
             return
+        date_format = raw.get("date", ISO_DATE)
+        try:
+            DateFormat(date_format)
+        except ValueError as error:
+            say((*path, "date"), str(error))
+            return
         pointers = []
         mapped = raw.get("fields") or {}
         if not isinstance(mapped, dict):
@@ -175,7 +182,7 @@ class Declarations:
         if calendar is not None and (not isinstance(calendar, str) or not calendar.strip()):
             say((*path, "calendar"), f"must name a calendar of the catalog (calendars:), not {calendar!r}")
             return
-        source = Source(name, source_format, time_format, tuple(pointers), silent_after, calendar)
+        source = Source(name, source_format, time_format, tuple(pointers), silent_after, calendar, date_format)
         self.sources[name] = (source, say, path)
         self.where["sources", name] = where(path)
 
@@ -223,25 +230,34 @@ class Declarations:
         if any(f.name == name for f in seen):
             say(path, f"'{name}' is declared twice")
             return None
-        pointer_text = None
+        pointer_text = date_format = None
         if isinstance(written, dict):
-            unknown = [key for key in written if key not in ("kind", "at")]
+            unknown = [key for key in written if key not in FIELD_KEYS]
             for key in unknown:
-                say((*path, key), f"is not a field{_hint(key, ('kind', 'at'))}; allowed here: kind, at")
+                say((*path, key), f"is not a field{_hint(key, FIELD_KEYS)}; allowed here: {', '.join(FIELD_KEYS)}")
             if "kind" not in written:
                 say(path, "is required: kind")
                 return None
-            pointer_text, written = written.get("at"), written["kind"]
+            pointer_text, date_format, written = written.get("at"), written.get("format"), written["kind"]
         kind = kind_of(written)
         if isinstance(kind, str):
             say(path, kind + _hint(str(written), tuple(KINDS)))
             return None
+        if date_format is not None:
+            if kind.date_format is None:
+                say((*path, "format"), f"is the format of a date: a {kind} field has none")
+                return None
+            try:
+                kind = date_kind(DateFormat(date_format))
+            except ValueError as error:
+                say((*path, "format"), str(error))
+                return None
         pointer = None
         if pointer_text is not None:
             pointer = _pointer(say, (*path, "at"), pointer_text)
             if pointer is None:
                 return None
-        return Field(name, kind, pointer if pointer is not None else (), required)
+        return Field(name, kind, pointer if pointer is not None else (), required, date_format is not None)
 
     def contract(self) -> Contract:
         """The contract, once every file is read; the checks that need all of them."""
@@ -254,10 +270,7 @@ class Declarations:
                     f"'{declared.source}' is not a declared source{_hint(declared.source, sorted(self.sources))}",
                 )
                 continue
-            fields = tuple(
-                f if f.pointer else Field(f.name, f.kind, default_pointer(f.name, source[0].format), f.required)
-                for f in declared.fields
-            )
+            fields = tuple(_in_source(f, source[0]) for f in declared.fields)
             declarations.append(Declaration(event_type, declared.source, fields))
         joined: frozenset[str] = frozenset()
         left: frozenset[str] = frozenset()
@@ -320,6 +333,16 @@ class Declarations:
 
     def event_paths(self) -> dict[str, tuple[Say, Path_]]:
         return {event_type: (say, path) for event_type, (_, say, path, _) in self.events.items()}
+
+
+def _in_source(written: Field, source: Source) -> Field:
+    """A field as its source reads it: at its name in the source's format unless it says ``at``, and a
+    date in the source's date format unless it says its own."""
+    pointer = written.pointer or default_pointer(written.name, source.format)
+    kind = written.kind
+    if kind.date_format is not None and not written.own_format and source.date != kind.date_format.text:
+        kind = date_kind(DateFormat(source.date))
+    return Field(written.name, kind, pointer, written.required, written.own_format)
 
 
 def _items(data: dict, key: str, say: Say) -> list:

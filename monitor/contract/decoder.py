@@ -42,7 +42,7 @@ from ..events import (
     nesting_exceeds,
     parse_timestamp,
 )
-from .kinds import RFC3339, STRING, TIMESTAMP
+from .kinds import ISO_DATE, RFC3339, STRING, TIMESTAMP
 from .model import (
     CLOUDEVENTS,
     COMMON,
@@ -148,7 +148,11 @@ class Decoder:
         self._direct: set[str] = set()
         for declared in contract.events:
             self._lenient[declared.type] = _struct(declared, exact=False)
-            if declared.source in plain_sources and all(f.pointer == (f.name,) for f in declared.fields):
+            if (
+                declared.source in plain_sources
+                and all(f.pointer == (f.name,) for f in declared.fields)
+                and all(f.kind.date_format is None or f.kind.date_format.text == ISO_DATE for f in declared.fields)
+            ):  # (a date in another format is rewritten YYYY-MM-DD, field by field)
                 self._exact[declared.type] = _struct(declared, exact=True)
                 self._direct.add(declared.type)
         self._type_of = {struct: t for structs in (self._exact, self._lenient) for t, struct in structs.items()}
@@ -156,10 +160,11 @@ class Decoder:
         self._plain = {s.name: s.plain and bool(self._direct) for s in contract.sources}
         self._exact_decoder = _union([self._exact[t] for t in self._direct])
         self._lenient_decoder = _union([self._lenient[t] for t in self._direct])
+        #: per type, the fields the structs hold as text that must be read again: timestamps and dates
         self._timestamps = {
-            d.type: tuple(f.name for f in d.required if f.kind is TIMESTAMP)
+            d.type: tuple((f.name, f.kind) for f in d.fields if f.kind is TIMESTAMP or f.kind.date_format)
             for d in contract.events
-            if any(f.kind is TIMESTAMP for f in d.required)
+            if any(f.kind is TIMESTAMP or f.kind.date_format for f in d.fields)
         }
 
     # -- the fast path -------------------------------------------------------------------------------
@@ -192,7 +197,16 @@ class Decoder:
         return self._mapped(data, orjson.dumps(data), source, _OWN_SHAPE, by_name=True)
 
     def _timestamps_valid(self, fields: msgspec.Struct, event_type: str) -> bool:
-        return all(parse_timestamp(getattr(fields, name)) is not None for name in self._timestamps[event_type])
+        for name, kind in self._timestamps[event_type]:
+            value = getattr(fields, name)
+            if value is None:
+                continue  # an optional field that is absent
+            if kind.date_format is None:
+                if parse_timestamp(value) is None:
+                    return False
+            elif kind.date_format.iso(value) != value:
+                return False
+        return True
 
     # -- everything else -----------------------------------------------------------------------------
     def _read_whole(self, raw: bytes, source: str, shape: Source | None, not_after: int | None) -> Event | Reject:

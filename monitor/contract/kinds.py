@@ -3,16 +3,23 @@
 Each kind says how a value is checked (with the words a rejected event's detail gives), the type the
 decoder's structs hold it as, its type in CEL expressions, and a sample value for validating
 expressions when the catalog loads. A kind is written in the catalog as its name (``string``,
-``number``, ``number>=0``, ``boolean``, ``timestamp``) or as a list of the strings allowed.
+``number``, ``number>=0``, ``boolean``, ``timestamp``, ``date``) or as a list of the strings allowed.
 
 Timestamps are checked in their source's time format (``rfc3339``, ``epoch_ms``, ``epoch_s``) and
 held as RFC 3339 text in UTC whatever the format, so that the same event written in any shape gives
-the same fields to the rules.
+the same fields to the rules. Dates (a day of the calendar, no time) are checked in their date format
+(``YYYY-MM-DD`` unless the declaration or its source says another, such as ``DD.MM.YYYY``) and held as
+``YYYY-MM-DD`` text whatever the format; expressions see a date as the instant of its local midnight
+in the catalog's time zone (``monitor.catalog.expressions``).
 """
 
 from __future__ import annotations
 
+import re
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import date
+from itertools import pairwise
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -56,6 +63,75 @@ def read_instant(value: object, label: str, time_format: str) -> int | Problem:
     return at
 
 
+ISO_DATE: Final = "YYYY-MM-DD"
+_DATE_TOKENS = re.compile(r"YYYY|MM|DD|[-./ ]")
+_DATE_DIGITS: Final = {"YYYY": r"(?P<year>[0-9]{4})", "MM": r"(?P<month>[0-9]{2})", "DD": r"(?P<day>[0-9]{2})"}
+_REMEMBERED_DATES: Final = 4096
+
+
+class DateFormat:
+    """How a source writes dates: ``YYYY``, ``MM`` and ``DD``, each once, with ``-``, ``.``, ``/`` or a
+    space (or nothing) between them: ``YYYY-MM-DD``, ``DD.MM.YYYY``, ``MM/DD/YYYY``, ``YYYYMMDD``.
+    Each part has exactly its number of digits. Raises ValueError with why, when built from a format
+    that is none of these."""
+
+    __slots__ = ("_pattern", "_read", "text")
+
+    def __init__(self, text: object) -> None:
+        written = text if isinstance(text, str) else ""
+        tokens = _DATE_TOKENS.findall(written)
+        parts = [token for token in tokens if token in _DATE_DIGITS]
+        separated = all(a in _DATE_DIGITS or b in _DATE_DIGITS for a, b in pairwise(tokens))
+        ends = bool(tokens) and tokens[0] in _DATE_DIGITS and tokens[-1] in _DATE_DIGITS
+        if "".join(tokens) != written or sorted(parts) != ["DD", "MM", "YYYY"] or not separated or not ends:
+            raise ValueError(
+                "must be a date format of YYYY, MM and DD, each once, with '-', '.', '/', ' ' or nothing "
+                f"between them (YYYY-MM-DD, DD.MM.YYYY, MM/DD/YYYY, YYYYMMDD), not {text!r}"
+            )
+        self.text = written
+        self._pattern = re.compile("".join(_DATE_DIGITS.get(t, re.escape(t)) for t in tokens) + r"\Z")
+        self._read: dict[str, str | None] = {}  # dates recur: each text read once (a bounded memory)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DateFormat) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"DateFormat({self.text!r})"
+
+    def iso(self, text: str) -> str | None:
+        """The date written ``YYYY-MM-DD``, or None when the text is not a day of the calendar written
+        in this format."""
+        found = self._read.get(text, False)
+        if found is not False:
+            return found  # type: ignore[return-value]
+        match = self._pattern.match(text)
+        iso = None
+        if match is not None:
+            with suppress(ValueError):  # a day that does not exist: 2027-02-30
+                iso = date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
+        if len(self._read) >= _REMEMBERED_DATES:
+            self._read.clear()
+        self._read[text] = iso
+        return iso
+
+    def read(self, value: object, label: str) -> str | Problem:
+        if type(value) is not str:
+            return WRONG_TYPE, f"{label} must be a date written {self.text}, not {describe(value)}"
+        iso = self.iso(value)
+        if iso is not None:
+            return iso
+        if self._pattern.match(value):
+            return WRONG_TYPE, f"{label} is {value[:64]!r}, a day that does not exist (a date written {self.text})"
+        return WRONG_TYPE, f"{label} must be a date written {self.text}, not {value[:64]!r}"
+
+    def write(self, day: date) -> str:
+        text = self.text.replace("YYYY", f"{day.year:04d}").replace("MM", f"{day.month:02d}")
+        return text.replace("DD", f"{day.day:02d}")
+
+
 @dataclass(frozen=True, eq=False)
 class Kind:
     """One kind of field. ``allowed``: the strings a choice allows (empty for the other kinds). Kinds
@@ -66,6 +142,7 @@ class Kind:
     cel_type: Any
     samples: tuple[object, object]  # for expressions: booleans give one of each
     allowed: tuple[str, ...] = ()
+    date_format: DateFormat | None = None  # how a date is written (dates only)
 
     def __str__(self) -> str:
         return " or ".join(repr(value) for value in self.allowed) if self.allowed else self.name
@@ -77,6 +154,8 @@ class Kind:
         if value is None:
             return MISSING_FIELD, f"{label} is missing"
         value_type = type(value)
+        if self.date_format is not None:
+            return self.date_format.read(value, label)
         if self is TIMESTAMP:
             at = read_instant(value, label, time_format)
             if type(at) is tuple:
@@ -111,8 +190,19 @@ BOOLEAN: Final = Kind("boolean", bool, cel.Type.BOOL, (True, False))
 # Held as text, checked by parse_timestamp (stricter than msgspec's datetime); a CEL timestamp.
 TIMESTAMP: Final = Kind("timestamp", str, cel.Type.TIMESTAMP, ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
 
+
+def date_kind(written: DateFormat) -> Kind:
+    """The kind of a field that holds a date written in ``written`` (held as ``YYYY-MM-DD`` text); in
+    expressions, the timestamp of its local midnight."""
+    samples = (written.write(date(2026, 1, 1)), written.write(date(2026, 7, 1)))
+    return Kind("date", str, cel.Type.TIMESTAMP, samples, date_format=written)
+
+
+#: A date written YYYY-MM-DD, unless its declaration or its source says another format.
+DATE: Final = date_kind(DateFormat(ISO_DATE))
+
 #: The kinds written by name.
-KINDS: Final = {kind.name: kind for kind in (STRING, NUMBER, NON_NEGATIVE, BOOLEAN, TIMESTAMP)}
+KINDS: Final = {kind.name: kind for kind in (STRING, NUMBER, NON_NEGATIVE, BOOLEAN, TIMESTAMP, DATE)}
 
 
 def choice(allowed: tuple[str, ...]) -> Kind:

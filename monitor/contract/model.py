@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
 
-from .kinds import RFC3339, STRING, TIMESTAMP, Kind
+from .kinds import ISO_DATE, RFC3339, STRING, TIMESTAMP, Kind
 
 FLAT: Final = "flat"
 CLOUDEVENTS: Final = "cloudevents"
@@ -50,6 +50,7 @@ class Field:
     kind: Kind
     pointer: Pointer
     required: bool = True
+    own_format: bool = False  # a date whose declaration says its format (else its source's)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Source:
     pointers: tuple[tuple[str, Pointer], ...] = ()  # where the common fields are, when not at /NAME
     silent_after: int = DEFAULT_SILENT_AFTER  # microseconds
     calendar: str | None = None  # silence counts only in this calendar's open hours (a catalog calendar)
+    date: str = ISO_DATE  # how its date fields are written, unless a field says its own format
 
     def pointer(self, name: str) -> Pointer:
         return self._pointers.get(name, (name,))
