@@ -193,7 +193,12 @@ def test_a_wrong_date_format_is_an_error_with_file_line_and_field(tmp_path, decl
 def test_a_source_date_format_is_checked_where_it_is_written(tmp_path):
     (tmp_path / "catalog.yaml").write_text(INSURER.replace("date: DD.MM.YYYY", "date: D.M.YYYY"))
     _, problems = validate_catalog(tmp_path)
-    assert any(p.line == 5 and "sources[0].date: must be a date format" in str(p) for p in problems), problems
+    # The only error: the source is still declared, so its types and the rules are checked as usual.
+    assert [(p.line, p.path) for p in problems] == [(5, "sources[0].date")], problems
+    assert (
+        problems[0].message.startswith("must be a date format of YYYY, MM and DD")
+        and "'D.M.YYYY'" in problems[0].message
+    )
 
 
 # -- the functions, in summer and in winter ---------------------------------------------------------

@@ -149,7 +149,7 @@ class Declarations:
             DateFormat(date_format)
         except ValueError as error:
             say((*path, "date"), str(error))
-            return
+            date_format = ISO_DATE  # said; the source is still declared, so its types are checked
         pointers = []
         mapped = raw.get("fields") or {}
         if not isinstance(mapped, dict):
