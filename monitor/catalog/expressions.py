@@ -158,8 +158,8 @@ def _clean(message: str) -> str:
 #: The failures on sample events (values of the declared kinds) that say something of the expression
 #: itself: a field the type does not carry, values of kinds no function takes (numbers are dyn, so
 #: only evaluation sees ``amount + 1``, a double and an int), a result that is not what is wanted.
-_TYPE_FAILURES = ("the event has no field", "No matching overloads", "Applying SELECT to non-message", "gave ")
 MISSING = "the event has no field"
+_TYPE_FAILURES = (MISSING, "No matching overloads", "Applying SELECT to non-message", "gave ")
 
 
 def type_failure(message: str) -> bool:
