@@ -7,7 +7,8 @@ small home insurer in Berlin, across the change to summer time (2027-03-28) and 
 
 - the claims platform sends webhooks: nested JSON, times in epoch milliseconds;
 - the contact centre publishes CloudEvents 1.0, the policyholder in ``subject``;
-- the policy system writes flat events with local offsets (+01:00, then +02:00) and plain dates;
+- the policy system writes flat events with local offsets (+01:00, then +02:00) and German dates
+  (``14.04.2027``);
 - the survey tool sends NPS answers, some about a claim (its number).
 
 Adjusters fall behind in the fourth week, the contact centre is short of staff in the third, a few
@@ -84,7 +85,7 @@ class Insurer:
             sent = office_hour(rng, self.day())
             days = rng.randint(31, 45) if rng.random() < 0.93 else rng.randint(20, 29)
             expiry = sent.astimezone(BERLIN).date() + timedelta(days=days)
-            self.policy(sent, "policy.renewal_notice_sent", holder, policy_id=policy, expiry_date=expiry.isoformat())
+            self.policy(sent, "policy.renewal_notice_sent", holder, policy_id=policy, expiry_date=expiry.strftime("%d.%m.%Y"))
         if rng.random() < 0.3:
             self.claim(holder, number)
         for _ in range(rng.choice([0, 0, 1, 1, 2])):
