@@ -129,6 +129,12 @@ class ImpactSpec(_Strict):
     attribution: Duration
 
 
+class JourneysSpec(_Strict):
+    """What journeys keep: ``retention``, how long (monitor.catalog.journeys)."""
+
+    retention: Duration | None = None
+
+
 class CatalogFileSpec(_Strict):
     """One catalog file. Touchpoints are checked one by one, so that every error is reported."""
 
@@ -139,6 +145,7 @@ class CatalogFileSpec(_Strict):
     runbook: str | None = Field(default=None, min_length=1)
     grafana: str | None = Field(default=None, min_length=1)
     impact: ImpactSpec | None = None
+    journeys: JourneysSpec | None = None
     # The state (docs/SEMANTICS.md): every touchpoint's window unless it sets its own, the time zone of
     # calendar windows and of the review, and the confidence of the evidence.
     window: str | None = Field(default=None, min_length=1)
