@@ -135,7 +135,7 @@ def stories_are_told_in_the_catalogs_terms(worker: Worker, example: Example) -> 
         for entry in stories:
             line = entry["story"]
             assert line == story(journeys.get(entry["customer_id"]), {touchpoint}, catalog.contract)  # type: ignore[arg-type]
-            assert not any(raw in line for raw in ("?", "uuid", "kind", "account", "1795")), line
+            assert not any(raw in line for raw in ("?", "uuid", "kind", "subject", "specversion", "1795")), line
             told += 1
     assert told >= 3
     missed = orjson.loads(wait_until(lambda: worker.get("/stories/technician-on-time"), 10, "stories"))["stories"]  # type: ignore[arg-type]
