@@ -347,3 +347,20 @@ def test_replay_and_the_worker_keep_journeys_for_the_catalogs_retention(catalog)
     assert catalog.journeys.retention == FLOOR
     live = Partitions(catalog, MemoryStore(), MemoryStore(), retention=parse_duration("1d"))
     assert live.journey_age == FLOOR and live.partition(0).journeys.max_age == FLOOR
+
+
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        ("journeys: 30d\n", "journeys: must be a mapping of settings, such as {retention: 90d}, not '30d'"),
+        ("journeys: {retention: 0s}\n", "journeys.retention: must be more than 0, such as 90d, not '0s'"),
+        ("journeys: {retention: soon}\n", "journeys.retention: 'soon' is not a duration"),
+        ("journeys: {retentoin: 9d}\n", "journeys.retentoin: is not a field; did you mean 'retention'?"),
+    ],
+    ids=["not a mapping", "zero", "not a duration", "a misspelt key"],
+)
+def test_a_wrong_journeys_setting_is_an_error_with_its_line(tmp_path, settings, problem):
+    touchpoint = "kind: condition, on: bill.issued, good: amount == expected_amount"
+    catalog, problems = validate_catalog(catalog_with(tmp_path, touchpoint, settings))
+    (error,) = [p for p in problems if p.path.startswith("journeys")]
+    assert catalog is None and error.line == 2 and f"{error.path}: {error.message}".startswith(problem)
