@@ -112,12 +112,19 @@ class Journey:
 
 def entry(event: Event) -> bytes:
     """An event as a journey keeps it: the contract's view of it beside the message as it was sent."""
-    fields = msgspec.structs.asdict(event.fields)
-    declared = {name: value for name, value in fields.items() if value is not None and name not in COMMON_NAMES}
+    fields = event.fields
+    names = _DECLARED.get(type(fields))
+    if names is None:
+        names = _DECLARED[type(fields)] = tuple(n for n in fields.__struct_fields__ if n not in COMMON_NAMES)
+    declared = {}
+    for name in names:
+        value = getattr(fields, name)
+        if value is not None:  # (an optional field the event does not carry)
+            declared[name] = value
     return json_bytes(
         {
             "type": event.type,
-            "occurred_at": fields["occurred_at"],
+            "occurred_at": fields.occurred_at,  # type: ignore[attr-defined]
             "customer_id": event.customer,
             "event_id": event.id,
             "source": event.source,
@@ -125,6 +132,10 @@ def entry(event: Event) -> bytes:
             "raw": orjson.Fragment(event.raw.rstrip(b"\r\n")),
         }
     )
+
+
+#: Per decoded struct type (one per declared type), the names of its declared fields, in order.
+_DECLARED: dict[type[msgspec.Struct], tuple[str, ...]] = {}
 
 
 def is_entry(data: object) -> bool:
