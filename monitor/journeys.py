@@ -134,6 +134,15 @@ def entry(event: Event) -> bytes:
     )
 
 
+def current(stored: bytes, decoder: Decoder) -> bytes:
+    """A stored journey record in this version's form: as it is, or (written by an earlier version and
+    not rewritten since) converted as ``Journey.from_record`` reads it."""
+    record = orjson.loads(stored)
+    if all(is_entry(data) for data in record.get("events", ())):
+        return stored
+    return json_bytes(Journey.from_record(record, decoder).record())
+
+
 #: Per decoded struct type (one per declared type), the names of its declared fields, in order.
 _DECLARED: dict[type[msgspec.Struct], tuple[str, ...]] = {}
 

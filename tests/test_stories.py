@@ -17,7 +17,7 @@ from monitor.contract.kinds import NUMBER, STRING, TIMESTAMP
 from monitor.contract.story import compile_template
 from monitor.durations import parse_duration
 from monitor.events import Event
-from monitor.journeys import Journey, Journeys, describe, story
+from monitor.journeys import Journey, Journeys, current, describe, story
 from monitor.review.replayed import story as review_story
 from streams.partitions import MemoryStore, Partitions
 from tests.builders import event
@@ -364,3 +364,11 @@ def test_a_wrong_journeys_setting_is_an_error_with_its_line(tmp_path, settings, 
     catalog, problems = validate_catalog(catalog_with(tmp_path, touchpoint, settings))
     (error,) = [p for p in problems if p.path.startswith("journeys")]
     assert catalog is None and error.line == 2 and f"{error.path}: {error.message}".startswith(problem)
+
+
+def test_a_stored_record_is_served_in_this_versions_form(utility):
+    old = orjson.dumps(old_record(VISIT, INVOICE))
+    served = orjson.loads(current(old, utility.decoder))
+    assert [e["type"] for e in served["events"]] == ["appointment.booked", "invoice.sent"]
+    assert served["events"][0]["raw"] == orjson.loads(VISIT)
+    assert current(orjson.dumps(served), utility.decoder) == orjson.dumps(served)  # (this version's, as it is)
