@@ -31,7 +31,7 @@ import msgspec
 import orjson
 
 from .contract import Contract, Decoder
-from .contract.model import COMMON_NAMES
+from .contract.model import CLOUDEVENTS, COMMON_NAMES
 from .contract.story import CONTRACT_FIELDS, render_value
 from .conventions import OTHER_TYPE
 from .durations import parse_duration
@@ -110,6 +110,10 @@ class Journey:
         return [(at, orjson.loads(kept)) for at, _, kept in self.events]
 
 
+#: Per decoded struct type (one per declared type), the names of its declared fields, in order.
+_DECLARED: dict[type[msgspec.Struct], tuple[str, ...]] = {}
+
+
 def entry(event: Event) -> bytes:
     """An event as a journey keeps it: the contract's view of it beside the message as it was sent."""
     fields = event.fields
@@ -143,10 +147,6 @@ def current(stored: bytes, decoder: Decoder) -> bytes:
     return json_bytes(Journey.from_record(record, decoder).record())
 
 
-#: Per decoded struct type (one per declared type), the names of its declared fields, in order.
-_DECLARED: dict[type[msgspec.Struct], tuple[str, ...]] = {}
-
-
 def is_entry(data: object) -> bool:
     """Whether a record's event is an entry of this version (else the message alone, as kept before)."""
     return type(data) is dict and type(data.get("fields")) is dict and "raw" in data and "source" in data
@@ -160,7 +160,7 @@ def _entry_of(data: dict, decoder: Decoder | None, customer: str) -> tuple[int, 
     if decoder is not None:
         contract = decoder.contract
         # Self-describing first (the contract's flat shape, CloudEvents), then each mapped source.
-        shapes = [""] + [s.name for s in contract.sources if not s.plain and s.format != "cloudevents"]
+        shapes = [""] + [s.name for s in contract.sources if not s.plain and s.format != CLOUDEVENTS]
         for source in shapes:
             decoded = decoder.decode(raw, source)
             if type(decoded) is Event:
