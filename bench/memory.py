@@ -47,7 +47,7 @@ def confirmations(count: int, at: int) -> Iterator[bytes]:
                 "order_id": f"ord-{number:07d}",
             }
         )
-    yield from watermark_sentinels(PARTITIONS, format_timestamp(at + 60 * 10**6))
+    yield from watermark_sentinels(PARTITIONS, "customer.joined", format_timestamp(at + 60 * 10**6))
 
 
 def resident(pid: int | str = "self") -> int:

@@ -5,9 +5,15 @@ A journey record (JSON), as written by ``tpmon replay --journeys`` and to the jo
     {"customer_id": "c-000042",
      "first_at": "...", "last_at": "...",         # event-time span of what is kept
      "broken": true,                                # any bad outcome kept in the journey
-     "events": [{...every field of the event...}],  # oldest first, at most max_events
+     "events": [{"type": ..., "occurred_at": ..., "customer_id": ..., "event_id": ..., "source": ...,
+                 "fields": {...declared fields...}, "raw": {...the message as sent...}}],
      "outcomes": [{"touchpoint": "bill-correct", "outcome": "bad", "reason": "judged", ...}],
      "dropped": {"events": 0, "outcomes": 0}}       # how many aged out or overflowed
+
+Each event is kept in the contract's view (its type, instant, customer, id, the source it was read
+from and its declared fields as decoded, timestamps as RFC 3339), so that stories and readers need
+not know the source's shape, beside the message as it was sent (``raw``: extras and envelope kept).
+Records of an earlier version kept the message alone; ``Journey.from_record`` converts them.
 
 Entries older than ``max_age`` before the newest event of that journey are dropped, then the oldest
 beyond ``max_events`` (and ``max_outcomes``), then the oldest events while the events kept are more than
@@ -21,8 +27,13 @@ import itertools
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
+import msgspec
 import orjson
 
+from .contract import Contract, Decoder
+from .contract.model import CLOUDEVENTS, COMMON_NAMES
+from .contract.story import CONTRACT_FIELDS, render_value
+from .conventions import OTHER_TYPE
 from .durations import parse_duration
 from .engine.outcome import Outcome
 from .events import FIRST_INSTANT, Event, format_timestamp, json_bytes, parse_timestamp
@@ -30,13 +41,16 @@ from .events import FIRST_INSTANT, Event, format_timestamp, json_bytes, parse_ti
 DEFAULT_MAX_EVENTS = 200
 DEFAULT_MAX_OUTCOMES = 200
 DEFAULT_MAX_AGE = parse_duration("30d")
-DEFAULT_MAX_BYTES = 1024 * 1024  # of events' JSON in one journey
+DEFAULT_MAX_BYTES = 1024 * 1024  # of events' JSON in one journey (their views and the messages)
+STORY_EVENTS = 6  # the last events a one-line story tells
+FEW_FIELDS = 3  # the declared fields a story shows of an event whose type has no story template
+DETAIL = 120  # characters of what a story says about one event
 
 
 @dataclass
 class Journey:
     customer: str
-    events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (at, event_id, raw JSON), sorted
+    events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (at, event_id, entry JSON), sorted
     outcomes: list[tuple[int, str, dict]] = field(default_factory=list)  # (at, "touchpoint/key", record)
     dropped_events: int = 0
     dropped_outcomes: int = 0
@@ -55,7 +69,7 @@ class Journey:
         return any(record["outcome"] == "bad" for _, _, record in self.outcomes)
 
     def record(self) -> dict:
-        """The JSON record; events are embedded as they came (``orjson.Fragment``): encode with orjson."""
+        """The JSON record; events' entries are embedded as kept (``orjson.Fragment``): encode with orjson."""
         times = [e[0] for e in self.events[:1]] + [o[0] for o in self.outcomes[:1]]
         return {
             "customer_id": self.customer,
@@ -68,24 +82,105 @@ class Journey:
         }
 
     @classmethod
-    def from_record(cls, record: dict) -> Journey:
-        """The journey back from its record, as stored in the journeys topic."""
+    def from_record(cls, record: dict, decoder: Decoder | None = None) -> Journey:
+        """The journey back from its record, as stored in the journeys topic. An event an earlier
+        version kept as the message alone is decoded again (``decoder``: the catalog's) into its entry;
+        one that cannot be (without a decoder, or a catalog that no longer reads it) keeps the
+        contract's fields found at their own names, and one without a valid instant is dropped."""
         journey = cls(record["customer_id"])
         for data in record["events"]:
-            at = parse_timestamp(data["occurred_at"])
-            if at is not None:
-                raw = json_bytes(data)
-                journey.events.append((at, data["event_id"], raw))
-                journey.event_bytes += len(raw)
+            kept = _entry_of(data, decoder, journey.customer)
+            if kept is None:
+                journey.dropped_events += 1
+                continue
+            journey.events.append(kept)
+            journey.event_bytes += len(kept[2])
         for outcome in record["outcomes"]:
             at = parse_timestamp(outcome["at"])
             if at is not None:
                 journey.outcomes.append((at, f"{outcome['touchpoint']}/{outcome['key']}", outcome))
         journey.events.sort(key=lambda e: e[:2])
         journey.outcomes.sort(key=lambda o: o[:2])
-        journey.dropped_events = record["dropped"]["events"]
+        journey.dropped_events += record["dropped"]["events"]
         journey.dropped_outcomes = record["dropped"]["outcomes"]
         return journey
+
+    def views(self) -> list[tuple[int, dict]]:
+        """Its events' entries (the contract's view beside ``raw``), oldest first, with their instants."""
+        return [(at, orjson.loads(kept)) for at, _, kept in self.events]
+
+
+#: Per decoded struct type (one per declared type), the names of its declared fields, in order.
+_DECLARED: dict[type[msgspec.Struct], tuple[str, ...]] = {}
+
+
+def entry(event: Event) -> bytes:
+    """An event as a journey keeps it: the contract's view of it beside the message as it was sent."""
+    fields = event.fields
+    names = _DECLARED.get(type(fields))
+    if names is None:
+        names = _DECLARED[type(fields)] = tuple(n for n in fields.__struct_fields__ if n not in COMMON_NAMES)
+    declared = {}
+    for name in names:
+        value = getattr(fields, name)
+        if value is not None:  # (an optional field the event does not carry)
+            declared[name] = value
+    return json_bytes(
+        {
+            "type": event.type,
+            "occurred_at": fields.occurred_at,  # type: ignore[attr-defined]
+            "customer_id": event.customer,
+            "event_id": event.id,
+            "source": event.source,
+            "fields": declared,
+            "raw": orjson.Fragment(event.raw.rstrip(b"\r\n")),
+        }
+    )
+
+
+def current(stored: bytes, decoder: Decoder) -> bytes:
+    """A stored journey record in this version's form: as it is, or (written by an earlier version and
+    not rewritten since) converted as ``Journey.from_record`` reads it."""
+    record = orjson.loads(stored)
+    if all(is_entry(data) for data in record.get("events", ())):
+        return stored
+    return json_bytes(Journey.from_record(record, decoder).record())
+
+
+def is_entry(data: object) -> bool:
+    """Whether a record's event is an entry of this version (else the message alone, as kept before)."""
+    return type(data) is dict and type(data.get("fields")) is dict and "raw" in data and "source" in data
+
+
+def _entry_of(data: dict, decoder: Decoder | None, customer: str) -> tuple[int, str, bytes] | None:
+    if is_entry(data):
+        at = parse_timestamp(data["occurred_at"]) if type(data.get("occurred_at")) is str else None
+        return (at, str(data.get("event_id", "")), json_bytes(data)) if at is not None else None
+    raw = json_bytes(data)
+    if decoder is not None:
+        contract = decoder.contract
+        # Self-describing first (the contract's flat shape, CloudEvents), then each mapped source.
+        shapes = [""] + [s.name for s in contract.sources if not s.plain and s.format != CLOUDEVENTS]
+        for source in shapes:
+            decoded = decoder.decode(raw, source)
+            if type(decoded) is Event:
+                if not source:
+                    decoded.source = contract.source_of_type(decoded.type) or ""
+                return decoded.at, decoded.id, entry(decoded)
+    at = parse_timestamp(data["occurred_at"]) if type(data.get("occurred_at")) is str else None
+    if at is None:
+        return None
+    event_type, event_id = data.get("type"), data.get("event_id")
+    view = {
+        "type": event_type if type(event_type) is str and event_type else OTHER_TYPE,
+        "occurred_at": data["occurred_at"],
+        "customer_id": customer,
+        "event_id": event_id if type(event_id) is str else "",
+        "source": "",
+        "fields": {},
+        "raw": orjson.Fragment(raw),
+    }
+    return at, view["event_id"], json_bytes(view)
 
 
 class Journeys:
@@ -136,9 +231,9 @@ class Journeys:
 
     def add_event(self, event: Event) -> Journey:
         journey = self._journey(event.customer)
-        raw = event.raw.rstrip(b"\r\n")
-        if _insert(journey.events, (event.at, event.id, raw)):
-            journey.event_bytes += len(raw)
+        kept = entry(event)
+        if _insert(journey.events, (event.at, event.id, kept)):
+            journey.event_bytes += len(kept)
         self._trim(journey)
         return journey
 
@@ -202,18 +297,29 @@ def _drop_old(entries: list[tuple], oldest: int, limit: int) -> list[tuple]:
     return gone
 
 
-def story(record: dict, broken: set[str]) -> str | None:
-    """A short reconstructed journey (a stored journey record) of a customer with a bad outcome of one
-    of ``broken``, or None: its last events, with what went wrong where the shipped events say it."""
-    bad = [o for o in record.get("outcomes", []) if o["outcome"] == "bad" and o["touchpoint"] in broken]
+def describe(view: dict, contract: Contract) -> str:
+    """What a story says about one event (a journey's entry): its declaration's ``story`` template, or
+    without one a few of its declared fields, by name."""
+    fields = view.get("fields") or {}
+    declared = contract.declaration(view.get("type", ""))
+    if declared is not None and declared.story is not None:
+        values = {**fields, **{name: view.get(name) for name in CONTRACT_FIELDS}}
+        text = declared.story.render(values)
+    else:
+        names = [f.name for f in declared.fields] if declared is not None else list(fields)
+        shown = [name for name in names if name in fields][:FEW_FIELDS]
+        text = ", ".join(f"{name} {render_value(fields[name])}" for name in shown)
+    return text if len(text) <= DETAIL else text[: DETAIL - 1] + "…"
+
+
+def story(journey: Journey, broken: set[str], contract: Contract) -> str | None:
+    """A short reconstructed journey of a customer with a bad outcome of one of ``broken``, or None: its
+    last events, each with what the catalog's declarations say of it (``describe``), in one line."""
+    bad = [o for _, _, o in journey.outcomes if o["outcome"] == "bad" and o["touchpoint"] in broken]
     if not bad:
         return None
     steps = []
-    for event in record.get("events", [])[-6:]:
-        detail = ""
-        if event["type"] == "bill.issued" and event.get("amount") != event.get("expected_amount"):
-            detail = f" ({event['amount']:.2f} instead of {event['expected_amount']:.2f})"
-        elif event["type"] in ("call.answered", "call.abandoned"):
-            detail = f" (waited {event.get('wait_seconds', 0):.0f} s)"
-        steps.append(event["type"] + detail)
-    return f"{record['customer_id']}: " + " -> ".join(steps) + f"  => {bad[-1]['touchpoint']} BAD"
+    for _, view in journey.views()[-STORY_EVENTS:]:
+        detail = describe(view, contract)
+        steps.append(view["type"] + (f" ({detail})" if detail else ""))
+    return f"{journey.customer}: " + " -> ".join(steps) + f"  => {bad[-1]['touchpoint']} BAD"

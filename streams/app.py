@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
 from monitor.events import format_timestamp
+from monitor.journeys import current
 from monitor.metrics import Metrics
 from monitor.observe.windows import PROFILES
 from monitor.state import vital_few
@@ -528,7 +529,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         stored = journeys.data.get(customer_id.encode())
         if stored is None:
             return web.json({"error": f"no journey for customer {customer_id!r}"}, status=404)
-        return web.bytes(stored, content_type="application/json")
+        return web.bytes(current(stored, catalog.decoder), content_type="application/json")
 
     app.tpmon_partitions = partitions  # type: ignore[attr-defined]
     return app, partitions

@@ -51,7 +51,7 @@ from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, parse_timestamp
 from monitor.events import TOO_OLD as TOO_OLD_REASON
 from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
-from monitor.journeys import DEFAULT_MAX_AGE, Journey, Journeys, story
+from monitor.journeys import Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
 from monitor.state import Verdict, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
@@ -179,12 +179,13 @@ class Partitions:
         lateness: int | None = None,
         retention: int,
         journey_cache: int = JOURNEY_CACHE,
-        journey_age: int = DEFAULT_MAX_AGE,
+        journey_age: int | None = None,
     ) -> None:
         self.catalog = catalog
         self.lateness = catalog.lateness if lateness is None else lateness
         self.retention = retention
-        self.journey_age = journey_age
+        # How long journeys keep what they hold: the catalog's journeys.retention unless told.
+        self.journey_age = catalog.journeys.retention if journey_age is None else journey_age
         self.customers = customers
         self.journey_store = journeys
         self.owned: dict[int, Partition] = {}
@@ -303,18 +304,16 @@ class Partitions:
         for at, partition, customer in reversed(self.stories.get(touchpoint, ())):
             part = self.owned.get(partition)
             journey = part.journeys.by_customer.get(customer) if part is not None else None
-            if journey is not None:
-                record = orjson.loads(json_bytes(journey.record()))  # (its events are kept as bytes)
-            else:
+            if journey is None:
                 stored = self.journey_store.get(customer)
                 if not stored:
                     continue  # expired since
-                record = orjson.loads(stored)
+                journey = Journey.from_record(orjson.loads(stored), self.catalog.decoder)
             found.append(
                 {
                     "customer_id": customer,
                     "bad_at": format_timestamp(at),
-                    "story": story(record, {touchpoint}),
+                    "story": story(journey, {touchpoint}, self.catalog.contract),
                     "journey": f"/journeys/{customer}",
                 }
             )
@@ -428,6 +427,7 @@ class Partitions:
     def _restore(self, number: int) -> Partition:
         engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
         part = Partition(number, engine, Inputs(self.lateness), History(self.lateness))
+        part.journeys = Journeys(max_age=self.journey_age)
         part.since = self._since(None, None)
         freeing: set[str] = set()
         whole = True  # the partition's record read back (else no customer record can be said newer)
@@ -755,7 +755,9 @@ class Partitions:
         if journey is None:
             stored = self.journey_store.get(customer)
             try:
-                journey = Journey.from_record(orjson.loads(stored)) if stored else Journey(customer)
+                journey = (
+                    Journey.from_record(orjson.loads(stored), self.catalog.decoder) if stored else Journey(customer)
+                )
             except Exception as error:  # a stored journey this version cannot read: it starts again
                 self._failed(part, Failure(RESTORE, error, customer=customer))
                 journey = Journey(customer)

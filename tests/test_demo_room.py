@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from rich.console import Console
 
-from tpmon.demo.room import Room, Snapshot, story
+from monitor.journeys import Journeys
+from tests.builders import event
+from tpmon.demo.room import Journey, Room, Snapshot, story
 
 
 def snapshot(at: float, good: int, bad: int, warming: bool = False) -> Snapshot:
@@ -47,17 +50,17 @@ def test_the_wall_shows_every_touchpoint(catalog):
     assert "broken:" in room.line(3.0)
 
 
-def test_a_story_tells_what_happened_to_the_customer():
-    record = {
-        "customer_id": "c-1",
-        "events": [
-            {"type": "bill.issued", "amount": 40.0, "expected_amount": 29.0},
-            {"type": "call.abandoned", "wait_seconds": 31},
-        ],
-        "outcomes": [{"touchpoint": "bill-correct", "outcome": "bad"}],
-    }
-    line = story(record, {"bill-correct"})
-    assert (
-        line is not None and "40.00 instead of 29.00" in line and "waited 31 s" in line and "bill-correct BAD" in line
+def test_a_story_tells_what_happened_to_the_customer(catalog):
+    """The wall's story line says what the catalog's story templates say of each event."""
+    journeys = Journeys()
+    journeys.add_event(event("bill.issued", 0, "c-1", bill_id="b-7", amount=40.0, expected_amount=29.0))
+    journeys.add_event(event("call.abandoned", 60, "c-1", call_id="k-1", queue="billing", wait_seconds=31))
+    record = orjson.loads(orjson.dumps(journeys.get("c-1").record()))
+    record["outcomes"] = [{"touchpoint": "bill-correct", "outcome": "bad", "key": "b-7", "at": record["last_at"]}]
+    journey = Journey.from_record(record, catalog.decoder)
+    line = story(journey, {"bill-correct"}, catalog.contract)
+    assert line == (
+        "c-1: bill.issued (bill b-7: 40.00 billed, 29.00 expected) -> "
+        "call.abandoned (call k-1 in billing: hung up after 31 s)  => bill-correct BAD"
     )
-    assert story(record, {"call-answered"}) is None
+    assert story(journey, {"call-answered"}, catalog.contract) is None

@@ -269,7 +269,7 @@ def test_the_latest_stories_of_a_touchpoint_are_its_latest_customers_hurt(catalo
     stories = live.latest_stories("bill-correct")
     assert [s["customer_id"] for s in stories] == ["ann", "bob"]
     assert stories[0]["journey"] == "/journeys/ann" and stories[0]["story"].endswith("=> bill-correct BAD")
-    assert "bill.issued (12.00 instead of 10.00)" in stories[0]["story"]
+    assert "bill.issued (bill b1: 12.00 billed, 10.00 expected)" in stories[0]["story"]  # the catalog's story:
     assert live.latest_stories("call-answered") == []
 
 

@@ -91,6 +91,8 @@ def test_the_review_is_self_contained_and_each_story_is_one_customers(week):
         assert named == {customer}, f"the story of {customer} names {named - {customer}}"
         assert ": bad</td>" in section  # the bad outcome it was chosen for
     assert "for bill-correct" in stories.split("<h3>")[1]  # the vital few's first
+    # Each event by its declared type, with what the catalog's story template says of it.
+    assert re.search(r"<td>bill\.issued</td>\s*<td>bill \S+: \d+\.\d\d billed, \d+\.\d\d expected</td>", stories)
 
 
 def test_the_review_is_written_the_same_twice(catalog):

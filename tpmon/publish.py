@@ -59,8 +59,9 @@ class Published:
 SENTINEL_MAX_FUTURE = "30000d"
 
 
-def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00Z") -> list[bytes]:
-    """One customer.joined event per partition of tpmon's events topic, at ``occurred_at``.
+def watermark_sentinels(partitions: int, event_type: str, occurred_at: str = "2099-01-01T00:00:00Z") -> list[bytes]:
+    """One event of ``event_type`` (a declared type without required fields of its own) per partition
+    of tpmon's events topic, at ``occurred_at``.
 
     Published after everything else, they move every partition's watermark past every due time before
     ``occurred_at``, as the end of a replay does; live counters then equal replay's (tests, benchmarks).
@@ -76,7 +77,7 @@ def watermark_sentinels(partitions: int, occurred_at: str = "2099-01-01T00:00:00
         if partition not in lines:
             event = {
                 "event_id": customer,
-                "type": "customer.joined",
+                "type": event_type,
                 "customer_id": customer,
                 "occurred_at": occurred_at,
             }

@@ -26,6 +26,7 @@ from ..window import DEFAULT_TIMEZONE, DEFAULT_WINDOW, Window, parse_window, par
 from .clocks import read_calendars
 from .errors import ERROR, WARNING, CatalogInvalid, Problem, format_path
 from .expressions import MISSING, WHOLE_EVENT, Environment, Expression, ExpressionError, type_failure
+from .journeys import cut_short, default_retention
 from .model import (
     CONDITION,
     DEADLINE,
@@ -35,11 +36,21 @@ from .model import (
     DEFAULT_LATENESS,
     DEFAULT_MAX_FUTURE,
     Catalog,
+    JourneySettings,
     Match,
     Touchpoint,
     tiers,
 )
-from .spec import KIND_SPECS, CatalogFileSpec, DeadlineSpec, EventMatchSpec, ImpactSpec, TouchpointSpec, _Touchpoint
+from .spec import (
+    KIND_SPECS,
+    CatalogFileSpec,
+    DeadlineSpec,
+    EventMatchSpec,
+    ImpactSpec,
+    JourneysSpec,
+    TouchpointSpec,
+    _Touchpoint,
+)
 
 Path_ = tuple[str | int, ...]
 
@@ -133,6 +144,8 @@ def _message(error: dict, kind: str | None) -> str:
             allowed = sorted(model.model_fields)
         elif error["loc"][:-1] == ("impact",):
             allowed = sorted(ImpactSpec.model_fields)
+        elif error["loc"][:-1] == ("journeys",):
+            allowed = sorted(JourneysSpec.model_fields)
         else:
             allowed = sorted(CatalogFileSpec.model_fields)
         close = difflib.get_close_matches(str(field_name), allowed, n=1)
@@ -449,6 +462,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     runbook_seen: dict[str, str] = {}
     grafana_seen: dict[str, str] = {}
     attribution_seen: dict[int, str] = {}
+    retention_seen: dict[int, str] = {}  # journeys.retention
     state_seen: dict[str, dict[object, tuple[str, int]]] = {"window": {}, "timezone": {}, "confidence": {}}
     declarations = Declarations()
     calendars: dict[str, tuple[Calendar, str]] = {}
@@ -494,6 +508,11 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 where = ("impact", "attribution")
                 attribution_seen.setdefault(
                     parse_duration(file_spec.impact.attribution), f"{name}:{report.line_of(where)}"
+                )
+            if file_spec.journeys is not None and file_spec.journeys.retention is not None:
+                where = ("journeys", "retention")
+                retention_seen.setdefault(
+                    parse_duration(file_spec.journeys.retention), f"{name}:{report.line_of(where)}"
                 )
         except ValidationError as error:
             _validation_problems(report, error, ())
@@ -567,6 +586,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         ("lateness", lateness_seen),
         ("max_future", max_future_seen),
         ("impact.attribution", attribution_seen),
+        ("journeys.retention", retention_seen),
     ):
         if len(seen) > 1:
             where = ", ".join(f"{format_duration(v)} at {at}" for v, at in seen.items())
@@ -586,6 +606,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         return None, problems
     lateness = next(iter(lateness_seen), DEFAULT_LATENESS)
     max_future = next(iter(max_future_seen), DEFAULT_MAX_FUTURE)
+    retention = _journey_retention(tuple(touchpoints), lateness, retention_seen, problems)
     # The journey's order (buy, get, pay, help, leave), then other stages; files keep their own order.
     rank = {stage: index for index, stage in enumerate(STAGES)}
     touchpoints.sort(key=lambda t: (rank.get(t.stage, len(rank)), t.stage if t.stage not in rank else ""))
@@ -600,8 +621,35 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         next(iter(attribution_seen), DEFAULT_ATTRIBUTION),
         zone,
         confidence,
+        JourneySettings(retention),
     )
     return catalog, problems
+
+
+def _journey_retention(
+    touchpoints: tuple[Touchpoint, ...], lateness: int, seen: dict[int, str], problems: list[Problem]
+) -> int:
+    """The journeys' retention: the one set, with a warning when it is shorter than a touchpoint can take
+    from a start to its outcome; else the catalog's longest (monitor.catalog.journeys)."""
+    if not seen:
+        return default_retention(touchpoints, lateness)
+    retention, at = next(iter(seen.items()))
+    cut = cut_short(touchpoints, lateness, retention)
+    if cut:
+        file, _, line = at.rpartition(":")
+        problems.append(
+            Problem(
+                file,
+                int(line),
+                "journeys.retention",
+                f"{format_duration(retention)} is shorter than some touchpoints take from a start to its outcome "
+                f"(plus the lateness, {format_duration(lateness)}): their stories would lose their start: "
+                + ", ".join(cut),
+                WARNING,
+            )
+        )
+        problems.sort()
+    return retention
 
 
 def _state_settings(seen: dict[str, dict[object, tuple[str, int]]], problems: list[Problem]):  # type: ignore[no-untyped-def]

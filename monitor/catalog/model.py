@@ -22,6 +22,15 @@ DEFAULT_MIN_EVENTS = 20
 DEFAULT_GRAFANA = "http://localhost:3000"  # as docker-compose serves it
 DEFAULT_ATTRIBUTION = 30 * 86_400_000_000  # impact: {attribution: 30d}, in microseconds
 DEFAULT_CONFIDENCE = 0.99  # state: {confidence: 0.99}, one-sided (monitor.state)
+DEFAULT_JOURNEY_RETENTION = 30 * 86_400_000_000  # journeys: {retention: 30d} at least (monitor.catalog.journeys)
+
+
+@dataclass(frozen=True)
+class JourneySettings:
+    """``journeys:`` in the catalog. ``retention``: how far back of its newest entry a journey keeps
+    events and outcomes, and how long a journey with nothing new is kept (microseconds)."""
+
+    retention: int = DEFAULT_JOURNEY_RETENTION
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ class Catalog:
     attribution: int = DEFAULT_ATTRIBUTION  # how long before leaving or answering an outcome counts
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # calendar windows (monitor.window)
     confidence: float = DEFAULT_CONFIDENCE  # of the state's evidence (monitor.state)
+    journeys: JourneySettings = field(default_factory=JourneySettings)  # what journeys keep, and how long
 
     @cached_property
     def z(self) -> float:

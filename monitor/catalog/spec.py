@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ..durations import parse_duration
 
@@ -129,6 +129,26 @@ class ImpactSpec(_Strict):
     attribution: Duration
 
 
+class JourneysSpec(_Strict):
+    """What journeys keep: ``retention``, how long (monitor.catalog.journeys)."""
+
+    retention: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a mapping of settings, such as {{retention: 90d}}, not {value!r}")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _positive(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"must be more than 0, such as 90d, not {value!r}")
+        return value
+
+
 class CatalogFileSpec(_Strict):
     """One catalog file. Touchpoints are checked one by one, so that every error is reported."""
 
@@ -139,6 +159,7 @@ class CatalogFileSpec(_Strict):
     runbook: str | None = Field(default=None, min_length=1)
     grafana: str | None = Field(default=None, min_length=1)
     impact: ImpactSpec | None = None
+    journeys: JourneysSpec | None = None
     # The state (docs/SEMANTICS.md): every touchpoint's window unless it sets its own, the time zone of
     # calendar windows and of the review, and the confidence of the evidence.
     window: str | None = Field(default=None, min_length=1)

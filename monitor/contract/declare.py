@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..durations import parse_duration
-from .kinds import ISO_DATE, KINDS, TIME_FORMATS, DateFormat, date_kind, kind_of
+from .kinds import ISO_DATE, KINDS, STRING, TIME_FORMATS, DateFormat, date_kind, kind_of
 from .model import (
+    COMMON,
     COMMON_NAMES,
     DEFAULT_SILENT_AFTER,
     FORMATS,
@@ -25,6 +26,7 @@ from .model import (
     default_pointer,
     parse_pointer,
 )
+from .story import compile_template
 
 Path_ = tuple[str | int, ...]
 Say = Callable[[Path_, str], None]  # (path in the file, message): an error
@@ -62,7 +64,7 @@ RESERVED = frozenset(
 )
 SOURCE_KEYS = ("name", "format", "time", "date", "fields", "silent_after", "calendar")
 FIELD_KEYS = ("kind", "at", "format")
-EVENT_KEYS = ("type", "source", "fields", "optional")
+EVENT_KEYS = ("type", "source", "fields", "optional", "story")
 CUSTOMER_KEYS = ("joined", "left")
 
 
@@ -213,7 +215,14 @@ class Declarations:
                 made = self._field(say, (*path, section, name), name, written, required, fields)
                 if made is not None:
                     fields.append(made)
-        self.events[event_type] = (Declaration(event_type, source, tuple(fields)), say, path, where(path))
+        story = None
+        if "story" in raw:
+            kinds = {**dict(COMMON), "source": STRING, **{f.name: f.kind for f in fields}}
+            story = compile_template(raw["story"], event_type, kinds)
+            if isinstance(story, str):
+                say((*path, "story"), story)
+                story = None
+        self.events[event_type] = (Declaration(event_type, source, tuple(fields), story), say, path, where(path))
 
     def _field(
         self, say: Say, path: Path_, name: str, written: object, required: bool, seen: list[Field]
@@ -271,7 +280,7 @@ class Declarations:
                 )
                 continue
             fields = tuple(_in_source(f, source[0]) for f in declared.fields)
-            declarations.append(Declaration(event_type, declared.source, fields))
+            declarations.append(Declaration(event_type, declared.source, fields, declared.story))
         joined: frozenset[str] = frozenset()
         left: frozenset[str] = frozenset()
         if self.customers is not None:

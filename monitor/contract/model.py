@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Final
 
 from .kinds import ISO_DATE, RFC3339, STRING, TIMESTAMP, Kind
+from .story import Template
 
 FLAT: Final = "flat"
 CLOUDEVENTS: Final = "cloudevents"
@@ -84,6 +85,7 @@ class Declaration:
     type: str
     source: str
     fields: tuple[Field, ...] = ()  # required ones first, in the order written
+    story: Template | None = None  # what a story says about an event of the type (monitor.contract.story)
 
     @property
     def required(self) -> tuple[Field, ...]:

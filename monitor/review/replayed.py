@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import orjson
-
 from ..catalog.model import Catalog
+from ..contract import Contract
 from ..durations import parse_duration
 from ..engine.outcome import Outcome
 from ..events import Event
-from ..journeys import Journey
+from ..journeys import Journey, describe
 from ..observe.windows import STATE_WINDOW
 from ..state import judge, partition_standing, warming_up
 from ..window import STEPS
@@ -30,8 +29,6 @@ DAY = parse_duration("1d")
 PERIOD_REACH = {"day": DAY + DAY // 2, "week": 8 * DAY, "month": 32 * DAY}
 STORIES = 3  # customers' journeys in a review: one per touchpoint, the vital few first
 BAD_KEPT = 2  # the first bad outcomes of each touchpoint in each bucket, to choose a story from
-ENVELOPE = {"event_id", "id", "type", "time", "occurred_at", "customer_id", "source", "specversion", "subject"}
-DETAIL = 120  # characters of an event's fields in a story
 
 
 class Tracker:
@@ -186,13 +183,11 @@ class Tracker:
         return chosen
 
 
-def story(journey: Journey, touchpoint: str) -> Story:
-    """A story from a customer's journey: its events and outcomes in time order, each event with its
-    own fields (a CloudEvent's data's), not its envelope."""
-    steps = []
-    for at, _, raw in journey.events:
-        event = orjson.loads(raw)
-        steps.append(Step(at, str(event.get("type", "?")), _fields(event)))
+def story(journey: Journey, touchpoint: str, contract: Contract) -> Story:
+    """A story from a customer's journey: its events and outcomes in time order, each event by its
+    declared type with what the catalog says of it (``monitor.journeys.describe``: its declaration's
+    story template, or a few declared fields), whatever shape its source sent it in."""
+    steps = [Step(at, view["type"], describe(view, contract)) for at, view in journey.views()]
     for at, _, outcome in journey.outcomes:
         detail = outcome["reason"].replace("_", " ")
         if "latency_seconds" in outcome:
@@ -200,16 +195,6 @@ def story(journey: Journey, touchpoint: str) -> Story:
         steps.append(Step(at, outcome["touchpoint"], detail, outcome["outcome"]))
     steps.sort(key=lambda step: (step.at, step.outcome is not None))
     return Story(journey.customer, touchpoint, steps, journey.dropped_events + journey.dropped_outcomes)
-
-
-def _fields(event: dict) -> str:
-    fields = {name: value for name, value in event.items() if name not in ENVELOPE}
-    data = fields.pop("data", None)
-    if isinstance(data, dict):
-        fields.update(data)
-    shown = [f"{name} {value}" for name, value in fields.items() if isinstance(value, str | int | float | bool)]
-    text = ", ".join(shown)
-    return text if len(text) <= DETAIL else text[: DETAIL - 1] + "…"
 
 
 def _seconds(seconds: float) -> str:

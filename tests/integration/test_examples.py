@@ -5,6 +5,8 @@ mode (attributes in ce_ headers, the value is data)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from monitor.catalog import load_catalog
+from monitor.journeys import Journeys, story
+from monitor.replay import Replay
+from tpmon.commands.replay import feed, open_inputs
 
 from .conftest import ROOT, Namespace, Worker, wait_until
 from .test_live_pipeline import live_equals_replay
@@ -104,8 +109,40 @@ def test_the_utility_example_live_on_its_four_sources_equals_replay(namespace):
     assert visit["uuid"].encode() in journey  # type: ignore[operator]
     ticket = orjson.loads(helpdesk[1])  # sent in binary mode
     journey = orjson.loads(wait_until(lambda: worker.get(f"/journeys/{ticket['subject']}"), 30, "the journey"))  # type: ignore[arg-type]
-    (kept,) = [e for e in journey["events"] if e.get("id") == ticket["id"]]
-    assert kept == ticket, kept
+    (kept,) = [e for e in journey["events"] if e["event_id"] == ticket["id"]]
+    assert kept["raw"] == ticket, kept
+    # Beside it, the contract's view: the declared type and fields, whatever the shape.
+    assert kept["type"] == "ticket.created" and kept["customer_id"] == ticket["subject"]
+    assert kept["source"] == "helpdesk" and kept["fields"] == ticket["data"]
+    stories_are_told_in_the_catalogs_terms(worker, example)
+
+
+def stories_are_told_in_the_catalogs_terms(worker: Worker, example: Example) -> None:
+    """/stories answers for every touchpoint of a catalog in its own shapes, each story naming the
+    declared types with what its story: templates say, never the source's own fields: the same line
+    a replay of the same files tells of that customer."""
+    catalog = load_catalog(EXAMPLE)
+    journeys = Journeys(max_age=catalog.journeys.retention)
+    run = Replay(catalog, journeys=journeys)
+    with contextlib.ExitStack() as stack:
+        feed(run, open_inputs(stack, list(example.files.items())), False)
+    run.finish()
+    told = 0
+    for touchpoint in catalog.ids:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/stories/{touchpoint}", timeout=10) as answer:
+            assert answer.status == 200
+            stories = orjson.loads(answer.read())["stories"]
+        for entry in stories:
+            line = entry["story"]
+            assert line == story(journeys.get(entry["customer_id"]), {touchpoint}, catalog.contract)  # type: ignore[arg-type]
+            assert not any(raw in line for raw in ("?", "uuid", "kind", "subject", "specversion", "1795")), line
+            told += 1
+    assert told >= 3
+    missed = orjson.loads(wait_until(lambda: worker.get("/stories/technician-on-time"), 10, "stories"))["stories"]  # type: ignore[arg-type]
+    journey = orjson.loads(worker.get(missed[0]["journey"]) or b"{}")
+    booked = [e for e in journey["events"] if e["type"] == "appointment.booked"]
+    # The slot, epoch ms at the source, is RFC 3339 in the view, as the story template shows it.
+    assert booked and booked[0]["fields"]["slot_start"].endswith("Z") and isinstance(booked[0]["raw"]["ts"], int)
 
 
 SUPPORT = ROOT / "examples" / "support-hours"

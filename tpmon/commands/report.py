@@ -135,7 +135,7 @@ def report(
                 found = evidence(catalog, prometheus_url, since, period, PROFILES[profile], now, say)
             except PrometheusError as error:
                 fail(str(error), 1)
-            found.stories, notes = stories(workers, review(catalog, found).story_order(), say)
+            found.stories, notes = stories(workers, review(catalog, found).story_order(), say, catalog)
             if not workers:
                 notes = ["Prometheus keeps no journeys: with --worker URL the review tells the stories a worker keeps."]
             found.notes += notes

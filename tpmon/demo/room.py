@@ -20,7 +20,7 @@ from rich.text import Text
 
 from monitor.catalog import Catalog
 from monitor.conventions import STAGES
-from monitor.journeys import story  # noqa: F401  (the stories the wall shows)
+from monitor.journeys import Journey, story  # noqa: F401  (the stories the wall shows)
 from monitor.state import Verdict, judge, vital_few
 
 NO_DATA = "no data"  # fed only by sources that went silent (their silent_after): never shown as reliable

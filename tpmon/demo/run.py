@@ -35,7 +35,7 @@ from monitor.simulate.scenarios import SCENARIOS
 
 from ..broker import BrokerError, LocalKafka, free_port, port_free
 from ..commands.simulate import EVENTS_PER_CUSTOMER
-from .room import STYLE, Room, Snapshot, story
+from .room import STYLE, Journey, Room, Snapshot, story
 
 TPMON = [sys.executable, "-m", "tpmon.cli"]
 
@@ -63,7 +63,7 @@ class JourneyTail(threading.Thread):
                     for messages in batches.values():
                         for message in messages:
                             if message.value:
-                                with suppress(ValueError):
+                                with suppress(ValueError, KeyError, TypeError):  # a record it cannot read
                                     self.on_record(orjson.loads(message.value))
             finally:
                 await consumer.stop()
@@ -255,7 +255,7 @@ class Demo:
 
         def on_record(record: dict) -> None:
             broken = {t for t, s in self.room.states().items() if s == "broken"}
-            line = story(record, broken)
+            line = story(Journey.from_record(record, self.catalog.decoder), broken, self.catalog.contract)
             if line:
                 self.room.stories.append(line)
 

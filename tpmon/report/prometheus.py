@@ -238,7 +238,9 @@ def _side(metric: dict, name: str) -> str:
     return f"{metric.get('survey', '')}/{metric.get('after', '')}/{name}"
 
 
-def stories(workers: tuple[str, ...], order: list[str], say: Callable[[str], None]) -> tuple[list[Story], list[str]]:
+def stories(
+    workers: tuple[str, ...], order: list[str], say: Callable[[str], None], catalog: Catalog
+) -> tuple[list[Story], list[str]]:
     """Stories from the workers' /stories and /journeys (Prometheus keeps none): for each touchpoint of
     ``order``, the latest customer a worker saw hurt by it, at most STORIES and each customer once;
     and notes on workers that did not answer."""
@@ -256,7 +258,7 @@ def stories(workers: tuple[str, ...], order: list[str], say: Callable[[str], Non
                 chosen = next((entry for entry in latest if entry["customer_id"] not in taken), None)
                 if chosen is None:
                     continue
-                journey = Journey.from_record(_json(base + chosen["journey"]))
+                journey = Journey.from_record(_json(base + chosen["journey"]), catalog.decoder)
             except urllib.error.HTTPError as error:
                 if error.code == 404:  # that journey expired (or lives on another worker): no story here
                     continue
@@ -267,7 +269,7 @@ def stories(workers: tuple[str, ...], order: list[str], say: Callable[[str], Non
                 silent.add(worker)
                 notes.append(f"The worker at {worker} gave no stories ({getattr(error, 'reason', error)}).")
                 continue
-            told.append(story(journey, touchpoint))
+            told.append(story(journey, touchpoint, catalog.contract))
             break
     if told:
         say(f"read {len(told)} customers' journeys from the workers")
