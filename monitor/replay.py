@@ -199,6 +199,17 @@ class Replay:
         self._settle()
         return self.summary()
 
+    def mostly_rejected(self) -> str | None:
+        """When more than half of the lines read (blank lines aside) were rejected, what says so: how
+        many, and the most frequent reasons (a replay then exits non-zero: a catalog whose pointers do
+        not fit its input rejects most of it). None otherwise."""
+        tally = self.tally
+        read = tally.rejected + sum(tally.by_kind.values()) + tally.duplicates
+        if not tally.rejected or tally.rejected * 2 <= read:
+            return None
+        top = ", ".join(f"{reason} {count}" for reason, count in tally.rejected_by_reason.most_common(3))
+        return f"{tally.rejected} of the {read} lines read were rejected ({top})"
+
     def summary(self) -> dict:
         tally, engine = self.tally, self.engine
         pending, counts = engine.pending, engine.counts()
