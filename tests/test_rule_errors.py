@@ -134,7 +134,8 @@ def test_a_rule_error_is_kept_whole_with_its_touchpoint_and_message(two_on_one_t
     record = kept[0][1]
     assert record["reason"] == "rule_error" and record["touchpoint"] == "vip-order-ok"
     assert record["source"] == "orders" and record["line"] == 2
-    assert "tier" in record["message"] and record["message"] in record["detail"]
+    assert record["message"].startswith("good: ") and "tier" in record["message"]
+    assert record["detail"] == f"touchpoint 'vip-order-ok' could not judge it: {record['message']}"
     assert record["raw"].encode() == orders()[1]
 
 
