@@ -34,6 +34,9 @@ FUTURE_TIMESTAMP: Final = "future_timestamp"  # live (or replay --now): too far 
 INTERNAL_ERROR: Final = "internal_error"  # processing failed for a reason outside the contract: a bug
 # live: older than the ids the worker still remembers, so it could not be told from one already judged
 TOO_OLD: Final = "too_old"
+#: Not a rejection: an event a touchpoint's rule could not judge (the others judged it), kept whole with
+#: the touchpoint and the message beside the rejects (replay --rejects, the dead letters).
+RULE_ERROR: Final = "rule_error"
 REJECT_REASONS: Final = (
     NOT_UTF8,
     MALFORMED_JSON,
@@ -214,16 +217,28 @@ class Event:
 
 
 class Reject:
-    """An input that is not a valid event, kept whole with why (``stage``: where an internal_error was)."""
+    """An input that is not a valid event, kept whole with why (``stage``: where an internal_error was;
+    ``touchpoint`` and ``message``: a rule_error's)."""
 
-    __slots__ = ("detail", "raw", "reason", "source", "stage")
+    __slots__ = ("detail", "message", "raw", "reason", "source", "stage", "touchpoint")
 
-    def __init__(self, reason: str, detail: str, raw: bytes, source: str, stage: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        raw: bytes,
+        source: str,
+        stage: str | None = None,
+        touchpoint: str | None = None,
+        message: str | None = None,
+    ) -> None:
         self.reason = reason
         self.detail = detail
         self.raw = raw
         self.source = source
         self.stage = stage
+        self.touchpoint = touchpoint
+        self.message = message
 
     def __repr__(self) -> str:
         return f"Reject({self.reason}: {self.detail})"
@@ -233,6 +248,9 @@ class Reject:
         record: dict[str, object] = {"reason": self.reason, "detail": self.detail, "source": self.source}
         if self.stage is not None:
             record["stage"] = self.stage
+        if self.touchpoint is not None:
+            record["touchpoint"] = self.touchpoint
+            record["message"] = self.message
         record.update(extra)
         try:
             record["raw"] = self.raw.decode("utf-8")

@@ -31,6 +31,7 @@ class Tally:
     duplicates: int = 0
     late: int = 0
     rule_errors: int = 0
+    rule_errors_by_touchpoint: Counter = field(default_factory=Counter)
     internal_errors: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
     by_kind: dict[str, int] = field(default_factory=dict)  # accepted events by type ("other" for unknown)
@@ -38,7 +39,8 @@ class Tally:
 
 class Replay:
     """Feed lines, then ``finish``. ``on_reject(line_number, reject)`` sees every rejected line,
-    ``on_event(event)`` every event accepted (as the journeys do), and
+    ``on_event(event)`` every event accepted (as the journeys do), and each rule error as the event kept
+    whole with reason rule_error, its touchpoint and message (the event is accepted: not a reject), and
     ``on_failure(line_number, failure)`` every failure (line_number None for one of no line).
     ``not_after``: refuse events that occurred after it as future_timestamp (``tpmon replay --now``)."""
 
@@ -114,6 +116,8 @@ class Replay:
                         duplicates += 1
                         continue
                     late += 1
+                if engine.errors:
+                    self._rule_errors(number, line, event)
                 kind = event.kind
                 by_kind[kind] = by_kind.get(kind, 0) + 1
                 try:
@@ -132,10 +136,20 @@ class Replay:
             tally.late += late
             self._settle()
 
+    def _rule_errors(self, number: int | None, line: bytes | None, event: Event | None) -> None:
+        """Count the rule errors of a step, each for its touchpoint, and keep the event with each."""
+        tally, errors = self.tally, self.engine.errors
+        for error in errors:
+            tally.rule_errors += 1
+            tally.rule_errors_by_touchpoint[error.touchpoint] += 1
+            if self.on_reject is not None and line is not None and event is not None:
+                self.on_reject(number, error.kept(line.rstrip(b"\r\n"), event.source))  # type: ignore[arg-type]
+        errors.clear()
+
     def _settle(self) -> None:
-        engine, tally = self.engine, self.tally
-        tally.rule_errors += len(engine.errors)
-        engine.errors.clear()
+        engine = self.engine
+        if engine.errors:  # (the engine files them in steps only: none should be left)
+            self._rule_errors(None, None, None)
         for failure in engine.failures:
             self._failed(None, None, failure)
         engine.failures.clear()
@@ -185,6 +199,17 @@ class Replay:
         self._settle()
         return self.summary()
 
+    def mostly_rejected(self) -> str | None:
+        """When more than half of the lines read (blank lines aside) were rejected, what says so: how
+        many, and the most frequent reasons (a replay then exits non-zero: a catalog whose pointers do
+        not fit its input rejects most of it). None otherwise."""
+        tally = self.tally
+        read = tally.rejected + sum(tally.by_kind.values()) + tally.duplicates
+        if not tally.rejected or tally.rejected * 2 <= read:
+            return None
+        top = ", ".join(f"{reason} {count}" for reason, count in tally.rejected_by_reason.most_common(3))
+        return f"{tally.rejected} of the {read} lines read were rejected ({top})"
+
     def summary(self) -> dict:
         tally, engine = self.tally, self.engine
         pending, counts = engine.pending, engine.counts()
@@ -209,6 +234,7 @@ class Replay:
                 "pending": pending[index],
                 "reliability": reliability(good, bad),
                 "state": verdict.state,
+                "rule_errors": tally.rule_errors_by_touchpoint.get(touchpoint.id, 0),
             }
             if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end
                 touchpoints[touchpoint.id]["at_risk"] = at_risk.get(touchpoint.id, 0)

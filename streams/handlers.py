@@ -23,7 +23,9 @@ Nothing a message holds can stop either (docs/EVENTS.md). Each message is guarde
 processing raises (a bug) is kept whole in the dead letters with reason internal_error and the stage
 that failed, counted, and logged (``monitor.failures.FailureLog``), and the next message is processed.
 A dead letter carries the message as it came (value and key) with headers ``reason``, ``source``,
-``detail`` and, for internal errors, ``stage``.
+``detail`` and, for internal errors, ``stage``. An event a touchpoint's rule could not judge (a rule
+error: the other touchpoints judged it) is kept there too, with reason rule_error and headers
+``touchpoint`` and ``message``, once for each touchpoint that could not judge it.
 """
 
 from __future__ import annotations
@@ -113,7 +115,16 @@ class DeadLetters:
     def reject(self, message: Record, reject: Reject) -> None:
         """A message that is not a valid event (counted by whoever found it: ingest's reports, the
         partition that judged it)."""
-        self._add(message.key, message.value, reject.reason, reject.source, reject.detail, reject.stage)
+        self._add(
+            message.key,
+            message.value,
+            reject.reason,
+            reject.source,
+            reject.detail,
+            reject.stage,
+            reject.touchpoint,
+            reject.message,
+        )
 
     def failed(self, message: Record, source: str, failure: Failure) -> None:
         """A message whose processing raised: logged, kept as internal_error (counted as ``reject``)."""
@@ -121,7 +132,15 @@ class DeadLetters:
         self._add(message.key, message.value, INTERNAL_ERROR, source, failure.detail, failure.stage)
 
     def _add(
-        self, key: bytes | None, value: bytes | None, reason: str, source: str, detail: str, stage: str | None
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        source: str,
+        detail: str,
+        stage: str | None,
+        touchpoint: str | None = None,
+        message: str | None = None,
     ) -> None:
         headers = [
             ("reason", reason.encode()),
@@ -130,6 +149,9 @@ class DeadLetters:
         ]
         if stage is not None:
             headers.append(("stage", stage.encode()))
+        if touchpoint is not None:  # a rule error's
+            headers.append(("touchpoint", touchpoint.encode()))
+            headers.append(("message", (message or "")[:DETAIL_CHARS].encode("utf-8", "backslashreplace")))
         self.outbox.add(self.topic, key, value, headers=headers)
 
     def refused(self, message: Message, error: Exception) -> None:
@@ -527,6 +549,9 @@ class Judge:
                 "behind the watermark: it could be one judged already (tpmon rejects --raw | tpmon replay)"
             )
             self.dead_letters.reject(message, Reject(TOO_OLD, detail, message.value or b"", source))
+        for item, error in handled.rule_errors:  # (counted by their partitions, with their customers)
+            message, source = step.held[item]
+            self.dead_letters.reject(message, error.kept(message.value or b"", source))
         self.drain()
 
     def drain(self) -> None:

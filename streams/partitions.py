@@ -46,7 +46,7 @@ from monitor import counts as tally
 from monitor.catalog import Catalog
 from monitor.catalog.model import DEADLINE
 from monitor.conventions import OTHER_TYPE
-from monitor.engine import DUPLICATE, LATE, TOO_OLD, Engine
+from monitor.engine import DUPLICATE, LATE, TOO_OLD, Engine, RuleError
 from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, parse_timestamp
 from monitor.events import TOO_OLD as TOO_OLD_REASON
@@ -87,10 +87,13 @@ Item = tuple[int, "int | None", "Event | Report | Refused", "str | None", int]
 
 class Handled(NamedTuple):
     """What ``handle_batch`` gives back: (position in the batch, failure) of each item whose processing
-    raised, and the positions of the events refused as too old (for the caller to keep whole)."""
+    raised, the positions of the events refused as too old, and (position, rule error) of each rule
+    error of an event judged here (for the caller to keep whole). An event read again and not judged
+    again has none: each rule error is counted, and kept, once."""
 
     failed: list[tuple[int, Failure]]
     too_old: list[int]
+    rule_errors: list[tuple[int, RuleError]]
 
 
 def _count(deltas: dict[str, tally.Counts], customer: str, key: tally.Key, amount: float = 1) -> None:
@@ -236,6 +239,14 @@ class Partitions:
                 totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
         return totals
 
+    def rule_error_counts(self) -> dict[str, int]:
+        """Per touchpoint, the events its rule could not judge on this worker's partitions."""
+        parts = list(self.owned.values())
+        return {
+            touchpoint: sum(int(part.counts.get((tally.RULE_ERRORS, touchpoint), 0)) for part in parts)
+            for touchpoint in self.catalog.ids
+        }
+
     def impact_totals(self) -> dict[str, dict[str, float]]:
         totals: dict[str, dict[str, float]] = {}
         for part in list(self.owned.values()):
@@ -255,6 +266,7 @@ class Partitions:
         counts, pending = self.counts(), self.pending_counts()
         at_risk = self.at_risk_counts()
         impact = self.impact_totals()
+        rule_errors = self.rule_error_counts()
         standing = self.standing()
         parts = list(self.owned.values())
         marks = [mark for part in parts if (mark := part.engine.mark()) is not None]
@@ -284,6 +296,7 @@ class Partitions:
                 "reliability": reliability(good, bad),
                 "objective": t.objective,
                 "differentiating": t.differentiating,
+                "rule_errors": rule_errors.get(t.id, 0),  # events its rule could not judge (the metric's)
             }
             if t.at_risk is not None:
                 view[t.id]["at_risk"] = at_risk.get(t.id, 0)
@@ -513,9 +526,10 @@ class Partitions:
         written once, not ten times), and last each partition's own record. Returns (position in the
         batch, failure) for each item whose processing raised: not judged (stage judge: the engine is
         as if it never came), or judged with its journey or records incomplete (journey, record); and
-        the positions of the events refused as too old."""
+        the positions of the events refused as too old, and the rule errors of the events judged."""
         failed: dict[int, Failure] = {}  # by position in the batch: the first failure of each item
         too_old: list[int] = []
+        rule_errors: list[tuple[int, RuleError]] = []
         unapplied: set[int] = set()  # events that changed no state: duplicates, too old, read again
         touched: dict[int, dict[str, Journey]] = {}
         keys = self._keys
@@ -591,9 +605,10 @@ class Partitions:
             if status == LATE:
                 _count(deltas, customer, self._key(tally.LATE, source))
                 part.history.late(name or "", event.at)  # type: ignore[union-attr]
-            if engine.errors:
+            if engine.errors:  # counted with the customer's record, as its events are: once
                 for error in engine.errors:
                     _count(deltas, customer, (tally.RULE_ERRORS, error.touchpoint))
+                    rule_errors.append((item, error))
                 engine.errors.clear()
             journeys = touched.setdefault(number, {})
             try:
@@ -639,7 +654,7 @@ class Partitions:
             if part is not None:
                 self._write_state(part)
         self._deltas = {}
-        return Handled(sorted(failed.items(), key=lambda pair: pair[0]), too_old)
+        return Handled(sorted(failed.items(), key=lambda pair: pair[0]), too_old, rule_errors)
 
     def _key(self, what: str, source: str, kind: str = "") -> tally.Key:
         """A counting key (``monitor.counts``), built once: an accepted event's (EVENTS, its source and

@@ -108,3 +108,22 @@ def test_load_raises_with_every_problem(monkeypatch):
     with pytest.raises(CatalogInvalid) as raised:
         load_catalog(CASES / "several-errors")
     assert "objective" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "touchpoint",
+    [
+        "kind: condition\n    on: order.cancelled\n    good: by ==\n    objective: 0.9",
+        "kind: condition\n    on: [order.cancelled]\n    good: by == 'customer'\n    objective: 95",
+        "kind: deadline\n    start: order.cancelled\n    end: order.confirmed\n    key: nope\n    within: 1h\n"
+        "    objective: 0.9",
+    ],
+    ids=["a bad expression", "a bad objective", "a bad key"],
+)
+def test_a_type_a_touchpoint_with_an_error_uses_draws_no_warning_that_none_uses_it(tmp_path, touchpoint):
+    head = "version: 1\ntouchpoints:\n  - id: cancelled-ok\n    stage: buy\n    owner: sales\n    description: x\n"
+    (tmp_path / "catalog.yaml").write_text(f"{head}    {touchpoint}\n")
+    (tmp_path / "events.yaml").write_bytes((ROOT / "rules" / "events.yaml").read_bytes())
+    catalog, problems = validate_catalog(tmp_path)
+    assert catalog is None and any(p.severity == ERROR for p in problems)
+    assert not [p for p in problems if "no touchpoint uses 'order.cancelled'" in p.message], problems

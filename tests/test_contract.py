@@ -244,11 +244,11 @@ def test_simulated_days_give_the_same_summary_flat_as_cloudevents_and_mapped(sha
     ("line", "why"),
     [
         (b'{"event_id": "e1", "customer_id": "c1"}', "field 'type' is missing"),
-        (b'{"event_id": "e1", "type": "order.placed"}', "field 'customer_id' is missing"),
         (b'{"type": "appointment.booked", "customer_id": "c1"}', "type 'appointment.booked' is not declared"),
         (b"[1]", "not a JSON object"),
+        (b"{cut", "not a JSON object"),
     ],
-    ids=["no type", "no customer", "an undeclared type", "not an object"],
+    ids=["no type", "an undeclared type", "not an object", "unreadable"],
 )
 def test_produce_says_which_field_keeps_a_line_from_its_topic(line, why):
     from tests.builders import CONTRACT
@@ -257,6 +257,25 @@ def test_produce_says_which_field_keeps_a_line_from_its_topic(line, why):
     topic, _, said = route(line, {"orders": "orders"}, None, CONTRACT)
     assert topic is None and said.startswith(why)
     assert route(b'{"type": "order.placed", "customer_id": "c1"}', {"orders": "o"}, None, CONTRACT) == ("o", b"c1", "")
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        (b'{"event_id": "e1", "type": "order.placed"}', None),
+        (b'{"event_id": "e1", "type": "order.placed", "customer_id": ""}', None),
+        (b'{"specversion": "1.0", "type": "order.placed", "subject": "c9", "data": {}}', b"c9"),
+        (b'{"specversion": "1.0", "type": "order.placed", "data": {"customer_id": "c8"}}', b"c8"),
+    ],
+    ids=["no customer", "an empty customer", "a CloudEvent's subject", "a CloudEvent's data's customer"],
+)
+def test_produce_sends_a_line_of_a_known_topic_it_cannot_key_unkeyed_and_says_so(line, key):
+    from tests.builders import CONTRACT
+    from tpmon.publish import route
+
+    topic, keyed, said = route(line, {"orders": "o"}, None, CONTRACT)
+    assert (topic, keyed) == ("o", key)
+    assert ("no customer_id to key it by: sent unkeyed" in said) == (key is None)
 
 
 def test_the_worker_reads_the_declared_sources_under_their_names_or_as_tpmon_topics_renames_them():
@@ -312,11 +331,13 @@ def test_produce_as_a_source_keys_each_line_by_the_customer_its_shape_says(field
     topics = {"visits": "fs-visits", "helpdesk": "helpdesk"}
     assert route_as(booked(), "visits", topics, field_service.decoder) == ("fs-visits", b"acct-7", "")
     assert route_as(cloudevent(), "helpdesk", topics, field_service.decoder) == ("helpdesk", b"acct-7", "")
-    assert route_as(booked(account={}), "visits", topics, field_service.decoder) == (
-        None,
-        None,
-        "field 'customer_id' (at /account/id) is missing",
-    )
+    for line, why in [
+        (booked(account={}), "field 'customer_id' (at /account/id) is missing"),
+        (b"{cut", "malformed JSON"),
+    ]:
+        topic, key, said = route_as(line, "visits", topics, field_service.decoder)
+        assert (topic, key) == ("fs-visits", None)  # sent unkeyed: the worker dead-letters it
+        assert said.startswith(why) and said.endswith("sent unkeyed, for the worker to keep in its dead letters")
 
 
 def test_a_flat_source_field_declared_at_a_pointer_is_read_there(tmp_path):

@@ -133,7 +133,7 @@ def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):
     end = max(offset for batch in work for _, offset, *_ in batch) + 1
     for batch in work:  # the whole history once more, produced again: further on, from another input
         again = [(p, o + end, item, name and "orders/1", at) for p, o, item, name, at in batch]  # type: ignore[operator]
-        assert live.handle_batch(again) == ([], [])
+        assert live.handle_batch(again) == ([], [], [])
     finish(live)
     expected, summary = replayed_counts(catalog, lines)
     assert {t: tuple(c) for t, c in live.counts().items()} == expected
@@ -284,7 +284,7 @@ def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
         live.handle_batch(batch)
     end = max(offset for batch in work for _, offset, *_ in batch) + 1
     for batch in work[len(work) // 2 :]:  # the second half read again by ingest
-        assert live.handle_batch([(p, o + end, item, name, at) for p, o, item, name, at in batch]) == ([], [])
+        assert live.handle_batch([(p, o + end, item, name, at) for p, o, item, name, at in batch]) == ([], [], [])
     finish(live)
     expected, summary = replayed_counts(catalog, lines)
     assert {t: tuple(c) for t, c in live.counts().items()} == expected

@@ -82,7 +82,9 @@ class _Producer:
         return future
 
 
-def run_publish(monkeypatch, producer: object, lines: list[bytes]) -> tuple[publishing.Published, list, list]:  # type: ignore[no-untyped-def]
+def run_publish(
+    monkeypatch, producer: object, lines: list[bytes], **options
+) -> tuple[publishing.Published, list, list]:  # type: ignore[no-untyped-def]
     """publish ``lines`` through ``producer`` without waiting; (result, the waits, what the event loop
     was told of futures whose failure nobody retrieved)."""
     waits: list[float] = []
@@ -103,7 +105,7 @@ def run_publish(monkeypatch, producer: object, lines: list[bytes]) -> tuple[publ
 
     async def main() -> None:
         asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))
-        await publishing.publish(feed(), Settings(rules=str(ROOT / "rules")), result)
+        await publishing.publish(feed(), Settings(rules=str(ROOT / "rules")), result, **options)
         gc.collect()  # a future is reported when it is collected
 
     result = publishing.Published()
@@ -128,3 +130,57 @@ def test_a_producer_that_lost_its_sequence_is_replaced_quietly(monkeypatch):
     result, _, unretrieved = run_publish(monkeypatch, producer, lines)
     assert result.sent == 300 and producer.sent == lines and producer.made == 2
     assert not unretrieved, f"{len(unretrieved)} failures nobody retrieved: {unretrieved[0]}"
+
+
+class Keeps:
+    """A producer that takes every line at once, keeping (topic, key, value)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def __call__(self, **options: object) -> Keeps:
+        return self
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future:
+        self.sent.append((topic, key, value))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def test_produce_sends_what_it_cannot_key_unkeyed_and_skips_what_has_no_topic(monkeypatch):
+    good = event("customer.joined", 0, "c-1").raw
+    no_customer = b'{"event_id": "x", "type": "customer.joined", "occurred_at": "2026-11-22T10:00:00Z"}'
+    lines = [good, no_customer, b"{cut", b'{"type": "nobody.knows", "customer_id": "c"}']
+    said: list[tuple[str, int, str]] = []
+    producer = Keeps()
+    result, _, _ = run_publish(
+        monkeypatch,
+        producer,
+        lines,
+        on_skip=lambda number, why: said.append(("skipped", number, why)),
+        on_unkeyed=lambda number, why: said.append(("unkeyed", number, why)),
+    )
+    assert producer.sent == [("orders", b"c-1", good), ("orders", None, no_customer)]
+    assert (result.sent, result.unkeyed, result.skipped) == (2, 1, 2)
+    assert [(what, number) for what, number, _ in said] == [("unkeyed", 2), ("skipped", 3), ("skipped", 4)]
+
+
+def test_produce_as_a_source_sends_every_line_there_and_unkeyed_what_is_not_an_event(monkeypatch):
+    good = event("customer.joined", 0, "c-1").raw
+    lines = [good, b"{cut", b'{"event_id": "x", "type": "customer.joined", "occurred_at": "2026-11-22T10:00:00Z"}']
+    unkeyed: list[tuple[int, str]] = []
+    producer = Keeps()
+    result, _, _ = run_publish(
+        monkeypatch, producer, lines, source="orders", on_unkeyed=lambda n, why: unkeyed.append((n, why))
+    )
+    assert [(topic, key) for topic, key, _ in producer.sent] == [("orders", b"c-1"), ("orders", None), ("orders", None)]
+    assert (result.sent, result.unkeyed, result.skipped) == (3, 2, 0)
+    assert [number for number, _ in unkeyed] == [2, 3]
+    assert unkeyed[0][1].startswith("malformed JSON") and "'customer_id' is missing" in unkeyed[1][1]

@@ -47,7 +47,7 @@ def test_the_json_summary_has_the_spec_shape(simulated, catalog):
     assert {"accepted", "rejected", "duplicates"} <= set(summary["events"])
     assert list(summary["touchpoints"]) == list(catalog.ids)
     for row in summary["touchpoints"].values():
-        assert set(row) == {"good", "bad", "pending", "reliability", "state", "impact"}
+        assert set(row) == {"good", "bad", "pending", "reliability", "state", "rule_errors", "impact"}
         assert row["state"] in {"warming up", "unknown", "broken", "reliable", "differentiating"}
         decided = row["good"] + row["bad"]
         assert row["reliability"] == (row["good"] / decided if decided else None)
@@ -92,10 +92,29 @@ def test_bad_lines_never_stop_a_replay(tmp_path):
     )
     code, out, _ = replay(str(path), "--json", "--rejects", str(tmp_path / "r.jsonl"))
     summary = orjson.loads(out)
-    assert code == 0
+    assert code == 3  # most lines rejected: said, once the summary and the rejects are written
     assert summary["events"] == {**summary["events"], "accepted": 1, "rejected": 4, "duplicates": 1}
     reasons = [orjson.loads(r)["reason"] for r in (tmp_path / "r.jsonl").read_bytes().splitlines()]
     assert reasons == ["malformed_json", "not_utf8", "not_object", "wrong_type"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "code"),
+    [(3, 2, 3), (2, 2, 0), (0, 1, 0)],
+    ids=["more than half rejected exits 3", "half rejected is not most", "none rejected"],
+)
+def test_a_replay_that_rejects_most_lines_exits_3_once_its_outputs_are_written(tmp_path, bad, good, code):
+    lines = [line(event("customer.joined", n, customer=f"c{n}")) for n in range(good)]
+    lines += [b'{"event_id": "x", "type": "customer.joined"}'] * (bad - 1) + [b"{cut"] * min(bad, 1)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    rejects = tmp_path / "r.jsonl"
+    exit_code, out, err = replay(str(path), "--rejects", str(rejects), "--json")
+    assert exit_code == code and orjson.loads(out)["events"]["rejected"] == bad
+    assert len(rejects.read_bytes().splitlines()) == bad
+    if code:
+        assert f"{bad} of the {bad + good} lines read were rejected (missing_field 2, malformed_json 1)" in err
+        assert "tpmon rules validate --sample" in err
 
 
 def test_an_empty_file_gives_an_empty_summary(tmp_path):
@@ -205,7 +224,7 @@ def test_no_line_ends_a_replay_with_a_traceback(tmp_path):
         cwd=ROOT,
         check=False,
     )
-    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]
+    assert done.returncode == 3 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]  # mostly rejected
     summary = orjson.loads(done.stdout)
     assert summary["events"]["accepted"] == 2 and summary["events"]["internal_errors"] == 0
     kept = [orjson.loads(r) for r in rejects.read_bytes().splitlines()]

@@ -51,6 +51,7 @@ class Unsent(ConnectionError):
 @dataclass
 class Published:
     sent: int = 0  # acknowledged by Kafka
+    unkeyed: int = 0  # of those, sent without a key (no customer: the worker dead-letters them)
     skipped: int = 0
     first_unsent: int | None = None  # the first line not known to be sent, when stopped early
 
@@ -91,21 +92,34 @@ def contract_of(settings: Settings) -> Contract:
     return load_catalog(settings.rules or default_rules()).contract
 
 
+#: Why a line the worker is to dead-letter is sent without a key (said with its line number).
+UNKEYED = "sent unkeyed, for the worker to keep in its dead letters"
+
+
 def route(
     line: bytes, topics: dict[str, str], fixed_topic: str | None, contract: Contract
 ) -> tuple[str | None, bytes | None, str]:
-    """(topic, key, why-not) for one line: the source topic of its type, keyed by customer_id."""
+    """(topic, key, why) for one line: the source topic of its type, keyed by its customer
+    (``customer_id``, or a CloudEvent's data's customer_id or subject). No topic: the line is skipped,
+    and why says so; a topic and a why: it is sent without a key (it has no customer to key it by, so
+    the worker will dead-letter it), and why says so."""
     key = None
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError:
         data = None
-    if isinstance(data, dict) and isinstance(data.get("customer_id"), str):
-        key = data["customer_id"].encode()
+    if isinstance(data, dict):
+        customer = data.get("customer_id")
+        body = data.get("data")
+        if customer is None and "specversion" in data:
+            customer = body.get("customer_id", data.get("subject")) if isinstance(body, dict) else data.get("subject")
+        if isinstance(customer, str) and customer:
+            key = customer.encode()
+    unkeyed = "" if key is not None else f"no customer_id to key it by: {UNKEYED}"
     if fixed_topic is not None:
-        return fixed_topic, key, ""
+        return fixed_topic, key, unkeyed
     if not isinstance(data, dict):
-        return None, None, "not a JSON object"
+        return None, None, "not a JSON object, so its source topic is unknown (give --topic or --source to send it)"
     event_type = data.get("type")
     if not isinstance(event_type, str) or not event_type:
         return None, None, "field 'type' is missing, so its source topic is unknown (give --topic to send it anyway)"
@@ -116,19 +130,18 @@ def route(
             None,
             f"type {event_type!r} is not declared in the catalog's events (give --topic to send it anyway)",
         )
-    if key is None:
-        return None, None, "field 'customer_id' is missing: each event is keyed by its customer"
-    return topics[source], key, ""
+    return topics[source], key, unkeyed
 
 
 def route_as(
     line: bytes, source: str, topics: dict[str, str], decoder: Decoder
 ) -> tuple[str | None, bytes | None, str]:
-    """(topic, key, why-not) for a line of a given source: its topic, keyed by the customer its shape
-    says (a line that is not a valid event of the source is not sent: why says what is wrong)."""
+    """(topic, key, why) for a line of a given source: its topic, keyed by the customer its shape says;
+    a line that is not a valid event of the source is sent there without a key, for the worker to
+    dead-letter, and why says what is wrong with it."""
     decoded = decoder.decode(line, source)
     if type(decoded) is not Event:
-        return None, None, decoded.detail  # type: ignore[union-attr]
+        return topics[source], None, f"{decoded.detail}: {UNKEYED}"  # type: ignore[union-attr]
     return topics[source], decoded.customer.encode(), ""
 
 
@@ -181,8 +194,10 @@ async def publish(
     on_skip: Callable[[int, str], None] | None = None,
     source: str | None = None,
     contract: Contract | None = None,
+    on_unkeyed: Callable[[int, str], None] | None = None,
 ) -> None:
-    """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``.
+    """Send every line to its topic; lines that cannot be routed are reported through ``on_skip``,
+    lines sent without a key (no customer to key them by) through ``on_unkeyed``.
 
     ``result`` counts the lines Kafka acknowledged, so an interrupted run still says what it sent, and
     ``result.first_unsent`` the first line not known to be sent when it stops early. While Kafka is
@@ -270,7 +285,8 @@ async def publish(
                     await asyncio.sleep(1.0)
                     await resend_failed(deadline)
                     future = window[0][4]
-            window.popleft()
+            if window.popleft()[2] is None:
+                result.unkeyed += 1
             result.sent += 1
 
     async def resend_failed(deadline: float) -> None:
@@ -298,6 +314,8 @@ async def publish(
                     if on_skip is not None:
                         on_skip(number, why)
                     continue
+                if why and on_unkeyed is not None:
+                    on_unkeyed(number, why)
                 window.append((number, topic, key, line, await send(number, topic, key, line)))
                 if len(window) >= WINDOW:
                     await settle()
@@ -306,7 +324,8 @@ async def publish(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.flush(), FLUSH_TIMEOUT)
             while window and succeeded(window[0][4]):  # what the flush got through
-                window.popleft()
+                if window.popleft()[2] is None:
+                    result.unkeyed += 1
                 result.sent += 1
             if window:
                 result.first_unsent = window[0][0]

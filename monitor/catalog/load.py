@@ -49,6 +49,7 @@ from .spec import (
     ImpactSpec,
     JourneysSpec,
     TouchpointSpec,
+    _event_match,
     _Touchpoint,
 )
 
@@ -416,6 +417,17 @@ def _clock(report: _Report, path: Path_, spec: DeadlineSpec, starts: EventMatchS
     return _Clock(calendar, pause, resume, due, at_risk)
 
 
+def _types_named(raw: dict) -> set[str]:
+    """The event types a touchpoint as written names in its roles, whether or not it is valid."""
+    named: set[str] = set()
+    for role in ("start", "end", "trigger", "repeat", "on", "pause", "resume"):
+        match = _event_match(raw.get(role))
+        types = match.get("types") if isinstance(match, dict) else None
+        if isinstance(types, list):
+            named.update(t for t in types if isinstance(t, str))
+    return named
+
+
 def _contract_warnings(
     declarations: Declarations, contract: Contract, environment: Environment, used: set[str]
 ) -> None:
@@ -551,6 +563,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             if not isinstance(raw, dict):
                 report.add(path, "must be a mapping describing one touchpoint")
                 continue
+            used |= _types_named(raw)  # (with an error too: its types are used, once it is fixed)
             try:
                 spec = _TOUCHPOINT.validate_python(raw)
             except ValidationError as error:
@@ -563,7 +576,6 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             touchpoint = _touchpoint(report, path, spec, known)
             if touchpoint is not None:
                 touchpoints.append(touchpoint)
-                used |= touchpoint.event_types
     _contract_warnings(declarations, contract, environment, used)
     for say, where, name in declarations.source_calendars():
         if name not in known.calendars:

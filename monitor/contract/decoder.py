@@ -19,7 +19,7 @@ A bad input never raises: it becomes a ``Reject`` with a bounded reason, a detai
 from __future__ import annotations
 
 import functools
-from typing import Final, Union
+from typing import Final, NamedTuple, Union
 
 import msgspec
 import orjson
@@ -82,6 +82,16 @@ def _label(name: str, pointer: Pointer, written: str) -> str:
 
 #: The contract's own shape: the four common fields at their names, RFC 3339.
 _OWN_SHAPE: Final = Source("")
+
+
+class Probed(NamedTuple):
+    """A field as ``Decoder.probe`` found it in a message: where it was looked for, and whether it is there."""
+
+    name: str
+    pointer: str  # as written in a catalog: /account/id
+    required: bool
+    present: bool
+    common: bool  # one of the four every event has (where its source says), else its type's
 
 
 class _Envelope(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
@@ -326,6 +336,43 @@ class Decoder:
         except msgspec.ValidationError as error:  # the kinds said yes, msgspec no: say what it said
             return Reject(WRONG_TYPE, f"not a valid '{declared.type}' event: {error}", raw, source)
         return self._event(fields, raw, normal, declared.type, source)
+
+    # -- where the fields are: for checking a catalog on sample messages (not the hot path) ------------
+    def probe(self, data: object, source: str) -> tuple[object, list[Probed]]:
+        """Of a parsed message of ``source``: its type (as written, or None), and for each field the
+        decoder reads in it (the four every event has, then its declared type's), where it is looked
+        for and whether a value is there, as ``decode`` looks (`tpmon rules validate --sample`)."""
+        if type(data) is not dict:
+            return None, []
+        shape = self.contract.source(source)
+        found: list[Probed] = []
+        if "specversion" in data or (shape is not None and shape.format == CLOUDEVENTS):
+            written = CLOUDEVENTS
+            for name, pointer in CLOUDEVENT_POINTERS.items():
+                found.append(Probed(name, format_pointer(pointer), True, data.get(pointer[0]) is not None, True))
+            body = data.get("data")
+            customer = (body if type(body) is dict else {}).get("customer_id", data.get("subject"))
+            found.append(Probed("customer_id", "/data/customer_id or /subject", True, customer is not None, True))
+        else:
+            written = FLAT
+            shape = shape if shape is not None else _OWN_SHAPE
+            for name, _ in COMMON:
+                pointer = shape.pointer(name)
+                value = _at(data, pointer)
+                found.append(
+                    Probed(name, format_pointer(pointer), True, value is not _MISSING and value is not None, True)
+                )
+        event_type = data.get("type") if written == CLOUDEVENTS else _at(data, shape.pointer("type"))  # type: ignore[union-attr]
+        declared = self.contract.declaration(event_type) if type(event_type) is str else None
+        if declared is not None:
+            own = self.contract.source(declared.source)
+            theirs = own is not None and own.format == written
+            for field in declared.fields:
+                pointer = field.pointer if theirs else default_pointer(field.name, written)
+                value = _at(data, pointer)
+                present = value is not _MISSING and value is not None
+                found.append(Probed(field.name, format_pointer(pointer), field.required, present, False))
+        return (None if event_type is _MISSING else event_type), found
 
     @staticmethod
     def _event(fields: msgspec.Struct, raw: bytes, normal: dict, kind: str, source: str) -> Event:

@@ -248,7 +248,7 @@ class Engine:
                             continue
                     if kind == _CONDITION:
                         verdict = good(event)
-                        outcome = (touchpoint_id, good.last_error if verdict is None else verdict)
+                        outcome = (touchpoint_id, f"good: {good.last_error}" if verdict is None else verdict)
                         if judged is None:
                             judged = [outcome]
                         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..events import format_timestamp
+from ..events import RULE_ERROR, Reject, format_timestamp
 
 # Why an outcome is what it is.
 IN_TIME = "in_time"  # deadline: the end came within the window
@@ -87,6 +87,12 @@ class RuleError:
         self.touchpoint = touchpoint
         self.event_id = event_id
         self.message = message
+
+    def kept(self, raw: bytes, source: str) -> Reject:
+        """The event kept whole with reason rule_error, the touchpoint and the message (replay's
+        --rejects, the dead letters): the other touchpoints judged it, so it is not a reject."""
+        detail = f"touchpoint '{self.touchpoint}' could not judge it: {self.message}"
+        return Reject(RULE_ERROR, detail, raw, source, touchpoint=self.touchpoint, message=self.message)
 
     def __repr__(self) -> str:
         return f"RuleError({self.touchpoint} {self.event_id}: {self.message})"

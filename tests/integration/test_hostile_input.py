@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from monitor.events import format_timestamp
 
-from .conftest import Namespace, Worker, wait_committed, wait_until
+from .conftest import ROOT, Namespace, Worker, wait_committed, wait_until
 from .test_live_pipeline import deadline_catalog, place_an_order_now
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -221,3 +221,51 @@ def test_a_dead_letter_too_large_for_its_topic_keeps_what_is_said_of_it(namespac
     wait_until(lambda: by_name(worker, "tpmon_events_total", "type") == {"order.placed": 1}, 30, "the good event")
     assert by_name(worker, "tpmon_internal_errors_total", "stage") == {"deliver": 1}
     assert worker.process.poll() is None
+
+
+def test_rule_errors_and_lines_produce_cannot_key_are_dead_lettered_as_replay_keeps_them(namespace, tmp_path):
+    """A live worker counts and keeps the rule errors a replay of the same lines counts and keeps (per
+    touchpoint, with the same touchpoint and message); `produce --source` sends the lines it cannot key
+    unkeyed, and the worker dead-letters them as replay rejects them."""
+    from tests.test_rule_errors import TWO_ON_ONE_TYPE
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "catalog.yaml").write_text(TWO_ON_ONE_TYPE)
+    (rules / "events.yaml").write_bytes((ROOT / "rules" / "events.yaml").read_bytes())
+    worker = namespace.worker(TPMON_RULES=str(rules))
+    lines = [
+        order("r1", customer="c1", tier="vip"),
+        order("r2", customer="c2"),  # no tier: a rule error of vip-order-ok only
+        order("r3", customer="c3", tier="std"),
+        order("r4", customer="c4")[:-1] + b',"customer_id":null}',  # no customer to key it by
+        b'{"event_id": "r5", "type": ',  # unreadable
+    ]
+    sample = tmp_path / "orders.jsonl"
+    sample.write_bytes(b"\n".join(lines) + b"\n")
+    produced = namespace.run("produce", str(sample), "--source", "orders", TPMON_RULES=str(rules))
+    said = produced.stderr.decode()
+    assert "line 4: field 'customer_id' is missing: sent unkeyed" in said and "line 5: malformed JSON" in said
+    assert "5 events sent (2 of them unkeyed, for the dead letters), 0 skipped" in said
+
+    kept = asyncio.run(dead_letters(namespace, 3))
+    live = Counter(
+        (headers.get("reason"), headers.get("touchpoint"), headers.get("message"), value)
+        for headers, value in (({n: v.decode() for n, v in m.headers}, m.value) for m in kept)
+    )
+    wait_until(
+        lambda: by_name(worker, "tpmon_touchpoint_rule_errors_total", "touchpoint") == {"vip-order-ok": 1},
+        30,
+        "the rule error counted",
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    replayed = namespace.run("replay", f"orders={sample}", "--json", "--rejects", str(rejects), TPMON_RULES=str(rules))
+    summary = orjson.loads(replayed.stdout)
+    assert {t: row["rule_errors"] for t, row in summary["touchpoints"].items()} == {
+        "vip-order-ok": 1,
+        "order-amount-ok": 0,
+    }
+    records = [orjson.loads(r) for r in rejects.read_bytes().splitlines()]
+    assert live == Counter((r["reason"], r.get("touchpoint"), r.get("message"), r["raw"].encode()) for r in records)
+    assert sorted(r for r, *_ in live) == ["malformed_json", "missing_field", "rule_error"]
+    assert by_name(worker, "tpmon_events_rejected_total", "reason") == {"malformed_json": 1, "missing_field": 1}

@@ -25,8 +25,10 @@ def produce(events: Path, bootstrap: str | None, topic: str | None, source: str 
     """Publish each line of EVENTS, as it is, to the source topic of its type, keyed by customer_id.
 
     With --source, every line goes to that source's topic, keyed by the customer its shape says. A line
-    that cannot be routed is reported (with the field that is missing) and skipped; produce exits
-    non-zero when it sent nothing.
+    with no customer to key it by (unreadable, or without one) is sent all the same, unkeyed, so that
+    the worker keeps it in its dead letters, and reported with its line number. A line whose topic
+    cannot be told (no --source or --topic, and no declared type) is reported and skipped; produce
+    exits non-zero when it sent nothing.
     Security settings come from TPMON_* environment variables, as for `tpmon worker`.
     """
     from monitor.catalog import CatalogInvalid
@@ -55,6 +57,9 @@ def produce(events: Path, bootstrap: str | None, topic: str | None, source: str 
     def skipped(number: int, why: str) -> None:
         err.print(f"line {number}: skipped: {why}", soft_wrap=True)
 
+    def unkeyed(number: int, why: str) -> None:
+        err.print(f"line {number}: {why}", soft_wrap=True)
+
     result = Published()
     if topic and source:
         fail("give --topic or --source, not both")
@@ -66,18 +71,24 @@ def produce(events: Path, bootstrap: str | None, topic: str | None, source: str 
     if source is not None and source not in topics:
         fail(f"--source {source}: not a source of the catalog ({', '.join(topics)})")
     try:
-        run_until_interrupted(publish(lines(), settings, result, topic, skipped, source, contract))
+        run_until_interrupted(publish(lines(), settings, result, topic, skipped, source, contract, unkeyed))
     except ConnectionError as error:
-        fail(f"{error}; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
+        fail(f"{error}; {_said(result)}{_rest(result, events)}")
     except KeyboardInterrupt:
-        err.print(f"interrupted; {result.sent} events sent, {result.skipped} skipped{_rest(result, events)}")
+        err.print(f"interrupted; {_said(result)}{_rest(result, events)}")
         raise SystemExit(130) from None
-    err.print(f"{result.sent} events sent, {result.skipped} skipped")
+    err.print(_said(result))
     if result.sent == 0 and result.skipped:
         fail("nothing was sent: every line was skipped (the reasons are above)")
 
 
 STDIN_LINE_LIMIT = 64 * 1024 * 1024
+
+
+def _said(result) -> str:  # type: ignore[no-untyped-def]
+    """What was sent (and of it, unkeyed) and skipped."""
+    unkeyed = f" ({result.unkeyed} of them unkeyed, for the dead letters)" if result.unkeyed else ""
+    return f"{result.sent} events sent{unkeyed}, {result.skipped} skipped"
 
 
 def _rest(result, events: Path) -> str:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ import orjson
 
 from ..output import atomic_output, err, fail
 
-HEADERS = ("reason", "source", "detail", "stage", "omitted")
+HEADERS = ("reason", "source", "detail", "stage", "touchpoint", "message", "omitted")
 STALLED = 30.0  # seconds without a message, short of the end, before Kafka is taken for gone
 
 

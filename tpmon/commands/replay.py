@@ -42,6 +42,8 @@ STATE_STYLE = {
     "warming up": "dim italic",
 }
 PROGRESS_FROM_BYTES = 8 * 1024 * 1024
+#: The exit status of a replay that rejected more than half of its lines (its outputs are written).
+MOSTLY_REJECTED = 3
 
 
 def _counted(stream: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes]:
@@ -115,7 +117,10 @@ def replay(
 
     No line stops the replay: bad lines are counted, and kept whole with --rejects; a line whose
     processing fails for a reason outside the event contract (a bug) is kept there too, as
-    internal_error, and its traceback printed on stderr.
+    internal_error, and its traceback printed on stderr; so is each event a touchpoint's rule could
+    not judge, as rule_error with the touchpoint and the message.
+
+    Exits 3, once its outputs are written, when more than half of the lines were rejected.
     """
     catalog = catalog_or_exit(rules_path)
     not_after = None
@@ -176,8 +181,17 @@ def replay(
     keep_until_exit(run, journeys)  # freeing them would only delay the end
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
-        return
-    _print_table(catalog, summary)
+    else:
+        _print_table(catalog, summary)
+    mostly = run.mostly_rejected()
+    if mostly is not None:
+        sys.stdout.flush()
+        fail(
+            f"{mostly}: the input does not fit the catalog's declarations (a pointer's typo?); "
+            + (f"the lines are in {rejects_out}; " if rejects_out else "keep them with --rejects FILE; ")
+            + "check a sample with `tpmon rules validate --sample SOURCE=FILE`",
+            MOSTLY_REJECTED,
+        )
 
 
 def open_inputs(stack: contextlib.ExitStack, sources: list[tuple[str, Path]]) -> list[tuple[str, BinaryIO, int]]:
@@ -251,6 +265,15 @@ def _gap(voice: dict) -> str:
     return "-"
 
 
+def _rule_errors_by_touchpoint(summary: dict) -> str:
+    """' (touchpoint N, ...)': the touchpoints with rule errors, the most first."""
+    found = sorted(
+        ((row.get("rule_errors", 0), t) for t, row in summary["touchpoints"].items() if row.get("rule_errors")),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    return f" ({', '.join(f'{t} {count}' for count, t in found)})" if found else ""
+
+
 def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def]
     table = Table(title="Touchpoints", title_justify="left")
     risky = any(t.at_risk is not None for t in catalog.touchpoints)  # (a column only where it means something)
@@ -284,7 +307,7 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
     e, c, j = summary["events"], summary["customers"], summary["journeys"]
     out.print(
         f"events: {e['accepted']} accepted, {e['rejected']} rejected, {e['duplicates']} duplicates, "
-        f"{e['late']} late, {e['rule_errors']} rule errors"
+        f"{e['late']} late, {e['rule_errors']} rule errors{_rule_errors_by_touchpoint(summary)}"
         + (f", [bold red]{e['internal_errors']} internal errors[/] (see stderr)" if e["internal_errors"] else "")
     )
     out.print(f"customers: {c['joined']} joined, {c['left']} left; journeys: {j['total']}, {j['broken']} broken")
