@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import io
 import math
-from itertools import pairwise
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import matplotlib
 from matplotlib import dates, ticker
