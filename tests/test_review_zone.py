@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from datetime import datetime
 from html import unescape
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -114,7 +115,7 @@ def test_periods_start_at_local_midnight_and_monday(instant, period, start):
 )
 def test_a_period_is_a_calendar_period_not_a_fixed_length(first, period, hours):
     found = bounds(at(first), at(first) + 1, parse_duration(period), BERLIN)
-    assert [(end - start) // HOUR for start, end in zip(found, found[1:], strict=False)] == hours
+    assert [(end - start) // HOUR for start, end in pairwise(found)] == hours
 
 
 @pytest.mark.parametrize(
@@ -179,7 +180,7 @@ def test_the_figures_agree_with_the_page(berlin_week):
     _, out, figures, summary = berlin_week
     page = unescape(out.read_text())
     for touchpoint, row in figures["touchpoints"].items():
-        section = page.split(f'<section class="touchpoint', 1)[1].split(f'id="{touchpoint}">', 1)[1]
+        section = page.split(f'id="{touchpoint}">', 1)[1]
         section = section.split("</section>", 1)[0]
         assert f'<span class="state {row["state_now"]}">' in section, touchpoint
         impact = row["impact"]
@@ -339,3 +340,33 @@ def test_chromium_renders_a_berlin_review(berlin_week, tmp_path):
     r, g, b = image[:, :, 0], image[:, :, 1], image[:, :, 2]
     assert int(((r > 170) & (g < 90) & (b < 80)).sum()) > 200  # the broken state (#c0392b)
     assert int(((r < 60) & (g < 60) & (b < 70)).sum()) > 2000  # text
+
+
+def test_prometheus_periods_are_local_days_and_its_steps_start_at_local_midnight(monkeypatch, berlin):
+    """query_range from local midnight, a window apart: the day summer time begins holds 23 hourly
+    windows, each summed into the local day that ends it."""
+    from monitor.catalog import load_catalog
+    from monitor.observe.windows import PROFILES
+    from tpmon.report import prometheus
+
+    asked = []
+
+    def answer(self, query, start, end, step):  # type: ignore[no-untyped-def]
+        asked.append((query, start, end, step))
+        if "good" not in query:
+            return []
+        values = [[t / 1e6, "1"] for t in range(start, end + 1, step)]
+        return [{"metric": {"touchpoint": "bill-correct"}, "values": values}]
+
+    monkeypatch.setattr(prometheus.Client, "range", answer)
+    monkeypatch.setattr(prometheus.Client, "instant", lambda self, *args: [])
+    now = at("2027-03-29T12:00:00+02:00")
+    found = prometheus.evidence(
+        load_catalog(berlin), "http://prometheus", parse_duration("3d"), parse_duration("1d"),
+        PROFILES["production"], now, lambda text: None,
+    )  # fmt: skip
+    assert found.zone.key == "Europe/Berlin"
+    assert found.start == at("2027-03-26T00:00:00+01:00")
+    good = [query for query in asked if "good" in query[0]]
+    assert good[0][1] == found.start + HOUR and good[0][3] == HOUR  # (the first window's end)
+    assert found.touchpoints["bill-correct"].good == [24, 24, 23, 12]

@@ -68,8 +68,9 @@ def budget(row: TouchpointReview) -> str:
 
 
 def gap(impact: dict) -> str:
+    """The mean score after good minus after bad: '+2.4 (nps mean score)', not to be read as NPS points."""
     found = survey_gap(impact.get("voice", {}))
-    return "-" if found is None else f"{found[0]} {found[1]:+.1f}"
+    return "-" if found is None else f"{found[1]:+.1f} ({found[0]} mean score)"
 
 
 def now(evidence: Evidence) -> str:
@@ -209,24 +210,11 @@ def _longest(row: TouchpointReview, evidence: Evidence) -> str:
 
 
 def _table(review: Review) -> str:
-    headings = (
-        "touchpoint",
-        "owner",
-        "now",
-        "reliability",
-        "change",
-        "budget left",
-        "impacted",
-        "left",
-        "churn lift",
-        "NPS good",
-        "NPS bad",
-    )
-    rows = []
-    for row in review.touchpoints:
-        impact = row.impact
-        good, bad = voice_nps(impact)
-        rows.append(
+    """One line per touchpoint: its reliability, then (a second table, each narrow enough for an email)
+    its impact over the span."""
+    reliability = _columns(
+        ("touchpoint", "owner", "now", "reliability", "change", "budget left"),
+        [
             (
                 row.touchpoint.id,
                 row.touchpoint.owner,
@@ -234,19 +222,34 @@ def _table(review: Review) -> str:
                 percent(row.reliability_now),
                 points(row.change),
                 budget(row),
-                impact.get("customers_impacted", 0),
-                impact.get("left_after_bad", 0),
-                lift(impact),
+            )
+            for row in review.touchpoints
+        ],
+        3,
+    )
+    impact = []
+    for row in review.touchpoints:
+        good, bad = voice_nps(row.impact)
+        impact.append(
+            (
+                row.touchpoint.id,
+                row.impact.get("customers_impacted", 0),
+                row.impact.get("left_after_bad", 0),
+                lift(row.impact),
                 _score(good),
                 _score(bad),
             )
         )
+    headings = ("touchpoint", "customers impacted", "left after bad", "churn lift", "NPS after good", "NPS after bad")
+    return reliability + "\n\n" + _columns(headings, impact, 1)
+
+
+def _columns(headings: tuple[str, ...], rows: list[tuple], first_right: int) -> str:
     widths = [max(len(str(cells[i])) for cells in (headings, *rows)) for i in range(len(headings))]
-    right = set(range(3, len(headings)))
 
     def line(cells: tuple) -> str:
         return "  ".join(
-            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            str(cell).rjust(width) if i >= first_right else str(cell).ljust(width)
             for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
