@@ -11,12 +11,12 @@ from typing import BinaryIO
 
 from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
-from monitor.events import format_timestamp
 from monitor.journeys import Journeys
 from monitor.observe.windows import STATE_WINDOW
 from monitor.replay import Replay
 from monitor.review import Evidence, period_start, review
 from monitor.review.replayed import Tracker, story
+from monitor.review.text import instant
 
 from ..commands.replay import feed, open_inputs
 
@@ -41,7 +41,7 @@ def evidence(
     if back is not None and tracker.span() is not None:
         _, end = tracker.span()  # type: ignore[misc]
         since = period_start(end - back, period, catalog.timezone)
-        say(f"reading again from {format_timestamp(since)} ({format_duration(back)} before the end)")
+        say(f"reading again from {instant(since, catalog.timezone)} ({format_duration(back)} before the end)")
         tracker, run, summary = _judged(catalog, sources, period, lateness, progress, window, since, until)
     names = ", ".join(path.name for _, path in sources)
     found = tracker.evidence(
