@@ -289,7 +289,7 @@ def test_a_stray_line_a_year_early_is_warned_of_with_the_bound_to_give(utc_week,
         "report", str(stray), "--period", "1w", "--out", str(tmp_path / "r.html"), "--json", str(figures)
     )
     assert code == 0, stderr
-    assert "warning: 1 event of the input lie far before the rest" in stderr
+    assert "warning: 1 event of the input lies far before the rest" in stderr
     assert "add --since 2026-11-23" in stderr
     found = orjson.loads(figures.read_bytes())
     assert len(found["periods"]) > 50 and any("--since 2026-11-23" in note for note in found["notes"])
@@ -370,3 +370,14 @@ def test_prometheus_periods_are_local_days_and_its_steps_start_at_local_midnight
     good = [query for query in asked if "good" in query[0]]
     assert good[0][1] == found.start + HOUR and good[0][3] == HOUR  # (the first window's end)
     assert found.touchpoints["bill-correct"].good == [24, 24, 23, 12]
+
+
+def test_a_stray_line_a_year_late_is_warned_of_with_until(utc_week, tmp_path):
+    stray = tmp_path / "stray.jsonl"
+    last = orjson.loads(utc_week.read_bytes().splitlines()[-1])
+    late = {**last, "event_id": "stray-2", "occurred_at": "2027-11-20T10:00:00Z"}
+    stray.write_bytes(utc_week.read_bytes() + orjson.dumps(late) + b"\n")
+    code, _, stderr = run("report", str(stray), "--period", "1w", "--out", str(tmp_path / "r.html"))
+    assert code == 0, stderr
+    assert "1 event of the input lies far after the rest, which ends 2026-11-29" in stderr
+    assert "add --until 2026-11-30" in stderr

@@ -239,17 +239,18 @@ class Tracker:
                 continue
             counted, nearest = cut
             zone = self.catalog.timezone
+            some = f"{counted} event{'s' if counted != 1 else ''} of the input {'lie' if counted != 1 else 'lies'}"
             if forward:
                 bound = periods.period_start(nearest[1], DAY, zone)
                 said.append(
-                    f"{counted} event{'s' if counted != 1 else ''} of the input lie far before the rest, which "
+                    f"{some} far before the rest, which "
                     f"begins {_local_date(nearest[1], zone)}: they stretch the review back to them. "
                     f"To review the rest alone, add --since {_local_date(bound, zone)}."
                 )
             else:
                 bound = periods.following(periods.period_start(nearest[2], DAY, zone), DAY, zone)
                 said.append(
-                    f"{counted} event{'s' if counted != 1 else ''} of the input lie far after the rest, which "
+                    f"{some} far after the rest, which "
                     f"ends {_local_date(nearest[2], zone)}: they stretch the review on to them. "
                     f"To review the rest alone, add --until {_local_date(bound, zone)}."
                 )
