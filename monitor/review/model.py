@@ -9,15 +9,14 @@ against the period before, the error budget left over the span, and the vital fe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from ..catalog.model import Catalog, Touchpoint
 from ..conventions import BROKEN, UNKNOWN, WARMING_UP
 from ..durations import format_duration, parse_duration
 from ..state import Verdict, judge, reliability, vital_few
+from .periods import UTC_ZONE, following
 
-DAY = parse_duration("1d")
-WEEK = parse_duration("7d")
-MONDAY = 4 * DAY  # 1970-01-01 was a Thursday: weeks start on Mondays, at 00:00 UTC
 DISTINCT = "distinct customers"
 MAX_PERIODS = 400  # a chart of more periods than this is a smear: a longer --period says more
 
@@ -30,13 +29,6 @@ def too_many(periods: int, period: int) -> str | None:
         f"{periods} periods of {format_duration(period)} is more than a review can show ({MAX_PERIODS}): "
         "choose a longer --period"
     )
-
-
-def period_start(at: int, period: int) -> int:
-    """The start of the period that holds ``at``: periods are aligned to UTC midnight, weeks (any
-    whole number of them) to Mondays."""
-    origin = MONDAY if period % WEEK == 0 else 0
-    return at - (at - origin) % period
 
 
 @dataclass(frozen=True)
@@ -83,11 +75,14 @@ class TouchpointEvidence:
     impact: dict = field(default_factory=dict)  # monitor.engine.impact.impact_view over the span
     now: Verdict | None = None  # its state over its own window at the end (None: the last period's)
     warming: list[bool] | None = None  # per period: no outcome in it decided on data alone (warming up)
+    # Its state over the whole span, as a replay judges its input (None: judged here on the periods' sums).
+    span: Verdict | None = None
 
 
 @dataclass
 class Evidence:
-    """What a source found, per period from ``start`` (aligned by ``period_start``)."""
+    """What a source found, per period from ``start`` (aligned by ``period_start`` in ``zone``: calendar
+    periods, see ``monitor.review.periods``)."""
 
     source: str  # where it comes from, for the reader: "replay of events.jsonl", "Prometheus at ..."
     start: int
@@ -101,6 +96,11 @@ class Evidence:
     impacted_per: str = DISTINCT  # how customers impacted are counted by this source
     notes: list[str] = field(default_factory=list)  # what the reader should know about the source
     first: int | None = None  # the first data, when the source knows it: periods before it warm up
+    zone: ZoneInfo = UTC_ZONE  # the catalog's: periods are its days and weeks, times are shown in it
+    since: int | None = None  # the bounds the review was asked for (--since, --until), when given
+    until: int | None = None
+    outside: tuple[int, int] = (0, 0)  # events read but left out: before ``since``, from ``until`` on
+    _bounds: list[int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def periods(self) -> int:
@@ -109,7 +109,10 @@ class Evidence:
     @property
     def partial(self) -> bool:
         """Whether the last period holds less than half of one (the evidence ends early in it)."""
-        return self.periods > 0 and self.end - self.starts()[-1] < self.period / 2
+        if not self.periods:
+            return False
+        begins, ends = self.bounds()[-2:]
+        return self.end - begins < (ends - begins) / 2
 
     @property
     def now(self) -> int:
@@ -117,8 +120,17 @@ class Evidence:
         is whole (a Monday morning's week says little yet)."""
         return self.periods - 2 if self.partial and self.periods > 1 else self.periods - 1
 
+    def bounds(self) -> list[int]:
+        """Each period's start, then the last one's end: a local day may be 23 or 25 hours long."""
+        if self._bounds is None or len(self._bounds) != self.periods + 1:
+            found = [self.start]
+            for _ in range(self.periods):
+                found.append(following(found[-1], self.period, self.zone))
+            self._bounds = found
+        return self._bounds
+
     def starts(self) -> list[int]:
-        return [self.start + index * self.period for index in range(self.periods)]
+        return self.bounds()[:-1]
 
 
 @dataclass
@@ -132,6 +144,7 @@ class TouchpointReview:
     impact: dict
     now: int = -1  # the index of the period called now (Evidence.now)
     verdict: Verdict | None = None  # the state over its own window at the end, when the source gives it
+    span: Verdict | None = None  # the state over the whole span, as a replay judges its input
 
     @property
     def state_now(self) -> str:
@@ -193,10 +206,14 @@ class TouchpointReview:
         broken = [index for index, state in enumerate(self.states) if state == BROKEN]
         return min(broken, key=lambda index: (self.reliability[index], index)) if broken else None
 
-    def spells_in(self, starts: list[int], period: int) -> list[Spell]:
-        """Its spells that overlap its broken periods (given every period's start)."""
-        broken = [at for at, state in zip(starts, self.states, strict=True) if state == BROKEN]
-        return [s for s in self.spells if any(s.overlaps(at, at + period) for at in broken)]
+    def spells_in(self, bounds: list[int]) -> list[Spell]:
+        """Its spells that overlap its broken periods (given the periods' bounds, Evidence.bounds)."""
+        broken = [
+            (begins, ends)
+            for begins, ends, state in zip(bounds[:-1], bounds[1:], self.states, strict=True)
+            if state == BROKEN
+        ]
+        return [s for s in self.spells if any(s.overlaps(begins, ends) for begins, ends in broken)]
 
     def longest_spells(self, count: int, until: int) -> list[Spell]:
         """Its ``count`` longest spells, in time order."""
@@ -230,10 +247,10 @@ class Review:
 
 
 def review(catalog: Catalog, evidence: Evidence) -> Review:
-    """Derive the review from the evidence. The vital few are the touchpoints broken in a period of the
-    span, ranked by customers impacted over the span and cut at 80% of them, as docs/SEMANTICS.md
-    "Impact" ranks the broken ones: a review looks back, so an incident it covers counts though it is
-    over."""
+    """Derive the review from the evidence. The vital few are ``monitor.state.vital_few`` of each
+    touchpoint's state over the whole span (a replay's, as ``tpmon replay`` judges the same events; else
+    judged on the periods' sums) and its customers impacted over the span: the same touchpoints
+    ``tpmon replay`` names over the same events."""
     rows = []
     for touchpoint in catalog.touchpoints:
         found = evidence.touchpoints.get(touchpoint.id)
@@ -255,9 +272,10 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
                 found.impact,
                 evidence.now,
                 found.now,
+                found.span or judge(touchpoint, sum(found.good), sum(found.bad), catalog.z),
             )
         )
-    states = {row.touchpoint.id: BROKEN if row.was_broken else row.state_now for row in rows}
+    states = {row.touchpoint.id: row.span.state for row in rows if row.span is not None}
     impacted = {row.touchpoint.id: int(row.impact.get("customers_impacted", 0)) for row in rows}
     return Review(evidence, rows, vital_few(states, impacted), catalog.confidence)
 

@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 import click
+import orjson
 
 from monitor.durations import format_duration, parse_duration
 from monitor.observe.windows import PROFILES, STATE_WINDOW
 from monitor.review import Evidence, Review, review, summary
 from monitor.review.model import too_many
+from monitor.review.periods import Bound, parse_bound
 
 from ..output import atomic_output, err, fail
 from .catalog import catalog_or_exit
@@ -19,23 +21,51 @@ from .options import DURATION
 from .replay import inputs_or_exit
 
 SHORTEST_PERIOD = parse_duration("1s")  # (what the test profile makes of a minute)
+DEFAULT_SINCE = parse_duration("28d")  # with --prometheus
 
 
-def replayed_or_exit(catalog, sources, period, lateness, progress, say, profile: str = "production") -> Evidence:  # type: ignore[no-untyped-def]
-    """The evidence of a replay of ``sources``; an input with no event exits with a message."""
+class BoundType(click.ParamType):
+    """'2027-01-04T00:00:00+01:00', '2027-01-04' (in the catalog's time zone) or a duration such as '28d'."""
+
+    name = "TIME"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, Bound):
+            return value
+        try:
+            return parse_bound(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def replayed_or_exit(  # type: ignore[no-untyped-def]
+    catalog, sources, period, lateness, progress, say, profile: str = "production", since=None, until=None
+) -> Evidence:
+    """The evidence of a replay of ``sources``; an input with no event (in the span) exits with a message."""
     from ..report.replay import evidence
 
     say(f"replaying {', '.join(str(path) for _, path in sources)}")
     window = PROFILES[profile].seconds(STATE_WINDOW) * 1_000_000
-    found, run = evidence(catalog, sources, period, lateness, progress, say, window)
+    zone = catalog.timezone
+    begins = since.instant(zone) if since is not None else None
+    back = since.back if since is not None else None
+    ends = until.instant(zone) if until is not None else None
+    found, run = evidence(catalog, sources, period, lateness, progress, say, window, begins, ends, back)
     if found is None:
         what = f"{run.lines} lines, {run.tally.rejected} rejected" if run.lines else "nothing"
-        fail(f"no event to review in {', '.join(str(p) for _, p in sources)} ({what})", 1)
+        bounded = " between --since and --until" if since is not None or until is not None else ""
+        fail(f"no event to review{bounded} in {', '.join(str(p) for _, p in sources)} ({what})", 1)
+    for note in found.notes:
+        if "stretch the review" in note:
+            err.print(f"warning: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     return found  # type: ignore[return-value]
 
 
-def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Review, str]:  # type: ignore[no-untyped-def]
-    """Review the evidence and write the page; exits with a message when there is nothing to show."""
+def write(catalog, found: Evidence, out_path: Path, now: int, say, json_path: Path | None = None) -> tuple[Review, str]:  # type: ignore[no-untyped-def]
+    """Review the evidence and write the page (and its figures as JSON); exits with a message when there
+    is nothing to show."""
+    from monitor.review.figures import figures
+
     from ..report.html import page
 
     problem = too_many(found.periods, found.period)
@@ -48,6 +78,9 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Revi
     text = page(judged, now)
     with atomic_output(out_path) as stream:
         stream.write(text.encode())
+    if json_path is not None:
+        with atomic_output(json_path) as stream:
+            stream.write(orjson.dumps(figures(judged), option=orjson.OPT_INDENT_2) + b"\n")
     return judged, text
 
 
@@ -62,7 +95,23 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say) -> tuple[Revi
 )
 @click.option("--period", type=DURATION, default="1d", show_default=True, help="Each period's length (1d, 1w, ...).")
 @click.option("--prometheus", "prometheus_url", metavar="URL", help="Read a running Prometheus instead of files.")
-@click.option("--since", type=DURATION, default="28d", show_default=True, help="With --prometheus: how far back.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the review's figures as JSON to this file (docs/REVIEW.md gives the shape).",
+)
+@click.option(
+    "--since",
+    type=BoundType(),
+    help="Where the review starts: an RFC 3339 instant, a date (midnight in the catalog's time zone) or a "
+    "duration back from the end (from now with --prometheus, where it is 28d unless given).",
+)
+@click.option(
+    "--until",
+    type=BoundType(),
+    help="Where the review ends (excluded): an RFC 3339 instant or a date (midnight in the catalog's time zone).",
+)
 @click.option(
     "--profile",
     type=click.Choice(sorted(PROFILES)),
@@ -90,7 +139,9 @@ def report(
     out_path: Path,
     period: int,
     prometheus_url: str | None,
-    since: int,
+    json_path: Path | None,
+    since: Bound | None,
+    until: Bound | None,
     profile: str,
     workers: tuple[str, ...],
     rules_path: Path | None,
@@ -109,8 +160,12 @@ def report(
         fail("give event files or --prometheus, not both")
     if not prometheus_url and not inputs:
         fail("give event files to replay, or --prometheus URL")
-    if str(out_path) == "-":
-        fail("--out needs a file: the summary goes to stdout")
+    if str(out_path) == "-" or (json_path is not None and str(json_path) == "-"):
+        fail("--out and --json need files: the summary goes to stdout")
+    if json_path is not None and json_path.resolve() == out_path.resolve():
+        fail("--json and --out name the same file; choose another for one of them")
+    if until is not None and until.back is not None:
+        fail(f"--until {until.text}: give an instant or a date (a duration is for --since, back from the end)")
     if workers and not prometheus_url:
         fail("--worker goes with --prometheus (a replay tells its stories from the events)")
     if period < SHORTEST_PERIOD:
@@ -120,6 +175,9 @@ def report(
     if not prometheus_url and lateness is not None and lateness < 0:
         fail("--lateness must not be negative")
     catalog = catalog_or_exit(rules_path)
+    zone = catalog.timezone
+    if since is not None and until is not None and since.back is None and since.instant(zone) >= until.instant(zone):  # type: ignore[operator]
+        fail(f"--since {since.text} is not before --until {until.text}")
 
     def say(text: str) -> None:
         err.print(text, style="dim", markup=False, highlight=False, soft_wrap=True)
@@ -129,10 +187,13 @@ def report(
         if prometheus_url:
             from ..report.prometheus import PrometheusError, evidence, stories
 
-            if since < period:
-                fail(f"--since {format_duration(since)} is shorter than one --period ({format_duration(period)})")
+            back = since.back if since is not None else DEFAULT_SINCE
+            if back is not None and back < period:
+                fail(f"--since {format_duration(back)} is shorter than one --period ({format_duration(period)})")
+            ends = min(now, until.instant(zone)) if until is not None else now  # type: ignore[type-var]
+            begins = since.instant(zone) if since is not None else None
             try:
-                found = evidence(catalog, prometheus_url, since, period, PROFILES[profile], now, say)
+                found = evidence(catalog, prometheus_url, back or 0, period, PROFILES[profile], ends, say, begins)
             except PrometheusError as error:
                 fail(str(error), 1)
             found.stories, notes = stories(workers, review(catalog, found).story_order(), say, catalog)
@@ -146,10 +207,12 @@ def report(
                     fail("the review reads its inputs twice (for the stories): give files, not standard input")
                 if events.resolve() == out_path.resolve():
                     fail(f"{out_path} is an input file; choose another output")
-            found = replayed_or_exit(catalog, sources, period, lateness, progress, say, profile)
-        judged, text = write(catalog, found, out_path, now, say)
+            found = replayed_or_exit(catalog, sources, period, lateness, progress, say, profile, since, until)
+        judged, text = write(catalog, found, out_path, now, say, json_path)
     except KeyboardInterrupt:
         err.print("interrupted; no review written")
         raise SystemExit(130) from None
     sys.stdout.write(summary(judged) + "\n")
     err.print(f"wrote {out_path} ({len(text) // 1024} KB): open it in a browser, or print it", highlight=False)
+    if json_path is not None:
+        err.print(f"wrote its figures to {json_path}", highlight=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import matplotlib
 from matplotlib import dates, ticker
@@ -40,7 +41,9 @@ STYLE = {
 
 
 def _instant(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(tzinfo=None)
+    """An instant as matplotlib places it (aware, so that a 23-hour day is drawn 23 hours wide; the
+    axis labels it in the review's zone)."""
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
 
 
 def _svg(figure: Figure, name: str) -> str:
@@ -55,10 +58,11 @@ def _svg(figure: Figure, name: str) -> str:
 
 def _time_axis(axes, review: Review) -> None:  # type: ignore[no-untyped-def]
     evidence = review.evidence
-    locator = dates.AutoDateLocator(minticks=3, maxticks=8)
+    locator = dates.AutoDateLocator(minticks=3, maxticks=8, tz=evidence.zone)
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, show_offset=False))
-    axes.set_xlim(_instant(evidence.start), _instant(evidence.start + evidence.periods * evidence.period))
+    axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, tz=evidence.zone, show_offset=False))
+    bounds = evidence.bounds()
+    axes.set_xlim(_instant(bounds[0]), _instant(bounds[-1]))
 
 
 def reliability(review: Review, row: TouchpointReview) -> str:
@@ -69,8 +73,9 @@ def reliability(review: Review, row: TouchpointReview) -> str:
     with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(WIDTH, 1.9), layout="constrained")
         axes = figure.add_subplot()
-        starts = [_instant(at) for at in evidence.starts()]
-        middles = [_instant(at + evidence.period // 2) for at in evidence.starts()]
+        bounds = evidence.bounds()
+        starts = [_instant(at) for at in bounds[:-1]]
+        middles = [_instant((begins + ends) // 2) for begins, ends in pairwise(bounds)]
         values = [math.nan if value is None else value for value in row.reliability]
         if row.spells:  # one collection for them all: a touchpoint near its objective has hundreds
             spans = []
@@ -86,7 +91,7 @@ def reliability(review: Review, row: TouchpointReview) -> str:
             touchpoint.differentiating, color=COLOURS[DIFFERENTIATING], ls=":", lw=1.2, label="differentiating"
         )
         axes.step(
-            [*starts, _instant(evidence.start + evidence.periods * evidence.period)],
+            [*starts, _instant(bounds[-1])],
             [*values, values[-1]],
             where="post",
             color=INK,
@@ -120,16 +125,9 @@ def states(review: Review) -> str:
         order = sorted(STATE_VALUES, key=STATE_VALUES.get)
         colours = ListedColormap([COLOURS[state] for state in order])
         grid = [[order.index(state) for state in row.states] for row in rows]
-        left, right = _instant(evidence.start), _instant(evidence.start + evidence.periods * evidence.period)
-        axes.imshow(
-            grid,
-            cmap=colours,
-            vmin=-0.5,
-            vmax=len(order) - 0.5,
-            aspect="auto",
-            interpolation="nearest",
-            extent=(dates.date2num(left), dates.date2num(right), len(rows), 0),
-        )
+        edges = [dates.date2num(_instant(at)) for at in evidence.bounds()]  # a local day may be 23 or 25 hours
+        axes.pcolormesh(edges, range(len(rows) + 1), grid, cmap=colours, vmin=-0.5, vmax=len(order) - 0.5)
+        axes.set_ylim(len(rows), 0)
         axes.set_yticks([index + 0.5 for index in range(len(rows))], [row.touchpoint.id for row in rows])
         axes.tick_params(axis="y", length=0)
         for spine in axes.spines.values():
@@ -148,14 +146,14 @@ def customers(review: Review) -> str:
     with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(WIDTH, 1.6), layout="constrained")
         axes = figure.add_subplot()
-        width = evidence.period / 1_000_000 / 86400 * 0.4  # in days, matplotlib's date unit
-        starts = [dates.date2num(_instant(at)) for at in evidence.starts()]
+        edges = [dates.date2num(_instant(at)) for at in evidence.bounds()]  # in days, matplotlib's date unit
+        widths = [(ends - begins) * 0.4 for begins, ends in pairwise(edges)]  # a local day: 23 to 25 hours
         for offset, counts, state, label in (
             (0.5, evidence.joined, RELIABLE, "joined"),
             (1.5, evidence.left, BROKEN, "left"),
         ):
-            where = [s + width * offset for s in starts]
-            axes.bar(where, counts, width=width * 0.95, align="edge", color=COLOURS[state], label=label)
+            where = [begins + width * offset for begins, width in zip(edges, widths, strict=False)]
+            axes.bar(where, counts, width=[w * 0.95 for w in widths], align="edge", color=COLOURS[state], label=label)
         axes.xaxis_date()
         _time_axis(axes, review)
         axes.yaxis.set_major_locator(ticker.MaxNLocator(4, integer=True))

@@ -10,7 +10,21 @@ from html import escape
 from monitor.conventions import BROKEN
 from monitor.durations import format_duration
 from monitor.review import Review, TouchpointReview
-from monitor.review.text import budget, gap, instant, length, moment, percent, points, span, summary, when
+from monitor.review.text import (
+    budget,
+    gap,
+    instant,
+    length,
+    lift,
+    moment,
+    nps,
+    percent,
+    points,
+    span,
+    summary,
+    voice_nps,
+    when,
+)
 
 from . import charts
 
@@ -59,7 +73,8 @@ def page(review: Review, written_at: int, progress: Callable[[str], None] | None
         f"<title>Reliability review, {escape(span(review))}</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Reliability review</h1>",
-        f'<p class="sub">{escape(span(review))}, from {escape(evidence.source)}.</p>',
+        f'<p class="sub">{escape(span(review))}, from {escape(evidence.source)}. Times are in '
+        f"{escape(evidence.zone.key)}, each with its offset from UTC.</p>",
         f'<pre class="summary">{escape(summary(review))}</pre>',
         *(f'<p class="note">{escape(note)}</p>' for note in evidence.notes),
         "<h2>The span at a glance</h2>",
@@ -86,13 +101,13 @@ def page(review: Review, written_at: int, progress: Callable[[str], None] | None
         _table(
             ("period", "joined", "left"),
             [
-                (when(at, evidence.period), joined, left)
+                (when(at, evidence), joined, left)
                 for at, joined, left in zip(evidence.starts(), evidence.joined, evidence.left, strict=True)
             ],
             numeric={1, 2},
         ),
         *_stories(review),
-        f'<p class="note">Written {escape(instant(written_at))} UTC by tpmon report. Reliability is good / (good + '
+        f'<p class="note">Written {escape(instant(written_at, evidence.zone))} by tpmon report. Reliability is good / (good + '
         "bad) of the outcomes decided in a period; a touchpoint's state needs at least its min_events of them, "
         f"and confident evidence ({review.catalog_confidence:.0%}) to be broken or differentiating. Broken spells "
         "are the times its state was broken over its own window, as the live wall shows it. The "
@@ -125,19 +140,25 @@ def _vital_few(review: Review) -> list[str]:
     per = review.evidence.impacted_per
     parts = ["<h2>The vital few</h2>"]
     if not review.vital_few:
-        return [*parts, "<p>No touchpoint was broken in the span.</p>"]
+        return [
+            *parts,
+            "<p>None: no touchpoint is broken over the span as a whole (judged on all its outcomes, as "
+            "tpmon replay judges the same events). Those broken in a period are named above.</p>",
+        ]
     parts.append(
-        '<p class="note">The touchpoints broken in a period, those that hurt the most customers first (with a '
-        f"bad outcome in the span, {escape(per)}), cut where they cover 80% of them. Bad in broken periods: "
-        "its bad outcomes in the periods it was broken. Left after bad: customers who left within the "
-        "attribution window after a bad outcome. Survey gap: the mean score after a good outcome minus "
-        "after a bad one.</p>"
+        '<p class="note">The touchpoints broken over the span (judged on all its outcomes, as tpmon replay '
+        "judges the same events), those that hurt the most customers first (with a bad outcome in the span, "
+        f"{escape(per)}), cut where they cover 80% of them. Bad in broken periods: its bad outcomes in the "
+        "periods it was broken. Left after bad: customers who left within the attribution window after a bad "
+        "outcome. Churn lift: how much more often its impacted customers left than all active customers. NPS "
+        "after good and after bad: of the answers attributed to it, with their number.</p>"
     )
     by_id = review.by_id
     rows = []
     for touchpoint in review.vital_few:
         row = by_id[touchpoint]
         impact = row.impact
+        good, bad = voice_nps(impact)
         rows.append(
             (
                 touchpoint,
@@ -146,7 +167,9 @@ def _vital_few(review: Review) -> list[str]:
                 row.states.count(BROKEN),
                 row.hurt,
                 impact.get("left_after_bad", 0),
-                gap(impact),
+                lift(impact),
+                nps(good),
+                nps(bad),
             )
         )
     headings = (
@@ -156,8 +179,11 @@ def _vital_few(review: Review) -> list[str]:
         "periods broken",
         "bad in broken periods",
         "left after bad",
+        "churn lift",
+        "NPS after good",
+        "NPS after bad",
     )
-    parts.append(_table((*headings, "survey gap"), rows, numeric={2, 3, 4, 5, 6}))
+    parts.append(_table(headings, rows, numeric={2, 3, 4, 5, 6, 7, 8}))
     return parts
 
 
@@ -166,6 +192,7 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
     css = "touchpoint was-broken" if row.was_broken else "touchpoint"
     last = row.reliability_now
     impact = row.impact
+    good, bad = voice_nps(impact)
     parts = [
         f'<section class="{css}" id="{escape(touchpoint.id)}">',
         f'<h3>{escape(touchpoint.id)} <span class="owner">· owner {escape(touchpoint.owner)}</span> '
@@ -180,7 +207,10 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
         f"<span>decided <b>{row.decided}</b> ({sum(row.bad)} bad)</span>"
         f"<span>customers impacted <b>{impact.get('customers_impacted', 0)}</b></span>"
         f"<span>left after bad <b>{impact.get('left_after_bad', 0)}</b></span>"
-        f"<span>survey gap <b>{escape(gap(impact))}</b></span>"
+        f"<span>churn lift <b>{escape(lift(impact))}</b></span>"
+        f"<span>NPS after good <b>{escape(nps(good))}</b></span>"
+        f"<span>NPS after bad <b>{escape(nps(bad))}</b></span>"
+        f"<span>mean score gap <b>{escape(gap(impact))}</b></span>"
         "</div>",
         charts.reliability(review, row),
     ]
@@ -237,7 +267,7 @@ def _stories(review: Review) -> list[str]:
             '<div class="story">',
             f'<h3>{escape(story.customer)} <span class="owner">· for {escape(story.touchpoint)}{escape(dropped)}'
             "</span></h3>",
-            _table(("when (UTC)", "what", "detail"), rows, classes=classes),
+            _table((f"when ({review.evidence.zone.key})", "what", "detail"), rows, classes=classes),
             "</div>",
         ]
     return parts

@@ -39,6 +39,8 @@ from monitor.observe.prometheus import BAD, CUSTOMERS, GOOD, STATE
 from monitor.observe.windows import STATE_WINDOW, WINDOWS, Profile
 from monitor.review import Evidence, TouchpointEvidence, period_start
 from monitor.review.model import Story, spells, too_many
+from monitor.review.periods import bounds as period_bounds
+from monitor.review.periods import index
 from monitor.review.replayed import STORIES, story
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points a series
@@ -110,8 +112,13 @@ def evidence(
     profile: Profile,
     now: int,
     say: Callable[[str], None],
+    since_at: int | None = None,
 ) -> Evidence:
+    """The evidence from ``since`` before ``now`` (or from the instant ``since_at``) to ``now``, the
+    periods the catalog's time zone's days and weeks: query_range samples one window apart from the
+    first period's start (local midnight), so a 23- or 25-hour day holds 23 or 25 windows of an hour."""
     client = Client(url)
+    zone = catalog.timezone
     window = sampling_window(profile, period)
     if window is None:
         smallest = format_duration(profile.seconds(WINDOWS[0]) * SECOND)
@@ -120,11 +127,12 @@ def evidence(
             f"{profile.name} profile (the smallest is {smallest})"
         )
     width = profile.seconds(window) * SECOND
-    start = period_start(now - since, period)
+    start = period_start(now - since if since_at is None else since_at, period, zone)
     end = start + (now - start) // width * width  # the last whole window
     if end <= start:
         raise PrometheusError(f"the span from {format_timestamp(start)} is shorter than one window ({window})")
-    periods = (end - 1 - start) // period + 1
+    bounds = period_bounds(start, end, period, zone)
+    periods = len(bounds) - 1
     problem = too_many(periods, period)
     if problem:
         raise PrometheusError(problem)
@@ -140,8 +148,9 @@ def evidence(
                 for stamp, value in series["values"]:
                     at = round(float(stamp) * SECOND)
                     number = float(value)
-                    if math.isfinite(number):
-                        counts[(at - 1 - start) // period] += number
+                    slot = index(bounds, at - 1)
+                    if math.isfinite(number) and 0 <= slot < periods:
+                        counts[slot] += number
         return {name: [round(count) for count in counts] for name, counts in found.items()}
 
     good = per_period(f"sum by (touchpoint) ({GOOD.format(w=window)})", "touchpoint")
@@ -182,6 +191,7 @@ def evidence(
         customers.get("left", [0] * periods),
         window=profile.seconds(STATE_WINDOW) * SECOND,
         impacted_per="each customer once a day",
+        zone=zone,
         notes=[
             f"From the recording rules of the {profile.name} profile, up to the last whole {window} window; "
             "outcomes count in the period a worker decided them (a backlog it caught up on, in the period it "

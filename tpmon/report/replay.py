@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from monitor.catalog import Catalog
-from monitor.durations import parse_duration
+from monitor.durations import format_duration, parse_duration
 from monitor.journeys import Journeys
 from monitor.observe.windows import STATE_WINDOW
 from monitor.replay import Replay
-from monitor.review import Evidence, review
+from monitor.review import Evidence, period_start, review
 from monitor.review.replayed import Tracker, story
+from monitor.review.text import instant
 
 from ..commands.replay import feed, open_inputs
 
@@ -28,14 +29,20 @@ def evidence(
     progress: bool | None,
     say: Callable[[str], None],
     window: int = parse_duration(STATE_WINDOW),
+    since: int | None = None,
+    until: int | None = None,
+    back: int | None = None,
 ) -> tuple[Evidence | None, Replay]:
-    """The evidence of the inputs (None when they hold no event), and the replay that judged them
-    (its summary counts what was rejected); ``window``: the state's, for the spells broken."""
-    tracker = Tracker(catalog, period, window)
-    run = Replay(catalog, lateness=lateness, on_outcome=tracker.outcome, on_event=tracker.event)
-    with contextlib.ExitStack() as stack:
-        feed(run, open_inputs(stack, sources), progress)
-    summary = run.finish()
+    """The evidence of the inputs (None when they hold no event in the span), and the replay that
+    judged them (its summary counts what was rejected); ``window``: the state's, for the spells broken.
+    ``since`` and ``until`` bound the span; ``back`` (instead of ``since``) starts it that long before
+    its end, at a period's start: the end is known once the inputs are read, so they are read twice."""
+    tracker, run, summary = _judged(catalog, sources, period, lateness, progress, window, since, until)
+    if back is not None and tracker.span() is not None:
+        _, end = tracker.span()  # type: ignore[misc]
+        since = period_start(end - back, period, catalog.timezone)
+        say(f"reading again from {instant(since, catalog.timezone)} ({format_duration(back)} before the end)")
+        tracker, run, summary = _judged(catalog, sources, period, lateness, progress, window, since, until)
     names = ", ".join(path.name for _, path in sources)
     found = tracker.evidence(
         f"a replay of {names}", {touchpoint: row["impact"] for touchpoint, row in summary["touchpoints"].items()}
@@ -47,13 +54,27 @@ def evidence(
         f"{summary['events']['rejected']} rejected"
     )
     found.notes += _caveats(summary)
+    if since is not None or until is not None:
+        found.notes.append(
+            "Left after bad, the survey answers and the churn lift are the replay's over every line read, "
+            "those outside the span included; customers impacted are those of the span."
+        )
     first = review(catalog, found)
     by_id = first.by_id
-    chosen = tracker.chosen([by_id[touchpoint] for touchpoint in first.story_order()], found.start)
+    chosen = tracker.chosen([by_id[touchpoint] for touchpoint in first.story_order()], found.bounds())
     if chosen:
         say(f"reading the journeys of {len(chosen)} customers for their stories")
         found.stories = _stories(catalog, sources, chosen, lateness, tracker.last)
     return found, run
+
+
+def _judged(catalog, sources, period, lateness, progress, window, since, until):  # type: ignore[no-untyped-def]
+    """One replay of the inputs, its outcomes tracked for the review."""
+    tracker = Tracker(catalog, period, window, since, until)
+    run = Replay(catalog, lateness=lateness, on_outcome=tracker.outcome, on_event=tracker.event)
+    with contextlib.ExitStack() as stack:
+        feed(run, open_inputs(stack, sources), progress)
+    return tracker, run, run.finish()
 
 
 def _stories(catalog: Catalog, sources: list[tuple[str, Path]], chosen: list[tuple[str, str]], lateness, until):  # type: ignore[no-untyped-def]
