@@ -161,8 +161,10 @@ def main() -> None:
     insurer = Insurer(args.seed, date.fromisoformat(args.start), args.weeks)
     for number in range(1, args.policyholders + 1):
         insurer.holder(number)
+    end = datetime.combine(date.fromisoformat(args.start) + timedelta(weeks=args.weeks), time(0), BERLIN)
     args.out.mkdir(parents=True, exist_ok=True)
     for source, events in insurer.out.items():
+        events = [item for item in events if item[0] < end]  # an export of these weeks: later events are not in it
         events.sort(key=lambda item: item[0])  # each system writes in its own time order
         with (args.out / f"{source}.jsonl").open("w") as stream:
             for _, event in events:
