@@ -124,7 +124,7 @@ def test_what_attribution_needs_expires_and_the_customer_is_freed():
     engine.advance(engine.state.max_at)
     assert engine.record("c1")["recent"] == [["bill-correct", wrong_bill(0).at << 1 | 1]]  # its instant, bad
     # (Leaving opened a win-back call, missed 48 hours later: its mark goes 30 days after that.)
-    engine.advance(engine.state.max_at + 2 * DAY * 1_000_000 + SHIPPED.attribution + 1)
+    engine.advance(engine.state.max_at + 2 * DAY * 1_000_000 + SHIPPED.attribution_left + 1)
     assert engine.forget(engine.state.watermark) == (["c1"], ["c1"])
     assert engine.impact.folded["bill-correct"] == {"impacted": 1, "left": 1}
     assert engine.impact.folded["winback-call"] == {"impacted": 1}
@@ -141,10 +141,10 @@ def test_the_attribution_window_is_a_catalog_setting_validated_with_its_line(tmp
     settings = tmp_path / "rules" / "settings.yaml"
     settings.write_text("version: 1\nimpact: {attribution: 3d}\n")
     catalog, _ = validate_catalog(tmp_path / "rules")
-    assert catalog is not None and catalog.attribution == 3 * DAY * 1_000_000
+    assert catalog is not None and catalog.attribution_left == catalog.attribution_surveys == 3 * DAY * 1_000_000
     for text, message in (
         ("impact: {attribution: forever}", "impact.attribution: 'forever' is not a duration"),
-        ("impact: {window: 3d}", "impact.window: is not a field; allowed here: attribution"),
+        ("impact: {window: 3d}", "impact.window: is not a field; allowed here: about, attribution, left, surveys"),
     ):
         settings.write_text(f"version: 1\n{text}\n")
         catalog, problems = validate_catalog(tmp_path / "rules")
@@ -155,7 +155,7 @@ def test_the_attribution_window_is_a_catalog_setting_validated_with_its_line(tmp
 def test_an_outcome_judged_ahead_of_the_watermark_does_not_push_out_a_mark_a_queued_leaving_needs():
     """A wrong bill at 0; the customer leaves just inside the window (30 days less 10 s); a good bill
     10 s after the window is judged on arrival, before the watermark reaches the leaving."""
-    window = SHIPPED.attribution // 1_000_000
+    window = SHIPPED.attribution_left // 1_000_000
     events = [wrong_bill(0), event("customer.left", window - 10), event("bill.issued", window + 10, bill_id="b2")]
     assert judged(events).impact.totals["bill-correct"]["left"] == 1
 
@@ -209,7 +209,7 @@ def test_a_bad_outcome_that_comes_after_the_leaving_it_precedes_counts_it_left_a
 
 
 def test_an_outcome_after_the_window_or_after_the_leaving_does_not_count():
-    window = SHIPPED.attribution // 1_000_000
+    window = SHIPPED.attribution_left // 1_000_000
     in_order, late = ordered_and_late(
         [event("customer.left", window + HOUR)], [wrong_bill(0), event("bill.issued", window + 2 * HOUR, bill_id="b2")]
     )
@@ -259,7 +259,7 @@ def test_what_was_attributed_is_stored_with_the_customer_and_forgotten_with_its_
 def test_attributions_made_out_of_order_are_reached_by_the_outcomes_of_their_windows():
     """A leaving read late is attributed after a later answer (live: once the partition no longer holds
     for it); what is remembered stays in event-time order, and late bad outcomes reach both, once."""
-    window = SHIPPED.attribution // 1_000_000
+    window = SHIPPED.attribution_left // 1_000_000
     engine = Engine(SHIPPED, lateness=LATENESS)
     engine.step(answer(window + 2 * HOUR, 5))
     engine.step(event("customer.joined", window + 4 * HOUR, "other"))

@@ -90,7 +90,9 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
     kept for the attribution window, a day here: the simulation runs for more than a day, and the retention is longer
     than a batch spans, as it must be for a batch that comes again to be recognised.)"""
-    catalog = dataclasses.replace(catalog, attribution=parse_duration("1d"))
+    catalog = dataclasses.replace(
+        catalog, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("1d")
+    )
     lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
