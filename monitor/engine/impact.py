@@ -430,10 +430,28 @@ def answers(named: dict[str, float], survey: str, side: str) -> tuple[dict[str, 
     return by_class, named.get(prefix + "sum", 0)
 
 
-def impact_view(named: dict[str, float], customers_impacted: int) -> dict:
-    """A touchpoint's impact as the replay summary and /touchpoints show it, from its tallies (the
-    customers impacted are counted by each as it can: distinct, or once a customer per day)."""
-    return {"customers_impacted": customers_impacted, "left_after_bad": int(named.get(LEFT, 0)), "voice": voice(named)}
+def churn_lift(left_after_bad: float, impacted: float, left: float, active: float) -> float | None:
+    """How much more the customers a touchpoint hurt left than everyone: (left after bad / customers
+    impacted) / (customers who left / customers active), over one span; None when a denominator is 0."""
+    if not impacted or not active or not left:
+        return None
+    return (left_after_bad / impacted) / (left / active)
+
+
+def impact_view(
+    named: dict[str, float], customers_impacted: int, churn: tuple[float, float, float] | None = None
+) -> dict:
+    """A touchpoint's impact as the replay summary and /touchpoints show it, from its tallies and the
+    customers impacted (counted by each as it can). ``churn``: (customers impacted, customers who left,
+    customers active) over the span of the tallies, whose churn lift it states (None: none)."""
+    left = int(named.get(LEFT, 0))
+    lift = None if churn is None else churn_lift(left, *churn)
+    return {
+        "customers_impacted": customers_impacted,
+        "left_after_bad": left,
+        "churn_lift": None if lift is None else round(lift, 6),
+        "voice": voice(named),
+    }
 
 
 def voice(named: dict[str, float]) -> dict[str, dict]:
