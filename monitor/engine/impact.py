@@ -373,11 +373,9 @@ class Impact:
         """Put back a stored customer's marks and tallies."""
         bits, kb, index = self.bits, self.key_bits, self.position
         marks = tuple(
-            sorted(
-                ((stored[1] << bits | index[stored[0]]) << kb) | (stored[2] if kb and len(stored) > 2 else 0)
-                for stored in record.get("recent", ())
-                if stored[0] in index
-            )
+            ((stored[1] << bits | index[stored[0]]) << kb) | (stored[2] if kb and len(stored) > 2 else 0)
+            for stored in record.get("recent", ())
+            if stored[0] in index
         )
         state.recent = marks or None
         names = self.names
