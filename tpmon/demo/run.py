@@ -79,6 +79,11 @@ def scrape(port: int) -> Snapshot | None:
             text = response.read().decode()
     except OSError:
         return None
+    return snapshot_of(text)
+
+
+def snapshot_of(text: str) -> Snapshot:
+    """What the wall takes of a worker's /metrics."""
     snapshot = Snapshot(time.monotonic())
     window: dict[str, list[int]] = {}
     for family in text_string_to_metric_families(text):
