@@ -190,13 +190,14 @@ class Engine:
     ) -> None:
         """Count a decided instance (of ``key``) for the customer who owns it, and mark it at the instant
         of its outcome (``at``, engine.impact)."""
-        fingerprinted = fingerprint(key) if self._keyed and key else 0
         if good:
             if state.good is None:
                 state.good = {}
             counts = state.good
             if self._marks_good:  # (Impact.add, inlined)
-                mark = at << self._mark_shift | self._mark_index[touchpoint] | fingerprinted
+                mark = at << self._mark_shift | self._mark_index[touchpoint]
+                if self._keyed and key:
+                    mark |= fingerprint(key)
                 marks = state.recent
                 said = state.said
                 if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
@@ -211,7 +212,8 @@ class Engine:
             if state.bad is None:
                 state.bad = {}
             counts = state.bad
-            before = self.impact.bad(state, self._index[touchpoint], at, self._horizon(), fingerprinted)
+            instance = fingerprint(key) if self._keyed and key else 0
+            before = self.impact.bad(state, self._index[touchpoint], at, self._horizon(), instance)
             if before is not None and self.track:
                 self.latest_bad.append((customer, touchpoint, before, at))
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
