@@ -27,6 +27,9 @@ LATENCY = "latency"  # (LATENCY, touchpoint, a bucket's bound): observations in 
 LATENCY_SUM = "latency_sum"  # (LATENCY_SUM, touchpoint): seconds
 LATENCY_COUNT = "latency_count"  # (LATENCY_COUNT, touchpoint)
 WINDOW = "window"  # (WINDOW, touchpoint, the start of a state window's bucket, outcome): monitor.window
+# (IMPACTED, touchpoint, the start of a state window's bucket): the customers whose latest bad outcome of
+# the touchpoint is in that bucket (each customer in one bucket: their sum over a window is distinct).
+IMPACTED = "impacted"
 
 Key = tuple[str, ...]
 Counts = dict[Key, float]
@@ -105,8 +108,29 @@ def windowed(counts: Mapping[Key, float]) -> dict[str, dict[int, list[int]]]:
     return found
 
 
+def windowed_customers(counts: Mapping[Key, float]) -> dict[str, dict[int, int]]:
+    """The customers impacted counted in state windows' buckets: touchpoint -> bucket start -> customers
+    whose latest bad outcome is in it."""
+    found: dict[str, dict[int, int]] = {}
+    for key, amount in counts.items():
+        if key[0] == IMPACTED:
+            mine = found.setdefault(key[1], {})
+            mine[int(key[2])] = mine.get(int(key[2]), 0) + int(amount)
+    return found
+
+
+def move_impacted(counts: Counts, touchpoint: str, before: int | None, now: int) -> None:
+    """A customer's latest bad outcome of ``touchpoint`` moves from the bucket ``before`` (None: it had
+    none) to ``now``: it is counted once, in the bucket of its latest."""
+    if before == now:
+        return
+    if before is not None:
+        add(counts, (IMPACTED, touchpoint, str(before)), -1)
+    add(counts, (IMPACTED, touchpoint, str(now)), 1)
+
+
 def drop_windows_before(counts: Counts, starts: Mapping[str, int]) -> None:
     """Forget the buckets of each touchpoint before its window's start (``starts``), and those of
     touchpoints no longer in the catalog: no window will hold them again."""
-    for key in [key for key in counts if key[0] == WINDOW and int(key[2]) < starts.get(key[1], 2**63)]:
+    for key in [key for key in counts if key[0] in (WINDOW, IMPACTED) and int(key[2]) < starts.get(key[1], 2**63)]:
         del counts[key]

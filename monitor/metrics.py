@@ -35,7 +35,7 @@ from .catalog.model import DEADLINE, Catalog
 from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
 from .events import REJECT_REASONS
 from .failures import DELIVER, STAGES, TIMER
-from .state import partition_standing
+from .state import customers_in_window, partition_standing
 
 #: The failures of no partition: a delivery to Kafka, the worker's own timers (at zero from the start,
 #: so that the first one counts in ``increase()``).
@@ -140,10 +140,18 @@ class _PartitionsCollector(Collector):
             "first data (its state warms up), else 0.",
             labels=[c.LABEL_TOUCHPOINT, p],
         )
+        customers = GaugeMetricFamily(
+            c.METRIC_WINDOW_CUSTOMERS_IMPACTED,
+            "Distinct customers with a bad outcome of the touchpoint in its state window, at the instant the "
+            "partition has decided to (a customer lives in one partition: their sum is distinct).",
+            labels=[c.LABEL_TOUCHPOINT, p],
+        )
         for number, mine in figures:
             partition = str(number)
             buckets = tally.windowed(mine.counts)
+            impacted = tally.windowed_customers(mine.counts)
             for t in self.touchpoints:
+                customers.add_metric([t.id, partition], customers_in_window(t, impacted.get(t.id), mine.decided_to))
                 now = partition_standing(t, buckets.get(t.id), mine.decided_to, mine.first.get(t.id))
                 window.add_metric([t.id, t.stage, t.owner, c.GOOD, partition], now.good)
                 window.add_metric([t.id, t.stage, t.owner, c.BAD, partition], now.bad)
@@ -160,6 +168,7 @@ class _PartitionsCollector(Collector):
                 latency.add_metric([touchpoint, partition], buckets, total)
         yield outcomes
         yield window
+        yield customers
         yield warming
         yield pending
         yield at_risk

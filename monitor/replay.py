@@ -221,6 +221,7 @@ class Replay:
                 if count:
                     impacted[touchpoint_id] = impacted.get(touchpoint_id, 0) + 1
         touchpoints = {}
+        left = sum(tally.by_kind.get(kind, 0) for kind in self.catalog.contract.left)
         # The state over the whole input, on the outcomes decided on data alone, warming up while none
         # can be (docs/SEMANTICS.md, "Warming up"); good and bad count every outcome decided.
         fair, end = engine.fair, engine.state.watermark
@@ -239,7 +240,8 @@ class Replay:
             if touchpoint.at_risk is not None:  # open and running with at most at_risk left, at the end
                 touchpoints[touchpoint.id]["at_risk"] = at_risk.get(touchpoint.id, 0)
             tallies = engine.impact.totals.get(touchpoint.id, {})
-            touchpoints[touchpoint.id]["impact"] = impact_view(tallies, impacted.get(touchpoint.id, 0))
+            mine = impacted.get(touchpoint.id, 0)  # churn lift: against the input's leavers of its customers
+            touchpoints[touchpoint.id]["impact"] = impact_view(tallies, mine, (mine, left, len(customers)))
         return {
             "events": {
                 "accepted": sum(tally.by_kind.values()),
@@ -252,7 +254,7 @@ class Replay:
             "touchpoints": touchpoints,
             "customers": {
                 "joined": sum(tally.by_kind.get(kind, 0) for kind in self.catalog.contract.joined),
-                "left": sum(tally.by_kind.get(kind, 0) for kind in self.catalog.contract.left),
+                "left": left,
             },
             "journeys": {
                 "total": len(customers),

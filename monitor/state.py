@@ -127,6 +127,17 @@ def in_window(touchpoint: Touchpoint, buckets: Mapping[int, Sequence[int]], at: 
     return good, bad
 
 
+def customers_in_window(touchpoint: Touchpoint, buckets: Mapping[int, int] | None, at: int | None) -> int:
+    """Distinct customers impacted in the touchpoint's window at ``at``, from the buckets (bucket start ->
+    customers whose latest bad outcome is in it, ``monitor.counts.IMPACTED``): a customer with a bad
+    outcome in the window has its latest there, and is in one bucket only. What a partition serves as
+    tpmon_touchpoint_window_customers_impacted."""
+    if at is None or not buckets:
+        return 0
+    start = touchpoint.window.start(at)
+    return sum(count for bucket, count in buckets.items() if start <= bucket <= at)
+
+
 def warming_up(touchpoint: Touchpoint, start: int, first: int | None) -> bool:
     """Whether a window starting at ``start`` reaches before the first data, counting back the time
     the touchpoint takes to decide: its outcomes at ``start`` may belong to instances opened before

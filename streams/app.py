@@ -492,10 +492,10 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
                 "inputs": inputs,
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
                 "touchpoints": touchpoints,
-                # The broken touchpoints that hurt the most customers (docs/SEMANTICS.md, "Impact"), since
-                # the data began, as a replay of the same events names them (the wall's are now's).
+                # The broken touchpoints that hurt the most customers (docs/SEMANTICS.md, "Impact"): each
+                # touchpoint's state and distinct customers impacted over its window, as the wall names them.
                 "vital_few": vital_few(
-                    {t: view["since_start"] for t, view in touchpoints.items()},
+                    {t: view["state"] for t, view in touchpoints.items()},
                     {t: view["impact"]["customers_impacted"] for t, view in touchpoints.items()},
                 ),
                 "sources": sources_view,

@@ -53,7 +53,7 @@ from monitor.events import TOO_OLD as TOO_OLD_REASON
 from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
-from monitor.state import Verdict, judge, reliability, standing, warming_up
+from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
@@ -271,6 +271,14 @@ class Partitions:
         parts = list(self.owned.values())
         marks = [mark for part in parts if (mark := part.engine.mark()) is not None]
         firsts_of = [part.firsts() for part in parts]
+        window_customers = self.customers_impacted()
+        # The churn lift since the data began, customers counted once a day (impacted and active alike,
+        # as the counters and the recording rule count them): a replay's over one UTC day.
+        left_types = self.catalog.contract.left
+        left = sum(
+            n for part in parts for (_, kind), n in tally.of_kind(part.counts, tally.EVENTS) if kind in left_types
+        )
+        active = sum(part.engine.impact.active_total for part in parts)
         view = {}
         for t in self.catalog.touchpoints:
             good, bad = counts[t.id]
@@ -300,9 +308,22 @@ class Partitions:
             }
             if t.at_risk is not None:
                 view[t.id]["at_risk"] = at_risk.get(t.id, 0)
-            named = impact.get(t.id, {})  # customers impacted: once per customer and UTC day, as the metric
-            view[t.id]["impact"] = impact_view(named, int(named.get(IMPACTED, 0)))
+            # Customers impacted: distinct, in its window (the wall's).
+            named = impact.get(t.id, {})
+            churn = (named.get(IMPACTED, 0), left, active)
+            view[t.id]["impact"] = impact_view(named, window_customers.get(t.id, 0), churn)
         return view
+
+    def customers_impacted(self) -> dict[str, int]:
+        """Distinct customers with a bad outcome of each touchpoint in its window, on this worker's
+        partitions: each partition's at the instant it has decided to, added up (a customer lives in one
+        partition), as tpmon_touchpoint_window_customers_impacted summed."""
+        found = dict.fromkeys(self.catalog.ids, 0)
+        for part in list(self.owned.values()):
+            buckets, mark = tally.windowed_customers(part.counts), part.engine.mark()
+            for t in self.catalog.touchpoints:
+                found[t.id] += customers_in_window(t, buckets.get(t.id), mark)
+        return found
 
     def standing(self) -> dict[str, Verdict]:
         """Each touchpoint's state over its window, on this worker's partitions: each partition's window at
@@ -780,7 +801,8 @@ class Partitions:
         return journey
 
     def _file_outcomes(self, part: Partition, touched: dict[str, Journey]) -> None:
-        """Count the outcomes and file them in their customers' journeys."""
+        """Count the outcomes and file them in their customers' journeys; count each customer impacted
+        in the bucket of its latest bad outcome."""
         engine = part.engine
         journeys = part.journeys
         deltas = self._deltas.get(part.number)
@@ -813,6 +835,14 @@ class Partitions:
             if not was_broken and journey.broken:
                 _count(deltas, customer, (tally.JOURNEYS_BROKEN,))
         engine.outbox.clear()
+        for customer, touchpoint, before, at in engine.latest_bad:  # distinct customers impacted (counts.IMPACTED)
+            window = windows.get(touchpoint)
+            if window is not None:
+                mine = deltas.get(customer)
+                if mine is None:
+                    mine = deltas[customer] = {}
+                tally.move_impacted(mine, touchpoint, None if before < 0 else window.bucket(before), window.bucket(at))
+        engine.latest_bad.clear()
 
     def _settle(
         self,

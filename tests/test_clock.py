@@ -140,10 +140,10 @@ def test_a_customer_with_nothing_left_is_freed_and_its_counts_kept(catalog):
     assert sum(sum(pair) for pair in before.values()) == 1
     # Its ids go after the retention, but its outcome's mark is kept for the attribution window (impact).
     assert engine.forget(bill.at + 1) == (["quiet"], [])
-    engine.advance(bill.at + catalog.attribution - 1)
+    engine.advance(bill.at + catalog.attribution_left - 1)
     assert engine.forget(bill.at + 1) == (["quiet"], [])  # its active day goes, its mark stays
     assert engine.forget(bill.at + 1) == ([], [])
-    engine.advance(bill.at + catalog.attribution + 1)
+    engine.advance(bill.at + catalog.attribution_left + 1)
     assert engine.forget(bill.at + 1) == (["quiet"], ["quiet"])
     assert "quiet" not in engine.state.customers
     assert engine.counts() == before and engine.folded["bill-correct"] == before["bill-correct"]

@@ -64,3 +64,33 @@ def test_a_story_tells_what_happened_to_the_customer(catalog):
         "call.abandoned (call k-1 in billing: hung up after 31 s)  => bill-correct BAD"
     )
     assert story(journey, {"call-answered"}, catalog.contract) is None
+
+
+def test_the_wall_names_the_vital_few_that_touchpoints_names(catalog):
+    """One function for both: a worker's partitions in a billing outage, read by the wall from its
+    /metrics (window outcomes and distinct customers impacted, added up) and as /touchpoints states it."""
+    from prometheus_client import generate_latest
+
+    from monitor.durations import parse_duration
+    from monitor.metrics import Metrics
+    from monitor.simulate import Simulation
+    from monitor.state import vital_few
+    from streams.partitions import MemoryStore, Partitions
+    from tests.test_partitions import batches, finish
+    from tpmon.demo.run import snapshot_of
+
+    lines = list(
+        Simulation(customers=1500, duration=parse_duration("3h"), seed=4, scenario="billing-outage-day").lines()
+    )
+    live = Partitions(catalog, MemoryStore(), MemoryStore(), retention=parse_duration("24h"))
+    for batch in batches(lines, 50):
+        live.handle_batch(batch)
+    finish(live)
+    live.publish(live.snapshot())
+    room = Room(catalog, window=3600)
+    room.add(snapshot_of(generate_latest(Metrics(catalog, live).registry).decode()))
+    view = live.touchpoints()
+    named = vital_few({t: row["state"] for t, row in view.items()}, live.customers_impacted())
+    assert "bill-correct" in named
+    assert [t for t, _, _ in room.vital_few()] == named
+    assert {t: n for t, n, _ in room.vital_few()} == {t: live.customers_impacted()[t] for t in named}

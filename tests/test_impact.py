@@ -48,7 +48,7 @@ touchpoints:
 
 # -- attribution in the engine ---------------------------------------------------------------------------
 from monitor.engine import Engine  # noqa: E402
-from monitor.engine.impact import voice  # noqa: E402
+from monitor.engine.impact import fingerprint, voice  # noqa: E402
 from tests.builders import BASE, DAY, HOUR, MINUTE, SHIPPED, event  # noqa: E402
 
 LATENESS = 30_000_000
@@ -124,7 +124,7 @@ def test_what_attribution_needs_expires_and_the_customer_is_freed():
     engine.advance(engine.state.max_at)
     assert engine.record("c1")["recent"] == [["bill-correct", wrong_bill(0).at << 1 | 1]]  # its instant, bad
     # (Leaving opened a win-back call, missed 48 hours later: its mark goes 30 days after that.)
-    engine.advance(engine.state.max_at + 2 * DAY * 1_000_000 + SHIPPED.attribution + 1)
+    engine.advance(engine.state.max_at + 2 * DAY * 1_000_000 + SHIPPED.attribution_left + 1)
     assert engine.forget(engine.state.watermark) == (["c1"], ["c1"])
     assert engine.impact.folded["bill-correct"] == {"impacted": 1, "left": 1}
     assert engine.impact.folded["winback-call"] == {"impacted": 1}
@@ -141,10 +141,10 @@ def test_the_attribution_window_is_a_catalog_setting_validated_with_its_line(tmp
     settings = tmp_path / "rules" / "settings.yaml"
     settings.write_text("version: 1\nimpact: {attribution: 3d}\n")
     catalog, _ = validate_catalog(tmp_path / "rules")
-    assert catalog is not None and catalog.attribution == 3 * DAY * 1_000_000
+    assert catalog is not None and catalog.attribution_left == catalog.attribution_surveys == 3 * DAY * 1_000_000
     for text, message in (
         ("impact: {attribution: forever}", "impact.attribution: 'forever' is not a duration"),
-        ("impact: {window: 3d}", "impact.window: is not a field; allowed here: attribution"),
+        ("impact: {window: 3d}", "impact.window: is not a field; allowed here: about, attribution, left, surveys"),
     ):
         settings.write_text(f"version: 1\n{text}\n")
         catalog, problems = validate_catalog(tmp_path / "rules")
@@ -155,7 +155,7 @@ def test_the_attribution_window_is_a_catalog_setting_validated_with_its_line(tmp
 def test_an_outcome_judged_ahead_of_the_watermark_does_not_push_out_a_mark_a_queued_leaving_needs():
     """A wrong bill at 0; the customer leaves just inside the window (30 days less 10 s); a good bill
     10 s after the window is judged on arrival, before the watermark reaches the leaving."""
-    window = SHIPPED.attribution // 1_000_000
+    window = SHIPPED.attribution_left // 1_000_000
     events = [wrong_bill(0), event("customer.left", window - 10), event("bill.issued", window + 10, bill_id="b2")]
     assert judged(events).impact.totals["bill-correct"]["left"] == 1
 
@@ -209,7 +209,7 @@ def test_a_bad_outcome_that_comes_after_the_leaving_it_precedes_counts_it_left_a
 
 
 def test_an_outcome_after_the_window_or_after_the_leaving_does_not_count():
-    window = SHIPPED.attribution // 1_000_000
+    window = SHIPPED.attribution_left // 1_000_000
     in_order, late = ordered_and_late(
         [event("customer.left", window + HOUR)], [wrong_bill(0), event("bill.issued", window + 2 * HOUR, bill_id="b2")]
     )
@@ -259,7 +259,7 @@ def test_what_was_attributed_is_stored_with_the_customer_and_forgotten_with_its_
 def test_attributions_made_out_of_order_are_reached_by_the_outcomes_of_their_windows():
     """A leaving read late is attributed after a later answer (live: once the partition no longer holds
     for it); what is remembered stays in event-time order, and late bad outcomes reach both, once."""
-    window = SHIPPED.attribution // 1_000_000
+    window = SHIPPED.attribution_left // 1_000_000
     engine = Engine(SHIPPED, lateness=LATENESS)
     engine.step(answer(window + 2 * HOUR, 5))
     engine.step(event("customer.joined", window + 4 * HOUR, "other"))
@@ -273,3 +273,232 @@ def test_attributions_made_out_of_order_are_reached_by_the_outcomes_of_their_win
     engine.advance(engine.state.watermark)
     totals = engine.impact.totals["bill-correct"]
     assert totals["left"] == 1 and totals["nps/bad/answers"] == 1
+
+
+# -- distinct customers impacted: each customer's latest bad outcome per touchpoint (live) ----------------
+def test_the_engine_says_when_a_bad_outcome_is_its_customers_latest_and_late_history_moves_nothing():
+    """Live, a customer is counted in the bucket of its latest bad outcome of a touchpoint: the engine
+    says (customer, touchpoint, the instant it replaces or -1, its instant) for each new latest. A later
+    bad outcome moves it; an older one (late history) and one at the same instant do not."""
+    engine = Engine(SHIPPED, lateness=LATENESS, track=True)
+    for e in (wrong_bill(0), wrong_bill(HOUR, bill="b2"), wrong_bill(HOUR, bill="b3"), wrong_bill(2 * HOUR, "c2")):
+        engine.step(e)
+    engine.step(wrong_bill(MINUTE, bill="late"))  # history, older than c1's latest
+    first, later = wrong_bill(0).at, wrong_bill(HOUR).at
+    assert engine.latest_bad == [
+        ("c1", "bill-correct", -1, first),
+        ("c1", "bill-correct", first, later),
+        ("c2", "bill-correct", -1, wrong_bill(2 * HOUR).at),
+    ]
+    assert engine.counts()["bill-correct"] == [0, 5]
+    replayed = Engine(SHIPPED, lateness=LATENESS)  # a replay does without: it counts customers whole
+    replayed.step(wrong_bill(0))
+    assert replayed.latest_bad == []
+
+
+def test_a_customers_latest_bad_outcome_is_kept_for_the_longest_window_and_a_day():
+    """The shipped catalog's longest state window is 7 days: a customer's bad mark is kept 8 days at
+    least (30 here, the attribution), its good ones as long as answers need them."""
+    engine = Engine(SHIPPED, lateness=LATENESS)
+    assert engine.impact.keep == SHIPPED.attribution_left
+    import dataclasses
+
+    from monitor.durations import parse_duration
+
+    short = dataclasses.replace(
+        SHIPPED, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("2d")
+    )
+    engine = Engine(short, lateness=LATENESS)
+    assert engine.impact.keep == parse_duration("8d") and engine.impact.keep_good == parse_duration("2d")
+
+
+# -- attribution per signal --------------------------------------------------------------------------------
+def catalog_with(tmp_path, settings: str, answer_fields: str = ""):  # type: ignore[no-untyped-def]
+    """The shipped catalog with ``settings`` in a file of its own (and survey.answered's optional fields)."""
+    import shutil
+    from pathlib import Path
+
+    from monitor.catalog import validate_catalog
+
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "rules", rules)
+    if answer_fields:
+        events = rules / "events.yaml"
+        text = events.read_text()
+        declared = "fields: {survey_id: string, survey: [nps, csat, ces], score: number}"
+        assert declared in text
+        events.write_text(text.replace(declared, f"{declared}\n    optional: {answer_fields}"))
+    (rules / "settings.yaml").write_text(f"version: 1\n{settings}\n")
+    return validate_catalog(rules)
+
+
+def test_leavings_and_answers_each_have_their_attribution_window(tmp_path):
+    """left: 60d, surveys: 14d. A wrong bill; 20 days on, an answer (past 14 days: no touchpoint) and
+    50 days on, a leaving (within 60 days: after bad)."""
+    catalog, problems = catalog_with(tmp_path, "impact: {left: 60d, surveys: 14d}")
+    assert catalog is not None, problems
+    assert (catalog.attribution_left, catalog.attribution_surveys) == (60 * DAY * 1_000_000, 14 * DAY * 1_000_000)
+    events = [wrong_bill(0), answer(20 * DAY, 2), event("customer.left", 50 * DAY)]
+    tallies = judged(events, catalog).impact.totals["bill-correct"]
+    assert tallies == {"impacted": 1, "left": 1}
+    shipped = judged(events).impact.totals["bill-correct"]  # 30d for both: the answer is, the leaving is not
+    assert shipped == {"impacted": 1, "nps/bad/answers": 1, "nps/bad/sum": 2, "nps/bad/detractor": 1}
+
+
+def test_a_late_outcome_reaches_each_signal_within_its_own_window(tmp_path):
+    """The outcomes come after the leaving and the answer were attributed (late history): the same
+    windows apply (20 days: the answer, past 14 days, is not reached; the leaving is)."""
+    catalog, _ = catalog_with(tmp_path, "impact: {left: 60d, surveys: 14d}")
+    engine = Engine(catalog, lateness=LATENESS)
+    engine.step(answer(20 * DAY, 2))
+    engine.step(event("customer.left", 20 * DAY + 1))
+    engine.advance(engine.state.max_at)
+    engine.step(wrong_bill(0))
+    engine.finish()
+    assert engine.impact.totals["bill-correct"] == {"impacted": 1, "left": 1}
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ("impact: {left: soon}", "impact.left: 'soon' is not a duration"),
+        ("impact: {surveys: 14}", "impact.surveys:"),
+        ("impact: {about: [claim_id]}", "impact.about[0]: 'claim_id' is not a field of the survey answer types (survey.answered)"),
+        ("impact: {about: [score]}", "impact.about[0]: 'score' must be a string field (an instance's key), not number"),
+        ("impact: {about: [tiket_id]}", "impact.about[0]: 'tiket_id' is not a field of the survey answer types (survey.answered); did you mean 'ticket_id'?"),
+    ],
+    ids=["a left window that is no duration", "a surveys window without unit", "an about field no answer declares",
+         "an about field that is a number", "a typo in an about field"],
+)  # fmt: skip
+def test_impact_settings_are_validated_with_their_line(tmp_path, settings, message):
+    catalog, problems = catalog_with(tmp_path, settings, "{ticket_id: string}")
+    assert catalog is None
+    found = [f"{p.path}: {p.message}" for p in problems if p.file.endswith("settings.yaml") and p.line == 2]
+    assert any(text.startswith(message) for text in found), problems
+
+
+def test_the_same_impact_setting_in_two_files_must_agree(tmp_path):
+    catalog, problems = catalog_with(tmp_path, "impact: {surveys: 14d}")
+    (tmp_path / "rules" / "more.yaml").write_text("version: 1\nimpact: {surveys: 7d}\n")
+    from monitor.catalog import validate_catalog
+
+    catalog, problems = validate_catalog(tmp_path / "rules")
+    assert catalog is None
+    assert any(p.path == "impact.surveys" and "different values" in p.message for p in problems), problems
+
+
+# -- keyed answers -------------------------------------------------------------------------------------
+def keyed(tmp_path):  # type: ignore[no-untyped-def]
+    catalog, problems = catalog_with(tmp_path, "impact: {about: [ticket_id]}", "{ticket_id: string}")
+    assert catalog is not None, problems
+    assert catalog.about == ("ticket_id",)
+    return catalog
+
+
+def keyed_event(catalog, event_type: str, seconds: float, **fields):  # type: ignore[no-untyped-def]
+    import orjson
+
+    from tests.builders import at
+
+    data = {"event_id": f"k{event_type}{seconds}{sorted(fields.items())}", "type": event_type, "customer_id": "c1",
+            "occurred_at": at(seconds), **fields}  # fmt: skip
+    return catalog.decoder.decode(orjson.dumps(data), "test")
+
+
+def test_an_answer_about_a_ticket_goes_to_that_tickets_touchpoints_only(tmp_path):
+    """The customer's ticket t1 was resolved late (ticket-resolved bad) and a call of theirs went
+    unanswered (call-answered bad). An answer about t1 goes to t1's touchpoints only, after bad; an
+    answer about another ticket (t9) to none; an answer about no ticket to every touchpoint, as before."""
+    catalog = keyed(tmp_path)
+    e = lambda *args, **fields: keyed_event(catalog, *args, **fields)  # noqa: E731
+    events = [
+        e("ticket.opened", 0, ticket_id="t1", category="billing"),
+        e("ticket.responded", 10 * MINUTE, ticket_id="t1"),
+        e("ticket.resolved", 30 * HOUR, ticket_id="t1"),
+        e("call.abandoned", HOUR, call_id="k1", queue="q", wait_seconds=300),
+        e("survey.answered", 31 * HOUR, survey_id="s1", survey="csat", score=1, ticket_id="t1"),
+        e("survey.answered", 31 * HOUR + 1, survey_id="s2", survey="csat", score=2, ticket_id="t9"),
+        e("survey.answered", 31 * HOUR + 2, survey_id="s3", survey="csat", score=3),
+    ]
+    totals = judged(events, catalog).impact.totals
+    answers = {t: (named.get("csat/bad/answers", 0), named.get("csat/good/answers", 0)) for t, named in totals.items()}
+    assert answers["ticket-resolved"] == (2, 0)  # s1 and s3, after bad
+    assert answers["ticket-responded"] == (0, 2)  # s1 and s3, after good
+    assert answers["call-answered"] == (1, 0)  # s3 only: s1 is about t1, not about a call
+    assert totals["ticket-resolved"]["csat/bad/sum"] == 4
+
+
+def test_a_keyed_answer_reaches_a_late_outcome_of_its_instance_only(tmp_path):
+    """The ticket's outcome comes after the answer about it (late history), and so does a call's: the
+    answer about t1 reaches the ticket's touchpoint then, never the call's."""
+    catalog = keyed(tmp_path)
+    e = lambda *args, **fields: keyed_event(catalog, *args, **fields)  # noqa: E731
+    engine = Engine(catalog, lateness=LATENESS)
+    engine.step(e("survey.answered", 2 * DAY, survey_id="s1", survey="csat", score=1, ticket_id="t1"))
+    engine.advance(engine.state.max_at)
+    for late in (
+        e("ticket.opened", 0, ticket_id="t1", category="billing"),
+        e("ticket.responded", MINUTE, ticket_id="t1"),
+        e("call.abandoned", HOUR, call_id="k1", queue="q", wait_seconds=300),
+    ):
+        engine.step(late)
+    engine.finish()
+    totals = engine.impact.totals
+    assert totals["ticket-responded"].get("csat/good/answers") == 1
+    assert "csat/bad/answers" not in totals.get("call-answered", {})
+    record = engine.record("c1")
+    assert record["said"][0][-1] == fingerprint("t1")  # what it was about, stored with it
+    restored = Engine(catalog, lateness=LATENESS)
+    restored.load("c1", record)
+    assert restored.record("c1") == record
+
+
+def test_keyed_marks_cost_four_bytes_more():
+    """A mark is a 60-bit int (32 bytes); with a 16-bit instance fingerprint, 76 bits (36 bytes)."""
+    import sys
+
+    from monitor.engine.impact import Impact
+
+    at = wrong_bill(0).at
+    plain, keyed_ = Impact(SHIPPED.ids, DAY, True), Impact(SHIPPED.ids, DAY, True, keyed=True)
+    assert sys.getsizeof(plain.mark(at, True, 12)) == 32
+    assert sys.getsizeof(keyed_.mark(at, True, 12, fingerprint("t1"))) == 36
+    assert keyed_.parts(keyed_.mark(at, True, 12, 7)) == (at, True, 12, 7)
+
+
+# -- churn lift ----------------------------------------------------------------------------------------------
+def test_the_churn_lift_compares_the_churn_after_bad_with_everyones():
+    """Four customers: two with a wrong bill, one of whom leaves; and one more who leaves. Churn after
+    bill-correct's bad outcomes: 1 of 2; everyone's: 2 leavings of 4 customers: a lift of 1.0; a
+    touchpoint with no customer impacted has none."""
+    import orjson
+
+    from monitor.replay import Replay
+    from tests.builders import at
+
+    def line(event_type: str, customer: str, seconds: float, **fields: object) -> bytes:
+        data = {"event_id": f"{event_type}-{customer}", "type": event_type, "customer_id": customer}
+        return orjson.dumps({**data, "occurred_at": at(seconds), **fields})
+
+    bill = {"amount": 12.0, "expected_amount": 10.0}
+    replay = Replay(SHIPPED)
+    replay.feed([
+        line("bill.issued", "a", 0, bill_id="b1", **bill), line("bill.issued", "b", 0, bill_id="b2", **bill),
+        line("customer.left", "a", HOUR), line("bill.issued", "c", 0, bill_id="b3", amount=1.0, expected_amount=1.0),
+        line("customer.left", "d", HOUR),
+    ])  # fmt: skip
+    summary = replay.finish()
+    bills = summary["touchpoints"]["bill-correct"]["impact"]
+    assert (bills["customers_impacted"], bills["left_after_bad"], bills["churn_lift"]) == (2, 1, 1.0)
+    assert summary["touchpoints"]["call-answered"]["impact"]["churn_lift"] is None
+
+
+@pytest.mark.parametrize(
+    "figures, lift",
+    [((3, 10, 5, 100), pytest.approx(6.0)), ((0, 0, 5, 100), None), ((1, 2, 0, 100), None), ((1, 2, 5, 0), None)],
+    ids=["3 of 10 hurt left, 5 of 100 in all: 6x", "nobody hurt", "nobody left", "nobody active"],
+)
+def test_churn_lift(figures, lift):
+    from monitor.engine.impact import churn_lift
+
+    assert churn_lift(*figures) == lift

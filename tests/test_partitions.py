@@ -8,7 +8,7 @@ import zlib
 import orjson
 
 from monitor.durations import parse_duration
-from monitor.events import Event, parse_timestamp
+from monitor.events import Event, format_timestamp, parse_timestamp
 from monitor.replay import Replay
 from monitor.simulate import Simulation
 from monitor.watermark import Report
@@ -84,13 +84,30 @@ def replayed_counts(catalog, lines):  # type: ignore[no-untyped-def]
     return {t: (r["good"], r["bad"]) for t, r in summary["touchpoints"].items()}, summary
 
 
+def impacted_in_windows(catalog, lines):  # type: ignore[no-untyped-def]
+    """Per touchpoint, the distinct customers with a bad outcome whose instant is in the touchpoint's
+    window at the end of a replay of ``lines`` (what the live partitions say once finished)."""
+    bad: list = []
+    replay = Replay(catalog, on_outcome=lambda outcome: bad.append(outcome) if not outcome.good else None)
+    replay.feed(lines)
+    replay.finish()
+    end = replay.engine.state.watermark
+    found = dict.fromkeys(catalog.ids, 0)
+    for t in catalog.touchpoints:
+        start = t.window.start(end)
+        found[t.id] = len({o.customer for o in bad if o.touchpoint == t.id and start <= o.at <= end})
+    return found
+
+
 def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
     was being written comes again. Customers are freed along the way (a short retention), so the
     partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
     kept for the attribution window, a day here: the simulation runs for more than a day, and the retention is longer
     than a batch spans, as it must be for a batch that comes again to be recognised.)"""
-    catalog = dataclasses.replace(catalog, attribution=parse_duration("1d"))
+    catalog = dataclasses.replace(
+        catalog, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("1d")
+    )
     lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
@@ -121,6 +138,56 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     freed = sum(sum(map(sum, engine.folded.values())) for engine in live.engines.values())
     assert freed > 0  # customers were freed, their counts kept
     assert sum(live.pending_counts().values()) == sum(r["pending"] for r in summary["touchpoints"].values())
+
+
+def wrong_bill(customer: str, at: int, name: str) -> tuple[int, bytes]:
+    """A bill.issued line whose amount is not the expected one (bill-correct: bad)."""
+    event = {"event_id": f"wrong-{name}", "type": "bill.issued", "customer_id": customer,
+             "occurred_at": format_timestamp(at), "bill_id": f"b-{name}", "amount": 10, "expected_amount": 12}  # fmt: skip
+    return at, orjson.dumps(event)
+
+
+def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_nobody_twice(catalog):
+    """A billing outage: customers with several wrong bills, in several buckets of the window. Live,
+    each partition counts a customer once, in the bucket of its latest bad outcome; after a crash at any
+    point (the batch being written comes again) and a batch delivered twice, the partitions' distinct
+    customers impacted in each touchpoint's window are what a replay's outcomes give."""
+    lines = list(Simulation(customers=300, duration=parse_duration("50m"), seed=3, scenario="billing-outage").lines())
+    start = parse_timestamp(orjson.loads(lines[0])["occurred_at"])
+    # Five customers with a wrong bill in four buckets of bill-correct's window (5 minutes each), each
+    # in its place in time; and an older wrong bill of the first one last: late history.
+    extra = {
+        (minute, f"x{n}"): wrong_bill(f"x{n}", start + minute * 60_000_000, f"{n}-{minute}")
+        for n in range(5)
+        for minute in (12, 22, 33, 44)
+    }
+    timed = [(parse_timestamp(orjson.loads(line)["occurred_at"]), line) for line in lines]
+    timed += [(at, line) for (_, _), (at, line) in extra.items()]
+    timed.sort(key=lambda pair: pair[0])
+    lines = [line for _, line in timed] + [wrong_bill("x0", start + 5 * 60_000_000, "late")[1]]
+    work = batches(lines, 40)
+    impacted = impacted_in_windows(catalog, lines)
+    assert impacted["bill-correct"] > 15
+    for cut_batch in (5, len(work) // 2, len(work) - 2):
+        for fraction in (0.0, 0.4, 0.9):
+            customers, journeys = MemoryStore(), MemoryStore()
+            live = new(catalog, customers, journeys)
+            committed = (0, 0)
+            for number, batch in enumerate(work):
+                if number == cut_batch:
+                    kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
+                    customers = MemoryStore.replayed(customers.writes[:kept])
+                    journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
+                    live = new(catalog, customers, journeys)
+                    live.handle_batch(work[number - 1])  # not committed: it comes again
+                committed = (len(customers.writes), len(journeys.writes))
+                live.handle_batch(batch)
+                if number == 3:
+                    live.handle_batch(batch)  # delivered twice: accounted for already
+            finish(live)
+            assert live.customers_impacted() == impacted, (cut_batch, fraction)
+    # More bad outcomes than customers: a customer is counted once however many it had.
+    assert live.counts()["bill-correct"][1] > impacted["bill-correct"]
 
 
 def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):

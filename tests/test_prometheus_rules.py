@@ -447,3 +447,62 @@ def test_factors_the_catalog_gives_that_can_never_fire_are_an_error(tmp_path):
     done = CliRunner().invoke(main, ["rules", "validate", str(tmp_path)])
     assert done.exit_code == 1
     assert "the page tier over 1h can never fire: 6 x (1 - 0.8) = 1.20 >= 1; lower its factor below 5.00" in done.output
+
+
+# -- the vital few: monitor.state.vital_few and the wall's table, on the same numbers ----------------------
+# Each case: touchpoint -> (state wanted, distinct customers impacted in its window). The others: no data.
+VITAL_CASES = [
+    pytest.param({"bill-correct": ("broken", 50), "call-answered": ("broken", 30), "order-confirmed": ("broken", 20),
+                  "payment-succeeded": ("reliable", 400)}, id="cut where 80% of the broken ones' customers are covered"),
+    pytest.param({"call-answered": ("broken", 10), "bill-correct": ("broken", 10), "order-confirmed": ("broken", 1)},
+                 id="a tie ranks by id"),
+    pytest.param({"call-resolved": ("broken", 0), "bill-correct": ("broken", 0)}, id="none hurt: the first by id"),
+    pytest.param({"bill-correct": ("broken", 90), "ticket-resolved": ("broken", 9), "call-answered": ("broken", 1)},
+                 id="one covers most"),
+    pytest.param({"bill-correct": ("reliable", 70)}, id="nothing broken: none"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", VITAL_CASES)
+def test_the_walls_vital_few_names_what_monitor_state_vital_few_names(tmp_path, catalog, case):
+    """The recording rules and the customer room's vital few table (its query, as generated) against
+    ``monitor.state.vital_few`` on the same states and customers impacted: each touchpoint's window
+    outcomes make it broken (all bad) or not (all good), and its customers impacted come from two
+    partitions, which the rules add up."""
+    import json
+
+    from monitor.state import judge, vital_few
+
+    room = json.loads((ROOT / "dashboards" / "customer-room.json").read_text())
+    table = next(p for p in room["panels"] if p.get("title", "").startswith("The vital few"))
+    query = next(t["expr"] for t in table["targets"] if t["refId"] == "A")
+    series = []
+    states, impacted = {}, {}
+    for touchpoint_id, (state, customers) in case.items():
+        t = catalog[touchpoint_id]
+        n = max(200, t.min_events)
+        good, bad = (0, n) if state == "broken" else (n, 0)
+        states[touchpoint_id] = judge(t, good, bad, catalog.z).state
+        assert (states[touchpoint_id] == "broken") == (state == "broken")
+        impacted[touchpoint_id] = customers
+        labels = f'touchpoint="{t.id}",stage="{t.stage}",owner="{t.owner}"'
+        for outcome, value in (("good", good), ("bad", bad)):
+            series.append(
+                {"series": f'tpmon_touchpoint_window_outcomes{{{labels},outcome="{outcome}",partition="0"}}',
+                 "values": f"{value}x6"}
+            )  # fmt: skip
+        for partition, share in ((0, customers // 3), (1, customers - customers // 3)):
+            series.append(
+                {"series": f'tpmon_touchpoint_window_customers_impacted{{touchpoint="{t.id}",partition="{partition}"}}',
+                 "values": f"{share}x6"}
+            )  # fmt: skip
+    named = vital_few(states, impacted)
+    exp = [
+        {
+            "labels": f'touchpoint:tpmon_touchpoint_vital_few:customers_impacted{{touchpoint="{t}"}}',
+            "value": impacted[t],
+        }
+        for t in named
+    ]
+    checks = [{"expr": query, "eval_time": "5m", "exp_samples": exp}]
+    run_promtool(tmp_path, [{"interval": "1m", "input_series": series, "promql_expr_test": checks}])

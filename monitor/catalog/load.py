@@ -455,6 +455,9 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
+IMPACT_SETTINGS = ("attribution", "left", "surveys", "about")
+
+
 def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     """Check a catalog; return the catalog (None when it has errors) and every problem, sorted."""
     root = Path(path)
@@ -473,8 +476,9 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     max_future_seen: dict[int, str] = {}
     runbook_seen: dict[str, str] = {}
     grafana_seen: dict[str, str] = {}
-    attribution_seen: dict[int, str] = {}
     retention_seen: dict[int, str] = {}  # journeys.retention
+    impact_seen: dict[str, dict] = {name: {} for name in IMPACT_SETTINGS}  # impact's settings, as runbook's
+    about_lines: list[int] = []  # the line of each field of the first impact.about
     state_seen: dict[str, dict[object, tuple[str, int]]] = {"window": {}, "timezone": {}, "confidence": {}}
     declarations = Declarations()
     calendars: dict[str, tuple[Calendar, str]] = {}
@@ -517,10 +521,13 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 if value is not None:
                     seen.setdefault(value, (name, report.line_of((setting,))))
             if file_spec.impact is not None:
-                where = ("impact", "attribution")
-                attribution_seen.setdefault(
-                    parse_duration(file_spec.impact.attribution), f"{name}:{report.line_of(where)}"
-                )
+                for setting, seen in impact_seen.items():
+                    value = getattr(file_spec.impact, setting)
+                    if value is not None:
+                        value = tuple(value) if setting == "about" else parse_duration(value)
+                        seen.setdefault(value, f"{name}:{report.line_of(('impact', setting))}")
+                        if setting == "about" and not about_lines:
+                            about_lines += [report.line_of(("impact", "about", i)) for i in range(len(value))]
             if file_spec.journeys is not None and file_spec.journeys.retention is not None:
                 where = ("journeys", "retention")
                 retention_seen.setdefault(
@@ -577,6 +584,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             if touchpoint is not None:
                 touchpoints.append(touchpoint)
     _contract_warnings(declarations, contract, environment, used)
+    about = _about(impact_seen["about"], about_lines, contract, problems)
     for say, where, name in declarations.source_calendars():
         if name not in known.calendars:
             names = sorted(known.calendar_names)
@@ -597,11 +605,13 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     for setting, seen in (
         ("lateness", lateness_seen),
         ("max_future", max_future_seen),
-        ("impact.attribution", attribution_seen),
+        *((f"impact.{setting}", seen) for setting, seen in impact_seen.items()),
         ("journeys.retention", retention_seen),
     ):
         if len(seen) > 1:
-            where = ", ".join(f"{format_duration(v)} at {at}" for v, at in seen.items())
+            where = ", ".join(
+                f"{format_duration(v) if isinstance(v, int) else list(v)} at {at}" for v, at in seen.items()
+            )
             problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
     for setting, texts in (("runbook", runbook_seen), ("grafana", grafana_seen)):
         if len(texts) > 1:
@@ -630,10 +640,14 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         contract,
         dict(known.calendars),
         next(iter(grafana_seen), DEFAULT_GRAFANA).rstrip("/"),
-        next(iter(attribution_seen), DEFAULT_ATTRIBUTION),
+        next(iter(impact_seen["left"]), next(iter(impact_seen["attribution"]), DEFAULT_ATTRIBUTION)),
         zone,
         confidence,
-        JourneySettings(retention),
+        journeys=JourneySettings(retention),
+        attribution_surveys=next(
+            iter(impact_seen["surveys"]), next(iter(impact_seen["attribution"]), DEFAULT_ATTRIBUTION)
+        ),
+        about=about,
     )
     return catalog, problems
 
@@ -662,6 +676,42 @@ def _journey_retention(
         )
         problems.sort()
     return retention
+
+
+def _about(
+    seen: dict[tuple[str, ...], str], lines: list[int], contract: Contract, problems: list[Problem]
+) -> tuple[str, ...]:
+    """``impact: {about: [FIELD...]}``: each a string field declared on a survey answer type (the
+    instance an answer is about: engine.impact)."""
+    if len(seen) != 1:
+        return ()
+    ((fields, at),) = seen.items()
+    file = at.rpartition(":")[0]
+    declared = {
+        f.name: f for d in contract.events if d.type in contract.answers for f in d.fields
+    }  # the answers' fields, required or optional
+    for index, name in enumerate(fields):
+        found = declared.get(name)
+        where = format_path(("impact", "about", index))
+        if found is None:
+            close = difflib.get_close_matches(name, sorted(declared), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            types = ", ".join(sorted(contract.answers)) or "none: declare surveys:"
+            problems.append(
+                Problem(
+                    file, lines[index], where, f"'{name}' is not a field of the survey answer types ({types}){hint}"
+                )
+            )
+        elif found.kind.name not in ("string", "choice"):
+            problems.append(
+                Problem(
+                    file,
+                    lines[index],
+                    where,
+                    f"'{name}' must be a string field (an instance's key), not {found.kind.name}",
+                )
+            )
+    return tuple(fields)
 
 
 def _state_settings(seen: dict[str, dict[object, tuple[str, int]]], problems: list[Problem]):  # type: ignore[no-untyped-def]

@@ -133,10 +133,14 @@ class Catalog:
     contract: Contract = field(default_factory=Contract)  # the events it judges (docs/EVENTS.md)
     calendars: dict[str, Calendar] = field(default_factory=dict)
     grafana: str = DEFAULT_GRAFANA  # where alerts link their dashboards
-    attribution: int = DEFAULT_ATTRIBUTION  # how long before leaving or answering an outcome counts
+    # How long before a customer leaves (``attribution_left``) or answers a survey
+    # (``attribution_surveys``) an outcome of theirs counts (engine.impact).
+    attribution_left: int = DEFAULT_ATTRIBUTION
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # calendar windows (monitor.window)
     confidence: float = DEFAULT_CONFIDENCE  # of the state's evidence (monitor.state)
     journeys: JourneySettings = field(default_factory=JourneySettings)  # what journeys keep, and how long
+    attribution_surveys: int = DEFAULT_ATTRIBUTION
+    about: tuple[str, ...] = ()  # the answers' fields naming the instance an answer is about (engine.impact)
 
     @cached_property
     def z(self) -> float:

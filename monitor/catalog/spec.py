@@ -124,9 +124,14 @@ TouchpointSpec = Annotated[DeadlineSpec | NoRepeatSpec | ConditionSpec, Field(di
 
 
 class ImpactSpec(_Strict):
-    """What customers did after outcomes is attributed to those of the last ``attribution``."""
+    """What customers did after outcomes is attributed to those of the last ``attribution`` (both
+    signals), or per signal: ``left`` (leavings) and ``surveys`` (answers). ``about``: the fields of
+    survey answers that name the instance an answer is about (a claim, a ticket)."""
 
-    attribution: Duration
+    attribution: Duration | None = None
+    left: Duration | None = None
+    surveys: Duration | None = None
+    about: list[Annotated[str, Field(min_length=1)]] | None = None
 
 
 class JourneysSpec(_Strict):

@@ -38,9 +38,10 @@ from heapq import heappush
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..events import Event
 from ..failures import DECIDE, Failure
+from ..window import Window
 from .clock import ClockRule
 from .fair import Fair
-from .impact import DAY, TRIM_FROM, Impact
+from .impact import DAY, TRIM_FROM, Impact, fingerprint
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
 from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, START, CustomerState, EngineState
@@ -51,6 +52,13 @@ TOO_OLD = 3  # older than the ids still remembered (``retention``): not judged
 
 _CONDITION, _QUEUED, _ATTRIBUTED = 0, 1, 2
 _IMPACT_RULE = -1  # the rule index of a leaving or an answer in the queue: the last of the handlers
+
+
+def _reach(window: Window) -> int:
+    """How far back from its end a state window can reach, and a day more (held history, a bucket):
+    how long a customer's latest bad outcome is kept for the distinct customers impacted in it."""
+    span = window.span if window.span is not None else {"day": 1, "week": 7}.get(window.period or "", 31) * DAY
+    return span + DAY
 
 
 class Engine:
@@ -91,12 +99,32 @@ class Engine:
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
-        self.impact = Impact(self.ids, catalog.attribution, bool(catalog.contract.answers))  # (engine.impact)
+        self.impact = Impact(  # (engine.impact)
+            self.ids,
+            catalog.attribution_left,
+            bool(catalog.contract.answers),
+            catalog.attribution_surveys,
+            keyed=bool(catalog.about),
+            reach=max((_reach(t.window) for t in catalog.touchpoints), default=0),
+        )
         self._index = self.impact.position  # touchpoint id -> index
-        # A good outcome's mark is added here (most outcomes are good): at << _mark_shift | index.
+        # A good outcome's mark is added here (most outcomes are good): at << _mark_shift | its index's bits.
         self._marks_good = self.impact.marks_good
-        self._mark_shift = self.impact.bits + 1
+        self._mark_shift = self.impact.low + 1
+        self._mark_index = {t: index << self.impact.key_bits for t, index in self._index.items()}
         self._mark_keep = self.impact.keep << self._mark_shift
+        # With ``impact: {about: [...]}``, the fields of each type that name an instance (answers' and
+        # conditions' events: a condition's outcome is of its event's instance).
+        self._keyed = bool(catalog.about)
+        self._about = {
+            d.type: names
+            for d in catalog.contract.events
+            if (names := tuple(f.name for f in d.fields if f.name in catalog.about))
+        }
+        # Live (``track``): each bad outcome that is its customer's latest of its touchpoint, as
+        # (customer, touchpoint, the instant of the one before or -1, its instant), for the caller to
+        # count its distinct customers impacted by window bucket (streams.partitions).
+        self.latest_bad: list[tuple[str, str, int, int]] = []
         self._compile()
 
     # -- plan -------------------------------------------------------------------------------------------
@@ -142,21 +170,34 @@ class Engine:
         self.handlers.append((None,) * IMPACT + (self._attribute,))  # _IMPACT_RULE
 
     def _attribute(self, at: int, event_id: str, key, customer: str, state: CustomerState) -> None:  # type: ignore[no-untyped-def]
-        """A leaving (key "") or an answer (key (survey, score)), once the watermark has passed it."""
+        """A leaving (key "") or an answer (key (survey, score, the fingerprint of the instance it is
+        about or 0)), once the watermark has passed it."""
         if key:
-            self.impact.answer(at, key[0], key[1], state)
+            self.impact.answer(at, key[0], key[1], state, key[2] if len(key) > 2 else 0)
         else:
             self.impact.left(at, state)
 
-    def _count(self, state: CustomerState, touchpoint: str, good: bool, customer: str, at: int) -> None:
-        """Count a decided instance for the customer who owns it, and mark it at the instant of its
-        outcome (``at``, engine.impact)."""
+    def _instance(self, event: Event) -> str | None:
+        """The instance an event names through the catalog's ``about`` fields (the first set), if any."""
+        for name in self._about.get(event.kind, ()):
+            value = getattr(event.fields, name, None)
+            if type(value) is str and value:
+                return value
+        return None
+
+    def _count(
+        self, state: CustomerState, touchpoint: str, good: bool, customer: str, at: int, key: str | None = None
+    ) -> None:
+        """Count a decided instance (of ``key``) for the customer who owns it, and mark it at the instant
+        of its outcome (``at``, engine.impact)."""
         if good:
             if state.good is None:
                 state.good = {}
             counts = state.good
             if self._marks_good:  # (Impact.add, inlined)
-                mark = at << self._mark_shift | self._index[touchpoint]
+                mark = at << self._mark_shift | self._mark_index[touchpoint]
+                if self._keyed and key:
+                    mark |= fingerprint(key)
                 marks = state.recent
                 said = state.said
                 if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
@@ -171,7 +212,10 @@ class Engine:
             if state.bad is None:
                 state.bad = {}
             counts = state.bad
-            self.impact.bad(state, self._index[touchpoint], at, self._horizon())
+            instance = fingerprint(key) if self._keyed and key else 0
+            before = self.impact.bad(state, self._index[touchpoint], at, self._horizon(), instance)
+            if before is not None and self.track:
+                self.latest_bad.append((customer, touchpoint, before, at))
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
         self.totals[touchpoint][0 if good else 1] += 1
         fair = self.fair
@@ -254,8 +298,12 @@ class Engine:
                         else:
                             judged.append(outcome)
                         continue
-                    if kind == _ATTRIBUTED:  # an answer's key is (survey, score); a leaving's is ""
-                        key = (event.fields.survey, event.fields.score) if good else ""  # type: ignore[attr-defined]
+                    if kind == _ATTRIBUTED:  # an answer's key is (survey, score, instance); a leaving's is ""
+                        if good:
+                            about = self._instance(event) if self._keyed else None
+                            key = (event.fields.survey, event.fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
+                        else:
+                            key = ""
                         good = None
                     else:
                         key = getattr(event.fields, key_field, None)
@@ -278,9 +326,10 @@ class Engine:
                 self._take_back(event, mine, max_at, before, held)
                 raise
             if judged is not None:
+                instance = self._instance(event) if self._keyed else None
                 for touchpoint_id, verdict in judged:
                     if verdict is True or verdict is False:
-                        self._count(mine, touchpoint_id, verdict, customer, at)
+                        self._count(mine, touchpoint_id, verdict, customer, at, instance)
                         if self.outcomes:
                             self.outbox.append(
                                 Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)

@@ -1,16 +1,25 @@
 """Impact: what customers did after their outcomes (docs/SEMANTICS.md, "Impact").
 
-Every outcome leaves a mark in its customer's state: the instant of the outcome, its touchpoint, and
-whether it was bad (one int). Marks are kept for the attribution window (at
-least a day, which "customers impacted" counts by) and then pruned, so what a customer holds for
-impact is a few ints per recent outcome and expires with them.
+Every outcome leaves a mark in its customer's state: the instant of the outcome, its touchpoint,
+whether it was bad and, when the catalog keys answers (``impact: {about: [...]}``), a 16-bit
+fingerprint of the instance's key (one int). Marks are kept for the longer attribution window (at
+least a day, which "customers impacted" counts by, and at least the longest state window and a day,
+whose distinct customers impacted the live worker counts by them; good marks, which only answers
+need, for the surveys' window and a day) and then pruned, so what a customer holds for impact is a
+few ints per recent outcome and expires with them.
 
 - A bad outcome that is its customer's first of the touchpoint in its UTC day counts the customer
   impacted (``impacted``: its daily increase is distinct customers).
+- A bad outcome later than the customer's latest bad one of the touchpoint is its new latest:
+  ``bad`` says which instant it replaces, so that the live worker counts each customer once, in the
+  bucket of its latest bad outcome (distinct customers impacted over a window: docs/SEMANTICS.md).
 - A leaving (the ``customers.left`` types) counts ``left`` once for every touchpoint of which the
-  customer has a bad mark in [left - attribution, left].
+  customer has a bad mark in [left - attribution_left, left].
 - A survey answer is attributed to every touchpoint of which the customer has a mark in
-  [answer - attribution, answer]: after bad if one of them is bad, else after good.
+  [answer - attribution_surveys, answer]: after bad if one of them is bad, else after good. An answer
+  that names the instance it is about (a field of ``about``) is attributed only to the marks of that
+  instance (its key's fingerprint: a deadline's or no_repeat's key, or a condition's event's own
+  ``about`` field).
 
 Leavings and answers wait in the queue for the watermark, ranked after the due and risk times of
 their instant, so every outcome up to their instant is marked before they are attributed, in event
@@ -39,12 +48,14 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from operator import itemgetter
+from zlib import crc32
 
 from .state import CustomerState
 
 _INSTANT = itemgetter(0)
 
 DAY = 86_400_000_000  # microseconds
+KEY_BITS = 16  # an instance key's fingerprint in a mark, when answers are keyed (1 in 65,535 collide)
 TRIM_FROM = 16  # marks a customer holds before those behind the watermark are reduced to the newest
 IMPACTED, LEFT = "impacted", "left"
 GOOD_SIDE, BAD_SIDE = "good", "bad"
@@ -61,6 +72,11 @@ def answer_class(survey: str, score: float) -> str:
     return DETRACTOR if score <= 6 else PASSIVE
 
 
+def fingerprint(key: str) -> int:
+    """An instance key's fingerprint in a mark (never 0: a mark of no instance), the same in every process."""
+    return crc32(key.encode()) % ((1 << KEY_BITS) - 1) + 1
+
+
 def add_tallies(into: dict[str, dict[str, float]], tallies: dict[str, dict[str, float]]) -> None:
     """Sum per-touchpoint tallies into ``into``."""
     for touchpoint, named in tallies.items():
@@ -74,8 +90,11 @@ class Impact:
 
     What a customer holds is small and kept out of the garbage collector's sight, as the rest of its
     state: its marks and active days are tuples of ints (the days shared), its tallies one flat dict
-    ("TOUCHPOINT/NAME" -> number, the names shared). A mark is ``(instant << 1 | bad) << bits | touchpoint
-    index``, so that marks compare by instant. (The engine adds good marks itself: ``add``.)"""
+    ("TOUCHPOINT/NAME" -> number, the names shared). A mark is
+    ``((instant << 1 | bad) << bits | touchpoint index) << key_bits | key fingerprint``, so that marks
+    compare by instant (``key_bits`` is 0 unless answers are keyed: a mark is then a 60-bit int, 32
+    bytes, and with the fingerprint a 76-bit one, 36 bytes). (The engine adds good marks itself: ``add``.)
+    """
 
     __slots__ = (
         "active_folded",
@@ -84,47 +103,86 @@ class Impact:
         "folded",
         "ids",
         "keep",
+        "keep_good",
+        "key_bits",
+        "left_window",
+        "low",
         "marks_good",
         "names",
         "position",
+        "survey_window",
         "totals",
-        "window",
     )
 
-    def __init__(self, ids: tuple[str, ...], attribution: int, marks_good: bool) -> None:
+    def __init__(
+        self,
+        ids: tuple[str, ...],
+        left_window: int,
+        marks_good: bool,
+        survey_window: int | None = None,
+        keyed: bool = False,
+        reach: int = 0,
+    ) -> None:
         self.ids = ids
         self.position = {touchpoint: index for index, touchpoint in enumerate(ids)}
         self.bits = max(1, len(ids).bit_length())
-        self.window = attribution
-        self.keep = max(attribution, DAY)  # a day at least: the first bad outcome of a day is found in them
+        self.key_bits = KEY_BITS if keyed else 0
+        self.low = self.bits + self.key_bits  # what is below a mark's bad bit
+        self.left_window = left_window
+        self.survey_window = left_window if survey_window is None else survey_window
+        # A day at least: the first bad outcome of a day is found in them; and ``reach``, the longest
+        # time back a state window can need a customer's latest bad outcome (engine.Engine).
+        self.keep = max(left_window, self.survey_window, DAY, reach)
+        self.keep_good = max(self.survey_window, DAY)  # good marks serve answers only
         self.marks_good = marks_good  # good outcomes matter only to answers
         self.totals: dict[str, dict[str, float]] = {}  # touchpoint -> name -> amount
         self.folded: dict[str, dict[str, float]] = {}
         self.active_total = self.active_folded = 0  # customers active, per customer and UTC day
         self.names: dict[object, object] = {}  # one object for each tally name and day held by customers
 
+    def mark(self, at: int, bad: bool, index: int, key: int = 0) -> int:
+        """A mark of an outcome at ``at`` (``key``: its instance's fingerprint, 0 for none)."""
+        return (((at << 1 | bad) << self.bits | index) << self.key_bits) | key
+
+    def parts(self, mark: int) -> tuple[int, bool, int, int]:
+        """(instant, bad, touchpoint index, key fingerprint) of a mark."""
+        kb = self.key_bits
+        return (
+            mark >> (self.low + 1),
+            bool((mark >> self.low) & 1),
+            (mark >> kb) & ((1 << self.bits) - 1),
+            (mark & ((1 << kb) - 1)),
+        )
+
     # -- marks ------------------------------------------------------------------------------------------
-    def bad(self, state: CustomerState, index: int, at: int, watermark: int | None) -> None:
-        """A bad outcome: its mark, and the customer impacted if it is its first of the touchpoint that UTC day."""
-        bits, marks = self.bits, state.recent
+    def bad(self, state: CustomerState, index: int, at: int, watermark: int | None, key: int = 0) -> int | None:
+        """A bad outcome: its mark, and the customer impacted if it is its first of the touchpoint that
+        UTC day. Returns, when it is the customer's latest bad outcome of the touchpoint, the instant of
+        the one before (-1: none held), else None."""
+        low, marks = self.low, state.recent
         first = True
+        latest = -1
         if marks is not None:
-            day, mask = at // DAY, (1 << bits) - 1
+            day, mask, kb, shift = at // DAY, (1 << self.bits) - 1, self.key_bits, low + 1
             for m in marks:
-                if (m & mask) == index and (m >> bits) & 1 and (m >> (bits + 1)) // DAY == day:
-                    first = False
-                    break
+                if ((m >> kb) & mask) == index and (m >> low) & 1:
+                    instant = m >> shift
+                    if instant // DAY == day:
+                        first = False
+                    if instant > latest:
+                        latest = instant
         if first:
             self.tally(state, self.ids[index], IMPACTED, 1)
-        self.add(state, (at << 1 | 1) << bits | index, watermark)
+        self.add(state, self.mark(at, True, index, key), watermark)
+        return latest if at > latest else None
 
     def add(self, state: CustomerState, mark: int, watermark: int | None) -> None:
         """Add a mark; then, the marks are kept to what a leaving or an answer to come can need
         (``trim``). ``watermark`` is the engine's horizon: nothing still to be attributed is before it
         (what is queued waits for the watermark). What is older than it by the keep goes; of the rest
-        before it, a touchpoint's newest mark and its newest bad one say all that attribution and the
-        first bad outcome of a day ask. (Events that come after the watermark passed them are late,
-        and see what is left.)"""
+        before it, a touchpoint's newest mark and its newest bad one (of each instance, when answers
+        are keyed) say all that attribution, the first bad outcome of a day and the latest bad outcome
+        ask. (Events that come after the watermark passed them are late, and see what is left.)"""
         marks = state.recent
         state.recent = (mark,) if marks is None else self.trim((*marks, mark), watermark)
         if state.said is not None:
@@ -134,15 +192,17 @@ class Impact:
         """The marks worth keeping at ``watermark`` (see ``add``), oldest first."""
         if watermark is None:
             return marks
-        shift, mask = self.bits + 1, (1 << self.bits) - 1
+        shift, low = self.low + 1, self.low
         floor, now = (watermark - self.keep) << shift, watermark << shift
-        kept = [m for m in marks if m >= floor]
+        good_floor = (watermark - self.keep_good) << shift
+        kept = [m for m in marks if m >= good_floor or (m >= floor and (m >> low) & 1)]
         if len(kept) > TRIM_FROM:
-            newest: dict[tuple[int, int], int] = {}  # (touchpoint, bad) -> newest mark before the watermark
+            newest: dict[int, int] = {}  # (bad, touchpoint, key) -> newest mark before the watermark
             ahead = []
+            mask = (1 << (low + 1)) - 1
             for m in kept:
                 if m < now:
-                    key = (m & mask, (m >> self.bits) & 1)
+                    key = m & mask
                     newest[key] = max(newest.get(key, m), m)
                 else:
                     ahead.append(m)
@@ -172,42 +232,46 @@ class Impact:
             state.days = tuple(day for day in days if day >= watermark // DAY) or None
             changed = True
         marks = state.recent
-        if marks is not None and min(marks) < (watermark - self.keep) << (self.bits + 1):
-            state.recent = self.trim(marks, watermark)
-            changed = True
+        if marks is not None and min(marks) < (watermark - self.keep_good) << (self.low + 1):
+            trimmed = self.trim(marks, watermark)
+            if trimmed != marks:
+                state.recent = trimmed
+                changed = True
         return changed
 
     # -- attribution ------------------------------------------------------------------------------------
-    def _sides(self, state: CustomerState, at: int) -> dict[str, bool]:
-        """Touchpoint -> whether a bad mark is in [at - attribution, at], for those with any mark there."""
+    def _sides(self, state: CustomerState, at: int, window: int, key: int = 0) -> dict[str, bool]:
+        """Touchpoint -> whether a bad mark is in [at - window, at], for those with any mark there (of
+        the instance whose fingerprint is ``key``, when not 0)."""
         sides: dict[str, bool] = {}
         marks = state.recent
         if marks is None:
             return sides
-        bits = self.bits
-        mask, low, high = (1 << bits) - 1, at - self.window, at
+        low, kb = self.low, self.key_bits
+        mask, keys, lowest, high = (1 << self.bits) - 1, (1 << kb) - 1, at - window, at
         for m in marks:
-            if low <= m >> (bits + 1) <= high:
-                touchpoint = self.ids[m & mask]
-                sides[touchpoint] = sides.get(touchpoint, False) or bool((m >> bits) & 1)
+            if lowest <= m >> (low + 1) <= high and (not key or m & keys == key):
+                touchpoint = self.ids[(m >> kb) & mask]
+                sides[touchpoint] = sides.get(touchpoint, False) or bool((m >> low) & 1)
         return sides
 
     def left(self, at: int, state: CustomerState) -> None:
         reached = 0
-        for touchpoint, bad in self._sides(state, at).items():
+        for touchpoint, bad in self._sides(state, at, self.left_window).items():
             if bad:
                 self.tally(state, touchpoint, LEFT, 1)
                 reached |= 1 << self.position[touchpoint]
-        self._said(state, (at, "", 0, reached, reached))
+        self._said(state, (at, "", 0, reached, reached, 0))
 
-    def answer(self, at: int, survey: str, score: float, state: CustomerState) -> None:
+    def answer(self, at: int, survey: str, score: float, state: CustomerState, key: int = 0) -> None:
+        """An answer, about the instance whose fingerprint is ``key`` (0: about none in particular)."""
         reached = bads = 0
-        for touchpoint, bad in self._sides(state, at).items():
+        for touchpoint, bad in self._sides(state, at, self.survey_window, key).items():
             self._answer_to(state, touchpoint, survey, score, bad)
             reached |= 1 << self.position[touchpoint]
             if bad:
                 bads |= 1 << self.position[touchpoint]
-        self._said(state, (at, survey, score, reached, bads))
+        self._said(state, (at, survey, score, reached, bads, key))
 
     def _answer_to(self, state: CustomerState, touchpoint: str, survey: str, score: float, bad: bool) -> None:
         prefix = f"{survey}/{BAD_SIDE if bad else GOOD_SIDE}/"
@@ -220,7 +284,8 @@ class Impact:
     @staticmethod
     def _said(state: CustomerState, entry: tuple) -> None:
         """Remember an attribution made: (instant, survey or "" for a leaving, score, the touchpoints it
-        reached and those of them after bad, as bit sets by touchpoint index), in order of instant."""
+        reached and those of them after bad, as bit sets by touchpoint index, the fingerprint of the
+        instance it is about or 0), in order of instant."""
         said = state.said
         if said is None:
             state.said = [entry]
@@ -232,22 +297,25 @@ class Impact:
     def came_late(self, state: CustomerState, mark: int) -> None:
         """A mark added after a leaving or an answer in whose window it falls was attributed: attribute
         it to them now (see the module's docstring)."""
-        bits = self.bits
-        at, bad, index = mark >> (bits + 1), (mark >> bits) & 1, mark & ((1 << bits) - 1)
-        bit, said, until = 1 << index, state.said, at + self.window
+        at, bad, index, key = self.parts(mark)
+        bit, said = 1 << index, state.said
+        left_until, survey_until = at + self.left_window, at + self.survey_window
+        until = max(left_until, survey_until)
         for number in range(bisect_left(said, at, key=_INSTANT), len(said)):  # type: ignore[arg-type]
-            instant, survey, score, reached, bads = said[number]  # type: ignore[index]
+            instant, survey, score, reached, bads, about = said[number]  # type: ignore[index]
             if instant > until:
                 break
             if reached & bit:
                 continue
             if not survey:
-                if not bad:
+                if not bad or instant > left_until:
                     continue
                 self.tally(state, self.ids[index], LEFT, 1)
             else:
-                self._answer_to(state, self.ids[index], survey, score, bool(bad))
-            said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0))  # type: ignore[index]
+                if instant > survey_until or (about and about != key):
+                    continue
+                self._answer_to(state, self.ids[index], survey, score, bad)
+            said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0), about)  # type: ignore[index]
 
     def forget(self, state: CustomerState, before: int) -> None:
         """Forget the attributions of events older than ``before`` (their ids are forgotten with them:
@@ -276,17 +344,21 @@ class Impact:
         self.active_folded += state.active
 
     def record(self, state: CustomerState) -> dict:
-        """The customer's part, JSON-ready, naming touchpoints by id (a reordered catalog still reads it)."""
-        bits, mask = self.bits, (1 << self.bits) - 1
+        """The customer's part, JSON-ready, naming touchpoints by id (a reordered catalog still reads it):
+        a mark as [touchpoint, instant << 1 | bad], and its key's fingerprint when it has one."""
+        recent = []
+        for m in state.recent or ():
+            at, bad, index, key = self.parts(m)
+            recent.append([self.ids[index], at << 1 | bad, key] if key else [self.ids[index], at << 1 | bad])
         return {
-            "recent": [[self.ids[m & mask], m >> bits] for m in state.recent or ()],
+            "recent": recent,
             "impact": dict(state.impact or {}),
             "days": list(state.days or ()),
             "active": state.active,
-            # [instant, survey ("" for a leaving), score, touchpoints reached, of them after bad]
+            # [instant, survey ("" for a leaving), score, touchpoints reached, of them after bad, instance]
             "said": [
-                [at, survey, score, self._named(reached), self._named(bads)]
-                for at, survey, score, reached, bads in state.said or ()
+                [at, survey, score, self._named(reached), self._named(bads), *([about] if about else [])]
+                for at, survey, score, reached, bads, about in state.said or ()
             ],
         }
 
@@ -299,8 +371,12 @@ class Impact:
 
     def load(self, state: CustomerState, record: dict) -> None:
         """Put back a stored customer's marks and tallies."""
-        bits, index = self.bits, self.position
-        marks = tuple(mark << bits | index[t] for t, mark in record.get("recent", ()) if t in index)
+        bits, kb, index = self.bits, self.key_bits, self.position
+        marks = tuple(
+            ((stored[1] << bits | index[stored[0]]) << kb) | (stored[2] if kb and len(stored) > 2 else 0)
+            for stored in record.get("recent", ())
+            if stored[0] in index
+        )
         state.recent = marks or None
         names = self.names
         state.days = tuple(names.setdefault(day, day) for day in record["days"]) if record.get("days") else None
@@ -314,8 +390,8 @@ class Impact:
         state.said = (
             sorted(
                 (
-                    (at, survey, score, self._bits(reached), self._bits(bads))
-                    for at, survey, score, reached, bads in said
+                    (at, survey, score, self._bits(reached), self._bits(bads), about[0] if about else 0)
+                    for at, survey, score, reached, bads, *about in said
                 ),
                 key=_INSTANT,
             )
@@ -352,10 +428,28 @@ def answers(named: dict[str, float], survey: str, side: str) -> tuple[dict[str, 
     return by_class, named.get(prefix + "sum", 0)
 
 
-def impact_view(named: dict[str, float], customers_impacted: int) -> dict:
-    """A touchpoint's impact as the replay summary and /touchpoints show it, from its tallies (the
-    customers impacted are counted by each as it can: distinct, or once a customer per day)."""
-    return {"customers_impacted": customers_impacted, "left_after_bad": int(named.get(LEFT, 0)), "voice": voice(named)}
+def churn_lift(left_after_bad: float, impacted: float, left: float, active: float) -> float | None:
+    """How much more the customers a touchpoint hurt left than everyone: (left after bad / customers
+    impacted) / (customers who left / customers active), over one span; None when a denominator is 0."""
+    if not impacted or not active or not left:
+        return None
+    return (left_after_bad / impacted) / (left / active)
+
+
+def impact_view(
+    named: dict[str, float], customers_impacted: int, churn: tuple[float, float, float] | None = None
+) -> dict:
+    """A touchpoint's impact as the replay summary and /touchpoints show it, from its tallies and the
+    customers impacted (counted by each as it can). ``churn``: (customers impacted, customers who left,
+    customers active) over the span of the tallies, whose churn lift it states (None: none)."""
+    left = int(named.get(LEFT, 0))
+    lift = None if churn is None else churn_lift(left, *churn)
+    return {
+        "customers_impacted": customers_impacted,
+        "left_after_bad": left,
+        "churn_lift": None if lift is None else round(lift, 6),
+        "voice": voice(named),
+    }
 
 
 def voice(named: dict[str, float]) -> dict[str, dict]:

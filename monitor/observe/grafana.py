@@ -32,8 +32,6 @@ from .prometheus import (
     DRILLDOWN_UID,
     ERRORS,
     GOOD,
-    IMPACTED,
-    IMPACTED_DAY,
     JOURNEYS_BROKEN,
     LEFT_AFTER_BAD,
     LIFT,
@@ -42,7 +40,9 @@ from .prometheus import (
     STATE,
     SURVEY_GAP,
     SURVEY_MEAN,
+    VITAL_FEW,
     WINDOW_DECIDED,
+    WINDOW_IMPACTED,
     WINDOW_LOWER,
     WINDOW_RELIABILITY,
     WINDOW_UPPER,
@@ -247,9 +247,9 @@ def _count(title: str, description: str, expr: str, warn_from: float | None = No
     )
 
 
-def _broken(expr: str) -> str:
-    """``expr`` for the touchpoints broken now."""
-    return f"{expr} and on (touchpoint) ({STATE} == 1)"
+def _vital(expr: str) -> str:
+    """``expr`` for the vital few now (monitor.observe.prometheus.vital_few_rules)."""
+    return f"{expr} and on (touchpoint) {VITAL_FEW}"
 
 
 def customer_room(catalog: Catalog) -> Dashboard:
@@ -275,24 +275,24 @@ def customer_room(catalog: Catalog) -> Dashboard:
     y += 1
     vital = Table(
         title="The vital few: broken touchpoints by customers impacted",
-        description="Touchpoints broken now, the most customers hurt first (the last hour), with those of them "
-        "who left after a bad outcome (a day), the churn lift (their churn against everyone's) and the survey gap "
-        "(mean score after good minus after bad, a day). Fix the first ones first.",
+        description="The broken touchpoints that hurt the most customers (distinct customers with a bad outcome "
+        "in each touchpoint's window), cut where they cover 80% of the customers broken touchpoints hurt: the "
+        "vital few, as replay and /touchpoints name them. With those of them who left after a bad outcome "
+        "(a day), the churn lift (their churn against everyone's) and the survey gap (mean score after good "
+        "minus after bad, a day). Fix the first ones first.",
         dataSource="prometheus",
         targets=[
             Target(
-                expr=f"sort_desc({_broken(IMPACTED)})",
+                expr=f"sort_desc({VITAL_FEW})",
                 legendFormat="{{touchpoint}}",
                 refId="A",
                 instant=True,
                 format="table",
             ),
+            Target(expr=_vital(LEFT_AFTER_BAD), legendFormat="{{touchpoint}}", refId="B", instant=True, format="table"),
+            Target(expr=_vital(LIFT), legendFormat="{{touchpoint}}", refId="C", instant=True, format="table"),
             Target(
-                expr=_broken(LEFT_AFTER_BAD), legendFormat="{{touchpoint}}", refId="B", instant=True, format="table"
-            ),
-            Target(expr=_broken(LIFT), legendFormat="{{touchpoint}}", refId="C", instant=True, format="table"),
-            Target(
-                expr=_broken(f'sum by (touchpoint) ({SURVEY_GAP}{{survey="{gap_survey}"}})'),
+                expr=_vital(f'sum by (touchpoint) ({SURVEY_GAP}{{survey="{gap_survey}"}})'),
                 legendFormat="{{touchpoint}}",
                 refId="D",
                 instant=True,
@@ -306,7 +306,7 @@ def customer_room(catalog: Catalog) -> Dashboard:
                 "options": {
                     "excludeByName": {"Time": True},
                     "renameByName": {
-                        "Value #A": "customers impacted (1h)",
+                        "Value #A": "customers impacted (its window)",
                         "Value #B": "left after bad (1d)",
                         "Value #C": "churn lift",
                         "Value #D": f"survey gap ({gap_survey})",
@@ -349,9 +349,10 @@ def customer_room(catalog: Catalog) -> Dashboard:
     )
     panels.append(
         Table(
-            title="Touchpoints by customers impacted (1h)",
+            title="Touchpoints by customers impacted (each in its window)",
+            description="Distinct customers with a bad outcome of the touchpoint in its state window.",
             dataSource="prometheus",
-            targets=[_target(f"sort_desc({IMPACTED})", "{{touchpoint}}", instant=True)],
+            targets=[_target(f"sort_desc({WINDOW_IMPACTED})", "{{touchpoint}}", instant=True)],
             gridPos=GridPos(h=10, w=12, x=12, y=y),
         )
     )
@@ -476,9 +477,8 @@ def drilldown(catalog: Catalog) -> Dashboard:
                    targets=[_target(f"{DECIDED.format(w='1h')}{t} * 3600", "decided per hour"),
                             Target(expr=f"{WINDOW_DECIDED}{t}", legendFormat="in its window (n)", refId="B")]),
         RowPanel(title="Impact", gridPos=GridPos(h=1, w=24, x=0, y=24)),
-        TimeSeries(title="Customers impacted (1h; 1d) and left after bad (1d)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=25),
-                   targets=[Target(expr=f"{IMPACTED}{t}", legendFormat="customers impacted (1h)", refId="A"),
-                            Target(expr=f"{IMPACTED_DAY}{t}", legendFormat="customers impacted (1d)", refId="B"),
+        TimeSeries(title="Customers impacted (in its window) and left after bad (1d)", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=0, y=25),
+                   targets=[Target(expr=f"{WINDOW_IMPACTED}{t}", legendFormat="customers impacted (its window)", refId="A"),
                             Target(expr=f"{LEFT_AFTER_BAD}{t}", legendFormat="left after bad (1d)", refId="C")]),
         TimeSeries(title="Churn lift after bad (1d): their churn against everyone's", dataSource="prometheus", gridPos=GridPos(h=8, w=12, x=12, y=25),
                    targets=[_target(f"{LIFT}{t}", "lift")]),

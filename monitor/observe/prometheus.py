@@ -23,6 +23,11 @@ Over each touchpoint's own state window, from the gauges the workers serve per p
                                                                           catalog's confidence
   touchpoint:tpmon_touchpoint_warming_up:min                              1 while every partition warms up
   touchpoint:tpmon_touchpoint_decided:increase1d, ...:bad:increase1d, ...:upper:wilson1d   the last day's
+  touchpoint:tpmon_touchpoint_window_customers_impacted:sum                 distinct customers with a bad
+                                                                          outcome in the window
+The vital few (monitor.state.vital_few, the same rule in PromQL: ``vital_few_rules``):
+  touchpoint:tpmon_touchpoint_broken_customers_impacted:sum   the broken touchpoints' customers impacted
+  touchpoint:tpmon_touchpoint_vital_few:customers_impacted    the vital few's, one rule per touchpoint
 Per touchpoint (its constants come from the catalog):
   touchpoint:tpmon_touchpoint_state:value  -1 warming up, 0 unknown, 1 broken, 2 reliable,
                                            3 differentiating (monitor.state's rule); no value while all
@@ -58,10 +63,12 @@ from ..conventions import (
     METRIC_SURVEY_ANSWERS,
     METRIC_SURVEY_SCORE,
     METRIC_WARMING_UP,
+    METRIC_WINDOW_CUSTOMERS_IMPACTED,
     METRIC_WINDOW_OUTCOMES,
     STATE_VALUES,
 )
 from ..durations import format_duration
+from ..state import VITAL_SHARE
 from .windows import PROFILES, STATE_WINDOW, WINDOWS, Profile
 
 DRILLDOWN_UID = "tpmon-touchpoint-drilldown"  # monitor.observe.grafana's
@@ -93,6 +100,9 @@ WINDOW_RELIABILITY = "touchpoint:tpmon_touchpoint_window_reliability:ratio"
 WINDOW_LOWER = "touchpoint:tpmon_touchpoint_window_lower:wilson"
 WINDOW_UPPER = "touchpoint:tpmon_touchpoint_window_upper:wilson"
 WARMING = "touchpoint:tpmon_touchpoint_warming_up:min"
+WINDOW_IMPACTED = "touchpoint:tpmon_touchpoint_window_customers_impacted:sum"
+BROKEN_IMPACTED = "touchpoint:tpmon_touchpoint_broken_customers_impacted:sum"
+VITAL_FEW = "touchpoint:tpmon_touchpoint_vital_few:customers_impacted"
 LOW_VOLUME_WINDOW = "1d"  # TouchpointBadOutcomes judges the outcomes of the last day
 LOW_VOLUME_BAD = 3  # ...with at least this many bad: one or two bad outcomes page nobody
 DAY_DECIDED = "touchpoint:tpmon_touchpoint_decided:increase1d"
@@ -133,6 +143,8 @@ def window_rules(z: float) -> list[dict]:
         {"record": WINDOW_UPPER, "expr": wilson(WINDOW_RELIABILITY, WINDOW_DECIDED, z, "+")},
         # Warming up while every partition with data is (one whose data reaches back far enough speaks).
         {"record": WARMING, "expr": f"min by (touchpoint) ({METRIC_WARMING_UP})"},
+        # A customer lives in one partition: the partitions' distinct customers add up.
+        {"record": WINDOW_IMPACTED, "expr": f"sum by (touchpoint) ({METRIC_WINDOW_CUSTOMERS_IMPACTED})"},
     ]
 
 
@@ -220,6 +232,37 @@ def state_rule(touchpoint: Touchpoint, profile: Profile, catalog: Catalog | None
     if silent:
         expr = f"{expr}\nunless on ()\n(\n  " + "\n  and on ()\n  ".join(silent) + "\n)"
     return {"record": STATE, "expr": expr, "labels": _labels(touchpoint)}
+
+
+def vital_few_rules(catalog: Catalog) -> dict:
+    """monitor.state.vital_few in PromQL, over each touchpoint's state and distinct customers impacted in
+    its window: the broken touchpoints ranked by customers impacted (most first, then id), cut at the
+    shortest prefix that covers VITAL_SHARE of their sum. PromQL has no running sum, so each touchpoint
+    has its own rule, written from the catalog's ids: it is in the vital few when no broken touchpoint
+    ranks before it, or when those that do cover less than VITAL_SHARE of the sum. Its value is its
+    customers impacted. (A group of its own, after the touchpoints' states.)"""
+    broken = BROKEN_IMPACTED
+    rules: list[dict] = [
+        {"record": broken, "expr": f"{WINDOW_IMPACTED}\nand on (touchpoint)\n({STATE} == {STATE_VALUES['broken']})"}
+    ]
+    ids = sorted(catalog.ids)
+    for touchpoint in catalog.touchpoints:
+        mine = f'scalar({broken}{{touchpoint="{touchpoint.id}"}})'
+        ahead = []  # the broken touchpoints ranked before it: more customers, or as many and an id before
+        earlier = [other for other in ids if other < touchpoint.id]
+        later = [other for other in ids if other > touchpoint.id]
+        if earlier:
+            ahead.append(f'{broken}{{touchpoint=~"{"|".join(earlier)}"}} >= {mine}')
+        if later:
+            ahead.append(f'{broken}{{touchpoint=~"{"|".join(later)}"}} > {mine}')
+        before = " or ".join(f"({term})" for term in ahead) or "vector(0) < 0"
+        expr = (
+            f'sum({broken}{{touchpoint="{touchpoint.id}"}})\nand on ()\n(\n'
+            f"  (sum({before}) or vector(0)) < {VITAL_SHARE} * scalar(sum({broken}))\n"
+            f"  or\n  (count({before}) or vector(0)) == 0\n)"
+        )
+        rules.append({"record": VITAL_FEW, "expr": expr, "labels": {"touchpoint": touchpoint.id}})
+    return {"name": "tpmon-vital-few", "rules": rules}
 
 
 def _sources(catalog: Catalog | None, touchpoint: Touchpoint) -> list:
@@ -509,5 +552,5 @@ def rule_files(catalog: Catalog, profile: Profile = PROFILES["production"]) -> d
                 ],
             }
         )
-    files["touchpoints.yml"] = {"groups": [*groups, pipeline_rules(profile, catalog)]}
+    files["touchpoints.yml"] = {"groups": [*groups, vital_few_rules(catalog), pipeline_rules(profile, catalog)]}
     return files

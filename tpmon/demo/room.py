@@ -3,8 +3,9 @@
 The workers serve, per partition, the outcomes decided in each touchpoint's state window and whether it
 is warming up (tpmon_touchpoint_window_outcomes, tpmon_touchpoint_warming_up); ``Room`` adds them up and
 judges them with ``monitor.state.judge``, as the recording rule touchpoint:tpmon_touchpoint_state:value
-does. Customers impacted and left after bad are counters: their increase over the last ``window``
-seconds of polls.
+does. Customers impacted are the distinct customers with a bad outcome in each touchpoint's window
+(tpmon_touchpoint_window_customers_impacted, added up); left after bad is a counter: its increase over
+the last ``window`` seconds of polls.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Snapshot:
     journeys_broken: int = 0
     events: int = 0
     last_event: dict[str, float] = field(default_factory=dict)  # source -> Unix seconds, newest of the workers
-    impacted: dict[str, int] = field(default_factory=dict)  # touchpoint -> customers impacted (per UTC day)
+    impacted: dict[str, int] = field(default_factory=dict)  # touchpoint -> distinct customers impacted in its window
     left_after_bad: dict[str, int] = field(default_factory=dict)
 
 
@@ -89,9 +90,10 @@ class Room:
         return {t: count - first.get(t, 0) for t, count in last.items()}
 
     def vital_few(self) -> list[tuple[str, int, int]]:
-        """The vital few now (monitor.state.vital_few over the window): (touchpoint, customers impacted,
-        left after bad)."""
-        impacted, left = self._window("impacted"), self._window("left_after_bad")
+        """The vital few now (monitor.state.vital_few over each touchpoint's window, as the wall's): (touchpoint,
+        customers impacted, left after bad)."""
+        impacted = self.history[-1].impacted if self.history else {}
+        left = self._window("left_after_bad")
         return [(t, impacted.get(t, 0), left.get(t, 0)) for t in vital_few(self.states(), impacted)]
 
     def states(self) -> dict[str, str]:

@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from monitor.catalog import Catalog
-from monitor.conventions import METRIC_WARMING_UP, METRIC_WINDOW_OUTCOMES
+from monitor.conventions import METRIC_WARMING_UP, METRIC_WINDOW_CUSTOMERS_IMPACTED, METRIC_WINDOW_OUTCOMES
 from monitor.durations import MICROS, parse_duration
 from monitor.events import format_timestamp
 from monitor.observe.prometheus import rule_files, scrape_job
@@ -79,6 +79,11 @@ def scrape(port: int) -> Snapshot | None:
             text = response.read().decode()
     except OSError:
         return None
+    return snapshot_of(text)
+
+
+def snapshot_of(text: str) -> Snapshot:
+    """What the wall takes of a worker's /metrics."""
     snapshot = Snapshot(time.monotonic())
     window: dict[str, list[int]] = {}
     for family in text_string_to_metric_families(text):
@@ -100,7 +105,7 @@ def scrape(port: int) -> Snapshot | None:
                 snapshot.journeys_broken += int(sample.value)
             elif sample.name == "tpmon_events_total":
                 snapshot.events += int(sample.value)
-            elif sample.name == "tpmon_touchpoint_customers_impacted_total":
+            elif sample.name == METRIC_WINDOW_CUSTOMERS_IMPACTED:  # distinct, in its window: partitions add up
                 touchpoint = sample.labels["touchpoint"]
                 snapshot.impacted[touchpoint] = snapshot.impacted.get(touchpoint, 0) + int(sample.value)
             elif sample.name == "tpmon_touchpoint_left_after_bad_total":
