@@ -29,9 +29,12 @@ def figures(review: Review) -> dict:
             "reliability_now": row.reliability_now,
             "change": row.change,
             "span": {
-                "good": sum(row.good),
-                "bad": sum(row.bad),
+                # every outcome decided in the span, as tpmon replay counts them...
+                "good": row.counted[0] if row.counted is not None else sum(row.good),
+                "bad": row.counted[1] if row.counted is not None else sum(row.bad),
                 "state": row.span.state if row.span is not None else None,
+                # ...and those the state is judged on: decided on data alone (no warming up)
+                "judged": None if row.span is None else {"good": row.span.good, "bad": row.span.bad},
             },
             "error_budget_left": row.budget_left,
             "spells": [

@@ -77,6 +77,9 @@ class TouchpointEvidence:
     warming: list[bool] | None = None  # per period: no outcome in it decided on data alone (warming up)
     # Its state over the whole span, as a replay judges its input (None: judged here on the periods' sums).
     span: Verdict | None = None
+    # Every outcome decided in the span, (good, bad), as a replay counts them: those of warming-up
+    # periods too, which the periods and the state leave out (None: the periods' sums).
+    counted: tuple[int, int] | None = None
 
 
 @dataclass
@@ -145,6 +148,7 @@ class TouchpointReview:
     now: int = -1  # the index of the period called now (Evidence.now)
     verdict: Verdict | None = None  # the state over its own window at the end, when the source gives it
     span: Verdict | None = None  # the state over the whole span, as a replay judges its input
+    counted: tuple[int, int] | None = None  # every outcome decided in the span (TouchpointEvidence.counted)
 
     @property
     def state_now(self) -> str:
@@ -273,6 +277,7 @@ def review(catalog: Catalog, evidence: Evidence) -> Review:
                 evidence.now,
                 found.now,
                 found.span or judge(touchpoint, sum(found.good), sum(found.bad), catalog.z),
+                found.counted or (sum(found.good), sum(found.bad)),
             )
         )
     states = {row.touchpoint.id: row.span.state for row in rows if row.span is not None}

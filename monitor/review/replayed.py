@@ -156,6 +156,7 @@ class Tracker:
         for touchpoint in self.catalog.touchpoints:
             buckets = self.counts[touchpoint.id]
             good, bad = [0] * count, [0] * count
+            decided = [sum(pair[0] for pair in buckets.values()), sum(pair[1] for pair in buckets.values())]
             # Only the outcomes decided on data alone count: from the first bucket whose outcomes all
             # belong to instances opened after the data began (docs/SEMANTICS.md, "Warming up").
             since = touchpoint.decided_by(self.first)
@@ -185,6 +186,7 @@ class Tracker:
                     self.catalog.z,
                     warming_up(touchpoint, last, self.first),
                 ),
+                (decided[0], decided[1]),
             )
         joined, left = self._per_period(self.joined, bounds), self._per_period(self.left, bounds)
         found = Evidence(
