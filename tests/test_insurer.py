@@ -168,7 +168,10 @@ def test_chromium_renders_the_insurers_review(review, tmp_path):
     shot = tmp_path / "insurer.png"
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
     subprocess.run(
-        [*flags, f"--screenshot={shot}", "--window-size=900,1300", out.as_uri()], capture_output=True, timeout=120, check=True
+        [*flags, f"--screenshot={shot}", "--window-size=900,1300", out.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     image = numpy.asarray(Image.open(shot).convert("RGB")).astype(int)
     r, g, b = image[:, :, 0], image[:, :, 1], image[:, :, 2]
@@ -186,9 +189,7 @@ def test_a_date_written_the_wrong_way_is_rejected_naming_field_and_format(tmp_pa
     sample = tmp_path / "policies.jsonl"
     sample.write_bytes(b"\n".join([*lines, orjson.dumps(wrong)]) + b"\n")
     rejects = tmp_path / "rejects.jsonl"
-    code, out, err = run(
-        "replay", "--rules", str(INSURER), f"policies={sample}", "--json", "--rejects", str(rejects)
-    )
+    code, out, err = run("replay", "--rules", str(INSURER), f"policies={sample}", "--json", "--rejects", str(rejects))
     assert code == 0, err
     assert orjson.loads(out)["events"]["rejected"] == 1
     (kept,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
@@ -221,6 +222,7 @@ def test_a_rule_that_raises_is_traced_to_its_touchpoint_and_the_event_kept(tmp_p
     rejects = tmp_path / "rejects.jsonl"
     calls = f"contact-centre={INSURER / 'samples' / 'contact-centre.jsonl'}"
     code, out, err = run("replay", "--rules", str(catalog), calls, "--json", "--rejects", str(rejects))
+    assert code == 0, err  # every call was read, and judged by every other touchpoint that takes calls
     summary = orjson.loads(out)
     assert summary["touchpoints"]["call-answered-60s"]["rule_errors"] == 963
     assert summary["events"]["rule_errors"] == 963 and summary["events"]["accepted"] == 963
