@@ -6,7 +6,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..conventions import BROKEN, DIFFERENTIATING, RELIABLE, UNKNOWN, WARMING_UP
-from ..durations import MICROS, format_duration
+from ..durations import MICROS, format_duration, parse_duration
+from ..observe.windows import STATE_WINDOW
 from .model import DISTINCT, Evidence, Review, TouchpointReview, survey_gap
 from .periods import UTC_ZONE
 
@@ -258,3 +259,10 @@ def _columns(headings: tuple[str, ...], rows: list[tuple], first_right: int) -> 
 
 def _score(side: dict | None) -> str:
     return "-" if not side or side.get("nps") is None else f"{side['nps']:+.0f}"
+
+
+def spell_window(row: TouchpointReview, evidence: Evidence) -> str:
+    """The window a touchpoint's broken spells are judged over: its own (scaled, as the spells are, when
+    the evidence's wall window is a profile's shorter one)."""
+    factor = max(1, parse_duration(STATE_WINDOW) // evidence.window)
+    return row.touchpoint.window.scaled(factor).text

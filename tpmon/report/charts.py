@@ -15,8 +15,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from monitor.conventions import BROKEN, DIFFERENTIATING, RELIABLE, STATE_VALUES, UNKNOWN, WARMING_UP
-from monitor.durations import format_duration
 from monitor.review import Review, TouchpointReview
+from monitor.review.text import spell_window
 
 WIDTH = 6.9  # inches: the text width of A4 with the page's margins
 COLOURS = {
@@ -109,7 +109,7 @@ def reliability(review: Review, row: TouchpointReview) -> str:
         axes.grid(axis="y", color="#eaeded", lw=0.6)
         _time_axis(axes, review)
         if row.spells:
-            label = f"broken (over {format_duration(evidence.window)})"
+            label = f"broken (over {spell_window(row, evidence)})"
             axes.plot([], [], color=COLOURS[BROKEN], alpha=0.3, lw=6, label=label)
         axes.legend(loc="lower left", bbox_to_anchor=(0, 1), fontsize=7, frameon=False, ncols=4, borderaxespad=0.2)
         return _svg(figure, f"reliability-{touchpoint.id}")

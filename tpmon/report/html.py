@@ -8,7 +8,6 @@ from collections.abc import Callable
 from html import escape
 
 from monitor.conventions import BROKEN
-from monitor.durations import format_duration
 from monitor.review import Review, TouchpointReview
 from monitor.review.text import (
     budget,
@@ -21,6 +20,7 @@ from monitor.review.text import (
     percent,
     points,
     span,
+    spell_window,
     summary,
     voice_nps,
     when,
@@ -231,11 +231,11 @@ def _touchpoint(review: Review, row: TouchpointReview) -> list[str]:
         )
         if len(row.spells) > len(shown):
             parts.append(
-                f'<p class="note">Broken {len(row.spells)} times in the span (over the wall\'s '
-                f"{escape(format_duration(evidence.window))}); the {len(shown)} longest are shown.</p>"
+                f'<p class="note">Broken {len(row.spells)} times in the span (over its window, '
+                f"{escape(spell_window(row, evidence))}); the {len(shown)} longest are shown.</p>"
             )
     elif row.was_broken:
-        parts.append('<p class="note">Broken over a whole period, though in no hour on its own.</p>')
+        parts.append('<p class="note">Broken over a whole period, though never over its own window within it.</p>')
     parts.append("</section>")
     return parts
 
