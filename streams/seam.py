@@ -124,19 +124,46 @@ class BatchConsumer(faust_aiokafka.Consumer):
     the one after it; after a seek, the offset sought. Faust's own read offset means the last message
     read after a delivery but the next one after a seek, so it cannot say where to resume a paused
     partition (``ConsumerPositions.pause``).
+
+    And, per partition, where it had read to when all it had read was handled (``settled``): the
+    aiokafka position at the end of a round of the drain loop, once its batches' handlers returned.
+    aiokafka's position moves when a fetch's records are handed over, before they are handled (or
+    while they cross from the consumer's thread): a partition at its end by that position may still
+    have its whole backlog in hand, unread by tpmon (``ConsumerPositions.caught_up``). A seek forgets
+    it until the next round.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.next_offsets: dict[TP, int] = {}
+        self.settled: dict[TP, int] = {}
 
     async def seek(self, partition: TP, offset: int) -> None:
+        self.settled.pop(partition, None)
         await super().seek(partition, offset)
         self.next_offsets[partition] = offset
+
+    def _settle(self) -> None:
+        """Every record handed out so far is handled: the position of each partition is settled."""
+        settled = self.settled
+        settled.clear()
+        try:
+            consumer = self._thread._ensure_consumer()  # type: ignore[attr-defined]
+            assignment = consumer._subscription.subscription
+        except Exception:
+            return  # not started, or stopping
+        if assignment is None:
+            return
+        states = assignment.assignment
+        for tp in assignment.assignment.tps:
+            state = states.state_value(tp)
+            if state is not None and state.has_valid_position:
+                settled[tp] = state.position
 
     async def perform_seek(self) -> None:
         """Faust's seek of every partition to its committed offset, which it leaves as the read offset
         (None: no committed offset; such a partition is sought to its beginning next)."""
+        self.settled.clear()
         await super().perform_seek()
         next_offsets = self.next_offsets
         for tp, offset in list(self._read_offset.items()):
@@ -184,13 +211,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     others = restored(app, others)
                 if others:
                     await self.wait_first(_each(callback, others), self.suspend_flow.wait())
+                dropped = False
                 for handler, messages in batches.items():
                     if app.rebalancing or app.consumer_generation_id != generation or not self.flow_active:
                         self._drop(messages)
+                        dropped = True
                         continue
                     await handler(messages)
                     for message in messages:
                         self.ack(message)
+                if dropped or app.rebalancing or app.consumer_generation_id != generation:
+                    self.settled.clear()  # until a round hands out and handles what it reads again
+                else:
+                    self._settle()
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -417,10 +450,10 @@ FRESH = 5.0  # seconds: a fetch response older than this says nothing of where a
 class ConsumerPositions:
     """``streams.handlers.Positions`` from Faust's consumer (its aiokafka consumer, in Faust's thread).
 
-    A partition is caught up when a fetch of the last ``FRESH`` seconds gave its end offset and the
-    consumer's position (the next offset it hands out) has reached it. A partition never fetched, paused
-    (not fetched while its records wait), or whose broker cannot be reached, has no fresh fetch: it is
-    not caught up, so it is never idle.
+    A partition is caught up when a fetch of the last ``FRESH`` seconds gave its end offset and what
+    the consumer had read when all it had read was handled (``BatchConsumer.settled``) has reached it.
+    A partition never fetched, paused (not fetched while its records wait), or whose broker cannot be
+    reached, has no fresh fetch: it is not caught up, so it is never idle.
     """
 
     def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
@@ -448,13 +481,8 @@ class ConsumerPositions:
         end = consumer.highwater(tp)
         if polled is None or end is None or time.time() - polled / 1000 > FRESH:
             return False
-        assignment = consumer._subscription.subscription
-        if assignment is None:
-            return False
-        state = assignment.assignment.state_value(tp)
-        if state is None or not state.has_valid_position:
-            return False
-        return state.position >= end
+        settled = self.app.consumer.settled.get(tp)  # type: ignore[attr-defined]
+        return settled is not None and settled >= end
 
     async def pause(self, ahead: set[tuple[str, int]]) -> None:
         """Pause the inputs ahead, resume those no longer ahead (only those paused here).

@@ -1,14 +1,14 @@
 """Write the home insurer's sample inputs, one file per source, each in that system's own shape.
 
-    python examples/insurer/generate.py [--policyholders 400] [--seed 7] [--start 2027-03-01]
+    python examples/insurer/generate.py [--policyholders 400] [--seed 7] [--start 2026-03-02]
 
 Deterministic for a seed; the committed samples are its output with the defaults. Seven weeks of a
-small home insurer in Berlin, across the change to summer time (2027-03-28) and Easter:
+small home insurer in Berlin, across the change to summer time (2026-03-29) and Easter:
 
 - the claims platform sends webhooks: nested JSON, times in epoch milliseconds;
 - the contact centre publishes CloudEvents 1.0, the policyholder in ``subject``;
 - the policy system writes flat events with local offsets (+01:00, then +02:00) and German dates
-  (``14.04.2027``);
+  (``14.04.2026``);
 - the survey tool sends NPS answers, some about a claim (its number).
 
 Adjusters fall behind in the fourth week, the contact centre is short of staff in the third, a few
@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policyholders", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--start", default="2027-03-01", help="the first Monday (Berlin)")
+    parser.add_argument("--start", default="2026-03-02", help="the first Monday (Berlin)")
     parser.add_argument("--weeks", type=int, default=7)
     parser.add_argument("--out", type=Path, default=HERE / "samples")
     args = parser.parse_args()

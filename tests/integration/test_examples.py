@@ -115,13 +115,20 @@ def test_the_utility_example_live_on_its_four_sources_equals_replay(namespace):
     assert kept["type"] == "ticket.created" and kept["customer_id"] == ticket["subject"]
     assert kept["source"] == "helpdesk" and kept["fields"] == ticket["data"]
     stories_are_told_in_the_catalogs_terms(worker, example)
+    missed = orjson.loads(wait_until(lambda: worker.get("/stories/technician-on-time"), 10, "stories"))["stories"]  # type: ignore[arg-type]
+    journey = orjson.loads(worker.get(missed[0]["journey"]) or b"{}")
+    booked = [e for e in journey["events"] if e["type"] == "appointment.booked"]
+    # The slot, epoch ms at the source, is RFC 3339 in the view, as the story template shows it.
+    assert booked and booked[0]["fields"]["slot_start"].endswith("Z") and isinstance(booked[0]["raw"]["ts"], int)
 
 
-def stories_are_told_in_the_catalogs_terms(worker: Worker, example: Example) -> None:
+def stories_are_told_in_the_catalogs_terms(
+    worker: Worker, example: Example, raw: tuple[str, ...] = ("uuid", "kind", "subject", "specversion", "1795")
+) -> None:
     """/stories answers for every touchpoint of a catalog in its own shapes, each story naming the
     declared types with what its story: templates say, never the source's own fields: the same line
     a replay of the same files tells of that customer."""
-    catalog = load_catalog(EXAMPLE)
+    catalog = load_catalog(example.folder)
     journeys = Journeys(max_age=catalog.journeys.retention)
     run = Replay(catalog, journeys=journeys)
     with contextlib.ExitStack() as stack:
@@ -135,16 +142,38 @@ def stories_are_told_in_the_catalogs_terms(worker: Worker, example: Example) -> 
         for entry in stories:
             line = entry["story"]
             assert line == story(journeys.get(entry["customer_id"]), {touchpoint}, catalog.contract)  # type: ignore[arg-type]
-            assert not any(raw in line for raw in ("?", "uuid", "kind", "subject", "specversion", "1795")), line
+            assert not any(mark in line for mark in ("?", *raw)), line
             told += 1
     assert told >= 3
-    missed = orjson.loads(wait_until(lambda: worker.get("/stories/technician-on-time"), 10, "stories"))["stories"]  # type: ignore[arg-type]
-    journey = orjson.loads(worker.get(missed[0]["journey"]) or b"{}")
-    booked = [e for e in journey["events"] if e["type"] == "appointment.booked"]
-    # The slot, epoch ms at the source, is RFC 3339 in the view, as the story template shows it.
-    assert booked and booked[0]["fields"]["slot_start"].endswith("Z") and isinstance(booked[0]["raw"]["ts"], int)
 
 
+def test_the_insurer_live_equals_replay_and_tells_its_stories_in_its_own_words(namespace):
+    """examples/insurer: nested epoch-ms webhooks, CloudEvents naming the policyholder in subject, flat
+    events with Berlin offsets and German dates, NPS answers about claims; seven weeks as a backfill.
+    Live equals replay, outcomes and impact (answers about a claim attributed to its touchpoints only),
+    and the worker tells its stories with the catalog's templates."""
+    example = Example(INSURER, INSURER_SOURCES, namespace)
+    for source, file in example.files.items():
+        namespace.run("produce", str(file), "--source", source, **example.env)
+    worker = namespace.worker(**example.env)
+    expected = example.live_equals_replay(worker)
+    assert expected["renewal-notice-30d"] == (388, 29) and expected["call-answered-60s"] == (824, 139)
+    stories_are_told_in_the_catalogs_terms(worker, example, ("occurredAtMillis", "policyHolder", "delivery"))
+    told = orjson.loads(wait_until(lambda: worker.get("/stories/call-answered-60s"), 10, "stories"))["stories"]  # type: ignore[arg-type]
+    assert told and all(" queue answered after " in entry["story"] for entry in told)
+    # A renewal notice: the German date as the policy system wrote it, and as the contract reads it.
+    # (The last one: journeys keep a month, by the catalog's retention, and these are seven weeks.)
+    lines = example.files["policies"].read_bytes().splitlines()
+    sent = next(e for e in map(orjson.loads, reversed(lines)) if e["type"] == "policy.renewal_notice_sent")
+    journey = orjson.loads(wait_until(lambda: worker.get(f"/journeys/{sent['customer_id']}"), 30, "the journey"))  # type: ignore[arg-type]
+    (notice,) = [e for e in journey["events"] if e["event_id"] == sent["event_id"]]
+    day, month, year = sent["expiry_date"].split(".")
+    assert notice["raw"] == sent and notice["fields"]["expiry_date"] == f"{year}-{month}-{day}"
+    assert notice["occurred_at"] == sent["occurred_at"]  # with its Berlin offset, as written
+
+
+INSURER = ROOT / "examples" / "insurer"
+INSURER_SOURCES = ("claims", "contact-centre", "policies", "surveys")
 SUPPORT = ROOT / "examples" / "support-hours"
 
 
