@@ -191,9 +191,10 @@ class Namespace:
                     raise AssertionError(f"the worker exited:\n{log.read_text()[-3000:]}")
         return worker
 
-    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    def run(self, *args: str, expect: int = 0, **extra: str) -> subprocess.CompletedProcess:
+        """A tpmon command run to its end, which must exit ``expect``."""
         result = subprocess.run([*TPMON, *args], env=self.env(**extra), capture_output=True, cwd=self.root, timeout=300)
-        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        assert result.returncode == expect, result.stderr.decode()[-3000:]
         return result
 
     def start(self, *args: str) -> subprocess.Popen:
