@@ -28,6 +28,7 @@ from monitor.events import Reject, parse_timestamp, timestamp_problem
 from monitor.failures import Failure, FailureLog
 from monitor.journeys import Journeys
 from monitor.replay import Replay
+from monitor.review.text import lift
 
 from ..output import atomic_output, err, fail, out
 from ..runtime import batch_collection, keep_until_exit
@@ -255,14 +256,11 @@ def inputs_or_exit(inputs: tuple[str, ...], catalog) -> list[tuple[str, Path]]: 
     return read
 
 
-def _gap(voice: dict) -> str:
-    """A touchpoint's survey gap: the mean score after good minus after bad, of nps (or the first
-    survey with answers on both sides)."""
-    for survey in sorted(voice, key=lambda name: (name != "nps", name)):
-        good, bad = voice[survey]["after_good"]["mean"], voice[survey]["after_bad"]["mean"]
-        if good is not None and bad is not None:
-            return f"{survey} {good - bad:+.1f}"
-    return "-"
+def _nps(impact: dict) -> str:
+    """NPS after good/after bad: "+35/-50"; "-" where a side has no answer."""
+    sides = impact.get("voice", {}).get("nps") or {}
+    shown = [sides.get(side, {}).get("nps") for side in ("after_good", "after_bad")]
+    return "/".join("-" if value is None else f"{value:+.0f}" for value in shown)
 
 
 def _rule_errors_by_touchpoint(summary: dict) -> str:
@@ -278,8 +276,8 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
     table = Table(title="Touchpoints", title_justify="left")
     risky = any(t.at_risk is not None for t in catalog.touchpoints)  # (a column only where it means something)
     headings = ["touchpoint", "stage", "owner", "good", "bad", "pending", *(["at risk"] if risky else [])]
-    numbers = ("good", "bad", "pending", "at risk", "reliability", "objective", "impacted", "left", "gap")
-    for heading in [*headings, "reliability", "objective", "state", "impacted", "left", "gap"]:
+    numbers = ("good", "bad", "pending", "at risk", "reliability", "objective", "impacted", "left", "lift", "nps")
+    for heading in [*headings, "reliability", "objective", "state", "impacted", "left", "lift", "nps"]:
         justify = "right" if heading in numbers else "left"
         table.add_column(heading, justify=justify)
     for touchpoint in catalog.touchpoints:
@@ -299,7 +297,8 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
             f"[{STATE_STYLE[row['state']]}]{row['state']}[/]",
             str(row["impact"]["customers_impacted"]),
             str(row["impact"]["left_after_bad"]),
-            _gap(row["impact"]["voice"]),
+            lift(row["impact"]),
+            _nps(row["impact"]),
         )
     out.print(table)
     if summary["vital_few"]:
@@ -313,5 +312,5 @@ def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def
     out.print(f"customers: {c['joined']} joined, {c['left']} left; journeys: {j['total']}, {j['broken']} broken")
     out.print(
         "impacted: customers with a bad outcome; left: leavings within the attribution window after one; "
-        "gap: the mean survey score after good minus after bad"
+        "lift: how much more often they left than all customers active; nps: after good / after bad"
     )
