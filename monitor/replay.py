@@ -55,12 +55,16 @@ class Replay:
         on_event: Callable[[Event], None] | None = None,
         on_failure: Callable[[int | None, Failure], None] | None = None,
         not_after: int | None = None,
+        attributed_within: tuple[int, int] | None = None,
     ) -> None:
+        """``attributed_within``: count only the leavings and answers with an instant in [low, high)
+        (the review's span), each still attributed in its window as always."""
         self.catalog = catalog
         # Outcomes are built only for whoever reads them; the summary needs only their counts.
         self.engine = Engine(
             catalog, lateness=lateness, outcomes=journeys is not None or on_outcome is not None, fair=True
         )
+        self.engine.impact.within = attributed_within
         self.journeys = journeys
         self.on_reject = on_reject
         self.on_outcome = on_outcome

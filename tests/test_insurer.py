@@ -229,3 +229,37 @@ def test_a_rule_that_raises_is_traced_to_its_touchpoint_and_the_event_kept(tmp_p
     kept = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     assert len(kept) == 963 and {k["reason"] for k in kept} == {"rule_error"}
     assert {k["touchpoint"] for k in kept} == {"call-answered-60s"} and all(k["message"] for k in kept)
+
+
+def test_a_bounded_reviews_leavings_and_answers_are_those_of_its_span(tmp_path, review):
+    """Two reviews split at a Berlin midnight count, between them, every leaving after bad and every
+    answer of the whole review once: each counts those of its own span (attributed to outcomes as far
+    back as their windows reach, before the span too)."""
+    _, whole, _ = review
+    halves = []
+    for bound in (("--until", "2026-03-30"), ("--since", "2026-03-30")):
+        figures = tmp_path / f"{bound[0][2:]}.json"
+        code, _, err = run(
+            "report",
+            "--rules",
+            str(INSURER),
+            *INPUTS,
+            *bound,
+            "--out",
+            str(tmp_path / "r.html"),
+            "--json",
+            str(figures),
+        )
+        assert code == 0, err
+        halves.append(orjson.loads(figures.read_bytes())["touchpoints"])
+
+    def answers(impact: dict) -> int:
+        sides = impact["voice"].get("nps", {})
+        return sum(side["answers"] for side in sides.values())
+
+    for touchpoint, row in whole["touchpoints"].items():
+        first, second = (half[touchpoint]["impact"] for half in halves)
+        assert first["left_after_bad"] + second["left_after_bad"] == row["impact"]["left_after_bad"], touchpoint
+        assert answers(first) + answers(second) == answers(row["impact"]), touchpoint
+    calls = [half["call-answered-60s"]["impact"] for half in halves]
+    assert all(impact["churn_lift"] is not None for impact in calls)

@@ -112,6 +112,7 @@ class Impact:
         "position",
         "survey_window",
         "totals",
+        "within",
     )
 
     def __init__(
@@ -135,6 +136,9 @@ class Impact:
         self.keep = max(left_window, self.survey_window, DAY, reach)
         self.keep_good = max(self.survey_window, DAY)  # good marks serve answers only
         self.marks_good = marks_good  # good outcomes matter only to answers
+        # Count only the leavings and answers with an instant in [low, high) (a review bounded by
+        # --since/--until); every one is still attributed and remembered, so late marks find them.
+        self.within: tuple[int, int] | None = None
         self.totals: dict[str, dict[str, float]] = {}  # touchpoint -> name -> amount
         self.folded: dict[str, dict[str, float]] = {}
         self.active_total = self.active_folded = 0  # customers active, per customer and UTC day
@@ -255,19 +259,26 @@ class Impact:
                 sides[touchpoint] = sides.get(touchpoint, False) or bool((m >> low) & 1)
         return sides
 
+    def _counted(self, at: int) -> bool:
+        within = self.within
+        return within is None or within[0] <= at < within[1]
+
     def left(self, at: int, state: CustomerState) -> None:
-        reached = 0
+        reached, counted = 0, self._counted(at)
         for touchpoint, bad in self._sides(state, at, self.left_window).items():
             if bad:
-                self.tally(state, touchpoint, LEFT, 1)
+                if counted:
+                    self.tally(state, touchpoint, LEFT, 1)
                 reached |= 1 << self.position[touchpoint]
         self._said(state, (at, "", 0, reached, reached, 0))
 
     def answer(self, at: int, survey: str, score: float, state: CustomerState, key: int = 0) -> None:
         """An answer, about the instance whose fingerprint is ``key`` (0: about none in particular)."""
         reached = bads = 0
+        counted = self._counted(at)
         for touchpoint, bad in self._sides(state, at, self.survey_window, key).items():
-            self._answer_to(state, touchpoint, survey, score, bad)
+            if counted:
+                self._answer_to(state, touchpoint, survey, score, bad)
             reached |= 1 << self.position[touchpoint]
             if bad:
                 bads |= 1 << self.position[touchpoint]
@@ -307,14 +318,17 @@ class Impact:
                 break
             if reached & bit:
                 continue
+            counted = self._counted(instant)
             if not survey:
                 if not bad or instant > left_until:
                     continue
-                self.tally(state, self.ids[index], LEFT, 1)
+                if counted:
+                    self.tally(state, self.ids[index], LEFT, 1)
             else:
                 if instant > survey_until or (about and about != key):
                     continue
-                self._answer_to(state, self.ids[index], survey, score, bad)
+                if counted:
+                    self._answer_to(state, self.ids[index], survey, score, bad)
             said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0), about)  # type: ignore[index]
 
     def forget(self, state: CustomerState, before: int) -> None:

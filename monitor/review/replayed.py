@@ -18,6 +18,7 @@ from ..catalog.model import Catalog
 from ..contract import Contract
 from ..durations import parse_duration
 from ..engine.fair import Fair
+from ..engine.impact import churn_lift
 from ..engine.outcome import Outcome
 from ..events import Event
 from ..journeys import Journey, describe
@@ -77,6 +78,7 @@ class Tracker:
         self.first: int | None = None  # of every event read
         self.last: int | None = None
         self.before = self.after = 0  # events read outside [since, until)
+        self.customers: set[str] = set()  # with an event in the span: the churn lift's base, as replay's
         self.days: dict[int, list[int]] = {}  # UTC day -> [events, first, last] in the span (for strays)
 
     def outcome(self, outcome: Outcome) -> None:
@@ -126,6 +128,7 @@ class Tracker:
         else:
             day[0] += 1
             day[1], day[2] = min(day[1], at), max(day[2], at)
+        self.customers.add(event.customer)
         kind = event.kind
         if kind in self.joined_kinds:
             self.joined[at // self.bucket] = self.joined.get(at // self.bucket, 0) + 1
@@ -173,6 +176,12 @@ class Tracker:
             now = partition_standing(self.scaled[touchpoint.id], windowed, last, self.first)
             mine = dict(impact.get(touchpoint.id, {}))
             mine["customers_impacted"] = len(self.impacted[touchpoint.id])
+            # The churn lift, as a replay of the span's lines alone states it (its leavings and answers
+            # are counted in the span by the replay: Replay's attributed_within).
+            lift = churn_lift(
+                mine.get("left_after_bad", 0), mine["customers_impacted"], sum(self.left.values()), len(self.customers)
+            )
+            mine["churn_lift"] = None if lift is None else round(lift, 6)
             touchpoints[touchpoint.id] = TouchpointEvidence(
                 good,
                 bad,

@@ -54,11 +54,6 @@ def evidence(
         f"{summary['events']['rejected']} rejected"
     )
     found.notes += _caveats(summary)
-    if since is not None or until is not None:
-        found.notes.append(
-            "Left after bad, the survey answers and the churn lift are the replay's over every line read, "
-            "those outside the span included; customers impacted are those of the span."
-        )
     first = review(catalog, found)
     by_id = first.by_id
     chosen = tracker.chosen([by_id[touchpoint] for touchpoint in first.story_order()], found.bounds())
@@ -71,7 +66,10 @@ def evidence(
 def _judged(catalog, sources, period, lateness, progress, window, since, until):  # type: ignore[no-untyped-def]
     """One replay of the inputs, its outcomes tracked for the review."""
     tracker = Tracker(catalog, period, window, since, until)
-    run = Replay(catalog, lateness=lateness, on_outcome=tracker.outcome, on_event=tracker.event)
+    bounded = None if since is None and until is None else (tracker.low, tracker.high)
+    run = Replay(
+        catalog, lateness=lateness, on_outcome=tracker.outcome, on_event=tracker.event, attributed_within=bounded
+    )
     with contextlib.ExitStack() as stack:
         feed(run, open_inputs(stack, sources), progress)
     return tracker, run, run.finish()
