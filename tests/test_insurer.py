@@ -263,3 +263,13 @@ def test_a_bounded_reviews_leavings_and_answers_are_those_of_its_span(tmp_path, 
         assert answers(first) + answers(second) == answers(row["impact"]), touchpoint
     calls = [half["call-answered-60s"]["impact"] for half in halves]
     assert all(impact["churn_lift"] is not None for impact in calls)
+
+
+def test_answers_keyed_by_a_field_no_touchpoint_uses_are_warned_of(tmp_path):
+    catalog = tmp_path / "insurer"
+    shutil.copytree(INSURER, catalog, ignore=shutil.ignore_patterns("samples", "*.py"))
+    touchpoints = catalog / "touchpoints.yaml"
+    touchpoints.write_text(touchpoints.read_text().replace("about: [claim_number]", "about: [survey_id]"))
+    code, out, err = run("rules", "validate", "--strict", str(catalog))
+    assert code == 1
+    assert "impact.about[0]: 'survey_id' names the instance of no touchpoint" in out + err

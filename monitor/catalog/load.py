@@ -585,6 +585,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 touchpoints.append(touchpoint)
     _contract_warnings(declarations, contract, environment, used)
     about = _about(impact_seen["about"], about_lines, contract, problems)
+    _about_unused(about, about_lines, impact_seen["about"], touchpoints, contract, problems)
     for say, where, name in declarations.source_calendars():
         if name not in known.calendars:
             names = sorted(known.calendar_names)
@@ -712,6 +713,35 @@ def _about(
                 )
             )
     return tuple(fields)
+
+
+def _about_unused(  # type: ignore[no-untyped-def]
+    about: tuple[str, ...], lines: list[int], seen, touchpoints: list[Touchpoint], contract: Contract, problems
+) -> None:
+    """A warning for an ``impact.about`` field that names the instance of no touchpoint: neither the key
+    of a deadline or no_repeat nor a field of a condition's events. An answer naming one would be
+    attributed to nothing (an answer carrying ``survey_id``, named by mistake, to no touchpoint at all)."""
+    if not about or len(seen) != 1:
+        return
+    file = next(iter(seen.values())).rpartition(":")[0]
+    fields_of = {d.type: {f.name for f in d.fields} for d in contract.events}
+    for index, name in enumerate(about):
+        if any(
+            (t.kind == CONDITION and any(name in fields_of.get(kind, ()) for kind in t.opens.types))
+            or (t.kind != CONDITION and t.key == name)
+            for t in touchpoints
+        ):
+            continue
+        problems.append(
+            Problem(
+                file,
+                lines[index],
+                format_path(("impact", "about", index)),
+                f"'{name}' names the instance of no touchpoint (the key of none, a field of no condition's "
+                "events): an answer carrying it is attributed to no touchpoint",
+                WARNING,
+            )
+        )
 
 
 def _state_settings(seen: dict[str, dict[object, tuple[str, int]]], problems: list[Problem]):  # type: ignore[no-untyped-def]
