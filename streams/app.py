@@ -493,9 +493,10 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
                 "paused": sorted(f"{tp.topic}/{tp.partition}" for tp in positions.paused),
                 "touchpoints": touchpoints,
                 # The broken touchpoints that hurt the most customers (docs/SEMANTICS.md, "Impact"): each
-                # touchpoint's state and distinct customers impacted over its window, as the wall names them.
+                # touchpoint's state and distinct customers impacted over its window, as the wall names them
+                # (one fed only by silent sources has no data there, so it is not broken: not named).
                 "vital_few": vital_few(
-                    {t: view["state"] for t, view in touchpoints.items()},
+                    {t: "no data" if view["silent"] else view["state"] for t, view in touchpoints.items()},
                     {t: view["impact"]["customers_impacted"] for t, view in touchpoints.items()},
                 ),
                 "sources": sources_view,
