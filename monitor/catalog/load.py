@@ -525,6 +525,12 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                     value = getattr(file_spec.impact, setting)
                     if value is not None:
                         value = tuple(value) if setting == "about" else parse_duration(value)
+                        if not value:  # a window of 0s attributes nothing; about: [] keys nothing
+                            report.add(
+                                ("impact", setting),
+                                "must be more than 0s" if setting != "about" else "must name a field",
+                            )
+                            continue
                         seen.setdefault(value, f"{name}:{report.line_of(('impact', setting))}")
                         if setting == "about" and not about_lines:
                             about_lines += [report.line_of(("impact", "about", i)) for i in range(len(value))]
