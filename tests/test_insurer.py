@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from tpmon.cli import main
 
+from .browser import red_and_ink
 from .conftest import ROOT
 
 INSURER = ROOT / "examples" / "insurer"
@@ -159,24 +160,9 @@ def test_the_reviews_stories_are_told_in_the_insurers_words(review):
 
 @pytest.mark.slow
 def test_chromium_renders_the_insurers_review(review, tmp_path):
-    import numpy
-    from PIL import Image
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "`make deps` installs Debian's chromium"
     out, _, _ = review
-    shot = tmp_path / "insurer.png"
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
-    subprocess.run(
-        [*flags, f"--screenshot={shot}", "--window-size=900,1300", out.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    image = numpy.asarray(Image.open(shot).convert("RGB")).astype(int)
-    r, g, b = image[:, :, 0], image[:, :, 1], image[:, :, 2]
-    assert int(((r > 170) & (g < 90) & (b < 80)).sum()) > 200  # broken weeks are red (#c0392b)
-    assert int(((r < 60) & (g < 60) & (b < 70)).sum()) > 2000  # text
+    red, ink = red_and_ink(out, tmp_path / "insurer.png")
+    assert red > 200 and ink > 2000, (red, ink)  # its broken weeks, and its text
 
 
 # What a new user gets wrong first.

@@ -4,8 +4,6 @@ tests/integration/test_customer_room.py), its model, its bad input, and a real C
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import orjson
@@ -23,6 +21,7 @@ from monitor.simulate import Simulation
 from tests.builders import event
 from tpmon.cli import main
 
+from .browser import chromium, red_and_ink
 from .conftest import ROOT
 
 WEEK_START = "2026-11-23T00:00:00Z"  # a Monday
@@ -110,29 +109,17 @@ def test_the_review_is_written_the_same_twice(catalog):
 def test_chromium_renders_the_review_and_prints_it_on_a4(week, tmp_path):
     """A real headless Chromium (Debian's, `make deps`): the screenshot is not blank, shows the broken
     state's red and text, and the print has A4 pages."""
-    import numpy
     from PIL import Image
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "`make deps` installs Debian's chromium"
     _, out, _ = week
     shot, pdf = tmp_path / "review.png", tmp_path / "review.pdf"
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
-    for args in (
-        [f"--screenshot={shot}", "--window-size=900,1300"],
-        [f"--print-to-pdf={pdf}", "--no-pdf-header-footer"],
-    ):
-        subprocess.run([*flags, *args, out.as_uri()], capture_output=True, timeout=120, check=True)
-    image = Image.open(shot).convert("RGB")
-    assert image.size == (900, 1300)
-    colours = image.getcolors(maxcolors=1 << 20)
+    red, ink = red_and_ink(out, shot)
+    assert red > 200 and ink > 2000, (red, ink)  # the broken state, and text
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50, "a blank or nearly blank screenshot"
     white = max(colours)[0]
     assert white < 0.95 * 900 * 1300, "the screenshot is mostly one colour"
-    r, g, b = (numpy.asarray(image)[:, :, channel].astype(int) for channel in range(3))
-    red = int(((r > 170) & (g < 90) & (b < 80)).sum())  # the broken state (#c0392b)
-    ink = int(((r < 60) & (g < 60) & (b < 70)).sum())  # text
-    assert red > 200 and ink > 2000, (red, ink)
+    chromium(out, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
     printed = pdf.read_bytes()
     pages = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", printed)
     assert len(pages) >= 3, "the review prints on several pages"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from datetime import datetime
 from html import unescape
 from itertools import pairwise
@@ -23,6 +22,7 @@ from monitor.review.periods import bounds, parse_bound, period_start
 from monitor.simulate import Simulation
 from tpmon.cli import main
 
+from .browser import red_and_ink
 from .conftest import ROOT
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -322,24 +322,9 @@ def test_bad_bounds_say_what_to_do(utc_week, tmp_path, args, message):
 @pytest.mark.slow
 def test_chromium_renders_a_berlin_review(berlin_week, tmp_path):
     """A real headless Chromium renders the Berlin review: not blank, its broken red and its text."""
-    import numpy
-    from PIL import Image
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "`make deps` installs Debian's chromium"
     _, out, _, _ = berlin_week
-    shot = tmp_path / "berlin.png"
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
-    subprocess.run(
-        [*flags, f"--screenshot={shot}", "--window-size=900,1300", out.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    image = numpy.asarray(Image.open(shot).convert("RGB")).astype(int)
-    r, g, b = image[:, :, 0], image[:, :, 1], image[:, :, 2]
-    assert int(((r > 170) & (g < 90) & (b < 80)).sum()) > 200  # the broken state (#c0392b)
-    assert int(((r < 60) & (g < 60) & (b < 70)).sum()) > 2000  # text
+    red, ink = red_and_ink(out, tmp_path / "berlin.png")
+    assert red > 200 and ink > 2000, (red, ink)  # the broken state, and text
 
 
 def test_prometheus_periods_are_local_days_and_its_steps_start_at_local_midnight(monkeypatch, berlin):
