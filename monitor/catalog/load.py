@@ -590,8 +590,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
             if touchpoint is not None:
                 touchpoints.append(touchpoint)
     _contract_warnings(declarations, contract, environment, used)
-    about = _about(impact_seen["about"], about_lines, contract, problems)
-    _about_unused(about, about_lines, impact_seen["about"], touchpoints, contract, problems)
+    about = _about(impact_seen["about"], about_lines, contract, touchpoints, problems)
     for say, where, name in declarations.source_calendars():
         if name not in known.calendars:
             names = sorted(known.calendar_names)
@@ -686,10 +685,16 @@ def _journey_retention(
 
 
 def _about(
-    seen: dict[tuple[str, ...], str], lines: list[int], contract: Contract, problems: list[Problem]
+    seen: dict[tuple[str, ...], str],
+    lines: list[int],
+    contract: Contract,
+    touchpoints: list[Touchpoint],
+    problems: list[Problem],
 ) -> tuple[str, ...]:
     """``impact: {about: [FIELD...]}``: each a string field declared on a survey answer type (the
-    instance an answer is about: engine.impact)."""
+    instance an answer is about: engine.impact), naming the instance of some touchpoint (the key of a
+    deadline or no_repeat, or a field of a condition's events): else a warning, for an answer carrying
+    it would be attributed to nothing (``survey_id``, named by mistake, to no touchpoint at all)."""
     if len(seen) != 1:
         return ()
     ((fields, at),) = seen.items()
@@ -697,6 +702,15 @@ def _about(
     declared = {
         f.name: f for d in contract.events if d.type in contract.answers for f in d.fields
     }  # the answers' fields, required or optional
+    fields_of = {d.type: {f.name for f in d.fields} for d in contract.events}
+
+    def names_an_instance(name: str) -> bool:
+        return any(
+            (t.kind == CONDITION and any(name in fields_of.get(kind, ()) for kind in t.opens.types))
+            or (t.kind != CONDITION and t.key == name)
+            for t in touchpoints
+        )
+
     for index, name in enumerate(fields):
         found = declared.get(name)
         where = format_path(("impact", "about", index))
@@ -704,50 +718,18 @@ def _about(
             close = difflib.get_close_matches(name, sorted(declared), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             types = ", ".join(sorted(contract.answers)) or "none: declare surveys:"
-            problems.append(
-                Problem(
-                    file, lines[index], where, f"'{name}' is not a field of the survey answer types ({types}){hint}"
-                )
-            )
+            message = f"'{name}' is not a field of the survey answer types ({types}){hint}"
+            problems.append(Problem(file, lines[index], where, message))
         elif found.kind.name not in ("string", "choice"):
-            problems.append(
-                Problem(
-                    file,
-                    lines[index],
-                    where,
-                    f"'{name}' must be a string field (an instance's key), not {found.kind.name}",
-                )
-            )
-    return tuple(fields)
-
-
-def _about_unused(  # type: ignore[no-untyped-def]
-    about: tuple[str, ...], lines: list[int], seen, touchpoints: list[Touchpoint], contract: Contract, problems
-) -> None:
-    """A warning for an ``impact.about`` field that names the instance of no touchpoint: neither the key
-    of a deadline or no_repeat nor a field of a condition's events. An answer naming one would be
-    attributed to nothing (an answer carrying ``survey_id``, named by mistake, to no touchpoint at all)."""
-    if not about or len(seen) != 1:
-        return
-    file = next(iter(seen.values())).rpartition(":")[0]
-    fields_of = {d.type: {f.name for f in d.fields} for d in contract.events}
-    for index, name in enumerate(about):
-        if any(
-            (t.kind == CONDITION and any(name in fields_of.get(kind, ()) for kind in t.opens.types))
-            or (t.kind != CONDITION and t.key == name)
-            for t in touchpoints
-        ):
-            continue
-        problems.append(
-            Problem(
-                file,
-                lines[index],
-                format_path(("impact", "about", index)),
+            message = f"'{name}' must be a string field (an instance's key), not {found.kind.name}"
+            problems.append(Problem(file, lines[index], where, message))
+        elif not names_an_instance(name):
+            message = (
                 f"'{name}' names the instance of no touchpoint (the key of none, a field of no condition's "
-                "events): an answer carrying it is attributed to no touchpoint",
-                WARNING,
+                "events): an answer carrying it is attributed to no touchpoint"
             )
-        )
+            problems.append(Problem(file, lines[index], where, message, WARNING))
+    return tuple(fields)
 
 
 def _state_settings(seen: dict[str, dict[object, tuple[str, int]]], problems: list[Problem]):  # type: ignore[no-untyped-def]
