@@ -195,6 +195,7 @@ class _Reader:
         if document is None:
             return WebConfig(self.file)  # empty: no TLS, no users (as the exporters read it)
         if not isinstance(document, CommentedMap):
+            self.lines[()] = 1
             self.add((), "must be a mapping of tls_server_config, http_server_config, basic_auth_users")
             return None
         top = self.section(document, ())

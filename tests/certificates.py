@@ -21,7 +21,7 @@ class Issued:
 
 
 @dataclass(frozen=True)
-class TestCA:
+class ThrowawayCA:
     folder: Path
     cert: Path
     key: Path
@@ -40,13 +40,13 @@ class TestCA:
         return Issued(cert, key)
 
 
-def make_ca(folder: Path, name: str = "tpmon-test-ca") -> TestCA:
+def make_ca(folder: Path, name: str = "tpmon-test-ca") -> ThrowawayCA:
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / f"{name}.crt", folder / f"{name}.key"
     _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
              "-keyout", key, "-out", cert, "-subj", f"/CN={name}",
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    return TestCA(folder, cert, key)
+    return ThrowawayCA(folder, cert, key)
 
 
 def bcrypt_hash(password: str, cost: int = TEST_COST) -> str:
