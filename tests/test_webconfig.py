@@ -17,11 +17,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
+from monitor.observe.prometheus import PARTITION_SERIES, scrape_job
 from streams import webauth
 from streams.settings import Settings
 from streams.webauth import Authenticator, peer_client, web_server_options
 from streams.webconfig import USER_KEY, WebConfigInvalid, is_loopback, load_web_config, web_user
 from tpmon.cli import main
+from tpmon.commands import report as report_command
 from tpmon.commands import worker as worker_command
 
 from .certificates import ThrowawayCA, bcrypt_hash, make_ca
@@ -306,3 +308,51 @@ def test_the_worker_refuses_to_start(folder, monkeypatch, args, said):
     result = CliRunner().invoke(main, ["worker", *(arg.format(**files) for arg in args)])
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split())
+
+
+def test_the_scrape_job_of_a_protected_worker():
+    plain = scrape_job(["w:6066"])
+    assert plain == {
+        "job_name": "tpmon",
+        "static_configs": [{"targets": ["w:6066"]}],
+        "metric_relabel_configs": PARTITION_SERIES,
+    }
+    protected = scrape_job(
+        ["w:6066"],
+        scheme="https",
+        basic_auth={"username": "prometheus", "password_file": "/etc/prometheus/tpmon.password"},
+        tls_config={"ca_file": "/etc/prometheus/tpmon-ca.crt"},
+    )
+    assert protected == {
+        **plain,
+        "scheme": "https",
+        "basic_auth": {"username": "prometheus", "password_file": "/etc/prometheus/tpmon.password"},
+        "tls_config": {"ca_file": "/etc/prometheus/tpmon-ca.crt"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--worker-user", "alice"], {}, "--worker-user alice: give the password in TPMON_WORKER_PASSWORD"),
+        ([], {"TPMON_WORKER_PASSWORD": "secret"}, "a worker password without --worker-user"),
+        (["--worker-password-file", "/nonexistent/password", "--worker-user", "a"], {}, "No such file"),
+        (["--worker-ca-file", "/nonexistent/ca.crt"], {}, "--worker-ca-file /nonexistent/ca.crt: no such file"),
+    ],
+    ids=["a user without a password", "a password without a user", "a password file missing", "a CA file missing"],
+)
+def test_report_worker_credentials_are_checked_first(monkeypatch, args, env, said):
+    for name in ("TPMON_WORKER_USER", "TPMON_WORKER_PASSWORD", "TPMON_WORKER_PASSWORD_FILE", "TPMON_WORKER_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    prometheus = ["--prometheus", "http://127.0.0.1:9", "--worker", "http://127.0.0.1:6066"]
+    result = CliRunner().invoke(main, ["report", "--out", "/nonexistent/review.html", *prometheus, *args])
+    assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+
+
+def test_report_worker_access_sends_basic_credentials(tmp_path):
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    access = report_command.worker_access("prometheus", tmp_path / "password", None)
+    assert access.headers() == {"Authorization": header("prometheus", PASSWORD)}
+    assert report_command.worker_access(None, None, None).headers() == {}
