@@ -356,3 +356,13 @@ def test_report_worker_access_sends_basic_credentials(tmp_path):
     access = report_command.worker_access("prometheus", tmp_path / "password", None)
     assert access.headers() == {"Authorization": header("prometheus", PASSWORD)}
     assert report_command.worker_access(None, None, None).headers() == {}
+
+
+def test_the_example_in_the_docs_is_a_good_file(folder):
+    """docs/SECURITY.md's example web configuration, beside a certificate and its key."""
+    from .conftest import ROOT
+
+    section = (ROOT / "docs" / "SECURITY.md").read_text().split("## The worker's web port")[1]
+    example = section.split("```yaml\n")[1].split("```")[0]
+    config = load_web_config(write(folder, example, "docs-example.yml"))
+    assert config.scheme == "https" and config.authenticates and not config.warnings
