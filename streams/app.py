@@ -59,6 +59,8 @@ from .seam import (
     table_data,
 )
 from .settings import Settings
+from .webauth import web_server_options
+from .webconfig import WebConfig
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # tpmon's own topics take messages as large as the producer sends, so that a dead letter (the message
@@ -254,7 +256,8 @@ class App(faust.App):
         return BatchTransport(self.conf.broker_consumer, self)
 
 
-def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partitions]:
+def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = None) -> tuple[faust.App, Partitions]:
+    """``web``: the web port's TLS and basic authentication (streams.webconfig), if any."""
     catalog = catalog.scaled(PROFILES[settings.profile].scale)
     app = App(
         settings.app_id,
@@ -279,6 +282,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
         TableManager=SeekFirstTableManager,  # see streams.seam: messages lost when taking over partitions
         monitor=OffsetsMonitor(),
+        **web_server_options(web, settings.web_ca_file),
     )
     topic_of = settings.topics_of(catalog.contract.source_names)  # source -> its topic
     source_topics = tuple(topic_of.values())

@@ -20,6 +20,9 @@ class Settings:
     app_id: str = "tpmon"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_config: str = ""  # the web configuration file (streams.webconfig): TLS and basic authentication
+    web_ca_file: str = ""  # the CA of the other workers' web certificates (requests forwarded to them)
+    insecure_web: bool = False  # serve beyond loopback without a web configuration (tpmon worker warns)
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
     # test: the touchpoints' rolling state windows divided by 60 (1h -> 1m), as `tpmon rules render
@@ -150,6 +153,12 @@ class Settings:
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()} must be 1 or 0, not {raw!r}")
     if kind is int:
         try:
             return int(raw)
