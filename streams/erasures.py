@@ -67,7 +67,9 @@ class ErasureReader:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the broker away, say: read on from where it stopped
-                log.warning("reading the forget topic %s: %s; again in %.0f s", self.settings.forget_topic, error, RETRY_AFTER)
+                log.warning(
+                    "reading the forget topic %s: %s; again in %.0f s", self.settings.forget_topic, error, RETRY_AFTER
+                )
                 await asyncio.sleep(RETRY_AFTER)
 
     async def _read(self, stopping: Callable[[], bool]) -> None:
