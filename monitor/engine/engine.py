@@ -545,15 +545,17 @@ class Engine:
         # Every entry of the queue holds its customer's state last: the customer's go, and each due
         # line keeps its head in the heap (engine.state).
         kept = [entry for entry in state.queue if entry[6] is not mine]
+        changed = len(kept) != len(state.queue)
         for line in state.due_lines.values():
             if any(entry[6] is mine for entry in line):
-                head = line[0] if line else None
-                line_kept = [entry for entry in line if entry[6] is not mine]
+                head = line[0]
+                others = [entry for entry in line if entry[6] is not mine]
                 line.clear()
-                line.extend(line_kept)
+                line.extend(others)
                 if line and line[0] is not head:
                     kept.append(line[0])
-        if len(kept) != len(state.queue):
+                    changed = True
+        if changed:
             state.queue[:] = kept
             heapq.heapify(state.queue)
         folded = self.folded
