@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitor.events import format_timestamp
+from streams.settings import Settings
 from tpmon.broker import free_port
 
 from .conftest import Namespace, Worker, wait_until
@@ -88,15 +89,15 @@ def tombstone(space: Namespace, customer: str) -> bool:
         await consumer.start()
         try:
             topic = f"{space.name}-journeys"
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            if not partitions:
-                await consumer._client.force_metadata_update()  # (a topic this client has not asked about)
-                partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            partitions = [TopicPartition(topic, p) for p in range(Settings().partitions)]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
             found = False
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            while True:
+                positions = [await consumer.position(tp) for tp in partitions]
+                if all(at >= ends[tp] for at, tp in zip(positions, partitions, strict=True)):
+                    break
                 for messages in (await consumer.getmany(timeout_ms=1000)).values():
                     found = found or any(m.key == customer.encode() and m.value is None for m in messages)
             return found
