@@ -63,6 +63,19 @@ def journey(worker: Worker, customer: str) -> int | None:
         return None
 
 
+def post(worker: Worker, path: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", method="POST"), timeout=3
+        ) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def counts(workers: list[Worker]) -> tuple[dict, dict]:
     """(good, bad) per touchpoint from /touchpoints and from /metrics, summed over the workers."""
     seen: dict[str, list[int]] = {}
@@ -143,6 +156,9 @@ def test_forget_erases_the_journey_on_every_worker_even_one_restarted_and_keeps_
     # Counts stay (they name nobody): /touchpoints and /metrics alike, once both are whole again.
     wait_until(lambda: counts([first, second]) == before, 60, "the counts as they were")
     assert tombstone(namespace, GONE)
+
+    # The web page asks for an authenticated user: a worker without web configuration has none.
+    assert post(first, f"/forget/{KEPT}") == 403
 
     # A customer no worker holds: recorded all the same, exit 0.
     unknown = namespace.run("forget", "c-nobody-knows").stderr.decode()
