@@ -7,6 +7,7 @@ from __future__ import annotations
 DEAD_LETTER_TOPIC = "tpmon-rejects"
 JOURNEYS_TOPIC = "tpmon-journeys"
 OUTCOMES_TOPIC = "tpmon-outcomes"
+FORGET_TOPIC = "tpmon-forget"  # requests to forget a customer (monitor.erasures), compacted, one partition
 
 # Metric names (docs/METRICS.md: these do not change).
 METRIC_OUTCOMES = "tpmon_touchpoint_outcomes_total"

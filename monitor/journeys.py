@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -261,6 +262,11 @@ class Journeys:
         for customer in gone:
             del self.by_customer[customer]
         return gone
+
+    def erase(self, customers: Iterable[str]) -> None:
+        """Forget these customers' journeys (forgotten on request: docs/SECURITY.md)."""
+        for customer in customers:
+            self.by_customer.pop(customer, None)
 
     def compact(self) -> None:
         """Give back the room of expired journeys (a dict keeps the size it grew to)."""

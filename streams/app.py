@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import logging
 import os
 import sys
 import threading
@@ -38,12 +39,14 @@ from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
+from monitor.erasures import Request
 from monitor.events import format_timestamp
 from monitor.journeys import current
 from monitor.metrics import Metrics
 from monitor.observe.windows import PROFILES
 from monitor.state import vital_few
 
+from .erasures import ErasureReader
 from .handlers import DeadLetters, Failures, Ingest, Judge
 from .link import KafkaLink
 from .outbox import Outbox
@@ -61,6 +64,8 @@ from .seam import (
 from .settings import Settings
 from .webauth import web_server_options
 from .webconfig import WebConfig
+
+log = logging.getLogger("tpmon.forget")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # tpmon's own topics take messages as large as the producer sends, so that a dead letter (the message
@@ -367,6 +372,8 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         await outbox.deliver()
 
     async def judge_batch(messages: list[Message]) -> None:
+        # Nothing is judged before the requests to forget customers are read (streams.erasures).
+        await erasures.caught_up.wait()
         # Each changed record is written once per batch; the events are acknowledged after.
         judge(messages, wall_clock())
         await stored()
@@ -397,7 +404,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         if app.rebalancing:
             return
         waiting = recovering()
-        if waiting:
+        if waiting and erasures.caught_up.is_set():
             partitions.adopt(waiting[:1])
             partitions.publish_restored(waiting[0])
         ingest.tick(wall_clock())
@@ -413,6 +420,27 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             await asyncio.sleep(settings.tick_interval)
             if not app.should_stop:
                 await tick()
+
+    async def erase(offset: int, request: Request) -> None:
+        """A request to forget a customer (tpmon forget): erased here from the partitions this worker
+        owns; said in the log with who asked (never anything about the customer but its id)."""
+        held = partitions.erase(offset, request)
+        await stored()
+        where = f"erased from partition {', '.join(map(str, held))}" if held else "not held on this worker's partitions"
+        log.info(
+            "forget: customer %s (asked by %s at %s, offset %d): %s",
+            request.customer,
+            request.by or "?",
+            format_timestamp(request.at),
+            offset,
+            where,
+        )
+
+    erasures = ErasureReader(settings, erase)
+
+    @app.task
+    async def erasure_requests() -> None:
+        await erasures.run(lambda: app.should_stop)
 
     @app.timer(interval=1.0)
     async def watch_kafka() -> None:
@@ -443,6 +471,10 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         """503 while some partition's state is not whole: a partial answer would be a false one."""
         if not joined:
             return web.json({"error": "starting: joining the consumer group; ask again shortly"}, status=503)
+        if not erasures.caught_up.is_set():
+            return web.json(
+                {"error": f"starting: reading the requests to forget customers ({settings.forget_topic})"}, status=503
+            )
         waiting = recovering()
         if not waiting:
             return None
@@ -535,6 +567,31 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         if stored is None:
             return web.json({"error": f"no journey for customer {customer_id!r}"}, status=404)
         return web.bytes(current(stored, catalog.decoder), content_type="application/json")
+
+    @app.page("/forget/{customer_id}")
+    class Forget(faust.web.View):
+        """POST: a request to forget the customer, as `tpmon forget` writes it, by the web port's
+        authenticated user (docs/SECURITY.md); without one (no web configuration), refused."""
+
+        async def post(self, request: faust.web.Request, customer_id: str) -> faust.web.Response:
+            user = request.get("tpmon.user") if hasattr(request, "get") else None
+            if not user:
+                return self.json(
+                    {
+                        "error": "forgetting a customer needs an authenticated user on the web port (its web "
+                        "configuration: docs/SECURITY.md); or use `tpmon forget`"
+                    },
+                    status=403,
+                )
+            if not customer_id.strip():
+                return self.json({"error": "no customer id"}, status=400)
+            asked = Request(customer_id, str(user), wall_clock())
+            outbox.add(settings.forget_topic, asked.key(), asked.value(), 0)
+            await outbox.deliver()
+            return self.json(
+                {"recorded": {"customer_id": customer_id, "by": asked.by, "at": format_timestamp(asked.at)}},
+                status=202,
+            )
 
     app.tpmon_partitions = partitions  # type: ignore[attr-defined]
     return app, partitions

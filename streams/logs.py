@@ -73,6 +73,8 @@ def logging_config(level: str) -> dict[str, Any]:
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
+        # Each request to forget a customer is said whatever the level: who asked, for whom (streams.erasures).
+        "loggers": {"tpmon.forget": {"level": "INFO"}},
     }
 
 

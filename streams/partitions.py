@@ -48,6 +48,7 @@ from monitor.catalog.model import DEADLINE
 from monitor.conventions import OTHER_TYPE
 from monitor.engine import DUPLICATE, LATE, TOO_OLD, Engine, RuleError
 from monitor.engine.impact import IMPACTED, add_tallies, impact_view
+from monitor.erasures import Request, Requests
 from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, parse_timestamp
 from monitor.events import TOO_OLD as TOO_OLD_REASON
 from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
@@ -159,6 +160,7 @@ class Partition:
     # decision time]: a touchpoint new to the catalog, or whose window or decision time changed, warms
     # up from the instant it started being judged so, not from the partition's first data.
     since: dict[str, list] = field(default_factory=dict)
+    erased: int = -1  # the offset in the forget topic of the last request applied here (monitor.erasures)
 
     def firsts(self) -> dict[str, int | None]:
         """Each touchpoint's first data on this partition (monitor.state.warming_up)."""
@@ -210,6 +212,9 @@ class Partitions:
         # While a batch is handled: per partition, per customer, what its messages counted.
         self._deltas: dict[int, dict[str, tally.Counts]] = {}
         self._keys: dict[tuple, tally.Key] = {}  # the counting keys, built once
+        # The requests to forget a customer read so far (every worker reads them all), applied to each
+        # partition owned or adopted later from where its record says it stopped.
+        self.requests = Requests()
 
     # -- reading, for the web views -------------------------------------------------------------------
     @property
@@ -438,6 +443,7 @@ class Partitions:
         if part is None:
             part = self._restore(number)
             self.owned[number] = part
+            self._catch_up_erasures(part)
         return part
 
     def engine(self, number: int) -> Engine:
@@ -483,6 +489,7 @@ class Partitions:
                 part.through = dict(state.get("through", {}))
                 part.rejects_through = dict(state.get("rejects_through", {}))
                 counted_already = dict(state.get("crashed", {}))
+                part.erased = state.get("erased", -1)
         except Exception as error:  # a clock this version cannot read: it starts again from the reports
             whole = False
             part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
@@ -755,6 +762,57 @@ class Partitions:
                 self._failed(None, Failure(TIMER, error))
         return compacted
 
+    # -- forgetting a customer on request (docs/SECURITY.md) ---------------------------------------------
+    def erase(self, offset: int, request: Request) -> list[int]:
+        """A request read from the forget topic at ``offset``: the customer is erased from every
+        partition owned here that holds it, and every owned partition's record says it is applied.
+        Returns the partitions that held the customer."""
+        if offset > self.requests.last:
+            self.requests.add(offset, request)
+        held = []
+        for part in list(self.owned.values()):
+            if part.erased < offset:
+                if self._erase(part, request.customer):
+                    held.append(part.number)
+                part.erased = offset
+                self._write_state(part)
+        return held
+
+    def _catch_up_erasures(self, part: Partition) -> None:
+        """A partition just taken (restored from its records): the requests read here that its record
+        does not say were applied (its owner before had not read them, or stopped before storing)."""
+        waiting = self.requests.after(part.erased)
+        if not waiting:
+            return
+        for _, request in waiting:
+            self._erase(part, request.customer)
+        part.erased = waiting[-1][0]
+        self._write_state(part)
+
+    def _erase(self, part: Partition, customer: str) -> bool:
+        """Erase the customer from one partition: its engine state, its record (a tombstone in the
+        customers changelog), its journey (a tombstone in the journeys topic) and its stories. What it
+        counted stays, in the partition's record, which names it as freeing until its record is gone
+        (as ``forget`` frees a customer: a crash in between finishes the deletion)."""
+        held = customer in part.last_at or customer in part.engine.state.customers
+        held = held or part.journeys.by_customer.get(customer) is not None
+        if not held:
+            return False
+        try:
+            if part.engine.erase(customer):
+                part.engine.dirty.discard(customer)
+                self._write_state(part, freeing=[customer])
+                self.customers.put(part.number, customer, None)
+            part.journeys.by_customer.pop(customer, None)
+            part.last_at.pop(customer, None)
+            self.journey_store.put(part.number, customer, None)
+            for latest in self.stories.values():
+                for item in [item for item in latest if item[2] == customer]:
+                    latest.remove(item)
+        except Exception as error:
+            self._failed(part, Failure(RECORD, error, customer=customer))
+        return True
+
     def _write_state(self, part: Partition, freeing: list[str] | None = None) -> None:
         engine = part.engine
         try:
@@ -779,6 +837,7 @@ class Partitions:
                 "rejects_through": part.rejects_through,
                 # The customer records newer than this one whose counts it holds already (_restore).
                 "crashed": {customer: mark for customer, mark in part.crashed.items() if mark > part.offset},
+                "erased": part.erased,
             }
             self.customers.put_state(part.number, json_bytes(state))
             part.carry.clear()  # stored with the partition's counts from now on

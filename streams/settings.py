@@ -7,7 +7,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
-from monitor.conventions import DEAD_LETTER_TOPIC, JOURNEYS_TOPIC
+from monitor.conventions import DEAD_LETTER_TOPIC, FORGET_TOPIC, JOURNEYS_TOPIC
 from monitor.durations import parse_duration
 from monitor.observe.windows import PROFILES
 
@@ -35,6 +35,7 @@ class Settings:
     events_topic: str = "tpmon-events"  # events repartitioned by customer
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     journeys_topic: str = JOURNEYS_TOPIC
+    forget_topic: str = FORGET_TOPIC  # requests to forget a customer (tpmon forget), read by every worker
     partitions: int = 4
     dedup_retention: str = "48h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions

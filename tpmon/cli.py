@@ -9,6 +9,7 @@ import click
 from . import runtime
 from .commands.dashboards import dashboards
 from .commands.demo import demo
+from .commands.forget import forget
 from .commands.kafka import kafka
 from .commands.produce import produce
 from .commands.rejects import rejects
@@ -50,6 +51,7 @@ main.add_command(rejects)
 main.add_command(dashboards)
 main.add_command(report)
 main.add_command(demo)
+main.add_command(forget)
 
 
 def run() -> None:

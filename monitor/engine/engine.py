@@ -44,7 +44,7 @@ from .fair import Fair
 from .impact import DAY, TRIM_FROM, Impact, fingerprint
 from .outcome import JUDGED, Outcome, RuleError
 from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
-from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, START, CustomerState, EngineState
+from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, SEPARATOR, START, CustomerState, EngineState
 
 DUPLICATE = 1
 LATE = 2
@@ -522,6 +522,50 @@ class Engine:
                     yield self._forgotten(changed, freed)
                     changed, freed = [], []
         yield self._forgotten(changed, freed)
+
+    def erase(self, customer: str) -> bool:
+        """Erase a customer on request (docs/SECURITY.md, "Forgetting a customer"): its open instances
+        go undecided (no outcome: the pending gauges drop), its queued events and due times leave the
+        queue, and its remembered ids, marks, attributions and active days go. What it had counted
+        stays, as a freed customer's does (``folded``): counts name nobody. A later event of the
+        customer starts from nothing, as a new customer's. Call it between steps, the outbox drained
+        (what is in it is counted as it is filed). Returns whether it held anything."""
+        state = self.state
+        mine = state.customers.pop(customer, None)
+        if mine is None:
+            return False
+        for instance, cell in mine.open.items():
+            cell[IS_OPEN] = False
+            index = self._index.get(instance.split(SEPARATOR, 1)[0])
+            if index is not None:
+                self.pending[index] -= 1
+        for risky in self.risky.values():
+            for pair in [pair for pair in risky if pair[0] == customer]:
+                del risky[pair]
+        # Every entry of the queue holds its customer's state last: the customer's go, and each due
+        # line keeps its head in the heap (engine.state).
+        kept = [entry for entry in state.queue if entry[6] is not mine]
+        changed = len(kept) != len(state.queue)
+        for line in state.due_lines.values():
+            if any(entry[6] is mine for entry in line):
+                head = line[0]
+                others = [entry for entry in line if entry[6] is not mine]
+                line.clear()
+                line.extend(others)
+                if line and line[0] is not head:
+                    kept.append(line[0])
+                    changed = True
+        if changed:
+            state.queue[:] = kept
+            heapq.heapify(state.queue)
+        folded = self.folded
+        for column, counts in ((0, mine.good), (1, mine.bad)):
+            for touchpoint, count in (counts or {}).items():
+                folded.setdefault(touchpoint, [0, 0])[column] += count
+        self.impact.free(mine)
+        if self.track:
+            self.dirty.add(customer)  # its record goes (a tombstone, live)
+        return True
 
     def _forgotten(self, changed: list[str], freed: list[str]) -> tuple[list[str], list[str]]:
         if self.track:

@@ -295,10 +295,14 @@ class Tracker:
             Spell(max(spell.start, begins), spell.end) for spell in found if spell.end is None or spell.end > begins
         ]
 
-    def chosen(self, order: Iterable[TouchpointReview], bounds: list[int]) -> list[tuple[str, str]]:
+    def chosen(
+        self, order: Iterable[TouchpointReview], bounds: list[int], forgotten: Iterable[str] = ()
+    ) -> list[tuple[str, str]]:
         """(touchpoint, customer) of the stories to tell: for each touchpoint of ``order`` (at most
         STORIES, each customer once), in its worst broken period, the first customer whose bad outcome
-        came in the longest spell broken of that period (or, without one, that period's first)."""
+        came in the longest spell broken of that period (or, without one, that period's first); never
+        one of ``forgotten`` (``tpmon report --forget``)."""
+        forgotten = set(forgotten)
         chosen: list[tuple[str, str]] = []
         for row in order:
             if len(chosen) == STORIES or row.worst is None:
@@ -315,7 +319,7 @@ class Tracker:
                 spell = max(inside, key=lambda s: s.length(ends))
                 until = spell.end if spell.end is not None else math.inf
                 candidates = [c for c in candidates if spell.start <= c[0] <= until] or candidates
-            taken = {customer for _, customer in chosen}
+            taken = {customer for _, customer in chosen} | forgotten
             for _, customer in candidates:
                 if customer not in taken:
                     chosen.append((row.touchpoint.id, customer))

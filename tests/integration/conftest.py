@@ -164,6 +164,7 @@ class Namespace:
             "TPMON_EVENTS_TOPIC": f"{self.name}-events",
             "TPMON_JOURNEYS_TOPIC": f"{self.name}-journeys",
             "TPMON_DEAD_LETTER_TOPIC": self.dead_letters,
+            "TPMON_FORGET_TOPIC": f"{self.name}-forget",
             "TPMON_RULES": str(ROOT / "rules"),
             "TPMON_SESSION_TIMEOUT": "8",  # a killed worker's partitions move on quickly
             **extra,

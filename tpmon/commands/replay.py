@@ -98,6 +98,13 @@ def _counted(stream: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal]."
 )
+@click.option(
+    "--forget",
+    "forget_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Customers forgotten on request (ids, one a line): no journey of theirs, and their lines kept out of "
+    "--rejects; every count the same.",
+)
 def replay(
     inputs: tuple[str, ...],
     rules_path: Path | None,
@@ -109,6 +116,7 @@ def replay(
     until_text: str | None,
     as_json: bool,
     progress: bool | None,
+    forget_file: Path | None,
 ) -> None:
     """Replay EVENTS (JSONL, one event per line; - for stdin) through the catalog.
 
@@ -123,6 +131,8 @@ def replay(
 
     Exits 3, once its outputs are written, when more than half of the lines were rejected.
     """
+    forgotten = forgotten_or_exit(forget_file)
+    needles = [customer.encode() for customer in forgotten]
     catalog = catalog_or_exit(rules_path)
     not_after = None
     if now_text is not None:
@@ -147,6 +157,8 @@ def replay(
         rejects_stream = stack.enter_context(atomic_output(rejects_out)) if rejects_out else None
 
         def keep_reject(number: int, reject: Reject) -> None:
+            if needles and any(needle in reject.raw for needle in needles):
+                return  # a line that may name a customer forgotten (it is counted all the same)
             if rejects_stream is not None:
                 rejects_stream.write(orjson.dumps(reject.record(line=number)) + b"\n")
 
@@ -174,6 +186,8 @@ def replay(
             err.print(f"interrupted after {run.lines} lines; no output written")
             raise SystemExit(130) from None
         summary = run.finish(until)
+        if journeys is not None:
+            journeys.erase(forgotten)
         if journeys_out and journeys is not None:
             with atomic_output(journeys_out) as journey_stream:
                 for record in journeys.records():
@@ -193,6 +207,21 @@ def replay(
             + "check a sample with `tpmon rules validate --sample SOURCE=FILE`",
             MOSTLY_REJECTED,
         )
+
+
+def forgotten_or_exit(path: Path | None) -> frozenset[str]:
+    """The customer ids of a --forget file (one a line); none without one."""
+    from monitor.erasures import read_ids
+
+    if path is None:
+        return frozenset()
+    try:
+        return frozenset(read_ids(path.read_text(encoding="utf-8").splitlines(), str(path)))
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"--forget {path}: cannot read it ({error.strerror if isinstance(error, OSError) else error})")
+    except ValueError as error:
+        fail(f"--forget {error}")
+    raise AssertionError  # (fail exits)
 
 
 def open_inputs(stack: contextlib.ExitStack, sources: list[tuple[str, Path]]) -> list[tuple[str, BinaryIO, int]]:

@@ -18,7 +18,7 @@ from monitor.review.periods import Bound, parse_bound
 from ..output import atomic_output, err, fail
 from .catalog import catalog_or_exit
 from .options import DURATION
-from .replay import inputs_or_exit
+from .replay import forgotten_or_exit, inputs_or_exit
 
 SHORTEST_PERIOD = parse_duration("1s")  # (what the test profile makes of a minute)
 DEFAULT_SINCE = parse_duration("28d")  # with --prometheus
@@ -39,7 +39,16 @@ class BoundType(click.ParamType):
 
 
 def replayed_or_exit(  # type: ignore[no-untyped-def]
-    catalog, sources, period, lateness, progress, say, profile: str = "production", since=None, until=None
+    catalog,
+    sources,
+    period,
+    lateness,
+    progress,
+    say,
+    profile: str = "production",
+    since=None,
+    until=None,
+    forgotten: frozenset[str] = frozenset(),
 ) -> Evidence:
     """The evidence of a replay of ``sources``; an input with no event (in the span) exits with a message."""
     from ..report.replay import evidence
@@ -50,7 +59,7 @@ def replayed_or_exit(  # type: ignore[no-untyped-def]
     begins = since.instant(zone) if since is not None else None
     back = since.back if since is not None else None
     ends = until.instant(zone) if until is not None else None
-    found, run = evidence(catalog, sources, period, lateness, progress, say, window, begins, ends, back)
+    found, run = evidence(catalog, sources, period, lateness, progress, say, window, begins, ends, back, forgotten)
     if found is None:
         what = f"{run.lines} lines, {run.tally.rejected} rejected" if run.lines else "nothing"
         bounded = " between --since and --until" if since is not None or until is not None else ""
@@ -174,6 +183,12 @@ def worker_access(user: str | None, password_file: Path | None, ca_file: Path | 
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: for large files on a terminal]."
 )
+@click.option(
+    "--forget",
+    "forget_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With files: customers forgotten on request (ids, one a line): no story of theirs; every figure the same.",
+)
 def report(
     inputs: tuple[str, ...],
     out_path: Path,
@@ -190,6 +205,7 @@ def report(
     rules_path: Path | None,
     lateness: int | None,
     progress: bool | None,
+    forget_file: Path | None,
 ) -> None:
     """Write the reliability review of EVENTS (replayed as tpmon replay judges them) or of what a
     running Prometheus recorded, as one self-contained HTML file (charts inline, prints on A4).
@@ -209,6 +225,9 @@ def report(
         fail("--json and --out name the same file; choose another for one of them")
     if until is not None and until.back is not None:
         fail(f"--until {until.text}: give an instant or a date (a duration is for --since, back from the end)")
+    if forget_file is not None and prometheus_url:
+        fail("--forget goes with event files (Prometheus keeps no customer; the workers forget on `tpmon forget`)")
+    forgotten = forgotten_or_exit(forget_file)
     if workers and not prometheus_url:
         fail("--worker goes with --prometheus (a replay tells its stories from the events)")
     access = worker_access(worker_user, worker_password_file, worker_ca_file)
@@ -251,7 +270,9 @@ def report(
                     fail("the review reads its inputs twice (for the stories): give files, not standard input")
                 if events.resolve() == out_path.resolve():
                     fail(f"{out_path} is an input file; choose another output")
-            found = replayed_or_exit(catalog, sources, period, lateness, progress, say, profile, since, until)
+            found = replayed_or_exit(
+                catalog, sources, period, lateness, progress, say, profile, since, until, forgotten
+            )
         judged, text = write(catalog, found, out_path, now, say, json_path)
     except KeyboardInterrupt:
         err.print("interrupted; no review written")

@@ -191,6 +191,7 @@ def _topics(settings, catalog) -> None:  # type: ignore[no-untyped-def]
     from aiokafka.errors import KafkaError
 
     from streams.app import STATE_TOPIC_CONFIG, TOPIC_CONFIG, customers_changelog
+    from streams.erasures import ensure_forget_topic
 
     from ..publish import ensure_topics
 
@@ -201,6 +202,7 @@ def _topics(settings, catalog) -> None:  # type: ignore[no-untyped-def]
         # The state's changelogs, compacted soon (those of an earlier version are set so too).
         state = [customers_changelog(settings.app_id), settings.journeys_topic]
         asyncio.run(ensure_topics(settings, state, STATE_TOPIC_CONFIG, configure=True))
+        asyncio.run(ensure_forget_topic(settings))  # read whole by every worker (streams.erasures)
     except ConnectionError as error:
         fail(f"{error}; is Kafka running? (`tpmon kafka start` runs one locally)")
     except KafkaError as error:

@@ -32,11 +32,13 @@ def evidence(
     since: int | None = None,
     until: int | None = None,
     back: int | None = None,
+    forgotten: frozenset[str] = frozenset(),
 ) -> tuple[Evidence | None, Replay]:
     """The evidence of the inputs (None when they hold no event in the span), and the replay that
     judged them (its summary counts what was rejected); ``window``: the state's, for the spells broken.
     ``since`` and ``until`` bound the span; ``back`` (instead of ``since``) starts it that long before
-    its end, at a period's start: the end is known once the inputs are read, so they are read twice."""
+    its end, at a period's start: the end is known once the inputs are read, so they are read twice.
+    ``forgotten``: customers whose stories are never told (their outcomes still count)."""
     tracker, run, summary = _judged(catalog, sources, period, lateness, progress, window, since, until)
     if back is not None and tracker.span() is not None:
         _, end = tracker.span()  # type: ignore[misc]
@@ -56,7 +58,7 @@ def evidence(
     found.notes += _caveats(summary)
     first = review(catalog, found)
     by_id = first.by_id
-    chosen = tracker.chosen([by_id[touchpoint] for touchpoint in first.story_order()], found.bounds())
+    chosen = tracker.chosen([by_id[touchpoint] for touchpoint in first.story_order()], found.bounds(), forgotten)
     if chosen:
         say(f"reading the journeys of {len(chosen)} customers for their stories")
         found.stories = _stories(catalog, sources, chosen, lateness, tracker.last)

@@ -1,0 +1,271 @@
+"""Forgetting a customer on request (docs/SECURITY.md): the engine, the live partitions and replay."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from monitor.durations import parse_duration
+from monitor.engine import Engine
+from monitor.erasures import BadRequest, Request, Requests, read_ids
+from monitor.events import format_timestamp
+from monitor.replay import Replay
+from monitor.simulate import Simulation
+from monitor.watermark import Report
+from streams.partitions import MemoryStore, Partitions
+from tests.builders import BASE, MINUTE, SHIPPED, event
+from tpmon.cli import main
+
+ORDER = "order-confirmed"
+BILL = "bill-correct"
+
+
+def open_and_judged(catalog) -> Engine:  # type: ignore[no-untyped-def]
+    """c1 with an order open (pending) and a bad bill, c2 with an order open: the clock past their
+    starts, before their dues."""
+    engine = Engine(catalog, lateness=parse_duration("30s"), track=True)
+    for step in (
+        event("order.placed", 0, "c1", order_id="o1"),
+        event("bill.issued", 10, "c1", bill_id="b1", amount=12.0, expected_amount=10.0),
+        event("order.placed", 20, "c2", order_id="o2"),
+        event("order.confirmed", 60, "c3", order_id="o3"),  # (moves the clock past the starts)
+    ):
+        engine.step(step)
+    engine.outbox.clear()
+    engine.dirty.clear()
+    return engine
+
+
+def test_erase_removes_the_customers_state_and_keeps_the_counts(catalog):
+    engine = open_and_judged(catalog)
+    counts = engine.counts()
+    pending = engine.pending[catalog.ids.index(ORDER)]
+    assert counts[BILL] == [0, 1] and pending == 2
+
+    assert engine.erase("c1") is True
+    assert "c1" not in engine.state.customers
+    assert engine.record("c1") is None and engine.dirty == {"c1"}  # live: its record is deleted
+    assert engine.counts() == counts  # what it counted stays (folded), naming nobody
+    assert engine.pending[catalog.ids.index(ORDER)] == pending - 1  # its open order went undecided
+    assert all(entry[6] is not None and entry[5] != "c1" for entry in engine.state.queue if entry[1] < 4)
+    assert engine.erase("c1") is False  # nothing left to erase
+
+    engine.advance(BASE + 10 * MINUTE * 1_000_000)  # past both dues: only c2's order is decided (missed)
+    decided = [(o.customer, o.touchpoint, o.outcome) for o in engine.outbox]
+    assert decided == [("c2", ORDER, "bad")]
+
+
+def test_a_later_event_of_an_erased_customer_starts_afresh(catalog):
+    engine = open_and_judged(catalog)
+    engine.erase("c1")
+    again = event("order.confirmed", 30, "c1", order_id="o1")  # its order was forgotten: nothing to close
+    engine.step(again)
+    engine.advance(BASE + 10 * MINUTE * 1_000_000)
+    assert [o.customer for o in engine.outbox if o.touchpoint == ORDER] == ["c2"]
+    assert list(engine.state.customers["c1"].seen) == [again.id]
+    # An id it had before is no longer remembered: the same event again is judged as new.
+    engine.step(event("bill.issued", 10, "c1", bill_id="b1", event_id="seen-before", amount=10.0, expected_amount=10.0))
+    assert engine.counts()[BILL] == [1, 1]
+
+
+def test_erasing_a_customer_keeps_the_due_lines_whole(catalog):
+    """Due times wait in one line per rule with its head in the heap: erasing the head's customer
+    puts the next one in its place, so later instances are still decided on time."""
+    engine = Engine(catalog, lateness=parse_duration("1s"), track=True)
+    for number in range(5):
+        engine.step(event("order.placed", number, f"c{number}", order_id=f"o{number}"))
+    engine.erase("c0")
+    engine.erase("c2")
+    engine.advance(BASE + 10 * MINUTE * 1_000_000)
+    missed = sorted(o.customer for o in engine.outbox if o.touchpoint == ORDER)
+    assert missed == ["c1", "c3", "c4"]
+    assert engine.pending[catalog.ids.index(ORDER)] == 0
+
+
+# -- the live partitions -----------------------------------------------------------------------------------
+def live(catalog, customers=None, journeys=None) -> Partitions:  # type: ignore[no-untyped-def]
+    return Partitions(catalog, customers or MemoryStore(), journeys or MemoryStore(), retention=parse_duration("24h"))
+
+
+def judge(partitions: Partitions, partition: int, *events, offset: int = 0) -> None:  # type: ignore[no-untyped-def]
+    items = [(partition, offset + n, e, "orders/0", offset + n) for n, e in enumerate(events)]
+    newest = max(e.at for e in events)
+    items.append(
+        (partition, offset + len(events), Report(0, {"orders/0": (newest, False, 0)}, ("orders/0",)), None, -1)
+    )
+    partitions.handle_batch(items)
+
+
+def test_a_request_erases_the_customer_its_journey_and_stories_and_keeps_the_counts(catalog):
+    partitions = live(catalog)
+    judge(
+        partitions,
+        0,
+        event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0),
+        event("bill.issued", 1, "c2", bill_id="b1", amount=12.0, expected_amount=10.0),
+    )
+    assert {story["customer_id"] for story in partitions.latest_stories(BILL)} == {"c1", "c2"}
+    counts, touchpoints = partitions.counts(), partitions.touchpoints()
+
+    held = partitions.erase(7, Request("c1", "dpo", BASE))
+    assert held == [0]
+    assert partitions.journey_store.get("c1") is None and partitions.customers.get("c1") is None
+    assert partitions.journey_store.writes[-1] == (0, "c1", None)  # a tombstone in the journeys topic
+    assert [story["customer_id"] for story in partitions.latest_stories(BILL)] == ["c2"]
+    assert partitions.journey_store.get("c2") is not None
+    assert partitions.counts() == counts and partitions.touchpoints() == touchpoints
+    state = orjson.loads(partitions.customers.get_state(0))
+    assert state["erased"] == 7 and state["freeing"] == []
+    assert partitions.erase(8, Request("c-unknown", "dpo", BASE)) == []
+
+
+def test_a_partition_taken_later_applies_the_requests_its_owner_had_not(catalog):
+    """A worker stopped before it read a request; another takes its partition from the changelogs and
+    erases the customer as it adopts the partition. One that had applied it stores so: a later journey
+    of the customer (a new event after the request) is kept by whoever takes the partition next."""
+    customers, journeys = MemoryStore(), MemoryStore()
+    first = live(catalog, customers, journeys)
+    judge(first, 0, event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0))
+
+    second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes))
+    second.erase(3, Request("c1", "dpo", BASE))  # read before it owns the partition
+    second.adopt([0])
+    assert second.journey_store.get("c1") is None and "c1" not in second.engine(0).state.customers
+    judge(second, 0, event("bill.issued", 60, "c1", bill_id="b1", amount=10.0, expected_amount=10.0), offset=10)
+    assert second.journey_store.get("c1") is not None  # a new journey
+
+    third = live(
+        catalog, MemoryStore.replayed(second.customers.writes), MemoryStore.replayed(second.journey_store.writes)
+    )
+    third.erase(3, Request("c1", "dpo", BASE))
+    third.adopt([0])
+    assert orjson.loads(third.journey_store.get("c1"))["events"][0]["occurred_at"] == format_timestamp(
+        BASE + 60_000_000
+    )
+
+
+def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalog):
+    customers, journeys = MemoryStore(), MemoryStore()
+    partitions = live(catalog, customers, journeys)
+    judge(partitions, 0, event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0))
+    before = len(customers.writes)
+    partitions.erase(0, Request("c1", "dpo", BASE))
+    # Cut right after the partition's record naming c1 as freeing (its counts folded), before the tombstone.
+    cut = MemoryStore.replayed(customers.writes[: before + 1])
+    assert cut.get("c1") is not None
+    again = live(catalog, cut, MemoryStore.replayed(journeys.writes))
+    again.adopt([0])
+    assert again.counts()[BILL] == [0, 1] and cut.get("c1") is None
+
+
+# -- requests -------------------------------------------------------------------------------------------
+def test_a_request_holds_the_id_who_asked_and_when_and_nothing_else():
+    request = Request("c-1", "alice", BASE)
+    assert orjson.loads(request.value()) == {"customer_id": "c-1", "by": "alice", "at": format_timestamp(BASE)}
+    assert Request.parse(request.key(), request.value()) == request
+    requests = Requests()
+    requests.add(4, request)
+    requests.add(9, Request("c-2", "bob", BASE))
+    assert [offset for offset, _ in requests.after(4)] == [9] and requests.last == 9
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (b"c-1", b"not json"),
+        (b"c-1", b"[]"),
+        (b"c-1", b'{"by": "a", "at": "2026-01-01T00:00:00Z"}'),
+        (b"c-2", b'{"customer_id": "c-1", "by": "a", "at": "2026-01-01T00:00:00Z"}'),
+        (b"c-1", b'{"customer_id": "c-1", "by": "a"}'),
+    ],
+    ids=["not JSON", "not an object", "no id", "a key that is not its id", "no time"],
+)
+def test_a_message_that_is_not_a_request_is_refused(key, value):
+    with pytest.raises(BadRequest):
+        Request.parse(key, value)
+
+
+def test_ids_are_read_one_a_line_once_each():
+    assert read_ids(["c1", " c2 ", "", "# a comment", "c1"], "ids.txt") == ["c1", "c2"]
+    with pytest.raises(ValueError, match="no customer id"):
+        read_ids(["", "# only a comment"], "ids.txt")
+
+
+# -- replay and report --forget ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("forget")
+    events = folder / "events.jsonl"
+    events.write_bytes(b"\n".join(Simulation(customers=60, duration=parse_duration("2d"), seed=5).lines()) + b"\n")
+    return events
+
+
+def broken_customer(events) -> str:  # type: ignore[no-untyped-def]
+    """A customer with a bad outcome (whose story a review would tell)."""
+    bad = []
+    replay = Replay(SHIPPED, on_outcome=lambda o: bad.append(o.customer) if not o.good else None)
+    replay.feed(events.read_bytes().splitlines())
+    replay.finish()
+    return bad[0]
+
+
+def test_replay_forget_keeps_every_count_and_names_the_customers_nowhere(simulated, tmp_path):
+    customer = broken_customer(simulated)
+    ids = tmp_path / "forget.txt"
+    ids.write_text(f"{customer}\n")
+    runner = CliRunner()
+    plain = runner.invoke(main, ["replay", str(simulated), "--json", "--journeys", str(tmp_path / "all.jsonl")])
+    assert plain.exit_code == 0, plain.output
+    assert customer.encode() in (tmp_path / "all.jsonl").read_bytes()
+    forgotten = runner.invoke(
+        main,
+        ["replay", str(simulated), "--json", "--journeys", str(tmp_path / "some.jsonl"), "--forget", str(ids)],
+    )
+    assert forgotten.exit_code == 0, forgotten.output
+    assert orjson.loads(forgotten.stdout) == orjson.loads(plain.stdout)  # every count the same
+    kept = (tmp_path / "some.jsonl").read_bytes()
+    assert customer.encode() not in kept and kept.count(b"\n") == (tmp_path / "all.jsonl").read_bytes().count(b"\n") - 1
+    assert customer not in forgotten.output
+
+
+@pytest.fixture(scope="module")
+def orders(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Orders all day, a third never confirmed: order-confirmed is broken, and a review tells stories."""
+    lines = []
+    for n in range(60):
+        customer = f"c-{n:03d}"
+        lines.append(event("order.placed", n * 600, customer, order_id=f"o-{n}").raw)
+        if n % 3:
+            lines.append(event("order.confirmed", n * 600 + 30, customer, order_id=f"o-{n}").raw)
+    path = tmp_path_factory.mktemp("orders") / "orders.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_report_forget_tells_no_story_of_the_customers_and_keeps_the_figures(orders, tmp_path):
+    runner = CliRunner()
+    plain = runner.invoke(
+        main, ["report", str(orders), "--out", str(tmp_path / "a.html"), "--json", str(tmp_path / "a.json")]
+    )
+    assert plain.exit_code == 0, plain.output
+    named = sorted(set(re.findall(r"c-\d{3}", (tmp_path / "a.html").read_text())))
+    assert named, "the review should tell some stories"
+    ids = tmp_path / "forget.txt"
+    ids.write_text("\n".join(named) + "\n")
+    forgotten = runner.invoke(
+        main,
+        [
+            "report",
+            str(orders),
+            *("--out", str(tmp_path / "b.html"), "--json", str(tmp_path / "b.json")),
+            *("--forget", str(ids)),
+        ],
+    )
+    assert forgotten.exit_code == 0, forgotten.output
+    page = (tmp_path / "b.html").read_text()
+    assert not set(named) & set(re.findall(r"c-\d{3}", page + forgotten.output))
+    assert re.findall(r"c-\d{3}", page), "another customer's story is told instead"
+    assert (tmp_path / "b.json").read_bytes() == (tmp_path / "a.json").read_bytes()  # every figure the same

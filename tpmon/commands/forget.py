@@ -1,0 +1,123 @@
+"""tpmon forget: ask every worker to erase customers (GDPR art. 17; docs/SECURITY.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import time
+from pathlib import Path
+
+import click
+
+from ..output import err, fail
+
+#: Seconds the whole command may take with Kafka away before it says so (never a hang).
+WITHIN = 15.0
+
+
+@click.command()
+@click.argument("customer_ids", nargs=-1, metavar="CUSTOMER_ID...")
+@click.option(
+    "--file",
+    "ids_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Customer ids to forget, one a line (blank lines and # comments skipped); besides any given.",
+)
+@click.option("--by", help="Who asks (recorded with the request and in the workers' logs) [default: your user name].")
+@click.option("--bootstrap", help="Kafka bootstrap servers [env TPMON_BOOTSTRAP; default 127.0.0.1:9092].")
+def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None, bootstrap: str | None) -> None:
+    """Ask every worker to forget each CUSTOMER_ID: its state, its journey and its stories are erased.
+
+    One request per customer goes to the forget topic (TPMON_FORGET_TOPIC, default tpmon-forget,
+    compacted; created if missing): its id, who asked and when, nothing else. Every worker reads the
+    whole topic, now and after any restart, and erases the customer from the partitions it owns within
+    seconds; counts already made stay. A customer no worker holds is simply not found: the request is
+    recorded all the same. Security settings come from TPMON_* environment variables, as for `tpmon worker`.
+    """
+    from monitor.erasures import read_ids
+    from streams.settings import Settings
+
+    from ..runtime import run_until_interrupted
+
+    ids = list(customer_ids)
+    for given in ids:
+        if not given.strip():
+            fail("an empty customer id was given")
+    if ids_file is not None:
+        try:
+            text = ids_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            fail(f"{ids_file}: cannot read it ({error.strerror if isinstance(error, OSError) else error})")
+        try:
+            ids += read_ids(text.splitlines(), str(ids_file))
+        except ValueError as error:
+            fail(str(error))
+    if not ids:
+        fail("give the customer ids to forget, or --file FILE of them (one a line)")
+    ids = list(dict.fromkeys(given.strip() for given in ids))
+    asker = (by if by is not None else _user()).strip()
+    if not asker:
+        fail("--by: say who asks")
+    try:
+        settings = Settings.load(bootstrap=bootstrap)
+    except ValueError as error:
+        fail(str(error))
+    try:
+        run_until_interrupted(asyncio.wait_for(_send(settings, ids, asker), WITHIN))
+    except (ConnectionError, TimeoutError) as error:
+        reason = str(error) or f"Kafka at {settings.bootstrap} did not answer within {WITHIN:.0f} s"
+        fail(f"{reason}; no request recorded (is Kafka running? `tpmon kafka start` runs one locally)", 1)
+    except KeyboardInterrupt:
+        err.print("interrupted; the requests may not all be recorded: run it again (a request twice is harmless)")
+        raise SystemExit(130) from None
+    err.print(
+        f"recorded {len(ids)} request{'s' if len(ids) != 1 else ''} to forget, by {asker}, in "
+        f"{settings.forget_topic}: {', '.join(ids)}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    err.print(
+        "every worker erases them from the partitions it owns within seconds (its log says so, customer by "
+        "customer); a customer no worker holds is simply not found. Events still in the source topics are "
+        "the source systems' to erase.",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def _user() -> str:
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return ""
+
+
+async def _send(settings, ids: list[str], by: str) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    from monitor.erasures import Request
+    from streams.erasures import ensure_forget_topic
+    from streams.logs import quiet_client_logs
+
+    with quiet_client_logs():
+        await ensure_forget_topic(settings)
+        producer = AIOKafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True)
+        try:
+            await producer.start()
+        except KafkaError:
+            raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
+        try:
+            now = time.time_ns() // 1000
+            sent = [
+                await producer.send(settings.forget_topic, Request(customer, by, now).value(), key=customer.encode())
+                for customer in ids
+            ]
+            for future in sent:
+                try:
+                    await future
+                except KafkaError as error:
+                    raise ConnectionError(f"Kafka at {settings.bootstrap} did not take a request ({error})") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
