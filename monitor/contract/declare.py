@@ -335,6 +335,13 @@ class Declarations:
                         "[nps, csat, ces]) and score (a number) to be an answer",
                     )
                     continue
+                if names["survey"].personal or names["score"].personal:
+                    say(
+                        (*path, index),
+                        f"'{event_type}' declares survey or score personal (personal: true): an answer's survey "
+                        "is a metric label and its score is in the review, so neither can be personal",
+                    )
+                    continue
                 valid.append(event_type)
             answers = frozenset(valid)
         sources = tuple(source for source, _, _ in self.sources.values())
