@@ -418,3 +418,42 @@ def test_replay_journeys_and_the_review_hold_no_personal_value(folders: dict[str
     review = html.read_text()
     assert "c-0" in review  # a customer's story is told
     assert not leaks(review) and not leaks(figures.read_bytes()) and not leaks(reviewed.output)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param(7, "wrong_type", id="a-number-for-a-string"),
+        pytest.param("", "missing_field", id="empty"),
+    ],
+)
+def test_a_reject_names_a_personal_field_without_quoting_its_value(
+    folders: dict[str, Path], value: object, reason: str
+) -> None:
+    catalog = load_catalog(folders["default"])
+    _, raw = messages("c-1")[0]
+    message = orjson.loads(raw)
+    message["email"] = value
+    rejected = catalog.decoder.decode(orjson.dumps(message), "crm")
+    assert not isinstance(rejected, Event)
+    assert rejected.reason == reason and "'email'" in rejected.detail and "personal" in rejected.detail
+    assert repr(value) not in rejected.detail
+
+
+def test_a_personal_choice_is_not_quoted_either(tmp_path: Path) -> None:
+    (tmp_path / "events.yaml").write_text(
+        EVENTS_HEAD
+        + "    fields: {email: {kind: string, personal: true}, channel: {kind: [web, app], personal: true}}\n"
+    )
+    (tmp_path / "touchpoints.yaml").write_text(TOUCHPOINT)
+    catalog = load_catalog(tmp_path)
+    message = {
+        "event_id": "e1",
+        "type": "contact.updated",
+        "customer_id": "c-1",
+        "occurred_at": at(0),
+        "email": EMAIL,
+        "channel": "secret-channel",
+    }
+    rejected = catalog.decoder.decode(orjson.dumps(message), "crm")
+    assert not isinstance(rejected, Event) and "secret-channel" not in rejected.detail, rejected
