@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from monitor.conventions import DEAD_LETTER_TOPIC, FORGET_TOPIC, JOURNEYS_TOPIC
 from monitor.durations import parse_duration
 from monitor.observe.windows import PROFILES
+from monitor.personal import parse_readers
 
 ENV_PREFIX = "TPMON_"
 
@@ -36,6 +37,9 @@ class Settings:
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     journeys_topic: str = JOURNEYS_TOPIC
     forget_topic: str = FORGET_TOPIC  # requests to forget a customer (tpmon forget), read by every worker
+    # The web users (of the web configuration) who see personal fields in /journeys, comma-separated;
+    # nobody else does, and without a web configuration nobody (docs/SECURITY.md).
+    personal_readers: str = ""
     partitions: int = 4
     dedup_retention: str = "48h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
@@ -110,6 +114,11 @@ class Settings:
                 f"({', '.join(sources)}): give one per source, in that order, or source=topic pairs"
             )
         return dict(zip(sources, given, strict=True))
+
+    @property
+    def readers(self) -> tuple[str, ...]:
+        """The personal readers, by name (``personal_readers``)."""
+        return parse_readers(self.personal_readers)
 
     @property
     def broker_url(self) -> str:

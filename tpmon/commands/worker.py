@@ -58,6 +58,12 @@ from .catalog import catalog_or_exit
 )
 @click.option("--data-dir", help="The worker's local folder [env TPMON_DATA_DIR; default .tpmon/worker].")
 @click.option(
+    "--personal-readers",
+    metavar="USER,...",
+    help="Web users who see personal fields in /journeys (when the catalog keeps them); nobody else does "
+    "[env TPMON_PERSONAL_READERS; default nobody].",
+)
+@click.option(
     "--loglevel",
     envvar="TPMON_LOGLEVEL",
     default="warning",
@@ -79,6 +85,7 @@ def worker(
     lateness: str | None,
     max_future: str | None,
     data_dir: str | None,
+    personal_readers: str | None,
     loglevel: str,
 ) -> None:
     """Run a worker: judge the source topics' events live, serve /metrics, /touchpoints and /journeys/ID.
@@ -109,6 +116,7 @@ def worker(
             lateness=lateness,
             max_future=max_future,
             data_dir=data_dir,
+            personal_readers=personal_readers,
         )
     except ValueError as error:
         fail(str(error))
