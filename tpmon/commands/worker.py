@@ -165,6 +165,13 @@ def web_config_or_exit(settings):  # type: ignore[no-untyped-def]
             fail(f"{settings.web_config}: {len(error.problems)} problem(s) in the web configuration")
         for problem in web.warnings:
             err.print(f"[yellow]{escape(str(problem))}[/]", soft_wrap=True)
+    if settings.readers:  # who sees personal fields in /journeys: users the web configuration knows
+        from monitor.personal import check_readers
+
+        try:
+            check_readers(settings.readers, web.users if web is not None else ())
+        except ValueError as error:
+            fail(f"--personal-readers: {error}")
     if is_loopback(settings.web_host) or (web is not None and web.authenticates):
         return web
     exposed = f"the web port on {settings.web_host or 'every address'} would serve customers' journeys to anyone"
