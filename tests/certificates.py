@@ -26,11 +26,13 @@ class ThrowawayCA:
     cert: Path
     key: Path
 
-    def issue(self, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), client: bool = False) -> Issued:
-        """A certificate for ``hosts`` (IP addresses or DNS names), signed by this CA."""
+    def issue(
+        self, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), usage: str = "serverAuth"
+    ) -> Issued:
+        """A certificate for ``hosts`` (IP addresses or DNS names), signed by this CA, for ``usage``
+        (serverAuth, clientAuth or both, comma-separated)."""
         key, request, cert = (self.folder / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
         names = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() or ":" in h else f"DNS:{h}" for h in hosts)
-        usage = "clientAuth" if client else "serverAuth"
         extensions = self.folder / f"{name}.ext"
         extensions.write_text(f"subjectAltName={names}\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n")
         _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import re
 import ssl
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -227,8 +228,9 @@ def test_a_failure_is_not_remembered(checked):
     assert len(checked) == 2 and not authenticator.remembered
 
 
-async def _serve(config, client_ssl=None, **asks: dict) -> list[tuple[int, dict, str]]:
-    """Serve a page through the middlewares ``config`` sets up, and ask it as each of ``asks`` says."""
+async def _serve(config, client_ssl=None, using=None, **asks: dict) -> list[tuple[int, dict, str]]:
+    """Serve a page through the middlewares ``config`` sets up, and ask it as each of ``asks`` says (or
+    its /metrics with the review's client, ``using``)."""
     options = web_server_options(config)
 
     async def page(request: web.Request) -> web.Response:
@@ -240,6 +242,11 @@ async def _serve(config, client_ssl=None, **asks: dict) -> list[tuple[int, dict,
     await server.start_server(ssl=options.get("web_ssl_context"))
     answers = []
     try:
+        if using is not None:
+            url = str(server.make_url("/metrics"))
+            request = urllib.request.Request(url, headers=using.headers())
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(request, context=using.context).read())
+            return [(200, {}, body.decode())]
         session = peer_client(client_ssl)() if client_ssl is not None else aiohttp.ClientSession()
         async with session:
             for path, headers in asks.values():
@@ -278,6 +285,25 @@ def test_tls_with_the_workers_ca_and_without(folder, ca):
     assert (status, text) == (200, "hello prometheus prometheus")
     with pytest.raises(aiohttp.ClientConnectorCertificateError):  # the system's CAs do not know the test CA
         asyncio.run(_serve(config, config.tls.peer_context(None), **right))
+
+
+def test_client_certificates_verified(folder, ca):
+    """RequireAndVerifyClientCert: a client without a certificate of the clients' CA is not served; with
+    one it is, and so is the review's client (tpmon report --worker-cert-file)."""
+    clients = make_ca(folder / "clients", "clients-ca")
+    review = clients.issue("review", usage="clientAuth")
+    text = TLS + f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {clients.cert}\n"
+    config = load_web_config(write(folder, text))
+    page = {"page": ("/metrics", {})}
+    with_cert = config.tls.peer_context(str(ca.cert))
+    with_cert.load_cert_chain(review.cert, review.key)
+    [(status, _, text)] = asyncio.run(_serve(config, with_cert, **page))
+    assert (status, text) == (200, "hello None None")  # no basic authentication: no web user
+    without = ssl.create_default_context(cafile=str(ca.cert))
+    with pytest.raises(aiohttp.ClientError):
+        asyncio.run(_serve(config, without, **page))
+    access = report_command.worker_access(None, None, ca.cert, review.cert, review.key)
+    assert asyncio.run(_serve(config, without, using=access)) == [(200, {}, "hello None None")]
 
 
 def test_no_configuration_sets_nothing():

@@ -93,9 +93,17 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say, json_path: Pa
     return judged, text
 
 
-def worker_access(user: str | None, password_file: Path | None, ca_file: Path | None):  # type: ignore[no-untyped-def]
-    """The credentials and CA for the workers' web views (their web configuration: docs/SECURITY.md)."""
+def worker_access(  # type: ignore[no-untyped-def]
+    user: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+):
+    """The credentials, CA and certificate for the workers' web views (their web configuration:
+    docs/SECURITY.md); every file checked now, before anything is asked of Prometheus."""
     import os
+    import ssl
 
     from ..report.workers import WorkerAccess
 
@@ -111,7 +119,16 @@ def worker_access(user: str | None, password_file: Path | None, ca_file: Path | 
         fail(f"--worker-user {user}: give the password in TPMON_WORKER_PASSWORD or --worker-password-file")
     if ca_file is not None and not ca_file.is_file():
         fail(f"--worker-ca-file {ca_file}: no such file")
-    return WorkerAccess(user or "", password, str(ca_file) if ca_file else "")
+    if key_file is not None and cert_file is None:
+        fail("--worker-key-file goes with --worker-cert-file")
+    access = WorkerAccess(user or "", password, *(str(path) if path else "" for path in (ca_file, cert_file, key_file)))
+    if ca_file is not None or cert_file is not None:
+        try:
+            access.context  # noqa: B018 (loads the CA and the certificate: a bad one is said now)
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "strerror", None) or error
+            fail(f"the workers' CA or the review's certificate cannot be used: {reason}")
+    return access
 
 
 @click.command()
@@ -177,6 +194,19 @@ def worker_access(user: str | None, password_file: Path | None, ca_file: Path | 
     "the system's CAs].",
 )
 @click.option(
+    "--worker-cert-file",
+    envvar="TPMON_WORKER_CERT_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With workers that ask their clients for a certificate: the review's, and --worker-key-file its key "
+    "[env TPMON_WORKER_CERT_FILE].",
+)
+@click.option(
+    "--worker-key-file",
+    envvar="TPMON_WORKER_KEY_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="[env TPMON_WORKER_KEY_FILE]",
+)
+@click.option(
     "--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/]."
 )
 @click.option("--lateness", type=DURATION, help="With files: how long to wait for out-of-order events.")
@@ -202,6 +232,8 @@ def report(
     worker_user: str | None,
     worker_password_file: Path | None,
     worker_ca_file: Path | None,
+    worker_cert_file: Path | None,
+    worker_key_file: Path | None,
     rules_path: Path | None,
     lateness: int | None,
     progress: bool | None,
@@ -230,7 +262,7 @@ def report(
     forgotten = forgotten_or_exit(forget_file)
     if workers and not prometheus_url:
         fail("--worker goes with --prometheus (a replay tells its stories from the events)")
-    access = worker_access(worker_user, worker_password_file, worker_ca_file)
+    access = worker_access(worker_user, worker_password_file, worker_ca_file, worker_cert_file, worker_key_file)
     if period < SHORTEST_PERIOD:
         fail(
             f"--period {format_duration(period)} is too short: a period is at least {format_duration(SHORTEST_PERIOD)}"

@@ -174,14 +174,19 @@ def web_config_or_exit(settings):  # type: ignore[no-untyped-def]
             fail(f"--personal-readers: {error}")
     if is_loopback(settings.web_host) or (web is not None and web.authenticates):
         return web
-    exposed = f"the web port on {settings.web_host or 'every address'} would serve customers' journeys to anyone"
+    where = settings.web_host or "every address"
     if not settings.insecure_web:
         why = "without a web configuration" if web is None else f"{settings.web_config} authenticates nobody"
         fail(
-            f"{exposed}: {why}. Give --web-config FILE with basic_auth_users (docs/SECURITY.md), listen on "
-            "127.0.0.1, or accept it with --insecure-web (TPMON_INSECURE_WEB=1) on a network you trust"
+            f"the web port on {where} would serve customers' journeys to anyone: {why}. Give --web-config FILE "
+            "with basic_auth_users (docs/SECURITY.md), listen on 127.0.0.1, or accept it with --insecure-web "
+            "(TPMON_INSECURE_WEB=1) on a network you trust"
         )
-    err.print(f"[yellow]warning:[/] {escape(exposed)} (--insecure-web)", soft_wrap=True)
+    err.print(
+        f"[yellow]warning:[/] the web port on {escape(where)} serves customers' journeys to anyone who reaches "
+        "it, unauthenticated (--insecure-web)",
+        soft_wrap=True,
+    )
     return web
 
 

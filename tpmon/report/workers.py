@@ -16,10 +16,15 @@ class WorkerAccess:
     user: str = ""
     password: str = ""
     ca_file: str = ""  # the CA of the workers' certificates (https); empty: the system's CAs
+    cert_file: str = ""  # the review's own certificate, for workers that ask their clients for one
+    key_file: str = ""
 
     @cached_property
     def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file or None)
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file or None)
+        return context
 
     def headers(self) -> dict[str, str]:
         if not self.user:
