@@ -91,14 +91,16 @@ class Journey:
         }
 
     @classmethod
-    def from_record(cls, record: dict, decoder: Decoder | None = None) -> Journey:
+    def from_record(cls, record: dict, decoder: Decoder | None = None, drop: Personal | None = None) -> Journey:
         """The journey back from its record, as stored in the journeys topic. An event an earlier
         version kept as the message alone is decoded again (``decoder``: the catalog's) into its entry;
         one that cannot be (without a decoder, or a catalog that no longer reads it) keeps the
-        contract's fields found at their own names, and one without a valid instant is dropped."""
+        contract's fields found at their own names, and one without a valid instant is dropped.
+        ``drop``: personal fields to take out of the entries (kept by a catalog that kept them, or
+        before they were declared personal), so a journey written again is written without them."""
         journey = cls(record["customer_id"])
         for data in record["events"]:
-            kept = _entry_of(data, decoder, journey.customer)
+            kept = _entry_of(data, decoder, journey.customer, drop or None)
             if kept is None:
                 journey.dropped_events += 1
                 continue
@@ -168,9 +170,14 @@ def is_entry(data: object) -> bool:
     return type(data) is dict and type(data.get("fields")) is dict and "raw" in data and "source" in data
 
 
-def _entry_of(data: dict, decoder: Decoder | None, customer: str) -> tuple[int, str, bytes] | None:
+def _entry_of(
+    data: dict, decoder: Decoder | None, customer: str, drop: Personal | None = None
+) -> tuple[int, str, bytes] | None:
     if is_entry(data):
         at = parse_timestamp(data["occurred_at"]) if type(data.get("occurred_at")) is str else None
+        personal = drop.get(data["type"]) if drop and type(data.get("type")) is str else None
+        if personal:
+            without_personal(data, personal)
         return (at, str(data.get("event_id", "")), json_bytes(data)) if at is not None else None
     raw = json_bytes(data)
     if decoder is not None:
@@ -182,7 +189,7 @@ def _entry_of(data: dict, decoder: Decoder | None, customer: str) -> tuple[int, 
             if type(decoded) is Event:
                 if not source:
                     decoded.source = contract.source_of_type(decoded.type) or ""
-                return decoded.at, decoded.id, entry(decoded)
+                return decoded.at, decoded.id, entry(decoded, drop)
     at = parse_timestamp(data["occurred_at"]) if type(data.get("occurred_at")) is str else None
     if at is None:
         return None
@@ -196,6 +203,10 @@ def _entry_of(data: dict, decoder: Decoder | None, customer: str) -> tuple[int, 
         "fields": {},
         "raw": orjson.Fragment(raw),
     }
+    personal = drop.get(view["type"]) if drop else None
+    if personal:
+        without_personal({**view, "raw": data}, personal)  # (data is the message: taken out of it in place)
+        view["raw"] = orjson.Fragment(json_bytes(data))
     return at, view["event_id"], json_bytes(view)
 
 

@@ -851,7 +851,9 @@ class Partitions:
             stored = self.journey_store.get(customer)
             try:
                 journey = (
-                    Journey.from_record(orjson.loads(stored), self.catalog.decoder) if stored else Journey(customer)
+                    Journey.from_record(orjson.loads(stored), self.catalog.decoder, journeys.drop)
+                    if stored
+                    else Journey(customer)
                 )
             except Exception as error:  # a stored journey this version cannot read: it starts again
                 self._failed(part, Failure(RESTORE, error, customer=customer))

@@ -457,3 +457,19 @@ def test_a_personal_choice_is_not_quoted_either(tmp_path: Path) -> None:
     }
     rejected = catalog.decoder.decode(orjson.dumps(message), "crm")
     assert not isinstance(rejected, Event) and "secret-channel" not in rejected.detail, rejected
+
+
+def test_a_journey_kept_with_personal_fields_is_written_again_without_them_once_the_catalog_drops_them(
+    folders: dict[str, Path],
+) -> None:
+    from monitor.journeys import Journey
+
+    kept, dropped = load_catalog(folders["keep"]), load_catalog(folders["drop"])
+    journeys = Journeys.of(kept)
+    for source, raw in messages("c-1"):
+        journeys.add_event(decoded(kept, source, raw))
+    record = orjson.loads(orjson.dumps(journeys.get("c-1").record()))  # type: ignore[union-attr]
+    assert leaks(orjson.dumps(record))
+    again = Journey.from_record(record, dropped.decoder, Journeys.of(dropped).drop)
+    written = orjson.dumps(again.record())
+    assert not leaks(written) and b"B-c-1" in written and len(again.events) == 4
