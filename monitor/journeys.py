@@ -15,6 +15,9 @@ from and its declared fields as decoded, timestamps as RFC 3339), so that storie
 not know the source's shape, beside the message as it was sent (``raw``: extras and envelope kept).
 Records of an earlier version kept the message alone; ``Journey.from_record`` converts them.
 
+Fields declared ``personal: true`` are taken out of both as each entry is made (``entry``), unless the
+catalog says ``journeys: {personal: keep}`` (``Journeys.of``; monitor.personal); stories never show them.
+
 Entries older than ``max_age`` before the newest event of that journey are dropped, then the oldest
 beyond ``max_events`` (and ``max_outcomes``), then the oldest events while the events kept are more than
 ``max_bytes`` (the newest always stays, whatever its size): a record is stored and sent whole, so a few
@@ -27,6 +30,7 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import msgspec
 import orjson
@@ -38,6 +42,10 @@ from .conventions import OTHER_TYPE
 from .durations import parse_duration
 from .engine.outcome import Outcome
 from .events import FIRST_INSTANT, Event, format_timestamp, json_bytes, parse_timestamp
+from .personal import Personal, without_personal
+
+if TYPE_CHECKING:
+    from .catalog.model import Catalog
 
 DEFAULT_MAX_EVENTS = 200
 DEFAULT_MAX_OUTCOMES = 200
@@ -115,8 +123,9 @@ class Journey:
 _DECLARED: dict[type[msgspec.Struct], tuple[str, ...]] = {}
 
 
-def entry(event: Event) -> bytes:
-    """An event as a journey keeps it: the contract's view of it beside the message as it was sent."""
+def entry(event: Event, drop: Personal | None = None) -> bytes:
+    """An event as a journey keeps it: the contract's view of it beside the message as it was sent,
+    without its type's personal fields when ``drop`` (the contract's, by type) names some."""
     fields = event.fields
     names = _DECLARED.get(type(fields))
     if names is None:
@@ -126,17 +135,23 @@ def entry(event: Event) -> bytes:
         value = getattr(fields, name)
         if value is not None:  # (an optional field the event does not carry)
             declared[name] = value
-    return json_bytes(
-        {
-            "type": event.type,
-            "occurred_at": fields.occurred_at,  # type: ignore[attr-defined]
-            "customer_id": event.customer,
-            "event_id": event.id,
-            "source": event.source,
-            "fields": declared,
-            "raw": orjson.Fragment(event.raw.rstrip(b"\r\n")),
-        }
-    )
+    view = {
+        "type": event.type,
+        "occurred_at": fields.occurred_at,  # type: ignore[attr-defined]
+        "customer_id": event.customer,
+        "event_id": event.id,
+        "source": event.source,
+        "fields": declared,
+        "raw": orjson.Fragment(event.raw.rstrip(b"\r\n")),
+    }
+    personal = drop.get(event.type) if drop else None
+    if personal:  # only these types pay for parsing the message again
+        try:
+            view["raw"] = orjson.loads(event.raw)
+        except orjson.JSONDecodeError:  # (a valid event is JSON: never, but never kept unread either)
+            view["raw"] = None
+        without_personal(view, personal)
+    return json_bytes(view)
 
 
 def current(stored: bytes, decoder: Decoder) -> bytes:
@@ -193,12 +208,24 @@ class Journeys:
         max_outcomes: int = DEFAULT_MAX_OUTCOMES,
         max_age: int = DEFAULT_MAX_AGE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        drop: Personal | None = None,
     ) -> None:
+        """``drop``: the personal fields to take out of each event kept, by type (``Journeys.of``)."""
         if max_events < 1 or max_outcomes < 1 or max_age <= 0 or max_bytes < 1:
             raise ValueError("journey bounds must be positive")
         self.max_events, self.max_outcomes, self.max_age = max_events, max_outcomes, max_age
         self.max_bytes = max_bytes
+        self.drop = drop or None
         self.by_customer: dict[str, Journey] = {}
+
+    @classmethod
+    def of(cls, catalog: Catalog, **bounds: int) -> Journeys:
+        """The journeys a catalog keeps: for its retention, with or without personal fields as its
+        ``journeys: {personal: keep|drop}`` says (live and replay alike build them here)."""
+        settings = catalog.journeys
+        bounds.setdefault("max_age", settings.retention)
+        drop = None if settings.keeps_personal else catalog.contract.personal
+        return cls(**bounds, drop=drop)
 
     def __len__(self) -> int:
         return len(self.by_customer)
@@ -232,7 +259,7 @@ class Journeys:
 
     def add_event(self, event: Event) -> Journey:
         journey = self._journey(event.customer)
-        kept = entry(event)
+        kept = entry(event, self.drop)
         if _insert(journey.events, (event.at, event.id, kept)):
             journey.event_bytes += len(kept)
         self._trim(journey)
@@ -305,14 +332,15 @@ def _drop_old(entries: list[tuple], oldest: int, limit: int) -> list[tuple]:
 
 def describe(view: dict, contract: Contract) -> str:
     """What a story says about one event (a journey's entry): its declaration's ``story`` template, or
-    without one a few of its declared fields, by name."""
+    without one a few of its declared fields, by name, never a personal one (a template cannot name
+    one: the catalog would not load)."""
     fields = view.get("fields") or {}
     declared = contract.declaration(view.get("type", ""))
     if declared is not None and declared.story is not None:
         values = {**fields, **{name: view.get(name) for name in CONTRACT_FIELDS}}
         text = declared.story.render(values)
     else:
-        names = [f.name for f in declared.fields] if declared is not None else list(fields)
+        names = [f.name for f in declared.fields if not f.personal] if declared is not None else list(fields)
         shown = [name for name in names if name in fields][:FEW_FIELDS]
         text = ", ".join(f"{name} {render_value(fields[name])}" for name in shown)
     return text if len(text) <= DETAIL else text[: DETAIL - 1] + "…"

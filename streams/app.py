@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 import faust
+import orjson
 from faust.sensors import Monitor
 from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -40,10 +41,11 @@ from prometheus_client.registry import Collector
 from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
 from monitor.erasures import Request
-from monitor.events import format_timestamp
+from monitor.events import format_timestamp, json_bytes
 from monitor.journeys import current
 from monitor.metrics import Metrics
 from monitor.observe.windows import PROFILES
+from monitor.personal import for_reader
 from monitor.state import vital_few
 
 from .erasures import ErasureReader
@@ -62,6 +64,8 @@ from .seam import (
     table_data,
 )
 from .settings import Settings
+from .webauth import web_server_options
+from .webconfig import WebConfig
 
 log = logging.getLogger("tpmon.forget")
 
@@ -259,7 +263,8 @@ class App(faust.App):
         return BatchTransport(self.conf.broker_consumer, self)
 
 
-def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partitions]:
+def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = None) -> tuple[faust.App, Partitions]:
+    """``web``: the web port's TLS and basic authentication (streams.webconfig), if any."""
     catalog = catalog.scaled(PROFILES[settings.profile].scale)
     app = App(
         settings.app_id,
@@ -284,6 +289,7 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
         TableManager=SeekFirstTableManager,  # see streams.seam: messages lost when taking over partitions
         monitor=OffsetsMonitor(),
+        **web_server_options(web, settings.web_ca_file),
     )
     topic_of = settings.topics_of(catalog.contract.source_names)  # source -> its topic
     source_topics = tuple(topic_of.values())
@@ -562,7 +568,11 @@ def create_app(settings: Settings, catalog: Catalog) -> tuple[faust.App, Partiti
         stored = journeys.data.get(customer_id.encode())
         if stored is None:
             return web.json({"error": f"no journey for customer {customer_id!r}"}, status=404)
-        return web.bytes(current(stored, catalog.decoder), content_type="application/json")
+        answer = current(stored, catalog.decoder)
+        if catalog.contract.personal:  # shown to personal readers only (monitor.personal)
+            user = request.get("tpmon.user")  # the web configuration's authenticated user; absent without one
+            answer = json_bytes(for_reader(orjson.loads(answer), catalog.contract, user, settings.readers))
+        return web.bytes(answer, content_type="application/json")
 
     @app.page("/forget/{customer_id}")
     class Forget(faust.web.View):

@@ -467,7 +467,7 @@ class Partitions:
     def _restore(self, number: int) -> Partition:
         engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
         part = Partition(number, engine, Inputs(self.lateness), History(self.lateness))
-        part.journeys = Journeys(max_age=self.journey_age)
+        part.journeys = Journeys.of(self.catalog, max_age=self.journey_age)
         part.since = self._since(None, None)
         freeing: set[str] = set()
         whole = True  # the partition's record read back (else no customer record can be said newer)

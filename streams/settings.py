@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from monitor.conventions import DEAD_LETTER_TOPIC, FORGET_TOPIC, JOURNEYS_TOPIC
 from monitor.durations import parse_duration
 from monitor.observe.windows import PROFILES
+from monitor.personal import parse_readers
 
 ENV_PREFIX = "TPMON_"
 
@@ -20,6 +21,9 @@ class Settings:
     app_id: str = "tpmon"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    web_config: str = ""  # the web configuration file (streams.webconfig): TLS and basic authentication
+    web_ca_file: str = ""  # the CA of the other workers' web certificates (requests forwarded to them)
+    insecure_web: bool = False  # serve beyond loopback without a web configuration (tpmon worker warns)
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
     # test: the touchpoints' rolling state windows divided by 60 (1h -> 1m), as `tpmon rules render
@@ -33,6 +37,9 @@ class Settings:
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     journeys_topic: str = JOURNEYS_TOPIC
     forget_topic: str = FORGET_TOPIC  # requests to forget a customer (tpmon forget), read by every worker
+    # The web users (of the web configuration) who see personal fields in /journeys, comma-separated;
+    # nobody else does, and without a web configuration nobody (docs/SECURITY.md).
+    personal_readers: str = ""
     partitions: int = 4
     dedup_retention: str = "48h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
@@ -109,6 +116,11 @@ class Settings:
         return dict(zip(sources, given, strict=True))
 
     @property
+    def readers(self) -> tuple[str, ...]:
+        """The personal readers, by name (``personal_readers``)."""
+        return parse_readers(self.personal_readers)
+
+    @property
     def broker_url(self) -> str:
         return ",".join(f"kafka://{host.strip()}" for host in self.bootstrap.split(","))
 
@@ -151,6 +163,12 @@ class Settings:
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()} must be 1 or 0, not {raw!r}")
     if kind is int:
         try:
             return int(raw)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from ruamel.yaml import YAML
 
 from monitor.observe.prometheus import PARTITION_SERIES
@@ -75,3 +76,18 @@ def test_promtool_accepts_the_compose_prometheus_config(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_stacks_workers_start_on_its_network():
+    """The image listens beyond loopback, which a worker refuses without a web configuration that
+    authenticates: the local stack says it accepts that (docs/SECURITY.md), the image alone does not."""
+    from streams.settings import Settings
+    from tpmon.commands.worker import web_config_or_exit
+
+    stack = {name: str(value) for name, value in compose()["services"]["worker"]["environment"].items()}
+    assert web_config_or_exit(Settings.load(stack)) is None  # starts, warning
+    image = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("ENV ")]
+    assert any("TPMON_WEB_HOST=0.0.0.0" in line for line in image)
+    assert not any("TPMON_INSECURE_WEB" in line for line in image)
+    with pytest.raises(SystemExit):
+        web_config_or_exit(Settings.load({"TPMON_WEB_HOST": "0.0.0.0"}))

@@ -325,9 +325,9 @@ def catalog_with(tmp_path, settings: str, answer_fields: str = ""):  # type: ign
     if answer_fields:
         events = rules / "events.yaml"
         text = events.read_text()
-        declared = "fields: {survey_id: string, survey: [nps, csat, ces], score: number}"
+        declared = "optional: {comment: {kind: string, personal: true}}"  # (the shipped optional fields)
         assert declared in text
-        events.write_text(text.replace(declared, f"{declared}\n    optional: {answer_fields}"))
+        events.write_text(text.replace(declared, f"optional: {{{answer_fields[1:-1]}, {declared[11:-1]}}}"))
     (rules / "settings.yaml").write_text(f"version: 1\n{settings}\n")
     return validate_catalog(rules)
 

@@ -35,6 +35,7 @@ from .model import (
     DEFAULT_GRAFANA,
     DEFAULT_LATENESS,
     DEFAULT_MAX_FUTURE,
+    DROP,
     Catalog,
     JourneySettings,
     Match,
@@ -154,6 +155,10 @@ def _message(error: dict, kind: str | None) -> str:
         return f"is not a field{hint}"
     if kind_of_error == "literal_error" and error["loc"] == ("version",):
         return f"must be 1 (the catalog format this tpmon reads), not {error['input']!r}"
+    if kind_of_error == "literal_error" and error["loc"] == ("journeys", "personal"):
+        return (
+            f"must be keep or drop (whether journeys keep the fields declared personal: true), not {error['input']!r}"
+        )
     if kind_of_error == "string_pattern_mismatch":
         return f"must be lowercase letters and digits joined by '-', such as 'bill-correct', not {error['input']!r}"
     if kind_of_error == "union_tag_not_found":
@@ -267,6 +272,13 @@ def _touchpoint(report: _Report, path: Path_, spec: _Touchpoint, known: _Contrac
                         (*path, "key"),
                         f"'{event_type}' events (in {role}) have no field '{key}' to key on"
                         + (f"; did you mean '{hint[0]}'?" if hint else ""),
+                    )
+                elif key in known.contract.personal_names_of(event_type):
+                    report.add(
+                        (*path, "key"),
+                        f"'{key}' is a personal field of '{event_type}' (personal: true): a touchpoint's key is "
+                        "written in every outcome (the outcomes topic, journeys, the review), so it cannot be "
+                        "personal; key on an identifier such as an order or ticket id",
                     )
                 elif key not in known.contract.required_fields_of(event_type):
                     report.warn(
@@ -477,6 +489,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
     runbook_seen: dict[str, str] = {}
     grafana_seen: dict[str, str] = {}
     retention_seen: dict[int, str] = {}  # journeys.retention
+    personal_seen: dict[str, str] = {}  # journeys.personal
     impact_seen: dict[str, dict] = {name: {} for name in IMPACT_SETTINGS}  # impact's settings, as runbook's
     about_lines: list[int] = []  # the line of each field of the first impact.about
     state_seen: dict[str, dict[object, tuple[str, int]]] = {"window": {}, "timezone": {}, "confidence": {}}
@@ -539,6 +552,9 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 retention_seen.setdefault(
                     parse_duration(file_spec.journeys.retention), f"{name}:{report.line_of(where)}"
                 )
+            if file_spec.journeys is not None and file_spec.journeys.personal is not None:
+                where = ("journeys", "personal")
+                personal_seen.setdefault(file_spec.journeys.personal, f"{name}:{report.line_of(where)}")
         except ValidationError as error:
             _validation_problems(report, error, ())
             # Still check the touchpoints, so that one run shows every error.
@@ -619,12 +635,12 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
                 f"{format_duration(v) if isinstance(v, int) else list(v)} at {at}" for v, at in seen.items()
             )
             problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
-    for setting, texts in (("runbook", runbook_seen), ("grafana", grafana_seen)):
+    for setting, texts in (("runbook", runbook_seen), ("grafana", grafana_seen), ("journeys.personal", personal_seen)):
         if len(texts) > 1:
             where = ", ".join(f"{v!r} at {at}" for v, at in texts.items())
             problems.append(Problem(str(root), 0, setting, f"is set to different values: {where}"))
         for value, at in texts.items():
-            if not value.startswith(("http://", "https://")):
+            if setting != "journeys.personal" and not value.startswith(("http://", "https://")):
                 file, _, line = at.rpartition(":")
                 problems.append(Problem(file, int(line), setting, f"must be an http(s) URL, not {value!r}"))
     if not first_seen and not any(p.severity == ERROR for p in problems):
@@ -649,7 +665,7 @@ def validate_catalog(path: str | Path) -> tuple[Catalog | None, list[Problem]]:
         next(iter(impact_seen["left"]), next(iter(impact_seen["attribution"]), DEFAULT_ATTRIBUTION)),
         zone,
         confidence,
-        journeys=JourneySettings(retention),
+        journeys=JourneySettings(retention, next(iter(personal_seen), DROP)),
         attribution_surveys=next(
             iter(impact_seen["surveys"]), next(iter(impact_seen["attribution"]), DEFAULT_ATTRIBUTION)
         ),

@@ -23,14 +23,22 @@ DEFAULT_GRAFANA = "http://localhost:3000"  # as docker-compose serves it
 DEFAULT_ATTRIBUTION = 30 * 86_400_000_000  # impact: {attribution: 30d}, in microseconds
 DEFAULT_CONFIDENCE = 0.99  # state: {confidence: 0.99}, one-sided (monitor.state)
 DEFAULT_JOURNEY_RETENTION = 30 * 86_400_000_000  # journeys: {retention: 30d} at least (monitor.catalog.journeys)
+KEEP, DROP = "keep", "drop"  # journeys: {personal: drop}: what journeys do with personal fields
 
 
 @dataclass(frozen=True)
 class JourneySettings:
     """``journeys:`` in the catalog. ``retention``: how far back of its newest entry a journey keeps
-    events and outcomes, and how long a journey with nothing new is kept (microseconds)."""
+    events and outcomes, and how long a journey with nothing new is kept (microseconds). ``personal``:
+    ``drop`` (the default) takes the fields declared ``personal: true`` out of every event a journey
+    keeps (its contract view and its message, ``raw``); ``keep`` keeps them (monitor.personal)."""
 
     retention: int = DEFAULT_JOURNEY_RETENTION
+    personal: str = DROP
+
+    @property
+    def keeps_personal(self) -> bool:
+        return self.personal == KEEP
 
 
 @dataclass(frozen=True)

@@ -135,9 +135,11 @@ class ImpactSpec(_Strict):
 
 
 class JourneysSpec(_Strict):
-    """What journeys keep: ``retention``, how long (monitor.catalog.journeys)."""
+    """What journeys keep: ``retention``, how long (monitor.catalog.journeys); ``personal``, whether
+    they keep the fields declared ``personal: true`` (``keep``) or not (``drop``, the default)."""
 
     retention: Duration | None = None
+    personal: Literal["keep", "drop"] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -63,7 +63,7 @@ RESERVED = frozenset(
     ]
 )
 SOURCE_KEYS = ("name", "format", "time", "date", "fields", "silent_after", "calendar")
-FIELD_KEYS = ("kind", "at", "format")
+FIELD_KEYS = ("kind", "at", "format", "personal")
 EVENT_KEYS = ("type", "source", "fields", "optional", "story")
 CUSTOMER_KEYS = ("joined", "left")
 
@@ -218,7 +218,8 @@ class Declarations:
         story = None
         if "story" in raw:
             kinds = {**dict(COMMON), "source": STRING, **{f.name: f.kind for f in fields}}
-            story = compile_template(raw["story"], event_type, kinds)
+            personal = frozenset(f.name for f in fields if f.personal)
+            story = compile_template(raw["story"], event_type, kinds, personal)
             if isinstance(story, str):
                 say((*path, "story"), story)
                 story = None
@@ -240,12 +241,19 @@ class Declarations:
             say(path, f"'{name}' is declared twice")
             return None
         pointer_text = date_format = None
+        personal = False
         if isinstance(written, dict):
             unknown = [key for key in written if key not in FIELD_KEYS]
             for key in unknown:
                 say((*path, key), f"is not a field{_hint(key, FIELD_KEYS)}; allowed here: {', '.join(FIELD_KEYS)}")
             if "kind" not in written:
                 say(path, "is required: kind")
+                return None
+            personal = written.get("personal", False)
+            if type(personal) is not bool:
+                say(
+                    (*path, "personal"), f"must be true or false (whether the field is personal data), not {personal!r}"
+                )
                 return None
             pointer_text, date_format, written = written.get("at"), written.get("format"), written["kind"]
         kind = kind_of(written)
@@ -266,7 +274,7 @@ class Declarations:
             pointer = _pointer(say, (*path, "at"), pointer_text)
             if pointer is None:
                 return None
-        return Field(name, kind, pointer if pointer is not None else (), required, date_format is not None)
+        return Field(name, kind, pointer if pointer is not None else (), required, date_format is not None, personal)
 
     def contract(self) -> Contract:
         """The contract, once every file is read; the checks that need all of them."""
@@ -327,6 +335,13 @@ class Declarations:
                         "[nps, csat, ces]) and score (a number) to be an answer",
                     )
                     continue
+                if names["survey"].personal or names["score"].personal:
+                    say(
+                        (*path, index),
+                        f"'{event_type}' declares survey or score personal (personal: true): an answer's survey "
+                        "is a metric label and its score is in the review, so neither can be personal",
+                    )
+                    continue
                 valid.append(event_type)
             answers = frozenset(valid)
         sources = tuple(source for source, _, _ in self.sources.values())
@@ -351,7 +366,7 @@ def _in_source(written: Field, source: Source) -> Field:
     kind = written.kind
     if kind.date_format is not None and not written.own_format and source.date != kind.date_format.text:
         kind = date_kind(DateFormat(source.date))
-    return Field(written.name, kind, pointer, written.required, written.own_format)
+    return Field(written.name, kind, pointer, written.required, written.own_format, written.personal)
 
 
 def _items(data: dict, key: str, say: Say) -> list:

@@ -329,7 +329,11 @@ class Decoder:
                 continue
             read = field.kind.read(value, _label(field.name, pointer, written), time_format)
             if type(read) is tuple:
-                return Reject(read[0], read[1], raw, source)  # type: ignore[index]
+                detail = read[1]  # type: ignore[index]
+                if field.personal:  # a detail is printed (tpmon produce) and kept apart: never the value
+                    label = _label(field.name, pointer, written)
+                    detail = f"{label} is not a valid {field.kind.name} (a personal field: its value is not quoted)"
+                return Reject(read[0], detail, raw, source)  # type: ignore[index]
             normal[field.name] = read
         try:
             fields = msgspec.convert(normal, self._lenient[declared.type])

@@ -52,6 +52,7 @@ class Field:
     pointer: Pointer
     required: bool = True
     own_format: bool = False  # a date whose declaration says its format (else its source's)
+    personal: bool = False  # a name, an e-mail, free text: never in logs, metrics, stories, the review
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,16 @@ class Contract:
         """Every field an event of this declared type may carry, with its kind."""
         declared = self._by_type[event_type]
         return {**dict(COMMON), **{f.name: f.kind for f in declared.fields}}
+
+    @cached_property
+    def personal(self) -> dict[str, tuple[Field, ...]]:
+        """The personal fields (``personal: true``) of each type that has some."""
+        found = {d.type: tuple(f for f in d.fields if f.personal) for d in self.events}
+        return {event_type: kept for event_type, kept in found.items() if kept}
+
+    def personal_names_of(self, event_type: str) -> frozenset[str]:
+        """The names of a type's personal fields (none for a type declared nowhere)."""
+        return frozenset(f.name for f in self.personal.get(event_type, ()))
 
     def required_fields_of(self, event_type: str) -> frozenset[str]:
         declared = self._by_type[event_type]

@@ -65,9 +65,12 @@ def _sample(kind: Kind) -> object:
     return kind.samples[0]
 
 
-def compile_template(text: object, event_type: str, fields: dict[str, Kind]) -> Template | str:
+def compile_template(
+    text: object, event_type: str, fields: dict[str, Kind], personal: frozenset[str] = frozenset()
+) -> Template | str:
     """The template, or why it is none (with a did-you-mean for a misspelt field). ``fields``: every
-    field the type may carry, with its kind (the contract's fields included)."""
+    field the type may carry, with its kind (the contract's fields included); ``personal``: those
+    declared ``personal: true``, which a story never shows."""
     if not isinstance(text, str):
         return f"must be text such as 'bill {{bill_id}}: {{amount:.2f}}', not {text!r}"
     try:
@@ -90,6 +93,12 @@ def compile_template(text: object, event_type: str, fields: dict[str, Kind]) -> 
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; it has {', '.join(known)}"
             return f"'{{{name}}}' is not a field of '{event_type}'{hint}"
+        if name in personal:
+            return (
+                f"'{{{name}}}' is a personal field of '{event_type}' (personal: true): stories are shown on "
+                "the walls, in the review and to every reader of the worker's /stories, so they never "
+                "show personal data; name another field"
+            )
         spec = spec or ""
         if "{" in spec or "}" in spec:
             return f"'{{{name}:{spec}}}': a format cannot hold a field"

@@ -116,9 +116,21 @@ BY = "touchpoint, stage, owner"
 PARTITION_SERIES = [{"source_labels": ["partition"], "regex": ".+", "target_label": "instance", "replacement": ""}]
 
 
-def scrape_job(targets: list[str]) -> dict:
-    """The scrape configuration of the workers at ``targets`` (HOST:PORT each)."""
-    return {"job_name": "tpmon", "static_configs": [{"targets": targets}], "metric_relabel_configs": PARTITION_SERIES}
+def scrape_job(
+    targets: list[str], scheme: str = "http", basic_auth: dict | None = None, tls_config: dict | None = None
+) -> dict:
+    """The scrape configuration of the workers at ``targets`` (HOST:PORT each). Workers with a web
+    configuration (docs/SECURITY.md) are scraped with ``scheme`` https when they serve TLS, ``basic_auth``
+    ({"username": ..., "password_file": ...}) when they ask for a password and ``tls_config`` (its
+    "ca_file": the CA of their certificates; "cert_file" and "key_file" when they ask for one)."""
+    job: dict = {"job_name": "tpmon"}
+    if scheme != "http":
+        job["scheme"] = scheme
+    if basic_auth:
+        job["basic_auth"] = dict(basic_auth)
+    if tls_config:
+        job["tls_config"] = dict(tls_config)
+    return {**job, "static_configs": [{"targets": targets}], "metric_relabel_configs": PARTITION_SERIES}
 
 
 def wilson(reliability: str, decided: str, z: float, side: str) -> str:

@@ -129,7 +129,7 @@ def stories_are_told_in_the_catalogs_terms(
     declared types with what its story: templates say, never the source's own fields: the same line
     a replay of the same files tells of that customer."""
     catalog = load_catalog(example.folder)
-    journeys = Journeys(max_age=catalog.journeys.retention)
+    journeys = Journeys.of(catalog)
     run = Replay(catalog, journeys=journeys)
     with contextlib.ExitStack() as stack:
         feed(run, open_inputs(stack, list(example.files.items())), False)

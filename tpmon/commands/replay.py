@@ -170,7 +170,7 @@ def replay(
                 where = f"line {number}: " if number is not None else ""
                 err.print(f"{where}{text}", style="red", markup=False, highlight=False, soft_wrap=True)
 
-        journeys = Journeys(max_age=catalog.journeys.retention) if journeys_out else None
+        journeys = Journeys.of(catalog) if journeys_out else None
         run = Replay(
             catalog,
             lateness=lateness,

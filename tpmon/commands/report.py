@@ -93,6 +93,27 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say, json_path: Pa
     return judged, text
 
 
+def worker_access(user: str | None, password_file: Path | None, ca_file: Path | None):  # type: ignore[no-untyped-def]
+    """The credentials and CA for the workers' web views (their web configuration: docs/SECURITY.md)."""
+    import os
+
+    from ..report.workers import WorkerAccess
+
+    password = os.environ.get("TPMON_WORKER_PASSWORD", "")
+    if password_file is not None:
+        try:
+            password = next(iter(password_file.read_text().splitlines()), "")
+        except OSError as error:
+            fail(f"--worker-password-file {password_file}: {error.strerror}")
+    if password and not user:
+        fail("a worker password without --worker-user (TPMON_WORKER_USER): whose is it?")
+    if user and not password:
+        fail(f"--worker-user {user}: give the password in TPMON_WORKER_PASSWORD or --worker-password-file")
+    if ca_file is not None and not ca_file.is_file():
+        fail(f"--worker-ca-file {ca_file}: no such file")
+    return WorkerAccess(user or "", password, str(ca_file) if ca_file else "")
+
+
 @click.command()
 @click.argument("inputs", nargs=-1, metavar="[SOURCE=]EVENTS...")
 @click.option(
@@ -137,6 +158,25 @@ def write(catalog, found: Evidence, out_path: Path, now: int, say, json_path: Pa
     help="With --prometheus: a worker's web address to tell stories from (its /stories); repeat for each.",
 )
 @click.option(
+    "--worker-user",
+    envvar="TPMON_WORKER_USER",
+    help="With --worker: the user of the workers' basic authentication; the password is read from "
+    "TPMON_WORKER_PASSWORD or --worker-password-file [env TPMON_WORKER_USER].",
+)
+@click.option(
+    "--worker-password-file",
+    envvar="TPMON_WORKER_PASSWORD_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding that user's password (its first line) [env TPMON_WORKER_PASSWORD_FILE].",
+)
+@click.option(
+    "--worker-ca-file",
+    envvar="TPMON_WORKER_CA_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --worker https://...: the CA of the workers' certificates [env TPMON_WORKER_CA_FILE; default "
+    "the system's CAs].",
+)
+@click.option(
     "--rules", "rules_path", type=click.Path(path_type=Path), help="Catalog file or folder [default: rules/]."
 )
 @click.option("--lateness", type=DURATION, help="With files: how long to wait for out-of-order events.")
@@ -159,6 +199,9 @@ def report(
     until: Bound | None,
     profile: str,
     workers: tuple[str, ...],
+    worker_user: str | None,
+    worker_password_file: Path | None,
+    worker_ca_file: Path | None,
     rules_path: Path | None,
     lateness: int | None,
     progress: bool | None,
@@ -187,6 +230,7 @@ def report(
     forgotten = forgotten_or_exit(forget_file)
     if workers and not prometheus_url:
         fail("--worker goes with --prometheus (a replay tells its stories from the events)")
+    access = worker_access(worker_user, worker_password_file, worker_ca_file)
     if period < SHORTEST_PERIOD:
         fail(
             f"--period {format_duration(period)} is too short: a period is at least {format_duration(SHORTEST_PERIOD)}"
@@ -215,7 +259,7 @@ def report(
                 found = evidence(catalog, prometheus_url, back or 0, period, PROFILES[profile], ends, say, begins)
             except PrometheusError as error:
                 fail(str(error), 1)
-            found.stories, notes = stories(workers, review(catalog, found).story_order(), say, catalog)
+            found.stories, notes = stories(workers, review(catalog, found).story_order(), say, catalog, access)
             if not workers:
                 notes = ["Prometheus keeps no journeys: with --worker URL the review tells the stories a worker keeps."]
             found.notes += notes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from ..output import err, fail
 from .catalog import catalog_or_exit
@@ -17,7 +18,30 @@ from .catalog import catalog_or_exit
 @click.option(
     "--web-port", type=int, help="Port of /metrics, /touchpoints and /journeys [env TPMON_WEB_PORT; default 6066]."
 )
-@click.option("--web-host", help="Address the web port listens on [env TPMON_WEB_HOST; default 127.0.0.1].")
+@click.option(
+    "--web-host",
+    help="Address the web port listens on [env TPMON_WEB_HOST; default 127.0.0.1]; beyond loopback, with "
+    "--web-config (or --insecure-web).",
+)
+@click.option(
+    "--web-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The web port's TLS and basic authentication, in the Prometheus exporters' web configuration format "
+    "(docs/SECURITY.md) [env TPMON_WEB_CONFIG].",
+)
+@click.option(
+    "--web-ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With TLS: the CA of the other workers' web certificates, which requests for their customers are "
+    "forwarded to [env TPMON_WEB_CA_FILE; default the system's CAs].",
+)
+@click.option(
+    "--insecure-web",
+    is_flag=True,
+    default=None,
+    help="Serve the web port beyond loopback without authentication: anyone who reaches it reads customers' "
+    "journeys [env TPMON_INSECURE_WEB=1].",
+)
 @click.option(
     "--rules",
     "rules_path",
@@ -34,6 +58,12 @@ from .catalog import catalog_or_exit
 )
 @click.option("--data-dir", help="The worker's local folder [env TPMON_DATA_DIR; default .tpmon/worker].")
 @click.option(
+    "--personal-readers",
+    metavar="USER,...",
+    help="Web users who see personal fields in /journeys (when the catalog keeps them); nobody else does "
+    "[env TPMON_PERSONAL_READERS; default nobody].",
+)
+@click.option(
     "--loglevel",
     envvar="TPMON_LOGLEVEL",
     default="warning",
@@ -45,6 +75,9 @@ def worker(
     bootstrap: str | None,
     web_port: int | None,
     web_host: str | None,
+    web_config: Path | None,
+    web_ca_file: Path | None,
+    insecure_web: bool | None,
     rules_path: Path | None,
     app_id: str | None,
     topics: str | None,
@@ -52,6 +85,7 @@ def worker(
     lateness: str | None,
     max_future: str | None,
     data_dir: str | None,
+    personal_readers: str | None,
     loglevel: str,
 ) -> None:
     """Run a worker: judge the source topics' events live, serve /metrics, /touchpoints and /journeys/ID.
@@ -72,6 +106,9 @@ def worker(
             bootstrap=bootstrap,
             web_port=web_port,
             web_host=web_host,
+            web_config=str(web_config) if web_config else None,
+            web_ca_file=str(web_ca_file) if web_ca_file else None,
+            insecure_web=insecure_web,
             rules=str(rules_path) if rules_path else None,
             app_id=app_id,
             topics=topics,
@@ -79,9 +116,11 @@ def worker(
             lateness=lateness,
             max_future=max_future,
             data_dir=data_dir,
+            personal_readers=personal_readers,
         )
     except ValueError as error:
         fail(str(error))
+    web = web_config_or_exit(settings)
     catalog = catalog_or_exit(Path(settings.rules) if settings.rules else None)
     try:
         settings.topics_of(catalog.contract.source_names)
@@ -92,10 +131,11 @@ def worker(
     except OSError as error:
         fail(f"cannot use {settings.data_dir} as the worker's folder: {error.strerror}")
     _topics(settings, catalog)
-    app, _ = create_app(settings, catalog)
+    app, _ = create_app(settings, catalog, web)
+    scheme = web.scheme if web is not None else "http"
     err.print(
         f"tpmon worker {settings.app_id}: {len(catalog.touchpoints)} touchpoints, Kafka {settings.bootstrap}, "
-        f"metrics on http://{settings.web_host}:{settings.web_port}/metrics",
+        f"metrics on {scheme}://{settings.web_host}:{settings.web_port}/metrics",
         soft_wrap=True,
     )
     from streams.logs import logging_config
@@ -108,6 +148,34 @@ def worker(
     runner.spinner = None
     _quiet_clients(loglevel)
     runner.execute_from_commandline()
+
+
+def web_config_or_exit(settings):  # type: ignore[no-untyped-def]
+    """The web configuration (None without one), its warnings said; every error said, then exit 2. A web
+    port beyond loopback that authenticates nobody is refused unless TPMON_INSECURE_WEB says so."""
+    from streams.webconfig import WebConfigInvalid, is_loopback, load_web_config
+
+    web = None
+    if settings.web_config:
+        try:
+            web = load_web_config(settings.web_config)
+        except WebConfigInvalid as error:
+            for problem in error.problems:
+                err.print(f"[red]{escape(str(problem))}[/]", soft_wrap=True)
+            fail(f"{settings.web_config}: {len(error.problems)} problem(s) in the web configuration")
+        for problem in web.warnings:
+            err.print(f"[yellow]{escape(str(problem))}[/]", soft_wrap=True)
+    if is_loopback(settings.web_host) or (web is not None and web.authenticates):
+        return web
+    exposed = f"the web port on {settings.web_host or 'every address'} would serve customers' journeys to anyone"
+    if not settings.insecure_web:
+        why = "without a web configuration" if web is None else f"{settings.web_config} authenticates nobody"
+        fail(
+            f"{exposed}: {why}. Give --web-config FILE with basic_auth_users (docs/SECURITY.md), listen on "
+            "127.0.0.1, or accept it with --insecure-web (TPMON_INSECURE_WEB=1) on a network you trust"
+        )
+    err.print(f"[yellow]warning:[/] {escape(exposed)} (--insecure-web)", soft_wrap=True)
+    return web
 
 
 def _event_loop() -> None:

@@ -199,6 +199,10 @@ class Demo:
         bootstrap = self.broker.start()
         env = {
             **os.environ,
+            # The demo's workers serve this machine only, without a web configuration: the demo and its
+            # Prometheus read them plainly, whatever the environment says of a real worker's web port.
+            "TPMON_WEB_HOST": "127.0.0.1",
+            "TPMON_WEB_CONFIG": "",
             "TPMON_BOOTSTRAP": bootstrap,
             "TPMON_RULES": str(self.rules),
             "TPMON_LATENESS": "2s",

@@ -43,6 +43,8 @@ from monitor.review.periods import bounds as period_bounds
 from monitor.review.periods import index
 from monitor.review.replayed import STORIES, story
 
+from .workers import WorkerAccess
+
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points a series
 TIMEOUT = 30.0  # seconds a query may take
 SECOND = 1_000_000
@@ -249,11 +251,16 @@ def _side(metric: dict, name: str) -> str:
 
 
 def stories(
-    workers: tuple[str, ...], order: list[str], say: Callable[[str], None], catalog: Catalog
+    workers: tuple[str, ...],
+    order: list[str],
+    say: Callable[[str], None],
+    catalog: Catalog,
+    access: WorkerAccess | None = None,
 ) -> tuple[list[Story], list[str]]:
     """Stories from the workers' /stories and /journeys (Prometheus keeps none): for each touchpoint of
     ``order``, the latest customer a worker saw hurt by it, at most STORIES and each customer once;
-    and notes on workers that did not answer."""
+    and notes on workers that did not answer. ``access``: the credentials and CA the workers ask for."""
+    access = access or WorkerAccess()
     told: list[Story] = []
     notes: list[str] = []
     silent: set[str] = set()
@@ -263,17 +270,18 @@ def stories(
                 continue
             base = worker.rstrip("/")
             try:
-                latest = _json(f"{base}/stories/{urllib.parse.quote(touchpoint)}")["stories"]
+                latest = access.json(f"{base}/stories/{urllib.parse.quote(touchpoint)}")["stories"]
                 taken = {story.customer for story in told}
                 chosen = next((entry for entry in latest if entry["customer_id"] not in taken), None)
                 if chosen is None:
                     continue
-                journey = Journey.from_record(_json(base + chosen["journey"]), catalog.decoder)
+                journey = Journey.from_record(access.json(base + chosen["journey"]), catalog.decoder)
             except urllib.error.HTTPError as error:
                 if error.code == 404:  # that journey expired (or lives on another worker): no story here
                     continue
                 silent.add(worker)
-                notes.append(f"The worker at {worker} refused a story: {error.code} {error.reason}.")
+                hint = " (give --worker-user and TPMON_WORKER_PASSWORD)" if error.code == 401 else ""
+                notes.append(f"The worker at {worker} refused a story: {error.code} {error.reason}{hint}.")
                 continue
             except (OSError, ValueError, KeyError, TypeError) as error:
                 silent.add(worker)
@@ -284,8 +292,3 @@ def stories(
     if told:
         say(f"read {len(told)} customers' journeys from the workers")
     return told, notes
-
-
-def _json(address: str) -> dict:
-    with urllib.request.urlopen(address, timeout=10) as response:
-        return json.loads(response.read())

@@ -81,7 +81,7 @@ def _stories(catalog: Catalog, sources: list[tuple[str, Path]], chosen: list[tup
     """The chosen customers' journeys, replayed from only the lines that may be theirs (a line naming
     one of them anywhere; the replay keeps the journeys of those it finds), deciding at the end what
     the whole replay had decided by its last event (their own last events would leave a miss open)."""
-    journeys = Journeys(max_age=catalog.journeys.retention)
+    journeys = Journeys.of(catalog)
     run = Replay(catalog, lateness=lateness, journeys=journeys)
     needles = [customer.encode() for _, customer in chosen]
     with contextlib.ExitStack() as stack:
