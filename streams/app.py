@@ -65,7 +65,7 @@ from .seam import (
 )
 from .settings import Settings
 from .webauth import web_server_options
-from .webconfig import WebConfig
+from .webconfig import WebConfig, web_user
 
 log = logging.getLogger("tpmon.forget")
 
@@ -580,7 +580,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         authenticated user (docs/SECURITY.md); without one (no web configuration), refused."""
 
         async def post(self, request: faust.web.Request, customer_id: str) -> faust.web.Response:
-            user = request.get("tpmon.user") if hasattr(request, "get") else None
+            user = web_user(request)
             if not user:
                 return self.json(
                     {

@@ -772,10 +772,10 @@ class Partitions:
         held = []
         for part in list(self.owned.values()):
             if part.erased < offset:
+                part.erased = offset  # stored with the partition's next record (each batch writes it)
                 if self._erase(part, request.customer):
                     held.append(part.number)
-                part.erased = offset
-                self._write_state(part)
+                    self._write_state(part)
         return held
 
     def _catch_up_erasures(self, part: Partition) -> None:
@@ -799,13 +799,14 @@ class Partitions:
         if not held:
             return False
         try:
+            # The journey first: the partition's record, which may say the request is applied, comes after.
+            part.journeys.by_customer.pop(customer, None)
+            part.last_at.pop(customer, None)
+            self.journey_store.put(part.number, customer, None)
             if part.engine.erase(customer):
                 part.engine.dirty.discard(customer)
                 self._write_state(part, freeing=[customer])
                 self.customers.put(part.number, customer, None)
-            part.journeys.by_customer.pop(customer, None)
-            part.last_at.pop(customer, None)
-            self.journey_store.put(part.number, customer, None)
             for latest in self.stories.values():
                 for item in [item for item in latest if item[2] == customer]:
                     latest.remove(item)

@@ -4,6 +4,7 @@ worker, one of them restarted after the request, and nothing else changes (docs/
 from __future__ import annotations
 
 import asyncio
+import base64
 import signal
 import time
 
@@ -15,6 +16,7 @@ from monitor.events import format_timestamp
 from streams.settings import Settings
 from tpmon.broker import free_port
 
+from ..certificates import bcrypt_hash
 from .conftest import Namespace, Worker, wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -63,17 +65,20 @@ def journey(worker: Worker, customer: str) -> int | None:
         return None
 
 
-def post(worker: Worker, path: str) -> int:
+def post(worker: Worker, path: str, headers: dict[str, str] | None = None) -> int | None:
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(
-            urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", method="POST"), timeout=3
+            urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", method="POST", headers=headers or {}),
+            timeout=3,
         ) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
 
 
 def counts(workers: list[Worker]) -> tuple[dict, dict]:
@@ -163,6 +168,19 @@ def test_forget_erases_the_journey_on_every_worker_even_one_restarted_and_keeps_
     # A customer no worker holds: recorded all the same, exit 0.
     unknown = namespace.run("forget", "c-nobody-knows").stderr.decode()
     assert "not found" in unknown
+
+
+def test_an_authenticated_web_user_asks_a_worker_to_forget(namespace, tmp_path):
+    """POST /forget/{customer_id} on a worker whose web port authenticates: the request is recorded
+    with the web user as who asked, and every worker applies it as one of `tpmon forget`'s."""
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  dpo: '{bcrypt_hash('erase-me')}'\n")
+    worker = namespace.worker(wait=False, TPMON_WEB_CONFIG=str(tmp_path / "web.yml"))
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"dpo:erase-me").decode()}
+    wait_until(lambda: post(worker, "/forget/c-by-the-web", credentials) == 202, 90, "the request to be taken")
+    wait_until(
+        lambda: "forget: customer c-by-the-web (asked by dpo at" in worker.log.read_text(), 30, "the log to say so"
+    )
+    assert post(worker, "/forget/c-by-the-web") == 401  # no credentials: not even asked
 
 
 def test_forget_with_kafka_down_says_so_and_fails_within_seconds(namespace):

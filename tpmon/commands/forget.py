@@ -110,7 +110,9 @@ async def _send(settings, ids: list[str], by: str) -> None:  # type: ignore[no-u
         try:
             now = time.time_ns() // 1000
             sent = [
-                await producer.send(settings.forget_topic, Request(customer, by, now).value(), key=customer.encode())
+                await producer.send(
+                    settings.forget_topic, Request(customer, by, now).value(), key=customer.encode(), partition=0
+                )
                 for customer in ids
             ]
             for future in sent:
