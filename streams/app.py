@@ -276,6 +276,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url(web.scheme if web is not None else "http"),
         topic_partitions=settings.partitions,
         key_serializer="raw",
         value_serializer="raw",

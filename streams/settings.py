@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -23,6 +24,9 @@ class Settings:
     web_port: int = 6066
     web_config: str = ""  # the web configuration file (streams.webconfig): TLS and basic authentication
     web_ca_file: str = ""  # the CA of the other workers' web certificates (requests forwarded to them)
+    # The URL the other workers reach this one's web port at (they forward /journeys of the customers
+    # this one holds); empty: the web host, or this machine's name when the web host is every address.
+    web_url: str = ""
     insecure_web: bool = False  # serve beyond loopback without a web configuration (tpmon worker warns)
     rules: str = ""  # catalog path; empty: the default (see tpmon.paths)
     lateness: str = ""  # empty: the catalog's
@@ -119,6 +123,18 @@ class Settings:
     def readers(self) -> tuple[str, ...]:
         """The personal readers, by name (``personal_readers``)."""
         return parse_readers(self.personal_readers)
+
+    def advertised_url(self, scheme: str) -> str:
+        """Where the other workers reach this one's web port: ``web_url``, else the web host's address,
+        or this machine's name when the web host is every address (0.0.0.0 cannot be reached)."""
+        if self.web_url:
+            return self.web_url
+        host = self.web_host
+        if host in ("", "0.0.0.0", "::", "[::]"):
+            host = socket.getfqdn()
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.web_port}"
 
     @property
     def broker_url(self) -> str:

@@ -310,6 +310,28 @@ def test_no_configuration_sets_nothing():
     assert web_server_options(None) == {}
 
 
+ADVERTISED = [
+    ("a named host", {"TPMON_WEB_HOST": "10.0.0.5"}, "http", "http://10.0.0.5:6066"),
+    ("every address: the machine's name", {"TPMON_WEB_HOST": "0.0.0.0"}, "https", "https://{fqdn}:6066"),
+    ("an IPv6 address", {"TPMON_WEB_HOST": "fd00::5", "TPMON_WEB_PORT": "7000"}, "http", "http://[fd00::5]:7000"),
+    (
+        "given",
+        {"TPMON_WEB_HOST": "0.0.0.0", "TPMON_WEB_URL": "https://w1.example:6066"},
+        "https",
+        "https://w1.example:6066",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "scheme", "url"), [case[1:] for case in ADVERTISED], ids=[c[0] for c in ADVERTISED])
+def test_the_url_the_other_workers_forward_to(env, scheme, url):
+    """Other workers forward /journeys of this one's customers there: never 0.0.0.0, which on another
+    machine is that machine (the request came back to the worker that had no journey: 404)."""
+    import socket
+
+    assert Settings.load(env).advertised_url(scheme) == url.format(fqdn=socket.getfqdn())
+
+
 def test_insecure_web_from_the_environment():
     assert Settings.load({"TPMON_INSECURE_WEB": "1"}).insecure_web is True
     assert Settings.load({}).insecure_web is False

@@ -24,6 +24,11 @@ from .catalog import catalog_or_exit
     "--web-config (or --insecure-web).",
 )
 @click.option(
+    "--web-url",
+    help="The URL the other workers reach this one's web port at, to forward /journeys "
+    "[env TPMON_WEB_URL; default the web host and port, this machine's name for 0.0.0.0].",
+)
+@click.option(
     "--web-config",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The web port's TLS and basic authentication, in the Prometheus exporters' web configuration format "
@@ -75,6 +80,7 @@ def worker(
     bootstrap: str | None,
     web_port: int | None,
     web_host: str | None,
+    web_url: str | None,
     web_config: Path | None,
     web_ca_file: Path | None,
     insecure_web: bool | None,
@@ -106,6 +112,7 @@ def worker(
             bootstrap=bootstrap,
             web_port=web_port,
             web_host=web_host,
+            web_url=web_url,
             web_config=str(web_config) if web_config else None,
             web_ca_file=str(web_ca_file) if web_ca_file else None,
             insecure_web=insecure_web,
