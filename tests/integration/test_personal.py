@@ -126,3 +126,61 @@ def test_a_personal_value_reaches_no_log_story_metric_journey_or_journeys_record
     assert CANARY.encode() not in log
     worker.stop()
     assert CANARY.encode() not in worker.log.read_bytes()  # nor on the way out
+
+
+def test_kept_personal_fields_are_shown_to_the_personal_readers_only(namespace, tmp_path):
+    """``journeys: {personal: keep}`` and a web configuration of two users, one of them a personal
+    reader: /journeys shows the comment to that one only; the stories show it to nobody."""
+    import base64
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    from ..certificates import bcrypt_hash
+    from .conftest import ROOT
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    catalog = rules / "catalog.yaml"
+    catalog.write_text(catalog.read_text() + "\njourneys:\n  personal: keep\n")
+    users = {"alice": "reads-personal", "prometheus": "scrapes-only"}
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "basic_auth_users:\n" + "".join(f"  {user}: '{bcrypt_hash(password)}'\n" for user, password in users.items())
+    )
+    worker = namespace.worker(
+        wait=False, TPMON_RULES=str(rules), TPMON_WEB_CONFIG=str(web), TPMON_PERSONAL_READERS="alice"
+    )
+
+    def get(path: str, user: str) -> tuple[int, bytes]:
+        token = base64.b64encode(f"{user}:{users[user]}".encode()).decode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{worker.port}{path}", headers={"Authorization": f"Basic {token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, b""
+        except OSError:
+            assert worker.process.poll() is None, worker.log.read_text()[-3000:]
+            return 0, b""
+
+    wait_until(lambda: get("/ready", "prometheus")[0] == 200, 90, "the worker to be ready")
+    asyncio.run(send(namespace, messages(int(time.time() * 1_000_000))))
+    customer = CUSTOMERS[0]
+    kept = wait_until(
+        lambda: (found := get(f"/journeys/{customer}", "alice")[1]) and b"-answer" in found and found,
+        30,
+        f"{customer}'s journey to hold the answer",
+    )
+    assert CANARY.encode() in kept  # type: ignore[operator]
+    status, shown = get(f"/journeys/{customer}", "prometheus")
+    assert status == 200 and b"-answer" in shown and CANARY.encode() not in shown
+    for user in users:
+        stories = wait_until(
+            lambda user=user: (found := get("/stories/bill-correct", user)[1]) and b"c-canary" in found and found,
+            30,
+            "the stories of the wrong bills",
+        )
+        assert CANARY.encode() not in stories  # type: ignore[operator]
