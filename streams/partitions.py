@@ -601,6 +601,12 @@ class Partitions:
                     unapplied.add(item)
                     continue
             engine = part.engine
+            if customer not in engine.state.customers and name is not None and at_source <= part.through.get(name, -1):
+                # Ingest's copy of a message judged here (read again after a restart) of a customer with no
+                # state: one erased on request since (a freed customer's events are all too old). Not
+                # judged again: it would count twice and start a journey with an event of before the request.
+                unapplied.add(item)
+                continue
             deltas = self._deltas.get(number)
             if deltas is None:
                 deltas = self._deltas[number] = {}

@@ -90,8 +90,11 @@ def live(catalog, customers=None, journeys=None) -> Partitions:  # type: ignore[
     return Partitions(catalog, customers or MemoryStore(), journeys or MemoryStore(), retention=parse_duration("24h"))
 
 
-def judge(partitions: Partitions, partition: int, *events, offset: int = 0) -> None:  # type: ignore[no-untyped-def]
-    items = [(partition, offset + n, e, "orders/0", offset + n) for n, e in enumerate(events)]
+def judge(partitions: Partitions, partition: int, *events, offset: int = 0, read_at: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """The events at ``offset`` on in the events topic, read by ingest at the same offsets of its input
+    (or from ``read_at`` on: a message read again), then a report of the input's progress."""
+    source = offset if read_at is None else read_at
+    items = [(partition, offset + n, e, "orders/0", source + n) for n, e in enumerate(events)]
     newest = max(e.at for e in events)
     items.append(
         (partition, offset + len(events), Report(0, {"orders/0": (newest, False, 0)}, ("orders/0",)), None, -1)
@@ -145,6 +148,22 @@ def test_a_partition_taken_later_applies_the_requests_its_owner_had_not(catalog)
     assert orjson.loads(third.journey_store.get("c1"))["events"][0]["occurred_at"] == format_timestamp(
         BASE + 60_000_000
     )
+
+
+def test_a_copy_read_again_of_an_event_judged_before_the_request_is_not_judged_again(catalog):
+    """After a restart, ingest reads again what it had not committed: the copy of an event judged before
+    its customer was erased is not counted twice, nor does it start a journey."""
+    partitions = live(catalog)
+    bill = event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0)
+    judge(partitions, 0, bill, offset=0)  # at source offset 0 of orders/0
+    partitions.erase(1, Request("c1", "dpo", BASE))
+    counts = partitions.counts()
+    judge(partitions, 0, bill, offset=5, read_at=0)  # the same message again, at a new events offset
+    assert partitions.counts() == counts and partitions.journey_store.get("c1") is None
+    later = event("bill.issued", 60, "c1", bill_id="b2", amount=10.0, expected_amount=10.0)
+    judge(partitions, 0, later, offset=10)  # a new message of the customer: judged, a new journey
+    assert partitions.counts()[BILL] == [counts[BILL][0] + 1, counts[BILL][1]]
+    assert partitions.journey_store.get("c1") is not None
 
 
 def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalog):
