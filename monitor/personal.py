@@ -88,10 +88,11 @@ def may_read_personal(user: str | None, readers: Iterable[str]) -> bool:
     return user is not None and user != "" and user in set(readers)
 
 
-def for_reader(record: dict, contract: Contract, user: str | None, readers: Iterable[str]) -> dict:
-    """A journey record as the worker's ``/journeys`` answers ``user``: whole for a personal reader,
-    else without the personal fields (which a catalog that drops them never kept anyway)."""
-    if may_read_personal(user, readers) or not contract.personal:
+def for_reader(record: dict, contract: Contract, user: str | None, readers: Iterable[str], keep: bool = True) -> dict:
+    """A journey record as the worker's ``/journeys`` answers ``user``: whole for a personal reader of
+    a catalog that keeps personal fields (``keep``), else without them (a journey written while the
+    catalog kept them, or before a field was declared personal, may still hold some)."""
+    if not contract.personal or (keep and may_read_personal(user, readers)):
         return record
     return record_without_personal(record, contract.personal)
 
@@ -104,7 +105,7 @@ def check_readers(readers: Iterable[str], users: Iterable[str]) -> None:
     if unknown:
         names = ", ".join(unknown)
         users_text = ", ".join(sorted(known)) or "none"
-        raise ValueError(f"personal readers {names} are not users of the web configuration (its users: {users_text})")
+        raise ValueError(f"{names}: not users of the web configuration (its users: {users_text})")
 
 
 def parse_readers(text: str) -> tuple[str, ...]:

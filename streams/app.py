@@ -290,6 +290,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
         TableManager=SeekFirstTableManager,  # see streams.seam: messages lost when taking over partitions
         monitor=OffsetsMonitor(),
+        web_tables_enabled=False,  # Faust's /table pages would read the state tables' records over HTTP
         **web_server_options(web, settings.web_ca_file),
     )
     topic_of = settings.topics_of(catalog.contract.source_names)  # source -> its topic
@@ -571,27 +572,37 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             return web.json({"error": f"no journey for customer {customer_id!r}"}, status=404)
         answer = current(stored, catalog.decoder)
         if catalog.contract.personal:  # shown to personal readers only (monitor.personal)
-            user = request.get("tpmon.user")  # the web configuration's authenticated user; absent without one
-            answer = json_bytes(for_reader(orjson.loads(answer), catalog.contract, user, settings.readers))
+            keep = catalog.journeys.keeps_personal
+            answer = json_bytes(
+                for_reader(orjson.loads(answer), catalog.contract, web_user(request), settings.readers, keep)
+            )
         return web.bytes(answer, content_type="application/json")
 
     @app.page("/forget/{customer_id}")
     class Forget(faust.web.View):
-        """POST: a request to forget the customer, as `tpmon forget` writes it, by the web port's
-        authenticated user (docs/SECURITY.md); without one (no web configuration), refused."""
+        """POST: a request to forget the customer, as `tpmon forget` writes it, by one of the web users
+        named in --forget-users (docs/SECURITY.md); anyone else, and without a web configuration
+        everyone, is refused. It takes JSON only, so that no page of another site can make a browser
+        holding the user's credentials send it (a form cannot send JSON)."""
 
         async def post(self, request: faust.web.Request, customer_id: str) -> faust.web.Response:
             user = web_user(request)
-            if not user:
+            if not user or user not in settings.forgetters:
+                who = f"web user {user!r} is not" if user else "no authenticated web user is"
                 return self.json(
                     {
-                        "error": "forgetting a customer needs an authenticated user on the web port (its web "
-                        "configuration: docs/SECURITY.md); or use `tpmon forget`"
+                        "error": f"{who} allowed to forget customers: the worker's --forget-users "
+                        "(TPMON_FORGET_USERS) names who is (docs/SECURITY.md); or use `tpmon forget`"
                     },
                     status=403,
                 )
-            if not customer_id.strip():
-                return self.json({"error": "no customer id"}, status=400)
+            if request.content_type != "application/json":
+                return self.json(
+                    {"error": "send the request with Content-Type: application/json (an empty {} will do)"},
+                    status=415,
+                )
+            if not customer_id.strip() or not customer_id.isprintable():
+                return self.json({"error": "a customer id must be printable and not empty"}, status=400)
             asked = Request(customer_id, str(user), wall_clock())
             outbox.add(settings.forget_topic, asked.key(), asked.value(), 0)
             await outbox.deliver()

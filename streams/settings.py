@@ -44,6 +44,9 @@ class Settings:
     # The web users (of the web configuration) who see personal fields in /journeys, comma-separated;
     # nobody else does, and without a web configuration nobody (docs/SECURITY.md).
     personal_readers: str = ""
+    # The web users who may ask, with POST /forget/{customer_id}, that a customer be forgotten; nobody
+    # else may (docs/SECURITY.md).
+    forget_users: str = ""
     partitions: int = 4
     dedup_retention: str = "48h"
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
@@ -123,6 +126,11 @@ class Settings:
     def readers(self) -> tuple[str, ...]:
         """The personal readers, by name (``personal_readers``)."""
         return parse_readers(self.personal_readers)
+
+    @property
+    def forgetters(self) -> tuple[str, ...]:
+        """The web users who may ask to forget a customer, by name (``forget_users``)."""
+        return parse_readers(self.forget_users)
 
     def advertised_url(self, scheme: str) -> str:
         """Where the other workers reach this one's web port: ``web_url``, else the web host's address,

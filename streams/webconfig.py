@@ -332,6 +332,15 @@ class _Reader:
                         at, f"bcrypt cost {match.group(1)} is cheap to attack offline: use {WEAK_COST} or more", WARNING
                     )
                 users[name] = hashed.encode()
+        costs = sorted({int(BCRYPT.match(hashed.decode()).group(1)) for hashed in users.values()})  # type: ignore[union-attr]
+        if len(costs) > 1:
+            # A wrong password takes as long as its user's cost (an unknown user's, the decoy's): with
+            # different costs, how long a refusal takes tells which users exist.
+            self.add(
+                ("basic_auth_users",),
+                f"the users' hashes have different bcrypt costs ({', '.join(map(str, costs))}): a refusal would "
+                "take longer for some users than for others, telling who exists; make them all with one cost",
+            )
         return users
 
 

@@ -86,6 +86,9 @@ BAD = [
     ("versions the wrong way round", TLS + "  min_version: TLS13\n  max_version: TLS12\n", ["4: tls_server_config.min_version: TLS13 is above max_version TLS12"]),
     ("a header the exporters do not allow", "http_server_config:\n  headers:\n    X-Powered-By: tpmon\n", ["3: http_server_config.headers.X-Powered-By: is not a header the exporters allow"]),
     ("a header value they do not accept", "http_server_config:\n  headers:\n    X-Frame-Options: allow\n", ["3: http_server_config.headers.X-Frame-Options: 'allow' is not one of deny, sameorigin"]),
+    ("users' hashes of different costs (who exists shows in how long a refusal takes)",
+     TLS + "basic_auth_users:\n  alice: '$2b$10$" + "a" * 53 + "'\n  bob: '$2b$12$" + "b" * 53 + "'\n",
+     ["4: basic_auth_users: the users' hashes have different bcrypt costs (10, 12)"]),
     ("several at once", "tls_server_config:\n  cert_file: missing.crt\n  key_file: worker.key\nbasic_auth_users:\n  a: hunter2\nrate_limit: {}\n",
      ["2: tls_server_config.cert_file: cannot read", "5: basic_auth_users.a: is not a bcrypt hash", "6: rate_limit: is part of the exporters' format"]),
 ]  # fmt: skip

@@ -69,9 +69,10 @@ def post(worker: Worker, path: str, headers: dict[str, str] | None = None) -> in
     import urllib.error
     import urllib.request
 
+    headers = {"Content-Type": "application/json", **(headers or {})}
     try:
         with urllib.request.urlopen(
-            urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", method="POST", headers=headers or {}),
+            urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", b"{}", method="POST", headers=headers),
             timeout=3,
         ) as response:
             return response.status
@@ -171,16 +172,26 @@ def test_forget_erases_the_journey_on_every_worker_even_one_restarted_and_keeps_
 
 
 def test_an_authenticated_web_user_asks_a_worker_to_forget(namespace, tmp_path):
-    """POST /forget/{customer_id} on a worker whose web port authenticates: the request is recorded
-    with the web user as who asked, and every worker applies it as one of `tpmon forget`'s."""
-    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  dpo: '{bcrypt_hash('erase-me')}'\n")
-    worker = namespace.worker(wait=False, TPMON_WEB_CONFIG=str(tmp_path / "web.yml"))
+    """POST /forget/{customer_id} on a worker whose web port authenticates: the request of a user named
+    in --forget-users is recorded with that user as who asked, and every worker applies it as one of
+    `tpmon forget`'s; another user (the scraper) is refused, and so is a form (what another site's page
+    could make a browser send)."""
+    users = {"dpo": "erase-me", "prometheus": "scrape-only"}
+    (tmp_path / "web.yml").write_text(
+        "basic_auth_users:\n" + "".join(f"  {user}: '{bcrypt_hash(password)}'\n" for user, password in users.items())
+    )
+    worker = namespace.worker(wait=False, TPMON_WEB_CONFIG=str(tmp_path / "web.yml"), TPMON_FORGET_USERS="dpo")
     credentials = {"Authorization": "Basic " + base64.b64encode(b"dpo:erase-me").decode()}
     wait_until(lambda: post(worker, "/forget/c-by-the-web", credentials) == 202, 90, "the request to be taken")
+    scraper = {"Authorization": "Basic " + base64.b64encode(b"prometheus:scrape-only").decode()}
+    assert post(worker, "/forget/c-by-the-scraper", scraper) == 403
+    form = {**credentials, "Content-Type": "application/x-www-form-urlencoded"}
+    assert post(worker, "/forget/c-by-a-form", form) == 415
     wait_until(
         lambda: "forget: customer c-by-the-web (asked by dpo at" in worker.log.read_text(), 30, "the log to say so"
     )
     assert post(worker, "/forget/c-by-the-web") == 401  # no credentials: not even asked
+    assert "c-by-the-scraper" not in worker.log.read_text() and "c-by-a-form" not in worker.log.read_text()
 
 
 def test_forget_with_kafka_down_says_so_and_fails_within_seconds(namespace):

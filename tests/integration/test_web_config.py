@@ -104,7 +104,9 @@ def test_a_protected_worker(namespace: Namespace, tmp_path: Path, tls: bool):
             assert status == 401, f"{path} with {said}: {status}"
             assert answered.get("WWW-Authenticate") == 'Basic realm="tpmon"', path
         status, _ = ask(base + path, right, context)
-        assert status == (404 if path in ("/nowhere", "/journeys/c-1") else 200), f"{path}: {status}"
+        # Faust's table pages are off: they would read the state tables' records.
+        missing = ("/nowhere", "/journeys/c-1", "/table/", "/table/journeys/")
+        assert status == (404 if path in missing else 200), f"{path}: {status}"
 
     if tls:  # a client that does not trust the test CA does not get in, credentials or not
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -69,6 +69,11 @@ from .catalog import catalog_or_exit
     "[env TPMON_PERSONAL_READERS; default nobody].",
 )
 @click.option(
+    "--forget-users",
+    help="Web users who may ask, with POST /forget/ID, that a customer be forgotten; nobody else may "
+    "[env TPMON_FORGET_USERS; comma-separated].",
+)
+@click.option(
     "--loglevel",
     envvar="TPMON_LOGLEVEL",
     default="warning",
@@ -92,6 +97,7 @@ def worker(
     max_future: str | None,
     data_dir: str | None,
     personal_readers: str | None,
+    forget_users: str | None,
     loglevel: str,
 ) -> None:
     """Run a worker: judge the source topics' events live, serve /metrics, /touchpoints and /journeys/ID.
@@ -124,6 +130,7 @@ def worker(
             max_future=max_future,
             data_dir=data_dir,
             personal_readers=personal_readers,
+            forget_users=forget_users,
         )
     except ValueError as error:
         fail(str(error))
@@ -172,13 +179,14 @@ def web_config_or_exit(settings):  # type: ignore[no-untyped-def]
             fail(f"{settings.web_config}: {len(error.problems)} problem(s) in the web configuration")
         for problem in web.warnings:
             err.print(f"[yellow]{escape(str(problem))}[/]", soft_wrap=True)
-    if settings.readers:  # who sees personal fields in /journeys: users the web configuration knows
-        from monitor.personal import check_readers
+    from monitor.personal import check_readers
 
+    # Who sees personal fields in /journeys, and who may ask to forget a customer: users it knows.
+    for option, names in (("--personal-readers", settings.readers), ("--forget-users", settings.forgetters)):
         try:
-            check_readers(settings.readers, web.users if web is not None else ())
+            check_readers(names, web.users if web is not None else ())
         except ValueError as error:
-            fail(f"--personal-readers: {error}")
+            fail(f"{option}: {error}")
     if is_loopback(settings.web_host) or (web is not None and web.authenticates):
         return web
     where = settings.web_host or "every address"
