@@ -600,13 +600,16 @@ class Partitions:
                         part.through[name] = at_source
                     unapplied.add(item)
                     continue
+            if name is not None:
+                if at_source <= part.through.get(name, -1):
+                    # Ingest's copy of a message judged here (it read it again after a restart or a
+                    # rebalance): not judged again, nor counted as a duplicate of the stream. The engine
+                    # would find most such copies DUPLICATE or TOO_OLD, but not those of a customer erased
+                    # on request since, whatever it holds now: those would count twice, and put an event
+                    # of before the request in its new journey.
+                    unapplied.add(item)
+                    continue
             engine = part.engine
-            if customer not in engine.state.customers and name is not None and at_source <= part.through.get(name, -1):
-                # Ingest's copy of a message judged here (read again after a restart) of a customer with no
-                # state: one erased on request since (a freed customer's events are all too old). Not
-                # judged again: it would count twice and start a journey with an event of before the request.
-                unapplied.add(item)
-                continue
             deltas = self._deltas.get(number)
             if deltas is None:
                 deltas = self._deltas[number] = {}
@@ -615,14 +618,11 @@ class Partitions:
             except Exception as error:
                 failed[item] = Failure(JUDGE, error, event_id=event.id, customer=customer)  # type: ignore[union-attr]
                 continue
-            again = name is not None and at_source <= part.through.get(name, -1)
-            if name is not None and not again:
+            if name is not None:
                 part.through[name] = at_source
             source = event.source  # type: ignore[union-attr]
             if status in (DUPLICATE, TOO_OLD):
                 unapplied.add(item)
-                if again:
-                    continue  # ingest's copy of a message it read again: not a duplicate of the stream
                 if status == TOO_OLD:
                     _count(deltas, customer, self._key(tally.REJECTED, source, TOO_OLD_REASON))
                     too_old.append(item)

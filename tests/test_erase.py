@@ -166,6 +166,22 @@ def test_a_copy_read_again_of_an_event_judged_before_the_request_is_not_judged_a
     assert partitions.journey_store.get("c1") is not None
 
 
+def test_a_copy_read_again_is_not_judged_again_once_the_customer_has_state_again(catalog):
+    """c1's bill judged, c1 erased, a new order of c1 (state again); ingest then reads the bill again:
+    it is not counted twice, nor does it go into c1's new journey."""
+    partitions = live(catalog)
+    bill = event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0)
+    judge(partitions, 0, bill, offset=0)  # at source offset 0 of orders/0
+    assert partitions.counts()[BILL] == [0, 1]
+    partitions.erase(1, Request("c1", "dpo", BASE))
+    judge(partitions, 0, event("order.placed", 60, "c1", order_id="o9"), offset=5, read_at=3)
+    assert "c1" in partitions.engine(0).state.customers
+    judge(partitions, 0, bill, offset=10, read_at=0)  # ingest restarted: the bill again
+    assert partitions.counts()[BILL] == [0, 1]
+    events = orjson.loads(partitions.journey_store.get("c1"))["events"]
+    assert [e["type"] for e in events] == ["order.placed"]
+
+
 def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalog):
     customers, journeys = MemoryStore(), MemoryStore()
     partitions = live(catalog, customers, journeys)
