@@ -600,15 +600,14 @@ class Partitions:
                         part.through[name] = at_source
                     unapplied.add(item)
                     continue
-            if name is not None:
-                if at_source <= part.through.get(name, -1):
-                    # Ingest's copy of a message judged here (it read it again after a restart or a
-                    # rebalance): not judged again, nor counted as a duplicate of the stream. The engine
-                    # would find most such copies DUPLICATE or TOO_OLD, but not those of a customer erased
-                    # on request since, whatever it holds now: those would count twice, and put an event
-                    # of before the request in its new journey.
-                    unapplied.add(item)
-                    continue
+            if name is not None and at_source <= part.through.get(name, -1):
+                # Ingest's copy of a message judged here (it read it again after a restart or a
+                # rebalance): not judged again, nor counted as a duplicate of the stream. The engine
+                # would find most such copies DUPLICATE or TOO_OLD, but not those of a customer erased
+                # on request since, whatever it holds now: those would count twice, and put an event
+                # of before the request in its new journey.
+                unapplied.add(item)
+                continue
             engine = part.engine
             deltas = self._deltas.get(number)
             if deltas is None:
