@@ -367,8 +367,12 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         """Deliver what was added, then let /metrics serve the figures it accounts for (never a
         figure a restart could take back: streams.partitions)."""
         figures = partitions.snapshot()
+        erasures = partitions.erasures_applied()
         await outbox.deliver()
         partitions.publish(figures)
+        # The erasures whose tombstones that delivery carried: now the partitions' records may say so.
+        if erasures and partitions.confirm_erasures(erasures):
+            await outbox.deliver()
 
     async def ingest_batch(messages: list[Message]) -> None:
         ingest(messages, wall_clock())

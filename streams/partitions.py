@@ -160,7 +160,11 @@ class Partition:
     # decision time]: a touchpoint new to the catalog, or whose window or decision time changed, warms
     # up from the instant it started being judged so, not from the partition's first data.
     since: dict[str, list] = field(default_factory=dict)
-    erased: int = -1  # the offset in the forget topic of the last request applied here (monitor.erasures)
+    # The offset in the forget topic of the last request applied here whose tombstones are known stored
+    # (monitor.erasures): what the partition's record says. ``applied``: the last one applied, which
+    # becomes ``erased`` once a delivery that carried its tombstones has returned (``confirm_erasures``).
+    erased: int = -1
+    applied: int = -1
 
     def firsts(self) -> dict[str, int | None]:
         """Each touchpoint's first data on this partition (monitor.state.warming_up)."""
@@ -215,6 +219,7 @@ class Partitions:
         # The requests to forget a customer read so far (every worker reads them all), applied to each
         # partition owned or adopted later from where its record says it stopped.
         self.requests = Requests()
+        self._unconfirmed = False  # whether some partition's record may not say its last request applied
 
     # -- reading, for the web views -------------------------------------------------------------------
     @property
@@ -489,7 +494,7 @@ class Partitions:
                 part.through = dict(state.get("through", {}))
                 part.rejects_through = dict(state.get("rejects_through", {}))
                 counted_already = dict(state.get("crashed", {}))
-                part.erased = state.get("erased", -1)
+                part.erased = part.applied = state.get("erased", -1)
         except Exception as error:  # a clock this version cannot read: it starts again from the reports
             whole = False
             part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
@@ -776,23 +781,48 @@ class Partitions:
             self.requests.add(offset, request)
         held = []
         for part in list(self.owned.values()):
-            if part.erased < offset:
-                part.erased = offset  # stored with the partition's next record (each batch writes it)
+            if part.applied < offset:
+                self._unconfirmed = True
+                part.applied = offset  # the record says so once the tombstones are stored (confirm_erasures)
                 if self._erase(part, request.customer):
                     held.append(part.number)
-                    self._write_state(part)
+                    self._write_state(part)  # (no longer naming it as freeing)
         return held
 
     def _catch_up_erasures(self, part: Partition) -> None:
         """A partition just taken (restored from its records): the requests read here that its record
-        does not say were applied (its owner before had not read them, or stopped before storing)."""
+        does not say were applied (its owner before had not read them, or stopped before their
+        tombstones were stored: a request is applied again until its record says it is)."""
         waiting = self.requests.after(part.erased)
         if not waiting:
             return
         for _, request in waiting:
             self._erase(part, request.customer)
-        part.erased = waiting[-1][0]
+        part.applied = waiting[-1][0]
+        self._unconfirmed = True
         self._write_state(part)
+
+    def erasures_applied(self) -> list[tuple[Partition, int]]:
+        """The partitions whose record does not say yet the last request applied to them, with its
+        offset: taken before a delivery, given to ``confirm_erasures`` once it has returned."""
+        if not self._unconfirmed:  # (each batch asks: nothing to look through, most of the time)
+            return []
+        found = [(part, part.applied) for part in self.owned.values() if part.applied > part.erased]
+        self._unconfirmed = bool(found)
+        return found
+
+    def confirm_erasures(self, applied: list[tuple[Partition, int]]) -> bool:
+        """A delivery that started after ``applied`` was taken has returned: the tombstones of those
+        requests are stored, so the partitions' records may say they are applied (each writes its
+        record, for the next delivery). The record never says so before: a crash in between, or a new
+        owner, applies the request again (docs/SECURITY.md). Returns whether a record was written."""
+        written = False
+        for part, offset in applied:
+            if self.owned.get(part.number) is part and offset > part.erased:
+                part.erased = offset
+                self._write_state(part)
+                written = True
+        return written
 
     def _erase(self, part: Partition, customer: str) -> bool:
         """Erase the customer from one partition: its engine state, its record (a tombstone in the

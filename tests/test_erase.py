@@ -102,6 +102,11 @@ def judge(partitions: Partitions, partition: int, *events, offset: int = 0, read
     partitions.handle_batch(items)
 
 
+def delivered(partitions: Partitions) -> None:
+    """What the app does once a delivery has returned: the records say the requests are applied."""
+    partitions.confirm_erasures(partitions.erasures_applied())
+
+
 def test_a_request_erases_the_customer_its_journey_and_stories_and_keeps_the_counts(catalog):
     partitions = live(catalog)
     judge(
@@ -121,6 +126,9 @@ def test_a_request_erases_the_customer_its_journey_and_stories_and_keeps_the_cou
     assert partitions.journey_store.get("c2") is not None
     assert partitions.counts() == counts and partitions.touchpoints() == touchpoints
     state = orjson.loads(partitions.customers.get_state(0))
+    assert state["erased"] == -1 and state["freeing"] == []  # not before its tombstones are stored
+    delivered(partitions)
+    state = orjson.loads(partitions.customers.get_state(0))
     assert state["erased"] == 7 and state["freeing"] == []
     assert partitions.erase(8, Request("c-unknown", "dpo", BASE)) == []
 
@@ -136,6 +144,7 @@ def test_a_partition_taken_later_applies_the_requests_its_owner_had_not(catalog)
     second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes))
     second.erase(3, Request("c1", "dpo", BASE))  # read before it owns the partition
     second.adopt([0])
+    delivered(second)
     assert second.journey_store.get("c1") is None and "c1" not in second.engine(0).state.customers
     judge(second, 0, event("bill.issued", 60, "c1", bill_id="b1", amount=10.0, expected_amount=10.0), offset=10)
     assert second.journey_store.get("c1") is not None  # a new journey
@@ -194,6 +203,31 @@ def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalo
     again = live(catalog, cut, MemoryStore.replayed(journeys.writes))
     again.adopt([0])
     assert again.counts()[BILL] == [0, 1] and cut.get("c1") is None
+
+
+def test_a_crash_before_the_tombstones_are_stored_applies_the_request_again(catalog):
+    """The customers changelog kept what the erasure wrote, the journeys topic lost its tombstone (another
+    topic: no order between them): the partition's record does not say the request is applied, so the
+    worker taking the partition erases the journey again."""
+    customers, journeys = MemoryStore(), MemoryStore()
+    first = live(catalog, customers, journeys)
+    judge(first, 0, event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0))
+    kept = len(journeys.writes)
+    first.erase(4, Request("c1", "dpo", BASE))
+    judge(first, 0, event("bill.issued", 1, "c2", bill_id="b2", amount=10.0, expected_amount=10.0), offset=5)
+    assert journeys.writes[kept] == (0, "c1", None)
+    lost = [write for n, write in enumerate(journeys.writes) if n != kept]  # the crash: no tombstone stored
+
+    second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(lost))
+    assert second.journey_store.get("c1") is not None
+    second.erase(4, Request("c1", "dpo", BASE))  # read from the forget topic at its start
+    second.adopt([0])
+    assert second.journey_store.get("c1") is None and second.journey_store.get("c2") is not None
+    assert second.counts()[BILL] == [1, 1]  # nothing counted twice, nothing lost
+
+    # Once a delivery has returned, the record says so: the next owner does not apply it again.
+    delivered(first)
+    assert orjson.loads(customers.get_state(0))["erased"] == 4
 
 
 # -- requests -------------------------------------------------------------------------------------------
