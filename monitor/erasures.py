@@ -63,6 +63,10 @@ class Requests:
 
     def __init__(self) -> None:
         self.read: list[tuple[int, Request]] = []
+        # The offset the forget topic ends at, as last known (its reader's start, or a request read
+        # since): a partition whose record says it applied a request at or beyond it has a record
+        # written before the topic was deleted and created again. None: not known (no reader).
+        self.end: int | None = None
 
     def add(self, offset: int, request: Request) -> None:
         self.read.append((offset, request))

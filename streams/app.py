@@ -428,13 +428,14 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             if not app.should_stop:
                 await tick()
 
-    async def erase(offset: int, request: Request) -> None:
+    async def erase(offset: int, request: Request) -> bool:
         """A request to forget a customer (tpmon forget): erased here from the partitions this worker
-        owns; said in the log with who asked (never anything about the customer but its id)."""
+        owns; said in the log with who asked (never anything about the customer but its id): each
+        request at INFO once the topic is read to its end, at DEBUG before (every start reads it all)."""
         held = partitions.erase(offset, request)
         await stored()
-        where = f"erased from partition {', '.join(map(str, held))}" if held else "not held on this worker's partitions"
-        log.info(
+        where = f"erased from partition {', '.join(map(str, held))}" if held else "held nothing here"
+        (log.info if erasures.caught_up.is_set() else log.debug)(
             "forget: customer %s (asked by %s at %s, offset %d): %s",
             request.customer,
             request.by or "?",
@@ -442,8 +443,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             offset,
             where,
         )
+        return bool(held)
 
-    erasures = ErasureReader(settings, erase)
+    erasures = ErasureReader(settings, erase, partitions.forget_topic_end, registry)
 
     @app.task
     async def erasure_requests() -> None:

@@ -34,6 +34,7 @@ while deciding, a timer) collect in ``failures``, for the app to log and count.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ FREE_AT_ONCE = 10_000
 # A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
 # was at least this many): a dict does not give back the room it grew to.
 COMPACT_FROM = 10_000
+log = logging.getLogger("tpmon.forget")
+
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
 
 
@@ -779,6 +782,8 @@ class Partitions:
         Returns the partitions that held the customer."""
         if offset > self.requests.last:
             self.requests.add(offset, request)
+            if self.requests.end is not None:
+                self.requests.end = max(self.requests.end, offset + 1)
         held = []
         for part in list(self.owned.values()):
             if part.applied < offset:
@@ -789,18 +794,40 @@ class Partitions:
                     self._write_state(part)  # (no longer naming it as freeing)
         return held
 
+    def forget_topic_end(self, end: int) -> None:
+        """The forget topic ends at ``end`` (its reader says so at each start). Below an offset read
+        already, it was deleted and created again (the reader reads it again from its first message):
+        every owned partition applies its requests again, their offsets taken as restarted."""
+        if end <= self.requests.last:
+            self.requests = Requests()
+            for part in list(self.owned.values()):
+                part.erased = part.applied = -1
+                self._write_state(part)
+        self.requests.end = max(self.requests.end or 0, end)
+
     def _catch_up_erasures(self, part: Partition) -> None:
         """A partition just taken (restored from its records): the requests read here that its record
         does not say were applied (its owner before had not read them, or stopped before their
         tombstones were stored: a request is applied again until its record says it is)."""
+        if self.requests.end is not None and part.erased >= self.requests.end:
+            log.error(
+                "partition %d: its record says it applied the request at offset %d of the forget topic, which "
+                "ends at %d: the topic was deleted and created again. Every request in it is applied again here "
+                "(its offsets taken as restarted)",
+                part.number,
+                part.erased,
+                self.requests.end,
+            )
+            part.erased = part.applied = -1
         waiting = self.requests.after(part.erased)
         if not waiting:
             return
-        for _, request in waiting:
-            self._erase(part, request.customer)
+        erased = [request.customer for _, request in waiting if self._erase(part, request.customer)]
         part.applied = waiting[-1][0]
         self._unconfirmed = True
         self._write_state(part)
+        for customer in erased:
+            log.info("forget: customer %s erased from partition %d as this worker took it", customer, part.number)
 
     def erasures_applied(self) -> list[tuple[Partition, int]]:
         """The partitions whose record does not say yet the last request applied to them, with its

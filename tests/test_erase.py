@@ -338,3 +338,144 @@ def test_report_forget_tells_no_story_of_the_customers_and_keeps_the_figures(ord
     assert not set(named) & set(re.findall(r"c-\d{3}", page + forgotten.output))
     assert re.findall(r"c-\d{3}", page), "another customer's story is told instead"
     assert (tmp_path / "b.json").read_bytes() == (tmp_path / "a.json").read_bytes()  # every figure the same
+
+
+# -- the forget topic's reader ------------------------------------------------------------------------------
+class Message:
+    def __init__(self, offset: int, request: Request | None) -> None:
+        self.offset = offset
+        self.key = request.key() if request else b"x"
+        self.value = request.value() if request else None
+
+
+class FakeConsumer:
+    """The forget topic as a list of messages (its offsets from ``start``), for ErasureReader."""
+
+    topics: list[list[Message]] = []
+    options: dict = {}
+
+    def __init__(self, **options: object) -> None:
+        FakeConsumer.options = options
+        self.messages = FakeConsumer.topics.pop(0) if FakeConsumer.topics else []
+        self.at = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def assign(self, partitions) -> None:  # type: ignore[no-untyped-def]
+        self.partition = partitions[0]
+
+    def seek(self, partition, offset: int) -> None:  # type: ignore[no-untyped-def]
+        self.at = offset
+
+    async def end_offsets(self, partitions):  # type: ignore[no-untyped-def]
+        return {partitions[0]: self.messages[-1].offset + 1 if self.messages else 0}
+
+    async def position(self, partition) -> int:  # type: ignore[no-untyped-def]
+        return self.at
+
+    async def getmany(self, partition, timeout_ms: int):  # type: ignore[no-untyped-def]
+        found = [m for m in self.messages if m.offset >= self.at]
+        if not found:
+            if not FakeConsumer.topics:
+                FakeConsumer.done = True
+                return {}
+            raise ConnectionError("the topic went away")  # (ends this read: the next finds the next topic)
+        self.at = found[-1].offset + 1
+        return {partition: found}
+
+    done = False
+
+
+def read_forget_topic(monkeypatch, topics: list[list[Message]], on_request, on_end=None):  # type: ignore[no-untyped-def]
+    """Run an ErasureReader over ``topics`` (one list of messages per read: the topic as each read
+    finds it), until every read is done; returns the reader."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    import streams.erasures as erasures
+    from streams.settings import Settings
+
+    async def nothing(settings) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    FakeConsumer.topics, FakeConsumer.done = list(topics), False
+    monkeypatch.setattr(erasures, "AIOKafkaConsumer", FakeConsumer)
+    monkeypatch.setattr(erasures, "ensure_forget_topic", nothing)
+    monkeypatch.setattr(erasures, "RETRY_AFTER", 0)
+    reader = erasures.ErasureReader(Settings(), on_request, on_end, CollectorRegistry())
+    asyncio.run(reader.run(lambda: FakeConsumer.done))
+    return reader
+
+
+def test_the_reader_logs_the_requests_of_before_it_caught_up_at_debug_then_one_line(monkeypatch, caplog):
+    import logging
+
+    seen = []
+
+    async def on_request(offset: int, request: Request) -> bool:
+        seen.append(offset)
+        return request.customer == "c1"
+
+    topic = [Message(0, Request("c1", "dpo", BASE)), Message(1, None), Message(2, Request("c2", "dpo", BASE))]
+    with caplog.at_level(logging.DEBUG, logger="tpmon.forget"):
+        reader = read_forget_topic(monkeypatch, [topic], on_request)
+    assert seen == [0, 2] and reader.caught_up.is_set()
+    assert FakeConsumer.options["auto_offset_reset"] == "earliest"  # an offset out of range skips no request
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name == "tpmon.forget"]
+    assert any("read 2 requests to forget customers" in line and "1 erased something" in line for line in info)
+    assert reader.last._value.get() == 2
+
+
+def test_a_forget_topic_created_again_is_said_and_read_from_its_first_request(monkeypatch, caplog):
+    import logging
+
+    seen = []
+
+    async def on_request(offset: int, request: Request) -> bool:
+        seen.append((offset, request.customer))
+        return False
+
+    ends = []
+    before = [Message(n, Request(f"c{n}", "dpo", BASE)) for n in range(5)]
+    after = [Message(0, Request("c-new", "dpo", BASE))]
+    with caplog.at_level(logging.INFO, logger="tpmon.forget"):
+        reader = read_forget_topic(monkeypatch, [before, after], on_request, ends.append)
+    assert seen[-1] == (0, "c-new") and ends == [5, 1]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("deleted and created again" in line for line in errors)
+    assert any("cannot read the forget topic" in line for line in errors)  # (caught up: an error)
+    assert reader.up._value.get() == 1
+
+
+def test_partitions_apply_a_forget_topic_created_again_from_its_first_request(catalog, caplog):
+    import logging
+
+    customers, journeys = MemoryStore(), MemoryStore()
+    first = live(catalog, customers, journeys)
+    judge(first, 0, event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0))
+    first.forget_topic_end(0)
+    first.erase(8, Request("c0", "dpo", BASE))
+    delivered(first)
+    assert orjson.loads(customers.get_state(0))["erased"] == 8
+    # The topic deleted and created again: it ends at 1, its one request (offset 0) for c1.
+    first.forget_topic_end(1)
+    assert orjson.loads(customers.get_state(0))["erased"] == -1
+    first.erase(0, Request("c1", "dpo", BASE))
+    assert first.journey_store.get("c1") is None
+
+    # A worker started after: its record (erased 8) is beyond the topic's end.
+    judge(first, 0, event("bill.issued", 60, "c2", bill_id="b2", amount=12.0, expected_amount=10.0), offset=5)
+    delivered(first)
+    second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes))
+    second.customers.put_state(0, customers.get_state(0).replace(b'"erased":0', b'"erased":8'))
+    second.forget_topic_end(1)
+    second.erase(0, Request("c2", "dpo", BASE))
+    with caplog.at_level(logging.ERROR, logger="tpmon.forget"):
+        second.adopt([0])
+    assert second.journey_store.get("c2") is None
+    assert any("deleted and created again" in r.getMessage() for r in caplog.records)
