@@ -14,6 +14,7 @@ a customer's later events, which start a new journey, are never erased by an old
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -87,13 +88,28 @@ class Requests:
         return {request.customer for _, request in self.read}
 
 
+def id_problem(customer: str) -> str | None:
+    """What is wrong with a customer id to forget, if anything: empty, or a control character in it
+    (a newline, a tab...: no event's id has one, and it would forge lines of the workers' logs)."""
+    if not customer.strip():
+        return "an empty customer id"
+    bad = next((char for char in customer if unicodedata.category(char) == "Cc"), None)
+    if bad is not None:
+        return f"the customer id {customer!r} holds a control character ({bad!r}): not an id"
+    return None
+
+
 def read_ids(lines: Iterable[str], where: str) -> list[str]:
     """Customer ids, one a line (blank lines and lines starting with # skipped, spaces around an id
-    trimmed), each once, in order; none at all is an error (a wrong file, most likely)."""
+    trimmed), each once, in order; none at all, or one with a control character, is an error (a wrong
+    file, most likely)."""
     found: dict[str, None] = {}
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         text = line.strip()
         if text and not text.startswith("#"):
+            problem = id_problem(text)
+            if problem is not None:
+                raise ValueError(f"{where}, line {number}: {problem}")
             found[text] = None
     if not found:
         raise ValueError(f"{where}: no customer id in it (one a line)")

@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
-from monitor.erasures import Request
+from monitor.erasures import Request, id_problem
 from monitor.events import format_timestamp, json_bytes
 from monitor.journeys import current
 from monitor.metrics import Metrics
@@ -596,8 +596,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
                     },
                     status=403,
                 )
-            if not customer_id.strip():
-                return self.json({"error": "no customer id"}, status=400)
+            problem = id_problem(customer_id)
+            if problem is not None:
+                return self.json({"error": problem}, status=400)
             asked = Request(customer_id, str(user), wall_clock())
             outbox.add(settings.forget_topic, asked.key(), asked.value(), 0)
             await outbox.deliver()

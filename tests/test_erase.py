@@ -479,3 +479,41 @@ def test_partitions_apply_a_forget_topic_created_again_from_its_first_request(ca
         second.adopt([0])
     assert second.journey_store.get("c2") is None
     assert any("deleted and created again" in r.getMessage() for r in caplog.records)
+
+
+# -- tpmon forget ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("given", ["c-1\nforget: customer c-2", "c\t1", "c-1\x1b[2J", " "])
+def test_forget_refuses_an_id_with_a_control_character_or_empty(given, tmp_path):
+    result = CliRunner().invoke(main, ["forget", given, "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 2 and ("control character" in result.output or "empty" in result.output)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("c-1\nc\x002\n")
+    result = CliRunner().invoke(main, ["forget", "--file", str(ids), "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 2 and "line 2" in result.output and "control character" in result.output
+
+
+def test_forget_says_which_requests_were_recorded_when_a_send_fails_part_way(monkeypatch):
+    import tpmon.commands.forget as command
+
+    async def half(settings, ids, by, recorded) -> None:  # type: ignore[no-untyped-def]
+        recorded.append(ids[0])
+        raise ConnectionError("Kafka at x did not take a request (timed out)")
+
+    monkeypatch.setattr(command, "_send", half)
+    result = CliRunner().invoke(main, ["forget", "c-1", "c-2", "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "1 request of 2 recorded (c-1), the others not" in text and "no request recorded" not in text
+
+
+def test_forget_says_what_the_workers_logs_tell(monkeypatch):
+    import tpmon.commands.forget as command
+
+    async def sent(settings, ids, by, recorded) -> None:  # type: ignore[no-untyped-def]
+        recorded.extend(ids)
+
+    monkeypatch.setattr(command, "_send", sent)
+    result = CliRunner().invoke(main, ["forget", "c-1", "--by", "dpo", "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "recorded 1 request to forget, by dpo" in text and "'held nothing here'" in text
