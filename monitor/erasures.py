@@ -14,8 +14,9 @@ a customer's later events, which start a new journey, are never erased by an old
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -114,3 +115,29 @@ def read_ids(lines: Iterable[str], where: str) -> list[str]:
     if not found:
         raise ValueError(f"{where}: no customer id in it (one a line)")
     return list(found)
+
+
+def naming(forgotten: Iterable[str]) -> Callable[[bytes], bool]:
+    """Whether a raw line (a rejected one, kept whole) is of a forgotten customer: a JSON object with a
+    string ``customer_id`` is its customer's, compared whole (``c-1`` forgotten, ``c-10``'s lines
+    stay); any other line (not JSON, or its customer elsewhere: a declared source's own shape) names
+    one if a forgotten id appears in it as a whole token (not inside a longer id: letters, digits and
+    ``-_.:@`` either side make it part of one)."""
+    ids = frozenset(forgotten)
+    if not ids:
+        return lambda raw: False
+    alternatives = b"|".join(re.escape(customer.encode()) for customer in sorted(ids, key=len, reverse=True))
+    token = re.compile(rb"(?<![\w.:@-])(?:" + alternatives + rb")(?![\w.:@-])")
+
+    def names(raw: bytes) -> bool:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            customer = data.get("customer_id")
+            if isinstance(customer, str):
+                return customer in ids
+        return token.search(raw) is not None
+
+    return names

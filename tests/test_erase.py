@@ -517,3 +517,31 @@ def test_forget_says_what_the_workers_logs_tell(monkeypatch):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "recorded 1 request to forget, by dpo" in text and "'held nothing here'" in text
+
+
+def test_a_rejected_line_is_a_forgotten_customers_by_its_customer_id_or_a_whole_token():
+    from monitor.erasures import naming
+
+    names = naming(["c-1"])
+    assert names(b'{"customer_id": "c-1", "type": "nonsense"}')
+    assert not names(b'{"customer_id": "c-10", "type": "nonsense"}')
+    assert not names(b'{"customer_id": "c-10", "note": "c-1x"}')
+    assert names(b"not json, customer c-1 here") and names(b'{"cust": "c-1"}')
+    assert not names(b"not json, customer c-10 here") and not names(b'{"cust": "xc-1"}')
+    assert not naming([])(b'{"customer_id": "c-1"}')
+
+
+def test_replay_forget_keeps_the_rejects_of_other_customers_whose_id_holds_a_forgotten_one(tmp_path):
+    lines = [
+        orjson.dumps({"event_id": f"e{n}", "type": "order.placed", "customer_id": customer, "occurred_at": "bad"})
+        for n, customer in enumerate(["c-1", "c-10", "c-100"])
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join([*lines, b"not json at all c-1", b"not json c-10"]) + b"\n")
+    ids = tmp_path / "forget.txt"
+    ids.write_text("c-1\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = CliRunner().invoke(main, ["replay", str(events), "--rejects", str(rejects), "--forget", str(ids)])
+    assert result.exit_code == 3, result.output  # (every line rejected)
+    kept = [orjson.loads(line)["raw"] for line in rejects.read_bytes().splitlines()]
+    assert len(kept) == 3 and all("c-1" not in raw.replace("c-10", "") for raw in kept), kept
