@@ -55,8 +55,8 @@ async def ensure_forget_topic(settings: Settings) -> None:
 class ErasureReader:
     """Reads the forget topic from its first message, for ever; each request goes to ``on_request``
     with its offset, once (a read that fails starts again after the last offset handled), which
-    returns whether it erased anything held here. ``on_end`` is told the offset the topic ends at,
-    each time it is known anew (``Partitions.forget_topic_end``).
+    returns whether it erased anything held here. ``on_end`` is told the offset the topic ends at
+    at each (re)start of the read, and whether the topic was created again (``Partitions.forget_topic_end``).
 
     Offsets: a position the broker no longer has (an offset out of range) reads from the first message
     there is (``auto_offset_reset="earliest"``), never skipping a request. A topic that ends below the
@@ -72,12 +72,12 @@ class ErasureReader:
         self,
         settings: Settings,
         on_request: Callable[[int, Request], Awaitable[bool]],
-        on_end: Callable[[int], None] | None = None,
+        on_end: Callable[[int, bool], None] | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.on_request = on_request
-        self.on_end = on_end or (lambda end: None)
+        self.on_end = on_end or (lambda end, restarted: None)
         self.caught_up = asyncio.Event()
         self.next_offset = 0
         self.read = 0  # requests read before caught up
@@ -128,7 +128,8 @@ class ErasureReader:
             partition = TopicPartition(topic, 0)
             consumer.assign([partition])
             end = (await consumer.end_offsets([partition]))[partition]
-            if end < self.next_offset:
+            restarted = end < self.next_offset
+            if restarted:
                 log.error(
                     "the forget topic %s ends at offset %d, below the %d read already: it was deleted and "
                     "created again. Its requests are read again from its first, their offsets taken as "
@@ -139,7 +140,7 @@ class ErasureReader:
                 )
                 self.next_offset = 0
             consumer.seek(partition, self.next_offset)
-            self.on_end(end)
+            self.on_end(end, restarted)
             self._reading()
             if self.next_offset >= end:
                 self._caught_up()

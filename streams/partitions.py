@@ -794,11 +794,12 @@ class Partitions:
                     self._write_state(part)  # (no longer naming it as freeing)
         return held
 
-    def forget_topic_end(self, end: int) -> None:
+    def forget_topic_end(self, end: int, restarted: bool = False) -> None:
         """The forget topic ends at ``end`` (its reader says so at each start). Below an offset read
-        already, it was deleted and created again (the reader reads it again from its first message):
-        every owned partition applies its requests again, their offsets taken as restarted."""
-        if end <= self.requests.last:
+        already (``restarted``: its reader saw so), it was deleted and created again (the reader reads it
+        again from its first message): every owned partition applies its requests again, their offsets
+        taken as restarted."""
+        if restarted or end <= self.requests.last:
             self.requests = Requests()
             for part in list(self.owned.values()):
                 part.erased = part.applied = -1

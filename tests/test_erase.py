@@ -440,12 +440,12 @@ def test_a_forget_topic_created_again_is_said_and_read_from_its_first_request(mo
         seen.append((offset, request.customer))
         return False
 
-    ends = []
+    ends: list[tuple[int, bool]] = []
     before = [Message(n, Request(f"c{n}", "dpo", BASE)) for n in range(5)]
     after = [Message(0, Request("c-new", "dpo", BASE))]
     with caplog.at_level(logging.INFO, logger="tpmon.forget"):
-        reader = read_forget_topic(monkeypatch, [before, after], on_request, ends.append)
-    assert seen[-1] == (0, "c-new") and ends == [5, 1]
+        reader = read_forget_topic(monkeypatch, [before, after], on_request, lambda *told: ends.append(told))
+    assert seen[-1] == (0, "c-new") and ends == [(5, False), (1, True)]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("deleted and created again" in line for line in errors)
     assert any("cannot read the forget topic" in line for line in errors)  # (caught up: an error)
