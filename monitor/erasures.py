@@ -7,9 +7,10 @@ customer's id, whose value says who asked and when; never anything about the cus
 
 Every worker reads the whole topic, outside its consumer group, and applies each request to the
 partitions it owns (``streams.erasures``, ``streams.partitions``). Each partition's own record keeps
-the offset of the last request applied to it (``erased``), so that a worker taking the partition
-later (a restart, a rebalance) applies exactly the requests that came after it, and no request twice:
-a customer's later events, which start a new journey, are never erased by an old request again.
+the offset of the last request applied to it (``erased``), written once the request's tombstones are
+stored, so that a worker taking the partition later (a restart, a rebalance) applies exactly the
+requests that came after it, or whose tombstones a crash lost, and no other twice: a customer's later
+events, which start a new journey, are not erased by an old request again.
 """
 
 from __future__ import annotations

@@ -149,6 +149,10 @@ class ErasureReader:
                 for message in batches.get(partition, ()):
                     await self._handle(message)
                 self._reading()
+                newest = consumer.highwater(partition)  # (from the last fetch: a request another reads first)
+                if newest is not None and newest > end:
+                    end = newest
+                    self.on_end(end, False)
                 if not self.caught_up.is_set() and await consumer.position(partition) >= end:
                     self._caught_up()
         finally:

@@ -374,6 +374,9 @@ class FakeConsumer:
     async def end_offsets(self, partitions):  # type: ignore[no-untyped-def]
         return {partitions[0]: self.messages[-1].offset + 1 if self.messages else 0}
 
+    def highwater(self, partition) -> int | None:  # type: ignore[no-untyped-def]
+        return None
+
     async def position(self, partition) -> int:  # type: ignore[no-untyped-def]
         return self.at
 
