@@ -431,11 +431,11 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
     async def erase(offset: int, request: Request) -> bool:
         """A request to forget a customer (tpmon forget): erased here from the partitions this worker
         owns; said in the log with who asked (never anything about the customer but its id): each
-        request at INFO once the topic is read to its end, at DEBUG before (every start reads it all)."""
+        request made since the worker started at INFO, the others at DEBUG (every start reads them all)."""
         held = partitions.erase(offset, request)
         await stored()
         where = f"erased from partition {', '.join(map(str, held))}" if held else "held nothing here"
-        (log.info if erasures.caught_up.is_set() else log.debug)(
+        (log.info if erasures.new(offset) else log.debug)(
             "forget: customer %s (asked by %s at %s, offset %d): %s",
             request.customer,
             request.by or "?",

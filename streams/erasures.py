@@ -63,8 +63,8 @@ class ErasureReader:
     offset read already was deleted and created again: said as an error, and read again from its first
     message, its offsets taken as restarted (docs/SECURITY.md).
 
-    The log: the requests read before it has caught up (at every start, the whole topic) at DEBUG, then
-    one line saying how many; each request after at INFO (``on_request`` says it). A read that fails is
+    The log: the requests the topic held when the worker started (read at every start) at DEBUG, then
+    one line saying how many; each request made since at INFO (``on_request`` says it, ``new``). A read that fails is
     said once (an error once caught up: requests are not applied here meanwhile) and when it reads
     again; ``tpmon_forget_reader_up`` says the same on /metrics."""
 
@@ -80,7 +80,8 @@ class ErasureReader:
         self.on_end = on_end or (lambda end, restarted: None)
         self.caught_up = asyncio.Event()
         self.next_offset = 0
-        self.read = 0  # requests read before caught up
+        self.held_at_start: int | None = None  # where the topic ended when this worker started
+        self.read = 0  # requests read of those it held then
         self.applied = 0  # of those, the ones that erased something held here
         self.failing = False
         self.up = Gauge(
@@ -140,6 +141,8 @@ class ErasureReader:
                 )
                 self.next_offset = 0
             consumer.seek(partition, self.next_offset)
+            if self.held_at_start is None:
+                self.held_at_start = end
             self.on_end(end, restarted)
             self._reading()
             if self.next_offset >= end:
@@ -158,6 +161,11 @@ class ErasureReader:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    def new(self, offset: int) -> bool:
+        """Whether the request at ``offset`` was made since this worker started (the others, read at
+        every start, are said at DEBUG, then counted in one line)."""
+        return self.held_at_start is not None and offset >= self.held_at_start
 
     def _reading(self) -> None:
         if self.failing:
@@ -187,7 +195,7 @@ class ErasureReader:
             else:
                 held = await self.on_request(message.offset, request)  # (if it raises, it is read again)
                 self.last.set(message.offset)
-                if not self.caught_up.is_set():
+                if not self.new(message.offset):
                     self.read += 1
                     self.applied += bool(held)
         self.next_offset = message.offset + 1

@@ -372,6 +372,8 @@ class FakeConsumer:
         self.at = offset
 
     async def end_offsets(self, partitions):  # type: ignore[no-untyped-def]
+        if FakeConsumer.end is not None:
+            return {partitions[0]: FakeConsumer.end}
         return {partitions[0]: self.messages[-1].offset + 1 if self.messages else 0}
 
     def highwater(self, partition) -> int | None:  # type: ignore[no-untyped-def]
@@ -391,9 +393,10 @@ class FakeConsumer:
         return {partition: found}
 
     done = False
+    end: int | None = None  # where the topic ends at the start of a read (None: after its messages)
 
 
-def read_forget_topic(monkeypatch, topics: list[list[Message]], on_request, on_end=None):  # type: ignore[no-untyped-def]
+def read_forget_topic(monkeypatch, topics: list[list[Message]], on_request, on_end=None, end=None):  # type: ignore[no-untyped-def]
     """Run an ErasureReader over ``topics`` (one list of messages per read: the topic as each read
     finds it), until every read is done; returns the reader."""
     import asyncio
@@ -406,7 +409,7 @@ def read_forget_topic(monkeypatch, topics: list[list[Message]], on_request, on_e
     async def nothing(settings) -> None:  # type: ignore[no-untyped-def]
         pass
 
-    FakeConsumer.topics, FakeConsumer.done = list(topics), False
+    FakeConsumer.topics, FakeConsumer.done, FakeConsumer.end = list(topics), False, end
     monkeypatch.setattr(erasures, "AIOKafkaConsumer", FakeConsumer)
     monkeypatch.setattr(erasures, "ensure_forget_topic", nothing)
     monkeypatch.setattr(erasures, "RETRY_AFTER", 0)
@@ -432,6 +435,16 @@ def test_the_reader_logs_the_requests_of_before_it_caught_up_at_debug_then_one_l
     info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name == "tpmon.forget"]
     assert any("read 2 requests to forget customers" in line and "1 erased something" in line for line in info)
     assert reader.last._value.get() == 2
+    assert [r.levelname for r in caplog.records if "forget topic" not in r.getMessage()] == ["INFO"]
+
+
+def test_a_request_made_after_the_worker_started_is_new_even_before_it_caught_up(monkeypatch):
+    async def on_request(offset: int, request: Request) -> bool:
+        return True
+
+    topic = [Message(0, Request("c1", "dpo", BASE)), Message(1, Request("c2", "dpo", BASE))]
+    reader = read_forget_topic(monkeypatch, [topic], on_request, end=1)  # c2's came after the start
+    assert not reader.new(0) and reader.new(1) and (reader.read, reader.applied) == (1, 1)
 
 
 def test_a_forget_topic_created_again_is_said_and_read_from_its_first_request(monkeypatch, caplog):
