@@ -599,6 +599,11 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             problem = id_problem(customer_id)
             if problem is not None:
                 return self.json({"error": problem}, status=400)
+            if not erasures.caught_up.is_set():  # (its log would count it with those of before its start)
+                return self.json(
+                    {"error": f"starting: reading the requests to forget customers ({settings.forget_topic})"},
+                    status=503,
+                )
             asked = Request(customer_id, str(user), wall_clock())
             outbox.add(settings.forget_topic, asked.key(), asked.value(), 0)
             await outbox.deliver()
