@@ -23,8 +23,9 @@ Nothing is counted twice when messages are read again (docs/SEMANTICS.md, "Resta
   its mark (the offset its batch had reached) and what its batch counted for it (``d``): that is added
   back, and the customer's messages up to its mark are skipped;
 - an event whose input's source offset was judged here already is ingest's copy of a message it read
-  again (after a restart or a rebalance, ingest reads from the last commit): skipped when it is known
-  (a duplicate) or too old, not counted as a duplicate of the stream.
+  again (after a restart or a rebalance, ingest reads from the last commit): skipped before it is
+  judged, whatever its customer holds (one erased on request since included), not counted as a
+  duplicate of the stream.
 
 No event can stop it (docs/EVENTS.md): each event's step, its journey, each customer's records and the
 counts are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
@@ -58,6 +59,8 @@ from monitor.metrics import Figures, latency_buckets
 from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
 
+log = logging.getLogger("tpmon.forget")  # (what requests to forget a customer do as partitions are taken)
+
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
 JOURNEY_CACHE = 10_000
@@ -68,8 +71,6 @@ FREE_AT_ONCE = 10_000
 # A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
 # was at least this many): a dict does not give back the room it grew to.
 COMPACT_FROM = 10_000
-log = logging.getLogger("tpmon.forget")
-
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
 
 
