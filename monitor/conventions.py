@@ -36,6 +36,8 @@ METRIC_WINDOW_CUSTOMERS_IMPACTED = "tpmon_touchpoint_window_customers_impacted"
 METRIC_LEFT_AFTER_BAD = "tpmon_touchpoint_left_after_bad_total"
 METRIC_SURVEY_SCORE = "tpmon_touchpoint_survey_score"
 METRIC_SURVEY_ANSWERS = "tpmon_touchpoint_survey_answers_total"
+METRIC_FORGET_READER_UP = "tpmon_forget_reader_up"  # 1 while the forget topic is read (streams.erasures)
+METRIC_FORGET_LAST_REQUEST = "tpmon_forget_last_request_offset"  # the last request applied by the worker
 
 # Label names.
 LABEL_TOUCHPOINT = "touchpoint"

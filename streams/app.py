@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
 from monitor.durations import format_duration, parse_duration
-from monitor.erasures import Request
+from monitor.erasures import Request, id_problem
 from monitor.events import format_timestamp, json_bytes
 from monitor.journeys import current
 from monitor.metrics import Metrics
@@ -368,8 +368,12 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         """Deliver what was added, then let /metrics serve the figures it accounts for (never a
         figure a restart could take back: streams.partitions)."""
         figures = partitions.snapshot()
+        erasures = partitions.erasures_applied()
         await outbox.deliver()
         partitions.publish(figures)
+        # The erasures whose tombstones that delivery carried: now the partitions' records may say so.
+        if erasures and partitions.confirm_erasures(erasures):
+            await outbox.deliver()
 
     async def ingest_batch(messages: list[Message]) -> None:
         ingest(messages, wall_clock())
@@ -425,13 +429,14 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             if not app.should_stop:
                 await tick()
 
-    async def erase(offset: int, request: Request) -> None:
+    async def erase(offset: int, request: Request) -> bool:
         """A request to forget a customer (tpmon forget): erased here from the partitions this worker
-        owns; said in the log with who asked (never anything about the customer but its id)."""
+        owns; said in the log with who asked (never anything about the customer but its id): each
+        request made since the worker started at INFO, the others at DEBUG (every start reads them all)."""
         held = partitions.erase(offset, request)
         await stored()
-        where = f"erased from partition {', '.join(map(str, held))}" if held else "not held on this worker's partitions"
-        log.info(
+        where = f"erased from partition {', '.join(map(str, held))}" if held else "held nothing here"
+        (log.info if erasures.new(offset) else log.debug)(
             "forget: customer %s (asked by %s at %s, offset %d): %s",
             request.customer,
             request.by or "?",
@@ -439,8 +444,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             offset,
             where,
         )
+        return bool(held)
 
-    erasures = ErasureReader(settings, erase)
+    erasures = ErasureReader(settings, erase, partitions.forget_topic_end, registry)
 
     @app.task
     async def erasure_requests() -> None:
@@ -601,8 +607,14 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
                     {"error": "send the request with Content-Type: application/json (an empty {} will do)"},
                     status=415,
                 )
-            if not customer_id.strip() or not customer_id.isprintable():
-                return self.json({"error": "a customer id must be printable and not empty"}, status=400)
+            problem = id_problem(customer_id)
+            if problem is not None:
+                return self.json({"error": problem}, status=400)
+            if not erasures.caught_up.is_set():  # (its log would count it with those of before its start)
+                return self.json(
+                    {"error": f"starting: reading the requests to forget customers ({settings.forget_topic})"},
+                    status=503,
+                )
             asked = Request(customer_id, str(user), wall_clock())
             outbox.add(settings.forget_topic, asked.key(), asked.value(), 0)
             await outbox.deliver()

@@ -23,8 +23,9 @@ Nothing is counted twice when messages are read again (docs/SEMANTICS.md, "Resta
   its mark (the offset its batch had reached) and what its batch counted for it (``d``): that is added
   back, and the customer's messages up to its mark are skipped;
 - an event whose input's source offset was judged here already is ingest's copy of a message it read
-  again (after a restart or a rebalance, ingest reads from the last commit): skipped when it is known
-  (a duplicate) or too old, not counted as a duplicate of the stream.
+  again (after a restart or a rebalance, ingest reads from the last commit): skipped before it is
+  judged, whatever its customer holds (one erased on request since included), not counted as a
+  duplicate of the stream.
 
 No event can stop it (docs/EVENTS.md): each event's step, its journey, each customer's records and the
 counts are guarded apart. ``handle_batch`` returns the events that failed (the app keeps them whole as
@@ -34,6 +35,7 @@ while deciding, a timer) collect in ``failures``, for the app to log and count.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,6 +58,8 @@ from monitor.journeys import Journey, Journeys, story
 from monitor.metrics import Figures, latency_buckets
 from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
+
+log = logging.getLogger("tpmon.forget")  # (what requests to forget a customer do as partitions are taken)
 
 # Journeys kept as objects per partition, the most recently used; the others are read back from their
 # stored records when needed, so memory does not hold every journey twice (as objects and as records).
@@ -160,7 +164,11 @@ class Partition:
     # decision time]: a touchpoint new to the catalog, or whose window or decision time changed, warms
     # up from the instant it started being judged so, not from the partition's first data.
     since: dict[str, list] = field(default_factory=dict)
-    erased: int = -1  # the offset in the forget topic of the last request applied here (monitor.erasures)
+    # The offset in the forget topic of the last request applied here whose tombstones are known stored
+    # (monitor.erasures): what the partition's record says. ``applied``: the last one applied, which
+    # becomes ``erased`` once a delivery that carried its tombstones has returned (``confirm_erasures``).
+    erased: int = -1
+    applied: int = -1
 
     def firsts(self) -> dict[str, int | None]:
         """Each touchpoint's first data on this partition (monitor.state.warming_up)."""
@@ -215,6 +223,7 @@ class Partitions:
         # The requests to forget a customer read so far (every worker reads them all), applied to each
         # partition owned or adopted later from where its record says it stopped.
         self.requests = Requests()
+        self._unconfirmed = False  # whether some partition's record may not say its last request applied
 
     # -- reading, for the web views -------------------------------------------------------------------
     @property
@@ -489,7 +498,7 @@ class Partitions:
                 part.through = dict(state.get("through", {}))
                 part.rejects_through = dict(state.get("rejects_through", {}))
                 counted_already = dict(state.get("crashed", {}))
-                part.erased = state.get("erased", -1)
+                part.erased = part.applied = state.get("erased", -1)
         except Exception as error:  # a clock this version cannot read: it starts again from the reports
             whole = False
             part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
@@ -600,13 +609,15 @@ class Partitions:
                         part.through[name] = at_source
                     unapplied.add(item)
                     continue
-            engine = part.engine
-            if customer not in engine.state.customers and name is not None and at_source <= part.through.get(name, -1):
-                # Ingest's copy of a message judged here (read again after a restart) of a customer with no
-                # state: one erased on request since (a freed customer's events are all too old). Not
-                # judged again: it would count twice and start a journey with an event of before the request.
+            if name is not None and at_source <= part.through.get(name, -1):
+                # Ingest's copy of a message judged here (it read it again after a restart or a
+                # rebalance): not judged again, nor counted as a duplicate of the stream. The engine
+                # would find most such copies DUPLICATE or TOO_OLD, but not those of a customer erased
+                # on request since, whatever it holds now: those would count twice, and put an event
+                # of before the request in its new journey.
                 unapplied.add(item)
                 continue
+            engine = part.engine
             deltas = self._deltas.get(number)
             if deltas is None:
                 deltas = self._deltas[number] = {}
@@ -615,14 +626,11 @@ class Partitions:
             except Exception as error:
                 failed[item] = Failure(JUDGE, error, event_id=event.id, customer=customer)  # type: ignore[union-attr]
                 continue
-            again = name is not None and at_source <= part.through.get(name, -1)
-            if name is not None and not again:
+            if name is not None:
                 part.through[name] = at_source
             source = event.source  # type: ignore[union-attr]
             if status in (DUPLICATE, TOO_OLD):
                 unapplied.add(item)
-                if again:
-                    continue  # ingest's copy of a message it read again: not a duplicate of the stream
                 if status == TOO_OLD:
                     _count(deltas, customer, self._key(tally.REJECTED, source, TOO_OLD_REASON))
                     too_old.append(item)
@@ -775,25 +783,75 @@ class Partitions:
         Returns the partitions that held the customer."""
         if offset > self.requests.last:
             self.requests.add(offset, request)
+            if self.requests.end is not None:
+                self.requests.end = max(self.requests.end, offset + 1)
         held = []
         for part in list(self.owned.values()):
-            if part.erased < offset:
-                part.erased = offset  # stored with the partition's next record (each batch writes it)
+            if part.applied < offset:
+                self._unconfirmed = True
+                part.applied = offset  # the record says so once the tombstones are stored (confirm_erasures)
                 if self._erase(part, request.customer):
                     held.append(part.number)
-                    self._write_state(part)
+                    self._write_state(part)  # (no longer naming it as freeing)
         return held
+
+    def forget_topic_end(self, end: int, restarted: bool = False) -> None:
+        """The forget topic ends at ``end`` (its reader says so at each start). Below an offset read
+        already (``restarted``: its reader saw so), it was deleted and created again (the reader reads it
+        again from its first message): every owned partition applies its requests again, their offsets
+        taken as restarted."""
+        if restarted or end <= self.requests.last:
+            self.requests = Requests()
+            for part in list(self.owned.values()):
+                part.erased = part.applied = -1
+                self._write_state(part)
+        self.requests.end = max(self.requests.end or 0, end)
 
     def _catch_up_erasures(self, part: Partition) -> None:
         """A partition just taken (restored from its records): the requests read here that its record
-        does not say were applied (its owner before had not read them, or stopped before storing)."""
+        does not say were applied (its owner before had not read them, or stopped before their
+        tombstones were stored: a request is applied again until its record says it is)."""
+        if self.requests.end is not None and part.erased >= self.requests.end:
+            log.error(
+                "partition %d: its record says it applied the request at offset %d of the forget topic, which "
+                "ends at %d: the topic was deleted and created again. Every request in it is applied again here "
+                "(its offsets taken as restarted)",
+                part.number,
+                part.erased,
+                self.requests.end,
+            )
+            part.erased = part.applied = -1
         waiting = self.requests.after(part.erased)
         if not waiting:
             return
-        for _, request in waiting:
-            self._erase(part, request.customer)
-        part.erased = waiting[-1][0]
+        erased = [request.customer for _, request in waiting if self._erase(part, request.customer)]
+        part.applied = waiting[-1][0]
+        self._unconfirmed = True
         self._write_state(part)
+        for customer in erased:
+            log.info("forget: customer %s erased from partition %d as this worker took it", customer, part.number)
+
+    def erasures_applied(self) -> list[tuple[Partition, int]]:
+        """The partitions whose record does not say yet the last request applied to them, with its
+        offset: taken before a delivery, given to ``confirm_erasures`` once it has returned."""
+        if not self._unconfirmed:  # (each batch asks: nothing to look through, most of the time)
+            return []
+        found = [(part, part.applied) for part in self.owned.values() if part.applied > part.erased]
+        self._unconfirmed = bool(found)
+        return found
+
+    def confirm_erasures(self, applied: list[tuple[Partition, int]]) -> bool:
+        """A delivery that started after ``applied`` was taken has returned: the tombstones of those
+        requests are stored, so the partitions' records may say they are applied (each writes its
+        record, for the next delivery). The record never says so before: a crash in between, or a new
+        owner, applies the request again (docs/SECURITY.md). Returns whether a record was written."""
+        written = False
+        for part, offset in applied:
+            if self.owned.get(part.number) is part and offset > part.erased:
+                part.erased = offset
+                self._write_state(part)
+                written = True
+        return written
 
     def _erase(self, part: Partition, customer: str) -> bool:
         """Erase the customer from one partition: its engine state, its record (a tombstone in the

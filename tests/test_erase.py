@@ -102,6 +102,11 @@ def judge(partitions: Partitions, partition: int, *events, offset: int = 0, read
     partitions.handle_batch(items)
 
 
+def delivered(partitions: Partitions) -> None:
+    """What the app does once a delivery has returned: the records say the requests are applied."""
+    partitions.confirm_erasures(partitions.erasures_applied())
+
+
 def test_a_request_erases_the_customer_its_journey_and_stories_and_keeps_the_counts(catalog):
     partitions = live(catalog)
     judge(
@@ -121,6 +126,9 @@ def test_a_request_erases_the_customer_its_journey_and_stories_and_keeps_the_cou
     assert partitions.journey_store.get("c2") is not None
     assert partitions.counts() == counts and partitions.touchpoints() == touchpoints
     state = orjson.loads(partitions.customers.get_state(0))
+    assert state["erased"] == -1 and state["freeing"] == []  # not before its tombstones are stored
+    delivered(partitions)
+    state = orjson.loads(partitions.customers.get_state(0))
     assert state["erased"] == 7 and state["freeing"] == []
     assert partitions.erase(8, Request("c-unknown", "dpo", BASE)) == []
 
@@ -136,6 +144,7 @@ def test_a_partition_taken_later_applies_the_requests_its_owner_had_not(catalog)
     second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes))
     second.erase(3, Request("c1", "dpo", BASE))  # read before it owns the partition
     second.adopt([0])
+    delivered(second)
     assert second.journey_store.get("c1") is None and "c1" not in second.engine(0).state.customers
     judge(second, 0, event("bill.issued", 60, "c1", bill_id="b1", amount=10.0, expected_amount=10.0), offset=10)
     assert second.journey_store.get("c1") is not None  # a new journey
@@ -166,6 +175,22 @@ def test_a_copy_read_again_of_an_event_judged_before_the_request_is_not_judged_a
     assert partitions.journey_store.get("c1") is not None
 
 
+def test_a_copy_read_again_is_not_judged_again_once_the_customer_has_state_again(catalog):
+    """c1's bill judged, c1 erased, a new order of c1 (state again); ingest then reads the bill again:
+    it is not counted twice, nor does it go into c1's new journey."""
+    partitions = live(catalog)
+    bill = event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0)
+    judge(partitions, 0, bill, offset=0)  # at source offset 0 of orders/0
+    assert partitions.counts()[BILL] == [0, 1]
+    partitions.erase(1, Request("c1", "dpo", BASE))
+    judge(partitions, 0, event("order.placed", 60, "c1", order_id="o9"), offset=5, read_at=3)
+    assert "c1" in partitions.engine(0).state.customers
+    judge(partitions, 0, bill, offset=10, read_at=0)  # ingest restarted: the bill again
+    assert partitions.counts()[BILL] == [0, 1]
+    events = orjson.loads(partitions.journey_store.get("c1"))["events"]
+    assert [e["type"] for e in events] == ["order.placed"]
+
+
 def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalog):
     customers, journeys = MemoryStore(), MemoryStore()
     partitions = live(catalog, customers, journeys)
@@ -178,6 +203,31 @@ def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalo
     again = live(catalog, cut, MemoryStore.replayed(journeys.writes))
     again.adopt([0])
     assert again.counts()[BILL] == [0, 1] and cut.get("c1") is None
+
+
+def test_a_crash_before_the_tombstones_are_stored_applies_the_request_again(catalog):
+    """The customers changelog kept what the erasure wrote, the journeys topic lost its tombstone (another
+    topic: no order between them): the partition's record does not say the request is applied, so the
+    worker taking the partition erases the journey again."""
+    customers, journeys = MemoryStore(), MemoryStore()
+    first = live(catalog, customers, journeys)
+    judge(first, 0, event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0))
+    kept = len(journeys.writes)
+    first.erase(4, Request("c1", "dpo", BASE))
+    judge(first, 0, event("bill.issued", 1, "c2", bill_id="b2", amount=10.0, expected_amount=10.0), offset=5)
+    assert journeys.writes[kept] == (0, "c1", None)
+    lost = [write for n, write in enumerate(journeys.writes) if n != kept]  # the crash: no tombstone stored
+
+    second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(lost))
+    assert second.journey_store.get("c1") is not None
+    second.erase(4, Request("c1", "dpo", BASE))  # read from the forget topic at its start
+    second.adopt([0])
+    assert second.journey_store.get("c1") is None and second.journey_store.get("c2") is not None
+    assert second.counts()[BILL] == [1, 1]  # nothing counted twice, nothing lost
+
+    # Once a delivery has returned, the record says so: the next owner does not apply it again.
+    delivered(first)
+    assert orjson.loads(customers.get_state(0))["erased"] == 4
 
 
 # -- requests -------------------------------------------------------------------------------------------
@@ -288,3 +338,226 @@ def test_report_forget_tells_no_story_of_the_customers_and_keeps_the_figures(ord
     assert not set(named) & set(re.findall(r"c-\d{3}", page + forgotten.output))
     assert re.findall(r"c-\d{3}", page), "another customer's story is told instead"
     assert (tmp_path / "b.json").read_bytes() == (tmp_path / "a.json").read_bytes()  # every figure the same
+
+
+# -- the forget topic's reader ------------------------------------------------------------------------------
+class Message:
+    def __init__(self, offset: int, request: Request | None) -> None:
+        self.offset = offset
+        self.key = request.key() if request else b"x"
+        self.value = request.value() if request else None
+
+
+class FakeConsumer:
+    """The forget topic as a list of messages (its offsets from ``start``), for ErasureReader."""
+
+    topics: list[list[Message]] = []
+    options: dict = {}
+
+    def __init__(self, **options: object) -> None:
+        FakeConsumer.options = options
+        self.messages = FakeConsumer.topics.pop(0) if FakeConsumer.topics else []
+        self.at = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def assign(self, partitions) -> None:  # type: ignore[no-untyped-def]
+        self.partition = partitions[0]
+
+    def seek(self, partition, offset: int) -> None:  # type: ignore[no-untyped-def]
+        self.at = offset
+
+    async def end_offsets(self, partitions):  # type: ignore[no-untyped-def]
+        if FakeConsumer.end is not None:
+            return {partitions[0]: FakeConsumer.end}
+        return {partitions[0]: self.messages[-1].offset + 1 if self.messages else 0}
+
+    def highwater(self, partition) -> int | None:  # type: ignore[no-untyped-def]
+        return None
+
+    async def position(self, partition) -> int:  # type: ignore[no-untyped-def]
+        return self.at
+
+    async def getmany(self, partition, timeout_ms: int):  # type: ignore[no-untyped-def]
+        found = [m for m in self.messages if m.offset >= self.at]
+        if not found:
+            if not FakeConsumer.topics:
+                FakeConsumer.done = True
+                return {}
+            raise ConnectionError("the topic went away")  # (ends this read: the next finds the next topic)
+        self.at = found[-1].offset + 1
+        return {partition: found}
+
+    done = False
+    end: int | None = None  # where the topic ends at the start of a read (None: after its messages)
+
+
+def read_forget_topic(monkeypatch, topics: list[list[Message]], on_request, on_end=None, end=None):  # type: ignore[no-untyped-def]
+    """Run an ErasureReader over ``topics`` (one list of messages per read: the topic as each read
+    finds it), until every read is done; returns the reader."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    import streams.erasures as erasures
+    from streams.settings import Settings
+
+    async def nothing(settings) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    FakeConsumer.topics, FakeConsumer.done, FakeConsumer.end = list(topics), False, end
+    monkeypatch.setattr(erasures, "AIOKafkaConsumer", FakeConsumer)
+    monkeypatch.setattr(erasures, "ensure_forget_topic", nothing)
+    monkeypatch.setattr(erasures, "RETRY_AFTER", 0)
+    reader = erasures.ErasureReader(Settings(), on_request, on_end, CollectorRegistry())
+    asyncio.run(reader.run(lambda: FakeConsumer.done))
+    return reader
+
+
+def test_the_reader_logs_the_requests_of_before_it_caught_up_at_debug_then_one_line(monkeypatch, caplog):
+    import logging
+
+    seen = []
+
+    async def on_request(offset: int, request: Request) -> bool:
+        seen.append(offset)
+        return request.customer == "c1"
+
+    topic = [Message(0, Request("c1", "dpo", BASE)), Message(1, None), Message(2, Request("c2", "dpo", BASE))]
+    with caplog.at_level(logging.DEBUG, logger="tpmon.forget"):
+        reader = read_forget_topic(monkeypatch, [topic], on_request)
+    assert seen == [0, 2] and reader.caught_up.is_set()
+    assert FakeConsumer.options["auto_offset_reset"] == "earliest"  # an offset out of range skips no request
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name == "tpmon.forget"]
+    assert any("read 2 requests to forget customers" in line and "1 erased something" in line for line in info)
+    assert reader.last._value.get() == 2
+    assert [r.levelname for r in caplog.records if "forget topic" not in r.getMessage()] == ["INFO"]
+
+
+def test_a_request_made_after_the_worker_started_is_new_even_before_it_caught_up(monkeypatch):
+    async def on_request(offset: int, request: Request) -> bool:
+        return True
+
+    topic = [Message(0, Request("c1", "dpo", BASE)), Message(1, Request("c2", "dpo", BASE))]
+    reader = read_forget_topic(monkeypatch, [topic], on_request, end=1)  # c2's came after the start
+    assert not reader.new(0) and reader.new(1) and (reader.read, reader.applied) == (1, 1)
+
+
+def test_a_forget_topic_created_again_is_said_and_read_from_its_first_request(monkeypatch, caplog):
+    import logging
+
+    seen = []
+
+    async def on_request(offset: int, request: Request) -> bool:
+        seen.append((offset, request.customer))
+        return False
+
+    ends: list[tuple[int, bool]] = []
+    before = [Message(n, Request(f"c{n}", "dpo", BASE)) for n in range(5)]
+    after = [Message(0, Request("c-new", "dpo", BASE))]
+    with caplog.at_level(logging.INFO, logger="tpmon.forget"):
+        reader = read_forget_topic(monkeypatch, [before, after], on_request, lambda *told: ends.append(told))
+    assert seen[-1] == (0, "c-new") and ends == [(5, False), (1, True)]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("deleted and created again" in line for line in errors)
+    assert any("cannot read the forget topic" in line for line in errors)  # (caught up: an error)
+    assert reader.up._value.get() == 1
+
+
+def test_partitions_apply_a_forget_topic_created_again_from_its_first_request(catalog, caplog):
+    import logging
+
+    customers, journeys = MemoryStore(), MemoryStore()
+    first = live(catalog, customers, journeys)
+    judge(first, 0, event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0))
+    first.forget_topic_end(0)
+    first.erase(8, Request("c0", "dpo", BASE))
+    delivered(first)
+    assert orjson.loads(customers.get_state(0))["erased"] == 8
+    # The topic deleted and created again: it ends at 1, its one request (offset 0) for c1.
+    first.forget_topic_end(1)
+    assert orjson.loads(customers.get_state(0))["erased"] == -1
+    first.erase(0, Request("c1", "dpo", BASE))
+    assert first.journey_store.get("c1") is None
+
+    # A worker started after: its record (erased 8) is beyond the topic's end.
+    judge(first, 0, event("bill.issued", 60, "c2", bill_id="b2", amount=12.0, expected_amount=10.0), offset=5)
+    delivered(first)
+    second = live(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes))
+    second.customers.put_state(0, customers.get_state(0).replace(b'"erased":0', b'"erased":8'))
+    second.forget_topic_end(1)
+    second.erase(0, Request("c2", "dpo", BASE))
+    with caplog.at_level(logging.ERROR, logger="tpmon.forget"):
+        second.adopt([0])
+    assert second.journey_store.get("c2") is None
+    assert any("deleted and created again" in r.getMessage() for r in caplog.records)
+
+
+# -- tpmon forget ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("given", ["c-1\nforget: customer c-2", "c\t1", "c-1\x1b[2J", " "])
+def test_forget_refuses_an_id_with_a_control_character_or_empty(given, tmp_path):
+    result = CliRunner().invoke(main, ["forget", given, "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 2 and ("control character" in result.output or "empty" in result.output)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("c-1\nc\x002\n")
+    result = CliRunner().invoke(main, ["forget", "--file", str(ids), "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 2 and "line 2" in result.output and "control character" in result.output
+
+
+def test_forget_says_which_requests_were_recorded_when_a_send_fails_part_way(monkeypatch):
+    import tpmon.commands.forget as command
+
+    async def half(settings, ids, by, recorded) -> None:  # type: ignore[no-untyped-def]
+        recorded.append(ids[0])
+        raise ConnectionError("Kafka at x did not take a request (timed out)")
+
+    monkeypatch.setattr(command, "_send", half)
+    result = CliRunner().invoke(main, ["forget", "c-1", "c-2", "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "1 request of 2 recorded (c-1), the others not" in text and "no request recorded" not in text
+
+
+def test_forget_says_what_the_workers_logs_tell(monkeypatch):
+    import tpmon.commands.forget as command
+
+    async def sent(settings, ids, by, recorded) -> None:  # type: ignore[no-untyped-def]
+        recorded.extend(ids)
+
+    monkeypatch.setattr(command, "_send", sent)
+    result = CliRunner().invoke(main, ["forget", "c-1", "--by", "dpo", "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "recorded 1 request to forget, by dpo" in text and "'held nothing here'" in text
+
+
+def test_a_rejected_line_is_a_forgotten_customers_by_its_customer_id_or_a_whole_token():
+    from monitor.erasures import naming
+
+    names = naming(["c-1"])
+    assert names(b'{"customer_id": "c-1", "type": "nonsense"}')
+    assert not names(b'{"customer_id": "c-10", "type": "nonsense"}')
+    assert not names(b'{"customer_id": "c-10", "note": "c-1x"}')
+    assert names(b"not json, customer c-1 here") and names(b'{"cust": "c-1"}')
+    assert not names(b"not json, customer c-10 here") and not names(b'{"cust": "xc-1"}')
+    assert not naming([])(b'{"customer_id": "c-1"}')
+
+
+def test_replay_forget_keeps_the_rejects_of_other_customers_whose_id_holds_a_forgotten_one(tmp_path):
+    lines = [
+        orjson.dumps({"event_id": f"e{n}", "type": "order.placed", "customer_id": customer, "occurred_at": "bad"})
+        for n, customer in enumerate(["c-1", "c-10", "c-100"])
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join([*lines, b"not json at all c-1", b"not json c-10"]) + b"\n")
+    ids = tmp_path / "forget.txt"
+    ids.write_text("c-1\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = CliRunner().invoke(main, ["replay", str(events), "--rejects", str(rejects), "--forget", str(ids)])
+    assert result.exit_code == 3, result.output  # (every line rejected)
+    kept = [orjson.loads(line)["raw"] for line in rejects.read_bytes().splitlines()]
+    assert len(kept) == 3 and all("c-1" not in raw.replace("c-10", "") for raw in kept), kept

@@ -495,7 +495,7 @@ class Engine:
         changed: list[str] = []
         freed: list[str] = []
         customers = self.state.customers
-        folded, impact = self.folded, self.impact
+        impact = self.impact
         now = self._horizon()
         now = before if now is None else now
         for customer, mine in list(customers.items()):
@@ -512,10 +512,7 @@ class Engine:
             if (mine.recent or mine.days) and not seen and impact.prune(mine, now) and not old:
                 changed.append(customer)
             if not (seen or mine.open or mine.queued or mine.recent or mine.days):
-                for column, counts in ((0, mine.good), (1, mine.bad)):
-                    for touchpoint, count in (counts or {}).items():
-                        folded.setdefault(touchpoint, [0, 0])[column] += count
-                impact.free(mine)
+                self._fold(mine)
                 del customers[customer]
                 freed.append(customer)
                 if size is not None and len(freed) >= size:
@@ -558,14 +555,19 @@ class Engine:
         if changed:
             state.queue[:] = kept
             heapq.heapify(state.queue)
+        self._fold(mine)
+        if self.track:
+            self.dirty.add(customer)  # its record goes (a tombstone, live)
+        return True
+
+    def _fold(self, mine: CustomerState) -> None:
+        """A customer leaving the state (freed, or erased on request): what it counted moves to
+        ``folded`` (counts name nobody), and its impact marks go."""
         folded = self.folded
         for column, counts in ((0, mine.good), (1, mine.bad)):
             for touchpoint, count in (counts or {}).items():
                 folded.setdefault(touchpoint, [0, 0])[column] += count
         self.impact.free(mine)
-        if self.track:
-            self.dirty.add(customer)  # its record goes (a tombstone, live)
-        return True
 
     def _forgotten(self, changed: list[str], freed: list[str]) -> tuple[list[str], list[str]]:
         if self.track:

@@ -166,9 +166,20 @@ def test_forget_erases_the_journey_on_every_worker_even_one_restarted_and_keeps_
     # The web page asks for an authenticated user: a worker without web configuration has none.
     assert post(first, f"/forget/{KEPT}") == 403
 
-    # A customer no worker holds: recorded all the same, exit 0.
+    # The workers say what they held: the customer erased on one of them (live, or as it took the
+    # partition), and a customer no worker holds: recorded all the same (exit 0), held nowhere.
+    logs = (first.log.read_text() + second.log.read_text()).splitlines()
+    assert any(f"forget: customer {GONE} " in line and "erased from partition" in line for line in logs)
     unknown = namespace.run("forget", "c-nobody-knows").stderr.decode()
-    assert "not found" in unknown
+    assert "recorded 1 request" in unknown and "held nothing here" in unknown
+    wait_until(
+        lambda: all(
+            any("forget: customer c-nobody-knows (" in line and "held nothing here" in line for line in lines)
+            for lines in (first.log.read_text().splitlines(), second.log.read_text().splitlines())
+        ),
+        30,
+        "both workers to say they held nothing of the unknown customer",
+    )
 
 
 def test_an_authenticated_web_user_asks_a_worker_to_forget(namespace, tmp_path):

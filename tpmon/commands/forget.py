@@ -32,18 +32,21 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None,
     One request per customer goes to the forget topic (TPMON_FORGET_TOPIC, default tpmon-forget,
     compacted; created if missing): its id, who asked and when, nothing else. Every worker reads the
     whole topic, now and after any restart, and erases the customer from the partitions it owns within
-    seconds; counts already made stay. A customer no worker holds is simply not found: the request is
-    recorded all the same. Security settings come from TPMON_* environment variables, as for `tpmon worker`.
+    seconds; counts already made stay. This command cannot know what the workers hold: each worker's
+    log says, per request, "erased from partition P" or "held nothing here" (an id no worker knows is
+    recorded all the same, and erased nowhere). Security settings come from TPMON_* environment
+    variables, as for `tpmon worker`.
     """
-    from monitor.erasures import read_ids
+    from monitor.erasures import id_problem, read_ids
     from streams.settings import Settings
 
     from ..runtime import run_until_interrupted
 
     ids = list(customer_ids)
     for given in ids:
-        if not given.strip():
-            fail("an empty customer id was given")
+        problem = id_problem(given)
+        if problem is not None:
+            fail(f"{problem} was given")
     if ids_file is not None:
         try:
             text = ids_file.read_text(encoding="utf-8")
@@ -63,27 +66,40 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None,
         settings = Settings.load(bootstrap=bootstrap)
     except ValueError as error:
         fail(str(error))
+    recorded: list[str] = []  # the ids whose request Kafka has taken, in order
     try:
-        run_until_interrupted(asyncio.wait_for(_send(settings, ids, asker), WITHIN))
+        run_until_interrupted(asyncio.wait_for(_send(settings, ids, asker, recorded), WITHIN))
     except (ConnectionError, TimeoutError) as error:
         reason = str(error) or f"Kafka at {settings.bootstrap} did not answer within {WITHIN:.0f} s"
-        fail(f"{reason}; no request recorded (is Kafka running? `tpmon kafka start` runs one locally)", 1)
+        if not recorded:
+            fail(f"{reason}; no request recorded (is Kafka running? `tpmon kafka start` runs one locally)", 1)
+        fail(
+            f"{reason}; {_requests(len(recorded))} of {len(ids)} recorded ({', '.join(recorded)}), the others not: "
+            "run it again (a request twice is harmless)",
+            1,
+        )
     except KeyboardInterrupt:
         err.print("interrupted; the requests may not all be recorded: run it again (a request twice is harmless)")
         raise SystemExit(130) from None
     err.print(
-        f"recorded {len(ids)} request{'s' if len(ids) != 1 else ''} to forget, by {asker}, in "
-        f"{settings.forget_topic}: {', '.join(ids)}",
+        f"recorded {_requests(len(ids))} to forget, by {asker}, in {settings.forget_topic}: {', '.join(ids)}",
         soft_wrap=True,
         highlight=False,
+        markup=False,
     )
     err.print(
-        "every worker erases them from the partitions it owns within seconds (its log says so, customer by "
-        "customer); a customer no worker holds is simply not found. Events still in the source topics are "
+        "each worker erases what it holds of them within seconds, and its log says so per request: "
+        "'erased from partition P', or 'held nothing here' for a customer it does not hold (an id no "
+        "worker knows is erased nowhere; this command cannot tell). Events still in the source topics are "
         "the source systems' to erase.",
         soft_wrap=True,
         highlight=False,
+        markup=False,
     )
+
+
+def _requests(count: int) -> str:
+    return f"{count} request{'s' if count != 1 else ''}"
 
 
 def _user() -> str:
@@ -92,7 +108,8 @@ def _user() -> str:
     return ""
 
 
-async def _send(settings, ids: list[str], by: str) -> None:  # type: ignore[no-untyped-def]
+async def _send(settings, ids: list[str], by: str, recorded: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Send one request per id; each id whose request Kafka has taken goes into ``recorded``."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
@@ -109,17 +126,22 @@ async def _send(settings, ids: list[str], by: str) -> None:  # type: ignore[no-u
             raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}") from None
         try:
             now = time.time_ns() // 1000
-            sent = [
-                await producer.send(
-                    settings.forget_topic, Request(customer, by, now).value(), key=customer.encode(), partition=0
-                )
-                for customer in ids
-            ]
-            for future in sent:
+            sent, failure = [], None
+            try:
+                for customer in ids:
+                    value = Request(customer, by, now).value()
+                    sent.append((customer, await producer.send(settings.forget_topic, value, customer.encode(), 0)))
+            except KafkaError as error:
+                failure = error
+            for customer, future in sent:  # each one Kafka took, whatever became of the others
                 try:
                     await future
                 except KafkaError as error:
-                    raise ConnectionError(f"Kafka at {settings.bootstrap} did not take a request ({error})") from None
+                    failure = failure or error
+                else:
+                    recorded.append(customer)
+            if failure is not None:
+                raise ConnectionError(f"Kafka at {settings.bootstrap} did not take a request ({failure})")
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 5)

@@ -103,7 +103,8 @@ def _counted(stream: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes
     "forget_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Customers forgotten on request (ids, one a line): no journey of theirs, and their lines kept out of "
-    "--rejects; every count the same.",
+    "--rejects (a JSON line by its customer_id; any other line if it holds the id as a whole word); every "
+    "count the same.",
 )
 def replay(
     inputs: tuple[str, ...],
@@ -131,8 +132,10 @@ def replay(
 
     Exits 3, once its outputs are written, when more than half of the lines were rejected.
     """
+    from monitor.erasures import naming
+
     forgotten = forgotten_or_exit(forget_file)
-    needles = [customer.encode() for customer in forgotten]
+    names_forgotten = naming(forgotten)
     catalog = catalog_or_exit(rules_path)
     not_after = None
     if now_text is not None:
@@ -157,8 +160,8 @@ def replay(
         rejects_stream = stack.enter_context(atomic_output(rejects_out)) if rejects_out else None
 
         def keep_reject(number: int, reject: Reject) -> None:
-            if needles and any(needle in reject.raw for needle in needles):
-                return  # a line that may name a customer forgotten (it is counted all the same)
+            if forgotten and names_forgotten(reject.raw):
+                return  # a forgotten customer's line (monitor.erasures.naming): counted all the same
             if rejects_stream is not None:
                 rejects_stream.write(orjson.dumps(reject.record(line=number)) + b"\n")
 
