@@ -506,3 +506,36 @@ def test_the_walls_vital_few_names_what_monitor_state_vital_few_names(tmp_path, 
     ]
     checks = [{"expr": query, "eval_time": "5m", "exp_samples": exp}]
     run_promtool(tmp_path, [{"interval": "1m", "input_series": series, "promql_expr_test": checks}])
+
+
+def test_a_worker_that_cannot_read_the_requests_to_forget_opens_a_ticket(tmp_path):
+    """One worker reads the forget topic, the other has not for 15 minutes: a ticket names that one,
+    after the rule's 10 minutes, and not before."""
+    reading = {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'tpmon_forget_reader_up{job="tpmon", instance="w1:6066"}', "values": "1x30"},
+            {"series": 'tpmon_forget_reader_up{job="tpmon", instance="w2:6066"}', "values": "1x5 0x25"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "TpmonForgetReaderDown", "exp_alerts": []},
+            {
+                "eval_time": "20m",
+                "alertname": "TpmonForgetReaderDown",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "ticket", "tier": "pipeline", "job": "tpmon", "instance": "w2:6066"},
+                        "exp_annotations": {
+                            "summary": "a tpmon worker cannot read the requests to forget customers (w2:6066)",
+                            "description": (
+                                "The worker at w2:6066 has not read the forget topic for 10m (an ACL taken away, "
+                                "the topic deleted?): customers asked to be forgotten meanwhile keep their journeys "
+                                "on its partitions until it reads again. Its log says why (docs/SECURITY.md)."
+                            ),
+                        },
+                    }
+                ],
+            },
+        ],
+    }
+    run_promtool(tmp_path, [reading])

@@ -53,6 +53,7 @@ from ..conventions import (
     METRIC_CUSTOMERS_ACTIVE,
     METRIC_CUSTOMERS_IMPACTED,
     METRIC_EVENTS,
+    METRIC_FORGET_READER_UP,
     METRIC_INTERNAL_ERRORS,
     METRIC_JOURNEYS_BROKEN,
     METRIC_LEFT_AFTER_BAD,
@@ -486,6 +487,20 @@ def pipeline_rules(profile: Profile, catalog: Catalog | None = None) -> dict:
                     "Prometheus cannot scrape the worker at {{ $labels.instance }}. Its partitions move to the "
                     "other workers after the session timeout; with none left, no touchpoint is judged and the "
                     "wall goes stale."
+                ),
+            },
+        },
+        {
+            "alert": "TpmonForgetReaderDown",
+            "expr": f"{METRIC_FORGET_READER_UP} == 0",
+            "for": window,
+            "labels": {"severity": "ticket", "tier": "pipeline"},
+            "annotations": {
+                "summary": "a tpmon worker cannot read the requests to forget customers ({{ $labels.instance }})",
+                "description": (
+                    f"The worker at {{{{ $labels.instance }}}} has not read the forget topic for {window} (an ACL "
+                    "taken away, the topic deleted?): customers asked to be forgotten meanwhile keep their "
+                    "journeys on its partitions until it reads again. Its log says why (docs/SECURITY.md)."
                 ),
             },
         },
