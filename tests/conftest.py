@@ -26,6 +26,6 @@ def catalog() -> Catalog:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first: in the two processes of `make test` each then runs beside the others,
+    """The longest tests first: in the processes of `make test` each then runs beside the others,
     not after them all."""
     items.sort(key=lambda item: 0 if item.get_closest_marker("longest") else 1)
