@@ -178,6 +178,7 @@ ALERTS = {  # empty unless firing
     "TouchpointAtRisk",
     "TpmonInternalErrors",
     "TpmonWorkerDown",
+    "TpmonForgetReaderDown",
     "TpmonConsumerLagGrowing",
     "TpmonRejectedSpike",
     "SourceSilent",
