@@ -50,7 +50,12 @@ class Insurer:
     def __init__(self, seed: int, start: date, weeks: int) -> None:
         self.rng = random.Random(seed)
         self.start, self.days = start, weeks * 7
-        self.out: dict[str, list[tuple[datetime, dict]]] = {"claims": [], "contact-centre": [], "policies": [], "surveys": []}
+        self.out: dict[str, list[tuple[datetime, dict]]] = {
+            "claims": [],
+            "contact-centre": [],
+            "policies": [],
+            "surveys": [],
+        }
         self.hurt: dict[str, int] = {}
         self.claims = self.calls = 0
 
@@ -63,14 +68,31 @@ class Insurer:
     def webhook(self, at: datetime, kind: str, holder: str, claim: dict) -> None:
         self.claims += 1
         self.out["claims"].append(
-            (at, {"delivery": {"id": f"wh-{self.claims:06d}"}, "event": kind, "occurredAtMillis": epoch_ms(at),
-                  "policyHolder": {"id": holder}, "claim": claim})
+            (
+                at,
+                {
+                    "delivery": {"id": f"wh-{self.claims:06d}"},
+                    "event": kind,
+                    "occurredAtMillis": epoch_ms(at),
+                    "policyHolder": {"id": holder},
+                    "claim": claim,
+                },
+            )
         )
 
     def policy(self, at: datetime, kind: str, holder: str, **fields: object) -> None:
         number = len(self.out["policies"]) + 1
         self.out["policies"].append(
-            (at, {"event_id": f"pol-{number:06d}", "type": kind, "customer_id": holder, "occurred_at": local(at), **fields})
+            (
+                at,
+                {
+                    "event_id": f"pol-{number:06d}",
+                    "type": kind,
+                    "customer_id": holder,
+                    "occurred_at": local(at),
+                    **fields,
+                },
+            )
         )
 
     def holder(self, number: int) -> None:
@@ -85,7 +107,9 @@ class Insurer:
             sent = office_hour(rng, self.day())
             days = rng.randint(31, 45) if rng.random() < 0.93 else rng.randint(20, 29)
             expiry = sent.astimezone(BERLIN).date() + timedelta(days=days)
-            self.policy(sent, "policy.renewal_notice_sent", holder, policy_id=policy, expiry_date=expiry.strftime("%d.%m.%Y"))
+            self.policy(
+                sent, "policy.renewal_notice_sent", holder, policy_id=policy, expiry_date=expiry.strftime("%d.%m.%Y")
+            )
         if rng.random() < 0.3:
             self.claim(holder, number)
         for _ in range(rng.choice([0, 0, 1, 1, 2])):
@@ -95,9 +119,12 @@ class Insurer:
     def claim(self, holder: str, number: int) -> None:
         rng = self.rng
         claim = f"CL-{number:05d}"
-        opened = office_hour(rng, self.day()) if rng.random() < 0.8 else datetime.combine(
-            self.day(), time(rng.randrange(0, 24)), BERLIN
-        ) + timedelta(minutes=rng.uniform(0, 59))
+        opened = (
+            office_hour(rng, self.day())
+            if rng.random() < 0.8
+            else datetime.combine(self.day(), time(rng.randrange(0, 24)), BERLIN)
+            + timedelta(minutes=rng.uniform(0, 59))
+        )
         peril = rng.choice(["water", "storm", "fire", "theft"])
         self.webhook(opened, "claim.opened", holder, {"number": claim, "peril": peril})
         slow = self.week_of(opened) == 3 and rng.random() < 0.55  # adjusters short in week four
@@ -126,11 +153,23 @@ class Insurer:
         if wait > 60:
             self.hurt[holder] = self.hurt.get(holder, 0) + 1
         self.out["contact-centre"].append(
-            (at, {"specversion": "1.0", "id": f"cc-{self.calls:06d}", "type": "call.answered",
-                  "source": "/contact-centre/berlin", "subject": holder, "time": utc(at),
-                  "datacontenttype": "application/json",
-                  "data": {"call_id": f"CALL-{self.calls:06d}", "queue": rng.choice(["claims", "policy", "billing"]),
-                           "wait_seconds": round(wait, 1)}})
+            (
+                at,
+                {
+                    "specversion": "1.0",
+                    "id": f"cc-{self.calls:06d}",
+                    "type": "call.answered",
+                    "source": "/contact-centre/berlin",
+                    "subject": holder,
+                    "time": utc(at),
+                    "datacontenttype": "application/json",
+                    "data": {
+                        "call_id": f"CALL-{self.calls:06d}",
+                        "queue": rng.choice(["claims", "policy", "billing"]),
+                        "wait_seconds": round(wait, 1),
+                    },
+                },
+            )
         )
         if rng.random() < 0.25:
             score = rng.choice([0, 3, 5, 6, 7]) if wait > 60 else rng.choice([6, 7, 8, 9, 10, 10])
@@ -139,15 +178,28 @@ class Insurer:
     def answer(self, holder: str, at: datetime, score: int, **about: str) -> None:
         number = len(self.out["surveys"]) + 1
         self.out["surveys"].append(
-            (at, {"event_id": f"nps-{number:05d}", "type": "survey.answered", "customer_id": holder,
-                  "occurred_at": utc(at), "survey_id": f"S-{number:05d}", "survey": "nps", "score": score, **about})
+            (
+                at,
+                {
+                    "event_id": f"nps-{number:05d}",
+                    "type": "survey.answered",
+                    "customer_id": holder,
+                    "occurred_at": utc(at),
+                    "survey_id": f"S-{number:05d}",
+                    "survey": "nps",
+                    "score": score,
+                    **about,
+                },
+            )
         )
 
     def finish(self, holder: str, policy: str) -> None:
         hurt = self.hurt.get(holder, 0)
         if self.rng.random() < (0.02 + 0.12 * min(hurt, 2)):
             at = office_hour(self.rng, self.day(7))
-            self.policy(at, "policy.cancelled", holder, policy_id=policy, reason=self.rng.choice(["price", "service", "moved"]))
+            self.policy(
+                at, "policy.cancelled", holder, policy_id=policy, reason=self.rng.choice(["price", "service", "moved"])
+            )
 
 
 def main() -> None:
