@@ -46,7 +46,7 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None,
     for given in ids:
         problem = id_problem(given)
         if problem is not None:
-            fail(f"{problem} was given")
+            fail(f"{problem}: nothing was sent")
     if ids_file is not None:
         try:
             text = ids_file.read_text(encoding="utf-8")
