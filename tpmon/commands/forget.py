@@ -37,7 +37,7 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None,
     recorded all the same, and erased nowhere). Security settings come from TPMON_* environment
     variables, as for `tpmon worker`.
     """
-    from monitor.erasures import id_problem, read_ids
+    from monitor.erasures import id_problem
     from streams.settings import Settings
 
     from ..runtime import run_until_interrupted
@@ -48,14 +48,7 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None,
         if problem is not None:
             fail(f"{problem}: nothing was sent")
     if ids_file is not None:
-        try:
-            text = ids_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            fail(f"{ids_file}: cannot read it ({error.strerror if isinstance(error, OSError) else error})")
-        try:
-            ids += read_ids(text.splitlines(), str(ids_file))
-        except ValueError as error:
-            fail(str(error))
+        ids += ids_or_exit(ids_file)
     if not ids:
         fail("give the customer ids to forget, or --file FILE of them (one a line)")
     ids = list(dict.fromkeys(given.strip() for given in ids))
@@ -96,6 +89,20 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, by: str | None,
         highlight=False,
         markup=False,
     )
+
+
+def ids_or_exit(path: Path, option: str = "") -> list[str]:
+    """The customer ids of a file, one a line (monitor.erasures.read_ids), for `tpmon forget --file` and
+    replay's and report's --forget; an unreadable file, or a bad id in it, is said and exits 2."""
+    from monitor.erasures import read_ids
+
+    try:
+        return read_ids(path.read_text(encoding="utf-8").splitlines(), str(path))
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"{option}{path}: cannot read it ({error.strerror if isinstance(error, OSError) else error})")
+    except ValueError as error:
+        fail(f"{option}{error}")
+    raise AssertionError  # (fail exits)
 
 
 def _requests(count: int) -> str:

@@ -214,17 +214,9 @@ def replay(
 
 def forgotten_or_exit(path: Path | None) -> frozenset[str]:
     """The customer ids of a --forget file (one a line); none without one."""
-    from monitor.erasures import read_ids
+    from .forget import ids_or_exit
 
-    if path is None:
-        return frozenset()
-    try:
-        return frozenset(read_ids(path.read_text(encoding="utf-8").splitlines(), str(path)))
-    except (OSError, UnicodeDecodeError) as error:
-        fail(f"--forget {path}: cannot read it ({error.strerror if isinstance(error, OSError) else error})")
-    except ValueError as error:
-        fail(f"--forget {error}")
-    raise AssertionError  # (fail exits)
+    return frozenset(ids_or_exit(path, "--forget ")) if path is not None else frozenset()
 
 
 def open_inputs(stack: contextlib.ExitStack, sources: list[tuple[str, Path]]) -> list[tuple[str, BinaryIO, int]]:
