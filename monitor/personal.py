@@ -9,7 +9,7 @@ from the contract's view (``fields``) and from the message as sent (``raw``), wh
 have read them (the declared pointer, and the field's name at the top level or under ``data`` for a
 message in the other format). A ``raw`` that is not a JSON object cannot be looked into, so it goes
 whole (``null``). Kept, they are shown on the worker's ``/journeys`` only to its personal readers
-(``for_reader``); ``check_readers`` checks those names against the web configuration's users.
+(``for_reader``); ``check_web_users`` checks those names against the web configuration's users.
 """
 
 from __future__ import annotations
@@ -97,9 +97,10 @@ def for_reader(record: dict, contract: Contract, user: str | None, readers: Iter
     return record_without_personal(record, contract.personal)
 
 
-def check_readers(readers: Iterable[str], users: Iterable[str]) -> None:
-    """Check the personal readers against the web configuration's users: raise ValueError naming each
-    reader who is no user (a typo would otherwise silently show nobody the fields)."""
+def check_web_users(readers: Iterable[str], users: Iterable[str]) -> None:
+    """Check names given to a role (the personal readers, the forget users) against the web
+    configuration's users: raise ValueError naming each who is no user (a typo would otherwise
+    silently give nobody the role)."""
     known = set(users)
     unknown = sorted({reader for reader in readers if reader not in known})
     if unknown:
@@ -108,8 +109,9 @@ def check_readers(readers: Iterable[str], users: Iterable[str]) -> None:
         raise ValueError(f"{names}: not users of the web configuration (its users: {users_text})")
 
 
-def parse_readers(text: str) -> tuple[str, ...]:
-    """``--personal-readers alice,bob`` (or TPMON_PERSONAL_READERS): the names, in order, each once."""
+def parse_user_names(text: str) -> tuple[str, ...]:
+    """``--personal-readers alice,bob`` or ``--forget-users dpo`` (or their TPMON_ variables): the names,
+    in order, each once."""
     names: list[str] = []
     for name in text.split(","):
         name = name.strip()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from monitor.conventions import DEAD_LETTER_TOPIC, FORGET_TOPIC, JOURNEYS_TOPIC
 from monitor.durations import parse_duration
 from monitor.observe.windows import PROFILES
-from monitor.personal import parse_readers
+from monitor.personal import parse_user_names
 
 ENV_PREFIX = "TPMON_"
 
@@ -125,12 +125,12 @@ class Settings:
     @property
     def readers(self) -> tuple[str, ...]:
         """The personal readers, by name (``personal_readers``)."""
-        return parse_readers(self.personal_readers)
+        return parse_user_names(self.personal_readers)
 
     @property
     def forgetters(self) -> tuple[str, ...]:
         """The web users who may ask to forget a customer, by name (``forget_users``)."""
-        return parse_readers(self.forget_users)
+        return parse_user_names(self.forget_users)
 
     def advertised_url(self, scheme: str) -> str:
         """Where the other workers reach this one's web port: ``web_url``, else the web host's address,

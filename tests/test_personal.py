@@ -18,7 +18,7 @@ from monitor.catalog.errors import ERROR
 from monitor.catalog.load import validate_catalog
 from monitor.events import Event, format_timestamp, parse_timestamp
 from monitor.journeys import Journeys, describe
-from monitor.personal import check_readers, for_reader, parse_readers, remove_at
+from monitor.personal import check_web_users, for_reader, parse_user_names, remove_at
 from tests.worker_helpers import Message, Worker
 from tpmon.cli import main
 
@@ -357,16 +357,16 @@ def test_journeys_show_kept_personal_fields_only_to_personal_readers(
 )
 def test_personal_readers_must_be_web_users(readers: tuple[str, ...], users: set[str], unknown: str | None) -> None:
     if unknown is None:
-        check_readers(readers, users)
+        check_web_users(readers, users)
     else:
         with pytest.raises(ValueError, match=unknown):
-            check_readers(readers, users)
+            check_web_users(readers, users)
 
 
 def test_personal_readers_are_read_from_a_comma_separated_setting() -> None:
     from streams.settings import Settings
 
-    assert parse_readers(" alice, bob,,alice ") == ("alice", "bob")
+    assert parse_user_names(" alice, bob,,alice ") == ("alice", "bob")
     assert Settings.load(env={"TPMON_PERSONAL_READERS": "alice,bob"}).readers == ("alice", "bob")
     assert Settings.load(env={}).readers == ()
 

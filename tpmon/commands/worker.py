@@ -179,12 +179,12 @@ def web_config_or_exit(settings):  # type: ignore[no-untyped-def]
             fail(f"{settings.web_config}: {len(error.problems)} problem(s) in the web configuration")
         for problem in web.warnings:
             err.print(f"[yellow]{escape(str(problem))}[/]", soft_wrap=True)
-    from monitor.personal import check_readers
+    from monitor.personal import check_web_users
 
     # Who sees personal fields in /journeys, and who may ask to forget a customer: users it knows.
     for option, names in (("--personal-readers", settings.readers), ("--forget-users", settings.forgetters)):
         try:
-            check_readers(names, web.users if web is not None else ())
+            check_web_users(names, web.users if web is not None else ())
         except ValueError as error:
             fail(f"{option}: {error}")
     if is_loopback(settings.web_host) or (web is not None and web.authenticates):
