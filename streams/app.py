@@ -477,14 +477,20 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         positions.forget()
         joined[:] = [True]
 
+    def reading_requests(web: faust.web.View) -> faust.web.Response | None:
+        """503 until the requests to forget customers are read (streams.erasures)."""
+        if erasures.caught_up.is_set():
+            return None
+        return web.json(
+            {"error": f"starting: reading the requests to forget customers ({settings.forget_topic})"}, status=503
+        )
+
     def still_recovering(web: faust.web.View) -> faust.web.Response | None:
         """503 while some partition's state is not whole: a partial answer would be a false one."""
         if not joined:
             return web.json({"error": "starting: joining the consumer group; ask again shortly"}, status=503)
-        if not erasures.caught_up.is_set():
-            return web.json(
-                {"error": f"starting: reading the requests to forget customers ({settings.forget_topic})"}, status=503
-            )
+        if (busy := reading_requests(web)) is not None:
+            return busy
         waiting = recovering()
         if not waiting:
             return None
@@ -610,11 +616,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             problem = id_problem(customer_id)
             if problem is not None:
                 return self.json({"error": problem}, status=400)
-            if not erasures.caught_up.is_set():  # (its log would count it with those of before its start)
-                return self.json(
-                    {"error": f"starting: reading the requests to forget customers ({settings.forget_topic})"},
-                    status=503,
-                )
+            busy = reading_requests(self)  # (its log would count it with those of before its start)
+            if busy is not None:
+                return busy
             asked = Request(customer_id, str(user), wall_clock())
             outbox.add(settings.forget_topic, asked.key(), asked.value(), 0)
             await outbox.deliver()
