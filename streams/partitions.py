@@ -357,11 +357,14 @@ class Partitions:
                 if not stored:
                     continue  # expired since
                 journey = Journey.from_record(orjson.loads(stored), self.catalog.decoder)
+            told = story(journey, {touchpoint}, self.catalog.contract)
+            if told is None:
+                continue  # the bad outcome aged out of the journey since (its max_age or max_outcomes)
             found.append(
                 {
                     "customer_id": customer,
                     "bad_at": format_timestamp(at),
-                    "story": story(journey, {touchpoint}, self.catalog.contract),
+                    "story": told,
                     "journey": f"/journeys/{customer}",
                 }
             )
