@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .catalog.model import Catalog
 
 EVENTS = "events"  # (EVENTS, source, type)
 DUPLICATES = "duplicates"  # (DUPLICATES, source)
@@ -47,6 +51,24 @@ def merge(into: Counts, more: Mapping[Key, float]) -> None:
 def bound_label(bound: float) -> str:
     """A latency bucket's upper bound as Prometheus writes it (``le``), and as a count's key holds it."""
     return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+# Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
+# since a histogram has one set of buckets for all its label values.
+_DEADLINE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def latency_buckets(catalog: Catalog) -> tuple[float, ...]:
+    """The latency histograms' bucket bounds, in seconds: around each deadline of the catalog."""
+    from .catalog.model import DEADLINE  # (the catalog's model reads counts: imported when asked)
+
+    seconds = {
+        round(t.within / 1_000_000 * fraction, 3)
+        for t in catalog.touchpoints
+        if t.kind == DEADLINE and t.within
+        for fraction in _DEADLINE_FRACTIONS
+    }
+    return tuple(sorted(seconds)) or (1.0,)
 
 
 def latency_keys(touchpoint: str, buckets: tuple[float, ...]) -> list[Key]:

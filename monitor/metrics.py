@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from . import conventions as c
 from . import counts as tally
 from .catalog.model import DEADLINE, Catalog
+from .counts import latency_buckets
 from .engine.impact import BAD_SIDE, GOOD_SIDE, IMPACTED, LEFT, answers
 from .events import REJECT_REASONS
 from .failures import DELIVER, STAGES, TIMER
@@ -41,20 +42,7 @@ from .state import customers_in_window, partition_standing
 #: so that the first one counts in ``increase()``).
 PROCESS_STAGES = (DELIVER, TIMER)
 
-# Fractions of a deadline where latency buckets sit; the union over the catalog's deadlines is used,
-# since a histogram has one set of buckets for all its label values.
-_DEADLINE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 LABEL_PARTITION = "partition"
-
-
-def latency_buckets(catalog: Catalog) -> tuple[float, ...]:
-    seconds = {
-        round(t.within / 1_000_000 * fraction, 3)
-        for t in catalog.touchpoints
-        if t.kind == DEADLINE and t.within
-        for fraction in _DEADLINE_FRACTIONS
-    }
-    return tuple(sorted(seconds)) or (1.0,)
 
 
 @dataclass

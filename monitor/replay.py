@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 
 from .catalog.model import Catalog
 from .conventions import FILE_SOURCE
-from .engine import DUPLICATE, Engine, Outcome
+from .counts import DUPLICATES, EVENTS, LATE, REJECTED, RULE_ERRORS
+from .engine import Engine, Outcome
 from .engine.impact import impact_view
 from .events import DEFAULT_MAX_BYTES, INTERNAL_ERROR, Event, Reject
-from .failures import DECODE, JOURNEY, JUDGE, JUDGED_STAGES, Failure
+from .failures import DECODE, JOURNEY, JUDGED_STAGES, Failure
 from .journeys import Journeys
+from .judging import Judged, Judging
 from .state import judge, reliability, vital_few, warming_up
+
+# Lines judged at a time: what the core gives back of a chunk is kept in line order before the next.
+CHUNK = 1024
 
 
 @dataclass
@@ -71,6 +76,9 @@ class Replay:
         self.on_event = on_event
         self.on_failure = on_failure
         self.not_after = not_after
+        wanted = journeys is not None or on_event is not None or on_outcome is not None
+        filing = _Filing(journeys, on_event, on_outcome) if wanted else None
+        self.judging = Judging(self.engine, journeys=filing)
         self.tally = Tally()
         self.lines = 0
 
@@ -97,66 +105,70 @@ class Replay:
                 yield number, line, Failure(DECODE, error)
 
     def _judge(self, decoded: Iterable[tuple[int, bytes, object]]) -> None:
-        engine, tally, journeys, on_event = self.engine, self.tally, self.journeys, self.on_event
-        step, outbox, drain = engine.step, engine.outbox, self._drain
-        by_kind = tally.by_kind
-        lines, duplicates, late = self.lines, 0, 0
+        """Judge the decoded lines a chunk at a time through the core (``monitor.judging``); then, in
+        line order, keep each rejected line, rule error and failure of the chunk."""
+        judging, others, chunk = self.judging, [], []
+        events: list = []
+        lines = self.lines
         try:
-            for number, line, event in decoded:
+            for item in decoded:
                 lines += 1
-                if type(event) is not Event:
-                    if type(event) is Failure:
-                        self._failed(number, line, event)  # type: ignore[arg-type]
-                    else:
-                        self._reject(number, line, event)  # type: ignore[arg-type]
-                    continue
-                try:
-                    status = step(event)
-                except Exception as error:
-                    self._failed(number, line, Failure(JUDGE, error, event_id=event.id, customer=event.customer))
-                    continue
-                if status:
-                    if status == DUPLICATE:
-                        duplicates += 1
-                        continue
-                    late += 1
-                if engine.errors:
-                    self._rule_errors(number, line, event)
-                kind = event.kind
-                by_kind[kind] = by_kind.get(kind, 0) + 1
-                try:
-                    if journeys is not None:
-                        journeys.add_event(event)
-                    if on_event is not None:
-                        on_event(event)
-                    if outbox:
-                        drain()
-                except Exception as error:
-                    outbox.clear()
-                    self._failed(number, line, Failure(JOURNEY, error, event_id=event.id, customer=event.customer))
+                event = item[2]
+                if type(event) is Event:
+                    events.append((len(chunk), event, None))
+                else:
+                    others.append(len(chunk))
+                chunk.append(item)
+                if len(chunk) == CHUNK:
+                    self._take(chunk, judging.batch(events), others)
+                    chunk, events, others = [], [], []
         finally:
             self.lines = lines
-            tally.duplicates += duplicates
-            tally.late += late
-            self._settle()
+            self._take(chunk, judging.batch(events), others)
 
-    def _rule_errors(self, number: int | None, line: bytes | None, event: Event | None) -> None:
-        """Count the rule errors of a step, each for its touchpoint, and keep the event with each."""
-        tally, errors = self.tally, self.engine.errors
-        for error in errors:
-            tally.rule_errors += 1
-            tally.rule_errors_by_touchpoint[error.touchpoint] += 1
-            if self.on_reject is not None and line is not None and event is not None:
-                self.on_reject(number, error.kept(line.rstrip(b"\r\n"), event.source))  # type: ignore[arg-type]
-        errors.clear()
+    def _take(self, chunk: list[tuple[int, bytes, object]], judged: Judged, others: list[int]) -> None:
+        """Count what the core judged of a chunk, and keep its lines that are not judged events (rejects,
+        failures) or whose rule raised, in line order."""
+        tally, by_kind = self.tally, self.tally.by_kind
+        for key, amount in judged.counts.get("", {}).items():
+            what = key[0]
+            if what == EVENTS:
+                by_kind[key[2]] = by_kind.get(key[2], 0) + amount
+            elif what == DUPLICATES:
+                tally.duplicates += amount
+            elif what == LATE:
+                tally.late += amount
+            elif what == RULE_ERRORS:
+                tally.rule_errors += amount
+                tally.rule_errors_by_touchpoint[key[1]] += amount
+            elif what == REJECTED:  # too old (an engine that forgets ids: not a replay's)
+                tally.rejected += amount
+                tally.rejected_by_reason[key[2]] += amount
+        if others or judged.failed or judged.rule_errors:
+            kept = [(position, None) for position in others]
+            kept += judged.failed
+            kept += judged.rule_errors
+            kept.sort(key=lambda pair: pair[0])
+            for position, what in kept:
+                number, line, decoded = chunk[position]
+                if what is None:
+                    if type(decoded) is Failure:
+                        self._failed(number, line, decoded)
+                    else:
+                        self._reject(number, line, decoded)  # type: ignore[arg-type]
+                elif type(what) is Failure:
+                    self._failed(number, line, what)
+                elif self.on_reject is not None:  # a rule error: the event is accepted, kept whole with it
+                    self.on_reject(number, what.kept(line.rstrip(b"\r\n"), decoded.source))  # type: ignore[attr-defined]
+        self._settled(judged)
 
-    def _settle(self) -> None:
-        engine = self.engine
-        if engine.errors:  # (the engine files them in steps only: none should be left)
-            self._rule_errors(None, None, None)
-        for failure in engine.failures:
+    def _settled(self, judged: Judged) -> None:
+        """Count what the engine set aside of no line: rule errors of a release, failures."""
+        for error in judged.released_errors:
+            self.tally.rule_errors += 1
+            self.tally.rule_errors_by_touchpoint[error.touchpoint] += 1
+        for failure in judged.failures:
             self._failed(None, None, failure)
-        engine.failures.clear()
 
     def _reject(self, number: int, line: bytes, reject: Reject) -> None:
         if not line.strip():
@@ -181,26 +193,15 @@ class Replay:
             return
         self._reject(number, line, reject)
 
-    def _drain(self) -> None:
-        journeys, on_outcome, outbox = self.journeys, self.on_outcome, self.engine.outbox
-        if journeys is not None or on_outcome is not None:
-            for outcome in outbox:
-                if journeys is not None:
-                    journeys.add_outcome(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
-        outbox.clear()
-
     def finish(self, until: int | None = None) -> dict:
         """Decide what the end of input decides (with ``until``, what is due by then), and return the
         summary of docs/SEMANTICS.md."""
         try:
             self.engine.finish(until)
-            self._drain()
-        except Exception as error:  # a failure in one of the last journeys' outcomes
+        except Exception as error:  # a failure in one of the last decisions
             self.engine.outbox.clear()
             self._failed(None, None, Failure(JOURNEY, error))
-        self._settle()
+        self._settled(self.judging.settle())
         return self.summary()
 
     def mostly_rejected(self) -> str | None:
@@ -292,3 +293,28 @@ def _merged(inputs: list[Iterator[tuple[int, bytes, object]]]) -> Iterator[tuple
 def _time_of(item: tuple[int, bytes, object]) -> int:
     event = item[2]
     return event.at if type(event) is Event else _NO_TIME  # type: ignore[attr-defined]
+
+
+class _Filing:
+    """A replay's journeys and its callbacks on each event accepted and each outcome, as the core files
+    them (a callback that raises is a failure of the journey stage, as a journey's is)."""
+
+    def __init__(
+        self,
+        journeys: Journeys | None,
+        on_event: Callable[[Event], None] | None,
+        on_outcome: Callable[[Outcome], None] | None,
+    ) -> None:
+        self.journeys, self.on_event, self.on_outcome = journeys, on_event, on_outcome
+
+    def add_event(self, event: Event) -> None:
+        if self.journeys is not None:
+            self.journeys.add_event(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def add_outcome(self, outcome: Outcome) -> None:
+        if self.journeys is not None:
+            self.journeys.add_outcome(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)

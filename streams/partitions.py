@@ -48,6 +48,7 @@ from monitor import counts as tally
 from monitor.catalog import Catalog
 from monitor.catalog.model import DEADLINE
 from monitor.conventions import OTHER_TYPE
+from monitor.counts import latency_buckets
 from monitor.engine import DUPLICATE, LATE, TOO_OLD, Engine, RuleError
 from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.erasures import Request, Requests
@@ -55,7 +56,7 @@ from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, 
 from monitor.events import TOO_OLD as TOO_OLD_REASON
 from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import Journey, Journeys, story
-from monitor.metrics import Figures, latency_buckets
+from monitor.metrics import Figures
 from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
 

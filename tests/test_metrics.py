@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 from prometheus_client import CollectorRegistry
 
+from monitor.counts import latency_buckets
 from monitor.events import format_timestamp, parse_timestamp
-from monitor.metrics import Figures, Metrics, latency_buckets
+from monitor.metrics import Figures, Metrics
 from tests.worker_helpers import Message, Worker
 
 NOW = parse_timestamp("2026-11-22T12:00:00Z")
