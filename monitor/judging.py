@@ -38,7 +38,7 @@ class Filing(Protocol):
     def add_outcome(self, outcome: Outcome) -> object: ...
 
 
-class Clock(Protocol):
+class Watermark(Protocol):
     """The watermark of an engine that does not keep its own (live: a partition's inputs)."""
 
     def report(self, report: Report) -> tuple[int | None, int | None]:
@@ -66,6 +66,7 @@ class Judged:
     outcomes: list[Outcome] = field(default_factory=list)
     failed: list[tuple[int, Failure]] = field(default_factory=list)  # (position, failure): the item's
     rule_errors: list[tuple[int, RuleError]] = field(default_factory=list)  # of the events stepped
+    duplicates: list[int] = field(default_factory=list)  # positions of the duplicates of the stream
     too_old: list[int] = field(default_factory=list)  # positions of the events refused as too old
     failures: list[Failure] = field(default_factory=list)  # of no item: rules that raised while deciding
     released_errors: list[RuleError] = field(default_factory=list)  # rule errors of no event (a release)
@@ -74,7 +75,7 @@ class Judged:
 
 class Judging:
     """One engine's judging. ``journeys``: where events and outcomes are filed (None: not filed).
-    ``clock``: the watermark, for an engine that does not keep its own (reports are taken only then).
+    ``watermark``: for an engine that does not keep its own clock (reports are taken only then).
     ``per_customer``: count under each event's customer (a worker stores a customer's counts with its
     record), else all under "". ``measured``: count what outcomes add to the figures a worker serves."""
 
@@ -83,13 +84,13 @@ class Judging:
         engine: Engine,
         *,
         journeys: Filing | None = None,
-        clock: Clock | None = None,
+        watermark: Watermark | None = None,
         per_customer: bool = False,
         measured: bool = False,
     ) -> None:
         self.engine = engine
         self.journeys = journeys
-        self.clock = clock
+        self.watermark = watermark
         self.per_customer = per_customer
         self.measured = measured
         catalog = engine.catalog
@@ -102,7 +103,7 @@ class Judging:
     def batch(self, items: Iterable[Item], judged: Judged | None = None) -> Judged:
         """Judge the items in order, then empty what the engine set aside (``settle``) into ``judged``."""
         judged = judged if judged is not None else Judged()
-        engine, journeys, clock, per_customer = self.engine, self.journeys, self.clock, self.per_customer
+        engine, journeys, watermark, per_customer = self.engine, self.journeys, self.watermark, self.per_customer
         step, outbox, errors = engine.step, engine.outbox, engine.errors
         counts, event_keys, failed = judged.counts, self._event_keys, judged.failed
         total = counts.get("")
@@ -110,7 +111,7 @@ class Judging:
             total = counts[""] = {}
         for position, item, name in items:
             if type(item) is Report:
-                if clock is not None:
+                if watermark is not None:
                     self._report(position, item, judged)
                 continue
             event: Event = item  # type: ignore[assignment]
@@ -129,14 +130,15 @@ class Judging:
             if status:
                 if status == DUPLICATE:
                     tally.add(mine, (tally.DUPLICATES, source))
+                    judged.duplicates.append(position)
                     continue
                 if status == TOO_OLD:
                     tally.add(mine, (tally.REJECTED, source, TOO_OLD_REASON))
                     judged.too_old.append(position)
                     continue
                 tally.add(mine, (tally.LATE, source))
-                if clock is not None:
-                    clock.late(name or "", event.at)
+                if watermark is not None:
+                    watermark.late(name or "", event.at)
             kinds = event_keys.get(source)
             if kinds is None:
                 kinds = event_keys[source] = {}
@@ -163,10 +165,10 @@ class Judging:
         return judged
 
     def _report(self, position: int, report: Report, judged: Judged) -> None:
-        """A report moves the watermark (``clock``), which decides what it passed."""
+        """A report moves the watermark (``watermark``), which decides what it passed."""
         engine = self.engine
         try:
-            engine.advance(*self.clock.report(report))  # type: ignore[union-attr]
+            engine.advance(*self.watermark.report(report))  # type: ignore[union-attr]
             if engine.outbox:
                 self._file(judged)
         except Exception as error:

@@ -36,7 +36,7 @@ while deciding, a timer) collect in ``failures``, for the app to log and count.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from bisect import insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -46,16 +46,13 @@ from aiokafka.partitioner import murmur2
 
 from monitor import counts as tally
 from monitor.catalog import Catalog
-from monitor.catalog.model import DEADLINE
-from monitor.conventions import OTHER_TYPE
-from monitor.counts import latency_buckets
-from monitor.engine import DUPLICATE, LATE, TOO_OLD, Engine, RuleError
+from monitor.engine import Engine, Outcome, RuleError
 from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.erasures import Request, Requests
 from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, parse_timestamp
-from monitor.events import TOO_OLD as TOO_OLD_REASON
-from monitor.failures import JOURNEY, JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
+from monitor.failures import JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
 from monitor.journeys import Journey, Journeys, story
+from monitor.judging import Judged, Judging
 from monitor.metrics import Figures
 from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, History, Inputs, Report
@@ -100,16 +97,6 @@ class Handled(NamedTuple):
     failed: list[tuple[int, Failure]]
     too_old: list[int]
     rule_errors: list[tuple[int, RuleError]]
-
-
-def _count(deltas: dict[str, tally.Counts], customer: str, key: tally.Key, amount: float = 1) -> None:
-    """Count for the customer whose message it is, in what its batch counted (merged into its partition's
-    counts when the batch is settled, and carried in the customer's record: ``Partitions._restore``)."""
-    mine = deltas.get(customer)
-    if mine is None:
-        deltas[customer] = {key: amount}
-    else:
-        mine[key] = mine.get(key, 0) + amount
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -170,6 +157,27 @@ class Partition:
     # becomes ``erased`` once a delivery that carried its tombstones has returned (``confirm_erasures``).
     erased: int = -1
     applied: int = -1
+    judging: Judging | None = None  # the core that judges its events and reports (monitor.judging)
+    filing: StoredJourneys | None = None  # its journeys as the core files them
+
+    def report(self, report: Report) -> tuple[int | None, int | None]:
+        """Take an inputs' report (the core's ``Watermark``): the watermark it gives, and where what is
+        decided is held while history is read; the rejects it carries are counted here, each once (ingest
+        sends an input's rejects to one partition: what the input's offsets say was counted is not again)."""
+        self.clock.report(report)
+        for name, entries in report.rejects.items():
+            done = self.rejects_through.get(name, -1)
+            for offset, source, reason, stage in entries:
+                if offset > done:
+                    tally.add(self.counts, (tally.REJECTED, source, reason))
+                    if stage is not None:
+                        tally.add(self.counts, (tally.INTERNAL_ERRORS, stage))
+                    done = offset
+            self.rejects_through[name] = done
+        return self.clock.watermark(), self.history.held(self.clock)
+
+    def late(self, name: str, at: int) -> None:
+        self.history.late(name, at)
 
     def firsts(self) -> dict[str, int | None]:
         """Each touchpoint's first data on this partition (monitor.state.warming_up)."""
@@ -181,6 +189,57 @@ def _judged_as(touchpoint) -> list:  # type: ignore[no-untyped-def]
     """What a touchpoint's warm-up depends on, as the partition's record keeps it: its window and its
     decision time (a change of either starts its warm-up again)."""
     return [touchpoint.window.text, touchpoint.within, touchpoint.calendar.name if touchpoint.calendar else None]
+
+
+class StoredJourneys:
+    """A partition's journeys as the core files them (``monitor.judging.Filing``): each read back from
+    its stored record when it is not among the recently used, and remembered as touched until the batch
+    ends (``take``), when each is written once. ``broken``: the customers whose journey an outcome of the
+    batch turned broken."""
+
+    def __init__(self, part: Partition, store: Store, catalog: Catalog, failed: Callable[[Failure], None]) -> None:
+        self.part, self.store, self.decoder, self.failed = part, store, catalog.decoder, failed
+        self.touched: dict[str, Journey] = {}
+        self.broken: list[str] = []
+
+    def journey(self, customer: str) -> Journey:
+        journey = self.touched.get(customer)
+        if journey is not None:
+            self.part.journeys.touch(customer)
+            return journey
+        journeys = self.part.journeys
+        journey = journeys.touch(customer)
+        if journey is None:
+            stored = self.store.get(customer)
+            try:
+                journey = (
+                    Journey.from_record(orjson.loads(stored), self.decoder, journeys.drop)
+                    if stored
+                    else Journey(customer)
+                )
+            except Exception as error:  # a stored journey this version cannot read: it starts again
+                self.failed(Failure(RESTORE, error, customer=customer))
+                journey = Journey(customer)
+            journeys.put(journey)
+        self.touched[customer] = journey
+        return journey
+
+    def add_event(self, event: Event) -> None:
+        self.journey(event.customer)
+        self.part.journeys.add_event(event)
+
+    def add_outcome(self, outcome: Outcome) -> None:
+        journey = self.journey(outcome.customer)
+        was_broken = journey.broken
+        self.part.journeys.add_outcome(outcome)
+        if not was_broken and journey.broken:
+            self.broken.append(outcome.customer)
+
+    def take(self) -> tuple[dict[str, Journey], list[str]]:
+        """The journeys touched since the last take, and the customers turned broken; then none."""
+        taken = self.touched, self.broken
+        self.touched, self.broken = {}, []
+        return taken
 
 
 class Partitions:
@@ -204,13 +263,9 @@ class Partitions:
         self.journey_store = journeys
         self.owned: dict[int, Partition] = {}
         self.journey_cache = journey_cache
-        self.buckets = latency_buckets(catalog)
         self.windows = {t.id: t.window for t in catalog.touchpoints}  # each touchpoint's state window
-        self.latency_keys = {
-            t.id: tally.latency_keys(t.id, self.buckets) for t in catalog.touchpoints if t.kind == DEADLINE
-        }
-        # Per touchpoint, its latest bad outcomes on this worker: (instant, partition, customer).
-        self.stories: dict[str, deque[tuple[int, int, str]]] = {t: deque(maxlen=STORIES) for t in catalog.ids}
+        # Per touchpoint, its latest bad outcomes on this worker, by instant: (instant, partition, customer).
+        self.stories: dict[str, list[tuple[int, int, str]]] = {t: [] for t in catalog.ids}
         # Failures of no event in particular, for the app to drain: counted in their partition when
         # they have one (the flag says so), else the process's.
         self.failures: list[tuple[Failure, bool]] = []
@@ -218,9 +273,6 @@ class Partitions:
         self.published: dict[int, Figures] = {}
         self.published_at = 0
         self.snapshots = 0
-        # While a batch is handled: per partition, per customer, what its messages counted.
-        self._deltas: dict[int, dict[str, tally.Counts]] = {}
-        self._keys: dict[tuple, tally.Key] = {}  # the counting keys, built once
         # The requests to forget a customer read so far (every worker reads them all), applied to each
         # partition owned or adopted later from where its record says it stopped.
         self.requests = Requests()
@@ -481,6 +533,10 @@ class Partitions:
         engine = Engine(self.catalog, lateness=self.lateness, track=True, own_clock=False, retention=self.retention)
         part = Partition(number, engine, Inputs(self.lateness), History(self.lateness))
         part.journeys = Journeys.of(self.catalog, max_age=self.journey_age)
+        part.filing = StoredJourneys(
+            part, self.journey_store, self.catalog, lambda failure: self._failed(part, failure)
+        )
+        part.judging = Judging(engine, journeys=part.filing, watermark=part, per_customer=True, measured=True)
         part.since = self._since(None, None)
         freeing: set[str] = set()
         whole = True  # the partition's record read back (else no customer record can be said newer)
@@ -562,24 +618,25 @@ class Partitions:
         return self.handle_batch([(partition, None, item, None, -1)])
 
     def handle_batch(self, batch: list[Item]) -> Handled:
-        """Step every event of a batch and take every report (which moves the watermark), in order;
-        then write each changed record once per batch (a customer with ten events in the batch is
-        written once, not ten times), and last each partition's own record. Returns (position in the
-        batch, failure) for each item whose processing raised: not judged (stage judge: the engine is
-        as if it never came), or judged with its journey or records incomplete (journey, record); and
-        the positions of the events refused as too old, and the rule errors of the events judged."""
+        """Judge every event of a batch and take every report (which moves the watermark), in order, each
+        partition's through its core (``monitor.judging``); then write each changed record once per batch
+        (a customer with ten events in the batch is written once, not ten times), and last each
+        partition's own record. Returns (position in the batch, failure) for each item whose processing
+        raised: not judged (stage judge: the engine is as if it never came), or judged with its journey
+        or records incomplete (journey, record); and the positions of the events refused as too old, and
+        the rule errors of the events judged."""
         failed: dict[int, Failure] = {}  # by position in the batch: the first failure of each item
-        too_old: list[int] = []
-        rule_errors: list[tuple[int, RuleError]] = []
         unapplied: set[int] = set()  # events that changed no state: duplicates, too old, read again
-        touched: dict[int, dict[str, Journey]] = {}
-        keys = self._keys
+        judging: dict[int, list] = {}  # partition -> its items for the core: (position, event or report, input)
         for item, (number, offset, event, name, at_source) in enumerate(batch):
             try:
                 part = self.partition(number)
             except Exception as error:
                 failed[item] = Failure(JUDGE, error)
                 continue
+            mine = judging.get(number)
+            if mine is None:
+                mine = judging[number] = []
             if offset is not None:
                 if offset <= part.offset:
                     unapplied.add(item)
@@ -591,80 +648,39 @@ class Partitions:
                 tally.add(part.counts, (tally.REJECTED, event.source, event.reason))
                 if event.stage is not None:
                     tally.add(part.counts, (tally.INTERNAL_ERRORS, event.stage))
-                touched.setdefault(number, {})
                 continue
-            if type(event) is Report:
-                journeys = touched.setdefault(number, {})
-                try:
-                    part.clock.report(event)
-                    self._count_rejects(part, event)
-                    part.engine.advance(part.clock.watermark(), part.history.held(part.clock))
-                    if part.engine.outbox:
-                        self._file_outcomes(part, journeys)
-                except Exception as error:
-                    part.engine.outbox.clear()
-                    failed[item] = Failure(JUDGE, error)
-                continue
-            customer = event.customer  # type: ignore[union-attr]
-            if offset is not None and offset <= part.crashed_until:
-                mark = part.crashed.get(customer)
-                if mark is not None and offset <= mark:  # its record has it, and its counts (_restore)
-                    if name is not None and at_source > part.through.get(name, -1):
-                        part.through[name] = at_source
-                    unapplied.add(item)
-                    continue
-            if name is not None and at_source <= part.through.get(name, -1):
-                # Ingest's copy of a message judged here (it read it again after a restart or a
-                # rebalance): not judged again, nor counted as a duplicate of the stream. The engine
-                # would find most such copies DUPLICATE or TOO_OLD, but not those of a customer erased
-                # on request since, whatever it holds now: those would count twice, and put an event
-                # of before the request in its new journey.
-                unapplied.add(item)
-                continue
-            engine = part.engine
-            deltas = self._deltas.get(number)
-            if deltas is None:
-                deltas = self._deltas[number] = {}
-            try:
-                status = engine.step(event)  # type: ignore[arg-type]
-            except Exception as error:
-                failed[item] = Failure(JUDGE, error, event_id=event.id, customer=customer)  # type: ignore[union-attr]
-                continue
-            if name is not None:
-                part.through[name] = at_source
-            source = event.source  # type: ignore[union-attr]
-            if status in (DUPLICATE, TOO_OLD):
-                unapplied.add(item)
-                if status == TOO_OLD:
-                    _count(deltas, customer, self._key(tally.REJECTED, source, TOO_OLD_REASON))
-                    too_old.append(item)
-                else:
-                    _count(deltas, customer, self._key(tally.DUPLICATES, source))
-                continue
-            kind = event.kind  # type: ignore[union-attr]
-            key = keys.get((tally.EVENTS, source, kind)) or self._key(tally.EVENTS, source, kind)
-            mine = deltas.get(customer)
-            if mine is None:
-                deltas[customer] = {key: 1}
-            else:
-                mine[key] = mine.get(key, 0) + 1
-            if status == LATE:
-                _count(deltas, customer, self._key(tally.LATE, source))
-                part.history.late(name or "", event.at)  # type: ignore[union-attr]
-            if engine.errors:  # counted with the customer's record, as its events are: once
-                for error in engine.errors:
-                    _count(deltas, customer, (tally.RULE_ERRORS, error.touchpoint))
-                    rule_errors.append((item, error))
-                engine.errors.clear()
-            journeys = touched.setdefault(number, {})
-            try:
-                journeys[customer] = self._journey(part, customer)
-                part.journeys.add_event(event)  # type: ignore[arg-type]
-                if engine.outbox:
-                    self._file_outcomes(part, journeys)
-            except Exception as error:
-                engine.outbox.clear()
-                failed[item] = Failure(JOURNEY, error, event_id=event.id, customer=customer)  # type: ignore[union-attr]
+            if type(event) is Event:
+                if offset is not None and offset <= part.crashed_until:
+                    mark = part.crashed.get(event.customer)
+                    if mark is not None and offset <= mark:  # its record has it, and its counts (_restore)
+                        if name is not None and at_source > part.through.get(name, -1):
+                            part.through[name] = at_source
+                        unapplied.add(item)
+                        continue
+                if name is not None:
+                    if at_source <= part.through.get(name, -1):
+                        # Ingest's copy of a message judged here (it read it again after a restart or a
+                        # rebalance): not judged again, nor counted as a duplicate of the stream. The engine
+                        # would find most such copies DUPLICATE or TOO_OLD, but not those of a customer
+                        # erased on request since, whatever it holds now: those would count twice, and put
+                        # an event of before the request in its new journey.
+                        unapplied.add(item)
+                        continue
+                    part.through[name] = at_source
+            mine.append((item, event, name))
+        too_old: list[int] = []
+        rule_errors: list[tuple[int, RuleError]] = []
+        taken: dict[int, tuple[Judged, dict[str, Journey]]] = {}
+        for number, items in judging.items():
+            part = self.owned[number]
+            judged = part.judging.batch(items)  # type: ignore[union-attr]
+            for item, failure in judged.failed:
+                failed.setdefault(item, failure)
+            unapplied.update(judged.duplicates)
+            unapplied.update(judged.too_old)
+            too_old += judged.too_old
+            rule_errors += judged.rule_errors
+            taken[number] = (judged, self._take(part, judged))
 
         def record_failed(number: int, failure: Failure) -> None:
             """A customer's record could not be written: its events of the batch say so (once each);
@@ -684,10 +700,8 @@ class Partitions:
             if not mine:
                 self._failed(self.owned.get(number), failure)
 
-        for number in {where for where, *_ in batch}:
-            part = self.owned.get(number)
-            if part is not None:
-                self._settle(part, touched.get(number, {}), record_failed)
+        for number, (judged, touched) in taken.items():
+            self._write(self.owned[number], judged, touched, record_failed)
         for item, failure in failed.items():  # counted before the partition's record stores the counts
             number, _, event, _, _ = batch[item]
             part = self.owned.get(number)
@@ -695,39 +709,77 @@ class Partitions:
                 tally.add(part.counts, (tally.INTERNAL_ERRORS, failure.stage))
                 if type(event) is Event and failure.stage not in JUDGED_STAGES:  # not judged: a reject
                     tally.add(part.counts, (tally.REJECTED, event.source, INTERNAL_ERROR))
-        for number in {where for where, *_ in batch}:
-            part = self.owned.get(number)
-            if part is not None:
-                self._write_state(part)
-        self._deltas = {}
+        for number in taken:
+            self._write_state(self.owned[number])
+        too_old.sort()
+        rule_errors.sort(key=lambda pair: pair[0])
         return Handled(sorted(failed.items(), key=lambda pair: pair[0]), too_old, rule_errors)
 
-    def _key(self, what: str, source: str, kind: str = "") -> tally.Key:
-        """A counting key (``monitor.counts``), built once: an accepted event's (EVENTS, its source and
-        type), or (DUPLICATES or LATE, source), or (REJECTED, source, reason)."""
-        key = self._keys.get((what, source, kind))
-        if key is None:
-            if what == tally.EVENTS:
-                key = (what, source, kind if kind in self.catalog.contract.types else OTHER_TYPE)
-            elif what == tally.REJECTED:
-                key = (what, source, kind)
-            else:
-                key = (what, source)
-            self._keys[what, source, kind] = key
-        return key
+    def _take(self, part: Partition, judged: Judged) -> dict[str, Journey]:
+        """What the core judged on a partition, taken in: its counts (each customer's, merged into the
+        partition's, and kept for the customer's record), its stories, the failures of no event. Returns
+        the journeys it touched."""
+        touched, broken = part.filing.take()  # type: ignore[union-attr]
+        counts = judged.counts
+        for customer in broken:
+            mine = counts.get(customer)
+            if mine is None:
+                mine = counts[customer] = {}
+            tally.add(mine, (tally.JOURNEYS_BROKEN,))
+        for counted in counts.values():
+            tally.merge(part.counts, counted)
+        for error in judged.released_errors:  # of no step's event (a release): the partition's
+            tally.add(part.counts, (tally.RULE_ERRORS, error.touchpoint))
+        for failure in judged.failures:  # rules that raised while deciding
+            self._failed(part, failure)
+        for outcome in judged.outcomes:
+            if not outcome.good:
+                self._story(outcome, part.number)
+        return touched
 
-    def _count_rejects(self, part: Partition, report: Report) -> None:
-        """The rejects of an input counted in this partition (ingest sends them to one partition an
-        input), each once: what its input's offsets say was counted already is not again."""
-        for name, entries in report.rejects.items():
-            done = part.rejects_through.get(name, -1)
-            for offset, source, reason, stage in entries:
-                if offset > done:
-                    tally.add(part.counts, (tally.REJECTED, source, reason))
-                    if stage is not None:
-                        tally.add(part.counts, (tally.INTERNAL_ERRORS, stage))
-                    done = offset
-            part.rejects_through[name] = done
+    def _story(self, outcome: Outcome, partition: int) -> None:
+        """A bad outcome among its touchpoint's latest (by instant, each customer once: its newest)."""
+        latest = self.stories.get(outcome.touchpoint)
+        if latest is None:
+            return
+        customer = outcome.customer
+        mine = [item for item in latest if item[2] == customer]
+        if mine and mine[0][0] >= outcome.at:
+            return
+        for item in mine:
+            latest.remove(item)
+        insort(latest, (outcome.at, partition, customer))
+        if len(latest) > STORIES:
+            del latest[0]
+
+    def _settle(self, part: Partition) -> None:
+        """What the engine decided or changed outside a batch (retention), taken in and written."""
+        judged = part.judging.settle()  # type: ignore[union-attr]
+        self._write(part, judged, self._take(part, judged))
+
+    def _write(
+        self,
+        part: Partition,
+        judged: Judged,
+        touched: dict[str, Journey],
+        record_failed: Callable[[int, Failure], None] | None = None,
+    ) -> None:
+        """Write every changed record: the customers' the core says changed, and the journeys touched. A
+        record that cannot be written is reported (to ``record_failed``, else in ``failures``) and the
+        others are written."""
+        deltas = judged.counts
+        writes = [(customer, self._write_customer) for customer in judged.changed]
+        writes += [(customer, self._write_journey) for customer in touched]
+        for customer, write in writes:
+            try:
+                write(part, customer, touched, deltas)
+            except Exception as error:
+                failure = Failure(RECORD, error, customer=customer)
+                if record_failed is None:
+                    self._failed(part, failure)
+                else:
+                    record_failed(part.number, failure)
+        part.journeys.keep_recent(self.journey_cache)
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
         """A failure of no message: for the app to log; counted in its partition, when it has one."""
@@ -750,7 +802,7 @@ class Partitions:
                 for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
                     if freed:  # the counts first, naming whom they come from; then the deletions
                         self._write_state(part, freeing=freed)
-                    self._settle(part, {})
+                    self._settle(part)
                 mark = engine.mark()
                 if mark is not None:  # (a window back more: what is decided may be held back for history)
                     tally.drop_windows_before(
@@ -912,104 +964,6 @@ class Partitions:
             part.carry.clear()  # stored with the partition's counts from now on
         except Exception as error:
             self._failed(part, Failure(RECORD, error))
-
-    def _journey(self, part: Partition, customer: str) -> Journey:
-        journeys = part.journeys
-        journey = journeys.touch(customer)
-        if journey is None:
-            stored = self.journey_store.get(customer)
-            try:
-                journey = (
-                    Journey.from_record(orjson.loads(stored), self.catalog.decoder, journeys.drop)
-                    if stored
-                    else Journey(customer)
-                )
-            except Exception as error:  # a stored journey this version cannot read: it starts again
-                self._failed(part, Failure(RESTORE, error, customer=customer))
-                journey = Journey(customer)
-            journeys.put(journey)
-        return journey
-
-    def _file_outcomes(self, part: Partition, touched: dict[str, Journey]) -> None:
-        """Count the outcomes and file them in their customers' journeys; count each customer impacted
-        in the bucket of its latest bad outcome."""
-        engine = part.engine
-        journeys = part.journeys
-        deltas = self._deltas.get(part.number)
-        if deltas is None:
-            deltas = self._deltas[part.number] = {}
-        windows = self.windows
-        for outcome in engine.outbox:
-            customer = outcome.customer
-            window = windows.get(outcome.touchpoint)
-            if window is not None:  # the state window's bucket of its instant (monitor.window)
-                side = "good" if outcome.good else "bad"
-                _count(deltas, customer, (tally.WINDOW, outcome.touchpoint, str(window.bucket(outcome.at)), side))
-            journey = touched.get(customer) or self._journey(part, customer)
-            was_broken = journey.broken
-            journeys.add_outcome(outcome)
-            touched[customer] = journey
-            if not outcome.good:
-                latest = self.stories.get(outcome.touchpoint)
-                if latest is not None:  # each customer once: its newest
-                    for item in [item for item in latest if item[2] == customer]:
-                        latest.remove(item)
-                    latest.append((outcome.at, part.number, customer))
-            if outcome.latency is not None:
-                keys = self.latency_keys.get(outcome.touchpoint)
-                if keys is not None:
-                    mine = deltas.get(customer)
-                    if mine is None:
-                        mine = deltas[customer] = {}
-                    tally.observe_latency(mine, keys, outcome.latency / 1_000_000, self.buckets)
-            if not was_broken and journey.broken:
-                _count(deltas, customer, (tally.JOURNEYS_BROKEN,))
-        engine.outbox.clear()
-        for customer, touchpoint, before, at in engine.latest_bad:  # distinct customers impacted (counts.IMPACTED)
-            window = windows.get(touchpoint)
-            if window is not None:
-                mine = deltas.get(customer)
-                if mine is None:
-                    mine = deltas[customer] = {}
-                tally.move_impacted(mine, touchpoint, None if before < 0 else window.bucket(before), window.bucket(at))
-        engine.latest_bad.clear()
-
-    def _settle(
-        self,
-        part: Partition,
-        touched: dict[str, Journey],
-        record_failed: Callable[[int, Failure], None] | None = None,
-    ) -> None:
-        """File what is left in the outbox, then write every changed record. A record that cannot be
-        written is reported (to ``record_failed``, else in ``failures``) and the others are written."""
-        engine = part.engine
-        try:
-            self._file_outcomes(part, touched)
-        except Exception as error:
-            engine.outbox.clear()
-            self._failed(part, Failure(JOURNEY, error))
-        for failure in engine.failures:  # rules that raised while deciding
-            self._failed(part, failure)
-        engine.failures.clear()
-        for error in engine.errors:  # of no step's event (a release): the partition's
-            tally.add(part.counts, (tally.RULE_ERRORS, error.touchpoint))
-        engine.errors.clear()
-        deltas = self._deltas.get(part.number, {})
-        for counted in deltas.values():
-            tally.merge(part.counts, counted)
-        writes = [(customer, self._write_customer) for customer in engine.dirty]
-        writes += [(customer, self._write_journey) for customer in touched]
-        for customer, write in writes:
-            try:
-                write(part, customer, touched, deltas)
-            except Exception as error:
-                failure = Failure(RECORD, error, customer=customer)
-                if record_failed is None:
-                    self._failed(part, failure)
-                else:
-                    record_failed(part.number, failure)
-        engine.dirty.clear()
-        part.journeys.keep_recent(self.journey_cache)
 
     def _write_customer(
         self, part: Partition, customer: str, touched: dict[str, Journey], deltas: dict[str, tally.Counts]

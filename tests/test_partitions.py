@@ -62,7 +62,7 @@ def finish(live: Partitions) -> None:
     for partition in range(PARTITIONS):
         part = live.partition(partition)
         part.engine.advance(newest)
-        live._settle(part, {})
+        live._settle(part)
 
 
 def events_counted(live: Partitions) -> dict[str, float]:
