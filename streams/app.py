@@ -64,6 +64,7 @@ from .seam import (
     table_data,
 )
 from .settings import Settings
+from .views import Views
 from .webauth import web_server_options
 from .webconfig import WebConfig, web_user
 
@@ -204,14 +205,14 @@ class StateCollector(Collector):
     """tpmon_state_customers: how many customers' state each partition's engine holds (something open,
     queued or remembered); the others are freed, so this follows the active customers, not all ever seen."""
 
-    def __init__(self, partitions: Partitions) -> None:
-        self.partitions = partitions
+    def __init__(self, views: Views) -> None:
+        self.views = views
 
     def collect(self) -> Iterator[Metric]:
         held = GaugeMetricFamily(
             "tpmon_state_customers", "Customers whose state is held, per partition.", labels=["partition"]
         )
-        for partition, count in self.partitions.customers_held().items():
+        for partition, count in self.views.customers_held().items():
             held.add_metric([str(partition)], count)
         yield held
         holding = GaugeMetricFamily(
@@ -219,7 +220,7 @@ class StateCollector(Collector):
             "How long the partition has held what it decides for late history to be read (0: not holding).",
             labels=["partition"],
         )
-        for partition, seconds in self.partitions.holding().items():
+        for partition, seconds in self.views.holding().items():
             holding.add_metric([str(partition)], seconds)
         yield holding
 
@@ -335,12 +336,13 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         lateness=lateness,
         retention=parse_duration(settings.dedup_retention),
     )
-    metrics = Metrics(catalog, partitions, registry)
+    views = Views(partitions)
+    metrics = Metrics(catalog, views, registry)
     started = time.time()
     for source in topic_of:
         metrics.watch_source(source, started, time.time)
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
-    registry.register(StateCollector(partitions))
+    registry.register(StateCollector(views))
     failures = Failures(metrics)
     dead_letter_box = DeadLetters(outbox, dead_letters_name, events_name, metrics, failures)
     outbox.on_refused = dead_letter_box.refused
@@ -367,10 +369,10 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
     async def stored() -> None:
         """Deliver what was added, then let /metrics serve the figures it accounts for (never a
         figure a restart could take back: streams.partitions)."""
-        figures = partitions.snapshot()
+        figures = views.snapshot()
         erasures = partitions.erasures_applied()
         await outbox.deliver()
-        partitions.publish(figures)
+        views.publish(figures)
         # The erasures whose tombstones that delivery carried: now the partitions' records may say so.
         if erasures and partitions.confirm_erasures(erasures):
             await outbox.deliver()
@@ -414,7 +416,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         waiting = recovering()
         if waiting and erasures.caught_up.is_set():
             partitions.adopt(waiting[:1])
-            partitions.publish_restored(waiting[0])
+            views.publish_restored(waiting[0])
         ingest.tick(wall_clock())
         await positions.pause(ingest.ahead(partitions.progress(), partitions.history_in_flight()))
         judge.drain()
@@ -514,14 +516,12 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         if busy is not None:
             return busy
         watermarks = {
-            str(partition): None if at is None else format_timestamp(at)
-            for partition, at in partitions.watermarks().items()
+            str(partition): None if at is None else format_timestamp(at) for partition, at in views.watermarks().items()
         }
         decided = {
-            str(partition): None if at is None else format_timestamp(at)
-            for partition, at in partitions.decided().items()
+            str(partition): None if at is None else format_timestamp(at) for partition, at in views.decided().items()
         }
-        inputs = {str(partition): clock.view() for partition, clock in partitions.clocks().items()}
+        inputs = {str(partition): clock.view() for partition, clock in views.clocks().items()}
         # Sources that sent this worker nothing for their silent_after, and the touchpoints fed only by
         # them (of the sources it reads: another worker's are not this one's to call silent).
         read_here = {source_of_topic.get(topic, topic) for topic, _ in positions.assigned()}
@@ -534,7 +534,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         silent_touchpoints = catalog.fed_only_by(silent)
         touchpoints = {
             touchpoint: {**view, "silent": touchpoint in silent_touchpoints}
-            for touchpoint, view in partitions.touchpoints().items()
+            for touchpoint, view in views.touchpoints().items()
         }
         return web.json(
             {
@@ -555,7 +555,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
                 # The instances at risk, the least time left first (open hours, with a calendar).
                 "at_risk": [
                     {**item, "left": format_duration(max(0, item["left"]) // 1_000_000 * 1_000_000)}
-                    for item in partitions.at_risk()
+                    for item in views.at_risk()
                 ],
             }
         )
@@ -571,7 +571,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         busy = still_recovering(web)
         if busy is not None:
             return busy
-        return web.json({"touchpoint": touchpoint, "stories": partitions.latest_stories(touchpoint)})
+        return web.json({"touchpoint": touchpoint, "stories": views.latest_stories(touchpoint)})
 
     @app.page("/journeys/{customer_id}")
     @app.table_route(table=journeys, match_info="customer_id")

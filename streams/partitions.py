@@ -47,15 +47,12 @@ from aiokafka.partitioner import murmur2
 from monitor import counts as tally
 from monitor.catalog import Catalog
 from monitor.engine import Engine, Outcome, RuleError
-from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.erasures import Request, Requests
-from monitor.events import INTERNAL_ERROR, Event, format_timestamp, json_bytes, parse_timestamp
+from monitor.events import INTERNAL_ERROR, Event, json_bytes, parse_timestamp
 from monitor.failures import JUDGE, JUDGED_STAGES, RECORD, RESTORE, TIMER, Failure
-from monitor.journeys import Journey, Journeys, story
+from monitor.journeys import Journey, Journeys
 from monitor.judging import Judged, Judging
-from monitor.metrics import Figures
-from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
-from monitor.watermark import NOTHING, History, Inputs, Report
+from monitor.watermark import History, Inputs, Report
 
 log = logging.getLogger("tpmon.forget")  # (what requests to forget a customer do as partitions are taken)
 
@@ -269,182 +266,15 @@ class Partitions:
         # Failures of no event in particular, for the app to drain: counted in their partition when
         # they have one (the flag says so), else the process's.
         self.failures: list[tuple[Failure, bool]] = []
-        # What /metrics serves: each partition's figures as last stored (``snapshot``, ``publish``).
-        self.published: dict[int, Figures] = {}
-        self.published_at = 0
-        self.snapshots = 0
         # The requests to forget a customer read so far (every worker reads them all), applied to each
         # partition owned or adopted later from where its record says it stopped.
         self.requests = Requests()
         self._unconfirmed = False  # whether some partition's record may not say its last request applied
 
-    # -- reading, for the web views -------------------------------------------------------------------
+    # -- what the partitions hold ------------------------------------------------------------------
     @property
     def engines(self) -> dict[int, Engine]:
         return {number: part.engine for number, part in self.owned.items()}
-
-    def counts(self) -> dict[str, list[int]]:
-        totals = {touchpoint_id: [0, 0] for touchpoint_id in self.catalog.ids}
-        for part in list(self.owned.values()):
-            for touchpoint_id, (good, bad) in part.engine.counts().items():
-                pair = totals.setdefault(touchpoint_id, [0, 0])
-                pair[0] += good
-                pair[1] += bad
-        return totals
-
-    def pending_counts(self) -> dict[str, int]:
-        totals = dict.fromkeys(self.catalog.ids, 0)
-        for part in list(self.owned.values()):
-            for touchpoint_id, count in part.engine.pending_counts().items():
-                totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
-        return totals
-
-    def at_risk_counts(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for part in list(self.owned.values()):
-            for touchpoint_id, count in part.engine.at_risk_counts().items():
-                totals[touchpoint_id] = totals.get(touchpoint_id, 0) + count
-        return totals
-
-    def rule_error_counts(self) -> dict[str, int]:
-        """Per touchpoint, the events its rule could not judge on this worker's partitions."""
-        parts = list(self.owned.values())
-        return {
-            touchpoint: sum(int(part.counts.get((tally.RULE_ERRORS, touchpoint), 0)) for part in parts)
-            for touchpoint in self.catalog.ids
-        }
-
-    def impact_totals(self) -> dict[str, dict[str, float]]:
-        totals: dict[str, dict[str, float]] = {}
-        for part in list(self.owned.values()):
-            add_tallies(totals, part.engine.impact.totals)
-        return totals
-
-    def at_risk(self, limit: int = 100) -> list[dict]:
-        """The instances at risk on this worker's partitions, the least time left first (at most
-        ``limit``), each with its touchpoint, customer, key and time left at its partition's watermark."""
-        found = [item for part in list(self.owned.values()) for item in part.engine.at_risk()]
-        found.sort(key=lambda item: (item["left"], item["touchpoint"], item["customer_id"], item["key"]))
-        return found[:limit]
-
-    def touchpoints(self) -> dict[str, dict]:
-        """The state of every touchpoint over its window on this worker's partitions (as the recording
-        rule states it over all of them), why, and its counts since the data began."""
-        counts, pending = self.counts(), self.pending_counts()
-        at_risk = self.at_risk_counts()
-        impact = self.impact_totals()
-        rule_errors = self.rule_error_counts()
-        standing = self.standing()
-        parts = list(self.owned.values())
-        marks = [mark for part in parts if (mark := part.engine.mark()) is not None]
-        firsts_of = [part.firsts() for part in parts]
-        window_customers = self.customers_impacted()
-        # The churn lift since the data began, customers counted once a day (impacted and active alike,
-        # as the counters and the recording rule count them): a replay's over one UTC day.
-        left_types = self.catalog.contract.left
-        left = sum(
-            n for part in parts for (_, kind), n in tally.of_kind(part.counts, tally.EVENTS) if kind in left_types
-        )
-        active = sum(part.engine.impact.active_total for part in parts)
-        view = {}
-        for t in self.catalog.touchpoints:
-            good, bad = counts[t.id]
-            verdict = standing[t.id]
-            # Since the data began, as a replay of the same events states it over its whole input
-            # (warming up while what is decided by now was opened before the data): the vital few's.
-            firsts = [first for mine in firsts_of if (first := mine.get(t.id)) is not None]
-            warming = bool(firsts and marks) and warming_up(t, min(marks), min(firsts))
-            since_start = judge(t, good, bad, self.catalog.z, warming)
-            evidence = verdict.view(t)
-            view[t.id] = {
-                "stage": t.stage,
-                "owner": t.owner,
-                # The state over its own window, and why (n decided there, the bounds): the wall's.
-                "state": verdict.state,
-                "why": evidence.pop("why"),
-                "window": {"span": t.window.text, "good": verdict.good, "bad": verdict.bad, **evidence},
-                # Every outcome decided since the data began (the counters'), and the state over them.
-                "since_start": since_start.state,
-                "good": good,
-                "bad": bad,
-                "pending": pending[t.id],
-                "reliability": reliability(good, bad),
-                "objective": t.objective,
-                "differentiating": t.differentiating,
-                "rule_errors": rule_errors.get(t.id, 0),  # events its rule could not judge (the metric's)
-            }
-            if t.at_risk is not None:
-                view[t.id]["at_risk"] = at_risk.get(t.id, 0)
-            # Customers impacted: distinct, in its window (the wall's).
-            named = impact.get(t.id, {})
-            churn = (named.get(IMPACTED, 0), left, active)
-            view[t.id]["impact"] = impact_view(named, window_customers.get(t.id, 0), churn)
-        return view
-
-    def customers_impacted(self) -> dict[str, int]:
-        """Distinct customers with a bad outcome of each touchpoint in its window, on this worker's
-        partitions: each partition's at the instant it has decided to, added up (a customer lives in one
-        partition), as tpmon_touchpoint_window_customers_impacted summed."""
-        found = dict.fromkeys(self.catalog.ids, 0)
-        for part in list(self.owned.values()):
-            buckets, mark = tally.windowed_customers(part.counts), part.engine.mark()
-            for t in self.catalog.touchpoints:
-                found[t.id] += customers_in_window(t, buckets.get(t.id), mark)
-        return found
-
-    def standing(self) -> dict[str, Verdict]:
-        """Each touchpoint's state over its window, on this worker's partitions: each partition's window at
-        the instant it has decided to, added up (monitor.state.standing), as the recording rule does."""
-        parts = list(self.owned.values())
-        return standing(self.catalog, [(part.counts, part.engine.mark(), part.firsts()) for part in parts])
-
-    def latest_stories(self, touchpoint: str) -> list[dict]:
-        """The latest customers of this worker with a bad outcome of ``touchpoint``, newest first, each
-        with its story (``monitor.journeys.story``) from its journey."""
-        found = []
-        for at, partition, customer in reversed(self.stories.get(touchpoint, ())):
-            part = self.owned.get(partition)
-            journey = part.journeys.by_customer.get(customer) if part is not None else None
-            if journey is None:
-                stored = self.journey_store.get(customer)
-                if not stored:
-                    continue  # expired since
-                journey = Journey.from_record(orjson.loads(stored), self.catalog.decoder)
-            told = story(journey, {touchpoint}, self.catalog.contract)
-            if told is None:
-                continue  # the bad outcome aged out of the journey since (its max_age or max_outcomes)
-            found.append(
-                {
-                    "customer_id": customer,
-                    "bad_at": format_timestamp(at),
-                    "story": told,
-                    "journey": f"/journeys/{customer}",
-                }
-            )
-        return found
-
-    def customers_held(self) -> dict[int, int]:
-        """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
-        return {number: len(part.engine.state.customers) for number, part in sorted(self.owned.items())}
-
-    def watermarks(self) -> dict[int, int | None]:
-        return {number: part.engine.state.watermark for number, part in sorted(self.owned.items())}
-
-    def decided(self) -> dict[int, int | None]:
-        """Per partition, the instant up to which it has decided: its watermark, or below it while it
-        holds for history (None: nothing yet, or everything held)."""
-        found = {}
-        for number, part in sorted(self.owned.items()):
-            mark = part.engine.mark()
-            found[number] = None if mark is None or mark == NOTHING else mark
-        return found
-
-    def holding(self) -> dict[int, float]:
-        """Per partition, the seconds it has held for history (0: not holding)."""
-        return {number: part.history.holding(part.clock.now) for number, part in sorted(self.owned.items())}
-
-    def clocks(self) -> dict[int, Inputs]:
-        return {number: part.clock for number, part in sorted(self.owned.items())}
 
     def progress(self) -> dict[str, tuple[int | None, bool]]:
         """Every input as the reports taken here say: its progress (the largest any partition knows) and
@@ -460,46 +290,6 @@ class Partitions:
     def history_in_flight(self) -> bool:
         """Whether an input delivers history behind its own stream, as the reports taken here say."""
         return any(mine.history is not None for part in self.owned.values() for mine in part.clock.inputs.values())
-
-    # -- what /metrics serves -----------------------------------------------------------------------------
-    def snapshot(self) -> tuple[int, dict[int, Figures]]:
-        """Every owned partition's figures now, numbered, to ``publish`` once what they account for is
-        stored: /metrics then never serves a figure a restart could take back."""
-        self.snapshots += 1
-        return self.snapshots, {number: self._figures(part) for number, part in self.owned.items()}
-
-    @staticmethod
-    def _figures(part: Partition) -> Figures:
-        engine = part.engine
-        return Figures(
-            outcomes=engine.counts(),
-            pending=engine.pending_counts(),
-            at_risk=engine.at_risk_counts(),
-            impact={touchpoint: dict(named) for touchpoint, named in engine.impact.totals.items()},
-            active=engine.impact.active_total,
-            counts=dict(part.counts),
-            decided_to=engine.mark(),
-            first=part.firsts(),
-        )
-
-    def publish(self, snapshot: tuple[int, dict[int, Figures]]) -> None:
-        """What /metrics serves from now on, unless a later snapshot is published already; of the
-        partitions still owned only."""
-        number, figures = snapshot
-        if number < self.published_at:
-            return
-        self.published_at = number
-        self.published = {partition: view for partition, view in figures.items() if partition in self.owned}
-
-    def publish_restored(self, number: int) -> None:
-        """What /metrics serves of a partition just read back: what it stored (the others' figures wait
-        for their deliveries)."""
-        part = self.owned.get(number)
-        if part is not None:
-            self.published = {**self.published, number: self._figures(part)}
-
-    def figures(self) -> dict[int, Figures]:
-        return self.published
 
     # -- partitions come and go -------------------------------------------------------------------------
     def partition(self, number: int) -> Partition:
@@ -610,7 +400,6 @@ class Partitions:
         """Forget partitions this worker no longer owns (their records stay in the changelog)."""
         for number in partitions:
             self.owned.pop(number, None)
-            self.published.pop(number, None)
 
     # -- the work ---------------------------------------------------------------------------------------
     def handle(self, partition: int, item: Event | Report) -> Handled:

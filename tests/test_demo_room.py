@@ -76,6 +76,7 @@ def test_the_wall_names_the_vital_few_that_touchpoints_names(catalog):
     from monitor.simulate import Simulation
     from monitor.state import vital_few
     from streams.partitions import MemoryStore, Partitions
+    from streams.views import Views
     from tests.test_partitions import batches, finish
     from tpmon.demo.run import snapshot_of
 
@@ -86,11 +87,12 @@ def test_the_wall_names_the_vital_few_that_touchpoints_names(catalog):
     for batch in batches(lines, 50):
         live.handle_batch(batch)
     finish(live)
-    live.publish(live.snapshot())
+    views = Views(live)
+    views.publish(views.snapshot())
     room = Room(catalog, window=3600)
-    room.add(snapshot_of(generate_latest(Metrics(catalog, live).registry).decode()))
-    view = live.touchpoints()
-    named = vital_few({t: row["state"] for t, row in view.items()}, live.customers_impacted())
+    room.add(snapshot_of(generate_latest(Metrics(catalog, views).registry).decode()))
+    view = views.touchpoints()
+    named = vital_few({t: row["state"] for t, row in view.items()}, views.customers_impacted())
     assert "bill-correct" in named
     assert [t for t, _, _ in room.vital_few()] == named
-    assert {t: n for t, n, _ in room.vital_few()} == {t: live.customers_impacted()[t] for t in named}
+    assert {t: n for t, n, _ in room.vital_few()} == {t: views.customers_impacted()[t] for t in named}

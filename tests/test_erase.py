@@ -16,6 +16,7 @@ from monitor.replay import Replay
 from monitor.simulate import Simulation
 from monitor.watermark import Report
 from streams.partitions import MemoryStore, Partitions
+from streams.views import Views
 from tests.builders import BASE, MINUTE, SHIPPED, event
 from tpmon.cli import main
 
@@ -115,16 +116,16 @@ def test_a_request_erases_the_customer_its_journey_and_stories_and_keeps_the_cou
         event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0),
         event("bill.issued", 1, "c2", bill_id="b1", amount=12.0, expected_amount=10.0),
     )
-    assert {story["customer_id"] for story in partitions.latest_stories(BILL)} == {"c1", "c2"}
-    counts, touchpoints = partitions.counts(), partitions.touchpoints()
+    assert {story["customer_id"] for story in Views(partitions).latest_stories(BILL)} == {"c1", "c2"}
+    counts, touchpoints = Views(partitions).counts(), Views(partitions).touchpoints()
 
     held = partitions.erase(7, Request("c1", "dpo", BASE))
     assert held == [0]
     assert partitions.journey_store.get("c1") is None and partitions.customers.get("c1") is None
     assert partitions.journey_store.writes[-1] == (0, "c1", None)  # a tombstone in the journeys topic
-    assert [story["customer_id"] for story in partitions.latest_stories(BILL)] == ["c2"]
+    assert [story["customer_id"] for story in Views(partitions).latest_stories(BILL)] == ["c2"]
     assert partitions.journey_store.get("c2") is not None
-    assert partitions.counts() == counts and partitions.touchpoints() == touchpoints
+    assert Views(partitions).counts() == counts and Views(partitions).touchpoints() == touchpoints
     state = orjson.loads(partitions.customers.get_state(0))
     assert state["erased"] == -1 and state["freeing"] == []  # not before its tombstones are stored
     delivered(partitions)
@@ -166,12 +167,12 @@ def test_a_copy_read_again_of_an_event_judged_before_the_request_is_not_judged_a
     bill = event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0)
     judge(partitions, 0, bill, offset=0)  # at source offset 0 of orders/0
     partitions.erase(1, Request("c1", "dpo", BASE))
-    counts = partitions.counts()
+    counts = Views(partitions).counts()
     judge(partitions, 0, bill, offset=5, read_at=0)  # the same message again, at a new events offset
-    assert partitions.counts() == counts and partitions.journey_store.get("c1") is None
+    assert Views(partitions).counts() == counts and partitions.journey_store.get("c1") is None
     later = event("bill.issued", 60, "c1", bill_id="b2", amount=10.0, expected_amount=10.0)
     judge(partitions, 0, later, offset=10)  # a new message of the customer: judged, a new journey
-    assert partitions.counts()[BILL] == [counts[BILL][0] + 1, counts[BILL][1]]
+    assert Views(partitions).counts()[BILL] == [counts[BILL][0] + 1, counts[BILL][1]]
     assert partitions.journey_store.get("c1") is not None
 
 
@@ -181,12 +182,12 @@ def test_a_copy_read_again_is_not_judged_again_once_the_customer_has_state_again
     partitions = live(catalog)
     bill = event("bill.issued", 0, "c1", bill_id="b1", amount=12.0, expected_amount=10.0)
     judge(partitions, 0, bill, offset=0)  # at source offset 0 of orders/0
-    assert partitions.counts()[BILL] == [0, 1]
+    assert Views(partitions).counts()[BILL] == [0, 1]
     partitions.erase(1, Request("c1", "dpo", BASE))
     judge(partitions, 0, event("order.placed", 60, "c1", order_id="o9"), offset=5, read_at=3)
     assert "c1" in partitions.engine(0).state.customers
     judge(partitions, 0, bill, offset=10, read_at=0)  # ingest restarted: the bill again
-    assert partitions.counts()[BILL] == [0, 1]
+    assert Views(partitions).counts()[BILL] == [0, 1]
     events = orjson.loads(partitions.journey_store.get("c1"))["events"]
     assert [e["type"] for e in events] == ["order.placed"]
 
@@ -202,7 +203,7 @@ def test_a_crash_between_the_counts_and_the_deletion_counts_nothing_twice(catalo
     assert cut.get("c1") is not None
     again = live(catalog, cut, MemoryStore.replayed(journeys.writes))
     again.adopt([0])
-    assert again.counts()[BILL] == [0, 1] and cut.get("c1") is None
+    assert Views(again).counts()[BILL] == [0, 1] and cut.get("c1") is None
 
 
 def test_a_crash_before_the_tombstones_are_stored_applies_the_request_again(catalog):
@@ -223,7 +224,7 @@ def test_a_crash_before_the_tombstones_are_stored_applies_the_request_again(cata
     second.erase(4, Request("c1", "dpo", BASE))  # read from the forget topic at its start
     second.adopt([0])
     assert second.journey_store.get("c1") is None and second.journey_store.get("c2") is not None
-    assert second.counts()[BILL] == [1, 1]  # nothing counted twice, nothing lost
+    assert Views(second).counts()[BILL] == [1, 1]  # nothing counted twice, nothing lost
 
     # Once a delivery has returned, the record says so: the next owner does not apply it again.
     delivered(first)

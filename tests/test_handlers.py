@@ -156,7 +156,7 @@ def test_an_unreadable_stored_record_is_reported_and_the_partition_still_loads(c
     for partition in range(4):
         rebuilt.partitions.engine(partition)
     rebuilt.judge.drain()
-    rebuilt.partitions.publish(rebuilt.partitions.snapshot())
+    rebuilt.views.publish(rebuilt.views.snapshot())
     assert rebuilt.sample("tpmon_internal_errors_total", stage="restore") == 1  # only its partition reads it
     assert rebuilt.judged() == {"g1"}
 

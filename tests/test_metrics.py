@@ -144,7 +144,7 @@ def test_a_partition_not_recovered_has_no_series_and_comes_back_at_what_it_store
     again = worker.restarted()
     assert series(again.registry) == {}  # nothing recovered yet: no series, not zeros
     again.partitions.adopt(range(4))
-    again.partitions.publish(again.partitions.snapshot())
+    again.views.publish(again.views.snapshot())
     assert series(again.registry) == before
 
 
@@ -162,10 +162,10 @@ def test_what_is_not_stored_yet_is_not_served(catalog):
             NOW,
         )
     assert worker.sample("tpmon_events_total") == 0  # judged, not yet stored
-    older = worker.partitions.snapshot()
-    newer = worker.partitions.snapshot()
-    worker.partitions.publish(newer)
-    worker.partitions.publish(older)
+    older = worker.views.snapshot()
+    newer = worker.views.snapshot()
+    worker.views.publish(newer)
+    worker.views.publish(older)
     assert worker.sample("tpmon_events_total") == 1
 
 

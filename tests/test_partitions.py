@@ -14,6 +14,7 @@ from monitor.simulate import Simulation
 from monitor.watermark import Report
 from monitor.window import parse_window
 from streams.partitions import Item, MemoryStore, Partitions
+from streams.views import Views
 from tests.builders import decode
 
 PARTITIONS = 3
@@ -128,7 +129,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
                 committed = (len(customers.writes), len(journeys.writes))
                 live.handle_batch(batch)
             finish(live)
-            counts = {t: tuple(c) for t, c in live.counts().items()}
+            counts = {t: tuple(c) for t, c in Views(live).counts().items()}
             assert counts == expected, (cut_batch, fraction)
             # What was read again is neither counted again nor taken for a duplicate of the stream.
             events = summary["events"]
@@ -137,7 +138,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     assert sum(g + b for g, b in expected.values()) > 500
     freed = sum(sum(map(sum, engine.folded.values())) for engine in live.engines.values())
     assert freed > 0  # customers were freed, their counts kept
-    assert sum(live.pending_counts().values()) == sum(r["pending"] for r in summary["touchpoints"].values())
+    assert sum(Views(live).pending_counts().values()) == sum(r["pending"] for r in summary["touchpoints"].values())
 
 
 def wrong_bill(customer: str, at: int, name: str) -> tuple[int, bytes]:
@@ -185,9 +186,9 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
                 if number == 3:
                     live.handle_batch(batch)  # delivered twice: accounted for already
             finish(live)
-            assert live.customers_impacted() == impacted, (cut_batch, fraction)
+            assert Views(live).customers_impacted() == impacted, (cut_batch, fraction)
     # More bad outcomes than customers: a customer is counted once however many it had.
-    assert live.counts()["bill-correct"][1] > impacted["bill-correct"]
+    assert Views(live).counts()["bill-correct"][1] > impacted["bill-correct"]
 
 
 def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):
@@ -203,7 +204,7 @@ def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):
         assert live.handle_batch(again) == ([], [], [])
     finish(live)
     expected, summary = replayed_counts(catalog, lines)
-    assert {t: tuple(c) for t, c in live.counts().items()} == expected
+    assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected
     assert events_counted(live)["duplicates"] == len(lines) + summary["events"]["duplicates"]
 
 
@@ -224,7 +225,7 @@ def test_a_partition_is_built_from_its_own_records_only(catalog):
     engine = again.engine(1)
     assert read == [1]
     assert set(engine.state.customers) == {c for c in live.engines[1].state.customers}
-    assert again.watermarks()[1] == live.watermarks()[1] is not None
+    assert Views(again).watermarks()[1] == Views(live).watermarks()[1] is not None
 
 
 def at_watermark(live: Partitions, watermark: int) -> None:
@@ -316,7 +317,7 @@ def test_dicts_are_rebuilt_once_most_of_their_customers_are_freed(catalog, monke
     assert all(live.engines[partition].state.customers is not mine for partition, mine in held.items())
     assert all(live.owned[partition].journeys.by_customer is not mine for partition, mine in cached.items())
     assert customers.data is not data and customers.data == {} and journeys.data == {}
-    assert live.customers_held() == dict.fromkeys(range(PARTITIONS), 0)
+    assert Views(live).customers_held() == dict.fromkeys(range(PARTITIONS), 0)
 
 
 def test_the_latest_stories_of_a_touchpoint_are_its_latest_customers_hurt(catalog):
@@ -333,11 +334,11 @@ def test_the_latest_stories_of_a_touchpoint_are_its_latest_customers_hurt(catalo
         event("bill.issued", 30, customer="ann", bill_id="b4", **wrong),
     ]
     live.handle_batch([(partition_of(e.customer), None, e, None, -1) for e in bills])
-    stories = live.latest_stories("bill-correct")
+    stories = Views(live).latest_stories("bill-correct")
     assert [s["customer_id"] for s in stories] == ["ann", "bob"]
     assert stories[0]["journey"] == "/journeys/ann" and stories[0]["story"].endswith("=> bill-correct BAD")
     assert "bill.issued (bill b1: 12.00 billed, 10.00 expected)" in stories[0]["story"]  # the catalog's story:
-    assert live.latest_stories("call-answered") == []
+    assert Views(live).latest_stories("call-answered") == []
 
 
 def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
@@ -354,7 +355,7 @@ def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
         assert live.handle_batch([(p, o + end, item, name, at) for p, o, item, name, at in batch]) == ([], [], [])
     finish(live)
     expected, summary = replayed_counts(catalog, lines)
-    assert {t: tuple(c) for t, c in live.counts().items()} == expected
+    assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected
     wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
     assert events_counted(live) == wanted and summary["events"]["duplicates"] > 0
 
@@ -403,7 +404,7 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
     finish(live)
     everything = sorted(live_lines + history, key=lambda line: orjson.loads(line)["occurred_at"])
     expected, _ = replayed_counts(catalog, everything)
-    assert {t: tuple(c) for t, c in live.counts().items()} == expected
+    assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected
     assert sum(g + b for g, b in expected.values()) > 2000
     assert events_counted(live)["late"] > len(history) * 0.9  # late, all the same: judged as history
 
@@ -437,7 +438,7 @@ def test_two_crashes_in_a_row_lose_and_double_nothing(catalog):
             committed = len(customers.writes)
             live.handle_batch(batch)
         finish(live)
-        assert {t: tuple(c) for t, c in live.counts().items()} == expected, (first, second)
+        assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected, (first, second)
         assert events_counted(live) == wanted, (first, second)
 
 

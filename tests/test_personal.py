@@ -384,7 +384,7 @@ def test_a_worker_keeps_personal_values_out_of_stories_metrics_and_logs(
     for number in range(3):
         customer = f"c-{number}"
         worker.run([Message(source, raw, key=customer.encode()) for source, raw in messages(customer)], NOW)
-    stories = worker.partitions.latest_stories("bill-correct")
+    stories = worker.views.latest_stories("bill-correct")
     assert {story["customer_id"] for story in stories} == {"c-0", "c-1", "c-2"}
     assert not leaks(orjson.dumps(stories))
     assert not leaks(generate_latest(worker.registry))

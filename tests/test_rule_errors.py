@@ -151,7 +151,7 @@ def test_live_counts_and_dead_letters_the_same_rule_errors_as_replay(two_on_one_
     assert letters[0].headers["detail"] == kept[0][1]["detail"] and letters[0].headers["source"] == "orders"
     for touchpoint, row in summary["touchpoints"].items():
         assert worker.sample("tpmon_touchpoint_rule_errors_total", touchpoint=touchpoint) == row["rule_errors"]
-        assert worker.partitions.touchpoints()[touchpoint]["rule_errors"] == row["rule_errors"]
+        assert worker.views.touchpoints()[touchpoint]["rule_errors"] == row["rule_errors"]
     assert worker.sample("tpmon_events_rejected_total") == 0  # judged by the others: not a reject
 
 
@@ -180,6 +180,6 @@ def test_a_batch_read_again_counts_and_keeps_no_rule_error_twice(two_on_one_type
     again.judge(forwarded, now)
     assert worker.outbox.take(DEAD_LETTERS) == [] and again.outbox.take(DEAD_LETTERS) == []
     for live in (worker, again):
-        live.partitions.publish(live.partitions.snapshot())
+        live.views.publish(live.views.snapshot())
         assert live.sample("tpmon_touchpoint_rule_errors_total", touchpoint="vip-order-ok") == 1
-        assert live.partitions.touchpoints()["vip-order-ok"]["rule_errors"] == 1
+        assert live.views.touchpoints()["vip-order-ok"]["rule_errors"] == 1

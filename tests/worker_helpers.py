@@ -12,6 +12,7 @@ from monitor.durations import parse_duration
 from monitor.metrics import Metrics
 from streams.handlers import DeadLetters, Failures, Ingest, Judge
 from streams.partitions import MemoryStore, Partitions, key_partition
+from streams.views import Views
 
 EVENTS, DEAD_LETTERS = "events", "rejects"
 PARTITIONS = 4
@@ -74,7 +75,8 @@ class Worker:
         self.customers, self.journeys = MemoryStore(), MemoryStore()
         self.partitions = Partitions(catalog, self.customers, self.journeys, retention=parse_duration("24h"))
         self.registry = CollectorRegistry()
-        self.metrics = Metrics(catalog, self.partitions, self.registry)
+        self.views = Views(self.partitions)
+        self.metrics = Metrics(catalog, self.views, self.registry)
         failures = Failures(self.metrics)
         self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, EVENTS, self.metrics, failures)  # type: ignore[arg-type]
         self.ingest = Ingest(
@@ -113,7 +115,7 @@ class Worker:
             for s in self.outbox.take(EVENTS)
         ]
         self.judge(forwarded, now)
-        self.partitions.publish(self.partitions.snapshot())  # (what is sent here is stored at once)
+        self.views.publish(self.views.snapshot())  # (what is sent here is stored at once)
         return self.outbox.take(DEAD_LETTERS)
 
     def judged(self) -> set[str]:
