@@ -39,17 +39,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
-from monitor.durations import format_duration, parse_duration
+from monitor.durations import format_duration
 from monitor.erasures import Request, id_problem
 from monitor.events import format_timestamp, json_bytes
 from monitor.journeys import current
-from monitor.metrics import Metrics
 from monitor.observe.windows import PROFILES
 from monitor.personal import for_reader
 from monitor.state import vital_few
 
 from .erasures import ErasureReader
-from .handlers import DeadLetters, Failures, Ingest, Judge
 from .link import KafkaLink
 from .outbox import Outbox
 from .partitions import Partitions
@@ -67,6 +65,7 @@ from .settings import Settings
 from .views import Views
 from .webauth import web_server_options
 from .webconfig import WebConfig, web_user
+from .wiring import wire
 
 log = logging.getLogger("tpmon.forget")
 
@@ -327,40 +326,21 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
 
     outbox = app.outbox = Outbox(lambda: producer(app))
     link = app.link = KafkaLink(settings.bootstrap, registry)
-    lateness = parse_duration(settings.lateness) if settings.lateness else None
-    max_future = parse_duration(settings.max_future) if settings.max_future else catalog.max_future
-    partitions = Partitions(
+    positions = ConsumerPositions(app, source_topics)
+    stores = TableStore(customers, outbox), TableStore(journeys, outbox)
+    wired = wire(
         catalog,
-        TableStore(customers, outbox),
-        TableStore(journeys, outbox),
-        lateness=lateness,
-        retention=parse_duration(settings.dedup_retention),
+        settings,
+        *stores,
+        outbox,
+        positions,
+        registry,
+        events_topic=events_name,
+        dead_letter_topic=dead_letters_name,
     )
-    views = Views(partitions)
-    metrics = Metrics(catalog, views, registry)
-    started = time.time()
-    for source in topic_of:
-        metrics.watch_source(source, started, time.time)
+    partitions, views, metrics, ingest, judge = wired.partitions, wired.views, wired.metrics, wired.ingest, wired.judge
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(views))
-    failures = Failures(metrics)
-    dead_letter_box = DeadLetters(outbox, dead_letters_name, events_name, metrics, failures)
-    outbox.on_refused = dead_letter_box.refused
-    positions = ConsumerPositions(app, source_topics)
-    ingest = Ingest(
-        outbox,
-        events_name,
-        dead_letter_box,
-        max_future,
-        failures,
-        positions=positions,
-        events_partitions=settings.partitions,
-        lateness=partitions.lateness,
-        decoder=catalog.decoder,
-        sources=source_of_topic,
-        metrics=metrics,
-    )
-    judge = Judge(partitions, events_name, dead_letter_box, max_future, failures, catalog.decoder, source_of_topic)
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

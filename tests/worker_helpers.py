@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from monitor.catalog import Catalog
-from monitor.durations import parse_duration
-from monitor.metrics import Metrics
-from streams.handlers import DeadLetters, Failures, Ingest, Judge
-from streams.partitions import MemoryStore, Partitions, key_partition
-from streams.views import Views
+from streams.partitions import MemoryStore, key_partition
+from streams.settings import Settings
+from streams.wiring import wire
 
 EVENTS, DEAD_LETTERS = "events", "rejects"
 PARTITIONS = 4
@@ -68,35 +66,31 @@ class CaughtUp:
 
 
 class Worker:
-    """Ingest and judge wired as streams.app wires them, on memory stores."""
+    """A worker's ingest and judge, wired by the worker's own wiring (streams.wiring), on memory stores."""
 
     def __init__(self, catalog: Catalog, max_future: str = "1h") -> None:
+        self.catalog = catalog
         self.outbox = ListOutbox()
         self.customers, self.journeys = MemoryStore(), MemoryStore()
-        self.partitions = Partitions(catalog, self.customers, self.journeys, retention=parse_duration("24h"))
         self.registry = CollectorRegistry()
-        self.views = Views(self.partitions)
-        self.metrics = Metrics(catalog, self.views, self.registry)
-        failures = Failures(self.metrics)
-        self.dead_letters = DeadLetters(self.outbox, DEAD_LETTERS, EVENTS, self.metrics, failures)  # type: ignore[arg-type]
-        self.ingest = Ingest(
+        settings = Settings(max_future=max_future, partitions=PARTITIONS, dedup_retention="24h")
+        wired = wire(
+            catalog,
+            settings,
+            self.customers,
+            self.journeys,
             self.outbox,  # type: ignore[arg-type]
-            EVENTS,
-            self.dead_letters,
-            parse_duration(max_future),
-            failures,
-            positions=CaughtUp(catalog.contract.source_names),
-            events_partitions=PARTITIONS,
-            lateness=self.partitions.lateness,
-            decoder=catalog.decoder,
+            CaughtUp(catalog.contract.source_names),
+            self.registry,
+            events_topic=EVENTS,
+            dead_letter_topic=DEAD_LETTERS,
         )
-        self.judge = Judge(
-            self.partitions, EVENTS, self.dead_letters, parse_duration(max_future), failures, catalog.decoder
-        )
+        self.partitions, self.views, self.metrics = wired.partitions, wired.views, wired.metrics
+        self.dead_letters, self.ingest, self.judge = wired.dead_letters, wired.ingest, wired.judge
 
     def restarted(self) -> Worker:
         """A new worker on what this one stored (its memory gone, the changelogs kept)."""
-        again = Worker(self.partitions.catalog)
+        again = Worker(self.catalog)
         again.customers = again.partitions.customers = MemoryStore.replayed(self.customers.writes)
         again.journeys = again.partitions.journey_store = MemoryStore.replayed(self.journeys.writes)
         return again
