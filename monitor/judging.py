@@ -16,7 +16,7 @@ judged: the engine is as if it never came); one whose journey raises, of stage j
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,13 +71,17 @@ class Judged:
     failures: list[Failure] = field(default_factory=list)  # of no item: rules that raised while deciding
     released_errors: list[RuleError] = field(default_factory=list)  # rule errors of no event (a release)
     changed: set[str] = field(default_factory=set)  # customers whose state changed (tracking engines)
+    loaded: list[str] = field(default_factory=list)  # customers put back in memory from their records
 
 
 class Judging:
     """One engine's judging. ``journeys``: where events and outcomes are filed (None: not filed).
     ``watermark``: for an engine that does not keep its own clock (reports are taken only then).
     ``per_customer``: count under each event's customer (a worker stores a customer's counts with its
-    record), else all under "". ``measured``: count what outcomes add to the figures a worker serves."""
+    record), else all under "". ``measured``: count what outcomes add to the figures a worker serves.
+    ``stored``: a customer's stored record, for an engine that holds only some customers in memory (the
+    others unloaded, their counts in its totals: ``Engine.unload``): read before the customer's event is
+    stepped, when it is not held."""
 
     def __init__(
         self,
@@ -87,8 +91,10 @@ class Judging:
         watermark: Watermark | None = None,
         per_customer: bool = False,
         measured: bool = False,
+        stored: Callable[[str], dict | None] | None = None,
     ) -> None:
         self.engine = engine
+        self.stored = stored
         self.journeys = journeys
         self.watermark = watermark
         self.per_customer = per_customer
@@ -106,6 +112,7 @@ class Judging:
         engine, journeys, watermark, per_customer = self.engine, self.journeys, self.watermark, self.per_customer
         step, outbox, errors = engine.step, engine.outbox, engine.errors
         counts, event_keys, failed = judged.counts, self._event_keys, judged.failed
+        stored, held = self.stored, engine.state.customers
         total = counts.get("")
         if total is None and not per_customer:
             total = counts[""] = {}
@@ -116,6 +123,8 @@ class Judging:
                 continue
             event: Event = item  # type: ignore[assignment]
             try:
+                if stored is not None and event.customer not in held:
+                    self._load(event.customer, judged)
                 status = step(event)
             except Exception as error:
                 failed.append((position, Failure(JUDGE, error, event_id=event.id, customer=event.customer)))
@@ -163,6 +172,13 @@ class Judging:
                     failed.append((position, Failure(JOURNEY, error, event_id=event.id, customer=customer)))
         self.settle(judged)
         return judged
+
+    def _load(self, customer: str, judged: Judged) -> None:
+        """A customer not in memory: its stored record, if it has one, put back (``stored``)."""
+        record = self.stored(customer)  # type: ignore[misc]
+        if record is not None:
+            self.engine.load(customer, record, counted=True)
+            judged.loaded.append(customer)
 
     def _report(self, position: int, report: Report, judged: Judged) -> None:
         """A report moves the watermark (``watermark``), which decides what it passed."""

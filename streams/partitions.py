@@ -35,9 +35,10 @@ while deciding, a timer) collect in ``failures``, for the app to log and count.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from bisect import insort
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -66,6 +67,11 @@ FREE_AT_ONCE = 10_000
 # A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
 # was at least this many): a dict does not give back the room it grew to.
 COMPACT_FROM = 10_000
+# Quiet customers kept in memory per worker (shared by its partitions); the others are unloaded, their
+# records in the store, and put back at their next event (docs/ARCHITECTURE.md, "Customers on disk").
+IN_MEMORY = 50_000
+# Customers on disk read by retention at each sweep, per partition: it goes round them all in turn.
+SWEEP_AT_ONCE = 20_000
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
 
 
@@ -94,6 +100,12 @@ class Handled(NamedTuple):
     failed: list[tuple[int, Failure]]
     too_old: list[int]
     rule_errors: list[tuple[int, RuleError]]
+
+
+def quiet(record: dict) -> bool:
+    """Whether a stored customer has nothing open and nothing waiting on the watermark: it may stay on
+    disk until its next event (or until retention reads it)."""
+    return not record["open"] and not record["queued"]
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -154,6 +166,11 @@ class Partition:
     # becomes ``erased`` once a delivery that carried its tombstones has returned (``confirm_erasures``).
     erased: int = -1
     applied: int = -1
+    # The quiet customers in memory (nothing open or waiting on the watermark), the least recently
+    # changed first: beyond the worker's share, they are unloaded (``Partitions.keep_in_memory``).
+    quiet: dict[str, None] = field(default_factory=dict)
+    on_disk: int = 0  # the customers held in the store only (unloaded, or left there at the restore)
+    sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
     judging: Judging | None = None  # the core that judges its events and reports (monitor.judging)
     filing: StoredJourneys | None = None  # its journeys as the core files them
 
@@ -250,8 +267,12 @@ class Partitions:
         retention: int,
         journey_cache: int = JOURNEY_CACHE,
         journey_age: int | None = None,
+        in_memory: int = IN_MEMORY,
     ) -> None:
+        """``in_memory``: the quiet customers held in memory, over every partition owned (the others
+        are unloaded to the store: ``keep_in_memory``)."""
         self.catalog = catalog
+        self.in_memory = in_memory
         self.lateness = catalog.lateness if lateness is None else lateness
         self.retention = retention
         # How long journeys keep what they hold: the catalog's journeys.retention unless told.
@@ -326,7 +347,14 @@ class Partitions:
         part.filing = StoredJourneys(
             part, self.journey_store, self.catalog, lambda failure: self._failed(part, failure)
         )
-        part.judging = Judging(engine, journeys=part.filing, watermark=part, per_customer=True, measured=True)
+        part.judging = Judging(
+            engine,
+            journeys=part.filing,
+            watermark=part,
+            per_customer=True,
+            measured=True,
+            stored=lambda customer: self._stored(part, customer),
+        )
         part.since = self._since(None, None)
         freeing: set[str] = set()
         whole = True  # the partition's record read back (else no customer record can be said newer)
@@ -354,13 +382,21 @@ class Partitions:
             part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
             part.offset, part.through, part.rejects_through = -1, {}, {}
             self._failed(part, Failure(RESTORE, error))
+        room = max(1, self.in_memory // (len(self.owned) + 1))  # its share of the quiet customers in memory
         for customer, value in list(self.customers.items(number)):
             if customer in freeing:  # freed, its counts folded, its deletion not yet stored
                 self.customers.put(number, customer, None)
                 continue
             try:
                 record = orjson.loads(value)
-                engine.load(customer, record)
+                if not quiet(record):
+                    engine.load(customer, record)
+                elif len(part.quiet) < room:
+                    engine.load(customer, record)
+                    part.quiet[customer] = None
+                else:  # left on disk until it comes again (``_stored``) or retention reads it
+                    engine.count(record)
+                    part.on_disk += 1
                 mark = record.get("m", -1)
                 if whole and mark > part.offset:  # written after the partition's record: its batch's counts
                     part.crashed[customer] = mark
@@ -541,6 +577,69 @@ class Partitions:
         if len(latest) > STORIES:
             del latest[0]
 
+    def _stored(self, part: Partition, customer: str) -> dict | None:
+        """A customer not in memory: its stored record (the core puts it back), or None: a new customer,
+        or a record this version cannot read (it starts again, as at a restore)."""
+        value = self.customers.get(customer)
+        if value is None:
+            return None
+        try:
+            record = orjson.loads(value)
+            if record.get("partition", part.number) != part.number:
+                return None  # another partition's customer (a request to forget asks every partition)
+        except Exception as error:
+            record = None
+            self._failed(part, Failure(RESTORE, error, customer=customer))
+        part.on_disk -= 1
+        return record
+
+    def keep_in_memory(self, part: Partition, customers: Iterable[str]) -> None:
+        """The quiet ones of ``customers`` (changed or put back lately) become the most recent; then
+        the least recently changed quiet customers beyond the partition's share of ``in_memory`` are
+        unloaded (their records are stored: written before this is called)."""
+        held, lru = part.engine.state.customers, part.quiet
+        for customer in customers:
+            mine = held.get(customer)
+            if mine is not None and not mine.open and not mine.queued:
+                lru.pop(customer, None)
+                lru[customer] = None
+        limit = max(1, self.in_memory // max(1, len(self.owned)))
+        unload = part.engine.unload
+        while len(lru) > limit:
+            customer = next(iter(lru))
+            del lru[customer]
+            if unload(customer):
+                part.on_disk += 1
+
+    def _sweep(self, part: Partition, before: int) -> list[str]:
+        """Retention for the customers on disk, a share at each sweep: those with an id older than
+        ``before`` (or with none: held for their impact) are put back in memory, so that ``forget``
+        drops the ids and frees whoever is left with nothing. Returns those put back."""
+        if not part.on_disk:
+            part.sweep = None
+            return []
+        if part.sweep is None:
+            part.sweep = iter(self.customers.items(part.number))
+        held, engine, loaded, read = part.engine.state.customers, part.engine, [], 0
+        for customer, value in itertools.islice(part.sweep, SWEEP_AT_ONCE):
+            read += 1
+            if customer in held:
+                continue
+            try:
+                record = orjson.loads(value)
+                seen = record["seen"]
+                if seen and min(at for _, at in seen) >= before:
+                    continue
+                engine.load(customer, record, counted=True)
+            except Exception as error:
+                self._failed(part, Failure(RESTORE, error, customer=customer))
+                continue
+            part.on_disk -= 1
+            loaded.append(customer)
+        if read < SWEEP_AT_ONCE:
+            part.sweep = None  # round them all: the next sweep starts again
+        return loaded
+
     def _settle(self, part: Partition) -> None:
         """What the engine decided or changed outside a batch (retention), taken in and written."""
         judged = part.judging.settle()  # type: ignore[union-attr]
@@ -569,6 +668,7 @@ class Partitions:
                 else:
                     record_failed(part.number, failure)
         part.journeys.keep_recent(self.journey_cache)
+        self.keep_in_memory(part, itertools.chain(judged.changed, judged.loaded))
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
         """A failure of no message: for the app to log; counted in its partition, when it has one."""
@@ -588,6 +688,7 @@ class Partitions:
                 continue
             high = max(part.peak, len(engine.state.customers), len(part.last_at))
             try:
+                loaded = self._sweep(part, watermark - self.retention)
                 for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
                     if freed:  # the counts first, naming whom they come from; then the deletions
                         self._write_state(part, freeing=freed)
@@ -604,6 +705,7 @@ class Partitions:
                     del last_at[customer]
                     self.journey_store.put(part.number, customer, None)
                 self._write_state(part)
+                self.keep_in_memory(part, loaded)
                 now = max(len(engine.state.customers), len(last_at))
                 if high >= COMPACT_FROM and now < high // 2:
                     engine.compact()
@@ -703,6 +805,9 @@ class Partitions:
         customers changelog), its journey (a tombstone in the journeys topic) and its stories. What it
         counted stays, in the partition's record, which names it as freeing until its record is gone
         (as ``forget`` frees a customer: a crash in between finishes the deletion)."""
+        stored = None if customer in part.engine.state.customers else self._stored(part, customer)
+        if stored is not None:  # on disk: put back, to be erased as one in memory is
+            part.engine.load(customer, stored, counted=True)
         held = customer in part.last_at or customer in part.engine.state.customers
         held = held or part.journeys.by_customer.get(customer) is not None
         if not held:

@@ -180,7 +180,7 @@ class Views:
 
     def customers_held(self) -> dict[int, int]:
         """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
-        return {number: len(part.engine.state.customers) for number, part in sorted(self.owned.items())}
+        return {number: len(part.engine.state.customers) + part.on_disk for number, part in sorted(self.owned.items())}
 
     def watermarks(self) -> dict[int, int | None]:
         return {number: part.engine.state.watermark for number, part in sorted(self.owned.items())}

@@ -588,8 +588,10 @@ class Engine:
             return None
         return {**mine.record(self.ids), **self.impact.record(mine)}
 
-    def load(self, customer: str, record: dict) -> None:
-        """Put a stored customer record back: open instances, their due times, queued events, ids, counts."""
+    def load(self, customer: str, record: dict, counted: bool = False) -> None:
+        """Put a stored customer record back: open instances, their due times, queued events, ids, counts.
+        ``counted``: a customer unloaded before (``unload``) or counted at a restore (``count``), whose
+        counts are in the totals already."""
         state = self.state
         if customer in state.customers:  # a state replaced: its instances at risk go with it
             for risky in self.risky.values():
@@ -636,15 +638,42 @@ class Engine:
             if state.min_at is None or at < state.min_at:
                 state.min_at = at
         mine.good, mine.bad = dict(record["good"]) or None, dict(record["bad"]) or None
-        self.impact.load(mine, record)
-        totals = self.totals
-        for column, counts in ((0, mine.good), (1, mine.bad)):
-            for touchpoint, count in (counts or {}).items():
-                totals.setdefault(touchpoint, [0, 0])[column] += count
+        self.impact.load(mine, record, counted)
+        if not counted:
+            self._add_totals(mine.good, mine.bad)
         if self.own_clock and state.max_at is not None:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
                 state.watermark = candidate
+
+    def _add_totals(self, good: dict[str, int] | None, bad: dict[str, int] | None) -> None:
+        totals = self.totals
+        for column, counts in ((0, good), (1, bad)):
+            for touchpoint, count in (counts or {}).items():
+                totals.setdefault(touchpoint, [0, 0])[column] += count
+
+    def count(self, record: dict) -> None:
+        """A stored customer left out of memory (quiet: ``quiet(record)``): what it counted goes into the
+        totals, and its instants into the clock's bounds, as ``load`` would take them; ``load(customer,
+        record, counted=True)`` puts the customer back when it comes again."""
+        state = self.state
+        for _, at in record["seen"]:
+            if state.max_at is None or at > state.max_at:
+                state.max_at = at
+            if state.min_at is None or at < state.min_at:
+                state.min_at = at
+        self._add_totals(dict(record["good"]), dict(record["bad"]))
+        self.impact.count(record)
+
+    def unload(self, customer: str) -> bool:
+        """Take a quiet customer out of memory (nothing of it open or waiting on the watermark, and its
+        record stored: not ``dirty``). What it counted stays in the totals; ``load(customer, record,
+        counted=True)`` puts it back. Returns whether it was unloaded."""
+        mine = self.state.customers.get(customer)
+        if mine is None or mine.open or mine.queued or customer in self.dirty:
+            return False
+        del self.state.customers[customer]
+        return True
 
     def _rule(self, touchpoint_id: str) -> DeadlineRule | NoRepeatRule | None:
         """The rule of a deadline or no_repeat touchpoint still in the catalog."""

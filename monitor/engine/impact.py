@@ -383,8 +383,9 @@ class Impact:
         position = self.position
         return sum(1 << position[t] for t in set(named) if t in position)
 
-    def load(self, state: CustomerState, record: dict) -> None:
-        """Put back a stored customer's marks and tallies."""
+    def load(self, state: CustomerState, record: dict, counted: bool = False) -> None:
+        """Put back a stored customer's marks and tallies (``counted``: its tallies are in the totals
+        already, see ``count``)."""
         bits, kb, index = self.bits, self.key_bits, self.position
         marks = tuple(
             ((stored[1] << bits | index[stored[0]]) << kb) | (stored[2] if kb and len(stored) > 2 else 0)
@@ -396,10 +397,11 @@ class Impact:
         state.days = tuple(names.setdefault(day, day) for day in record["days"]) if record.get("days") else None
         impact = record.get("impact")
         state.impact = {names.setdefault(k, k): v for k, v in impact.items()} if impact else None  # type: ignore[misc]
-        if state.impact:
-            add_tallies(self.totals, nested(state.impact))
         state.active = record.get("active", 0)
-        self.active_total += state.active
+        if not counted:
+            if state.impact:
+                add_tallies(self.totals, nested(state.impact))
+            self.active_total += state.active
         said = record.get("said")
         state.said = (
             sorted(
@@ -412,6 +414,13 @@ class Impact:
             if said
             else None
         )
+
+    def count(self, record: dict) -> None:
+        """A stored customer's tallies into the totals, the customer left out of memory (Engine.count)."""
+        impact = record.get("impact")
+        if impact:
+            add_tallies(self.totals, nested(impact))
+        self.active_total += record.get("active", 0)
 
     def fold(self, tallies: dict[str, dict[str, float]], active: int = 0) -> None:
         """Take the tallies of customers freed before (a partition's record)."""
