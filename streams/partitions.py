@@ -69,7 +69,7 @@ FREE_AT_ONCE = 10_000
 COMPACT_FROM = 10_000
 # Quiet customers kept in memory per worker (shared by its partitions); the others are unloaded, their
 # records in the store, and put back at their next event (docs/ARCHITECTURE.md, "Customers on disk").
-IN_MEMORY = 50_000
+IN_MEMORY = 50_000  # (Settings.customers_in_memory, TPMON_CUSTOMERS_IN_MEMORY)
 # Customers on disk read by retention at each sweep, per partition: it goes round them all in turn.
 SWEEP_AT_ONCE = 20_000
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through

@@ -49,6 +49,9 @@ class Settings:
     forget_users: str = ""
     partitions: int = 4
     dedup_retention: str = "48h"
+    # Quiet customers (nothing open or waiting on the watermark) held in memory, over the worker's
+    # partitions; the others wait in the store until their next event (docs/ARCHITECTURE.md).
+    customers_in_memory: int = 50_000
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
     sweep_interval: float = 60.0  # seconds between retention sweeps (duplicate ids, freed customers, journeys)
     batch_size: int = 2000  # at most this many messages per fetch, handled (and their records written) together
@@ -90,6 +93,8 @@ class Settings:
         parse_duration(self.dedup_retention)
         if self.profile not in PROFILES:
             raise ValueError(f"TPMON_PROFILE must be one of {', '.join(PROFILES)}, not {self.profile!r}")
+        if self.customers_in_memory < 1:
+            raise ValueError("TPMON_CUSTOMERS_IN_MEMORY must be at least 1")
         if self.sweep_interval <= 0:
             raise ValueError("TPMON_SWEEP_INTERVAL must be a number of seconds above 0")
         for name in ("lateness", "max_future"):

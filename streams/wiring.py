@@ -59,7 +59,12 @@ def wire(
     max_future = parse_duration(settings.max_future) if settings.max_future else catalog.max_future
     source_of_topic = {topic: source for source, topic in settings.topics_of(catalog.contract.source_names).items()}
     partitions = Partitions(
-        catalog, customers, journeys, lateness=lateness, retention=parse_duration(settings.dedup_retention)
+        catalog,
+        customers,
+        journeys,
+        lateness=lateness,
+        retention=parse_duration(settings.dedup_retention),
+        in_memory=settings.customers_in_memory,
     )
     views = Views(partitions)
     metrics = Metrics(catalog, views, registry)

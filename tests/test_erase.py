@@ -562,3 +562,19 @@ def test_replay_forget_keeps_the_rejects_of_other_customers_whose_id_holds_a_for
     assert result.exit_code == 3, result.output  # (every line rejected)
     kept = [orjson.loads(line)["raw"] for line in rejects.read_bytes().splitlines()]
     assert len(kept) == 3 and all("c-1" not in raw.replace("c-10", "") for raw in kept), kept
+
+
+def test_a_customer_unloaded_to_the_store_is_erased_as_one_in_memory(catalog):
+    """A quiet customer beyond the share held in memory is on disk only (its record): a request to
+    forget it puts it back, erases it, deletes its record and journey, and keeps what it counted."""
+    partitions = Partitions(catalog, MemoryStore(), MemoryStore(), retention=parse_duration("24h"), in_memory=1)
+    bills = [event("bill.issued", n, f"c{n}", bill_id=f"b{n}", amount=12.0, expected_amount=10.0) for n in range(4)]
+    judge(partitions, 0, *bills)
+    part = partitions.partition(0)
+    assert "c0" not in part.engine.state.customers and part.on_disk == 3  # the three least recent
+    counts = Views(partitions).counts()
+    assert counts[BILL] == [0, 4] and Views(partitions).customers_held() == {0: 4}
+    assert partitions.erase(1, Request("c0", "dpo", BASE)) == [0]
+    assert partitions.customers.get("c0") is None and partitions.journey_store.get("c0") is None
+    assert Views(partitions).counts() == counts and part.on_disk == 2
+    assert Views(partitions).customers_held() == {0: 3}

@@ -6,6 +6,7 @@ import dataclasses
 import zlib
 
 import orjson
+import pytest
 
 from monitor.durations import parse_duration
 from monitor.events import Event, format_timestamp, parse_timestamp
@@ -13,6 +14,7 @@ from monitor.replay import Replay
 from monitor.simulate import Simulation
 from monitor.watermark import Report
 from monitor.window import parse_window
+from streams.partitions import IN_MEMORY as IN_MEMORY_DEFAULT
 from streams.partitions import Item, MemoryStore, Partitions
 from streams.views import Views
 from tests.builders import decode
@@ -25,8 +27,13 @@ def partition_of(customer: str) -> int:
     return zlib.crc32(customer.encode()) % PARTITIONS
 
 
-def new(catalog, customers, journeys, retention="24h"):  # type: ignore[no-untyped-def]
-    return Partitions(catalog, customers, journeys, retention=parse_duration(retention))
+# The quiet customers held in memory: the default, and so few that nearly every customer is unloaded
+# between its events (put back from its record at the next one): both judge alike.
+IN_MEMORY = pytest.mark.parametrize("in_memory", [IN_MEMORY_DEFAULT, 3], ids=["in-memory", "on-disk"])
+
+
+def new(catalog, customers, journeys, retention="24h", in_memory=IN_MEMORY_DEFAULT):  # type: ignore[no-untyped-def]
+    return Partitions(catalog, customers, journeys, retention=parse_duration(retention), in_memory=in_memory)
 
 
 def batches(lines: list[bytes], size: int) -> list[list[Item]]:
@@ -100,7 +107,8 @@ def impacted_in_windows(catalog, lines):  # type: ignore[no-untyped-def]
     return found
 
 
-def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
+@IN_MEMORY
+def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, in_memory):
     """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
     was being written comes again. Customers are freed along the way (a short retention), so the
     partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
@@ -115,7 +123,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
     for cut_batch in (3, 24, 49, len(work) - 2):  # 24 and 49: a sweep was being written too
         for fraction in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
             customers, journeys = MemoryStore(), MemoryStore()
-            live = new(catalog, customers, journeys, retention="1h")
+            live = new(catalog, customers, journeys, retention="1h", in_memory=in_memory)
             committed = (0, 0)
             for number, batch in enumerate(work):
                 if number % 5 == 4:
@@ -124,7 +132,7 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog):
                     kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
                     customers = MemoryStore.replayed(customers.writes[:kept])
                     journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
-                    live = new(catalog, customers, journeys, retention="1h")
+                    live = new(catalog, customers, journeys, retention="1h", in_memory=in_memory)
                     live.handle_batch(work[number - 1])  # not committed: it comes again
                 committed = (len(customers.writes), len(journeys.writes))
                 live.handle_batch(batch)
@@ -148,7 +156,8 @@ def wrong_bill(customer: str, at: int, name: str) -> tuple[int, bytes]:
     return at, orjson.dumps(event)
 
 
-def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_nobody_twice(catalog):
+@IN_MEMORY
+def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_nobody_twice(catalog, in_memory):
     """A billing outage: customers with several wrong bills, in several buckets of the window. Live,
     each partition counts a customer once, in the bucket of its latest bad outcome; after a crash at any
     point (the batch being written comes again) and a batch delivered twice, the partitions' distinct
@@ -172,14 +181,14 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
     for cut_batch in (5, len(work) // 2, len(work) - 2):
         for fraction in (0.0, 0.4, 0.9):
             customers, journeys = MemoryStore(), MemoryStore()
-            live = new(catalog, customers, journeys)
+            live = new(catalog, customers, journeys, in_memory=in_memory)
             committed = (0, 0)
             for number, batch in enumerate(work):
                 if number == cut_batch:
                     kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
                     customers = MemoryStore.replayed(customers.writes[:kept])
                     journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
-                    live = new(catalog, customers, journeys)
+                    live = new(catalog, customers, journeys, in_memory=in_memory)
                     live.handle_batch(work[number - 1])  # not committed: it comes again
                 committed = (len(customers.writes), len(journeys.writes))
                 live.handle_batch(batch)
@@ -191,13 +200,16 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
     assert Views(live).counts()["bill-correct"][1] > impacted["bill-correct"]
 
 
-def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog):
+@IN_MEMORY
+def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog, in_memory):
     """A redelivered event is a duplicate whether its first copy is decided or still queued."""
     lines = list(Simulation(customers=200, duration=parse_duration("2h"), seed=5).lines())
-    live = new(catalog, MemoryStore(), MemoryStore())
+    live = new(catalog, MemoryStore(), MemoryStore(), in_memory=in_memory)
     work = batches(lines, 30)
     for batch in work:
         live.handle_batch(batch)
+    on_disk = sum(part.on_disk for part in live.owned.values())
+    assert on_disk > 50 if in_memory == 3 else on_disk == 0  # (unloaded, then put back by their copies)
     end = max(offset for batch in work for _, offset, *_ in batch) + 1
     for batch in work:  # the whole history once more, produced again: further on, from another input
         again = [(p, o + end, item, name and "orders/1", at) for p, o, item, name, at in batch]  # type: ignore[operator]
@@ -360,7 +372,8 @@ def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
     assert events_counted(live) == wanted and summary["events"]["duplicates"] > 0
 
 
-def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
+@IN_MEMORY
+def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, in_memory):
     """A stream judged as it comes (its reports' wall clock following event time), then a fortnight of
     other customers' history produced into the same input at once: every late start waits for the
     events that came with it, so the history reaches what a replay of it reaches, the stream keeps
@@ -368,7 +381,9 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
     live_lines = list(Simulation(customers=300, duration=parse_duration("2h"), seed=11).lines())
     old = Simulation(customers=300, duration=parse_duration("14d"), seed=12, prefix="h", start="2026-11-06T08:00:00Z")
     history = list(old.lines())
-    live = new(catalog, MemoryStore(), MemoryStore(), retention="30d")  # (ids kept long enough to judge it)
+    live = new(
+        catalog, MemoryStore(), MemoryStore(), retention="30d", in_memory=in_memory
+    )  # (ids kept long enough to judge it)
     offsets = [0] * PARTITIONS
     progress = history_progress = None
 
@@ -409,7 +424,8 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog):
     assert events_counted(live)["late"] > len(history) * 0.9  # late, all the same: judged as history
 
 
-def test_two_crashes_in_a_row_lose_and_double_nothing(catalog):
+@IN_MEMORY
+def test_two_crashes_in_a_row_lose_and_double_nothing(catalog, in_memory):
     """A crash cuts a batch's writes; the worker that takes over reads it again together with the next
     batch (one fetch), and a second crash cuts that: what the first crash's records counted is carried
     into the records written after it, and counted once whatever survives."""
@@ -419,19 +435,19 @@ def test_two_crashes_in_a_row_lose_and_double_nothing(catalog):
     wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
     for first, second in ((0.5, 0.5), (0.9, 0.3), (0.2, 0.95)):
         customers, journeys = MemoryStore(), MemoryStore()
-        live = new(catalog, customers, journeys)
+        live = new(catalog, customers, journeys, in_memory=in_memory)
         committed = 0
         cut_at = len(work) // 2
         for number, batch in enumerate(work):
             if number == cut_at:
                 kept = committed + int((len(customers.writes) - committed) * first)
                 customers = MemoryStore.replayed(customers.writes[:kept])
-                live = new(catalog, customers, journeys)
+                live = new(catalog, customers, journeys, in_memory=in_memory)
                 before = len(customers.writes)
                 live.handle_batch(work[number - 1] + batch)  # read again, with the next, in one fetch
                 kept = before + int((len(customers.writes) - before) * second)
                 customers = MemoryStore.replayed(customers.writes[:kept])
-                live = new(catalog, customers, journeys)
+                live = new(catalog, customers, journeys, in_memory=in_memory)
                 live.handle_batch(work[number - 1] + batch)
                 committed = len(customers.writes)
                 continue
