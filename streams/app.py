@@ -214,6 +214,14 @@ class StateCollector(Collector):
         for partition, count in self.views.customers_held().items():
             held.add_metric([str(partition)], count)
         yield held
+        in_memory = GaugeMetricFamily(
+            "tpmon_state_customers_in_memory",
+            "Customers whose state is held in memory, per partition (the others wait in the store).",
+            labels=["partition"],
+        )
+        for partition, count in self.views.customers_in_memory().items():
+            in_memory.add_metric([str(partition)], count)
+        yield in_memory
         holding = GaugeMetricFamily(
             "tpmon_history_held_seconds",
             "How long the partition has held what it decides for late history to be read (0: not holding).",

@@ -178,8 +178,13 @@ class Views:
             )
         return found
 
+    def customers_in_memory(self) -> dict[int, int]:
+        """Per partition, the customers of ``customers_held`` in memory (the others wait in the store)."""
+        return {number: len(part.engine.state.customers) for number, part in sorted(self.owned.items())}
+
     def customers_held(self) -> dict[int, int]:
-        """Per partition, the customers whose state its engine holds (open, queued or remembered)."""
+        """Per partition, the customers whose state it holds (open, queued or remembered), in memory or in
+        the store."""
         return {number: len(part.engine.state.customers) + part.on_disk for number, part in sorted(self.owned.items())}
 
     def watermarks(self) -> dict[int, int | None]:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from monitor.contract.kinds import BOOLEAN, NON_NEGATIVE, NUMBER, STRING, TIMESTAMP
 from monitor.contract.model import COMMON
-from monitor.events import FIRST_INSTANT, LAST_INSTANT, Event, Reject, format_timestamp, parse_timestamp
+from monitor.events import FIRST_INSTANT, LAST_INSTANT, RULE_ERROR, Event, Reject, format_timestamp, parse_timestamp
 from monitor.journeys import Journey, Journeys
 from monitor.replay import Replay
 from tests.builders import CONTRACT, decode
@@ -229,7 +229,9 @@ def test_replay_of_any_lines_counts_each_once_and_writes_what_reads_back(lines):
     events = summary["events"]
     blank = sum(1 for line in lines if not line.strip())
     assert events["accepted"] + events["rejected"] + events["duplicates"] == len(lines) - blank
-    assert events["rejected"] == len(rejects)
+    # Every line rejected is kept; so is each event a rule could not judge (accepted, kept with reason rule_error).
+    assert events["rejected"] == sum(1 for _, reject in rejects if reject.reason != RULE_ERROR)
+    assert events["rule_errors"] == sum(1 for _, reject in rejects if reject.reason == RULE_ERROR)
     for number, reject in rejects:
         assert reject.raw == lines[number - 1].rstrip(b"\r\n")
     for record in journeys.records():
