@@ -365,10 +365,7 @@ class Partitions:
                 state = orjson.loads(stored)
                 part.clock.load(state["inputs"])
                 part.history.load(state.get("history"))
-                engine.fold(state["folded"], state.get("impact"), state.get("active", 0))
-                engine.state.watermark = state["watermark"]
-                engine.state.held = state.get("held")
-                engine.state.min_at = state.get("first")
+                engine.resume(state)
                 part.since = self._since(state.get("since"), state["watermark"])
                 freeing = set(state["freeing"])
                 part.counts = tally.load(state.get("counts", ()))
@@ -833,18 +830,13 @@ class Partitions:
         try:
             state = {
                 "version": STATE_VERSION,
-                "watermark": engine.state.watermark,
-                "held": engine.state.held,
-                "first": engine.state.min_at,
+                **engine.saved(),  # its clock and what its freed customers counted
                 "since": {
                     touchpoint: [mine[0], *_judged_as(self.catalog[touchpoint])]
                     for touchpoint, mine in part.since.items()
                 },
                 "inputs": part.clock.record(),
-                "history": part.history.record(),
-                "folded": engine.folded,
-                "impact": engine.impact.folded,
-                "active": engine.impact.active_folded,
+                "history": part.history.record(),  # (the inputs' late history: not the engine's own)
                 "freeing": freeing or [],
                 "counts": tally.record(part.counts),
                 "offset": part.offset,

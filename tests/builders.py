@@ -8,6 +8,8 @@ from pathlib import Path
 import orjson
 
 from monitor.catalog import load_catalog
+from monitor.catalog.model import Catalog
+from monitor.engine import Engine
 from monitor.events import Event, format_timestamp, parse_timestamp
 
 #: The shipped catalog, whose declarations are the contract of docs/EVENTS.md; its decoder.
@@ -56,3 +58,16 @@ def event(
 MINUTE = 60
 HOUR = 3600
 DAY = 86400
+
+
+def reloaded(engine: Engine, catalog: Catalog | None = None, lateness: int | None = None) -> Engine:
+    """A new engine from what ``engine`` stores, through JSON, as a worker restores a partition: the
+    engine's own part (``saved``) taken back, then each customer's record, then ``settle``."""
+    saved = orjson.loads(orjson.dumps(engine.saved()))
+    records = orjson.loads(orjson.dumps({customer: engine.record(customer) for customer in engine.state.customers}))
+    again = Engine(catalog or engine.catalog, lateness=engine.lateness if lateness is None else lateness, track=True)
+    again.resume(saved)
+    for customer, record in records.items():
+        again.load(customer, record)
+    again.settle()
+    return again

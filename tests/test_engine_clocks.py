@@ -17,6 +17,7 @@ from monitor.durations import parse_duration
 from monitor.engine import Engine
 from monitor.events import Event, parse_timestamp
 from monitor.replay import Replay
+from tests.builders import reloaded
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "examples" / "support-hours"
 CATALOG = load_catalog(CATALOG_DIR)
@@ -250,7 +251,7 @@ def test_a_restored_customer_keeps_its_paused_clock():
     for event in (opened("2026-11-25T08:00:00+01:00"), waiting("2026-11-25T11:00:00+01:00")):
         engine.step(event)
     engine.advance(parse_timestamp("2026-11-25T12:00:00+01:00"))
-    again = Engine.restore(CATALOG, orjson.loads(orjson.dumps(engine.snapshot())), lateness=parse_duration("1m"))
+    again = reloaded(engine, CATALOG, lateness=parse_duration("1m"))
     for event in (answered("2026-11-26T08:00:00+01:00"), responded("2026-11-26T08:59:00+01:00")):
         again.step(event)
     again.finish()
@@ -308,7 +309,7 @@ def test_a_restored_engine_says_at_once_what_is_at_risk():
     engine.step(opened("2026-11-25T16:00:00+01:00"))
     engine.advance(parse_timestamp("2026-11-26T09:20:00+01:00"))
     assert engine.at_risk_counts()["first-response"] == 1
-    again = Engine.restore(CATALOG, orjson.loads(orjson.dumps(engine.snapshot())), lateness=parse_duration("1m"))
+    again = reloaded(engine, CATALOG, lateness=parse_duration("1m"))
     assert again.at_risk_counts()["first-response"] == 1
 
 
@@ -349,6 +350,6 @@ def test_a_pause_stored_before_the_touchpoint_stopped_pausing_is_not_put_back(tm
     engine.step(waiting("2026-11-25T09:00:00+01:00"))  # queued (the watermark is behind), and a paused one
     engine.step(ev("ticket.opened", "2026-11-25T08:30:00+01:00", key="T2"))
     engine.advance(parse_timestamp("2026-11-25T08:45:00+01:00"))
-    again = Engine.restore(plain, orjson.loads(orjson.dumps(engine.snapshot())), lateness=parse_duration("1m"))
+    again = reloaded(engine, plain, lateness=parse_duration("1m"))
     again.step(later("2026-11-27T12:00:00+01:00"))
     assert again.pending_counts()["first-response"] == 0  # both decided on the plain business-hours clock

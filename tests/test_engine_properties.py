@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from monitor.durations import parse_duration
 from monitor.engine import Engine
-from tests.builders import DAY, event
+from tests.builders import DAY, event, reloaded
 
 LATENESS = parse_duration("30s")
 
@@ -98,17 +98,16 @@ def test_shuffling_within_the_lateness_changes_nothing(catalog, raw, seed):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=raw_events, cut=st.integers(0, 40))
 def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
-    """State is plain data: snapshot mid-stream, restore into a new engine, and nothing changes."""
-    import orjson
-
+    """State is plain data: stored mid-stream as a worker stores it (the engine's saved part and each
+    customer's record, through JSON), restored into a new engine as a worker restores it, and nothing
+    changes."""
     events = in_time_order(build(raw))
     cut = min(cut, len(events))
     engine = Engine(catalog, lateness=LATENESS, track=True)
     for e in events[:cut]:
         engine.step(e)
     before = list(engine.outbox)
-    snapshot = orjson.loads(orjson.dumps(engine.snapshot()))
-    resumed = Engine.restore(catalog, snapshot, lateness=LATENESS)
+    resumed = reloaded(engine, catalog, lateness=LATENESS)
     for e in events[cut:]:
         resumed.step(e)
     resumed.finish()

@@ -680,30 +680,34 @@ class Engine:
         index = self._index.get(touchpoint_id)
         return None if index is None else self.rules[index]
 
-    def snapshot(self) -> dict:
-        """The whole state as plain data: every customer's record and the clock (needs ``track``)."""
+    def saved(self) -> dict:
+        """The engine's own part of its stored state, beside each customer's ``record``: its clock, and
+        what the customers freed had counted. A worker keeps it in each partition's record
+        (streams.partitions); ``resume`` takes it back, then ``load`` each customer, then ``settle``."""
         state = self.state
         return {
-            "version": 1,
-            "customers": {customer: self.record(customer) for customer in state.customers},
-            "clock": [state.max_at, state.watermark, state.held, state.history, state.min_at],
+            "watermark": state.watermark,
+            "held": state.held,
+            "first": state.min_at,
+            "newest": state.max_at,
+            "late": state.history,  # (an engine keeping its own clock: the late history it holds for)
             "folded": self.folded,
             "impact": self.impact.folded,
             "active": self.impact.active_folded,
         }
 
-    @classmethod
-    def restore(cls, catalog: Catalog, data: dict, lateness: int | None = None, track: bool = True) -> Engine:
-        engine = cls(catalog, lateness=lateness, track=track)
-        for customer, record in data["customers"].items():
-            engine.load(customer, record)
-        clock = [*data["clock"], None, None, None][:5]
-        engine.state.max_at, engine.state.watermark, engine.state.held, engine.state.history = clock[:4]
-        if clock[4] is not None:
-            engine.state.min_at = clock[4]
-        engine.fold(data.get("folded", {}), data.get("impact"), data.get("active", 0))
-        engine.settle()
-        return engine
+    def resume(self, saved: dict) -> None:
+        """Take back what ``saved`` gave, before the customers' records are loaded."""
+        state = self.state
+        self.fold(saved["folded"], saved.get("impact"), saved.get("active", 0))
+        state.watermark = saved["watermark"]
+        state.held = saved.get("held")
+        state.history = saved.get("late")
+        first, newest = saved.get("first"), saved.get("newest")
+        if first is not None and (state.min_at is None or first < state.min_at):
+            state.min_at = first
+        if newest is not None and (state.max_at is None or newest > state.max_at):
+            state.max_at = newest
 
     def settle(self) -> None:
         """After records are put back: what they filed at or before what is decided (risk instants;
