@@ -334,7 +334,8 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
     def on_disk(name: str) -> dict:
         """A table's store: Faust's memory store, or tpmon's disk store with its records (streams.store)."""
         disk = disks.get(name)
-        return {} if disk is None else {"store": f"{DISK_STORE}://", "options": {"disk": disk}}
+        # (The URL names the table: Faust takes a table's store URL for none at all when it is empty.)
+        return {} if disk is None else {"store": f"{DISK_STORE}://{name}", "options": {"disk": disk}}
 
     customers = app.Table(
         CUSTOMERS_TABLE,

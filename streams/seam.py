@@ -407,6 +407,7 @@ class SeekFirstRecovery(Recovery):
         for tp in tps:
             table, checkpoint, last = self.tp_to_table.get(tp), self.active_offsets.get(tp), destination.get(tp)
             self._from[tp] = checkpoint
+            self.read[tp] += 0  # (a series from the first recovery on, even when it reads nothing)
             if table is None or not isinstance(table.data, DiskStore) or checkpoint is None or last is None:
                 continue
             if checkpoint > last:
@@ -648,6 +649,7 @@ def _internals() -> dict[str, object]:
         "aiokafka AIOKafkaClient._get_conn (connections; extended)": client.AIOKafkaClient._get_conn,
         "aiokafka AIOKafkaConnection.connected": conn.AIOKafkaConnection.connected,
         "faust stores registry (the disk store's URL scheme added)": stores,
+        "faust Collection._new_store (a table's store URL, unless empty)": Collection._new_store,
         "faust Collection._new_store_by_url (a table's options reach its store)": Collection._new_store_by_url,
         "faust TableManager.on_rebalance (the stores before the recovery)": TableManager.on_rebalance,
         "faust Recovery._add (persisted_offset: where a recovery starts)": Recovery._add,
@@ -694,6 +696,7 @@ INTERNALS: dict[str, str] = {
     "aiokafka AIOKafkaClient._get_conn (connections; extended)": "68ce5d8391719d33",
     "aiokafka AIOKafkaConnection.connected": "e392e7f6dadb2368",
     "faust stores registry (the disk store's URL scheme added)": "4137d02eca58fa2c",
+    "faust Collection._new_store (a table's store URL, unless empty)": "914a2bda605d38f5",
     "faust Collection._new_store_by_url (a table's options reach its store)": "343a8125107d3f69",
     "faust TableManager.on_rebalance (the stores before the recovery)": "2d2c23a07bf54328",
     "faust Recovery._add (persisted_offset: where a recovery starts)": "1584a197b11bf835",

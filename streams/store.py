@@ -411,6 +411,12 @@ class DiskStore(base.Store):
     def reset_state(self) -> None:
         self.disk.clear()
 
+    async def backup_partition(self, tp: Any, flush: bool = True, purge: bool = False, keep: int = 1) -> None:
+        """No backups: the changelog is the copy (a new disk reads it whole)."""
+
+    def restore_backup(self, tp: Any, latest: bool = True, backup_id: int = 0) -> None:
+        """No backups: the changelog is the copy."""
+
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:

@@ -417,3 +417,38 @@ def test_the_store_setting(env, store):
             Settings.load(env)
     else:
         assert Settings.load(env).store == store
+
+
+# -- as Faust sees it ----------------------------------------------------------------------------------------
+def test_a_table_on_disk_is_faust_s_store_of_it_and_recovery_starts_from_its_checkpoints(tmp_path):
+    """The worker's tables (streams.app) name tpmon's store by URL; Faust's recovery asks it where each
+    partition starts, tells it the partitions taken (before it asks), and hands it what it reads."""
+    import faust
+    from faust.types import TP
+
+    from streams import seam  # registers the store's URL scheme
+    from streams.store import DiskStore
+
+    disks = open_tables(tmp_path, ["customers"])
+    app = faust.App("t", store="memory://")
+    table = app.Table(
+        "customers",
+        key_type=bytes,
+        value_type=bytes,
+        store=f"{seam.DISK_STORE}://customers",
+        options={"disk": disks["customers"]},
+    )
+    store = table.data
+    assert isinstance(store, DiskStore) and store.disk is disks["customers"]
+    topic = table.changelog_topic.get_topic_name()
+    mine, other = TP(topic, 0), TP("t-events", 0)
+    asyncio.run(store.on_rebalance({mine, other}, set(), {mine, other}))
+    assert store.owned == [0] and table.persisted_offset(mine) == -1
+
+    class Event:
+        def __init__(self, offset: int, key: bytes, value: bytes | None) -> None:
+            self.message = namedtuple("M", "partition offset key value")(0, offset, key, value)
+
+    store.apply_changelog_batch([Event(0, b"a", b"1"), Event(1, b"b", b"2"), Event(2, b"a", None)], None, None)
+    assert table.persisted_offset(mine) == 2 and list(store.disk.items(0)) == [(b"b", b"2")]
+    disks["customers"].close()
