@@ -36,7 +36,7 @@ import orjson
 from faust.sensors import Monitor
 from faust.types import Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor.catalog import Catalog
@@ -162,16 +162,17 @@ class TableStore:
 
 
 class RecoveryCollector(Collector):
-    """tpmon_state_recovered_records_total: the changelog records each recovery read back into the
-    tables' local data (on disk, only those written after the partition's checkpoint)."""
+    """tpmon_state_recovered_records: the changelog records the latest recovery of each changelog
+    partition assigned here read back into the tables' local data (on disk, only those written after
+    the partition's checkpoint). A gauge of the partition's owner, as the other gauges of a partition."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
     def collect(self) -> Iterator[Metric]:
-        read = CounterMetricFamily(
+        read = GaugeMetricFamily(
             "tpmon_state_recovered_records",
-            "Changelog records read back into the local state on recovery, per changelog partition.",
+            "Changelog records the latest recovery of the partition read back into the local state.",
             labels=["topic", "partition"],
         )
         for tp, count in sorted(recovered_records(self.app).items()):

@@ -385,14 +385,13 @@ FETCH_ROUND = 1.1  # seconds: Faust's consumer waits up to 1 s for each fetch
 
 class SeekFirstRecovery(Recovery):
     """Faust's recovery, corrected (above), which also empties a disk table's partition whose checkpoint
-    is beyond its changelog's end, and counts and logs what each recovery read."""
+    is beyond its changelog's end, and counts (``read``, by ``restored``) and logs what each recovery read."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.read: Counter[TP] = Counter()  # changelog records read on recovery, since the start
+        self.read: Counter[TP] = Counter()  # changelog records the latest recovery read, per active partition
         self._began = time.monotonic()
         self._from: dict[TP, int | None] = {}
-        self._read_before: Counter[TP] = Counter()
 
     async def _build_highwaters(self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str) -> None:
         """Faust's highwaters of the changelog partitions; then, for the active ones, a disk table's
@@ -402,12 +401,11 @@ class SeekFirstRecovery(Recovery):
         if destination is not self.active_highwaters:
             return
         self._began = time.monotonic()
-        self._read_before = Counter(self.read)
+        self.read = Counter(dict.fromkeys(tps, 0))
         self._from = {}
         for tp in tps:
             table, checkpoint, last = self.tp_to_table.get(tp), self.active_offsets.get(tp), destination.get(tp)
             self._from[tp] = checkpoint
-            self.read[tp] += 0  # (a series from the first recovery on, even when it reads nothing)
             if table is None or not isinstance(table.data, DiskStore) or checkpoint is None or last is None:
                 continue
             if checkpoint > last:
@@ -431,9 +429,9 @@ class SeekFirstRecovery(Recovery):
         for tp in sorted(self._from):
             start = self._from[tp]
             where = "whole" if start is None or start < 0 else f"after offset {start}"
-            parts.append(f"{tp.topic}[{tp.partition}] {self.read[tp] - self._read_before[tp]:,} ({where})")
+            parts.append(f"{tp.topic}[{tp.partition}] {self.read[tp]:,} ({where})")
         if parts:
-            total = sum(self.read.values()) - sum(self._read_before.values())
+            total = sum(self.read[tp] for tp in self._from)
             state_log.info(
                 "state recovered in %.1f s: %s changelog records read: %s",
                 time.monotonic() - self._began,
@@ -497,9 +495,11 @@ DISK_STORE = "tpmon-rocksdb"
 stores.STORES.aliases.setdefault(DISK_STORE, "streams.store:DiskStore")
 
 
-def recovered_records(app: faust.App) -> Counter[TP]:
-    """Changelog records read on recovery since the worker started, per changelog partition."""
-    return getattr(app.tables.recovery, "read", Counter())
+def recovered_records(app: faust.App) -> dict[TP, int]:
+    """The changelog records the latest recovery of each partition assigned here read."""
+    recovery = app.tables.recovery
+    read: Counter[TP] = getattr(recovery, "read", Counter())
+    return {tp: count for tp, count in read.items() if tp in recovery.active_tps}
 
 
 def table_data(table: faust.Table) -> Any:

@@ -17,7 +17,7 @@ from .test_live_pipeline import live_equals_replay, replay_outcomes, simulate_li
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RECOVERED = "tpmon_state_recovered_records_total"
+RECOVERED = "tpmon_state_recovered_records"
 
 
 def on_disk(space: Namespace, data_dir: Path, **env: str) -> Worker:
@@ -26,7 +26,7 @@ def on_disk(space: Namespace, data_dir: Path, **env: str) -> Worker:
 
 
 def recovered(worker: Worker) -> dict[str, int]:
-    """Changelog records its recoveries read, per changelog topic."""
+    """Changelog records its latest recovery read, per changelog topic."""
     read: dict[str, int] = {}
     for (name, labels), value in worker.metrics().items():
         if name == RECOVERED:
