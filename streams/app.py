@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import faust
 import orjson
@@ -52,6 +53,7 @@ from .link import KafkaLink
 from .outbox import Outbox
 from .partitions import Partitions
 from .seam import (
+    DISK_STORE,
     BatchHandler,
     BatchTransport,
     ConsumerPositions,
@@ -59,9 +61,11 @@ from .seam import (
     compact_table,
     key_partitions,
     producer,
+    recovered_records,
     table_data,
 )
 from .settings import Settings
+from .store import STATE_KEY, CheckpointingOutbox, DiskTable, DiskTableStore, open_tables
 from .views import Views
 from .webauth import web_server_options
 from .webconfig import WebConfig, web_user
@@ -74,16 +78,20 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # and its headers) or a large journey fits where a topic at Kafka's default (1 MiB) would refuse it.
 TOPIC_CONFIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 # The state's changelogs (customer records, journeys) are compacted, and soon: a worker taking a partition
-# reads its changelog whole, so it reads the latest record of each customer and what the last few
-# minutes wrote, not every record a busy day wrote (Kafka compacts only closed segments, and by default
-# closes one a week).
+# without a local checkpoint reads its changelog whole, so it reads the latest record of each customer and
+# what the last few minutes wrote, not every record a busy day wrote (Kafka compacts only closed
+# segments, and by default closes one a week). A deletion's tombstone stays a day (Kafka's default, set
+# here since streams.store trusts a local checkpoint for less than that: streams.store.MAX_AGE).
 STATE_TOPIC_CONFIG = {
     **TOPIC_CONFIG,
     "cleanup.policy": "compact",
     "segment.ms": str(5 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": str(24 * 3600 * 1000),
 }
 CUSTOMERS_TABLE = "customers"
+JOURNEYS_TABLE = "journeys"
+TABLES = (CUSTOMERS_TABLE, JOURNEYS_TABLE)
 
 
 def customers_changelog(app_id: str) -> str:
@@ -94,7 +102,6 @@ def customers_changelog(app_id: str) -> str:
 # Batches of the producer: Faust's defaults (16 KiB, no linger) sent a request for every few events.
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER = 0.005  # seconds
-STATE_KEY = b"\xffpartition/"  # + the partition: its own record in the customers table
 
 
 def wall_clock() -> int:
@@ -110,9 +117,10 @@ def give_back_memory() -> None:
 
 
 class TableStore:
-    """A Faust table as a ``Store``: writes go to the local data and, through the outbox, to a chosen
-    partition of the table's changelog, so timers (which have no current event) can write too. Each
-    partition's own record has a key no customer can have (not UTF-8)."""
+    """A Faust table in memory (``--store memory``) as a ``Store``: writes go to the local data and,
+    through the outbox, to a chosen partition of the table's changelog, so timers (which have no current
+    event) can write too. Each partition's own record has a key no customer can have (not UTF-8). (On
+    disk, the default: streams.store.DiskTableStore.)"""
 
     def __init__(self, table: faust.Table, outbox: Outbox) -> None:
         self.table = table
@@ -151,6 +159,25 @@ class TableStore:
 
     def compact(self) -> None:
         compact_table(self.table)
+
+
+class RecoveryCollector(Collector):
+    """tpmon_state_recovered_records: the changelog records the latest recovery of each changelog
+    partition assigned here read back into the tables' local data (on disk, only those written after
+    the partition's checkpoint). A gauge of the partition's owner, as the other gauges of a partition."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        read = GaugeMetricFamily(
+            "tpmon_state_recovered_records",
+            "Changelog records the latest recovery of the partition read back into the local state.",
+            labels=["topic", "partition"],
+        )
+        for tp, count in sorted(recovered_records(self.app).items()):
+            read.add_metric([tp.topic, str(tp.partition)], count)
+        yield read
 
 
 class OffsetsMonitor(Monitor):
@@ -309,12 +336,23 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         settings.events_topic, partitions=settings.partitions, internal=True, key_type=bytes, value_type=bytes
     )
     dead_letters = app.topic(settings.dead_letter_topic, partitions=settings.partitions, internal=True)
+    disks: dict[str, DiskTable] = {}  # table name -> its records on disk (``--store rocksdb``)
+    if settings.store == "rocksdb":  # opened now: a folder in use or not writable is said at start
+        disks = open_tables(Path(app.conf.tabledir), TABLES)
+
+    def on_disk(name: str) -> dict:
+        """A table's store: Faust's memory store, or tpmon's disk store with its records (streams.store)."""
+        disk = disks.get(name)
+        # (The URL names the table: Faust takes a table's store URL for none at all when it is empty.)
+        return {} if disk is None else {"store": f"{DISK_STORE}://{name}", "options": {"disk": disk}}
+
     customers = app.Table(
         CUSTOMERS_TABLE,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
         extra_topic_configs=STATE_TOPIC_CONFIG,
+        **on_disk(CUSTOMERS_TABLE),
     )
     journeys_changelog = app.topic(
         settings.journeys_topic,
@@ -326,20 +364,37 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         config=STATE_TOPIC_CONFIG,
     )
     journeys = app.Table(
-        "journeys", partitions=settings.partitions, changelog_topic=journeys_changelog, key_type=bytes, value_type=bytes
+        JOURNEYS_TABLE,
+        partitions=settings.partitions,
+        changelog_topic=journeys_changelog,
+        key_type=bytes,
+        value_type=bytes,
+        **on_disk(JOURNEYS_TABLE),
     )
 
     registry = CollectorRegistry()
     dead_letters_name, events_name = dead_letters.get_topic_name(), events.get_topic_name()
 
-    outbox = app.outbox = Outbox(lambda: producer(app))
+    if disks:  # what is delivered is written to disk, and checkpointed (streams.store)
+        on_topic = {table.changelog_topic.get_topic_name(): disks[table.name] for table in (customers, journeys)}
+        outbox = app.outbox = CheckpointingOutbox(lambda: producer(app), on_topic)
+    else:
+        outbox = app.outbox = Outbox(lambda: producer(app))
+
+    def table_store(table: faust.Table) -> TableStore | DiskTableStore:
+        disk = disks.get(table.name)
+        if disk is None:
+            return TableStore(table, outbox)
+        return DiskTableStore(disk, table.changelog_topic.get_topic_name(), outbox, settings.partitions)
+
+    customer_store, journey_store = table_store(customers), table_store(journeys)
     link = app.link = KafkaLink(settings.bootstrap, registry)
     positions = ConsumerPositions(app, source_topics)
-    stores = TableStore(customers, outbox), TableStore(journeys, outbox)
     wired = wire(
         catalog,
         settings,
-        *stores,
+        customer_store,
+        journey_store,
         outbox,
         positions,
         registry,
@@ -347,8 +402,11 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         dead_letter_topic=dead_letters_name,
     )
     partitions, views, metrics, ingest, judge = wired.partitions, wired.views, wired.metrics, wired.ingest, wired.judge
+    if isinstance(outbox, CheckpointingOutbox):  # a refused record is told to its table (streams.store)
+        outbox.on_refused = outbox.refusing(wired.dead_letters.refused)
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
     registry.register(StateCollector(views))
+    registry.register(RecoveryCollector(app))
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
@@ -567,7 +625,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         busy = still_recovering(web)
         if busy is not None:
             return busy
-        stored = journeys.data.get(customer_id.encode())
+        stored = journey_store.get(customer_id)
         if stored is None:
             return web.json({"error": f"no journey for customer {customer_id!r}"}, status=404)
         answer = current(stored, catalog.decoder)

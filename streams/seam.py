@@ -8,6 +8,8 @@ What it holds:
 - batch delivery (``BatchConsumer``): the drain loop hands each fetch's messages to a handler as a list;
 - the recovery correction (``SeekFirstRecovery``): no messages lost when taking over partitions;
 - the tables' data (``table_data``, ``key_partitions``): read and written directly, per partition;
+- the disk store (streams.store): its URL scheme in Faust's store registry, what recovery reads put
+  into it, and a checkpoint beyond its changelog's end emptied (``SeekFirstRecovery``);
 - the producer Faust configured (``producer``), for the outbox's batches;
 - the inputs' positions (``ConsumerPositions``): what the watermark's idleness needs to know of each
   source partition (its position against its end offset, and whether a fetch said so lately),
@@ -98,23 +100,30 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import faust
 from aiokafka.client import AIOKafkaClient, ConnectionGroup
+from faust import stores
+from faust.stores import memory
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
+from .store import DiskStore
+
 FAUST_VERSION = "0.15.3"
 AIOKAFKA_VERSION = "0.14.0"
 
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
+state_log = logging.getLogger("tpmon.state")
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -314,16 +323,20 @@ def restored(app: Any, messages: list[Message]) -> list[Message]:
 
     Faust takes a recovered record through its conductor, a queue, an event and the recovery's loop,
     which awaits each with a timeout of its own: about a hundred microseconds a record, 80 s of a
-    restart with 200k customers held. tpmon's tables keep bytes as they are (``table_data``), so
+    restart with 200k customers held. tpmon's tables keep bytes as they are: in memory (``table_data``)
     applying a record is setting (or, for a tombstone, deleting) its key, and noting its partition, as
-    Faust's memory store does. The recovery sees each partition's offset move, and ends as it would
-    once nothing remains: at its next look, within 5 s."""
+    Faust's memory store does; on disk (streams.store) the fetch's records of a partition are written
+    with their checkpoint in one batch. The recovery sees each partition's offset move, and ends as it
+    would once nothing remains: at its next look, within 5 s. Each record read is counted
+    (``SeekFirstRecovery.read``)."""
     recovery = app.tables.recovery
     if not recovery.in_recovery:
         return messages
     active, to_table, offsets = recovery.active_tps, recovery.tp_to_table, recovery.active_offsets
     received, now = recovery._active_events_received_at, time.monotonic()
     recovery._last_flush_at = now  # (what Faust's loop notes as it goes, or it warns that none came)
+    read: Counter[TP] | None = getattr(recovery, "read", None)
+    to_disk: dict[TP, list[tuple[int, bytes, bytes | None]]] = {}
     left = []
     for message in messages:
         tp = message.tp
@@ -333,16 +346,23 @@ def restored(app: Any, messages: list[Message]) -> list[Message]:
         if offsets[tp] is not None and message.offset <= offsets[tp]:
             continue  # applied already (as Faust's own loop, a record delivered again is skipped)
         table = to_table[tp]
-        data, where = table_data(table), key_partitions(table)
         key, value = message.key, message.value
-        if value is None:
-            data.pop(key, None)
-            where.pop(key, None)
+        if isinstance(table.data, DiskStore):
+            to_disk.setdefault(tp, []).append((message.offset, key, value))
         else:
-            data[key] = value
-            where[key] = tp.partition
+            data, where = table_data(table), key_partitions(table)
+            if value is None:
+                data.pop(key, None)
+                where.pop(key, None)
+            else:
+                data[key] = value
+                where[key] = tp.partition
         offsets[tp] = message.offset
         received[tp] = now
+        if read is not None:
+            read[tp] += 1
+    for tp, records in to_disk.items():
+        to_table[tp].data.disk.restore(tp.partition, records)
     return left
 
 
@@ -364,10 +384,60 @@ FETCH_ROUND = 1.1  # seconds: Faust's consumer waits up to 1 s for each fetch
 
 
 class SeekFirstRecovery(Recovery):
+    """Faust's recovery, corrected (above), which also empties a disk table's partition whose checkpoint
+    is beyond its changelog's end, and counts (``read``, by ``restored``) and logs what each recovery read."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.read: Counter[TP] = Counter()  # changelog records the latest recovery read, per active partition
+        self._began = time.monotonic()
+        self._from: dict[TP, int | None] = {}
+
+    async def _build_highwaters(self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str) -> None:
+        """Faust's highwaters of the changelog partitions; then, for the active ones, a disk table's
+        checkpoint beyond the last offset (the topic was cut short, or deleted and created again: its
+        local data may hold what the changelog does not) empties the partition, read whole."""
+        await super()._build_highwaters(consumer, tps, destination, title)
+        if destination is not self.active_highwaters:
+            return
+        self._began = time.monotonic()
+        self.read = Counter(dict.fromkeys(tps, 0))
+        self._from = {}
+        for tp in tps:
+            table, checkpoint, last = self.tp_to_table.get(tp), self.active_offsets.get(tp), destination.get(tp)
+            self._from[tp] = checkpoint
+            if table is None or not isinstance(table.data, DiskStore) or checkpoint is None or last is None:
+                continue
+            if checkpoint > last:
+                table.data.disk.drop(
+                    tp.partition,
+                    f"its checkpoint at offset {checkpoint} is beyond the changelog's last offset {last}: the topic "
+                    "was cut short, or deleted and created again",
+                )
+                self.active_offsets[tp] = -1
+                self._from[tp] = -1
+
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         with self._streams_held() as held:
             await super().on_recovery_completed(generation_id)
+        self._said()
         await self._resume(held)
+
+    def _said(self) -> None:
+        """The log of a recovery: per changelog partition, where it started and what it read."""
+        parts = []
+        for tp in sorted(self._from):
+            start = self._from[tp]
+            where = "whole" if start is None or start < 0 else f"after offset {start}"
+            parts.append(f"{tp.topic}[{tp.partition}] {self.read[tp]:,} ({where})")
+        if parts:
+            total = sum(self.read[tp] for tp in self._from)
+            state_log.info(
+                "state recovered in %.1f s: %s changelog records read: %s",
+                time.monotonic() - self._began,
+                f"{total:,}",
+                ", ".join(parts),
+            )
 
     async def _resume_streams(self, generation_id: int = 0) -> None:
         with self._streams_held() as held:
@@ -418,6 +488,20 @@ class SeekFirstTableManager(TableManager):
 
 
 # -- tables ------------------------------------------------------------------------------------------------
+#: The URL scheme of tpmon's disk store (streams.store.DiskStore) in Faust's store registry. Installed
+#: packages add theirs to the registry through the ``faust.stores`` entry points; tpmon's is added here,
+#: so that a checkout run from its folder finds it too.
+DISK_STORE = "tpmon-rocksdb"
+stores.STORES.aliases.setdefault(DISK_STORE, "streams.store:DiskStore")
+
+
+def recovered_records(app: faust.App) -> dict[TP, int]:
+    """The changelog records the latest recovery of each partition assigned here read."""
+    recovery = app.tables.recovery
+    read: Counter[TP] = getattr(recovery, "read", Counter())
+    return {tp: count for tp, count in read.items() if tp in recovery.active_tps}
+
+
 def table_data(table: faust.Table) -> Any:
     """The table's local data (the memory store's dict), read and written by ``streams.app.TableStore``."""
     return table.data.data  # type: ignore[attr-defined]
@@ -529,7 +613,7 @@ class ConsumerPositions:
 def _internals() -> dict[str, object]:
     from aiokafka import client, conn
     from aiokafka.consumer import fetcher, subscription_state
-    from faust.stores import memory
+    from faust.tables.base import Collection
 
     return {
         "faust Consumer._drain_messages (overridden by BatchConsumer)": faust_consumer.Consumer._drain_messages,
@@ -564,6 +648,14 @@ def _internals() -> dict[str, object]:
         "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": fetcher.Fetcher._proc_fetch_request,
         "aiokafka AIOKafkaClient._get_conn (connections; extended)": client.AIOKafkaClient._get_conn,
         "aiokafka AIOKafkaConnection.connected": conn.AIOKafkaConnection.connected,
+        "faust stores registry (the disk store's URL scheme added)": stores,
+        "faust Collection._new_store (a table's store URL, unless empty)": Collection._new_store,
+        "faust Collection._new_store_by_url (a table's options reach its store)": Collection._new_store_by_url,
+        "faust TableManager.on_rebalance (the stores before the recovery)": TableManager.on_rebalance,
+        "faust Recovery._add (persisted_offset: where a recovery starts)": Recovery._add,
+        "faust Recovery._build_highwaters (extended: a checkpoint beyond the changelog)": Recovery._build_highwaters,
+        "faust Recovery._build_offsets (from the persisted offset)": Recovery._build_offsets,
+        "faust Recovery._seek_offsets (the persisted offset is the last one read)": Recovery._seek_offsets,
     }
 
 
@@ -603,6 +695,14 @@ INTERNALS: dict[str, str] = {
     "aiokafka Fetcher._proc_fetch_request (highwater, poll time)": "59bf948fff47eed5",
     "aiokafka AIOKafkaClient._get_conn (connections; extended)": "68ce5d8391719d33",
     "aiokafka AIOKafkaConnection.connected": "e392e7f6dadb2368",
+    "faust stores registry (the disk store's URL scheme added)": "4137d02eca58fa2c",
+    "faust Collection._new_store (a table's store URL, unless empty)": "914a2bda605d38f5",
+    "faust Collection._new_store_by_url (a table's options reach its store)": "343a8125107d3f69",
+    "faust TableManager.on_rebalance (the stores before the recovery)": "2d2c23a07bf54328",
+    "faust Recovery._add (persisted_offset: where a recovery starts)": "1584a197b11bf835",
+    "faust Recovery._build_highwaters (extended: a checkpoint beyond the changelog)": "91b4cc0d3724ae7b",
+    "faust Recovery._build_offsets (from the persisted offset)": "27eec86be06cb51f",
+    "faust Recovery._seek_offsets (the persisted offset is the last one read)": "19598ca63d94d250",
 }
 
 

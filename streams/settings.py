@@ -14,6 +14,7 @@ from monitor.observe.windows import PROFILES
 from monitor.personal import parse_user_names
 
 ENV_PREFIX = "TPMON_"
+STORES = ("rocksdb", "memory")  # where a worker keeps its tables' records (``Settings.store``)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Settings:
     batch_size: int = 2000  # at most this many messages per fetch, handled (and their records written) together
     session_timeout: float = 30.0  # seconds before the group gives a silent worker's partitions to others
     data_dir: str = ".tpmon/worker"
+    # Where the tables' records live on this machine: rocksdb (on disk in the data dir, a restart reads
+    # only the changelog written since its checkpoint: streams.store) or memory (read whole at each start).
+    store: str = "rocksdb"
     # Security, for real clusters.
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
@@ -95,6 +99,8 @@ class Settings:
             raise ValueError(f"TPMON_PROFILE must be one of {', '.join(PROFILES)}, not {self.profile!r}")
         if self.customers_in_memory < 1:
             raise ValueError("TPMON_CUSTOMERS_IN_MEMORY must be at least 1")
+        if self.store not in STORES:
+            raise ValueError(f"TPMON_STORE must be one of {', '.join(STORES)}, not {self.store!r}")
         if self.sweep_interval <= 0:
             raise ValueError("TPMON_SWEEP_INTERVAL must be a number of seconds above 0")
         for name in ("lateness", "max_future"):

@@ -63,6 +63,13 @@ from .catalog import catalog_or_exit
 )
 @click.option("--data-dir", help="The worker's local folder [env TPMON_DATA_DIR; default .tpmon/worker].")
 @click.option(
+    "--store",
+    type=click.Choice(["rocksdb", "memory"]),
+    help="Where the customers' state lives on this machine: rocksdb (on disk in the data dir; a restart reads "
+    "only the changelog written since its checkpoint) or memory (read whole from the changelog at each start) "
+    "[env TPMON_STORE; default rocksdb].",
+)
+@click.option(
     "--personal-readers",
     metavar="USER,...",
     help="Web users who see personal fields in /journeys (when the catalog keeps them); nobody else does "
@@ -96,6 +103,7 @@ def worker(
     lateness: str | None,
     max_future: str | None,
     data_dir: str | None,
+    store: str | None,
     personal_readers: str | None,
     forget_users: str | None,
     loglevel: str,
@@ -129,6 +137,7 @@ def worker(
             lateness=lateness,
             max_future=max_future,
             data_dir=data_dir,
+            store=store,
             personal_readers=personal_readers,
             forget_users=forget_users,
         )
@@ -145,7 +154,12 @@ def worker(
     except OSError as error:
         fail(f"cannot use {settings.data_dir} as the worker's folder: {error.strerror}")
     _topics(settings, catalog)
-    app, _ = create_app(settings, catalog, web)
+    from streams.store import StoreUnavailable
+
+    try:
+        app, _ = create_app(settings, catalog, web)
+    except StoreUnavailable as error:
+        fail(f"cannot keep the worker's state in {settings.data_dir}: {error}")
     scheme = web.scheme if web is not None else "http"
     err.print(
         f"tpmon worker {settings.app_id}: {len(catalog.touchpoints)} touchpoints, Kafka {settings.bootstrap}, "
