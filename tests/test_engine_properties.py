@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from monitor.durations import parse_duration
 from monitor.engine import Engine
+from monitor.judging import Judging
+from monitor.watermark import Report
 from tests.builders import DAY, event, reloaded
 
 LATENESS = parse_duration("30s")
@@ -57,12 +59,14 @@ def build(raw):
 
 
 def outcomes(catalog, events):
+    """Through the judging core, as replay and the worker judge."""
     engine = Engine(catalog, lateness=LATENESS)
-    for e in events:
-        engine.step(e)
+    judging = Judging(engine)
+    judged = judging.batch((position, e, None) for position, e in enumerate(events))
     engine.finish()
+    judging.settle(judged)
     decided = sorted(
-        (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id) for o in engine.outbox
+        (o.touchpoint, o.outcome, o.reason, o.key, o.at, o.opened_at, o.customer, o.event_id) for o in judged.outcomes
     )
     return decided, list(engine.pending), engine.impact.totals
 
@@ -116,3 +120,37 @@ def test_a_restored_snapshot_continues_exactly(catalog, raw, cut):
         for o in before + resumed.outbox
     )
     assert (combined, list(resumed.pending), resumed.impact.totals) == outcomes(catalog, events)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=raw_events, size=st.integers(1, 8), cut=st.integers(0, 40))
+def test_the_worker_unloading_every_quiet_customer_and_restarting_decides_as_replay(catalog, raw, size, cut):
+    """The worker's partition (one), in batches of ``size`` events each followed by the input's report,
+    holding one quiet customer in memory (the other unloaded to the store and put back at its next
+    event), restarted from its stores at ``cut``: the same outcomes and pending as the core alone."""
+    from streams.partitions import MemoryStore, Partitions
+
+    events = in_time_order(build(raw))
+    customers, journeys = MemoryStore(), MemoryStore()
+
+    def new() -> Partitions:
+        return Partitions(catalog, customers, journeys, lateness=LATENESS, retention=100 * DAY * 1_000_000, in_memory=1)
+
+    live = new()
+    for start in range(0, len(events), size):
+        if start >= cut > start - size:
+            customers = MemoryStore.replayed(customers.writes)  # a restart: memory gone, the changelogs kept
+            journeys = MemoryStore.replayed(journeys.writes)
+            live = new()
+        batch: list = [(0, None, e, None, -1) for e in events[start : start + size]]
+        progress = max(e.at for e in events[: start + size])
+        batch.append((0, None, Report(0, {"in": (progress, False, 0)}, ("in",)), None, -1))
+        live.handle_batch(batch)
+    part = live.partition(0)
+    part.engine.finish()
+    expected, pending, _ = outcomes(catalog, events)
+    by_touchpoint = {t: [0, 0] for t in catalog.ids}
+    for touchpoint, outcome, *_ in expected:
+        by_touchpoint[touchpoint][0 if outcome == "good" else 1] += 1
+    assert {t: list(pair) for t, pair in part.engine.counts().items()} == by_touchpoint
+    assert list(part.engine.pending) == pending
