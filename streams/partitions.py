@@ -879,19 +879,22 @@ class Partitions:
 
 class MemoryStore:
     """A Store in dicts, for tests and for replaying a partition by hand. ``writes`` keeps every write in
-    order (a partition's record as the key None), as a changelog would."""
+    order (a partition's record as the key None), as a changelog would (``changelog=False``: none, for a
+    long run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, changelog: bool = True) -> None:
         self.data: dict[str, bytes] = {}
         self.partition_of: dict[str, int] = {}
         self.states: dict[int, bytes] = {}
         self.writes: list[tuple[int, str | None, bytes | None]] = []
+        self.changelog = changelog
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
 
     def put(self, partition: int, key: str, value: bytes | None) -> None:
-        self.writes.append((partition, key, value))
+        if self.changelog:
+            self.writes.append((partition, key, value))
         if value is None:
             self.data.pop(key, None)
             self.partition_of.pop(key, None)
@@ -906,7 +909,8 @@ class MemoryStore:
         return self.states.get(partition)
 
     def put_state(self, partition: int, value: bytes) -> None:
-        self.writes.append((partition, None, value))
+        if self.changelog:
+            self.writes.append((partition, None, value))
         self.states[partition] = value
 
     def compact(self) -> None:

@@ -1,0 +1,199 @@
+"""A million customers held by one worker's partitions: memory, memory once they went quiet, and rate.
+
+Each of N customers places an order and has it confirmed a minute later (``order-confirmed``: good),
+so every customer is held afterwards with nothing open: its ids (for duplicates, 48 h) and its outcome
+(for attribution, 30 days). The worker's own judging path takes them (``streams.partitions``, through
+the judging core, in batches of 2,000 events, each followed by a report of the input's progress), in a
+fresh interpreter for each variant, side by side in one run:
+
+- memory: the store in memory, every customer held in memory (``customers_in_memory`` unbounded);
+- disk: the RocksDB store (``streams.store``), the default 50,000 quiet customers in memory, the rest
+  unloaded to disk and put back at their next event;
+
+Reported for each: the resident memory idle (everything built, nothing judged), with the N customers
+held, and after they all went quiet (the input moved 40 days on, retention swept until every customer
+is freed, the allocator's free pages given back), and the events per second judged. No broker: the
+changelog's delivery is taken as done at once (the disk store writes a record once its delivery has
+returned), so that the figures are the state's, not Kafka's.
+
+    python -m bench.held [--customers 1000000]       (bench.run runs it with the others)
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from bench.memory import resident
+from monitor.events import format_timestamp
+
+PARTITIONS = 4
+BATCH = 2000
+INPUT = "orders/0"
+DAY = 86_400 * 1_000_000
+START = 1_795_000_000 * 1_000_000  # µs: an instant in 2026
+VARIANTS = ("memory", "disk")
+
+
+class Delivered:
+    """An outbox whose every message is stored at once (no broker): a delivery returns at each batch."""
+
+    def __init__(self) -> None:
+        self.added = 0
+
+    def add(self, topic, key, value, partition=None, headers=None) -> None:  # type: ignore[no-untyped-def]
+        self.added += 1
+
+
+def lines(count: int) -> Iterator[tuple[int, bytes]]:
+    """Per customer: its order placed, then confirmed a minute later; customers a tenth of a second
+    apart; in time order (made as they are read: a million customers' lines held at once would weigh
+    more than their state)."""
+
+    def of(kind: str, delay: int, more: dict) -> Iterator[tuple[int, bytes]]:
+        for number in range(count):
+            at = START + number * 100_000 + delay
+            event = {"event_id": f"{kind}-{number}", "type": kind, "customer_id": f"held-{number:07d}",
+                     "occurred_at": format_timestamp(at), "order_id": f"o-{number}", **more}  # fmt: skip
+            yield at, orjson.dumps(event)
+
+    placed = of("order.placed", 0, {"amount": 25.0, "channel": "web"})
+    return heapq.merge(placed, of("order.confirmed", 60_000_000, {}), key=lambda pair: pair[0])
+
+
+def run(variant: str, count: int) -> dict:
+    """One variant in this interpreter: build, judge N customers, let them go quiet; the figures."""
+    from monitor.catalog import load_catalog
+    from monitor.watermark import Report
+    from streams.app import give_back_memory
+    from streams.partitions import MemoryStore, Partitions, key_partition
+    from streams.store import DiskTableStore, open_tables
+    from tpmon.runtime import batch_collection
+
+    catalog = load_catalog(Path(__file__).resolve().parent.parent / "rules")
+    work = lines(count)
+    outbox, folder, disks = Delivered(), None, {}
+    if variant == "disk":
+        folder = tempfile.TemporaryDirectory(prefix="tpmon-held-")
+        disks = open_tables(Path(folder.name), ("customers", "journeys"))
+        stores = [DiskTableStore(disks[name], name, outbox, PARTITIONS) for name in ("customers", "journeys")]  # type: ignore[arg-type]
+        live = Partitions(catalog, *stores, retention=2 * DAY)
+    else:
+        live = Partitions(catalog, MemoryStore(False), MemoryStore(False), retention=2 * DAY, in_memory=10**9)
+    live.adopt(range(PARTITIONS))
+    decode = catalog.decoder.decode
+
+    def delivered() -> None:
+        for disk in disks.values():
+            disk.delivered(outbox.added)
+
+    def report(progress: int) -> list:
+        said = Report(0, {INPUT: (progress, False, 0, True, None)}, (INPUT,))
+        return [(partition, None, said, None, -1) for partition in range(PARTITIONS)]
+
+    def settled() -> int:
+        give_back_memory()  # (the collector, then glibc's malloc_trim: as the worker's sweep does)
+        return resident()
+
+    idle = settled()
+    started, cpu = time.perf_counter(), time.process_time()
+    events, last = 0, START
+    with batch_collection():
+        while True:
+            batch = []
+            for at, line in itertools.islice(work, BATCH):
+                event = decode(line, "orders")
+                batch.append((key_partition(event.customer.encode(), PARTITIONS), None, event, INPUT, events))
+                events, last = events + 1, at
+            if not batch:
+                break
+            live.handle_batch(batch + report(last))
+            delivered()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    counts = {partition: len(part.engine.state.customers) for partition, part in live.owned.items()}
+    held_customers = sum(len(part.engine.state.customers) + part.on_disk for part in live.owned.values())
+    held = settled()
+    # Gone quiet: 40 days on, past the ids' retention and the attribution window; swept until all are freed.
+    live.handle_batch(report(last + 40 * DAY))
+    delivered()
+    for _ in range(1000):
+        live.forget()
+        delivered()
+        if not any(len(part.engine.state.customers) or part.on_disk for part in live.owned.values()):
+            break
+    left = sum(len(part.engine.state.customers) + part.on_disk for part in live.owned.values())
+    quiet = settled()
+    good = sum(pair[0] for pair in live.owned[0].engine.counts().values())
+    for disk in disks.values():
+        disk.close()
+    return {
+        "variant": variant,
+        "customers": count,
+        "held": held_customers,
+        "in_memory": sum(counts.values()),
+        "events_per_s": round(events / seconds),
+        "cpu_s": round(cpu, 1),
+        "idle_mib": round(idle / 2**20, 1),
+        "held_mib": round(held / 2**20, 1),
+        "quiet_mib": round(quiet / 2**20, 1),
+        "quiet_over_idle": round(quiet / idle, 2),
+        "left_after_quiet": left,
+        "partition_0_good": good,
+    }
+
+
+def measure(count: int) -> list[dict]:
+    """Every variant in a fresh interpreter of its own, side by side."""
+    found = []
+    for variant in VARIANTS:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.held", "--variant", variant, "--customers", str(count)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return found
+
+
+def table(results: list[dict]) -> str:
+    rows = [
+        "| store | customers held (in memory) | events/s | idle MiB | held MiB | quiet MiB (x idle) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['variant']} | {r['held']:,} ({r['in_memory']:,}) | {r['events_per_s']:,} | {r['idle_mib']} | "
+            f"{r['held_mib']} | {r['quiet_mib']} ({r['quiet_over_idle']}x) |"
+        )
+    memory = next((r for r in results if r["variant"] == "memory"), None)
+    disk = next((r for r in results if r["variant"] == "disk"), None)
+    if memory and disk:
+        rows.append("")
+        rows.append(f"disk / memory store rate: {disk['events_per_s'] / memory['events_per_s']:.2f}")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--variant", choices=VARIANTS, help="run one variant here and print its figures (JSON)")
+    args = parser.parse_args()
+    if args.variant:
+        print(json.dumps(run(args.variant, args.customers)))
+        return
+    print(table(measure(args.customers)))
+
+
+if __name__ == "__main__":
+    main()
