@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import faust
@@ -55,17 +55,15 @@ from .partitions import Partitions
 from .seam import (
     DISK_STORE,
     BatchHandler,
-    BatchTransport,
     ConsumerPositions,
     SeekFirstTableManager,
-    compact_table,
-    key_partitions,
+    TableStore,
+    batch_broker,
     producer,
     recovered_records,
-    table_data,
 )
 from .settings import Settings
-from .store import STATE_KEY, CheckpointingOutbox, DiskTable, DiskTableStore, open_tables
+from .store import CheckpointingOutbox, DiskTable, DiskTableStore, open_tables
 from .views import Views
 from .webauth import web_server_options
 from .webconfig import WebConfig, web_user
@@ -114,51 +112,6 @@ def give_back_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: the memory is reused, not returned
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class TableStore:
-    """A Faust table in memory (``--store memory``) as a ``Store``: writes go to the local data and,
-    through the outbox, to a chosen partition of the table's changelog, so timers (which have no current
-    event) can write too. Each partition's own record has a key no customer can have (not UTF-8). (On
-    disk, the default: streams.store.DiskTableStore.)"""
-
-    def __init__(self, table: faust.Table, outbox: Outbox) -> None:
-        self.table = table
-        self.outbox = outbox
-        self.changelog = table.changelog_topic.get_topic_name()
-
-    def get(self, key: str) -> bytes | None:
-        return table_data(self.table).get(key.encode())
-
-    def put(self, partition: int, key: str, value: bytes | None) -> None:
-        self._put(partition, key.encode(), value)
-
-    def _put(self, partition: int, raw_key: bytes, value: bytes | None) -> None:
-        data, where = table_data(self.table), key_partitions(self.table)
-        if value is None:
-            data.pop(raw_key, None)
-            where.pop(raw_key, None)
-        else:
-            data[raw_key] = value
-            where[raw_key] = partition
-        self.outbox.add(self.changelog, raw_key, value, partition)
-
-    def items(self, partition: int) -> Iterable[tuple[str, bytes]]:
-        data = table_data(self.table)
-        for raw_key, where in list(key_partitions(self.table).items()):
-            if where == partition and raw_key[:1] != STATE_KEY[:1]:
-                value = data.get(raw_key)
-                if value is not None:
-                    yield raw_key.decode() if isinstance(raw_key, bytes) else raw_key, value
-
-    def get_state(self, partition: int) -> bytes | None:
-        return table_data(self.table).get(STATE_KEY + str(partition).encode())
-
-    def put_state(self, partition: int, value: bytes) -> None:
-        self._put(partition, STATE_KEY + str(partition).encode(), value)
-
-    def compact(self) -> None:
-        compact_table(self.table)
 
 
 class RecoveryCollector(Collector):
@@ -263,7 +216,8 @@ STOP_WITHIN = 8.0  # seconds: a stopping worker that has not flushed by then end
 
 
 class App(faust.App):
-    """A Faust app whose consumer delivers tpmon's hot topics in batches (streams.seam)."""
+    """A Faust app that stops within seconds, even with the broker gone. Its broker URLs name tpmon's
+    transport (``streams.seam.batch_broker``), whose consumer delivers tpmon's hot topics in batches."""
 
     batch_handlers: dict[str, BatchHandler]
     outbox: Outbox
@@ -294,16 +248,13 @@ class App(faust.App):
         )
         os._exit(0)  # a stop asked for: nothing is lost (above)
 
-    def _new_transport(self) -> BatchTransport:
-        return BatchTransport(self.conf.broker_consumer, self)
-
 
 def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = None) -> tuple[faust.App, Partitions]:
     """``web``: the web port's TLS and basic authentication (streams.webconfig), if any."""
     catalog = catalog.scaled(PROFILES[settings.profile].scale)
     app = App(
         settings.app_id,
-        broker=settings.broker_url,
+        broker=batch_broker(settings.broker_url),  # tpmon's transport (streams.seam)
         broker_credentials=settings.credentials(),
         store="memory://",
         autodiscover=False,

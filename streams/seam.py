@@ -5,9 +5,11 @@ the method, when a new faust-streaming or aiokafka changes one. The versions are
 
 What it holds:
 
-- batch delivery (``BatchConsumer``): the drain loop hands each fetch's messages to a handler as a list;
+- tpmon's transport (``BatchTransport``, registered under its own URL scheme: ``batch_broker``) and batch
+  delivery (``BatchConsumer``): the drain loop hands each fetch's messages to a handler as a list;
 - the recovery correction (``SeekFirstRecovery``): no messages lost when taking over partitions;
-- the tables' data (``table_data``, ``key_partitions``): read and written directly, per partition;
+- the tables' data (``table_data``, ``key_partitions``): read and written directly, per partition, by
+  the store of a table in memory (``TableStore``; on disk: ``streams.store``);
 - the disk store (streams.store): its URL scheme in Faust's store registry, what recovery reads put
   into it, and a checkpoint beyond its changelog's end emptied (``SeekFirstRecovery``);
 - the producer Faust configured (``producer``), for the outbox's batches;
@@ -114,10 +116,12 @@ from faust.stores import memory
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
+from faust.transport import drivers as transports
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-from .store import DiskStore
+from .outbox import Outbox
+from .store import STATE_KEY, DiskStore
 
 FAUST_VERSION = "0.15.3"
 AIOKAFKA_VERSION = "0.14.0"
@@ -487,12 +491,74 @@ class SeekFirstTableManager(TableManager):
         return self._recovery
 
 
+# -- the transport ----------------------------------------------------------------------------------------
+#: The URL scheme of tpmon's transport (``BatchTransport``: batch delivery, and connections backed off
+#: for the consumer and the producer alike) in Faust's transport registry, as the disk store's is in the
+#: store registry: the app's broker URLs name it (``batch_broker``). Installed packages add theirs through
+#: the ``faust.transports`` entry points; tpmon's is added here, so that a checkout run from its folder
+#: finds it too.
+BATCH_TRANSPORT = "tpmon-kafka"
+transports.TRANSPORTS.aliases.setdefault(BATCH_TRANSPORT, "streams.seam:BatchTransport")
+
+
+def batch_broker(url: str) -> str:
+    """Faust's broker URLs (``kafka://host:port,...``) naming tpmon's transport instead."""
+    return ",".join(
+        f"{BATCH_TRANSPORT}://{part.split('://', 1)[1]}" if "://" in part else part for part in url.split(",")
+    )
+
+
 # -- tables ------------------------------------------------------------------------------------------------
 #: The URL scheme of tpmon's disk store (streams.store.DiskStore) in Faust's store registry. Installed
 #: packages add theirs to the registry through the ``faust.stores`` entry points; tpmon's is added here,
 #: so that a checkout run from its folder finds it too.
 DISK_STORE = "tpmon-rocksdb"
 stores.STORES.aliases.setdefault(DISK_STORE, "streams.store:DiskStore")
+
+
+class TableStore:
+    """A Faust table in memory (``--store memory``) as a ``Store``: writes go to the local data and,
+    through the outbox, to a chosen partition of the table's changelog, so timers (which have no current
+    event) can write too. Each partition's own record has a key no customer can have (not UTF-8). (On
+    disk, the default: streams.store.DiskTableStore.)"""
+
+    def __init__(self, table: faust.Table, outbox: Outbox) -> None:
+        self.table = table
+        self.outbox = outbox
+        self.changelog = table.changelog_topic.get_topic_name()
+
+    def get(self, key: str) -> bytes | None:
+        return table_data(self.table).get(key.encode())
+
+    def put(self, partition: int, key: str, value: bytes | None) -> None:
+        self._put(partition, key.encode(), value)
+
+    def _put(self, partition: int, raw_key: bytes, value: bytes | None) -> None:
+        data, where = table_data(self.table), key_partitions(self.table)
+        if value is None:
+            data.pop(raw_key, None)
+            where.pop(raw_key, None)
+        else:
+            data[raw_key] = value
+            where[raw_key] = partition
+        self.outbox.add(self.changelog, raw_key, value, partition)
+
+    def items(self, partition: int) -> Iterable[tuple[str, bytes]]:
+        data = table_data(self.table)
+        for raw_key, where in list(key_partitions(self.table).items()):
+            if where == partition and raw_key[:1] != STATE_KEY[:1]:
+                value = data.get(raw_key)
+                if value is not None:
+                    yield raw_key.decode() if isinstance(raw_key, bytes) else raw_key, value
+
+    def get_state(self, partition: int) -> bytes | None:
+        return table_data(self.table).get(STATE_KEY + str(partition).encode())
+
+    def put_state(self, partition: int, value: bytes) -> None:
+        self._put(partition, STATE_KEY + str(partition).encode(), value)
+
+    def compact(self) -> None:
+        compact_table(self.table)
 
 
 def recovered_records(app: faust.App) -> dict[TP, int]:
@@ -649,6 +715,7 @@ def _internals() -> dict[str, object]:
         "aiokafka AIOKafkaClient._get_conn (connections; extended)": client.AIOKafkaClient._get_conn,
         "aiokafka AIOKafkaConnection.connected": conn.AIOKafkaConnection.connected,
         "faust stores registry (the disk store's URL scheme added)": stores,
+        "faust transports registry (tpmon's URL scheme added)": transports,
         "faust Collection._new_store (a table's store URL, unless empty)": Collection._new_store,
         "faust Collection._new_store_by_url (a table's options reach its store)": Collection._new_store_by_url,
         "faust TableManager.on_rebalance (the stores before the recovery)": TableManager.on_rebalance,
@@ -696,6 +763,7 @@ INTERNALS: dict[str, str] = {
     "aiokafka AIOKafkaClient._get_conn (connections; extended)": "68ce5d8391719d33",
     "aiokafka AIOKafkaConnection.connected": "e392e7f6dadb2368",
     "faust stores registry (the disk store's URL scheme added)": "4137d02eca58fa2c",
+    "faust transports registry (tpmon's URL scheme added)": "ccd832f398473b36",
     "faust Collection._new_store (a table's store URL, unless empty)": "914a2bda605d38f5",
     "faust Collection._new_store_by_url (a table's options reach its store)": "343a8125107d3f69",
     "faust TableManager.on_rebalance (the stores before the recovery)": "2d2c23a07bf54328",
