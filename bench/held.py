@@ -1,8 +1,8 @@
 """A million customers held by one worker's partitions: memory, memory once they went quiet, and rate.
 
-Each of N customers places an order and has it confirmed a minute later (``order-confirmed``: good),
-so every customer is held afterwards with nothing open: its ids (for duplicates, 48 h) and its outcome
-(for attribution, 30 days). The worker's own judging path takes them (``streams.partitions``, through
+Two kinds of customers (``lines``): N customers with one bill each, quiet at once and held afterwards
+for their ids (duplicates, 48 h) and their outcome (attribution, 30 days); and N customers with an
+order each, which leaves an instance open for 48 hours. The worker's own judging path takes them (``streams.partitions``, through
 the judging core, in batches of 2,000 events, each followed by a report of the input's progress), in a
 fresh interpreter for each variant, side by side in one run:
 
@@ -35,6 +35,7 @@ from pathlib import Path
 import orjson
 
 from bench.memory import resident
+from monitor.conventions import FILE_SOURCE
 from monitor.events import format_timestamp
 
 PARTITIONS = 4
@@ -43,6 +44,7 @@ INPUT = "orders/0"
 DAY = 86_400 * 1_000_000
 START = 1_795_000_000 * 1_000_000  # µs: an instant in 2026
 VARIANTS = ("memory", "disk")
+SCENARIOS = ("bills", "orders")
 
 
 class Delivered:
@@ -55,23 +57,28 @@ class Delivered:
         self.added += 1
 
 
-def lines(count: int) -> Iterator[tuple[int, bytes]]:
-    """Per customer: its order placed, then confirmed a minute later; customers a tenth of a second
-    apart; in time order (made as they are read: a million customers' lines held at once would weigh
-    more than their state)."""
+def lines(count: int, scenario: str) -> Iterator[tuple[int, bytes]]:
+    """The scenario's events in time order, customers a tenth of a second apart (made as they are read:
+    a million customers' lines held at once would weigh more than their state). ``bills``: each customer
+    one bill (``bill-correct``, decided at once: the customer is quiet, held for its ids and for
+    attribution); ``orders``: an order placed and confirmed a minute later (``order-confirmed`` good, and
+    ``service-activated`` open for 48 hours: the customer has something due)."""
 
     def of(kind: str, delay: int, more: dict) -> Iterator[tuple[int, bytes]]:
         for number in range(count):
             at = START + number * 100_000 + delay
             event = {"event_id": f"{kind}-{number}", "type": kind, "customer_id": f"held-{number:07d}",
-                     "occurred_at": format_timestamp(at), "order_id": f"o-{number}", **more}  # fmt: skip
+                     "occurred_at": format_timestamp(at), **more(number)}  # fmt: skip
             yield at, orjson.dumps(event)
 
-    placed = of("order.placed", 0, {"amount": 25.0, "channel": "web"})
-    return heapq.merge(placed, of("order.confirmed", 60_000_000, {}), key=lambda pair: pair[0])
+    if scenario == "bills":
+        return of("bill.issued", 0, lambda n: {"bill_id": f"b-{n}", "amount": 25.0, "expected_amount": 25.0})
+    placed = of("order.placed", 0, lambda n: {"order_id": f"o-{n}", "amount": 25.0, "channel": "web"})
+    confirmed = of("order.confirmed", 60_000_000, lambda n: {"order_id": f"o-{n}"})
+    return heapq.merge(placed, confirmed, key=lambda pair: pair[0])
 
 
-def run(variant: str, count: int) -> dict:
+def run(variant: str, count: int, scenario: str) -> dict:
     """One variant in this interpreter: build, judge N customers, let them go quiet; the figures."""
     from monitor.catalog import load_catalog
     from monitor.watermark import Report
@@ -81,7 +88,7 @@ def run(variant: str, count: int) -> dict:
     from tpmon.runtime import batch_collection
 
     catalog = load_catalog(Path(__file__).resolve().parent.parent / "rules")
-    work = lines(count)
+    work = lines(count, scenario)
     outbox, folder, disks = Delivered(), None, {}
     if variant == "disk":
         folder = tempfile.TemporaryDirectory(prefix="tpmon-held-")
@@ -112,7 +119,7 @@ def run(variant: str, count: int) -> dict:
         while True:
             batch = []
             for at, line in itertools.islice(work, BATCH):
-                event = decode(line, "orders")
+                event = decode(line, FILE_SOURCE)
                 batch.append((key_partition(event.customer.encode(), PARTITIONS), None, event, INPUT, events))
                 events, last = events + 1, at
             if not batch:
@@ -138,6 +145,7 @@ def run(variant: str, count: int) -> dict:
         disk.close()
     return {
         "variant": variant,
+        "scenario": scenario,
         "customers": count,
         "held": held_customers,
         "in_memory": sum(counts.values()),
@@ -152,12 +160,22 @@ def run(variant: str, count: int) -> dict:
     }
 
 
-def measure(count: int) -> list[dict]:
-    """Every variant in a fresh interpreter of its own, side by side."""
+def measure(count: int, scenarios: tuple[str, ...] = SCENARIOS) -> list[dict]:
+    """Every variant of every scenario in a fresh interpreter of its own, side by side."""
     found = []
-    for variant in VARIANTS:
+    for scenario, variant in itertools.product(scenarios, VARIANTS):
         done = subprocess.run(
-            [sys.executable, "-m", "bench.held", "--variant", variant, "--customers", str(count)],
+            [
+                sys.executable,
+                "-m",
+                "bench.held",
+                "--variant",
+                variant,
+                "--customers",
+                str(count),
+                "--scenario",
+                scenario,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -168,31 +186,31 @@ def measure(count: int) -> list[dict]:
 
 def table(results: list[dict]) -> str:
     rows = [
-        "| store | customers held (in memory) | events/s | idle MiB | held MiB | quiet MiB (x idle) |",
-        "|---|---|---|---|---|---|",
+        "| customers | store | held (in memory) | events/s | idle MiB | held MiB | quiet MiB (x idle) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         rows.append(
-            f"| {r['variant']} | {r['held']:,} ({r['in_memory']:,}) | {r['events_per_s']:,} | {r['idle_mib']} | "
-            f"{r['held_mib']} | {r['quiet_mib']} ({r['quiet_over_idle']}x) |"
+            f"| {r['scenario']} | {r['variant']} | {r['held']:,} ({r['in_memory']:,}) | {r['events_per_s']:,} | "
+            f"{r['idle_mib']} | {r['held_mib']} | {r['quiet_mib']} ({r['quiet_over_idle']}x) |"
         )
-    memory = next((r for r in results if r["variant"] == "memory"), None)
-    disk = next((r for r in results if r["variant"] == "disk"), None)
-    if memory and disk:
-        rows.append("")
-        rows.append(f"disk / memory store rate: {disk['events_per_s'] / memory['events_per_s']:.2f}")
+    for scenario in dict.fromkeys(r["scenario"] for r in results):
+        rate = {r["variant"]: r["events_per_s"] for r in results if r["scenario"] == scenario}
+        if "memory" in rate and "disk" in rate:
+            rows.append(f"\n{scenario}: disk / memory store rate {rate['disk'] / rate['memory']:.2f}")
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--scenario", choices=SCENARIOS, help="only this scenario")
     parser.add_argument("--variant", choices=VARIANTS, help="run one variant here and print its figures (JSON)")
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run(args.variant, args.customers)))
+        print(json.dumps(run(args.variant, args.customers, args.scenario or SCENARIOS[0])))
         return
-    print(table(measure(args.customers)))
+    print(table(measure(args.customers, (args.scenario,) if args.scenario else SCENARIOS)))
 
 
 if __name__ == "__main__":

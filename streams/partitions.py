@@ -116,7 +116,9 @@ def key_partition(key: bytes, count: int) -> int:
 class Store(Protocol):
     """A keyed store whose writes land in a partition of its changelog, and one record per partition."""
 
-    def get(self, key: str) -> bytes | None: ...
+    def get(self, key: str, partition: int | None = None) -> bytes | None:
+        """The key's record; ``partition``: where it is, when the caller knows (else found from the key)."""
+        ...
 
     def put(self, partition: int, key: str, value: bytes | None) -> None: ...
 
@@ -224,7 +226,7 @@ class StoredJourneys:
         journeys = self.part.journeys
         journey = journeys.touch(customer)
         if journey is None:
-            stored = self.store.get(customer)
+            stored = self.store.get(customer, self.part.number)
             try:
                 journey = (
                     Journey.from_record(orjson.loads(stored), self.decoder, journeys.drop)
@@ -577,7 +579,7 @@ class Partitions:
     def _stored(self, part: Partition, customer: str) -> dict | None:
         """A customer not in memory: its stored record (the core puts it back), or None: a new customer,
         or a record this version cannot read (it starts again, as at a restore)."""
-        value = self.customers.get(customer)
+        value = self.customers.get(customer, part.number)
         if value is None:
             return None
         try:
@@ -889,7 +891,7 @@ class MemoryStore:
         self.writes: list[tuple[int, str | None, bytes | None]] = []
         self.changelog = changelog
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, partition: int | None = None) -> bytes | None:
         return self.data.get(key)
 
     def put(self, partition: int, key: str, value: bytes | None) -> None:

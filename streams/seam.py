@@ -527,7 +527,7 @@ class TableStore:
         self.outbox = outbox
         self.changelog = table.changelog_topic.get_topic_name()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, partition: int | None = None) -> bytes | None:
         return table_data(self.table).get(key.encode())
 
     def put(self, partition: int, key: str, value: bytes | None) -> None:

@@ -352,9 +352,9 @@ class DiskTableStore:
         self.changelog = changelog
         self.partitions = partitions
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, partition: int | None = None) -> bytes | None:
         raw = key.encode()
-        return self.disk.get(key_partition(raw, self.partitions), raw)
+        return self.disk.get(key_partition(raw, self.partitions) if partition is None else partition, raw)
 
     def put(self, partition: int, key: str, value: bytes | None) -> None:
         self._put(partition, key.encode(), value)

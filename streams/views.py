@@ -161,7 +161,7 @@ class Views:
             part = self.owned.get(partition)
             journey = part.journeys.by_customer.get(customer) if part is not None else None
             if journey is None:
-                stored = self.partitions.journey_store.get(customer)
+                stored = self.partitions.journey_store.get(customer, partition)
                 if not stored:
                     continue  # expired since
                 journey = Journey.from_record(orjson.loads(stored), self.catalog.decoder)
