@@ -667,7 +667,9 @@ class Partitions:
                 else:
                     record_failed(part.number, failure)
         part.journeys.keep_recent(self.journey_cache)
-        self.keep_in_memory(part, itertools.chain(judged.changed, judged.loaded))
+        # (the batch's customers all as recent: in a set's order, which a hash seed changes, they would be
+        # unloaded in a different order by each process)
+        self.keep_in_memory(part, sorted({*judged.changed, *judged.loaded}))
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
         """A failure of no message: for the app to log; counted in its partition, when it has one."""
