@@ -29,6 +29,7 @@ import argparse
 import json
 import logging
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -211,12 +212,14 @@ def restarts_of(stage: Stage, count: int, store: str) -> dict:
         held = stored(port)
         with_stored = scrape_ms(port)
         same = relaunched(stage, workers, disk, count, "probe-same")
+        on_disk = sum(path.stat().st_size for path in disk.rglob("*") if path.is_file())
         new = relaunched(stage, workers, stage.root / f"{store}-{stage.runs}-new", count + 1, "probe-new")
         return {
             "store": store,
             "stored": held,
             "published_to_judged_s": round(judged, 1),
             "scrape_with_stored_ms": with_stored,
+            "data_dir_mb": round(on_disk / 2**20, 1),  # (the memory store's holds nothing of the tables)
             "same_disk": same,
             "new_disk": new,
         }
@@ -402,6 +405,8 @@ def restart_table(measured: dict) -> str:
     rows.append(
         "judged (published to counted): "
         + ", ".join(f"{store} {figures['published_to_judged_s']} s" for store, figures in measured["stores"].items())
+        + "; data dir: "
+        + ", ".join(f"{store} {figures['data_dir_mb']} MB" for store, figures in measured["stores"].items())
     )
     return "\n".join(rows)
 
@@ -422,6 +427,7 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
     if args.out:
         args.out.write_text(json.dumps(measured, indent=2) + "\n")
     print(restart_table(measured))
