@@ -475,7 +475,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             began = time.monotonic()
             partitions.adopt(waiting[:1])
             partitions.publish_restored(waiting[0])
-            state_log.info(
+            state_log.info(  # (one the judge was sent something for first is built there, unsaid)
                 "partition %d: its engine built from the stored records in %.1f s (%s customers held)",
                 waiting[0],
                 time.monotonic() - began,
