@@ -8,31 +8,46 @@ lateness, and sends N customers one ``customer.joined`` each (N distinct custome
   every customer but the last. Reported: the worker's resident memory then, against
   the same worker idle before the first event (target: within 10%), and the time of a scrape of
   /metrics (target: under 50 ms);
-- stored: the events lie an hour back, so each customer's record (its ids, for duplicates) and journey
-  stay. Reported: the scrape time with them all stored, then the worker is stopped and a new one
-  started on the same group: the time from its launch until an event sent at the launch is counted,
-  and until it owns its partitions;
+- stored, for each store side by side (``TPMON_STORE`` rocksdb and memory): the events lie an hour
+  back, so each customer's record (its ids, for duplicates) and journey stay. Reported: the scrape time
+  with them all stored; then the worker is stopped (SIGTERM) and started again on the same data dir,
+  then stopped and started on a new one, both on the same group: the time from each launch until it
+  owns its partitions and until an event sent at the launch is counted, and from its log how much of
+  that was Faust's recovery (reading the changelogs: what it read) and tpmon's restore (building the
+  engines from the stored records);
 - backlog: days of simulated history on the four topics, read by a new worker; its resident memory,
   sampled every half second while it catches up, against its idle memory. Ingest pauses the inputs
   read too far ahead of the slowest (streams.handlers.AHEAD), so the judge holds only that much of
   them.
 
-    python -m bench.state [--customers 1000000] [--days 10]   (bench.run runs it with the others)
+    python -m bench.state [--customers 1000000]   (the restart measure alone; bench.run runs them all)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import re
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 import orjson
 
 from bench.memory import resident
-from bench.pipeline import PARTITIONS, Stage, Workers, get, publish_lines, scrape, wait
+from bench.pipeline import PARTITIONS, ROOT, TPMON, Stage, Workers, get, publish_lines, scrape, wait
+from monitor.catalog import load_catalog
 from monitor.durations import parse_duration
 from monitor.events import format_timestamp
 from monitor.simulate import Simulation
+from tpmon.broker import LocalKafka, free_port
 
 SCRAPES = 20  # timed per figure; the median is reported
 
@@ -143,37 +158,125 @@ def restarted(stage: Stage, workers: Workers) -> tuple[Workers, float]:
     return again, launched
 
 
+STORES = ("rocksdb", "memory")  # TPMON_STORE, side by side
+
+
+@dataclass
+class OnDisk(Workers):
+    """One worker on the data dir given (``Workers`` gives each start a folder of its own), logging at
+    INFO: its log says how long Faust's recovery took and what it read, and how long tpmon took to build
+    each partition's engine from the stored records."""
+
+    data_dir: Path = Path()
+    log: Path = Path()
+
+    def start(self) -> None:
+        port = free_port()
+        self.log = self.stage.root / f"worker-{port}.log"
+        env = {**self.env, "TPMON_WEB_PORT": str(port), "TPMON_DATA_DIR": str(self.data_dir), "TPMON_LOGLEVEL": "info"}
+        with self.log.open("wb") as log:
+            self.processes.append(subprocess.Popen([*TPMON, "worker"], env=env, stdout=log, stderr=log, cwd=ROOT))
+        self.ports.append(port)
+
+
 def restart(stage: Stage, count: int) -> dict:
-    workers = worker(stage)
+    """Restart to the first judged event with ``count`` customers stored, for each store side by side:
+    a worker judges ``count`` customers joining (an hour back, so that each customer's record and
+    journey stay), is stopped (SIGTERM) and started again on the same data dir, then stopped and started
+    on a new one. The figures at the top are the default store's (rocksdb) on the same disk."""
+    stores = {store: restarts_of(stage, count, store) for store in STORES}
+    same = stores["rocksdb"]["same_disk"]
+    return {
+        "customers": count,
+        "stored": stores["rocksdb"]["stored"],
+        "scrape_with_stored_ms": stores["rocksdb"]["scrape_with_stored_ms"],
+        "restart_to_owning_s": same["to_owning_s"],
+        "restart_to_first_event_s": same["to_first_event_s"],
+        "stores": stores,
+    }
+
+
+def restarts_of(stage: Stage, count: int, store: str) -> dict:
+    disk = stage.root / f"{store}-{stage.runs}"
+    workers = OnDisk(stage, 1, own_sources=True, data_dir=disk)
+    workers.env["TPMON_STORE"] = store
     try:
         _, port, _ = idle_worker(workers)
         at = time.time_ns() // 1000 - parse_duration("1h")
+        began = time.monotonic()
         publish_lines(stage.bootstrap, joined(count, at, "kept"), topic=workers.sources[0])
         wait(lambda: scrape(port).get("events", 0) >= count, 1800, "every event counted", every=1.0)
+        judged = time.monotonic() - began
         wait(lambda: stored(port) >= count, 300, "every customer stored", every=1.0)
         time.sleep(3)  # the last batch's records delivered
+        held = stored(port)
         with_stored = scrape_ms(port)
-        again, launched = restarted(stage, workers)
-        owning = [0.0]
-
-        def counted() -> bool:
-            if not owning[0]:
-                page = get(again.ports[0], "/touchpoints")
-                if page is not None and len(orjson.loads(page)["partitions"]) == PARTITIONS:
-                    owning[0] = time.monotonic()
-            return scrape(again.ports[0]).get("events", 0) >= count + 1  # (the counts continue: and the probe)
-
-        wait(counted, 1800, "the first event after the restart", every=0.2)
-        first = time.monotonic()
+        same = relaunched(stage, workers, disk, count, "probe-same")
+        on_disk = sum(path.stat().st_size for path in disk.rglob("*") if path.is_file())
+        new = relaunched(stage, workers, stage.root / f"{store}-{stage.runs}-new", count + 1, "probe-new")
         return {
-            "customers": count,
-            "stored": stored(again.ports[0]),
+            "store": store,
+            "stored": held,
+            "published_to_judged_s": round(judged, 1),
             "scrape_with_stored_ms": with_stored,
-            "restart_to_owning_s": round((owning[0] or first) - launched, 1),
-            "restart_to_first_event_s": round(first - launched, 1),
+            "data_dir_mb": round(on_disk / 2**20, 1),  # (the memory store's holds nothing of the tables)
+            "same_disk": same,
+            "new_disk": new,
         }
     finally:
         workers.stop()
+
+
+def relaunched(stage: Stage, workers: OnDisk, data_dir: Path, counted: int, probe: str) -> dict:
+    """Stop the worker (SIGTERM), start one on ``data_dir`` on the same group and tables, and send it a
+    customer joining now. Reported: from its launch to owning its partitions and to the probe counted;
+    from its log, Faust's recovery (its time, the changelog records it read, when it began after the
+    launch), and from its end to owning every partition: tpmon's building of the engines from the
+    stored records."""
+    workers.stop()
+    again = OnDisk(workers.stage, 1, own_sources=True, data_dir=data_dir)
+    again.env, again.sources = {**workers.env}, workers.sources
+    wall, launched = time.time(), time.monotonic()
+    again.start()
+    workers.processes, workers.ports = again.processes, again.ports  # stopped at the end whatever happens
+    publish_lines(stage.bootstrap, joined(1, time.time_ns() // 1000, probe), topic=workers.sources[0])
+    port, owning = again.ports[0], [0.0]
+
+    def judged() -> bool:
+        if not owning[0]:
+            page = get(port, "/touchpoints")
+            if page is not None and len(orjson.loads(page)["partitions"]) == PARTITIONS:
+                owning[0] = time.monotonic()
+        return scrape(port).get("events", 0) >= counted + 1
+
+    wait(judged, 1800, "the first event after the restart", every=0.1)
+    first = time.monotonic()
+    said = again.log.read_text(errors="replace")
+    recovery = RECOVERED.findall(said)
+    recovered = _logged_at(said, "state recovered in") - wall + launched  # (on the monotonic clock)
+    owned = owning[0] or first
+    return {
+        "to_owning_s": round(owned - launched, 1),
+        "to_first_event_s": round(first - launched, 1),
+        "to_recovery_start_s": round(recovered - float(recovery[-1][0]) - launched, 1) if recovery else None,
+        "faust_recovery_s": float(recovery[-1][0]) if recovery else None,
+        "changelog_records_read": int(recovery[-1][1].replace(",", "")) if recovery else None,
+        # From the recovery's end to every partition's engine built (the tick builds one at a time, the
+        # judge any it is sent something for first): tpmon's restore, and the ticks between.
+        "tpmon_restore_s": round(owned - recovered, 1) if recovery else None,
+    }
+
+
+RECOVERED = re.compile(r"state recovered in ([0-9.]+) s: ([0-9,]+) changelog records read")
+
+
+def _logged_at(log: str, text: str) -> float:
+    """When the last line saying ``text`` was logged (Faust's timestamps: local time, milliseconds)."""
+    for line in reversed(log.splitlines()):
+        if text in line and line.startswith("["):
+            stamp = line[1 : line.index("]")]
+            return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return 0.0
 
 
 def restart_held(stage: Stage, customers: int, compacted: bool = True) -> dict:
@@ -281,3 +384,56 @@ def backlog(stage: Stage, days: int, customers: int) -> dict:
         }
     finally:
         workers.stop()
+
+
+def restart_table(measured: dict) -> str:
+    """The restart figures of each store side by side, as markdown."""
+    rows = [
+        f"Restart to the first judged event, {measured['customers']:,} customers stored (seconds; "
+        "recovery: Faust reading the changelogs; restore: tpmon building the engines from the stored records)",
+        "",
+        "| store | disk | to owning | to first event | before recovery | recovery | records read | restore |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for store, figures in measured["stores"].items():
+        for disk in ("same_disk", "new_disk"):
+            f = figures[disk]
+            rows.append(
+                f"| {store} | {disk.replace('_', ' ')} | {f['to_owning_s']} | **{f['to_first_event_s']}** | "
+                f"{f['to_recovery_start_s']} | {f['faust_recovery_s']} | {f['changelog_records_read']:,} | "
+                f"{f['tpmon_restore_s']} |"
+            )
+    rows.append("")
+    rows.append(
+        "judged (published to counted): "
+        + ", ".join(f"{store} {figures['published_to_judged_s']} s" for store, figures in measured["stores"].items())
+        + "; data dir: "
+        + ", ".join(f"{store} {figures['data_dir_mb']} MB" for store, figures in measured["stores"].items())
+    )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Restart with customers stored, each store, same and new disk.")
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON")
+    args = parser.parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    root = Path(tempfile.mkdtemp(prefix="tpmon-state-"))
+    broker = None if args.bootstrap else LocalKafka(root / "kafka", free_port())
+    try:
+        bootstrap = args.bootstrap or broker.start()  # type: ignore[union-attr]
+        stage = Stage(bootstrap, root, load_catalog(ROOT / "rules"), root / "none.jsonl", 0, [])
+        measured = restart(stage, args.customers)
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    if args.out:
+        args.out.write_text(json.dumps(measured, indent=2) + "\n")
+    print(restart_table(measured))
+
+
+if __name__ == "__main__":
+    main()

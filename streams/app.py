@@ -70,6 +70,7 @@ from .webconfig import WebConfig, web_user
 from .wiring import wire
 
 log = logging.getLogger("tpmon.forget")
+state_log = logging.getLogger("tpmon.state")  # (recoveries are said by streams.seam, to the same logger)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # tpmon's own topics take messages as large as the producer sends, so that a dead letter (the message
@@ -412,8 +413,15 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             return
         waiting = recovering()
         if waiting and erasures.caught_up.is_set():
+            began = time.monotonic()
             partitions.adopt(waiting[:1])
             views.publish_restored(waiting[0])
+            state_log.info(  # (one the judge was sent something for first is built there, unsaid)
+                "partition %d: its engine built from the stored records in %.1f s (%s customers held)",
+                waiting[0],
+                time.monotonic() - began,
+                f"{views.customers_held().get(waiting[0], 0):,}",
+            )
         ingest.tick(wall_clock())
         await positions.pause(ingest.ahead(partitions.progress(), partitions.history_in_flight()))
         judge.drain()
