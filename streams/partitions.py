@@ -102,6 +102,12 @@ class Handled(NamedTuple):
     rule_errors: list[tuple[int, RuleError]]
 
 
+def _journey_last_at(value: bytes) -> int:
+    """The newest instant of a stored journey (0 for one with none)."""
+    newest = orjson.loads(value)["last_at"]
+    return (parse_timestamp(newest) or 0) if newest else 0
+
+
 def quiet(record: dict) -> bool:
     """Whether a stored customer has nothing open and nothing waiting on the watermark: it may stay on
     disk until its next event (or until retention reads it)."""
@@ -144,7 +150,6 @@ class Partition:
     clock: Inputs
     history: History  # the late events' inputs: what is decided is held while their history is read
     journeys: Journeys = field(default_factory=Journeys)  # the recently used journeys (a cache)
-    last_at: dict[str, int] = field(default_factory=dict)  # customer -> newest time in its journey
     peak: int = 0  # the most customers held since its dicts were rebuilt
     counts: tally.Counts = field(default_factory=dict)  # what it has counted (monitor.counts)
     offset: int = -1  # the last offset of the events topic it applied
@@ -173,6 +178,7 @@ class Partition:
     quiet: dict[str, None] = field(default_factory=dict)
     on_disk: int = 0  # the customers held in the store only (unloaded, or left there at the restore)
     sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
+    journey_sweep: Iterator[tuple[str, bytes]] | None = None  # and the stored journeys
     judging: Judging | None = None  # the core that judges its events and reports (monitor.judging)
     filing: StoredJourneys | None = None  # its journeys as the core files them
 
@@ -409,21 +415,7 @@ class Partitions:
                 self._failed(part, Failure(RESTORE, error, customer=customer))
         engine.dirty.clear()
         engine.settle()  # what is at risk at the stored watermark (what it changes is stored next)
-        part.last_at = self._stored_last_at(part)
         return part
-
-    def _stored_last_at(self, part: Partition) -> dict[str, int]:
-        """The newest time in each stored journey of the partition, so that retention also expires the
-        journeys of customers not seen since this worker took the partition (after a restart, say)."""
-        last_at: dict[str, int] = {}
-        for customer, value in self.journey_store.items(part.number):
-            try:
-                newest = orjson.loads(value)["last_at"]
-            except Exception as error:
-                self._failed(part, Failure(RESTORE, error, customer=customer))
-                newest = None
-            last_at[customer] = (parse_timestamp(newest) or 0) if newest else 0
-        return last_at
 
     def adopt(self, partitions: Iterable[int]) -> None:
         """Build the engines of partitions this worker owns and has recovered, even if no event has come
@@ -624,6 +616,10 @@ class Partitions:
             read += 1
             if customer in held:
                 continue
+            # (the sweep reads what the store held when it began: the customer may have been written since)
+            value = self.customers.get(customer, part.number)  # type: ignore[assignment]
+            if value is None:
+                continue
             try:
                 record = orjson.loads(value)
                 seen = record["seen"]
@@ -638,6 +634,29 @@ class Partitions:
         if read < SWEEP_AT_ONCE:
             part.sweep = None  # round them all: the next sweep starts again
         return loaded
+
+    def _expire_journeys(self, part: Partition, before: int) -> None:
+        """Delete the stored journeys with nothing newer than ``before``, a share at each sweep (it goes
+        round them all in turn: the journeys are read from the store, not remembered in memory)."""
+        part.journeys.expire(before)
+        if part.journey_sweep is None:
+            part.journey_sweep = iter(self.journey_store.items(part.number))
+        read = 0
+        for customer, value in itertools.islice(part.journey_sweep, SWEEP_AT_ONCE):
+            read += 1
+            try:
+                if _journey_last_at(value) >= before:
+                    continue
+                # (the sweep reads what the store held when it began: the journey may have been written since)
+                value = self.journey_store.get(customer, part.number)
+                if value is None or _journey_last_at(value) >= before:
+                    continue
+            except Exception as error:  # a stored journey this version cannot read: it goes
+                self._failed(part, Failure(RESTORE, error, customer=customer))
+            part.journeys.by_customer.pop(customer, None)
+            self.journey_store.put(part.number, customer, None)
+        if read < SWEEP_AT_ONCE:
+            part.journey_sweep = None  # round them all: the next sweep starts again
 
     def _settle(self, part: Partition) -> None:
         """What the engine decided or changed outside a batch (retention), taken in and written."""
@@ -687,7 +706,7 @@ class Partitions:
             watermark = engine.state.watermark
             if watermark is None:
                 continue
-            high = max(part.peak, len(engine.state.customers), len(part.last_at))
+            high = max(part.peak, len(engine.state.customers))
             try:
                 loaded = self._sweep(part, watermark - self.retention)
                 for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
@@ -699,19 +718,13 @@ class Partitions:
                     tally.drop_windows_before(
                         part.counts, {t: window.start(window.start(mark) - 1) for t, window in self.windows.items()}
                     )
-                before = watermark - self.journey_age
-                part.journeys.expire(before)
-                last_at = part.last_at
-                for customer in [customer for customer, at in last_at.items() if at < before]:
-                    del last_at[customer]
-                    self.journey_store.put(part.number, customer, None)
+                self._expire_journeys(part, watermark - self.journey_age)
                 self._write_state(part)
                 self.keep_in_memory(part, loaded)
-                now = max(len(engine.state.customers), len(last_at))
+                now = len(engine.state.customers)
                 if high >= COMPACT_FROM and now < high // 2:
                     engine.compact()
                     part.journeys.compact()
-                    part.last_at = dict(last_at)
                     high, compacted = now, True
                 part.peak = high
             except Exception as error:
@@ -809,14 +822,13 @@ class Partitions:
         stored = None if customer in part.engine.state.customers else self._stored(part, customer)
         if stored is not None:  # on disk: put back, to be erased as one in memory is
             part.engine.load(customer, stored, counted=True)
-        held = customer in part.last_at or customer in part.engine.state.customers
-        held = held or part.journeys.by_customer.get(customer) is not None
+        held = customer in part.engine.state.customers or part.journeys.by_customer.get(customer) is not None
+        held = held or self.journey_store.get(customer, part.number) is not None
         if not held:
             return False
         try:
             # The journey first: the partition's record, which may say the request is applied, comes after.
             part.journeys.by_customer.pop(customer, None)
-            part.last_at.pop(customer, None)
             self.journey_store.put(part.number, customer, None)
             if part.engine.erase(customer):
                 part.engine.dirty.discard(customer)
@@ -878,7 +890,6 @@ class Partitions:
     ) -> None:
         journey = touched[customer]
         self.journey_store.put(part.number, customer, json_bytes(journey.record()))
-        part.last_at[customer] = journey.last_at
 
 
 class MemoryStore:
