@@ -190,12 +190,22 @@ class Event:
     """A valid operational event.
 
     ``fields`` is the typed struct of its type (attributes named as the contract's fields), ``raw`` the
-    bytes it came as, ``data`` every field as a dict, extras included (parsed on first use).
+    bytes it came as, ``data`` every field as a dict in the contract's shape, extras included (given by
+    the decoder when it has it, else parsed from ``raw`` on first use).
     """
 
     __slots__ = ("_data", "at", "customer", "fields", "id", "kind", "raw", "source", "type")
 
-    def __init__(self, fields: msgspec.Struct, raw: bytes, event_type: str, at: int, kind: str, source: str) -> None:
+    def __init__(
+        self,
+        fields: msgspec.Struct,
+        raw: bytes,
+        event_type: str,
+        at: int,
+        kind: str,
+        source: str,
+        data: dict | None = None,
+    ) -> None:
         self.fields = fields
         self.raw = raw
         self.id: str = fields.event_id  # type: ignore[attr-defined]
@@ -204,7 +214,7 @@ class Event:
         self.at = at  # occurred_at, microseconds since the epoch
         self.kind = kind  # the type, or "other" when the type is not in the contract
         self.source = source
-        self._data: dict | None = None
+        self._data = data
 
     @property
     def data(self) -> dict:

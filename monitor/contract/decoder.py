@@ -259,9 +259,7 @@ class Decoder:
                 if at is not None and (
                     event_type not in self._timestamps or self._timestamps_valid(fields, event_type)
                 ):
-                    event = Event(fields, raw, event_type, at, event_type, source)
-                    event._data = data
-                    return event
+                    return Event(fields, raw, event_type, at, event_type, source, data)
         return self._mapped(data, raw, source, shape or _OWN_SHAPE)  # checked field by field, to say why
 
     def _mapped(self, data: dict, raw: bytes, source: str, shape: Source, by_name: bool = False) -> Event | Reject:
@@ -325,7 +323,10 @@ class Decoder:
             if value is _MISSING or value is None:
                 if field.required:
                     return Reject(MISSING_FIELD, f"{_label(field.name, pointer, written)} is missing", raw, source)
-                normal.pop(field.name, None)
+                if value is None:
+                    normal[field.name] = None  # (as the message says: null, the field's default when read)
+                else:
+                    normal.pop(field.name, None)
                 continue
             read = field.kind.read(value, _label(field.name, pointer, written), time_format)
             if type(read) is tuple:
@@ -380,9 +381,7 @@ class Decoder:
 
     @staticmethod
     def _event(fields: msgspec.Struct, raw: bytes, normal: dict, kind: str, source: str) -> Event:
-        event = Event(fields, raw, normal["type"], parse_timestamp(normal["occurred_at"]), kind, source)  # type: ignore[arg-type]
-        event._data = normal
-        return event
+        return Event(fields, raw, normal["type"], parse_timestamp(normal["occurred_at"]), kind, source, normal)  # type: ignore[arg-type]
 
 
 def _from_the_future(text: str, raw: bytes, source: str, not_after: int) -> Reject:
