@@ -150,6 +150,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self.next_offsets: dict[TP, int] = {}
         self.settled: dict[TP, int] = {}
+        # While the recovery holds them (``SeekFirstRecovery``): the partitions Faust resumes, collected
+        # here instead of resumed (None: resumed as Faust asks).
+        self.held: set[TP] | None = None
+
+    def resume_partitions(self, partitions: Iterable[TP]) -> None:
+        if self.held is not None:
+            self.held.update(partitions)
+            return
+        super().resume_partitions(partitions)
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.settled.pop(partition, None)
@@ -454,18 +463,14 @@ class SeekFirstRecovery(Recovery):
 
     @contextmanager
     def _streams_held(self) -> Iterator[set[TP]]:
-        """Collect, instead of resuming, the partitions Faust resumes meanwhile."""
+        """Collect, instead of resuming, the partitions Faust resumes meanwhile (BatchConsumer.held)."""
         consumer: Any = self.app.consumer
         held: set[TP] = set()
-
-        def hold(tps: Iterable[TP]) -> None:
-            held.update(tps)
-
-        consumer.resume_partitions = hold
+        consumer.held = held
         try:
             yield held
         finally:
-            del consumer.resume_partitions  # the class's method again
+            consumer.held = None
 
     async def _resume(self, held: set[TP]) -> None:
         """Seek the held partitions to their committed offsets (those without one to their beginning),
