@@ -182,35 +182,32 @@ class LagCollector(Collector):
 
 
 class StateCollector(Collector):
-    """tpmon_state_customers: how many customers' state each partition's engine holds (something open,
-    queued or remembered); the others are freed, so this follows the active customers, not all ever seen."""
+    """The partitions' state gauges: how many customers each holds (something open, queued or remembered;
+    the others are freed, so this follows the active customers, not all ever seen), how many of them in
+    memory, and how long it has held what it decides for late history."""
 
     def __init__(self, views: Views) -> None:
         self.views = views
 
     def collect(self) -> Iterator[Metric]:
-        held = GaugeMetricFamily(
-            "tpmon_state_customers", "Customers whose state is held, per partition.", labels=["partition"]
-        )
-        for partition, count in self.views.customers_held().items():
-            held.add_metric([str(partition)], count)
-        yield held
-        in_memory = GaugeMetricFamily(
-            "tpmon_state_customers_in_memory",
-            "Customers whose state is held in memory, per partition (the others wait in the store).",
-            labels=["partition"],
-        )
-        for partition, count in self.views.customers_in_memory().items():
-            in_memory.add_metric([str(partition)], count)
-        yield in_memory
-        holding = GaugeMetricFamily(
-            "tpmon_history_held_seconds",
-            "How long the partition has held what it decides for late history to be read (0: not holding).",
-            labels=["partition"],
-        )
-        for partition, seconds in self.views.holding().items():
-            holding.add_metric([str(partition)], seconds)
-        yield holding
+        views = self.views
+        for name, text, values in (
+            ("tpmon_state_customers", "Customers whose state is held, per partition.", views.customers_held()),
+            (
+                "tpmon_state_customers_in_memory",
+                "Customers whose state is held in memory, per partition (the others wait in the store).",
+                views.customers_in_memory(),
+            ),
+            (
+                "tpmon_history_held_seconds",
+                "How long the partition has held what it decides for late history to be read (0: not holding).",
+                views.holding(),
+            ),
+        ):
+            family = GaugeMetricFamily(name, text, labels=["partition"])
+            for partition, value in values.items():
+                family.add_metric([str(partition)], value)
+            yield family
 
 
 STOP_WITHIN = 8.0  # seconds: a stopping worker that has not flushed by then ends without it
