@@ -99,6 +99,10 @@ class Engine:
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
         self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
+        self._totals = [self.totals[touchpoint_id] for touchpoint_id in self.ids]  # the same pairs, by index
+        # With ``fair``, its pairs and the instant from which an outcome is fair, by index (``_first``).
+        self._fair_counts = [self.fair.counts[t] for t in self.ids] if self.fair is not None else []
+        self._fair_since: list[int | None] = [None] * len(self.ids)
         self.impact = Impact(  # (engine.impact)
             self.ids,
             catalog.attribution_left,
@@ -111,7 +115,7 @@ class Engine:
         # A good outcome's mark is added here (most outcomes are good): at << _mark_shift | its index's bits.
         self._marks_good = self.impact.marks_good
         self._mark_shift = self.impact.low + 1
-        self._mark_index = {t: index << self.impact.key_bits for t, index in self._index.items()}
+        self._mark_bits = [index << self.impact.key_bits for index in range(len(self.ids))]
         self._mark_keep = self.impact.keep << self._mark_shift
         # With ``impact: {about: [...]}``, the fields of each type that name an instance (answers' and
         # conditions' events: a condition's outcome is of its event's instance).
@@ -186,16 +190,17 @@ class Engine:
         return None
 
     def _count(
-        self, state: CustomerState, touchpoint: str, good: bool, customer: str, at: int, key: str | None = None
+        self, state: CustomerState, index: int, good: bool, customer: str, at: int, key: str | None = None
     ) -> None:
-        """Count a decided instance (of ``key``) for the customer who owns it, and mark it at the instant
-        of its outcome (``at``, engine.impact)."""
+        """Count a decided instance (of ``key``) of the touchpoint at ``index`` for the customer who owns
+        it, and mark it at the instant of its outcome (``at``, engine.impact)."""
+        touchpoint = self.ids[index]
         if good:
-            if state.good is None:
-                state.good = {}
             counts = state.good
+            if counts is None:
+                counts = state.good = {}
             if self._marks_good:  # (Impact.add, inlined)
-                mark = at << self._mark_shift | self._mark_index[touchpoint]
+                mark = at << self._mark_shift | self._mark_bits[index]
                 if self._keyed and key:
                     mark |= fingerprint(key)
                 marks = state.recent
@@ -208,23 +213,23 @@ class Engine:
                     state.recent = (*marks, mark)  # nothing to trim (the watermark is not after ``at``)
                 else:
                     self.impact.add(state, mark, self._horizon())
+            self._totals[index][0] += 1
         else:
-            if state.bad is None:
-                state.bad = {}
             counts = state.bad
+            if counts is None:
+                counts = state.bad = {}
             instance = fingerprint(key) if self._keyed and key else 0
-            before = self.impact.bad(state, self._index[touchpoint], at, self._horizon(), instance)
+            before = self.impact.bad(state, index, at, self._horizon(), instance)
             if before is not None and self.track:
                 self.latest_bad.append((customer, touchpoint, before, at))
+            self._totals[index][1] += 1
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
-        self.totals[touchpoint][0 if good else 1] += 1
-        fair = self.fair
-        if fair is not None:  # (a replay: what its state is judged on, engine.fair; Fair.add, inlined)
-            since = fair.since[touchpoint]
+        if self.fair is not None:  # (a replay: what its state is judged on, engine.fair; Fair.add, inlined)
+            since = self._fair_since[index]
             if since is not None and at >= since:
-                fair.counts[touchpoint][0 if good else 1] += 1
+                self._fair_counts[index][0 if good else 1] += 1
             else:
-                fair.add(touchpoint, good, at)
+                self.fair.add(touchpoint, good, at)
         if self.track:
             self.dirty.add(customer)
 
@@ -329,7 +334,7 @@ class Engine:
                 instance = self._instance(event) if self._keyed else None
                 for touchpoint_id, verdict in judged:
                     if verdict is True or verdict is False:
-                        self._count(mine, touchpoint_id, verdict, customer, at, instance)
+                        self._count(mine, self._index[touchpoint_id], verdict, customer, at, instance)
                         if self.outcomes:
                             self.outbox.append(
                                 Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
@@ -337,17 +342,30 @@ class Engine:
                     else:
                         self.errors.append(RuleError(touchpoint_id, event_id, verdict))
 
-        day, days = at // DAY, mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
-        if days is None or day not in days:
-            self.impact.active(mine, day, self._horizon())
+        # The customer's first event of a UTC day counts it active (engine.impact; Impact.active, its
+        # first day inlined: most customers come on one day, and every event asks).
+        day, days = at // DAY, mine.days
+        if days is None:
+            impact = self.impact
+            mine.days = (impact.names.setdefault(day, day),)
+            mine.active += 1
+            impact.active_total += 1
+        elif day not in days:
+            queue, horizon = state.queue, state.watermark  # (_horizon, inlined)
+            if queue and horizon is not None and queue[0][0] < horizon:
+                horizon = queue[0][0]
+            self.impact.active(mine, day, horizon)
         if status:
             self._hold(at)
         elif held is not None and self.own_clock and state.max_at - state.history[1] >= self.lateness:  # type: ignore[index]
             state.held = state.history = None  # the input went on for the lateness: its history is read
         queue = state.queue
-        mark = self.mark()
-        if mark is not None and queue and queue[0][0] <= mark:
-            self._release(mark)
+        if queue:  # what is decided (mark, inlined): what the watermark has passed, or what is held
+            watermark, held = state.watermark, state.held
+            if held is not None and watermark is not None and held <= watermark:
+                watermark = held
+            if watermark is not None and queue[0][0] <= watermark:
+                self._release(watermark)
         return status
 
     def _first(self, at: int) -> None:
@@ -355,6 +373,7 @@ class Engine:
         self.state.min_at = at
         if self.fair is not None:
             self.fair.first(at)
+            self._fair_since = [self.fair.since[touchpoint_id] for touchpoint_id in self.ids]
 
     def mark(self) -> int | None:
         """What is decided: what the watermark has passed, or while history is held, what that has."""
