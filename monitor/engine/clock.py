@@ -32,8 +32,18 @@ class ClockInstance(Instance):
 
     __slots__ = ("due_at", "risk_at", "since", "spent")
 
-    def __init__(self, opened_at: int, opened_by: str, due_at: int | None, spent: int, since: int | None) -> None:
-        super().__init__(opened_at, opened_by)
+    def __init__(
+        self,
+        opened_at: int,
+        opened_by: str,
+        customer: str,
+        key: str,
+        state: CustomerState,
+        due_at: int | None,
+        spent: int,
+        since: int | None,
+    ) -> None:
+        super().__init__(opened_at, opened_by, None, customer, key, state)  # (due: when it is filed)
         self.due_at = due_at
         self.spent = spent
         self.since = since
@@ -78,14 +88,14 @@ class ClockRule(DeadlineRule):
             return
         if due is None:
             due = self.clock.advance(at, self.within)
-        self.start(name, ClockInstance(at, event_id, due, 0, at), customer, key, state)
+        self.start(name, ClockInstance(at, event_id, customer, key, state, due, 0, at))
 
-    def start(self, name: str, instance: ClockInstance, customer: str, key: str, state: CustomerState) -> None:
+    def start(self, name: str, instance: ClockInstance) -> None:  # type: ignore[override]
         """Open an instance (or put a stored one back) and file its due and risk times."""
-        state.open[name] = instance
+        instance.state.open[name] = instance
         self.pending[self.index] += 1
         if instance.since is not None:
-            self._file(instance, customer, key, state)
+            self._file(instance)
 
     def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
         """Put back a stored instance: [opened_at, event_id] and, when stored by a clock rule, [due,
@@ -93,21 +103,27 @@ class ClockRule(DeadlineRule):
         that no longer resumes, runs from its opening, as the clock it has now counts."""
         opened_at, event_id, *clock = stored
         if len(clock) >= 3 and (clock[2] is not None or self.touchpoint.resume is not None):
-            instance = ClockInstance(opened_at, event_id, *clock[:3])
+            instance = ClockInstance(opened_at, event_id, customer, key, state, *clock[:3])
         elif self.uses_due:
             return  # its due instant came from an event no longer at hand: dropped, not guessed
         else:
-            instance = ClockInstance(opened_at, event_id, self.clock.advance(opened_at, self.within), 0, opened_at)
-        self.start(self.prefix + key, instance, customer, key, state)
+            due = self.clock.advance(opened_at, self.within)
+            instance = ClockInstance(opened_at, event_id, customer, key, state, due, 0, opened_at)
+        self.start(self.prefix + key, instance)
 
-    def _file(self, instance: ClockInstance, customer: str, key: str, state: CustomerState) -> None:
-        due = instance.due_at
-        self.schedule(make_entry(Due, (due, DUE, customer, self.index, key, instance, state)))
+    def _file(self, instance: ClockInstance) -> None:
+        """File the running instance's due time (the first in its line, the next in the heap: once
+        resumed) and, with at_risk, its risk time (the heap)."""
+        due, customer, key, state = instance.due_at, instance.customer, instance.key, instance.state
+        if instance.due is None:
+            instance.due = due
+            self.schedule(instance)
+        else:
+            heappush(self.queue, make_entry(Due, (due, DUE, customer, self.index, key, instance, state)))
         if self.at_risk is not None:
             risk_at = due - self.at_risk if self.uses_due else self._risk_instant(instance)
             instance.risk_at = risk_at
-            risk = make_entry(Due, (risk_at, RISK, customer, self.index, key, instance, state))
-            heappush(self.queue, risk)  # (the heap, not a line)
+            heappush(self.queue, make_entry(Due, (risk_at, RISK, customer, self.index, key, instance, state)))
 
     def _risk_instant(self, instance: ClockInstance) -> int:
         """The first instant at which at most at_risk of the running instance's time is left."""
@@ -128,7 +144,7 @@ class ClockRule(DeadlineRule):
             return  # nothing open, or running
         instance.since = at
         instance.due_at = self.clock.advance(at, self.within - instance.spent)
-        self._file(instance, customer, key, state)
+        self._file(instance)
 
     # -- deciding ---------------------------------------------------------------------------------------
     def elapsed(self, instance: ClockInstance, at: int) -> int:

@@ -512,12 +512,16 @@ class Engine:
                     at, rank, customer, index, key, instance, mine = entry
                     if rank == DUE:
                         line = lines[index]
-                        if line and line[0] is entry:  # the head of its due line: the next one open takes its place
+                        if line and line[0] is instance:  # the head of its due line: the next one open takes its place
                             line.popleft()
-                            while line and not line[0].instance.open:
+                            while line and not line[0].open:
                                 line.popleft()  # decided before its due time: nothing to do, not even a heap push
                             if line:
-                                heappush(queue, line[0])
+                                head = line[0]
+                                heappush(
+                                    queue,
+                                    make_entry(Due, (head.due, DUE, head.customer, index, head.key, head, head.state)),
+                                )
                     if instance.open:
                         handlers[index][rank](at, customer, key, instance, mine)  # type: ignore[index]
                 else:
@@ -636,21 +640,22 @@ class Engine:
             index = self._index.get(name.split(SEPARATOR, 1)[0])
             if index is not None:
                 self.pending[index] -= 1
+        mine.open.clear()  # (an instance names its customer's state: what they hold goes with them)
         for risky in self.risky.values():
             for pair in [pair for pair in risky if pair[0] == customer]:
                 del risky[pair]
-        # Every entry of the queue holds its customer's state last: the customer's go, and each due
-        # line keeps its head in the heap (engine.state).
+        # Every entry of the queue and every instance of a due line names its customer's state: the
+        # customer's go, and each due line keeps its head's due time in the heap (engine.state).
         kept = [entry for entry in state.queue if entry.state is not mine]
         changed = len(kept) != len(state.queue)
-        for line in state.due_lines.values():
-            if any(entry.state is mine for entry in line):
+        for index, line in state.due_lines.items():
+            if any(instance.state is mine for instance in line):
                 head = line[0]
-                others = [entry for entry in line if entry.state is not mine]
+                others = [instance for instance in line if instance.state is not mine]
                 line.clear()
                 line.extend(others)
                 if line and line[0] is not head:
-                    kept.append(line[0])
+                    kept.append(self.rules[index].due_time(line[0]))  # type: ignore[union-attr]
                     changed = True
         if changed:
             state.queue[:] = kept

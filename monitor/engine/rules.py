@@ -8,9 +8,9 @@ no_repeat's repeat before its trigger (T < R is required).
 
 Each entry goes to ``handlers()[rank]`` of its rule: an event's handler takes (instant, event id, key,
 customer, customer state), a due time's (due instant, customer, key, instance, customer state). An
-open instance (``Instance``) is shared by the customer's ``open`` and the instance's due time: deciding
-it sets ``open`` to False, so a due time whose instance was decided before is recognised without
-looking anything up. A rule files its due times in its due line (see ``engine.state``).
+open instance (``Instance``) is in its customer's ``open`` and in its rule's due line: deciding it sets
+``open`` to False, so a due time whose instance was decided before is recognised without looking
+anything up (see ``engine.state``).
 """
 
 from __future__ import annotations
@@ -79,33 +79,43 @@ class WindowRule:
     def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
         """Put back an instance stored as [opened_at, event_id, ...] (what an SLA clock adds is not
         needed here: its touchpoint is a plain window now)."""
-        self.start(self.prefix + key, Instance(stored[0], stored[1]), customer, key, state)
+        opened_at = stored[0]
+        self.start(self.prefix + key, Instance(opened_at, stored[1], opened_at + self.within, customer, key, state))
 
     def open(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         name = self.prefix + key
         # At most one open instance per key: an opener while one is open is ignored.
         if name not in state.open:
-            self.start(name, Instance(at, event_id), customer, key, state)
+            self.start(name, Instance(at, event_id, at + self.within, customer, key, state))
 
-    def start(self, name: str, instance: Instance, customer: str, key: str, state: CustomerState) -> None:
+    def start(self, name: str, instance: Instance) -> None:
         """Open an instance (or put a stored one back) under its ``name`` and file its due time."""
-        state.open[name] = instance
+        instance.state.open[name] = instance
         self.pending[self.index] += 1
-        self.schedule(
-            make_entry(Due, (instance.opened_at + self.within, DUE, customer, self.index, key, instance, state))
-        )
+        self.schedule(instance)
 
-    def schedule(self, due: Due) -> None:
-        """File a due time: at the end of the line when it is not before the last one, else in the heap.
-        The line's first entry is in the heap too, so that the heap always holds the next one due."""
+    def schedule(self, instance: Instance) -> None:
+        """File an instance at its due time: at the end of its line when that is not before the last
+        one's, else as a due time in the heap. The due time of the line's first instance is in the heap
+        too, so that the heap always holds the next one due."""
         line = self.line
         if not line:
-            line.append(due)
-            heappush(self.queue, due)
-        elif due >= line[-1]:
-            line.append(due)
+            line.append(instance)
+            heappush(self.queue, self.due_time(instance))
+            return
+        last = line[-1]
+        if instance.due > last.due or (  # (the order of their due times in the heap, below)
+            instance.due == last.due and (instance.customer, instance.key, instance) >= (last.customer, last.key, last)
+        ):
+            line.append(instance)
         else:
-            heappush(self.queue, due)
+            heappush(self.queue, self.due_time(instance))
+
+    def due_time(self, instance: Instance) -> Due:
+        """The instance's due time, as the heap holds it."""
+        return make_entry(
+            Due, (instance.due, DUE, instance.customer, self.index, instance.key, instance, instance.state)
+        )
 
     def expire(self, due: int, customer: str, key: str, instance: Instance, state: CustomerState) -> None:
         del state.open[self.prefix + key]

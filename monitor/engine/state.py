@@ -19,10 +19,11 @@ alone, which keeps a replay of millions of events from spending its time in coll
 
 What is shared is derived: the queue of what waits for the watermark, and the clock, whose largest
 event time is the newest ``seen`` entry. The queue is a heap of the customers' queued events
-(``Queued``) plus one due line per rule: the due times of its open instances (``Due``), in order. Instances open in event-time order,
-so a rule's due times mostly arrive sorted and join the end of its line; only the line's first entry
-sits in the heap, which stays as small as the events within the lateness instead of holding every open
-instance. A due time that arrives out of order (a late event, a restored record) goes into the heap.
+(``Queued``) and of due times (``Due``), plus one due line per rule: its open instances, by due time.
+Instances open in event-time order, so a rule's due times mostly arrive sorted and its instances join
+the end of its line; only the due time of the line's first instance sits in the heap, which stays as
+small as the events within the lateness instead of holding every open instance. A due time that
+arrives out of order (a late event, a restored record, an SLA clock resumed) goes into the heap.
 ``record()`` and ``load()`` turn one customer's part into a JSON-ready record and back.
 """
 
@@ -47,16 +48,22 @@ SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key 
 
 
 class Instance:
-    """An undecided instance of a deadline or no_repeat touchpoint: shared by its customer's ``open``
-    and its due time in the queue. Deciding it sets ``open`` to False, so that a due time whose
-    instance was decided before is recognised without looking anything up."""
+    """An undecided instance of a deadline or no_repeat touchpoint, in its customer's ``open`` and in
+    its rule's due line (or the heap: ``WindowRule.schedule``). Deciding it sets ``open`` to False, so
+    that a due time whose instance was decided before is recognised without looking anything up."""
 
-    __slots__ = ("open", "opened_at", "opened_by")
+    __slots__ = ("customer", "due", "key", "open", "opened_at", "opened_by", "state")
 
-    def __init__(self, opened_at: int, opened_by: str) -> None:
+    def __init__(
+        self, opened_at: int, opened_by: str, due: int | None, customer: str, key: str, state: CustomerState
+    ) -> None:
         self.opened_at = opened_at
         self.opened_by = opened_by  # the id of the event that opened it
         self.open = True
+        self.due = due  # the instant it was filed at (its due time), None until it is
+        self.customer = customer
+        self.key = key
+        self.state = state  # its customer's
 
     def clock_record(self) -> tuple:
         """What a stored record keeps of it beyond when and by which event it opened: nothing here, an
@@ -165,7 +172,7 @@ class CustomerState:
 class EngineState:
     customers: dict[str, CustomerState] = field(default_factory=dict)
     queue: list[Queued | Due] = field(default_factory=list)  # a heap
-    due_lines: dict[int, deque[Due]] = field(default_factory=dict)  # rule index -> its due times, sorted
+    due_lines: dict[int, deque[Instance]] = field(default_factory=dict)  # rule index -> its instances, by due time
     max_at: int | None = None
     min_at: int | None = None  # the first data: the earliest occurred_at judged (a state warms up from it)
     watermark: int | None = None
