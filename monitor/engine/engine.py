@@ -35,9 +35,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from heapq import heappush
+from operator import attrgetter
 
 from ..catalog.expressions import Expression
 from ..catalog.model import CONDITION, DEADLINE, Catalog
+from ..contract.kinds import STRING
+from ..contract.model import COMMON
 from ..events import Event
 from ..failures import DECIDE, Failure
 from ..window import Window
@@ -90,6 +93,10 @@ class Role:
     touchpoint: str
     where: Expression | None
     key_field: str
+    # Whether the key field may be absent or not a string (an optional field, or not a string): then
+    # it is checked as the event is filed (a rule error if it is); else the decoder has checked it.
+    checks_key: bool
+    key_of: Callable[[object], str]  # reads the key field of an event's fields
     rank: int
     due: Expression | None  # a deadline's start with ``due:``: its due instant, computed as it is filed
 
@@ -128,9 +135,13 @@ class Engine:
         fair: bool = False,
     ) -> None:
         self.catalog = catalog
-        # With ``fair``, the outcomes decided on data alone are counted apart: what a replay's state is
-        # judged on (engine.fair).
-        self.fair = Fair(catalog.touchpoints) if fair else None
+        # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
+        self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in catalog.ids}
+        self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in catalog.ids}
+        # With ``fair``, the outcomes decided on data alone are told apart: what a replay's state is
+        # judged on (engine.fair: the totals less what is kept apart, so an engine that loads or folds
+        # records has none).
+        self.fair = Fair(catalog.touchpoints, counted=self.totals) if fair else None
         # Live, ids are remembered for ``retention`` behind the watermark (``forget``): an event older
         # than that could be one already judged whose id is forgotten, so it is refused, never judged.
         self.retention = retention
@@ -147,13 +158,9 @@ class Engine:
         self.pending = [0] * len(self.ids)  # open instances per touchpoint
         # Per touchpoint with at_risk: (customer, key) -> each of its instances at risk.
         self.risky: dict[int, dict[tuple[str, str], Instance]] = {}
-        # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
-        self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
-        self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
         self._totals = [self.totals[touchpoint_id] for touchpoint_id in self.ids]  # the same pairs, by index
-        # With ``fair``, its pairs and the instant from which an outcome is fair, by index (``_first``).
-        self._fair_counts = [self.fair.counts[t] for t in self.ids] if self.fair is not None else []
-        self._fair_since: list[int | None] = [None] * len(self.ids)
+        # With ``fair``, the instant from which an outcome is fair, by index (set by ``_first``).
+        self._fair_since: list[int] = []
         self.impact = Impact(  # (engine.impact)
             self.ids,
             catalog.attribution_left,
@@ -209,10 +216,22 @@ class Engine:
             for match, rank in rule.roles(touchpoint):
                 # A start of a deadline with due: carries its due instant, computed when it is queued.
                 due = touchpoint.due if rank == START and touchpoint.kind == DEADLINE else None
+                key_field = touchpoint.key
                 for event_type in sorted(match.types):
                     actions = found.setdefault(event_type, [])
-                    key_field = touchpoint.key
-                    actions.append(Role(len(actions), index, touchpoint.id, match.where, key_field, rank, due))  # type: ignore[arg-type]
+                    checks_key = not self._is_sure(event_type, key_field)  # type: ignore[arg-type]
+                    role = Role(
+                        len(actions),
+                        index,
+                        touchpoint.id,
+                        match.where,
+                        key_field,
+                        checks_key,
+                        attrgetter(key_field),
+                        rank,
+                        due,
+                    )  # type: ignore[arg-type]
+                    actions.append(role)
         # Leavings and answers wait for the watermark too, to be attributed in event-time order.
         contract = self.catalog.contract
         attributed = contract.left | contract.answers
@@ -229,6 +248,16 @@ class Engine:
             None if rule is None else rule.handlers() for rule in self.rules
         ]  # by rank
         self.handlers.append((None,) * IMPACT + (self._attribute,))  # ATTRIBUTION_RULE, the last
+
+    def _is_sure(self, event_type: str, name: str) -> bool:
+        """Whether every event of the type the decoder accepts has the field as a non-empty string (a
+        required string, or a choice of strings)."""
+        declared = self.catalog.contract.declaration(event_type)
+        if declared is None:
+            return False
+        kinds = {f.name: f.kind for f in declared.required} | {field: kind for field, kind in COMMON}
+        kind = kinds.get(name)
+        return kind is STRING or (kind is not None and bool(kind.allowed) and all(kind.allowed))
 
     def _attribute(self, at: int, event_id: str, key: str | tuple, customer: str, mine: CustomerState) -> None:
         """A leaving (key "") or an answer (key (survey, score, the fingerprint of the instance it is
@@ -247,46 +276,42 @@ class Engine:
         return None
 
     def _count(
-        self, state: CustomerState, index: int, good: bool, customer: str, at: int, key: str | None = None
+        self, mine: CustomerState, index: int, good: bool, customer: str, at: int, key: str | None = None
     ) -> None:
         """Count a decided instance (of ``key``) of the touchpoint at ``index`` for the customer who owns
         it, and mark it at the instant of its outcome (``at``, engine.impact)."""
         touchpoint = self.ids[index]
         if good:
-            counts = state.good
+            counts = mine.good
             if counts is None:
-                counts = state.good = {}
+                counts = mine.good = {}
             if self._marks_good:  # (Impact.add, inlined)
                 mark = at << self._mark_shift | self._mark_bits[index]
                 if self._keyed and key:
                     mark |= fingerprint(key)
-                marks = state.recent
-                said = state.said
+                marks, said = mine.recent, mine.said
                 if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
-                    self.impact.add(state, mark, self._horizon())
+                    self.impact.add(mine, mark, self._horizon())
                 elif marks is None:
-                    state.recent = (mark,)
-                elif marks[0] >= mark - self._mark_keep and len(marks) < TRIM_FROM:
-                    state.recent = (*marks, mark)  # nothing to trim (the watermark is not after ``at``)
+                    mine.recent = (mark,)
+                elif len(marks) < TRIM_FROM and marks[0] >= mark - self._mark_keep:
+                    # Nothing to trim (the watermark is not after ``at``). (Faster than (*marks, mark).)
+                    mine.recent = marks + (mark,)  # noqa: RUF005
                 else:
-                    self.impact.add(state, mark, self._horizon())
+                    self.impact.add(mine, mark, self._horizon())
             self._totals[index][0] += 1
         else:
-            counts = state.bad
+            counts = mine.bad
             if counts is None:
-                counts = state.bad = {}
+                counts = mine.bad = {}
             instance = fingerprint(key) if self._keyed and key else 0
-            before = self.impact.bad(state, index, at, self._horizon(), instance)
+            before = self.impact.bad(mine, index, at, self._horizon(), instance)
             if before is not None and self.track:
                 self.latest_bad.append((customer, touchpoint, before, at))
             self._totals[index][1] += 1
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
-        if self.fair is not None:  # (a replay: what its state is judged on, engine.fair; Fair.add, inlined)
-            since = self._fair_since[index]
-            if since is not None and at >= since:
-                self._fair_counts[index][0 if good else 1] += 1
-            else:
-                self.fair.add(touchpoint, good, at)
+        if self.fair is not None and at < self._fair_since[index]:
+            self.fair.add(touchpoint, good, at)  # kept apart (engine.fair: the others are fair, counted)
         if self.track:
             self.dirty.add(customer)
 
@@ -311,8 +336,9 @@ class Engine:
         filed once every action has been judged, so that only queued entries can need taking back. What
         the watermark then releases is guarded entry by entry (see ``_release``)."""
         state = self.state
-        retention = self.retention
-        if retention is not None and state.watermark is not None and event.at < state.watermark - retention:
+        at, watermark = event.at, state.watermark
+        status = LATE if watermark is not None and at < watermark else 0
+        if status and self.retention is not None and at < watermark - self.retention:  # type: ignore[operator]
             return TOO_OLD
         customer = event.customer
         mine = state.customers.get(customer)
@@ -322,13 +348,12 @@ class Engine:
         seen = mine.seen
         if event_id in seen:
             return DUPLICATE
-        at = seen[event_id] = event.at
+        seen[event_id] = at
         track = self.track
         if track:
             self.dirty.add(customer)
 
-        watermark = before = state.watermark
-        status = LATE if watermark is not None and at < watermark else 0
+        before = watermark
         if state.min_at is None or at < state.min_at:  # (a restored first data stays: only earlier moves it)
             self._first(at)
         max_at = state.max_at
@@ -345,6 +370,7 @@ class Engine:
             queue = state.queue
             verdicts = None  # conditions' verdicts, (index, good), counted once every action is judged
             problems = None  # rule errors, (position, touchpoint, message), filed then
+            fields = event.fields
             try:
                 for role in actions.roles:
                     where = role.where
@@ -355,11 +381,14 @@ class Engine:
                                 problem = (role.position, role.touchpoint, f"where: {where.last_error}")
                                 problems = [*(problems or ()), problem]
                             continue
-                    key = getattr(event.fields, role.key_field, None)
-                    if type(key) is not str or not key:
-                        problem = (role.position, role.touchpoint, f"no '{role.key_field}' to key on")
-                        problems = [*(problems or ()), problem]
-                        continue
+                    if role.checks_key:
+                        key = getattr(fields, role.key_field, None)
+                        if type(key) is not str or not key:
+                            problem = (role.position, role.touchpoint, f"no '{role.key_field}' to key on")
+                            problems = [*(problems or ()), problem]
+                            continue
+                    else:
+                        key = role.key_of(fields)
                     due = role.due
                     if due is not None:  # a deadline's due: the start's due instant, with its key
                         instant = due(event)
@@ -376,7 +405,7 @@ class Engine:
                 if actions.attribution:  # an answer's key is (survey, score, instance); a leaving's is ""
                     if actions.answer:
                         about = self._instance(event) if self._keyed else None
-                        key = (event.fields.survey, event.fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
+                        key = (fields.survey, fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
                     else:
                         key = ""
                     queued = make_entry(Queued, (at, IMPACT, event_id, ATTRIBUTION_RULE, key, customer, mine))
@@ -431,17 +460,18 @@ class Engine:
             if queue and horizon is not None and queue[0][0] < horizon:
                 horizon = queue[0][0]
             self.impact.active(mine, day, horizon)
+        queue = state.queue
+        if not status and held is None:  # (most steps) what is decided is what the watermark has passed
+            if queue and watermark is not None and queue[0][0] <= watermark:
+                self._release(watermark)
+            return status
         if status:
             self._hold(at)
-        elif held is not None and self.own_clock and state.max_at - state.history[1] >= self.lateness:  # type: ignore[index]
+        elif self.own_clock and state.max_at - state.history[1] >= self.lateness:  # type: ignore[index,operator]
             state.held = state.history = None  # the input went on for the lateness: its history is read
-        queue = state.queue
-        if queue:  # what is decided (mark, inlined): what the watermark has passed, or what is held
-            watermark, held = state.watermark, state.held
-            if held is not None and watermark is not None and held <= watermark:
-                watermark = held
-            if watermark is not None and queue[0][0] <= watermark:
-                self._release(watermark)
+        decided = self.mark()
+        if decided is not None and queue and queue[0][0] <= decided:
+            self._release(decided)
         return status
 
     def _first(self, at: int) -> None:
