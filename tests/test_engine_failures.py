@@ -4,6 +4,7 @@ and a rule that raises while deciding loses its one entry, never the partition's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 
@@ -22,23 +23,23 @@ class Poisoned(Exception):
 
 
 def poison(engine: Engine, event_type: str, position: int, what: str = "where") -> None:
-    """Make the filter (or condition) of the event type's action at ``position`` raise on events whose id
-    starts with 'poison'."""
-    (actions,) = [engine.dispatch[event_type]]
-    kind, index, touchpoint, where, good, key, rank = actions[position]
-    original = where if what == "where" else good
+    """Make the filter (or condition) of the event type's action at ``position`` (in catalog order) raise
+    on events whose id starts with 'poison'."""
+    actions = engine.dispatch[event_type]
+    (action,) = [a for a in (*actions.roles, *actions.conditions) if a.position == position]
+    original = getattr(action, what)
 
     def raising(event):  # type: ignore[no-untyped-def]
         if event.id.startswith("poison"):
             raise Poisoned(event.id)
         return True if original is None else original(event)
 
-    replaced = (
-        (kind, index, touchpoint, raising, good, key, rank)
-        if what == "where"
-        else (kind, index, touchpoint, where, raising, key, rank)
+    replaced = dataclasses.replace(action, **{what: raising})
+    engine.dispatch[event_type] = dataclasses.replace(
+        actions,
+        roles=tuple(replaced if a is action else a for a in actions.roles),
+        conditions=tuple(replaced if a is action else a for a in actions.conditions),
     )
-    engine.dispatch[event_type] = (*actions[:position], replaced, *actions[position + 1 :])
 
 
 def history() -> list:
@@ -67,8 +68,8 @@ def stepped(catalog, events, poisoned=None):  # type: ignore[no-untyped-def]
 POISONS = [
     ("a ticket's third action (two queued before it)", "ticket.opened", 2, "where", "ticket_id", "t2"),
     ("a ticket's first action", "ticket.opened", 0, "where", "ticket_id", "t2"),
-    ("a call's trigger, after its condition", "call.ended", 1, "where", "call_id", "k2"),
-    ("a call's condition itself", "call.ended", 0, "good", "call_id", "k2"),
+    ("a call's trigger (filed before its condition is judged)", "call.ended", 1, "where", "call_id", "k2"),
+    ("a call's condition itself, after its trigger was filed", "call.ended", 0, "good", "call_id", "k2"),
 ]
 
 

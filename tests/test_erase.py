@@ -51,7 +51,8 @@ def test_erase_removes_the_customers_state_and_keeps_the_counts(catalog):
     assert engine.record("c1") is None and engine.dirty == {"c1"}  # live: its record is deleted
     assert engine.counts() == counts  # what it counted stays (folded), naming nobody
     assert engine.pending[catalog.ids.index(ORDER)] == pending - 1  # its open order went undecided
-    assert all(entry[6] is not None and entry[5] != "c1" for entry in engine.state.queue if entry[1] < 4)
+    assert all(entry.customer != "c1" for entry in engine.state.queue)  # its events and due times left the queue
+    assert all(instance.customer != "c1" for line in engine.state.due_lines.values() for instance in line)
     assert engine.erase("c1") is False  # nothing left to erase
 
     engine.advance(BASE + 10 * MINUTE * 1_000_000)  # past both dues: only c2's order is decided (missed)

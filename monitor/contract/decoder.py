@@ -169,6 +169,7 @@ class Decoder:
         #: per declared source, whether its messages may take the fast path (one lookup per message)
         self._plain = {s.name: s.plain and bool(self._direct) for s in contract.sources}
         self._exact_decoder = _union([self._exact[t] for t in self._direct])
+        self._plain_default = self._exact_decoder is not None  # (a source declared nowhere: self-describing)
         self._lenient_decoder = _union([self._lenient[t] for t in self._direct])
         #: per type, the fields the structs hold as text that must be read again: timestamps and dates
         self._timestamps = {
@@ -187,7 +188,7 @@ class Decoder:
         refused as ``future_timestamp``, so that one wrong clock upstream cannot move the watermark."""
         if len(raw) > max_bytes:
             return Reject(TOO_LARGE, f"{len(raw)} bytes is more than the limit of {max_bytes}", raw, source)
-        if not self._plain.get(source, self._exact_decoder is not None):
+        if not self._plain.get(source, self._plain_default):
             return self._read_whole(raw, source, self.contract.source(source), not_after)
         try:
             fields = self._exact_decoder.decode(raw)  # type: ignore[union-attr]
@@ -260,7 +261,28 @@ class Decoder:
                     event_type not in self._timestamps or self._timestamps_valid(fields, event_type)
                 ):
                     return Event(fields, raw, event_type, at, event_type, source, data)
+        elif type(event_type) is str and event_type and self.contract.declaration(event_type) is None:
+            # A type declared nowhere, in a plain shape (flat, RFC 3339, the four fields at their names):
+            # what ``_mapped`` accepts of it, without reading it field by field.
+            other = self._other(data, raw, source, event_type)
+            if other is not None:
+                return other
         return self._mapped(data, raw, source, shape or _OWN_SHAPE)  # checked field by field, to say why
+
+    @staticmethod
+    def _other(data: dict, raw: bytes, source: str, event_type: str) -> Event | None:
+        """An event of an undeclared type whose common fields are all valid (else None: ``_mapped``
+        says what is wrong)."""
+        event_id, customer, occurred_at = data.get("event_id"), data.get("customer_id"), data.get("occurred_at")
+        if type(event_id) is not str or not event_id or type(customer) is not str or not customer:
+            return None
+        if type(occurred_at) is not str:
+            return None
+        at = parse_timestamp(occurred_at)
+        if at is None:
+            return None
+        fields = _Other(event_id, event_type, customer, occurred_at)
+        return Event(fields, raw, event_type, at, OTHER_TYPE, source, dict(data))
 
     def _mapped(self, data: dict, raw: bytes, source: str, shape: Source, by_name: bool = False) -> Event | Reject:
         """An object whose fields the source finds by JSON Pointers, timestamps in its time format."""

@@ -32,10 +32,15 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from heapq import heappush
+from operator import attrgetter
 
+from ..catalog.expressions import Expression
 from ..catalog.model import CONDITION, DEADLINE, Catalog
+from ..contract.kinds import STRING
+from ..contract.model import COMMON
 from ..events import Event
 from ..failures import DECIDE, Failure
 from ..window import Window
@@ -43,15 +48,68 @@ from .clock import ClockRule
 from .fair import Fair
 from .impact import DAY, TRIM_FROM, Impact, fingerprint
 from .outcome import JUDGED, Outcome, RuleError
-from .rules import CELL, IS_OPEN, OPENED_BY, DeadlineRule, NoRepeatRule
-from .state import ATTRIBUTION, DUE, END, IMPACT, RECORD_VERSION, SEPARATOR, START, CustomerState, EngineState
+from .rules import DeadlineRule, NoRepeatRule
+from .state import (
+    ATTRIBUTION,
+    ATTRIBUTION_RULE,
+    DUE,
+    END,
+    IMPACT,
+    RECORD_VERSION,
+    SEPARATOR,
+    START,
+    CustomerState,
+    Due,
+    EngineState,
+    Instance,
+    Queued,
+    make_entry,
+)
 
 DUPLICATE = 1
 LATE = 2
 TOO_OLD = 3  # older than the ids still remembered (``retention``): not judged
 
-_CONDITION, _QUEUED, _ATTRIBUTED = 0, 1, 2
-_IMPACT_RULE = -1  # the rule index of a leaving or an answer in the queue: the last of the handlers
+
+# -- the plan: what each event type sets off (Engine.dispatch) ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """Judge the event at once: the condition touchpoint at ``index`` (when ``where`` lets it)."""
+
+    position: int  # among its type's actions, in catalog order (rule errors are filed in that order)
+    index: int
+    touchpoint: str
+    where: Expression | None
+    good: Expression
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """File the event in the queue for the rule at ``index``, at ``rank`` (its role: a start, an end,
+    a trigger...), keyed by its field ``key_field`` (when ``where`` lets it)."""
+
+    position: int
+    index: int
+    touchpoint: str
+    where: Expression | None
+    key_field: str
+    # Whether the key field may be absent or not a string (an optional field, or not a string): then
+    # it is checked as the event is filed (a rule error if it is); else the decoder has checked it.
+    checks_key: bool
+    key_of: Callable[[object], str]  # reads the key field of an event's fields
+    rank: int
+    due: Expression | None  # a deadline's start with ``due:``: its due instant, computed as it is filed
+
+
+@dataclass(frozen=True, slots=True)
+class Actions:
+    """Everything an event of one type sets off: its roles are filed, then it is filed to be attributed
+    (a leaving, or with ``answer`` a survey answer), then its conditions are judged."""
+
+    roles: tuple[Role, ...]
+    attribution: bool
+    answer: bool
+    conditions: tuple[Condition, ...]
 
 
 def _reach(window: Window) -> int:
@@ -77,9 +135,13 @@ class Engine:
         fair: bool = False,
     ) -> None:
         self.catalog = catalog
-        # With ``fair``, the outcomes decided on data alone are counted apart: what a replay's state is
-        # judged on (engine.fair).
-        self.fair = Fair(catalog.touchpoints) if fair else None
+        # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
+        self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in catalog.ids}
+        self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in catalog.ids}
+        # With ``fair``, the outcomes decided on data alone are told apart: what a replay's state is
+        # judged on (engine.fair: the totals less what is kept apart, so an engine that loads or folds
+        # records has none).
+        self.fair = Fair(catalog.touchpoints, counted=self.totals) if fair else None
         # Live, ids are remembered for ``retention`` behind the watermark (``forget``): an event older
         # than that could be one already judged whose id is forgotten, so it is refused, never judged.
         self.retention = retention
@@ -94,11 +156,11 @@ class Engine:
         self.dirty: set[str] = set()
         self.ids = catalog.ids
         self.pending = [0] * len(self.ids)  # open instances per touchpoint
-        # Per touchpoint with at_risk: (customer, key) -> (cell, customer state) of its instances at risk.
-        self.risky: dict[int, dict[tuple[str, str], tuple]] = {}
-        # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
-        self.totals: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
-        self.folded: dict[str, list[int]] = {touchpoint_id: [0, 0] for touchpoint_id in self.ids}
+        # Per touchpoint with at_risk: (customer, key) -> each of its instances at risk.
+        self.risky: dict[int, dict[tuple[str, str], Instance]] = {}
+        self._totals = [self.totals[touchpoint_id] for touchpoint_id in self.ids]  # the same pairs, by index
+        # With ``fair``, the instant from which an outcome is fair, by index (set by ``_first``).
+        self._fair_since: list[int] = []
         self.impact = Impact(  # (engine.impact)
             self.ids,
             catalog.attribution_left,
@@ -111,7 +173,7 @@ class Engine:
         # A good outcome's mark is added here (most outcomes are good): at << _mark_shift | its index's bits.
         self._marks_good = self.impact.marks_good
         self._mark_shift = self.impact.low + 1
-        self._mark_index = {t: index << self.impact.key_bits for t, index in self._index.items()}
+        self._mark_bits = [index << self.impact.key_bits for index in range(len(self.ids))]
         self._mark_keep = self.impact.keep << self._mark_shift
         # With ``impact: {about: [...]}``, the fields of each type that name an instance (answers' and
         # conditions' events: a condition's outcome is of its event's instance).
@@ -129,16 +191,16 @@ class Engine:
 
     # -- plan -------------------------------------------------------------------------------------------
     def _compile(self) -> None:
-        """Bind rules to the state and build the dispatch table: event type -> what to do with it."""
+        """Bind rules to the state and build the dispatch table: event type -> what it sets off."""
         self.rules: list[DeadlineRule | NoRepeatRule | None] = []  # None for conditions
-        dispatch: dict[str, list[tuple]] = {}
+        found: dict[str, list[Role | Condition]] = {}
         for index, touchpoint in enumerate(self.catalog.touchpoints):
             if touchpoint.kind == CONDITION:
                 self.rules.append(None)
                 for event_type in sorted(touchpoint.opens.types):
-                    dispatch.setdefault(event_type, []).append(
-                        (_CONDITION, index, touchpoint.id, touchpoint.opens.where, touchpoint.good, None, 0)
-                    )
+                    actions = found.setdefault(event_type, [])
+                    where, good = touchpoint.opens.where, touchpoint.good
+                    actions.append(Condition(len(actions), index, touchpoint.id, where, good))  # type: ignore[arg-type]
                 continue
             line = self.state.due_lines.setdefault(index, deque())
             outbox = self.outbox if self.outcomes else None
@@ -154,28 +216,56 @@ class Engine:
             for match, rank in rule.roles(touchpoint):
                 # A start of a deadline with due: carries its due instant, computed when it is queued.
                 due = touchpoint.due if rank == START and touchpoint.kind == DEADLINE else None
+                key_field = touchpoint.key
                 for event_type in sorted(match.types):
-                    dispatch.setdefault(event_type, []).append(
-                        (_QUEUED, index, touchpoint.id, match.where, due, touchpoint.key, rank)
-                    )
+                    actions = found.setdefault(event_type, [])
+                    checks_key = not self._is_sure(event_type, key_field)  # type: ignore[arg-type]
+                    role = Role(
+                        len(actions),
+                        index,
+                        touchpoint.id,
+                        match.where,
+                        key_field,
+                        checks_key,
+                        attrgetter(key_field),
+                        rank,
+                        due,
+                    )  # type: ignore[arg-type]
+                    actions.append(role)
         # Leavings and answers wait for the watermark too, to be attributed in event-time order.
         contract = self.catalog.contract
-        for event_type in sorted(contract.left | contract.answers):
-            answer = event_type in contract.answers
-            dispatch.setdefault(event_type, []).append(
-                (_ATTRIBUTED, _IMPACT_RULE, ATTRIBUTION, None, answer, None, IMPACT)
+        attributed = contract.left | contract.answers
+        self.dispatch = {
+            event_type: Actions(
+                tuple(action for action in found.get(event_type, ()) if type(action) is Role),  # type: ignore[misc]
+                event_type in attributed,
+                event_type in contract.answers,
+                tuple(action for action in found.get(event_type, ()) if type(action) is Condition),  # type: ignore[misc]
             )
-        self.dispatch = {event_type: tuple(actions) for event_type, actions in dispatch.items()}
-        self.handlers = [None if rule is None else rule.handlers() for rule in self.rules]  # by rank
-        self.handlers.append((None,) * IMPACT + (self._attribute,))  # _IMPACT_RULE
+            for event_type in sorted(found.keys() | attributed)
+        }
+        self.handlers: list[tuple[Callable | None, ...] | None] = [
+            None if rule is None else rule.handlers() for rule in self.rules
+        ]  # by rank
+        self.handlers.append((None,) * IMPACT + (self._attribute,))  # ATTRIBUTION_RULE, the last
 
-    def _attribute(self, at: int, event_id: str, key, customer: str, state: CustomerState) -> None:  # type: ignore[no-untyped-def]
+    def _is_sure(self, event_type: str, name: str) -> bool:
+        """Whether every event of the type the decoder accepts has the field as a non-empty string (a
+        required string, or a choice of strings)."""
+        declared = self.catalog.contract.declaration(event_type)
+        if declared is None:
+            return False
+        kinds = {f.name: f.kind for f in declared.required} | {field: kind for field, kind in COMMON}
+        kind = kinds.get(name)
+        return kind is STRING or (kind is not None and bool(kind.allowed) and all(kind.allowed))
+
+    def _attribute(self, at: int, event_id: str, key: str | tuple, customer: str, mine: CustomerState) -> None:
         """A leaving (key "") or an answer (key (survey, score, the fingerprint of the instance it is
         about or 0)), once the watermark has passed it."""
         if key:
-            self.impact.answer(at, key[0], key[1], state, key[2] if len(key) > 2 else 0)
+            self.impact.answer(at, key[0], key[1], mine, key[2] if len(key) > 2 else 0)  # type: ignore[arg-type]
         else:
-            self.impact.left(at, state)
+            self.impact.left(at, mine)
 
     def _instance(self, event: Event) -> str | None:
         """The instance an event names through the catalog's ``about`` fields (the first set), if any."""
@@ -186,45 +276,42 @@ class Engine:
         return None
 
     def _count(
-        self, state: CustomerState, touchpoint: str, good: bool, customer: str, at: int, key: str | None = None
+        self, mine: CustomerState, index: int, good: bool, customer: str, at: int, key: str | None = None
     ) -> None:
-        """Count a decided instance (of ``key``) for the customer who owns it, and mark it at the instant
-        of its outcome (``at``, engine.impact)."""
+        """Count a decided instance (of ``key``) of the touchpoint at ``index`` for the customer who owns
+        it, and mark it at the instant of its outcome (``at``, engine.impact)."""
+        touchpoint = self.ids[index]
         if good:
-            if state.good is None:
-                state.good = {}
-            counts = state.good
+            counts = mine.good
+            if counts is None:
+                counts = mine.good = {}
             if self._marks_good:  # (Impact.add, inlined)
-                mark = at << self._mark_shift | self._mark_index[touchpoint]
+                mark = at << self._mark_shift | self._mark_bits[index]
                 if self._keyed and key:
                     mark |= fingerprint(key)
-                marks = state.recent
-                said = state.said
+                marks, said = mine.recent, mine.said
                 if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
-                    self.impact.add(state, mark, self._horizon())
+                    self.impact.add(mine, mark, self._horizon())
                 elif marks is None:
-                    state.recent = (mark,)
-                elif marks[0] >= mark - self._mark_keep and len(marks) < TRIM_FROM:
-                    state.recent = (*marks, mark)  # nothing to trim (the watermark is not after ``at``)
+                    mine.recent = (mark,)
+                elif len(marks) < TRIM_FROM and marks[0] >= mark - self._mark_keep:
+                    # Nothing to trim (the watermark is not after ``at``). (Faster than (*marks, mark).)
+                    mine.recent = marks + (mark,)  # noqa: RUF005
                 else:
-                    self.impact.add(state, mark, self._horizon())
+                    self.impact.add(mine, mark, self._horizon())
+            self._totals[index][0] += 1
         else:
-            if state.bad is None:
-                state.bad = {}
-            counts = state.bad
+            counts = mine.bad
+            if counts is None:
+                counts = mine.bad = {}
             instance = fingerprint(key) if self._keyed and key else 0
-            before = self.impact.bad(state, self._index[touchpoint], at, self._horizon(), instance)
+            before = self.impact.bad(mine, index, at, self._horizon(), instance)
             if before is not None and self.track:
                 self.latest_bad.append((customer, touchpoint, before, at))
+            self._totals[index][1] += 1
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
-        self.totals[touchpoint][0 if good else 1] += 1
-        fair = self.fair
-        if fair is not None:  # (a replay: what its state is judged on, engine.fair; Fair.add, inlined)
-            since = fair.since[touchpoint]
-            if since is not None and at >= since:
-                fair.counts[touchpoint][0 if good else 1] += 1
-            else:
-                fair.add(touchpoint, good, at)
+        if self.fair is not None and at < self._fair_since[index]:
+            self.fair.add(touchpoint, good, at)  # kept apart (engine.fair: the others are fair, counted)
         if self.track:
             self.dirty.add(customer)
 
@@ -249,8 +336,9 @@ class Engine:
         filed once every action has been judged, so that only queued entries can need taking back. What
         the watermark then releases is guarded entry by entry (see ``_release``)."""
         state = self.state
-        retention = self.retention
-        if retention is not None and state.watermark is not None and event.at < state.watermark - retention:
+        at, watermark = event.at, state.watermark
+        status = LATE if watermark is not None and at < watermark else 0
+        if status and self.retention is not None and at < watermark - self.retention:  # type: ignore[operator]
             return TOO_OLD
         customer = event.customer
         mine = state.customers.get(customer)
@@ -260,13 +348,12 @@ class Engine:
         seen = mine.seen
         if event_id in seen:
             return DUPLICATE
-        at = seen[event_id] = event.at
+        seen[event_id] = at
         track = self.track
         if track:
             self.dirty.add(customer)
 
-        watermark = before = state.watermark
-        status = LATE if watermark is not None and at < watermark else 0
+        before = watermark
         if state.min_at is None or at < state.min_at:  # (a restored first data stays: only earlier moves it)
             self._first(at)
         max_at = state.max_at
@@ -281,73 +368,110 @@ class Engine:
         actions = self.dispatch.get(event.kind)
         if actions is not None:
             queue = state.queue
-            judged = None  # conditions' verdicts and rule errors, applied once every action is judged
+            verdicts = None  # conditions' verdicts, (index, good), counted once every action is judged
+            problems = None  # rule errors, (position, touchpoint, message), filed then
+            fields = event.fields
             try:
-                for kind, index, touchpoint_id, where, good, key_field, rank in actions:
+                for role in actions.roles:
+                    where = role.where
                     if where is not None:
                         passes = where(event)
                         if not passes:
                             if passes is None:
-                                judged = (judged or []) + [(touchpoint_id, f"where: {where.last_error}")]
+                                problem = (role.position, role.touchpoint, f"where: {where.last_error}")
+                                problems = [*(problems or ()), problem]
                             continue
-                    if kind == _CONDITION:
-                        verdict = good(event)
-                        outcome = (touchpoint_id, f"good: {good.last_error}" if verdict is None else verdict)
-                        if judged is None:
-                            judged = [outcome]
-                        else:
-                            judged.append(outcome)
-                        continue
-                    if kind == _ATTRIBUTED:  # an answer's key is (survey, score, instance); a leaving's is ""
-                        if good:
-                            about = self._instance(event) if self._keyed else None
-                            key = (event.fields.survey, event.fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
-                        else:
-                            key = ""
-                        good = None
-                    else:
-                        key = getattr(event.fields, key_field, None)
+                    if role.checks_key:
+                        key = getattr(fields, role.key_field, None)
                         if type(key) is not str or not key:
-                            judged = (judged or []) + [(touchpoint_id, f"no '{key_field}' to key on")]
+                            problem = (role.position, role.touchpoint, f"no '{role.key_field}' to key on")
+                            problems = [*(problems or ()), problem]
                             continue
-                    if good is not None:  # a deadline's due: the start's due instant, with its key
-                        due = good(event)
-                        if due is None:
-                            judged = (judged or []) + [(touchpoint_id, f"due: {good.last_error}")]
+                    else:
+                        key = role.key_of(fields)
+                    due = role.due
+                    if due is not None:  # a deadline's due: the start's due instant, with its key
+                        instant = due(event)
+                        if instant is None:
+                            problems = [*(problems or ()), (role.position, role.touchpoint, f"due: {due.last_error}")]
                             continue
-                        key = (key, due)
-                    entry = (at, rank, event_id, index, key, customer, mine)
-                    heappush(queue, entry)
+                        key = (key, instant)
+                    queued = make_entry(Queued, (at, role.rank, event_id, role.index, key, customer, mine))
+                    heappush(queue, queued)
                     if track:
                         if mine.queued is None:
                             mine.queued = set()
-                        mine.queued.add(entry)
+                        mine.queued.add(queued)
+                if actions.attribution:  # an answer's key is (survey, score, instance); a leaving's is ""
+                    if actions.answer:
+                        about = self._instance(event) if self._keyed else None
+                        key = (fields.survey, fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
+                    else:
+                        key = ""
+                    queued = make_entry(Queued, (at, IMPACT, event_id, ATTRIBUTION_RULE, key, customer, mine))
+                    heappush(queue, queued)
+                    if track:
+                        if mine.queued is None:
+                            mine.queued = set()
+                        mine.queued.add(queued)
+                for condition in actions.conditions:
+                    where = condition.where
+                    if where is not None:
+                        passes = where(event)
+                        if not passes:
+                            if passes is None:
+                                problem = (condition.position, condition.touchpoint, f"where: {where.last_error}")
+                                problems = [*(problems or ()), problem]
+                            continue
+                    good = condition.good
+                    verdict = good(event)
+                    if verdict is None:
+                        problem = (condition.position, condition.touchpoint, f"good: {good.last_error}")
+                        problems = [*(problems or ()), problem]
+                    elif verdicts is None:
+                        verdicts = [(condition.index, verdict)]
+                    else:
+                        verdicts.append((condition.index, verdict))
             except BaseException:
                 self._take_back(event, mine, max_at, before, held)
                 raise
-            if judged is not None:
+            if verdicts is not None:
                 instance = self._instance(event) if self._keyed else None
-                for touchpoint_id, verdict in judged:
-                    if verdict is True or verdict is False:
-                        self._count(mine, touchpoint_id, verdict, customer, at, instance)
-                        if self.outcomes:
-                            self.outbox.append(
-                                Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
-                            )
-                    else:
-                        self.errors.append(RuleError(touchpoint_id, event_id, verdict))
+                for index, verdict in verdicts:
+                    self._count(mine, index, verdict, customer, at, instance)
+                    if self.outcomes:
+                        self.outbox.append(
+                            Outcome(self.ids[index], verdict, JUDGED, customer, event_id, at, at, event_id)
+                        )
+            if problems is not None:
+                for _, touchpoint_id, message in sorted(problems):  # (in catalog order)
+                    self.errors.append(RuleError(touchpoint_id, event_id, message))
 
-        day, days = at // DAY, mine.days  # the customer's first event of a UTC day counts it active (engine.impact)
-        if days is None or day not in days:
-            self.impact.active(mine, day, self._horizon())
+        # The customer's first event of a UTC day counts it active (engine.impact; Impact.active, its
+        # first day inlined: most customers come on one day, and every event asks).
+        day, days = at // DAY, mine.days
+        if days is None:
+            impact = self.impact
+            mine.days = (impact.names.setdefault(day, day),)
+            mine.active += 1
+            impact.active_total += 1
+        elif day not in days:
+            queue, horizon = state.queue, state.watermark  # (_horizon, inlined)
+            if queue and horizon is not None and queue[0][0] < horizon:
+                horizon = queue[0][0]
+            self.impact.active(mine, day, horizon)
+        queue = state.queue
+        if not status and held is None:  # (most steps) what is decided is what the watermark has passed
+            if queue and watermark is not None and queue[0][0] <= watermark:
+                self._release(watermark)
+            return status
         if status:
             self._hold(at)
-        elif held is not None and self.own_clock and state.max_at - state.history[1] >= self.lateness:  # type: ignore[index]
+        elif self.own_clock and state.max_at - state.history[1] >= self.lateness:  # type: ignore[index,operator]
             state.held = state.history = None  # the input went on for the lateness: its history is read
-        queue = state.queue
-        mark = self.mark()
-        if mark is not None and queue and queue[0][0] <= mark:
-            self._release(mark)
+        decided = self.mark()
+        if decided is not None and queue and queue[0][0] <= decided:
+            self._release(decided)
         return status
 
     def _first(self, at: int) -> None:
@@ -355,6 +479,7 @@ class Engine:
         self.state.min_at = at
         if self.fair is not None:
             self.fair.first(at)
+            self._fair_since = [self.fair.since[touchpoint_id] for touchpoint_id in self.ids]
 
     def mark(self) -> int | None:
         """What is decided: what the watermark has passed, or while history is held, what that has."""
@@ -402,36 +527,43 @@ class Engine:
             state.watermark = target
         self._release(state.watermark)
 
-    def _release(self, watermark: int | None) -> None:
-        """Hand every queued event and due time up to the watermark to its rule, in event-time order."""
-        if watermark is None:
+    def _release(self, until: int | None) -> None:
+        """Hand every queued event and due time up to ``until`` (what is decided) to its rule, in
+        event-time order."""
+        if until is None:
             return
         state = self.state
         queue, handlers, pop = state.queue, self.handlers, heapq.heappop
         lines, track, dirty = state.due_lines, self.track, self.dirty
-        while queue and queue[0][0] <= watermark:
+        while queue and queue[0][0] <= until:
             entry = pop(queue)
             try:
-                time, rank, third, index, key, last, mine = entry
-                if DUE <= rank < IMPACT:  # a due time (or a risk time, never in a line)
+                if type(entry) is Due:  # a due time (or a risk time, never in a line)
+                    at, rank, customer, index, key, instance, mine = entry
                     if rank == DUE:
                         line = lines[index]
-                        if line and line[0] is entry:  # the head of its due line: the next one open takes its place
+                        if line and line[0] is instance:  # the head of its due line: the next one open takes its place
                             line.popleft()
-                            while line and not line[0][CELL][IS_OPEN]:
+                            while line and not line[0].open:
                                 line.popleft()  # decided before its due time: nothing to do, not even a heap push
                             if line:
-                                heappush(queue, line[0])
-                    if not last[IS_OPEN]:
-                        continue
-                elif track:
-                    queued = mine.queued
-                    if queued is not None:
-                        queued.discard(entry)
-                        if not queued:
-                            mine.queued = None
-                    dirty.add(last)
-                handlers[index][rank](time, third, key, last, mine)  # type: ignore[index]
+                                head = line[0]
+                                heappush(
+                                    queue,
+                                    make_entry(Due, (head.due, DUE, head.customer, index, head.key, head, head.state)),
+                                )
+                    if instance.open:
+                        handlers[index][rank](at, customer, key, instance, mine)  # type: ignore[index]
+                else:
+                    at, rank, event_id, index, key, customer, mine = entry
+                    if track:
+                        queued = mine.queued
+                        if queued is not None:
+                            queued.discard(entry)
+                            if not queued:
+                                mine.queued = None
+                        dirty.add(customer)
+                    handlers[index][rank](at, event_id, key, customer, mine)  # type: ignore[index]
             except Exception as error:
                 # A bug in a rule: this entry is dropped (put back, it would raise again at every step
                 # and stall the partition), the others are decided.
@@ -447,34 +579,36 @@ class Engine:
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark, state.held = max_at, watermark, held
         queue = state.queue
-        kept = [entry for entry in queue if DUE <= entry[1] < IMPACT or entry[2] != event_id or entry[6] is not mine]
+        kept = [entry for entry in queue if type(entry) is Due or entry.event_id != event_id or entry.state is not mine]
         if len(kept) < len(queue):
             queue[:] = kept
             heapq.heapify(queue)
         if mine.queued is not None:  # ids are unique within a customer: its entries of this id are the step's
-            mine.queued = {entry for entry in mine.queued if entry[2] != event_id} or None
+            mine.queued = {entry for entry in mine.queued if entry.event_id != event_id} or None
         if mine.is_empty():
             del state.customers[event.customer]
             self.dirty.discard(event.customer)
 
-    def _failed(self, entry: tuple, error: Exception) -> None:
+    def _failed(self, entry: Queued | Due, error: Exception) -> None:
         """Record a rule that raised on a queued event or a due time. An instance whose due time failed
         is closed undecided, so that it is neither left open for ever nor scheduled again when its
         customer's record is put back (where it would raise again)."""
-        _, rank, third, index, key, last, mine = entry
-        touchpoint = self.ids[index] if index != _IMPACT_RULE else None
-        if DUE <= rank < IMPACT:
-            customer, event_id = third, last[OPENED_BY]  # a due or risk time: the event that opened the instance
-            instance = self.rules[index].prefix + key  # type: ignore[union-attr]
-            if rank == DUE and last[IS_OPEN] and mine.open.get(instance) is last:
-                del mine.open[instance]
-                last[IS_OPEN] = False
+        index = entry.rule
+        touchpoint = self.ids[index] if index != ATTRIBUTION_RULE else None
+        customer = entry.customer
+        if type(entry) is Due:  # a due or risk time: the event that opened the instance
+            instance, mine = entry.instance, entry.state
+            event_id = instance.opened_by
+            name = self.rules[index].prefix + entry.key  # type: ignore[union-attr]
+            if entry.rank == DUE and instance.open and mine.open.get(name) is instance:
+                del mine.open[name]
+                instance.open = False
                 self.pending[index] -= 1
-                self.risky.get(index, {}).pop((customer, key), None)
+                self.risky.get(index, {}).pop((customer, entry.key), None)
                 if self.track:
                     self.dirty.add(customer)
         else:
-            customer, event_id = last, third
+            event_id = entry.event_id
         self.failures.append(Failure(DECIDE, error, event_id=event_id, customer=customer, touchpoint=touchpoint))
 
     def forget(self, before: int) -> tuple[list[str], list[str]]:
@@ -531,26 +665,27 @@ class Engine:
         mine = state.customers.pop(customer, None)
         if mine is None:
             return False
-        for instance, cell in mine.open.items():
-            cell[IS_OPEN] = False
-            index = self._index.get(instance.split(SEPARATOR, 1)[0])
+        for name, instance in mine.open.items():
+            instance.open = False
+            index = self._index.get(name.split(SEPARATOR, 1)[0])
             if index is not None:
                 self.pending[index] -= 1
+        mine.open.clear()  # (an instance names its customer's state: what they hold goes with them)
         for risky in self.risky.values():
             for pair in [pair for pair in risky if pair[0] == customer]:
                 del risky[pair]
-        # Every entry of the queue holds its customer's state last: the customer's go, and each due
-        # line keeps its head in the heap (engine.state).
-        kept = [entry for entry in state.queue if entry[6] is not mine]
+        # Every entry of the queue and every instance of a due line names its customer's state: the
+        # customer's go, and each due line keeps its head's due time in the heap (engine.state).
+        kept = [entry for entry in state.queue if entry.state is not mine]
         changed = len(kept) != len(state.queue)
-        for line in state.due_lines.values():
-            if any(entry[6] is mine for entry in line):
+        for index, line in state.due_lines.items():
+            if any(instance.state is mine for instance in line):
                 head = line[0]
-                others = [entry for entry in line if entry[6] is not mine]
+                others = [instance for instance in line if instance.state is not mine]
                 line.clear()
                 line.extend(others)
                 if line and line[0] is not head:
-                    kept.append(line[0])
+                    kept.append(self.rules[index].due_time(line[0]))  # type: ignore[union-attr]
                     changed = True
         if changed:
             state.queue[:] = kept
@@ -607,7 +742,7 @@ class Engine:
         for at, rank, event_id, touchpoint_id, key in record["queued"]:
             if rank == IMPACT and touchpoint_id == ATTRIBUTION:
                 key = tuple(key) if type(key) is list else key
-                entry = (at, rank, event_id, _IMPACT_RULE, key, customer, mine)
+                entry = Queued(at, rank, event_id, ATTRIBUTION_RULE, key, customer, mine)
                 if mine.queued is None:
                     mine.queued = set()
                 mine.queued.add(entry)
@@ -625,8 +760,7 @@ class Engine:
                 key = tuple(key) if due_rule else key[0]  # a start with its due instant (due:)
             elif rank == START and due_rule:
                 continue  # queued before its touchpoint had due: its due instant is unknown
-            index = rule.index
-            entry = (at, rank, event_id, index, key, customer, mine)
+            entry = Queued(at, rank, event_id, rule.index, key, customer, mine)
             if mine.queued is None:
                 mine.queued = set()
             mine.queued.add(entry)
@@ -737,8 +871,8 @@ class Engine:
         found = []
         for index, risky in self.risky.items():
             rule = self.rules[index]
-            for (customer, key), (cell, _) in risky.items():
-                left = rule.left(cell, watermark if watermark is not None else cell[0])  # type: ignore[union-attr]
+            for (customer, key), instance in risky.items():
+                left = rule.left(instance, watermark if watermark is not None else instance.opened_at)  # type: ignore[union-attr]
                 found.append({"touchpoint": self.ids[index], "customer_id": customer, "key": key, "left": left})
         found.sort(key=lambda item: (item["left"], item["touchpoint"], item["customer_id"], item["key"]))
         return found

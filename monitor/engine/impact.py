@@ -222,7 +222,10 @@ class Impact:
             state.days = (day,)
         else:
             floor = -1 if watermark is None else watermark // DAY
-            state.days = (*(d for d in days if d >= floor), day)
+            if len(days) == 1:  # (most customers: the day before)
+                state.days = (days[0], day) if days[0] >= floor else (day,)
+            else:
+                state.days = (*[d for d in days if d >= floor], day)
         state.active += 1
         self.active_total += 1
 

@@ -1,18 +1,16 @@
 """The semantics of each kind of touchpoint (docs/SEMANTICS.md), applied to events in event-time order.
 
 A rule never sees arrival order. The engine keeps one queue of everything that waits for the
-watermark: events, by (occurred_at, rank, event_id), and the due times of open instances, ranked after
-the events of their instant (an end at exactly S + D is in time). The rank orders roles at one
-instant (``engine.state``): a deadline's start before its end (S <= E is good), a no_repeat's repeat
-before its trigger (T < R is required).
+watermark (``engine.state``): events (``Queued``), by instant, rank and event id, and the due times of
+open instances (``Due``), ranked after the events of their instant (an end at exactly S + D is in
+time). The rank orders roles at one instant: a deadline's start before its end (S <= E is good), a
+no_repeat's repeat before its trigger (T < R is required).
 
-Queue entries are (time, rank, event_id, rule, key, customer, state) for events and
-(due, DUE, customer, rule, key, instance, state) for due times, ``state`` being the customer's
-``CustomerState``; each goes to ``handlers()[rank]`` of its rule with every item but the rank and the
-rule. An open instance is a cell, ``[opened_at, event_id, open]``, shared by the customer's ``open``
-and the instance's due time: deciding it sets ``open`` to False, so a due time whose instance was
-decided before is recognised without looking anything up. A rule files its due times in its due line
-(see ``engine.state``).
+Each entry goes to ``handlers()[rank]`` of its rule: an event's handler takes (instant, event id, key,
+customer, customer state), a due time's (due instant, customer, key, instance, customer state). An
+open instance (``Instance``) is in its customer's ``open`` and in its rule's due line: deciding it sets
+``open`` to False, so a due time whose instance was decided before is recognised without looking
+anything up (see ``engine.state``).
 """
 
 from __future__ import annotations
@@ -23,10 +21,7 @@ from heapq import heappush
 
 from ..catalog.model import Match, Touchpoint
 from .outcome import IN_TIME, MISSED, QUIET, REPEATED, Outcome
-from .state import DUE, END, REPEAT, SEPARATOR, START, TRIGGER, CustomerState
-
-OPENED_AT, OPENED_BY, IS_OPEN = 0, 1, 2  # an instance's cell
-CELL = 5  # where a due time's entry holds its instance's cell
+from .state import DUE, END, REPEAT, SEPARATOR, START, TRIGGER, CustomerState, Due, Instance, make_entry
 
 
 class WindowRule:
@@ -57,7 +52,7 @@ class WindowRule:
         queue: list,
         line: deque,
         pending: list[int],
-        count: Callable[[CustomerState, str, bool, str, int, str], None],
+        count: Callable[[CustomerState, int, bool, str, int, str], None],
         outbox: list[Outcome] | None,
     ) -> None:
         self.index = index
@@ -84,41 +79,60 @@ class WindowRule:
     def revive(self, stored: list, customer: str, key: str, state: CustomerState) -> None:
         """Put back an instance stored as [opened_at, event_id, ...] (what an SLA clock adds is not
         needed here: its touchpoint is a plain window now)."""
-        self.start(self.prefix + key, [stored[0], stored[1], True], customer, key, state)
+        opened_at = stored[0]
+        self.start(self.prefix + key, Instance(opened_at, stored[1], opened_at + self.within, customer, key, state))
 
     def open(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
-        instance = self.prefix + key
+        name = self.prefix + key
         # At most one open instance per key: an opener while one is open is ignored.
-        if instance not in state.open:
-            self.start(instance, [at, event_id, True], customer, key, state)
+        if name not in state.open:
+            self.start(name, Instance(at, event_id, at + self.within, customer, key, state))
 
-    def start(self, instance: str, cell: list, customer: str, key: str, state: CustomerState) -> None:
-        """Open an instance (or put a stored one back) and file its due time."""
-        state.open[instance] = cell
+    def start(self, name: str, instance: Instance) -> None:
+        """Open an instance (or put a stored one back) under its ``name`` and file its due time."""
+        instance.state.open[name] = instance
         self.pending[self.index] += 1
-        self.schedule((cell[OPENED_AT] + self.within, DUE, customer, self.index, key, cell, state))
+        self.schedule(instance)
 
-    def schedule(self, due: tuple) -> None:
-        """File a due time: at the end of the line when it is not before the last one, else in the heap.
-        The line's first entry is in the heap too, so that the heap always holds the next one due."""
+    def schedule(self, instance: Instance) -> None:
+        """File an instance at its due time: at the end of its line when that is not before the last
+        one's, else as a due time in the heap. The due time of the line's first instance is in the heap
+        too, so that the heap always holds the next one due."""
         line = self.line
         if not line:
-            line.append(due)
-            heappush(self.queue, due)
-        elif due >= line[-1]:
-            line.append(due)
+            line.append(instance)
+            heappush(self.queue, self.due_time(instance))
+            return
+        last = line[-1]
+        if instance.due > last.due or (  # (the order of their due times in the heap, below)
+            instance.due == last.due and (instance.customer, instance.key, instance) >= (last.customer, last.key, last)
+        ):
+            line.append(instance)
         else:
-            heappush(self.queue, due)
+            heappush(self.queue, self.due_time(instance))
 
-    def expire(self, due: int, customer: str, key: str, cell: list, state: CustomerState) -> None:
+    def due_time(self, instance: Instance) -> Due:
+        """The instance's due time, as the heap holds it."""
+        return make_entry(
+            Due, (instance.due, DUE, instance.customer, self.index, instance.key, instance, instance.state)
+        )
+
+    def expire(self, due: int, customer: str, key: str, instance: Instance, state: CustomerState) -> None:
         del state.open[self.prefix + key]
-        cell[IS_OPEN] = False
+        instance.open = False
         self.pending[self.index] -= 1
-        self.count(state, self.id, self.QUIET_IS_GOOD, customer, due, key)
+        self.count(state, self.index, self.QUIET_IS_GOOD, customer, due, key)
         if self.outbox is not None:
             self.outbox.append(
                 Outcome(
-                    self.id, self.QUIET_IS_GOOD, self.QUIET_REASON, customer, key, due, cell[OPENED_AT], cell[OPENED_BY]
+                    self.id,
+                    self.QUIET_IS_GOOD,
+                    self.QUIET_REASON,
+                    customer,
+                    key,
+                    due,
+                    instance.opened_at,
+                    instance.opened_by,
                 )
             )
 
@@ -136,30 +150,30 @@ class DeadlineRule(WindowRule):
         return self.open, None, None, self.end, self.expire, None
 
     def end(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
-        instance = self.prefix + key
-        cell = state.open.get(instance)
+        name = self.prefix + key
+        instance = state.open.get(name)
         # An end before its start (possible only when late) matches nothing.
-        if cell is None or at < cell[OPENED_AT]:
+        if instance is None or at < instance.opened_at:
             return
         # close(), inlined: the call cost a plain replay about 5% (measured side by side).
-        del state.open[instance]
-        cell[IS_OPEN] = False
+        del state.open[name]
+        instance.open = False
         self.pending[self.index] -= 1
-        opened_at = cell[OPENED_AT]
+        opened_at = instance.opened_at
         in_time = at - opened_at <= self.within  # always, unless the end itself was late
-        self.count(state, self.id, in_time, customer, at if in_time else opened_at + self.within, key)
+        self.count(state, self.index, in_time, customer, at if in_time else opened_at + self.within, key)
         if self.outbox is not None:
             reason = IN_TIME if in_time else MISSED
             self.outbox.append(
                 Outcome(
-                    self.id, in_time, reason, customer, key, at, opened_at, cell[OPENED_BY], event_id, at - opened_at
+                    self.id, in_time, reason, customer, key, at, opened_at, instance.opened_by, event_id, at - opened_at
                 )
             )
 
     def close(
         self,
-        instance: str,
-        cell: list,
+        name: str,
+        instance: Instance,
         in_time: bool,
         elapsed: int,
         due: int,
@@ -171,15 +185,24 @@ class DeadlineRule(WindowRule):
     ) -> None:
         """Decide an instance at its end: ``in_time`` or not, after ``elapsed`` (what ``end`` does inline);
         the outcome's instant is the end's, or when missed the due instant, ``due``."""
-        del state.open[instance]
-        cell[IS_OPEN] = False
+        del state.open[name]
+        instance.open = False
         self.pending[self.index] -= 1
-        self.count(state, self.id, in_time, customer, at if in_time else due, key)
+        self.count(state, self.index, in_time, customer, at if in_time else due, key)
         if self.outbox is not None:
             reason = IN_TIME if in_time else MISSED
             self.outbox.append(
                 Outcome(
-                    self.id, in_time, reason, customer, key, at, cell[OPENED_AT], cell[OPENED_BY], event_id, elapsed
+                    self.id,
+                    in_time,
+                    reason,
+                    customer,
+                    key,
+                    at,
+                    instance.opened_at,
+                    instance.opened_by,
+                    event_id,
+                    elapsed,
                 )
             )
 
@@ -197,15 +220,15 @@ class NoRepeatRule(WindowRule):
         return self.repeat, self.open, None, None, self.expire, None
 
     def repeat(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
-        instance = self.prefix + key
-        cell = state.open.get(instance)
-        if cell is None or at <= cell[OPENED_AT]:
+        name = self.prefix + key
+        instance = state.open.get(name)
+        if instance is None or at <= instance.opened_at:
             return
-        del state.open[instance]
-        cell[IS_OPEN] = False
+        del state.open[name]
+        instance.open = False
         self.pending[self.index] -= 1
-        self.count(state, self.id, False, customer, at, key)
+        self.count(state, self.index, False, customer, at, key)
         if self.outbox is not None:
             self.outbox.append(
-                Outcome(self.id, False, REPEATED, customer, key, at, cell[OPENED_AT], cell[OPENED_BY], event_id)
+                Outcome(self.id, False, REPEATED, customer, key, at, instance.opened_at, instance.opened_by, event_id)
             )

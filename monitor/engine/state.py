@@ -3,8 +3,9 @@
 Events are partitioned by customer live, and an instance is identified by its key *within one
 customer's events*, so everything an event can change belongs to its customer:
 
-- ``CustomerState.open``: "touchpoint-id/key" -> [opened_at, event_id, True] of each undecided instance
-  (the instance's cell, see ``engine.rules``; an SLA clock's cell holds more, see ``engine.clock``);
+- ``CustomerState.open``: "touchpoint-id/key" (the instance's name) -> the ``Instance`` of each
+  undecided instance: when and by which event it opened, and whether it is still open (an SLA
+  clock's holds more, see ``engine.clock``);
 - ``CustomerState.seen``: event_id -> occurred_at, for duplicates;
 - ``CustomerState.queued``: the customer's events waiting in the queue for the watermark (kept only
   when the engine tracks customers);
@@ -17,11 +18,12 @@ Containers hold strings and numbers only, where they can: the garbage collector 
 alone, which keeps a replay of millions of events from spending its time in collections.
 
 What is shared is derived: the queue of what waits for the watermark, and the clock, whose largest
-event time is the newest ``seen`` entry. The queue is a heap of the customers' queued events plus one
-due line per rule: the due times of its open instances, in order. Instances open in event-time order,
-so a rule's due times mostly arrive sorted and join the end of its line; only the line's first entry
-sits in the heap, which stays as small as the events within the lateness instead of holding every open
-instance. A due time that arrives out of order (a late event, a restored record) goes into the heap.
+event time is the newest ``seen`` entry. The queue is a heap of the customers' queued events
+(``Queued``) and of due times (``Due``), plus one due line per rule: its open instances, by due time.
+Instances open in event-time order, so a rule's due times mostly arrive sorted and its instances join
+the end of its line; only the due time of the line's first instance sits in the heap, which stays as
+small as the events within the lateness instead of holding every open instance. A due time that
+arrives out of order (a late event, a restored record, an SLA clock resumed) goes into the heap.
 ``record()`` and ``load()`` turn one customer's part into a JSON-ready record and back.
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Ranks in the queue, the order of what happens at one instant: a deadline's start, its pauses and
 # resumes, its end (a no_repeat's repeat, then its trigger); then due times, then risk times; then the
@@ -39,17 +42,95 @@ DUE = 4
 RISK = 5
 IMPACT = 6
 ATTRIBUTION = ""  # the touchpoint id a stored impact entry names (it belongs to none)
+ATTRIBUTION_RULE = -1  # the rule of a leaving or an answer in the queue (Queued.rule): the last of the handlers
 RECORD_VERSION = 2  # records of version 1 ranked a deadline's end 1 and due times 2
 SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key in CustomerState.open
+
+
+class Instance:
+    """An undecided instance of a deadline or no_repeat touchpoint, in its customer's ``open`` and in
+    its rule's due line (or the heap: ``WindowRule.schedule``). Deciding it sets ``open`` to False, so
+    that a due time whose instance was decided before is recognised without looking anything up."""
+
+    __slots__ = ("customer", "due", "key", "open", "opened_at", "opened_by", "state")
+
+    def __init__(
+        self, opened_at: int, opened_by: str, due: int | None, customer: str, key: str, state: CustomerState
+    ) -> None:
+        self.opened_at = opened_at
+        self.opened_by = opened_by  # the id of the event that opened it
+        self.open = True
+        self.due = due  # the instant it was filed at (its due time), None until it is
+        self.customer = customer
+        self.key = key
+        self.state = state  # its customer's
+
+    def clock_record(self) -> tuple:
+        """What a stored record keeps of it beyond when and by which event it opened: nothing here, an
+        SLA clock's due instant, time spent and running start (engine.clock)."""
+        return ()
+
+    # Due times compare as tuples, up to their instance only when two instances of one name are due at
+    # one instant (a late start after the first was decided): then by their fields, in order.
+    def fields(self) -> tuple:
+        return self.opened_at, self.opened_by, self.open
+
+    def __lt__(self, other: Instance) -> bool:
+        return self.fields() < other.fields()
+
+    def __le__(self, other: Instance) -> bool:
+        return self.fields() <= other.fields()
+
+    def __gt__(self, other: Instance) -> bool:
+        return self.fields() > other.fields()
+
+    def __ge__(self, other: Instance) -> bool:
+        return self.fields() >= other.fields()
+
+
+class Queued(NamedTuple):
+    """An event waiting in the queue for the watermark, for one rule's role (or to be attributed).
+
+    Entries compare as tuples: by instant, then rank, then event id (then rule and key), which is the
+    order the rules see them in."""
+
+    at: int
+    rank: int
+    event_id: str
+    rule: int  # the rule's index in Engine.rules; ATTRIBUTION_RULE for a leaving or an answer
+    # The instance key; a start whose deadline has ``due:``, (key, its due instant); an answer,
+    # (survey, score, the fingerprint of the instance it is about or 0); a leaving, "".
+    key: str | tuple
+    customer: str
+    state: CustomerState
+
+
+class Due(NamedTuple):
+    """An open instance's due time (rank DUE), or an SLA clock's risk time (rank RISK), in the queue:
+    after the events of its instant, then by customer, rule and key."""
+
+    at: int
+    rank: int
+    customer: str
+    rule: int  # the rule's index in Engine.rules
+    key: str
+    instance: Instance
+    state: CustomerState
+
+
+#: Builds an entry as ``make_entry(Queued, (at, rank, ...))``: a tuple of the entry's class, without the
+#: Python-level ``__new__`` of a NamedTuple (half the cost, on the hot path: an entry per event filed
+#: and per instance opened).
+make_entry = tuple.__new__
 
 
 class CustomerState:
     __slots__ = ("active", "bad", "days", "good", "impact", "open", "queued", "recent", "said", "seen")
 
     def __init__(self) -> None:
-        self.open: dict[str, list] = {}
+        self.open: dict[str, Instance] = {}
         self.seen: dict[str, int] = {}
-        self.queued: set[tuple] | None = None  # None when empty, as good and bad: most customers have none
+        self.queued: set[Queued] | None = None  # None when empty, as good and bad: most customers have none
         self.good: dict[str, int] | None = None
         self.bad: dict[str, int] | None = None
         self.recent: tuple[int, ...] | None = None  # the marks of its recent outcomes (engine.impact)
@@ -65,7 +146,8 @@ class CustomerState:
             "v": RECORD_VERSION,
             # [touchpoint, key, opened_at, event_id], and an SLA clock's [due, spent, since] (engine.clock)
             "open": [
-                [*instance.split(SEPARATOR, 1), cell[0], cell[1], *cell[3:6]] for instance, cell in self.open.items()
+                [*name.split(SEPARATOR, 1), instance.opened_at, instance.opened_by, *instance.clock_record()]
+                for name, instance in self.open.items()
             ],
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(
@@ -76,7 +158,7 @@ class CustomerState:
                     touchpoint_ids[rule] if rank != IMPACT else ATTRIBUTION,
                     list(key) if type(key) is tuple else key,
                 ]
-                for at, rank, event_id, rule, key, _, _ in queued
+                for at, rank, event_id, rule, key, _, _ in queued  # (Queued)
             ),
             "good": dict(self.good or {}),
             "bad": dict(self.bad or {}),
@@ -89,8 +171,8 @@ class CustomerState:
 @dataclass
 class EngineState:
     customers: dict[str, CustomerState] = field(default_factory=dict)
-    queue: list[tuple] = field(default_factory=list)  # a heap
-    due_lines: dict[int, deque[tuple]] = field(default_factory=dict)  # rule index -> its due times, sorted
+    queue: list[Queued | Due] = field(default_factory=list)  # a heap
+    due_lines: dict[int, deque[Instance]] = field(default_factory=dict)  # rule index -> its instances, by due time
     max_at: int | None = None
     min_at: int | None = None  # the first data: the earliest occurred_at judged (a state warms up from it)
     watermark: int | None = None
