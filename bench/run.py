@@ -17,7 +17,9 @@ and one pre-produced set of source topics serve every Kafka measurement:
 7. scaling: 2 workers against 1, same topics (4 partitions);
 8. state: memory and scrape after a million customers gone quiet, restart with a million stored, and
    memory catching up days of backlog (bench/state.py);
-9. impact: the customers attribution holds a day on, and their bytes (bench/impact.py).
+9. impact: the customers attribution holds a day on, and their bytes (bench/impact.py);
+10. customers held by the worker's partitions, memory store against the RocksDB store: memory held and
+    once quiet, and the rate (bench/held.py).
 
 Prints a markdown table and writes the figures as JSON. ``--smoke`` runs everything tiny, for the test
 suite: it checks that the benchmarks still run, not how fast.
@@ -37,6 +39,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from bench import held as held_state
 from bench import impact, latency, memory, pipeline, replay_throughput, state
 from monitor.catalog import load_catalog
 from tpmon.broker import LocalKafka, free_port
@@ -155,6 +158,15 @@ def run(args: argparse.Namespace) -> dict:
             f"({held['impact_bytes_per_held_customer']:,.0f} B of impact)",
         )
         results["impact"] = held
+
+        customers = held_state.measure(args.held_customers)
+        for row in customers:
+            step(
+                f"10 {row['scenario']} held, {row['variant']} store",
+                f"{row['held']:,} held ({row['in_memory']:,} in memory): {row['held_mib']} MiB, "
+                f"{row['quiet_mib']} MiB once quiet (idle {row['idle_mib']}), {row['events_per_s']:,} ev/s",
+            )
+        results["held"] = customers
     finally:
         if broker is not None:
             broker.stop()
@@ -263,6 +275,7 @@ def main() -> None:
     parser.add_argument(
         "--restart-customers", default="20000,200000", help="customers held for the restart measures (a day each)"
     )
+    parser.add_argument("--held-customers", type=int, default=1_000_000, help="customers held by the partitions (10)")
     parser.add_argument("--backlog-days", type=int, default=10, help="days of simulated backlog")
     parser.add_argument("--backlog-customers", type=int, default=20_000, help="customers in the backlog")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json")
@@ -273,7 +286,7 @@ def main() -> None:
         args.events, args.replay_customers, args.rounds = 2_000, 300, 1
         args.rates, args.probe_seconds, args.memory = "200", 1.0, "1000"
         args.state_customers, args.backlog_days, args.backlog_customers = 1000, 1, 100
-        args.restart_customers = "100"
+        args.restart_customers, args.held_customers = "100", 200
     # The client retries a produce to a topic created a moment ago; its warnings about it are noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     args.rates = [int(rate) for rate in args.rates.split(",")]
