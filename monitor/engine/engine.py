@@ -447,19 +447,25 @@ class Engine:
                 for _, touchpoint_id, message in sorted(problems):  # (in catalog order)
                     self.errors.append(RuleError(touchpoint_id, event_id, message))
 
-        # The customer's first event of a UTC day counts it active (engine.impact; Impact.active, its
-        # first day inlined: most customers come on one day, and every event asks).
+        # The customer's first event of a UTC day counts it active that day (customers active, engine.impact):
+        # the days it holds are its days from the horizon's on (an event of an earlier one is late).
         day, days = at // DAY, mine.days
-        if days is None:
+        if days is None or day not in days:
             impact = self.impact
-            mine.days = (impact.names.setdefault(day, day),)
+            day = impact.names.setdefault(day, day)  # (one object for each day customers hold)
+            if days is None:
+                mine.days = (day,)
+            else:  # (_horizon, inlined)
+                queue, horizon = state.queue, state.watermark
+                if queue and horizon is not None and queue[0][0] < horizon:
+                    horizon = queue[0][0]
+                if len(days) == 1 and horizon is not None:  # (most: a day before, kept while the horizon is in it)
+                    mine.days = (days[0], day) if (days[0] + 1) * DAY > horizon else (day,)
+                else:
+                    floor = -1 if horizon is None else horizon // DAY
+                    mine.days = (*[d for d in days if d >= floor], day)
             mine.active += 1
             impact.active_total += 1
-        elif day not in days:
-            queue, horizon = state.queue, state.watermark  # (_horizon, inlined)
-            if queue and horizon is not None and queue[0][0] < horizon:
-                horizon = queue[0][0]
-            self.impact.active(mine, day, horizon)
         queue = state.queue
         if not status and held is None:  # (most steps) what is decided is what the watermark has passed
             if queue and watermark is not None and queue[0][0] <= watermark:

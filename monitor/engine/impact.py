@@ -213,22 +213,6 @@ class Impact:
             kept = sorted({*newest.values(), *ahead})
         return tuple(kept) or None
 
-    def active(self, state: CustomerState, day: int, watermark: int | None) -> None:
-        """The customer's first event of a UTC day (days since the epoch). The days before the
-        watermark's go: an event of one of them is late."""
-        day = self.names.setdefault(day, day)  # type: ignore[assignment]
-        days = state.days
-        if days is None:
-            state.days = (day,)
-        else:
-            floor = -1 if watermark is None else watermark // DAY
-            if len(days) == 1:  # (most customers: the day before)
-                state.days = (days[0], day) if days[0] >= floor else (day,)
-            else:
-                state.days = (*[d for d in days if d >= floor], day)
-        state.active += 1
-        self.active_total += 1
-
     def prune(self, state: CustomerState, watermark: int) -> bool:
         """At ``watermark``: drop the marks older than the keep and the active days before the
         watermark's (a customer still active today is held until tomorrow, so that it is counted once
