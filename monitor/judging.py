@@ -177,7 +177,11 @@ class Judging:
         """A customer not in memory: its stored record, if it has one, put back (``stored``)."""
         record = self.stored(customer)  # type: ignore[misc]
         if record is not None:
-            self.engine.load(customer, record, counted=True)
+            try:
+                self.engine.load(customer, record, counted=True)
+            except Exception:  # a record this version cannot read: nothing half put back
+                self.engine.state.customers.pop(customer, None)
+                raise
             judged.loaded.append(customer)
 
     def _report(self, position: int, report: Report, judged: Judged) -> None:
@@ -221,14 +225,16 @@ class Judging:
         outbox = self.engine.outbox
         if not outbox:
             return
-        journeys = self.journeys
-        if journeys is not None:
-            for outcome in outbox:
-                journeys.add_outcome(outcome)
-        if self.measured:
+        if self.measured:  # (counted before they are filed: a journey that raises loses no figure)
             self._measure(judged, outbox)
         judged.outcomes.extend(outbox)
-        outbox.clear()
+        journeys = self.journeys
+        try:
+            if journeys is not None:
+                for outcome in outbox:
+                    journeys.add_outcome(outcome)
+        finally:
+            outbox.clear()
 
     def _counts_of(self, judged: Judged, customer: str) -> tally.Counts:
         key = customer if self.per_customer else ""

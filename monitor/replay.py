@@ -120,11 +120,12 @@ class Replay:
                     others.append(len(chunk))
                 chunk.append(item)
                 if len(chunk) == CHUNK:
-                    self._take(chunk, judging.batch(events), others)
+                    taken = chunk, events, others
                     chunk, events, others = [], [], []
+                    self._take(taken[0], judging.batch(taken[1]), taken[2])
+            self._take(chunk, judging.batch(events), others)
         finally:
             self.lines = lines
-            self._take(chunk, judging.batch(events), others)
 
     def _take(self, chunk: list[tuple[int, bytes, object]], judged: Judged, others: list[int]) -> None:
         """Count what the core judged of a chunk, and keep its lines that are not judged events (rejects,

@@ -35,6 +35,7 @@ while deciding, a timer) collect in ``failures``, for the app to log and count.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from bisect import insort
@@ -517,7 +518,10 @@ class Partitions:
                 self._failed(self.owned.get(number), failure)
 
         for number, (judged, touched) in taken.items():
-            self._write(self.owned[number], judged, touched, record_failed)
+            part = self.owned[number]
+            # (the batch's customers all as recent: in a set's order, which a hash seed changes, they would
+            # be unloaded in a different order by each process)
+            self.keep_in_memory(part, sorted(self._write(part, judged, touched, record_failed)[0]))
         for item, failure in failed.items():  # counted before the partition's record stores the counts
             number, _, event, _, _ = batch[item]
             part = self.owned.get(number)
@@ -576,11 +580,11 @@ class Partitions:
             return None
         try:
             record = orjson.loads(value)
-            if record.get("partition", part.number) != part.number:
-                return None  # another partition's customer (a request to forget asks every partition)
-        except Exception as error:
-            record = None
+        except Exception as error:  # (not counted on disk at the restore either: it starts again)
             self._failed(part, Failure(RESTORE, error, customer=customer))
+            return None
+        if record.get("partition", part.number) != part.number:
+            return None  # another partition's customer (a request to forget asks every partition)
         part.on_disk -= 1
         return record
 
@@ -644,12 +648,15 @@ class Partitions:
         read = 0
         for customer, value in itertools.islice(part.journey_sweep, SWEEP_AT_ONCE):
             read += 1
-            try:
+            with contextlib.suppress(Exception):  # (unreadable: read again below)
                 if _journey_last_at(value) >= before:
                     continue
-                # (the sweep reads what the store held when it began: the journey may have been written since)
-                value = self.journey_store.get(customer, part.number)
-                if value is None or _journey_last_at(value) >= before:
+            # (the sweep reads what the store held when it began: the journey may have been written since)
+            value = self.journey_store.get(customer, part.number)
+            if value is None:
+                continue
+            try:
+                if _journey_last_at(value) >= before:
                     continue
             except Exception as error:  # a stored journey this version cannot read: it goes
                 self._failed(part, Failure(RESTORE, error, customer=customer))
@@ -658,10 +665,11 @@ class Partitions:
         if read < SWEEP_AT_ONCE:
             part.journey_sweep = None  # round them all: the next sweep starts again
 
-    def _settle(self, part: Partition) -> None:
-        """What the engine decided or changed outside a batch (retention), taken in and written."""
+    def _settle(self, part: Partition) -> tuple[set[str], set[str]]:
+        """What the engine decided or changed outside a batch (retention), taken in and written; returns
+        what ``_write`` does."""
         judged = part.judging.settle()  # type: ignore[union-attr]
-        self._write(part, judged, self._take(part, judged))
+        return self._write(part, judged, self._take(part, judged))
 
     def _write(
         self,
@@ -669,26 +677,28 @@ class Partitions:
         judged: Judged,
         touched: dict[str, Journey],
         record_failed: Callable[[int, Failure], None] | None = None,
-    ) -> None:
+    ) -> tuple[set[str], set[str]]:
         """Write every changed record: the customers' the core says changed, and the journeys touched. A
         record that cannot be written is reported (to ``record_failed``, else in ``failures``) and the
-        others are written."""
+        others are written. Returns the customers changed or put back whose records are stored, and those
+        whose records could not be written (they stay in memory: ``keep_in_memory`` is given the others)."""
         deltas = judged.counts
         writes = [(customer, self._write_customer) for customer in judged.changed]
         writes += [(customer, self._write_journey) for customer in touched]
+        unwritten = set()
         for customer, write in writes:
             try:
                 write(part, customer, touched, deltas)
             except Exception as error:
+                unwritten.add(customer)
+                part.quiet.pop(customer, None)  # (its record says less than its state: never unloaded so)
                 failure = Failure(RECORD, error, customer=customer)
                 if record_failed is None:
                     self._failed(part, failure)
                 else:
                     record_failed(part.number, failure)
         part.journeys.keep_recent(self.journey_cache)
-        # (the batch's customers all as recent: in a set's order, which a hash seed changes, they would be
-        # unloaded in a different order by each process)
-        self.keep_in_memory(part, sorted({*judged.changed, *judged.loaded}))
+        return {*judged.changed, *judged.loaded} - unwritten, unwritten
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
         """A failure of no message: for the app to log; counted in its partition, when it has one."""
@@ -708,11 +718,15 @@ class Partitions:
                 continue
             high = max(part.peak, len(engine.state.customers))
             try:
-                loaded = self._sweep(part, watermark - self.retention)
+                loaded = set(self._sweep(part, watermark - self.retention))
+                stored: set[str] = set()
+                unwritten: set[str] = set()
                 for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
                     if freed:  # the counts first, naming whom they come from; then the deletions
                         self._write_state(part, freeing=freed)
-                    self._settle(part)
+                    written, failed = self._settle(part)  # (none unloaded while the pass goes on: below)
+                    stored |= written
+                    unwritten |= failed
                 mark = engine.mark()
                 if mark is not None:  # (a window back more: what is decided may be held back for history)
                     tally.drop_windows_before(
@@ -720,7 +734,7 @@ class Partitions:
                     )
                 self._expire_journeys(part, watermark - self.journey_age)
                 self._write_state(part)
-                self.keep_in_memory(part, loaded)
+                self.keep_in_memory(part, sorted((stored | loaded) - unwritten))
                 now = len(engine.state.customers)
                 if high >= COMPACT_FROM and now < high // 2:
                     engine.compact()

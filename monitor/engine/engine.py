@@ -639,6 +639,8 @@ class Engine:
         now = self._horizon()
         now = before if now is None else now
         for customer, mine in list(customers.items()):
+            if customers.get(customer) is not mine:
+                continue  # gone since the pass began (unloaded or erased: the caller's)
             seen = mine.seen
             old = [event_id for event_id, at in seen.items() if at < before]
             if not old and seen:
