@@ -40,8 +40,10 @@ only, and ends with the local data equal to the changelog's. The rule that keeps
 - **A checkpoint beyond the changelog's end** (the topic was deleted and created again, or cut short)
   is detected by the recovery (streams.seam), which empties the partition and reads it whole.
 
-Nothing here knows Faust or Kafka: the Faust store that adapts it (``DiskStore``) and the delivery's
-hooks (``CheckpointingOutbox``, ``RecordingProducer``) are at the end.
+``DiskTable`` knows nothing of Faust or Kafka. Beside it: ``DiskTableStore``, a table on disk as
+``streams.partitions.Store``; ``DiskStore``, Faust's side of it (where a recovery starts, what it reads);
+and the delivery's hooks that tell it what the changelogs hold (``CheckpointingOutbox``,
+``RecordingProducer``). docs/STATE.md says all this for operators.
 """
 
 from __future__ import annotations
@@ -73,8 +75,6 @@ MAX_AGE = 23 * 3600.0
 # RocksDB's memory: a block cache shared by a worker's tables, and each table's write buffers.
 BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024
-
-
 STATE_KEY = b"\xffpartition/"  # + the partition: its own record in the customers table (not UTF-8)
 
 

@@ -452,3 +452,41 @@ def test_a_table_on_disk_is_faust_s_store_of_it_and_recovery_starts_from_its_che
     store.apply_changelog_batch([Event(0, b"a", b"1"), Event(1, b"b", b"2"), Event(2, b"a", None)], None, None)
     assert table.persisted_offset(mine) == 2 and list(store.disk.items(0)) == [(b"b", b"2")]
     disks["customers"].close()
+
+
+def test_a_checkpoint_beyond_its_changelog_s_end_empties_the_partition_to_be_read_whole(tmp_path):
+    """The changelog was cut short, or deleted and created again: the local copy may hold what it does
+    not. Faust would stop the worker (ConsistencyError); the recovery empties the partition instead."""
+    import faust
+    from faust.types import TP
+
+    from streams import seam
+
+    disks = open_tables(tmp_path, ["customers"])
+    app = faust.App("t", store="memory://", TableManager=seam.SeekFirstTableManager)
+    table = app.Table(
+        "customers",
+        key_type=bytes,
+        value_type=bytes,
+        store=f"{seam.DISK_STORE}://customers",
+        options={"disk": disks["customers"]},
+    )
+    disk = disks["customers"]
+    disk.take([0, 1])
+    disk.restore(0, [(0, b"a", b"1"), (41, b"b", b"2")])
+    disk.restore(1, [(7, b"c", b"3")])
+    topic = table.changelog_topic.get_topic_name()
+    cut, kept = TP(topic, 0), TP(topic, 1)
+    recovery = app.tables.recovery
+    for tp in (cut, kept):
+        recovery.tp_to_table[tp] = table
+        recovery.active_offsets[tp] = table.persisted_offset(tp)
+
+    class Consumer:
+        async def highwaters(self, *tps):  # type: ignore[no-untyped-def]
+            return {cut: 3, kept: 20}  # end offsets: partition 0 holds 3 records, not 42
+
+    asyncio.run(recovery._build_highwaters(Consumer(), {cut, kept}, recovery.active_highwaters, "active"))
+    assert recovery.active_offsets[cut] == -1 and list(disk.items(0)) == [] and disk.checkpoint(0) == -1
+    assert recovery.active_offsets[kept] == 7 and list(disk.items(1)) == [(b"c", b"3")]
+    disk.close()
