@@ -1,0 +1,71 @@
+"""Quiet customers unloaded to the store (streams.partitions, "Customers on disk"): never at a moment
+that would make a figure untrue."""
+
+from __future__ import annotations
+
+import orjson
+
+import streams.partitions as partitions_module
+from monitor.durations import parse_duration
+from monitor.watermark import Report
+from streams.partitions import MemoryStore, Partitions
+from streams.views import Views
+from tests.builders import BASE, event
+
+DAY = 86_400 * 1_000_000
+
+
+def bill(customer: str, at: int, name: str, good: bool = False):  # type: ignore[no-untyped-def]
+    return event("bill.issued", at, customer, bill_id=name, amount=10.0 if good else 12.0, expected_amount=10.0)
+
+
+def new(catalog, customers, journeys, in_memory):  # type: ignore[no-untyped-def]
+    return Partitions(catalog, customers, journeys, retention=parse_duration("24h"), in_memory=in_memory)
+
+
+def test_no_customer_is_unloaded_while_retention_frees_them(catalog, monkeypatch):
+    """Retention frees a chunk at a time and writes each chunk; the share of memory halving meanwhile (a
+    partition more) must not unload the customers the pass has not reached: it would fold the counts
+    of a copy, or delete a live record."""
+    monkeypatch.setattr(partitions_module, "FREE_AT_ONCE", 1)
+    customers, journeys = MemoryStore(), MemoryStore()
+    live = new(catalog, customers, journeys, in_memory=4)
+    live.handle_batch([(0, n, bill(c, 0, f"b{c}"), "in", n) for n, c in enumerate(("f", "a1", "a2"))])
+    live.handle_batch([(0, 10, Report(0, {"in": (BASE + 400 * DAY, False, 0)}, ("in",)), None, -1)])
+    assert Views(live).counts()["bill-correct"] == [0, 3]
+    live.adopt([1])  # a partition more: the share of each halves
+    live.forget()
+    assert live.failures == []
+    assert Views(live).counts()["bill-correct"] == [0, 3] and Views(live).customers_held() == {0: 0, 1: 0}
+    again = new(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes), 4)
+    again.adopt([0])
+    assert Views(again).counts()["bill-correct"] == [0, 3]
+
+
+class FailingStore(MemoryStore):
+    """A store that refuses to write c1's record while ``fail`` is set."""
+
+    fail = False
+
+    def put(self, partition: int, key: str, value: bytes | None) -> None:
+        if self.fail and key == "c1" and value is not None:
+            raise OSError("disk full")
+        super().put(partition, key, value)
+
+
+def test_a_customer_whose_record_could_not_be_written_stays_in_memory(catalog):
+    """Its stored record says less than its state: unloaded, it would come back without what the
+    record missed (the event it judged could be judged again)."""
+    customers, journeys = FailingStore(), MemoryStore()
+    live = new(catalog, customers, journeys, in_memory=1)
+    live.handle_batch([(0, 0, bill("c1", 0, "b1"), "in", 0)])
+    customers.fail = True
+    second = bill("c1", 1, "b2")
+    handled = live.handle_batch([(0, 1, second, "in", 1), (0, 2, bill("c2", 2, "b3", good=True), "in", 2)])
+    customers.fail = False
+    assert [failure.stage for _, failure in handled.failed] == ["record"]
+    part = live.partition(0)
+    assert "c1" in part.engine.state.customers  # not unloaded, though beyond the share
+    live.handle_batch([(0, 3, second, "in2", 0)])  # the same event again, from another input: a duplicate
+    assert Views(live).counts()["bill-correct"] == [1, 2]
+    assert orjson.loads(customers.get("c1"))["seen"]  # written once it could be (the duplicate changed nothing)
