@@ -133,6 +133,7 @@ class Engine:
         own_clock: bool = True,
         retention: int | None = None,
         fair: bool = False,
+        count_active: bool = True,
     ) -> None:
         self.catalog = catalog
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
@@ -145,6 +146,9 @@ class Engine:
         # Live, ids are remembered for ``retention`` behind the watermark (``forget``): an event older
         # than that could be one already judged whose id is forgotten, so it is refused, never judged.
         self.retention = retention
+        # Whether customers active are counted (``customers_active``: the live churn base, its metric); a
+        # replay, whose churn lift counts its input's customers, can do without.
+        self.count_active = count_active
         self.track = track
         self.own_clock = own_clock
         self.outcomes = outcomes
@@ -449,23 +453,24 @@ class Engine:
 
         # The customer's first event of a UTC day counts it active that day (customers active, engine.impact):
         # the days it holds are its days from the horizon's on (an event of an earlier one is late).
-        day, days = at // DAY, mine.days
-        if days is None or day not in days:
-            impact = self.impact
-            day = impact.names.setdefault(day, day)  # (one object for each day customers hold)
-            if days is None:
-                mine.days = (day,)
-            else:  # (_horizon, inlined)
-                queue, horizon = state.queue, state.watermark
-                if queue and horizon is not None and queue[0][0] < horizon:
-                    horizon = queue[0][0]
-                if len(days) == 1 and horizon is not None:  # (most: a day before, kept while the horizon is in it)
-                    mine.days = (days[0], day) if (days[0] + 1) * DAY > horizon else (day,)
-                else:
-                    floor = -1 if horizon is None else horizon // DAY
-                    mine.days = (*[d for d in days if d >= floor], day)
-            mine.active += 1
-            impact.active_total += 1
+        if self.count_active:
+            day, days = at // DAY, mine.days
+            if days is None or day not in days:
+                impact = self.impact
+                day = impact.names.setdefault(day, day)  # (one object for each day customers hold)
+                if days is None:
+                    mine.days = (day,)
+                else:  # (_horizon, inlined)
+                    queue, horizon = state.queue, state.watermark
+                    if queue and horizon is not None and queue[0][0] < horizon:
+                        horizon = queue[0][0]
+                    if len(days) == 1 and horizon is not None:  # (most: a day before, kept while the horizon is in it)
+                        mine.days = (days[0], day) if (days[0] + 1) * DAY > horizon else (day,)
+                    else:
+                        floor = -1 if horizon is None else horizon // DAY
+                        mine.days = (*[d for d in days if d >= floor], day)
+                mine.active += 1
+                impact.active_total += 1
         queue = state.queue
         if not status and held is None:  # (most steps) what is decided is what the watermark has passed
             if queue and watermark is not None and queue[0][0] <= watermark:
