@@ -182,7 +182,7 @@ class Engine:
         # With ``impact: {about: [...]}``, the fields of each type that name an instance (answers' and
         # conditions' events: a condition's outcome is of its event's instance).
         self._keyed = bool(catalog.about)
-        self._about = {
+        self._about_fields = {
             d.type: names
             for d in catalog.contract.events
             if (names := tuple(f.name for f in d.fields if f.name in catalog.about))
@@ -271,9 +271,9 @@ class Engine:
         else:
             self.impact.left(at, mine)
 
-    def _instance(self, event: Event) -> str | None:
+    def _about(self, event: Event) -> str | None:
         """The instance an event names through the catalog's ``about`` fields (the first set), if any."""
-        for name in self._about.get(event.kind, ()):
+        for name in self._about_fields.get(event.kind, ()):
             value = getattr(event.fields, name, None)
             if type(value) is str and value:
                 return value
@@ -294,7 +294,7 @@ class Engine:
                 if self._keyed and key:
                     mark |= fingerprint(key)
                 marks, said = mine.recent, mine.said
-                if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
+                if said is not None and said[-1].at >= at:  # (an attribution it comes before: engine.impact)
                     self.impact.add(mine, mark, self._horizon())
                 elif marks is None:
                     mine.recent = (mark,)
@@ -308,8 +308,8 @@ class Engine:
             counts = mine.bad
             if counts is None:
                 counts = mine.bad = {}
-            instance = fingerprint(key) if self._keyed and key else 0
-            before = self.impact.bad(mine, index, at, self._horizon(), instance)
+            key_print = fingerprint(key) if self._keyed and key else 0
+            before = self.impact.bad(mine, index, at, self._horizon(), key_print)
             if before is not None and self.track:
                 self.latest_bad.append((customer, touchpoint, before, at))
             self._totals[index][1] += 1
@@ -408,7 +408,7 @@ class Engine:
                         mine.queued.add(queued)
                 if actions.attribution:  # an answer's key is (survey, score, instance); a leaving's is ""
                     if actions.answer:
-                        about = self._instance(event) if self._keyed else None
+                        about = self._about(event) if self._keyed else None
                         key = (fields.survey, fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
                     else:
                         key = ""
@@ -440,9 +440,9 @@ class Engine:
                 self._take_back(event, mine, max_at, before, held)
                 raise
             if verdicts is not None:
-                instance = self._instance(event) if self._keyed else None
+                about = self._about(event) if self._keyed else None
                 for index, verdict in verdicts:
-                    self._count(mine, index, verdict, customer, at, instance)
+                    self._count(mine, index, verdict, customer, at, about)
                     if self.outcomes:
                         self.outbox.append(
                             Outcome(self.ids[index], verdict, JUDGED, customer, event_id, at, at, event_id)
@@ -561,7 +561,9 @@ class Engine:
                                 head = line[0]
                                 heappush(
                                     queue,
-                                    make_entry(Due, (head.due, DUE, head.customer, index, head.key, head, head.state)),
+                                    make_entry(
+                                        Due, (head.due, DUE, head.customer, index, head.key, head, head.customer_state)
+                                    ),
                                 )
                     if instance.open:
                         handlers[index][rank](at, customer, key, instance, mine)  # type: ignore[index]
@@ -590,7 +592,11 @@ class Engine:
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark, state.held = max_at, watermark, held
         queue = state.queue
-        kept = [entry for entry in queue if type(entry) is Due or entry.event_id != event_id or entry.state is not mine]
+        kept = [
+            entry
+            for entry in queue
+            if type(entry) is Due or entry.event_id != event_id or entry.customer_state is not mine
+        ]
         if len(kept) < len(queue):
             queue[:] = kept
             heapq.heapify(queue)
@@ -604,11 +610,11 @@ class Engine:
         """Record a rule that raised on a queued event or a due time. An instance whose due time failed
         is closed undecided, so that it is neither left open for ever nor scheduled again when its
         customer's record is put back (where it would raise again)."""
-        index = entry.rule
+        index = entry.rule_index
         touchpoint = self.ids[index] if index != ATTRIBUTION_RULE else None
         customer = entry.customer
         if type(entry) is Due:  # a due or risk time: the event that opened the instance
-            instance, mine = entry.instance, entry.state
+            instance, mine = entry.instance, entry.customer_state
             event_id = instance.opened_by
             name = self.rules[index].prefix + entry.key  # type: ignore[union-attr]
             if entry.rank == DUE and instance.open and mine.open.get(name) is instance:
@@ -687,12 +693,12 @@ class Engine:
                 del risky[pair]
         # Every entry of the queue and every instance of a due line names its customer's state: the
         # customer's go, and each due line keeps its head's due time in the heap (engine.state).
-        kept = [entry for entry in state.queue if entry.state is not mine]
+        kept = [entry for entry in state.queue if entry.customer_state is not mine]
         changed = len(kept) != len(state.queue)
         for index, line in state.due_lines.items():
-            if any(instance.state is mine for instance in line):
+            if any(instance.customer_state is mine for instance in line):
                 head = line[0]
-                others = [instance for instance in line if instance.state is not mine]
+                others = [instance for instance in line if instance.customer_state is not mine]
                 line.clear()
                 line.extend(others)
                 if line and line[0] is not head:
