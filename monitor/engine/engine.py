@@ -86,7 +86,8 @@ class Condition:
 @dataclass(frozen=True, slots=True)
 class Role:
     """File the event in the queue for the rule at ``index``, at ``rank`` (its role: a start, an end,
-    a trigger...), keyed by its field ``key_field`` (when ``where`` lets it)."""
+    a trigger...), keyed by its field ``key_field`` (when ``where`` lets it). A leaving or an answer is
+    filed to be attributed (rule ATTRIBUTION_RULE, rank IMPACT), keyed as ``Engine._attribute`` reads."""
 
     position: int
     index: int
@@ -103,13 +104,15 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class Actions:
-    """Everything an event of one type sets off: its roles are filed, then it is filed to be attributed
-    (a leaving, or with ``answer`` a survey answer), then its conditions are judged."""
+    """Everything an event of one type sets off: its roles are filed, then its conditions are judged."""
 
     roles: tuple[Role, ...]
-    attribution: bool
-    answer: bool
     conditions: tuple[Condition, ...]
+
+
+def _leaving(fields: object) -> str:
+    """A leaving's key in the queue: none."""
+    return ""
 
 
 def _reach(window: Window) -> int:
@@ -238,15 +241,16 @@ class Engine:
                     actions.append(role)
         # Leavings and answers wait for the watermark too, to be attributed in event-time order.
         contract = self.catalog.contract
-        attributed = contract.left | contract.answers
+        for event_type in sorted(contract.left | contract.answers):
+            actions = found.setdefault(event_type, [])
+            key_of = self._answer_key(event_type) if event_type in contract.answers else _leaving
+            actions.append(Role(len(actions), ATTRIBUTION_RULE, ATTRIBUTION, None, "", False, key_of, IMPACT, None))
         self.dispatch = {
             event_type: Actions(
-                tuple(action for action in found.get(event_type, ()) if type(action) is Role),  # type: ignore[misc]
-                event_type in attributed,
-                event_type in contract.answers,
-                tuple(action for action in found.get(event_type, ()) if type(action) is Condition),  # type: ignore[misc]
+                tuple(action for action in actions if type(action) is Role),  # type: ignore[misc]
+                tuple(action for action in actions if type(action) is Condition),  # type: ignore[misc]
             )
-            for event_type in sorted(found.keys() | attributed)
+            for event_type, actions in sorted(found.items())
         }
         self.handlers: list[tuple[Callable | None, ...] | None] = [
             None if rule is None else rule.handlers() for rule in self.rules
@@ -262,6 +266,20 @@ class Engine:
         kinds = {f.name: f.kind for f in declared.required} | {field: kind for field, kind in COMMON}
         kind = kinds.get(name)
         return kind is STRING or (kind is not None and bool(kind.allowed) and all(kind.allowed))
+
+    def _answer_key(self, event_type: str) -> Callable[[object], tuple]:
+        """What keys an answer of the type in the queue: (survey, score, the fingerprint of the instance
+        it is about through the catalog's ``about`` fields, the first set, or 0)."""
+        names = self._about_fields.get(event_type, ()) if self._keyed else ()
+
+        def key_of(fields: object) -> tuple:
+            for name in names:
+                about = getattr(fields, name, None)
+                if type(about) is str and about:
+                    return fields.survey, fields.score, fingerprint(about)  # type: ignore[attr-defined]
+            return fields.survey, fields.score, 0  # type: ignore[attr-defined]
+
+        return key_of
 
     def _attribute(self, at: int, event_id: str, key: str | tuple, customer: str, mine: CustomerState) -> None:
         """A leaving (key "") or an answer (key (survey, score, the fingerprint of the instance it is
@@ -371,10 +389,9 @@ class Engine:
 
         actions = self.dispatch.get(event.kind)
         if actions is not None:
-            queue = state.queue
+            queue, fields = state.queue, event.fields
             verdicts = None  # conditions' verdicts, (index, good), counted once every action is judged
             problems = None  # rule errors, (position, touchpoint, message), filed then
-            fields = event.fields
             try:
                 for role in actions.roles:
                     where = role.where
@@ -401,18 +418,6 @@ class Engine:
                             continue
                         key = (key, instant)
                     queued = make_entry(Queued, (at, role.rank, event_id, role.index, key, customer, mine))
-                    heappush(queue, queued)
-                    if track:
-                        if mine.queued is None:
-                            mine.queued = set()
-                        mine.queued.add(queued)
-                if actions.attribution:  # an answer's key is (survey, score, instance); a leaving's is ""
-                    if actions.answer:
-                        about = self._about(event) if self._keyed else None
-                        key = (fields.survey, fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
-                    else:
-                        key = ""
-                    queued = make_entry(Queued, (at, IMPACT, event_id, ATTRIBUTION_RULE, key, customer, mine))
                     heappush(queue, queued)
                     if track:
                         if mine.queued is None:
