@@ -1,6 +1,7 @@
 """A customer base over weeks, as a replay of history reads it: the file of issue 33's replay figures.
 
-    python -m bench.month OUT [--customers 30000] [--days 20] [--seed 33]
+    python -m bench.month OUT [--customers 30000] [--days 20] [--seed 33]   # writes the file
+    python -m bench.month --measure [--rounds 3]                           # replays it (make bench does)
 
 The simulator (``monitor.simulate``) follows each customer through one journey in hours; a replay of
 history reads something else: a base of customers over weeks, each with orders, bills, calls and
@@ -18,12 +19,15 @@ a few sent twice.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 SECOND = 1_000_000  # microseconds
@@ -178,13 +182,34 @@ def write(path: Path, customers: int = 30_000, days: int = 20, seed: int = 33) -
     return len(found)
 
 
+def measure(path: Path, rounds: int, catalog, customers: int = 30_000, days: int = 20) -> dict:  # type: ignore[no-untyped-def]
+    """The replay core against the bare parse + dict loop over the file at ``path`` (written first if
+    missing), alternating round by round, and `tpmon replay --json` once (bench.replay_throughput)."""
+    from bench import replay_throughput
+
+    if not path.exists():
+        write(path, customers, days)
+    return {"customers": customers, "days": days, **replay_throughput.rates(path, rounds, catalog)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, nargs="?", help="write the file here")
     parser.add_argument("--customers", type=int, default=30_000)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--seed", type=int, default=33)
+    parser.add_argument("--measure", action="store_true", help="replay the file (bench/results/, written if missing)")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.measure:
+        from monitor.catalog import load_catalog
+
+        path = ROOT / "bench" / "results" / f"month-{args.customers}-{args.days}d.jsonl"
+        result = measure(path, args.rounds, load_catalog(ROOT / "rules"), args.customers, args.days)
+        print(json.dumps(result, indent=2))
+        return
+    if args.out is None:
+        parser.error("say where to write the file, or --measure")
     written = write(args.out, args.customers, args.days, args.seed)
     print(f"{written:,} lines from {args.customers:,} customers over {args.days} days (seed {args.seed}) -> {args.out}")
 

@@ -108,6 +108,12 @@ def measure(path: Path, customers: int, rounds: int, catalog, clocked=None) -> d
         with path.open("wb") as stream:
             for line in simulation.lines():
                 stream.write(line + b"\n")
+    return rates(path, rounds, catalog, clocked)
+
+
+def rates(path: Path, rounds: int, catalog, clocked=None) -> dict:  # type: ignore[no-untyped-def]
+    """Both loops over the file at ``path``, alternating round by round (and the replay on ``clocked``,
+    a catalog on SLA clocks, in the same rounds), then `tpmon replay --json` once, start-up included."""
     bare_rates, replay_rates, clocked_rates = [], [], []
     lines = 0
     for _ in range(rounds):

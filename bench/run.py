@@ -1,8 +1,8 @@
 """Every benchmark, side by side in one run: `make bench` (python -m bench.run).
 
-    python -m bench.run [--events 200000] [--replay-customers 145000] [--rates 1000,10000]
-                        [--memory 100000,1000000] [--out bench/results/bench.json] [--smoke]
-                        [--bootstrap HOST:PORT]
+    python -m bench.run [--events 200000] [--replay-customers 145000] [--month-customers 30000]
+                        [--rates 1000,10000] [--memory 100000,1000000] [--out bench/results/bench.json]
+                        [--smoke] [--bootstrap HOST:PORT]
 
 One local Kafka broker (started here and stopped at the end or on Ctrl-C, unless --bootstrap names one)
 and one pre-produced set of source topics serve every Kafka measurement:
@@ -11,7 +11,8 @@ and one pre-produced set of source topics serve every Kafka measurement:
 2. baseline: a plain Faust agent doing the same;
 3. tpmon worker end to end, first event counted until every outcome is visible in /metrics;
 4. replay core against a bare parse + dict loop over one file (bench/replay_throughput.py), with the
-   shipped catalog and with its ticket deadlines on SLA clocks;
+   shipped catalog and with its ticket deadlines on SLA clocks; and over a customer base's 20 days
+   (bench/month.py: the file of docs/PERFORMANCE.md's replay figures against a46f3ca);
 5. detection latency at the offered rates (bench/latency.py);
 6. memory per pending instance, core and worker (bench/memory.py);
 7. scaling: 2 workers against 1, same topics (4 partitions);
@@ -40,7 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import held as held_state
-from bench import impact, latency, memory, pipeline, replay_throughput, state
+from bench import impact, latency, memory, month, pipeline, replay_throughput, state
 from monitor.catalog import load_catalog
 from tpmon.broker import LocalKafka, free_port
 
@@ -95,6 +96,13 @@ def run(args: argparse.Namespace) -> dict:
         replay = replay_throughput.measure(replay_file, args.replay_customers, args.rounds, catalog, clocked)
         step("4 replay", f"ratio {replay['ratio']}; on SLA clocks {replay['clocked_ratio']}")
         results["replay"] = replay
+        customers, days = args.month_customers, args.month_days
+        month_file = (
+            root / "month.jsonl" if args.smoke else ROOT / "bench" / "results" / f"month-{customers}-{days}d.jsonl"
+        )
+        base = month.measure(month_file, args.rounds, catalog, customers, days)  # written once, kept
+        step(f"4 replay, {customers:,} customers over {days} days", f"{base['events']:,} events, ratio {base['ratio']}")
+        results["replay_month"] = base
 
         detections = []
         for rate in args.rates:
@@ -193,6 +201,14 @@ def table(results: dict) -> str:
         (f"| 4. replay core | {r['replay_events_per_s']:,} ev/s | |",),
         (f"| ratio replay / bare | **{r['ratio']}** (rounds {r['ratios_by_round']}) | ≥ 0.2 |",),
     ]
+    m = results["replay_month"]
+    rows.append(
+        (
+            f"| 4. replay, {m['customers']:,} customers over {m['days']} days ({m['events']:,} events): replay core, "
+            f"ratio replay / bare | {m['replay_events_per_s']:,} ev/s, **{m['ratio']}** (rounds {m['ratios_by_round']}); "
+            f"`tpmon replay --json` {m['cli_events_per_s_with_startup']:,} ev/s | |",
+        )
+    )
     for d in results["detection"]:
         p50, p99, a50, a99 = (
             f"{v:.3f} s" if v is not None else "undecided"
@@ -267,6 +283,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="simulated events pre-produced to Kafka")
     parser.add_argument("--replay-customers", type=int, default=145_000, help="about 7 events each (replay file)")
+    parser.add_argument("--month-customers", type=int, default=30_000, help="about 11 events each (bench.month)")
+    parser.add_argument("--month-days", type=int, default=20, help="the days bench.month's customers span")
     parser.add_argument("--rounds", type=int, default=3, help="replay rounds (bare and replay alternate)")
     parser.add_argument("--rates", default="1000,10000", help="offered events/s for detection latency")
     parser.add_argument("--probe-seconds", type=float, default=20.0, help="how long probes are sent, per rate")
@@ -284,6 +302,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.events, args.replay_customers, args.rounds = 2_000, 300, 1
+        args.month_customers, args.month_days = 200, 2
         args.rates, args.probe_seconds, args.memory = "200", 1.0, "1000"
         args.state_customers, args.backlog_days, args.backlog_customers = 1000, 1, 100
         args.restart_customers, args.held_customers = "100", 200

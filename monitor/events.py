@@ -77,14 +77,15 @@ def parse_timestamp(text: str) -> int | None:
     than milliseconds are too many to remember; those timestamps are parsed in full. A rest moves an
     instant by less than a day, so only minutes two days or more inside the range are remembered: any
     mix of remembered parts is then inside it too, and the range is checked on full parses only."""
-    if len(text) - (1 if text[-1:] == "Z" else 6) > _REMEMBERED_UP_TO:
-        return _parse_timestamp(text)  # finer than milliseconds
-    rest = _RESTS.get(text[19:])
+    rest = _RESTS.get(text[19:])  # (a rest remembered is one of a timestamp to the millisecond at most)
     if rest is not None:
         minute = _MINUTES.get(text[:17])
-        second = _SECONDS.get(text[17:19])
-        if minute is not None and second is not None:
-            return minute + second + rest
+        if minute is not None:
+            second = _SECONDS.get(text[17:19])
+            if second is not None:
+                return minute + second + rest
+    if len(text) - (1 if text[-1:] == "Z" else 6) > _REMEMBERED_UP_TO:
+        return _parse_timestamp(text)  # finer than milliseconds
     micros = _parse_timestamp(text)
     if micros is not None:
         minute = _parse_timestamp(text[:17] + "00Z")

@@ -107,10 +107,10 @@ def test_a_rule_that_raises_while_deciding_loses_that_entry_only(catalog):
     handlers = list(engine.handlers[index])
     expire = handlers[DUE]
 
-    def failing_expire(due, customer, key, cell, state):  # type: ignore[no-untyped-def]
+    def failing_expire(due, customer, key, instance, state):  # type: ignore[no-untyped-def]
         if key == "o-poison":
             raise Poisoned(key)
-        expire(due, customer, key, cell, state)
+        expire(due, customer, key, instance, state)
 
     handlers[DUE] = failing_expire
     engine.handlers[index] = tuple(handlers)
@@ -141,7 +141,7 @@ def test_an_instance_whose_due_time_raises_is_closed_undecided(catalog):
     index = catalog.ids.index("order-confirmed")
     handlers = list(engine.handlers[index])
 
-    def failing_expire(due, customer, key, cell, state):  # type: ignore[no-untyped-def]
+    def failing_expire(due, customer, key, instance, state):  # type: ignore[no-untyped-def]
         raise Poisoned(key)
 
     handlers[DUE] = failing_expire

@@ -182,6 +182,25 @@ def test_a_customer_freed_and_back_the_same_day_is_counted_active_once():
     assert engine.impact.active_total == 1
 
 
+def test_an_engine_that_does_not_count_customers_active_judges_the_same():
+    """A replay does without the customers active (its churn lift counts the customers of its input)."""
+    events = [
+        wrong_bill(0),
+        event("customer.joined", HOUR, customer="c2"),
+        wrong_bill(DAY + HOUR, customer="c2", bill="b2"),
+        answer(DAY + 2 * HOUR, 3, customer="c2"),
+        event("customer.left", 2 * DAY),
+    ]
+    counting, not_counting = Engine(SHIPPED, lateness=LATENESS), Engine(SHIPPED, lateness=LATENESS, count_active=False)
+    for engine in (counting, not_counting):
+        for e in events:
+            engine.step(e)
+        engine.finish()
+    assert counting.impact.active_total == 4 and not_counting.impact.active_total == 0
+    assert not_counting.counts() == counting.counts() and not_counting.impact.totals == counting.impact.totals
+    assert all(mine.days is None for mine in not_counting.state.customers.values())
+
+
 # -- history that comes after what it precedes was attributed ---------------------------------------------
 def ordered_and_late(first, late):  # type: ignore[no-untyped-def]
     """Two engines: one reads ``first + late`` sorted by event time, the other ``first``, then an event

@@ -60,11 +60,11 @@ class ClockRule(DeadlineRule):
     """S opens; E while running and at or before its due instant, or E while paused, is good; the
     clock reaching the due instant with no E is bad."""
 
-    __slots__ = ("at_risk", "clock", "risky", "uses_due")
+    __slots__ = ("at_risk", "calendar", "risky", "uses_due")
 
     def __init__(self, index: int, touchpoint: Touchpoint, *args, risky: dict, **kwargs) -> None:
         super().__init__(index, touchpoint, *args, **kwargs)
-        self.clock: Calendar | WallClock = touchpoint.calendar or WALL_CLOCK
+        self.calendar: Calendar | WallClock = touchpoint.calendar or WALL_CLOCK  # measures its open time
         self.uses_due = touchpoint.due is not None
         self.at_risk: int | None = touchpoint.at_risk
         self.risky = risky  # (customer, key) -> each instance at risk now
@@ -87,12 +87,12 @@ class ClockRule(DeadlineRule):
         if name in state.open:
             return
         if due is None:
-            due = self.clock.advance(at, self.within)
+            due = self.calendar.advance(at, self.within)
         self.start(name, ClockInstance(at, event_id, customer, key, state, due, 0, at))
 
     def start(self, name: str, instance: ClockInstance) -> None:  # type: ignore[override]
         """Open an instance (or put a stored one back) and file its due and risk times."""
-        instance.state.open[name] = instance
+        instance.customer_state.open[name] = instance
         self.pending[self.index] += 1
         if instance.since is not None:
             self._file(instance)
@@ -107,14 +107,14 @@ class ClockRule(DeadlineRule):
         elif self.uses_due:
             return  # its due instant came from an event no longer at hand: dropped, not guessed
         else:
-            due = self.clock.advance(opened_at, self.within)
+            due = self.calendar.advance(opened_at, self.within)
             instance = ClockInstance(opened_at, event_id, customer, key, state, due, 0, opened_at)
         self.start(self.prefix + key, instance)
 
     def _file(self, instance: ClockInstance) -> None:
         """File the running instance's due time (the first in its line, the next in the heap: once
         resumed) and, with at_risk, its risk time (the heap)."""
-        due, customer, key, state = instance.due_at, instance.customer, instance.key, instance.state
+        due, customer, key, state = instance.due_at, instance.customer, instance.key, instance.customer_state
         if instance.due is None:
             instance.due = due
             self.schedule(instance)
@@ -128,13 +128,13 @@ class ClockRule(DeadlineRule):
     def _risk_instant(self, instance: ClockInstance) -> int:
         """The first instant at which at most at_risk of the running instance's time is left."""
         left = self.within - instance.spent - self.at_risk
-        return instance.since if left <= 0 else self.clock.advance(instance.since, left)
+        return instance.since if left <= 0 else self.calendar.advance(instance.since, left)
 
     def pause(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         instance = state.open.get(self.prefix + key)
         if instance is None or instance.since is None or at < instance.opened_at:
             return  # nothing open, already paused, or a pause from before the start
-        instance.spent += self.clock.measure(instance.since, at)
+        instance.spent += self.calendar.measure(instance.since, at)
         instance.since = instance.due_at = instance.risk_at = None
         self.risky.pop((customer, key), None)
 
@@ -143,14 +143,14 @@ class ClockRule(DeadlineRule):
         if instance is None or instance.since is not None:
             return  # nothing open, or running
         instance.since = at
-        instance.due_at = self.clock.advance(at, self.within - instance.spent)
+        instance.due_at = self.calendar.advance(at, self.within - instance.spent)
         self._file(instance)
 
     # -- deciding ---------------------------------------------------------------------------------------
     def elapsed(self, instance: ClockInstance, at: int) -> int:
         if instance.since is None:
             return instance.spent
-        return instance.spent + self.clock.measure(instance.since, at)
+        return instance.spent + self.calendar.measure(instance.since, at)
 
     def left(self, instance: ClockInstance, at: int) -> int:
         """The time left to a running instance at ``at`` (open hours, with a calendar)."""

@@ -86,7 +86,8 @@ class Condition:
 @dataclass(frozen=True, slots=True)
 class Role:
     """File the event in the queue for the rule at ``index``, at ``rank`` (its role: a start, an end,
-    a trigger...), keyed by its field ``key_field`` (when ``where`` lets it)."""
+    a trigger...), keyed by its field ``key_field`` (when ``where`` lets it). A leaving or an answer is
+    filed to be attributed (rule ATTRIBUTION_RULE, rank IMPACT), keyed as ``Engine._attribute`` reads."""
 
     position: int
     index: int
@@ -103,13 +104,15 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class Actions:
-    """Everything an event of one type sets off: its roles are filed, then it is filed to be attributed
-    (a leaving, or with ``answer`` a survey answer), then its conditions are judged."""
+    """Everything an event of one type sets off: its roles are filed, then its conditions are judged."""
 
     roles: tuple[Role, ...]
-    attribution: bool
-    answer: bool
     conditions: tuple[Condition, ...]
+
+
+def _leaving(fields: object) -> str:
+    """A leaving's key in the queue: none."""
+    return ""
 
 
 def _reach(window: Window) -> int:
@@ -133,6 +136,7 @@ class Engine:
         own_clock: bool = True,
         retention: int | None = None,
         fair: bool = False,
+        count_active: bool = True,
     ) -> None:
         self.catalog = catalog
         # [good, bad] per touchpoint: every customer's, and of those freed, only theirs.
@@ -145,6 +149,9 @@ class Engine:
         # Live, ids are remembered for ``retention`` behind the watermark (``forget``): an event older
         # than that could be one already judged whose id is forgotten, so it is refused, never judged.
         self.retention = retention
+        # Whether customers active are counted (``customers_active``: the live churn base, its metric); a
+        # replay, whose churn lift counts its input's customers, can do without.
+        self.count_active = count_active
         self.track = track
         self.own_clock = own_clock
         self.outcomes = outcomes
@@ -178,7 +185,7 @@ class Engine:
         # With ``impact: {about: [...]}``, the fields of each type that name an instance (answers' and
         # conditions' events: a condition's outcome is of its event's instance).
         self._keyed = bool(catalog.about)
-        self._about = {
+        self._about_fields = {
             d.type: names
             for d in catalog.contract.events
             if (names := tuple(f.name for f in d.fields if f.name in catalog.about))
@@ -234,15 +241,16 @@ class Engine:
                     actions.append(role)
         # Leavings and answers wait for the watermark too, to be attributed in event-time order.
         contract = self.catalog.contract
-        attributed = contract.left | contract.answers
+        for event_type in sorted(contract.left | contract.answers):
+            actions = found.setdefault(event_type, [])
+            key_of = self._answer_key(event_type) if event_type in contract.answers else _leaving
+            actions.append(Role(len(actions), ATTRIBUTION_RULE, ATTRIBUTION, None, "", False, key_of, IMPACT, None))
         self.dispatch = {
             event_type: Actions(
-                tuple(action for action in found.get(event_type, ()) if type(action) is Role),  # type: ignore[misc]
-                event_type in attributed,
-                event_type in contract.answers,
-                tuple(action for action in found.get(event_type, ()) if type(action) is Condition),  # type: ignore[misc]
+                tuple(action for action in actions if type(action) is Role),  # type: ignore[misc]
+                tuple(action for action in actions if type(action) is Condition),  # type: ignore[misc]
             )
-            for event_type in sorted(found.keys() | attributed)
+            for event_type, actions in sorted(found.items())
         }
         self.handlers: list[tuple[Callable | None, ...] | None] = [
             None if rule is None else rule.handlers() for rule in self.rules
@@ -259,6 +267,20 @@ class Engine:
         kind = kinds.get(name)
         return kind is STRING or (kind is not None and bool(kind.allowed) and all(kind.allowed))
 
+    def _answer_key(self, event_type: str) -> Callable[[object], tuple]:
+        """What keys an answer of the type in the queue: (survey, score, the fingerprint of the instance
+        it is about through the catalog's ``about`` fields, the first set, or 0)."""
+        names = self._about_fields.get(event_type, ()) if self._keyed else ()
+
+        def key_of(fields: object) -> tuple:
+            for name in names:
+                about = getattr(fields, name, None)
+                if type(about) is str and about:
+                    return fields.survey, fields.score, fingerprint(about)  # type: ignore[attr-defined]
+            return fields.survey, fields.score, 0  # type: ignore[attr-defined]
+
+        return key_of
+
     def _attribute(self, at: int, event_id: str, key: str | tuple, customer: str, mine: CustomerState) -> None:
         """A leaving (key "") or an answer (key (survey, score, the fingerprint of the instance it is
         about or 0)), once the watermark has passed it."""
@@ -267,9 +289,9 @@ class Engine:
         else:
             self.impact.left(at, mine)
 
-    def _instance(self, event: Event) -> str | None:
+    def _about(self, event: Event) -> str | None:
         """The instance an event names through the catalog's ``about`` fields (the first set), if any."""
-        for name in self._about.get(event.kind, ()):
+        for name in self._about_fields.get(event.kind, ()):
             value = getattr(event.fields, name, None)
             if type(value) is str and value:
                 return value
@@ -290,7 +312,7 @@ class Engine:
                 if self._keyed and key:
                     mark |= fingerprint(key)
                 marks, said = mine.recent, mine.said
-                if said is not None and said[-1][0] >= at:  # (an attribution it comes before: engine.impact)
+                if said is not None and said[-1].at >= at:  # (an attribution it comes before: engine.impact)
                     self.impact.add(mine, mark, self._horizon())
                 elif marks is None:
                     mine.recent = (mark,)
@@ -304,8 +326,8 @@ class Engine:
             counts = mine.bad
             if counts is None:
                 counts = mine.bad = {}
-            instance = fingerprint(key) if self._keyed and key else 0
-            before = self.impact.bad(mine, index, at, self._horizon(), instance)
+            key_print = fingerprint(key) if self._keyed and key else 0
+            before = self.impact.bad(mine, index, at, self._horizon(), key_print)
             if before is not None and self.track:
                 self.latest_bad.append((customer, touchpoint, before, at))
             self._totals[index][1] += 1
@@ -367,10 +389,9 @@ class Engine:
 
         actions = self.dispatch.get(event.kind)
         if actions is not None:
-            queue = state.queue
+            queue, fields = state.queue, event.fields
             verdicts = None  # conditions' verdicts, (index, good), counted once every action is judged
             problems = None  # rule errors, (position, touchpoint, message), filed then
-            fields = event.fields
             try:
                 for role in actions.roles:
                     where = role.where
@@ -402,18 +423,6 @@ class Engine:
                         if mine.queued is None:
                             mine.queued = set()
                         mine.queued.add(queued)
-                if actions.attribution:  # an answer's key is (survey, score, instance); a leaving's is ""
-                    if actions.answer:
-                        about = self._instance(event) if self._keyed else None
-                        key = (fields.survey, fields.score, fingerprint(about) if about else 0)  # type: ignore[attr-defined]
-                    else:
-                        key = ""
-                    queued = make_entry(Queued, (at, IMPACT, event_id, ATTRIBUTION_RULE, key, customer, mine))
-                    heappush(queue, queued)
-                    if track:
-                        if mine.queued is None:
-                            mine.queued = set()
-                        mine.queued.add(queued)
                 for condition in actions.conditions:
                     where = condition.where
                     if where is not None:
@@ -436,9 +445,9 @@ class Engine:
                 self._take_back(event, mine, max_at, before, held)
                 raise
             if verdicts is not None:
-                instance = self._instance(event) if self._keyed else None
+                about = self._about(event) if self._keyed else None
                 for index, verdict in verdicts:
-                    self._count(mine, index, verdict, customer, at, instance)
+                    self._count(mine, index, verdict, customer, at, about)
                     if self.outcomes:
                         self.outbox.append(
                             Outcome(self.ids[index], verdict, JUDGED, customer, event_id, at, at, event_id)
@@ -449,23 +458,24 @@ class Engine:
 
         # The customer's first event of a UTC day counts it active that day (customers active, engine.impact):
         # the days it holds are its days from the horizon's on (an event of an earlier one is late).
-        day, days = at // DAY, mine.days
-        if days is None or day not in days:
-            impact = self.impact
-            day = impact.names.setdefault(day, day)  # (one object for each day customers hold)
-            if days is None:
-                mine.days = (day,)
-            else:  # (_horizon, inlined)
-                queue, horizon = state.queue, state.watermark
-                if queue and horizon is not None and queue[0][0] < horizon:
-                    horizon = queue[0][0]
-                if len(days) == 1 and horizon is not None:  # (most: a day before, kept while the horizon is in it)
-                    mine.days = (days[0], day) if (days[0] + 1) * DAY > horizon else (day,)
-                else:
-                    floor = -1 if horizon is None else horizon // DAY
-                    mine.days = (*[d for d in days if d >= floor], day)
-            mine.active += 1
-            impact.active_total += 1
+        if self.count_active:
+            day, days = at // DAY, mine.days
+            if days is None or day not in days:
+                impact = self.impact
+                day = impact.names.setdefault(day, day)  # (one object for each day customers hold)
+                if days is None:
+                    mine.days = (day,)
+                else:  # (_horizon, inlined)
+                    queue, horizon = state.queue, state.watermark
+                    if queue and horizon is not None and queue[0][0] < horizon:
+                        horizon = queue[0][0]
+                    if len(days) == 1 and horizon is not None:  # (most: a day before, kept while the horizon is in it)
+                        mine.days = (days[0], day) if (days[0] + 1) * DAY > horizon else (day,)
+                    else:
+                        floor = -1 if horizon is None else horizon // DAY
+                        mine.days = (*[d for d in days if d >= floor], day)
+                mine.active += 1
+                impact.active_total += 1
         queue = state.queue
         if not status and held is None:  # (most steps) what is decided is what the watermark has passed
             if queue and watermark is not None and queue[0][0] <= watermark:
@@ -556,7 +566,9 @@ class Engine:
                                 head = line[0]
                                 heappush(
                                     queue,
-                                    make_entry(Due, (head.due, DUE, head.customer, index, head.key, head, head.state)),
+                                    make_entry(
+                                        Due, (head.due, DUE, head.customer, index, head.key, head, head.customer_state)
+                                    ),
                                 )
                     if instance.open:
                         handlers[index][rank](at, customer, key, instance, mine)  # type: ignore[index]
@@ -585,7 +597,11 @@ class Engine:
         mine.seen.pop(event_id, None)
         state.max_at, state.watermark, state.held = max_at, watermark, held
         queue = state.queue
-        kept = [entry for entry in queue if type(entry) is Due or entry.event_id != event_id or entry.state is not mine]
+        kept = [
+            entry
+            for entry in queue
+            if type(entry) is Due or entry.event_id != event_id or entry.customer_state is not mine
+        ]
         if len(kept) < len(queue):
             queue[:] = kept
             heapq.heapify(queue)
@@ -599,11 +615,11 @@ class Engine:
         """Record a rule that raised on a queued event or a due time. An instance whose due time failed
         is closed undecided, so that it is neither left open for ever nor scheduled again when its
         customer's record is put back (where it would raise again)."""
-        index = entry.rule
+        index = entry.rule_index
         touchpoint = self.ids[index] if index != ATTRIBUTION_RULE else None
         customer = entry.customer
         if type(entry) is Due:  # a due or risk time: the event that opened the instance
-            instance, mine = entry.instance, entry.state
+            instance, mine = entry.instance, entry.customer_state
             event_id = instance.opened_by
             name = self.rules[index].prefix + entry.key  # type: ignore[union-attr]
             if entry.rank == DUE and instance.open and mine.open.get(name) is instance:
@@ -684,12 +700,12 @@ class Engine:
                 del risky[pair]
         # Every entry of the queue and every instance of a due line names its customer's state: the
         # customer's go, and each due line keeps its head's due time in the heap (engine.state).
-        kept = [entry for entry in state.queue if entry.state is not mine]
+        kept = [entry for entry in state.queue if entry.customer_state is not mine]
         changed = len(kept) != len(state.queue)
         for index, line in state.due_lines.items():
-            if any(instance.state is mine for instance in line):
+            if any(instance.customer_state is mine for instance in line):
                 head = line[0]
-                others = [instance for instance in line if instance.state is not mine]
+                others = [instance for instance in line if instance.customer_state is not mine]
                 line.clear()
                 line.extend(others)
                 if line and line[0] is not head:

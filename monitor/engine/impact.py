@@ -47,12 +47,11 @@ for nps, ``.../promoter`` and ``.../detractor``.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from operator import itemgetter
+from operator import attrgetter
+from typing import NamedTuple
 from zlib import crc32
 
 from .state import CustomerState
-
-_INSTANT = itemgetter(0)
 
 DAY = 86_400_000_000  # microseconds
 KEY_BITS = 16  # an instance key's fingerprint in a mark, when answers are keyed (1 in 65,535 collide)
@@ -61,6 +60,21 @@ IMPACTED, LEFT = "impacted", "left"
 GOOD_SIDE, BAD_SIDE = "good", "bad"
 NPS = "nps"
 PROMOTER, PASSIVE, DETRACTOR, ALL = "promoter", "passive", "detractor", "all"
+
+
+class Attributed(NamedTuple):
+    """A leaving or an answer attributed, remembered in its customer's ``said`` for the outcomes that
+    come after it (late history)."""
+
+    at: int
+    survey: str  # "" for a leaving
+    score: float
+    reached: int  # the touchpoints it was attributed to, a bit set by touchpoint index
+    after_bad: int  # of those, the ones it went to after a bad outcome
+    about: int  # the fingerprint of the instance it is about, or 0
+
+
+_INSTANT = attrgetter("at")
 
 
 def answer_class(survey: str, score: float) -> str:
@@ -257,7 +271,7 @@ class Impact:
                 if counted:
                     self.tally(state, touchpoint, LEFT, 1)
                 reached |= 1 << self.position[touchpoint]
-        self._said(state, (at, "", 0, reached, reached, 0))
+        self._said(state, Attributed(at, "", 0, reached, reached, 0))
 
     def answer(self, at: int, survey: str, score: float, state: CustomerState, key: int = 0) -> None:
         """An answer, about the instance whose fingerprint is ``key`` (0: about none in particular)."""
@@ -269,7 +283,7 @@ class Impact:
             reached |= 1 << self.position[touchpoint]
             if bad:
                 bads |= 1 << self.position[touchpoint]
-        self._said(state, (at, survey, score, reached, bads, key))
+        self._said(state, Attributed(at, survey, score, reached, bads, key))
 
     def _answer_to(self, state: CustomerState, touchpoint: str, survey: str, score: float, bad: bool) -> None:
         prefix = f"{survey}/{BAD_SIDE if bad else GOOD_SIDE}/"
@@ -280,14 +294,12 @@ class Impact:
             self.tally(state, touchpoint, prefix + cls, 1)
 
     @staticmethod
-    def _said(state: CustomerState, entry: tuple) -> None:
-        """Remember an attribution made: (instant, survey or "" for a leaving, score, the touchpoints it
-        reached and those of them after bad, as bit sets by touchpoint index, the fingerprint of the
-        instance it is about or 0), in order of instant."""
+    def _said(state: CustomerState, entry: Attributed) -> None:
+        """Remember an attribution made, in order of instant."""
         said = state.said
         if said is None:
             state.said = [entry]
-        elif said[-1][0] <= entry[0]:
+        elif said[-1].at <= entry.at:
             said.append(entry)
         else:  # a late leaving or answer, attributed after a later one
             insort(said, entry, key=_INSTANT)
@@ -300,7 +312,7 @@ class Impact:
         left_until, survey_until = at + self.left_window, at + self.survey_window
         until = max(left_until, survey_until)
         for number in range(bisect_left(said, at, key=_INSTANT), len(said)):  # type: ignore[arg-type]
-            instant, survey, score, reached, bads, about = said[number]  # type: ignore[index]
+            instant, survey, score, reached, bads, about = said[number]
             if instant > until:
                 break
             if reached & bit:
@@ -316,14 +328,14 @@ class Impact:
                     continue
                 if counted:
                     self._answer_to(state, self.ids[index], survey, score, bad)
-            said[number] = (instant, survey, score, reached | bit, bads | (bit if bad else 0), about)  # type: ignore[index]
+            said[number] = Attributed(instant, survey, score, reached | bit, bads | (bit if bad else 0), about)
 
     def forget(self, state: CustomerState, before: int) -> None:
         """Forget the attributions of events older than ``before`` (their ids are forgotten with them:
         nothing older is judged any more)."""
         said = state.said
         if said is not None:
-            state.said = [entry for entry in said if entry[0] >= before] or None
+            state.said = [entry for entry in said if entry.at >= before] or None
 
     def tally(self, state: CustomerState, touchpoint: str, name: str, amount: float) -> None:
         mine = state.impact
@@ -393,7 +405,7 @@ class Impact:
         state.said = (
             sorted(
                 (
-                    (at, survey, score, self._bits(reached), self._bits(bads), about[0] if about else 0)
+                    Attributed(at, survey, score, self._bits(reached), self._bits(bads), about[0] if about else 0)
                     for at, survey, score, reached, bads, *about in said
                 ),
                 key=_INSTANT,

@@ -90,7 +90,7 @@ class WindowRule:
 
     def start(self, name: str, instance: Instance) -> None:
         """Open an instance (or put a stored one back) under its ``name`` and file its due time."""
-        instance.state.open[name] = instance
+        instance.customer_state.open[name] = instance
         self.pending[self.index] += 1
         self.schedule(instance)
 
@@ -114,7 +114,7 @@ class WindowRule:
     def due_time(self, instance: Instance) -> Due:
         """The instance's due time, as the heap holds it."""
         return make_entry(
-            Due, (instance.due, DUE, instance.customer, self.index, instance.key, instance, instance.state)
+            Due, (instance.due, DUE, instance.customer, self.index, instance.key, instance, instance.customer_state)
         )
 
     def expire(self, due: int, customer: str, key: str, instance: Instance, state: CustomerState) -> None:

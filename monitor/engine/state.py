@@ -31,7 +31,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .impact import Attributed
 
 # Ranks in the queue, the order of what happens at one instant: a deadline's start, its pauses and
 # resumes, its end (a no_repeat's repeat, then its trigger); then due times, then risk times; then the
@@ -42,7 +45,7 @@ DUE = 4
 RISK = 5
 IMPACT = 6
 ATTRIBUTION = ""  # the touchpoint id a stored impact entry names (it belongs to none)
-ATTRIBUTION_RULE = -1  # the rule of a leaving or an answer in the queue (Queued.rule): the last of the handlers
+ATTRIBUTION_RULE = -1  # the rule of a leaving or an answer in the queue (Queued.rule_index): the last handlers
 RECORD_VERSION = 2  # records of version 1 ranked a deadline's end 1 and due times 2
 SEPARATOR = "/"  # between a touchpoint id (which has none) and an instance key in CustomerState.open
 
@@ -52,10 +55,10 @@ class Instance:
     its rule's due line (or the heap: ``WindowRule.schedule``). Deciding it sets ``open`` to False, so
     that a due time whose instance was decided before is recognised without looking anything up."""
 
-    __slots__ = ("customer", "due", "key", "open", "opened_at", "opened_by", "state")
+    __slots__ = ("customer", "customer_state", "due", "key", "open", "opened_at", "opened_by")
 
     def __init__(
-        self, opened_at: int, opened_by: str, due: int | None, customer: str, key: str, state: CustomerState
+        self, opened_at: int, opened_by: str, due: int | None, customer: str, key: str, customer_state: CustomerState
     ) -> None:
         self.opened_at = opened_at
         self.opened_by = opened_by  # the id of the event that opened it
@@ -63,7 +66,7 @@ class Instance:
         self.due = due  # the instant it was filed at (its due time), None until it is
         self.customer = customer
         self.key = key
-        self.state = state  # its customer's
+        self.customer_state = customer_state
 
     def clock_record(self) -> tuple:
         """What a stored record keeps of it beyond when and by which event it opened: nothing here, an
@@ -97,12 +100,12 @@ class Queued(NamedTuple):
     at: int
     rank: int
     event_id: str
-    rule: int  # the rule's index in Engine.rules; ATTRIBUTION_RULE for a leaving or an answer
+    rule_index: int  # in Engine.rules; ATTRIBUTION_RULE for a leaving or an answer
     # The instance key; a start whose deadline has ``due:``, (key, its due instant); an answer,
     # (survey, score, the fingerprint of the instance it is about or 0); a leaving, "".
     key: str | tuple
     customer: str
-    state: CustomerState
+    customer_state: CustomerState
 
 
 class Due(NamedTuple):
@@ -112,10 +115,10 @@ class Due(NamedTuple):
     at: int
     rank: int
     customer: str
-    rule: int  # the rule's index in Engine.rules
+    rule_index: int  # in Engine.rules
     key: str
     instance: Instance
-    state: CustomerState
+    customer_state: CustomerState
 
 
 #: Builds an entry as ``make_entry(Queued, (at, rank, ...))``: a tuple of the entry's class, without the
@@ -136,7 +139,7 @@ class CustomerState:
         self.recent: tuple[int, ...] | None = None  # the marks of its recent outcomes (engine.impact)
         self.impact: dict[str, float] | None = None  # its impact tallies, "TOUCHPOINT/NAME" -> amount
         self.days: tuple[int, ...] | None = None  # the recent UTC days it had events in
-        self.said: list[tuple] | None = None  # its leavings and answers attributed, by instant (engine.impact)
+        self.said: list[Attributed] | None = None  # its leavings and answers attributed, by instant (engine.impact)
         self.active = 0  # the days it was active in (customers active), until freed
 
     def record(self, touchpoint_ids: tuple[str, ...]) -> dict:
