@@ -38,12 +38,12 @@ class ClockInstance(Instance):
         opened_by: str,
         customer: str,
         key: str,
-        state: CustomerState,
+        customer_state: CustomerState,
         due_at: int | None,
         spent: int,
         since: int | None,
     ) -> None:
-        super().__init__(opened_at, opened_by, None, customer, key, state)  # (due: when it is filed)
+        super().__init__(opened_at, opened_by, None, customer, key, customer_state)  # (due: when it is filed)
         self.due_at = due_at
         self.spent = spent
         self.since = since
@@ -52,7 +52,7 @@ class ClockInstance(Instance):
     def clock_record(self) -> tuple:
         return self.due_at, self.spent, self.since
 
-    def fields(self) -> tuple:
+    def sort_key(self) -> tuple:
         return self.opened_at, self.opened_by, self.open, self.due_at, self.spent, self.since, self.risk_at
 
 

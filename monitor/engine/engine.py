@@ -41,7 +41,7 @@ from ..catalog.expressions import Expression
 from ..catalog.model import CONDITION, DEADLINE, Catalog
 from ..contract.kinds import STRING
 from ..contract.model import COMMON
-from ..events import Event
+from ..events import FIRST_INSTANT, Event
 from ..failures import DECIDE, Failure
 from ..window import Window
 from .clock import ClockRule
@@ -166,8 +166,9 @@ class Engine:
         # Per touchpoint with at_risk: (customer, key) -> each of its instances at risk.
         self.risky: dict[int, dict[tuple[str, str], Instance]] = {}
         self._totals = [self.totals[touchpoint_id] for touchpoint_id in self.ids]  # the same pairs, by index
-        # With ``fair``, the instant from which an outcome is fair, by index (set by ``_first``).
-        self._fair_since: list[int] = []
+        # With ``fair``, the instant from which an outcome is fair, by index (set by ``_first``); without,
+        # none is ever kept apart.
+        self._fair_since = [FIRST_INSTANT] * len(self.ids)
         self.impact = Impact(  # (engine.impact)
             self.ids,
             catalog.attribution_left,
@@ -298,11 +299,17 @@ class Engine:
         return None
 
     def _count(
-        self, mine: CustomerState, index: int, good: bool, customer: str, at: int, key: str | None = None
+        self,
+        mine: CustomerState,
+        index: int,
+        touchpoint: str,
+        good: bool,
+        customer: str,
+        at: int,
+        key: str | None = None,
     ) -> None:
-        """Count a decided instance (of ``key``) of the touchpoint at ``index`` for the customer who owns
-        it, and mark it at the instant of its outcome (``at``, engine.impact)."""
-        touchpoint = self.ids[index]
+        """Count a decided instance (of ``key``) of the touchpoint (at ``index``) for the customer who
+        owns it, and mark it at the instant of its outcome (``at``, engine.impact)."""
         if good:
             counts = mine.good
             if counts is None:
@@ -332,8 +339,8 @@ class Engine:
                 self.latest_bad.append((customer, touchpoint, before, at))
             self._totals[index][1] += 1
         counts[touchpoint] = counts.get(touchpoint, 0) + 1
-        if self.fair is not None and at < self._fair_since[index]:
-            self.fair.add(touchpoint, good, at)  # kept apart (engine.fair: the others are fair, counted)
+        if at < self._fair_since[index]:  # kept apart (engine.fair: the others are fair, counted)
+            self.fair.add(touchpoint, good, at)  # type: ignore[union-attr]
         if self.track:
             self.dirty.add(customer)
 
@@ -390,7 +397,7 @@ class Engine:
         actions = self.dispatch.get(event.kind)
         if actions is not None:
             queue, fields = state.queue, event.fields
-            verdicts = None  # conditions' verdicts, (index, good), counted once every action is judged
+            verdicts = None  # conditions' verdicts, (condition, good), counted once every action is judged
             problems = None  # rule errors, (position, touchpoint, message), filed then
             try:
                 for role in actions.roles:
@@ -438,19 +445,20 @@ class Engine:
                         problem = (condition.position, condition.touchpoint, f"good: {good.last_error}")
                         problems = [*(problems or ()), problem]
                     elif verdicts is None:
-                        verdicts = [(condition.index, verdict)]
+                        verdicts = [(condition, verdict)]
                     else:
-                        verdicts.append((condition.index, verdict))
+                        verdicts.append((condition, verdict))
             except BaseException:
                 self._take_back(event, mine, max_at, before, held)
                 raise
             if verdicts is not None:
                 about = self._about(event) if self._keyed else None
-                for index, verdict in verdicts:
-                    self._count(mine, index, verdict, customer, at, about)
+                for condition, verdict in verdicts:
+                    touchpoint_id = condition.touchpoint
+                    self._count(mine, condition.index, touchpoint_id, verdict, customer, at, about)
                     if self.outcomes:
                         self.outbox.append(
-                            Outcome(self.ids[index], verdict, JUDGED, customer, event_id, at, at, event_id)
+                            Outcome(touchpoint_id, verdict, JUDGED, customer, event_id, at, at, event_id)
                         )
             if problems is not None:
                 for _, touchpoint_id, message in sorted(problems):  # (in catalog order)

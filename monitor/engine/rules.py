@@ -52,7 +52,7 @@ class WindowRule:
         queue: list,
         line: deque,
         pending: list[int],
-        count: Callable[[CustomerState, int, bool, str, int, str], None],
+        count: Callable[[CustomerState, int, str, bool, str, int, str], None],
         outbox: list[Outcome] | None,
     ) -> None:
         self.index = index
@@ -121,7 +121,7 @@ class WindowRule:
         del state.open[self.prefix + key]
         instance.open = False
         self.pending[self.index] -= 1
-        self.count(state, self.index, self.QUIET_IS_GOOD, customer, due, key)
+        self.count(state, self.index, self.id, self.QUIET_IS_GOOD, customer, due, key)
         if self.outbox is not None:
             self.outbox.append(
                 Outcome(
@@ -161,7 +161,7 @@ class DeadlineRule(WindowRule):
         self.pending[self.index] -= 1
         opened_at = instance.opened_at
         in_time = at - opened_at <= self.within  # always, unless the end itself was late
-        self.count(state, self.index, in_time, customer, at if in_time else opened_at + self.within, key)
+        self.count(state, self.index, self.id, in_time, customer, at if in_time else opened_at + self.within, key)
         if self.outbox is not None:
             reason = IN_TIME if in_time else MISSED
             self.outbox.append(
@@ -188,7 +188,7 @@ class DeadlineRule(WindowRule):
         del state.open[name]
         instance.open = False
         self.pending[self.index] -= 1
-        self.count(state, self.index, in_time, customer, at if in_time else due, key)
+        self.count(state, self.index, self.id, in_time, customer, at if in_time else due, key)
         if self.outbox is not None:
             reason = IN_TIME if in_time else MISSED
             self.outbox.append(
@@ -227,7 +227,7 @@ class NoRepeatRule(WindowRule):
         del state.open[name]
         instance.open = False
         self.pending[self.index] -= 1
-        self.count(state, self.index, False, customer, at, key)
+        self.count(state, self.index, self.id, False, customer, at, key)
         if self.outbox is not None:
             self.outbox.append(
                 Outcome(self.id, False, REPEATED, customer, key, at, instance.opened_at, instance.opened_by, event_id)

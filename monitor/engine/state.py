@@ -74,21 +74,16 @@ class Instance:
         return ()
 
     # Due times compare as tuples, up to their instance only when two instances of one name are due at
-    # one instant (a late start after the first was decided): then by their fields, in order.
-    def fields(self) -> tuple:
+    # one instant (a late start after the first was decided): then by what it holds, in order. (The
+    # heap asks <, a due line >=; Python reflects them for > and <=.)
+    def sort_key(self) -> tuple:
         return self.opened_at, self.opened_by, self.open
 
     def __lt__(self, other: Instance) -> bool:
-        return self.fields() < other.fields()
-
-    def __le__(self, other: Instance) -> bool:
-        return self.fields() <= other.fields()
-
-    def __gt__(self, other: Instance) -> bool:
-        return self.fields() > other.fields()
+        return self.sort_key() < other.sort_key()
 
     def __ge__(self, other: Instance) -> bool:
-        return self.fields() >= other.fields()
+        return self.sort_key() >= other.sort_key()
 
 
 class Queued(NamedTuple):
@@ -122,8 +117,8 @@ class Due(NamedTuple):
 
 
 #: Builds an entry as ``make_entry(Queued, (at, rank, ...))``: a tuple of the entry's class, without the
-#: Python-level ``__new__`` of a NamedTuple (half the cost, on the hot path: an entry per event filed
-#: and per instance opened).
+#: Python-level ``__new__`` of a NamedTuple (half the cost, on the hot path: an entry per role an
+#: event files, and per due time).
 make_entry = tuple.__new__
 
 
