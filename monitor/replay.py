@@ -66,8 +66,13 @@ class Replay:
         (the review's span), each still attributed in its window as always."""
         self.catalog = catalog
         # Outcomes are built only for whoever reads them; the summary needs only their counts.
+        # (customers active: the live worker's churn lift; a replay's counts its own customers)
         self.engine = Engine(
-            catalog, lateness=lateness, outcomes=journeys is not None or on_outcome is not None, fair=True
+            catalog,
+            lateness=lateness,
+            outcomes=journeys is not None or on_outcome is not None,
+            fair=True,
+            count_active=False,
         )
         self.engine.impact.within = attributed_within
         self.journeys = journeys
