@@ -423,21 +423,11 @@ def test_the_store_setting(env, store):
 def test_a_table_on_disk_is_faust_s_store_of_it_and_recovery_starts_from_its_checkpoints(tmp_path):
     """The worker's tables (streams.app) name tpmon's store by URL; Faust's recovery asks it where each
     partition starts, tells it the partitions taken (before it asks), and hands it what it reads."""
-    import faust
     from faust.types import TP
 
-    from streams import seam  # registers the store's URL scheme
     from streams.store import DiskStore
 
-    disks = open_tables(tmp_path, ["customers"])
-    app = faust.App("t", store="memory://")
-    table = app.Table(
-        "customers",
-        key_type=bytes,
-        value_type=bytes,
-        store=f"{seam.DISK_STORE}://customers",
-        options={"disk": disks["customers"]},
-    )
+    disks, table = disk_table(tmp_path)
     store = table.data
     assert isinstance(store, DiskStore) and store.disk is disks["customers"]
     topic = table.changelog_topic.get_topic_name()
@@ -457,27 +447,18 @@ def test_a_table_on_disk_is_faust_s_store_of_it_and_recovery_starts_from_its_che
 def test_a_checkpoint_beyond_its_changelog_s_end_empties_the_partition_to_be_read_whole(tmp_path):
     """The changelog was cut short, or deleted and created again: the local copy may hold what it does
     not. Faust would stop the worker (ConsistencyError); the recovery empties the partition instead."""
-    import faust
     from faust.types import TP
 
     from streams import seam
 
-    disks = open_tables(tmp_path, ["customers"])
-    app = faust.App("t", store="memory://", TableManager=seam.SeekFirstTableManager)
-    table = app.Table(
-        "customers",
-        key_type=bytes,
-        value_type=bytes,
-        store=f"{seam.DISK_STORE}://customers",
-        options={"disk": disks["customers"]},
-    )
+    disks, table = disk_table(tmp_path, TableManager=seam.SeekFirstTableManager)
     disk = disks["customers"]
     disk.take([0, 1])
     disk.restore(0, [(0, b"a", b"1"), (41, b"b", b"2")])
     disk.restore(1, [(7, b"c", b"3")])
     topic = table.changelog_topic.get_topic_name()
     cut, kept = TP(topic, 0), TP(topic, 1)
-    recovery = app.tables.recovery
+    recovery = table.app.tables.recovery
     for tp in (cut, kept):
         recovery.tp_to_table[tp] = table
         recovery.active_offsets[tp] = table.persisted_offset(tp)
@@ -490,3 +471,21 @@ def test_a_checkpoint_beyond_its_changelog_s_end_empties_the_partition_to_be_rea
     assert recovery.active_offsets[cut] == -1 and list(disk.items(0)) == [] and disk.checkpoint(0) == -1
     assert recovery.active_offsets[kept] == 7 and list(disk.items(1)) == [(b"c", b"3")]
     disk.close()
+
+
+def disk_table(tmp_path, **app_options):  # type: ignore[no-untyped-def]
+    """A Faust table named customers on the disk store, in a folder of the test's own."""
+    import faust
+
+    from streams import seam  # registers the store's URL scheme
+
+    disks = open_tables(tmp_path, ["customers"])
+    app = faust.App("t", store="memory://", **app_options)
+    table = app.Table(
+        "customers",
+        key_type=bytes,
+        value_type=bytes,
+        store=f"{seam.DISK_STORE}://customers",
+        options={"disk": disks["customers"]},
+    )
+    return disks, table
