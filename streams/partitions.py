@@ -109,6 +109,21 @@ def _journey_last_at(value: bytes) -> int:
     return (parse_timestamp(newest) or 0) if newest else 0
 
 
+def _share(part: Partition, where: str, store: Store) -> Iterator[tuple[str, bytes]]:
+    """The next share (``SWEEP_AT_ONCE``) of a partition's records in ``store``, read where the sweep
+    named ``where`` (an attribute of the partition) stopped; past the last, it starts again."""
+    records = getattr(part, where)
+    if records is None:
+        records = iter(store.items(part.number))
+        setattr(part, where, records)
+    read = 0
+    for record in itertools.islice(records, SWEEP_AT_ONCE):
+        read += 1
+        yield record
+    if read < SWEEP_AT_ONCE:
+        setattr(part, where, None)  # round them all: the next sweep starts again
+
+
 def quiet(record: dict) -> bool:
     """Whether a stored customer has nothing open and nothing waiting on the watermark: it may stay on
     disk until its next event (or until retention reads it)."""
@@ -613,11 +628,8 @@ class Partitions:
         if not part.on_disk:
             part.sweep = None
             return []
-        if part.sweep is None:
-            part.sweep = iter(self.customers.items(part.number))
-        held, engine, loaded, read = part.engine.state.customers, part.engine, [], 0
-        for customer, value in itertools.islice(part.sweep, SWEEP_AT_ONCE):
-            read += 1
+        held, engine, loaded = part.engine.state.customers, part.engine, []
+        for customer, value in _share(part, "sweep", self.customers):
             if customer in held:
                 continue
             # (the sweep reads what the store held when it began: the customer may have been written since)
@@ -635,19 +647,13 @@ class Partitions:
                 continue
             part.on_disk -= 1
             loaded.append(customer)
-        if read < SWEEP_AT_ONCE:
-            part.sweep = None  # round them all: the next sweep starts again
         return loaded
 
     def _expire_journeys(self, part: Partition, before: int) -> None:
         """Delete the stored journeys with nothing newer than ``before``, a share at each sweep (it goes
         round them all in turn: the journeys are read from the store, not remembered in memory)."""
         part.journeys.expire(before)
-        if part.journey_sweep is None:
-            part.journey_sweep = iter(self.journey_store.items(part.number))
-        read = 0
-        for customer, value in itertools.islice(part.journey_sweep, SWEEP_AT_ONCE):
-            read += 1
+        for customer, value in _share(part, "journey_sweep", self.journey_store):
             with contextlib.suppress(Exception):  # (unreadable: read again below)
                 if _journey_last_at(value) >= before:
                     continue
@@ -662,8 +668,6 @@ class Partitions:
                 self._failed(part, Failure(RESTORE, error, customer=customer))
             part.journeys.by_customer.pop(customer, None)
             self.journey_store.put(part.number, customer, None)
-        if read < SWEEP_AT_ONCE:
-            part.journey_sweep = None  # round them all: the next sweep starts again
 
     def _settle(self, part: Partition) -> tuple[set[str], set[str]]:
         """What the engine decided or changed outside a batch (retention), taken in and written; returns
