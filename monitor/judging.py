@@ -26,7 +26,7 @@ from .conventions import OTHER_TYPE
 from .engine import DUPLICATE, TOO_OLD, Engine, Outcome, RuleError
 from .events import TOO_OLD as TOO_OLD_REASON
 from .events import Event
-from .failures import JOURNEY, JUDGE, Failure
+from .failures import JOURNEY, JUDGE, RESTORE, Failure
 from .watermark import Report
 
 
@@ -185,10 +185,18 @@ class Judging:
             judged.loaded.append(customer)
 
     def _report(self, position: int, report: Report, judged: Judged) -> None:
-        """A report moves the watermark (``watermark``), which decides what it passed."""
+        """A report moves the watermark (``watermark``), which decides what it passed; the customers
+        away with something due by then are put back first (``Engine.waking``)."""
         engine = self.engine
         try:
-            engine.advance(*self.watermark.report(report))  # type: ignore[union-attr]
+            watermark, held = self.watermark.report(report)  # type: ignore[union-attr]
+            if self.stored is not None:
+                for customer in engine.waking(watermark, held):
+                    try:
+                        self._load(customer, judged)
+                    except Exception as error:  # (its record unreadable: the others are put back)
+                        judged.failures.append(Failure(RESTORE, error, customer=customer))
+            engine.advance(watermark, held)
             if engine.outbox:
                 self._file(judged)
         except Exception as error:

@@ -68,8 +68,9 @@ FREE_AT_ONCE = 10_000
 # A partition's dicts are rebuilt once what they hold has fallen below half of what they held (and that
 # was at least this many): a dict does not give back the room it grew to.
 COMPACT_FROM = 10_000
-# Quiet customers kept in memory per worker (shared by its partitions); the others are unloaded, their
-# records in the store, and put back at their next event (docs/ARCHITECTURE.md, "Customers on disk").
+# Customers kept in memory per worker (shared by its partitions), besides those with something waiting on
+# the watermark or due soon; the others are unloaded, their records in the store, and put back at their
+# next event or before their next due time (docs/ARCHITECTURE.md, "Customers on disk").
 IN_MEMORY = 50_000  # (Settings.customers_in_memory, TPMON_CUSTOMERS_IN_MEMORY)
 # Customers on disk read by retention at each sweep, per partition: it goes round them all in turn.
 SWEEP_AT_ONCE = 20_000
@@ -122,12 +123,6 @@ def _share(part: Partition, where: str, store: Store) -> Iterator[tuple[str, byt
         yield record
     if read < SWEEP_AT_ONCE:
         setattr(part, where, None)  # round them all: the next sweep starts again
-
-
-def quiet(record: dict) -> bool:
-    """Whether a stored customer has nothing open and nothing waiting on the watermark: it may stay on
-    disk until its next event (or until retention reads it)."""
-    return not record["open"] and not record["queued"]
 
 
 def key_partition(key: bytes, count: int) -> int:
@@ -189,9 +184,10 @@ class Partition:
     # becomes ``erased`` once a delivery that carried its tombstones has returned (``confirm_erasures``).
     erased: int = -1
     applied: int = -1
-    # The quiet customers in memory (nothing open or waiting on the watermark), the least recently
-    # changed first: beyond the worker's share, they are unloaded (``Partitions.keep_in_memory``).
-    quiet: dict[str, None] = field(default_factory=dict)
+    # The customers in memory that may leave it (nothing waiting on the watermark), the least recently
+    # changed first: beyond the worker's share, they are unloaded (``Partitions.keep_in_memory``), those
+    # with instances open only when nothing of theirs is due soon (``Engine.unload``).
+    resident: dict[str, None] = field(default_factory=dict)
     on_disk: int = 0  # the customers held in the store only (unloaded, or left there at the restore)
     sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
     journey_sweep: Iterator[tuple[str, bytes]] | None = None  # and the stored journeys
@@ -293,8 +289,8 @@ class Partitions:
         journey_age: int | None = None,
         in_memory: int = IN_MEMORY,
     ) -> None:
-        """``in_memory``: the quiet customers held in memory, over every partition owned (the others
-        are unloaded to the store: ``keep_in_memory``)."""
+        """``in_memory``: the customers held in memory that could leave it, over every partition owned
+        (the others are unloaded to the store: ``keep_in_memory``)."""
         self.catalog = catalog
         self.in_memory = in_memory
         self.lateness = catalog.lateness if lateness is None else lateness
@@ -403,21 +399,19 @@ class Partitions:
             part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
             part.offset, part.through, part.rejects_through = -1, {}, {}
             self._failed(part, Failure(RESTORE, error))
-        room = max(1, self.in_memory // (len(self.owned) + 1))  # its share of the quiet customers in memory
+        room = max(1, self.in_memory // (len(self.owned) + 1))  # its share of the customers in memory
         for customer, value in list(self.customers.items(number)):
             if customer in freeing:  # freed, its counts folded, its deletion not yet stored
                 self.customers.put(number, customer, None)
                 continue
             try:
                 record = orjson.loads(value)
-                if not quiet(record):
+                if len(part.resident) >= room and engine.count(customer, record):
+                    part.on_disk += 1  # left on disk until it comes again (``_stored``), is due, or is swept
+                else:
                     engine.load(customer, record)
-                elif len(part.quiet) < room:
-                    engine.load(customer, record)
-                    part.quiet[customer] = None
-                else:  # left on disk until it comes again (``_stored``) or retention reads it
-                    engine.count(record)
-                    part.on_disk += 1
+                    if not record["queued"]:
+                        part.resident[customer] = None
                 mark = record.get("m", -1)
                 if whole and mark > part.offset:  # written after the partition's record: its batch's counts
                     part.crashed[customer] = mark
@@ -604,13 +598,14 @@ class Partitions:
         return record
 
     def keep_in_memory(self, part: Partition, customers: Iterable[str]) -> None:
-        """The quiet ones of ``customers`` (changed or put back lately) become the most recent; then
-        the least recently changed quiet customers beyond the partition's share of ``in_memory`` are
-        unloaded (their records are stored: written before this is called)."""
-        held, lru = part.engine.state.customers, part.quiet
+        """Those of ``customers`` (changed or put back lately) with nothing waiting on the watermark
+        become the most recent; then the least recently changed beyond the partition's share of
+        ``in_memory`` are unloaded (their records are stored: written before this is called). One the
+        engine keeps (something of it is due soon) leaves the list until it changes again."""
+        held, lru = part.engine.state.customers, part.resident
         for customer in customers:
             mine = held.get(customer)
-            if mine is not None and not mine.open and not mine.queued:
+            if mine is not None and not mine.queued:
                 lru.pop(customer, None)
                 lru[customer] = None
         limit = max(1, self.in_memory // max(1, len(self.owned)))
@@ -695,7 +690,7 @@ class Partitions:
                 write(part, customer, touched, deltas)
             except Exception as error:
                 unwritten.add(customer)
-                part.quiet.pop(customer, None)  # (its record says less than its state: never unloaded so)
+                part.resident.pop(customer, None)  # (its record says less than its state: never unloaded so)
                 failure = Failure(RECORD, error, customer=customer)
                 if record_failed is None:
                     self._failed(part, failure)

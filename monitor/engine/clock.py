@@ -101,15 +101,31 @@ class ClockRule(DeadlineRule):
         """Put back a stored instance: [opened_at, event_id] and, when stored by a clock rule, [due,
         spent, since]. An instance stored before its touchpoint had a clock, or paused under a touchpoint
         that no longer resumes, runs from its opening, as the clock it has now counts."""
+        clock = self._running(stored)
+        if clock is not None:
+            opened_at, event_id, due_at, spent, since = clock
+            self.start(
+                self.prefix + key, ClockInstance(opened_at, event_id, customer, key, state, due_at, spent, since)
+            )
+
+    def _running(self, stored: list) -> tuple | None:
+        """A stored instance as this rule runs it: (opened_at, event_id, due_at, spent, since), or None
+        when it is dropped: its due instant came from an event no longer at hand (``due:``), not guessed."""
         opened_at, event_id, *clock = stored
         if len(clock) >= 3 and (clock[2] is not None or self.touchpoint.resume is not None):
-            instance = ClockInstance(opened_at, event_id, customer, key, state, *clock[:3])
-        elif self.uses_due:
-            return  # its due instant came from an event no longer at hand: dropped, not guessed
-        else:
-            due = self.calendar.advance(opened_at, self.within)
-            instance = ClockInstance(opened_at, event_id, customer, key, state, due, 0, opened_at)
-        self.start(self.prefix + key, instance)
+            return opened_at, event_id, *clock[:3]
+        if self.uses_due:
+            return None
+        return opened_at, event_id, self.calendar.advance(opened_at, self.within), 0, opened_at
+
+    def wake(self, stored: list) -> int | None:
+        """Its due or risk time, whichever comes first; None while paused (only an event resumes it) or
+        when it is dropped."""
+        clock = self._running(stored)
+        if clock is None or clock[4] is None:
+            return None
+        _, _, due_at, spent, since = clock
+        return due_at if self.at_risk is None else min(due_at, self._risk_at(due_at, spent, since))
 
     def _file(self, instance: ClockInstance) -> None:
         """File the running instance's due time (the first in its line, the next in the heap: once
@@ -121,14 +137,15 @@ class ClockRule(DeadlineRule):
         else:
             heappush(self.queue, make_entry(Due, (due, DUE, customer, self.index, key, instance, state)))
         if self.at_risk is not None:
-            risk_at = due - self.at_risk if self.uses_due else self._risk_instant(instance)
-            instance.risk_at = risk_at
+            risk_at = instance.risk_at = self._risk_at(due, instance.spent, instance.since)
             heappush(self.queue, make_entry(Due, (risk_at, RISK, customer, self.index, key, instance, state)))
 
-    def _risk_instant(self, instance: ClockInstance) -> int:
-        """The first instant at which at most at_risk of the running instance's time is left."""
-        left = self.within - instance.spent - self.at_risk
-        return instance.since if left <= 0 else self.calendar.advance(instance.since, left)
+    def _risk_at(self, due_at: int, spent: int, since: int) -> int:
+        """The first instant at which at most at_risk of a running instance's time is left."""
+        if self.uses_due:
+            return due_at - self.at_risk  # type: ignore[operator]
+        left = self.within - spent - self.at_risk  # type: ignore[operator]
+        return since if left <= 0 else self.calendar.advance(since, left)
 
     def pause(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         instance = state.open.get(self.prefix + key)

@@ -69,6 +69,12 @@ from .state import (
 DUPLICATE = 1
 LATE = 2
 TOO_OLD = 3  # older than the ids still remembered (``retention``): not judged
+# A due line is rebuilt without the instances of customers unloaded since (``unload``) once they are
+# more than half of it, and it holds at least this many: until then they wait in it, closed.
+LINE_REBUILD_FROM = 64
+# The wake-up heap (``wakes``) is rebuilt once it holds more than twice the customers away, plus this:
+# a customer unloaded, put back by an event and unloaded again leaves its first entry behind.
+WAKES_REBUILD_FROM = 1024
 
 
 # -- the plan: what each event type sets off (Engine.dispatch) ---------------------------------------------
@@ -162,7 +168,13 @@ class Engine:
         self.failures: list[Failure] = []  # what raised while deciding (see _release), for the caller to drain
         self.dirty: set[str] = set()
         self.ids = catalog.ids
-        self.pending = [0] * len(self.ids)  # open instances per touchpoint
+        self.pending = [0] * len(self.ids)  # open instances per touchpoint, in memory or away (``unload``)
+        # Customers unloaded with instances open (``unload``): how many, and a heap of (the instant they
+        # must be back in memory by, customer) that ``waking`` reads as the clock moves on; ``_stale``,
+        # per rule, its instances closed in its due line by an unload since the line was last rebuilt.
+        self.away = 0
+        self.wakes: list[tuple[int, str]] = []
+        self._stale = [0] * len(self.ids)
         # Per touchpoint with at_risk: (customer, key) -> each of its instances at risk.
         self.risky: dict[int, dict[tuple[str, str], Instance]] = {}
         self._totals = [self.totals[touchpoint_id] for touchpoint_id in self.ids]  # the same pairs, by index
@@ -507,9 +519,7 @@ class Engine:
 
     def mark(self) -> int | None:
         """What is decided: what the watermark has passed, or while history is held, what that has."""
-        state = self.state
-        watermark, held = state.watermark, state.held
-        return watermark if held is None or watermark is None or held > watermark else held
+        return _decided(self.state.watermark, self.state.held)
 
     def _hold(self, at: int) -> None:
         """A late event, history: hold what is decided so that nothing after its instant minus the
@@ -807,6 +817,10 @@ class Engine:
         self.impact.load(mine, record, counted)
         if not counted:
             self._add_totals(mine.good, mine.bad)
+        elif record["open"]:  # away (``unload``, ``count``): its instances were in ``pending`` already
+            for index in self._away(record["open"])[0]:
+                self.pending[index] -= 1
+            self.away -= 1
         if self.own_clock and state.max_at is not None:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
@@ -818,10 +832,15 @@ class Engine:
             for touchpoint, count in (counts or {}).items():
                 totals.setdefault(touchpoint, [0, 0])[column] += count
 
-    def count(self, record: dict) -> None:
-        """A stored customer left out of memory (quiet: ``quiet(record)``): what it counted goes into the
-        totals, and its instants into the clock's bounds, as ``load`` would take them; ``load(customer,
-        record, counted=True)`` puts the customer back when it comes again."""
+    def count(self, customer: str, record: dict) -> bool:
+        """Leave a stored customer out of memory (a restore): what it counted goes into the totals, its
+        instants into the clock's bounds and its open instances into ``pending``, as ``load`` would take
+        them, and ``load(customer, record, counted=True)`` puts it back at its next event, or before the
+        clock reaches what it has due (``waking``). Returns False, having done nothing, for a customer
+        that must be loaded instead: one waiting on the watermark, or whose instances are due by what is
+        decided (or that has instances open, on an engine keeping its own clock)."""
+        if record["queued"] or (record["open"] and not self._file_away(customer, record["open"])):
+            return False
         state = self.state
         for _, at in record["seen"]:
             if state.max_at is None or at > state.max_at:
@@ -830,16 +849,111 @@ class Engine:
                 state.min_at = at
         self._add_totals(dict(record["good"]), dict(record["bad"]))
         self.impact.count(record)
+        for index in self._away(record["open"])[0]:
+            self.pending[index] += 1
+        return True
 
     def unload(self, customer: str) -> bool:
-        """Take a quiet customer out of memory (nothing of it open or waiting on the watermark, and its
-        record stored: not ``dirty``). What it counted stays in the totals; ``load(customer, record,
-        counted=True)`` puts it back. Returns whether it was unloaded."""
+        """Take a customer out of memory until its next event, its record stored (not ``dirty``) and
+        nothing of it waiting on the watermark. One with instances open leaves only on an engine whose
+        clock the caller moves (``own_clock=False``), with nothing at risk and nothing due by what is
+        decided: its instances stay in ``pending`` and it is put back before the clock reaches their
+        next due or risk time (``waking``). What it counted stays in the totals; ``load(customer,
+        record, counted=True)`` puts it back. Returns whether it was unloaded."""
         mine = self.state.customers.get(customer)
-        if mine is None or mine.open or mine.queued or customer in self.dirty:
+        if mine is None or mine.queued or customer in self.dirty:
             return False
+        if mine.open:
+            for name in mine.open:
+                touchpoint_id, key = name.split(SEPARATOR, 1)
+                if (customer, key) in self.risky.get(self._index[touchpoint_id], ()):
+                    return False
+            if not self._file_away(customer, mine.open_record()):
+                return False
+            lines, stale = self.state.due_lines, self._stale
+            for name, instance in mine.open.items():
+                # Its due time, in a due line or the heap, now does nothing; the instance no longer holds
+                # the customer's state in memory.
+                instance.open = False
+                instance.customer_state = None  # type: ignore[assignment]
+                index = self._index[name.split(SEPARATOR, 1)[0]]
+                stale[index] += 1
+                line = lines.get(index)
+                if line is not None and len(line) >= LINE_REBUILD_FROM and stale[index] > len(line) // 2:
+                    self._rebuild_line(index, line)
         del self.state.customers[customer]
         return True
+
+    def _file_away(self, customer: str, opened: list[list]) -> bool:
+        """Count a customer with these instances open (as its record keeps them) away, filed to wake
+        before the first of their due or risk times; or, when it may not be away, return False."""
+        if self.own_clock:
+            return False  # (its clock moves in its steps: nothing would put the customer back in time)
+        wake = self._away(opened)[1]
+        mark = self.mark()
+        if wake is not None and mark is not None and wake <= mark:
+            return False
+        self.away += 1
+        if wake is not None:
+            heappush(self.wakes, (wake, customer))
+            if len(self.wakes) > 2 * self.away + WAKES_REBUILD_FROM:
+                self._rebuild_wakes()
+        return True
+
+    def _away(self, opened: list[list]) -> tuple[list[int], int | None]:
+        """Instances as a record keeps them: the rule of each still in the catalog, and the first instant
+        one of them is due or at risk (None: only an event acts on them, as on a paused SLA clock)."""
+        indices: list[int] = []
+        wake = None
+        for touchpoint_id, _, *stored in opened:
+            rule = self._rule(touchpoint_id)
+            if rule is None:
+                continue
+            indices.append(rule.index)
+            at = rule.wake(stored)
+            if at is not None and (wake is None or at < wake):
+                wake = at
+        return indices, wake
+
+    def waking(self, watermark: int | None, held: int | None = None) -> list[str]:
+        """The customers away that must be back in memory (``load``) before ``advance(watermark, held)``:
+        those with something due or at risk by what it will have decided. Each is given once."""
+        wakes = self.wakes
+        if not wakes:
+            return []
+        state = self.state
+        if watermark is None or (state.watermark is not None and watermark < state.watermark):
+            watermark = state.watermark
+        mark = _decided(watermark, held)
+        found: list[str] = []
+        if mark is None:
+            return found
+        customers = state.customers
+        while wakes and wakes[0][0] <= mark:
+            customer = heapq.heappop(wakes)[1]
+            if customer not in customers and customer not in found:
+                found.append(customer)
+        return found
+
+    def _rebuild_line(self, index: int, line: deque[Instance]) -> None:
+        """A due line without its closed instances; its new head's due time goes into the heap (the old
+        head's, already there, then does nothing: engine.state)."""
+        head = line[0]
+        kept = [instance for instance in line if instance.open]
+        line.clear()
+        line.extend(kept)
+        self._stale[index] = 0
+        if line and line[0] is not head:
+            heappush(self.state.queue, self.rules[index].due_time(line[0]))  # type: ignore[union-attr]
+
+    def _rebuild_wakes(self) -> None:
+        """The wake-up heap with one entry per customer still away, its earliest."""
+        customers, earliest = self.state.customers, {}
+        for at, customer in self.wakes:
+            if customer not in customers and (customer not in earliest or at < earliest[customer]):
+                earliest[customer] = at
+        self.wakes = [(at, customer) for customer, at in earliest.items()]
+        heapq.heapify(self.wakes)
 
     def _rule(self, touchpoint_id: str) -> DeadlineRule | NoRepeatRule | None:
         """The rule of a deadline or no_repeat touchpoint still in the catalog."""
@@ -924,3 +1038,8 @@ class Engine:
     def counts(self) -> dict[str, list[int]]:
         """[good, bad] per touchpoint, over every customer (freed ones too)."""
         return {touchpoint_id: list(pair) for touchpoint_id, pair in self.totals.items()}
+
+
+def _decided(watermark: int | None, held: int | None) -> int | None:
+    """What is decided at a watermark while history holds at ``held`` (None: nothing is held)."""
+    return watermark if held is None or watermark is None or held > watermark else held

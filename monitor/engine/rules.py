@@ -82,6 +82,12 @@ class WindowRule:
         opened_at = stored[0]
         self.start(self.prefix + key, Instance(opened_at, stored[1], opened_at + self.within, customer, key, state))
 
+    def wake(self, stored: list) -> int | None:
+        """The first instant at which this rule acts on an instance stored as ``revive`` takes it (its
+        due time), or None when only an event can: a customer unloaded with it open is put back in memory
+        before then (``Engine.unload``)."""
+        return stored[0] + self.within
+
     def open(self, at: int, event_id: str, key: str, customer: str, state: CustomerState) -> None:
         name = self.prefix + key
         # At most one open instance per key: an opener while one is open is ignored.

@@ -142,11 +142,7 @@ class CustomerState:
         queued = self.queued or ()
         return {
             "v": RECORD_VERSION,
-            # [touchpoint, key, opened_at, event_id], and an SLA clock's [due, spent, since] (engine.clock)
-            "open": [
-                [*name.split(SEPARATOR, 1), instance.opened_at, instance.opened_by, *instance.clock_record()]
-                for name, instance in self.open.items()
-            ],
+            "open": self.open_record(),
             "seen": [[event_id, at] for event_id, at in self.seen.items()],
             "queued": sorted(
                 [
@@ -161,6 +157,14 @@ class CustomerState:
             "good": dict(self.good or {}),
             "bad": dict(self.bad or {}),
         }
+
+    def open_record(self) -> list[list]:
+        """Its open instances as its record keeps them: [touchpoint, key, opened_at, event_id], and an SLA
+        clock's [due, spent, since] (engine.clock)."""
+        return [
+            [*name.split(SEPARATOR, 1), instance.opened_at, instance.opened_by, *instance.clock_record()]
+            for name, instance in self.open.items()
+        ]
 
     def is_empty(self) -> bool:
         return not (self.seen or self.open or self.queued or self.good or self.bad or self.recent or self.impact)
