@@ -187,21 +187,27 @@ class Judging:
     def _report(self, position: int, report: Report, judged: Judged) -> None:
         """A report moves the watermark (``watermark``), which decides what it passed; the customers
         away with something due by then are put back first (``Engine.waking``)."""
-        engine = self.engine
         try:
-            watermark, held = self.watermark.report(report)  # type: ignore[union-attr]
-            if self.stored is not None:
-                for customer in engine.waking(watermark, held):
-                    try:
-                        self._load(customer, judged)
-                    except Exception as error:  # (its record unreadable: the others are put back)
-                        judged.failures.append(Failure(RESTORE, error, customer=customer))
-            engine.advance(watermark, held)
-            if engine.outbox:
-                self._file(judged)
+            self.advance(*self.watermark.report(report), judged=judged)  # type: ignore[union-attr]
         except Exception as error:
-            engine.outbox.clear()
+            self.engine.outbox.clear()
             judged.failed.append((position, Failure(JUDGE, error)))
+
+    def advance(self, watermark: int | None, held: int | None = None, judged: Judged | None = None) -> Judged:
+        """Move the engine's clock (``Engine.advance``), the customers away with something due by then
+        put back first (``Engine.waking``); the outcomes are filed, the rest left for ``settle``."""
+        judged = judged if judged is not None else Judged()
+        engine = self.engine
+        if self.stored is not None:
+            for customer in engine.waking(watermark, held):
+                try:
+                    self._load(customer, judged)
+                except Exception as error:  # (its record unreadable: the others are put back)
+                    judged.failures.append(Failure(RESTORE, error, customer=customer))
+        engine.advance(watermark, held)
+        if engine.outbox:
+            self._file(judged)
+        return judged
 
     def settle(self, judged: Judged | None = None) -> Judged:
         """Empty what the engine set aside outside a batch's steps (the end of input, retention, an

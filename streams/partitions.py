@@ -664,10 +664,10 @@ class Partitions:
             part.journeys.by_customer.pop(customer, None)
             self.journey_store.put(part.number, customer, None)
 
-    def _settle(self, part: Partition) -> tuple[set[str], set[str]]:
+    def _settle(self, part: Partition, judged: Judged | None = None) -> tuple[set[str], set[str]]:
         """What the engine decided or changed outside a batch (retention), taken in and written; returns
         what ``_write`` does."""
-        judged = part.judging.settle()  # type: ignore[union-attr]
+        judged = part.judging.settle(judged)  # type: ignore[union-attr]
         return self._write(part, judged, self._take(part, judged))
 
     def _write(

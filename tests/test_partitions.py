@@ -69,8 +69,7 @@ def finish(live: Partitions) -> None:
     newest = max((engine.state.max_at or 0) for engine in live.engines.values())
     for partition in range(PARTITIONS):
         part = live.partition(partition)
-        part.engine.advance(newest)
-        live._settle(part)
+        live._settle(part, part.judging.advance(newest))  # (the customers away and due put back first)
 
 
 def events_counted(live: Partitions) -> dict[str, float]:

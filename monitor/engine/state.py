@@ -74,16 +74,20 @@ class Instance:
         return ()
 
     # Due times compare as tuples, up to their instance only when two instances of one name are due at
-    # one instant (a late start after the first was decided): then by what it holds, in order. (The
-    # heap asks <, a due line >=; Python reflects them for > and <=.)
+    # one instant (a late start after the first was decided): then by what it holds, in order. Two
+    # closed copies of one instance (its customer unloaded, put back and unloaded again: Engine.unload)
+    # do nothing when their due times come, in either order: they compare by identity. (The heap asks
+    # <, a due line >=; Python reflects them for > and <=.)
     def sort_key(self) -> tuple:
         return self.opened_at, self.opened_by, self.open
 
     def __lt__(self, other: Instance) -> bool:
-        return self.sort_key() < other.sort_key()
+        if self.open or other.open or self.opened_at != other.opened_at or self.opened_by != other.opened_by:
+            return self.sort_key() < other.sort_key()
+        return id(self) < id(other)
 
     def __ge__(self, other: Instance) -> bool:
-        return self.sort_key() >= other.sort_key()
+        return not self < other
 
 
 class Queued(NamedTuple):
