@@ -50,8 +50,9 @@ class Settings:
     forget_users: str = ""
     partitions: int = 4
     dedup_retention: str = "48h"
-    # Quiet customers (nothing open or waiting on the watermark) held in memory, over the worker's
-    # partitions; the others wait in the store until their next event (docs/ARCHITECTURE.md).
+    # Customers held in memory over the worker's partitions, besides those with something waiting on the
+    # watermark or due soon; the others wait in the store until their next event or due time
+    # (docs/ARCHITECTURE.md).
     customers_in_memory: int = 50_000
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
     sweep_interval: float = 60.0  # seconds between retention sweeps (duplicate ids, freed customers, journeys)
