@@ -925,15 +925,14 @@ class Engine:
         if watermark is None or (state.watermark is not None and watermark < state.watermark):
             watermark = state.watermark
         mark = _decided(watermark, held)
-        found: list[str] = []
         if mark is None:
-            return found
-        customers = state.customers
+            return []
+        customers, found = state.customers, {}
         while wakes and wakes[0][0] <= mark:
             customer = heapq.heappop(wakes)[1]
-            if customer not in customers and customer not in found:
-                found.append(customer)
-        return found
+            if customer not in customers:
+                found[customer] = None
+        return list(found)
 
     def _rebuild_line(self, index: int, line: deque[Instance]) -> None:
         """A due line without its closed instances; its new head's due time goes into the heap (the old
