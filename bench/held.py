@@ -12,7 +12,8 @@ fresh interpreter for each variant, side by side in one run:
 
 Reported for each: the resident memory idle (everything built, nothing judged), with the N customers
 held, and after they all went quiet (the input moved 40 days on, retention swept until every customer
-is freed, the allocator's free pages given back), and the events per second judged. No broker: the
+is freed, the allocator's free pages given back; ``quiet_as_left_mib``: before the bench gives them back,
+as the worker's own sweeps left it), and the events per second judged. No broker: the
 changelog's delivery is taken as done at once (the disk store writes a record once its delivery has
 returned), so that the figures are the state's, not Kafka's.
 
@@ -139,6 +140,7 @@ def run(variant: str, count: int, scenario: str) -> dict:
         if not any(len(part.engine.state.customers) or part.on_disk for part in live.owned.values()):
             break
     left = sum(len(part.engine.state.customers) + part.on_disk for part in live.owned.values())
+    as_left = resident()  # what the worker's own sweeps gave back, before the bench's collector and trim
     quiet = settled()
     good = sum(pair[0] for pair in live.owned[0].engine.counts().values())
     for disk in disks.values():
@@ -155,6 +157,7 @@ def run(variant: str, count: int, scenario: str) -> dict:
         "held_mib": round(held / 2**20, 1),
         "quiet_mib": round(quiet / 2**20, 1),
         "quiet_over_idle": round(quiet / idle, 2),
+        "quiet_as_left_mib": round(as_left / 2**20, 1),
         "left_after_quiet": left,
         "partition_0_good": good,
     }

@@ -48,6 +48,9 @@ and the delivery's hooks that tell it what the changelogs hold (``CheckpointingO
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import itertools
 import logging
 import struct
 import time
@@ -72,14 +75,32 @@ CHECKPOINT = b"\x01"
 # A checkpoint is trusted for this long after it was last known right (below the changelogs'
 # delete.retention.ms, 24 h, by an hour for the clocks of the broker and of this machine).
 MAX_AGE = 23 * 3600.0
-# RocksDB's memory: a block cache shared by a worker's tables, and each table's write buffers.
-BLOCK_CACHE_BYTES = 64 * 1024 * 1024
-WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+# RocksDB's memory, one bound for a worker's tables: a block cache they share, which the tables' write
+# buffers (memtables) are charged to as well. Small on purpose: the files are in the system's page cache
+# (reclaimable, and not the worker's resident memory), so a block missed here costs a read from it and
+# an LZ4 decompression, a few microseconds; what the cache holds stays resident for as long as the worker.
+BLOCK_CACHE_BYTES = 32 * 1024 * 1024
+MEMTABLES_BYTES = 16 * 1024 * 1024  # of it, at most, for the write buffers of every table
+WRITE_BUFFER_BYTES = 8 * 1024 * 1024  # a table's write buffer: flushed to a file when full
+# A scan (a partition's records, for its engine or a sweep) holds a RocksDB iterator for this many records
+# at most: an iterator pins the memtables and files it began with, and a sweep goes on reading a share at
+# a time, across minutes, so one iterator for the whole scan would keep flushed memtables in memory.
+SCAN_AT_ONCE = 1000
+# Once this many records were deleted (retention's sweeps free customers by the ten thousand), the memory
+# they leave in RocksDB is given back (``DiskTable._shrink``).
+SHRINK_AFTER = 10_000
 STATE_KEY = b"\xffpartition/"  # + the partition: its own record in the customers table (not UTF-8)
 
 
 class StoreUnavailable(Exception):
     """The local store cannot be opened: said at start, as a sentence, never a traceback."""
+
+
+def give_back_c_heap() -> None:
+    """The C heap's free pages returned to the system (glibc's malloc_trim): RocksDB frees what it held
+    into it, and glibc keeps it otherwise, the worker's resident memory staying at its peak."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the memory is reused, not returned
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _range(partition: int) -> tuple[bytes, bytes]:
@@ -95,29 +116,47 @@ def _checkpoint_key(partition: int) -> bytes:
     return PARTITION.pack(partition) + CHECKPOINT
 
 
-def options(cache: Any) -> rocksdict.Options:
+class Memory:
+    """RocksDB's memory, shared by a worker's tables: the block cache, and the write buffer manager that
+    charges their memtables to it (so that blocks and memtables together stay within the cache's size)."""
+
+    def __init__(self, cache_bytes: int = BLOCK_CACHE_BYTES, memtables_bytes: int = MEMTABLES_BYTES) -> None:
+        self.cache = rocksdict.Cache(cache_bytes)
+        self.memtables = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            memtables_bytes, False, self.cache
+        )
+        self.cache_bytes = cache_bytes
+
+    def drop_cached_blocks(self) -> None:
+        """Empty the block cache (the memtables' share stays, held by them)."""
+        self.cache.set_capacity(0)
+        self.cache.set_capacity(self.cache_bytes)
+
+
+def options(memory: Memory) -> rocksdict.Options:
     chosen = rocksdict.Options(raw_mode=True)
     chosen.create_if_missing(True)
+    chosen.set_write_buffer_manager(memory.memtables)
     chosen.set_write_buffer_size(WRITE_BUFFER_BYTES)
     chosen.set_max_write_buffer_number(2)
     chosen.set_max_background_jobs(2)
     chosen.set_keep_log_file_num(2)
     chosen.set_compression_type(rocksdict.DBCompressionType.lz4())
     table = rocksdict.BlockBasedOptions()
-    table.set_block_cache(cache)
+    table.set_block_cache(memory.cache)
     table.set_bloom_filter(10, False)
     chosen.set_block_based_table_factory(table)
     return chosen
 
 
-def open_db(path: Path, cache: Any) -> rocksdict.Rdict:
+def open_db(path: Path, memory: Memory) -> rocksdict.Rdict:
     """Open (or create) the database at ``path``, or say in a sentence why it cannot be."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StoreUnavailable(f"cannot create {path.parent}: {error.strerror}") from None
     try:
-        return rocksdict.Rdict(str(path), options(cache))
+        return rocksdict.Rdict(str(path), options(memory))
     except Exception as error:  # rocksdict raises Exception itself, with RocksDB's status as text
         said = str(error)
         if "lock" in said.lower():
@@ -131,10 +170,11 @@ def open_db(path: Path, cache: Any) -> rocksdict.Rdict:
 class DiskTable:
     """A table's records on disk, per changelog partition, with checkpoints (the module's rule)."""
 
-    def __init__(self, path: Path, cache: Any = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, memory: Memory | None = None, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
-        self.db = open_db(path, cache if cache is not None else rocksdict.Cache(BLOCK_CACHE_BYTES))
+        self.memory = memory if memory is not None else Memory()
+        self.db = open_db(path, self.memory)
         self.closed = False
         # (partition, key) -> (value or None for a deletion, the outbox's number of its message)
         self.pending: dict[tuple[int, bytes], tuple[bytes | None, int]] = {}
@@ -143,6 +183,7 @@ class DiskTable:
         self.offsets: dict[int, list[tuple[int, int]]] = {}  # partition -> (first, last) offsets delivered
         self.stuck: set[int] = set()  # a gap in the offsets: no checkpoint until recovered again
         self.refused: set[int] = set()  # a refused record applied here: emptied when next taken
+        self.deleted = 0  # records deleted since the memory they leave was last given back (``_shrink``)
 
     # -- reading ----------------------------------------------------------------------------------------
     def get(self, partition: int, key: bytes) -> bytes | None:
@@ -155,10 +196,8 @@ class DiskTable:
         """The records of one partition, as the changelog will hold them once what is pending is stored."""
         mine = {key: value for (where, key), (value, _) in self.pending.items() if where == partition}
         start = PARTITION.pack(partition) + DATA
-        bounds = rocksdict.ReadOptions()
-        bounds.set_iterate_upper_bound(PARTITION.pack(partition) + CHECKPOINT)
         skip = len(start)
-        for stored, value in self.db.items(from_key=start, read_opt=bounds):
+        for stored, value in self._scan(start, PARTITION.pack(partition) + CHECKPOINT):
             key = stored[skip:]
             if key in mine:
                 continue
@@ -166,6 +205,20 @@ class DiskTable:
         for key, value in mine.items():
             if value is not None:
                 yield key, value
+
+    def _scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The stored records in [start, end), read ``SCAN_AT_ONCE`` at a time, each share by an iterator
+        of its own that is gone before the share is handed out (see ``SCAN_AT_ONCE``). A scan reads
+        each block once: it leaves the block cache to the records looked up one by one."""
+        while not self.closed:
+            bounds = rocksdict.ReadOptions()
+            bounds.set_iterate_upper_bound(end)
+            bounds.fill_cache(False)
+            share = list(itertools.islice(self.db.items(from_key=start, read_opt=bounds), SCAN_AT_ONCE))
+            yield from share
+            if len(share) < SCAN_AT_ONCE:
+                return
+            start = share[-1][0] + b"\x00"  # the first key after the last one read
 
     def checkpoint(self, partition: int) -> int:
         """The offset up to which the partition's local records reflect its changelog; -1: none."""
@@ -213,12 +266,17 @@ class DiskTable:
                 self.waiting[partition] -= 1
                 if value is None:
                     batch.delete(_data_key(partition, key))
+                    self.deleted += 1
                 else:
                     batch.put(_data_key(partition, key), value)
+            if not self.pending:  # (an emptied dict keeps the table of its largest size: a sweep's deletions)
+                self.pending = {}
         for partition in [p for p in self.offsets if not self.waiting[p]]:
             self._advance(partition, batch)
         if not batch.is_empty():
             self.db.write(batch)
+        if self.deleted >= SHRINK_AFTER and not self.pending:
+            self._shrink()
 
     def _advance(self, partition: int, batch: Any) -> None:
         if partition in self.refused or partition in self.stuck:
@@ -312,6 +370,21 @@ class DiskTable:
         if not batch.is_empty():
             self.db.write(batch)
 
+    def _shrink(self) -> None:
+        """Many records were deleted (retention freed their customers): give back the memory they leave
+        behind rather than hold it until it is needed again, which a worker gone quiet may not do for
+        hours. The write buffer (the deletions) goes to a file, waited for: a few MiB at most; the block
+        cache is emptied: it holds, above all, the blocks of the records retention read to free them."""
+        self.deleted = 0
+        self.flush()
+        self.memory.drop_cached_blocks()
+        give_back_c_heap()
+
+    def flush(self) -> None:
+        """What the write buffer holds, written to a file (waited for)."""
+        if not self.closed:
+            self.db.flush(True)
+
     def clear(self) -> None:
         """Every partition emptied (``faust reset``: the changelogs are not touched)."""
         self.db.delete_range(PARTITION.pack(0), b"\xff" * (PARTITION.size + 1))
@@ -327,12 +400,12 @@ class DiskTable:
 
 
 def open_tables(folder: Path, names: Iterable[str]) -> dict[str, DiskTable]:
-    """A worker's tables on disk, ``<folder>/<name>.rocksdb``, sharing one block cache; all or none."""
-    cache = rocksdict.Cache(BLOCK_CACHE_BYTES)
+    """A worker's tables on disk, ``<folder>/<name>.rocksdb``, sharing RocksDB's memory; all or none."""
+    memory = Memory()
     opened: dict[str, DiskTable] = {}
     try:
         for name in names:
-            opened[name] = DiskTable(folder / f"{name}.rocksdb", cache)
+            opened[name] = DiskTable(folder / f"{name}.rocksdb", memory)
     except StoreUnavailable:
         for table in opened.values():
             table.close()
@@ -375,7 +448,8 @@ class DiskTableStore:
         self._put(partition, STATE_KEY + str(partition).encode(), value)
 
     def compact(self) -> None:
-        """RocksDB gives back the room of deleted records itself, compacting in the background."""
+        """RocksDB gives back the room of deleted records itself, compacting in the background; the memory
+        they leave behind is given back once they are written (``DiskTable.delivered``)."""
 
 
 class DiskStore(base.Store):

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from streams.partitions import key_partition
 from streams.store import (
     MAX_AGE,
+    SCAN_AT_ONCE,
+    SHRINK_AFTER,
     CheckpointingOutbox,
     DiskTable,
     DiskTableStore,
@@ -149,6 +151,50 @@ def test_a_deletion_hides_the_stored_record_before_it_is_delivered_and_removes_i
     assert disk.get(0, b"a") is None and list(disk.items(0)) == []
     disk.delivered(2)
     assert disk.get(0, b"a") is None and list(disk.items(0)) == []
+
+
+def memtables(table: DiskTable) -> int:
+    """The bytes of every memtable the table holds, those pinned by an iterator included."""
+    return table.db.property_int_value("rocksdb.size-all-mem-tables")
+
+
+def test_a_long_scan_reads_every_record_once_and_pins_no_memtable_between_its_shares(disk):
+    keys = [b"k%05d" % n + b"\x00" * (n % 3) for n in range(SCAN_AT_ONCE * 2 + 7)]  # (keys that prefix others)
+    for number, key in enumerate(keys):
+        disk.put(1, key, b"v", number)
+        disk.put(0 if number % 2 else 2, key, b"other", number)
+    disk.delivered(len(keys))
+    scan = disk.items(1)
+    first = [next(scan) for _ in range(SCAN_AT_ONCE)]
+    disk.flush()  # (the sweep goes on reading a share at a time while the worker writes)
+    assert memtables(disk) < 64 * 1024  # the flushed memtable is gone: no iterator holds it
+    assert first + list(scan) == [(key, b"v") for key in sorted(keys)]
+
+
+def test_once_many_records_are_deleted_the_memory_they_leave_in_rocksdb_is_given_back(tmp_path):
+    disks = open_tables(tmp_path, ["customers", "journeys"])
+    table, memory = disks["customers"], disks["customers"].memory
+    assert disks["journeys"].memory is memory  # one bound for a worker's tables
+    value = bytes(range(256)) * 4
+    for number in range(SHRINK_AFTER):
+        table.put(0, b"c%06d" % number, value, number)
+    table.delivered(SHRINK_AFTER)
+    table.flush()
+    for number in range(0, SHRINK_AFTER, 50):  # read back, as retention does before it frees them
+        assert table.get(0, b"c%06d" % number) == value
+    assert memory.cache.get_usage() > 1024 * 1024
+    for number in range(SHRINK_AFTER - 1):
+        table.put(0, b"c%06d" % number, None, SHRINK_AFTER + number)
+    table.delivered(2 * SHRINK_AFTER)
+    assert memtables(table) > 64 * 1024  # one deletion short of giving it back
+    table.put(0, b"c%06d" % (SHRINK_AFTER - 1), None, 2 * SHRINK_AFTER)
+    table.delivered(2 * SHRINK_AFTER + 1)
+    assert memtables(table) < 64 * 1024
+    blocks = memory.cache.get_usage() - memory.memtables.get_usage()  # (the memtables' share, given back late)
+    assert blocks < 1024 * 1024
+    assert list(table.items(0)) == []
+    for disk in disks.values():
+        disk.close()
 
 
 def test_only_the_messages_delivered_are_written_and_the_latest_write_of_a_key_wins(disk):
