@@ -20,8 +20,6 @@ internals is in ``streams.seam``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -63,7 +61,7 @@ from .seam import (
     recovered_records,
 )
 from .settings import Settings
-from .store import CheckpointingOutbox, DiskTable, DiskTableStore, open_tables
+from .store import CheckpointingOutbox, DiskTable, DiskTableStore, give_back_c_heap, open_tables
 from .views import Views
 from .webauth import web_server_options
 from .webconfig import WebConfig, web_user
@@ -111,8 +109,7 @@ def give_back_memory() -> None:
     """Return the C heap's free pages to the system (glibc's malloc_trim), after many customers were
     freed: without it the worker's resident memory stays at its peak."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: the memory is reused, not returned
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    give_back_c_heap()
 
 
 class RecoveryCollector(Collector):

@@ -733,6 +733,8 @@ class Partitions:
                     )
                 self._expire_journeys(part, watermark - self.journey_age)
                 self._write_state(part)
+                held = engine.state.customers  # (the freed leave the list: rebuilt, it shrinks with them)
+                part.resident = {customer: None for customer in part.resident if customer in held}
                 self.keep_in_memory(part, sorted((stored | loaded) - unwritten))
                 now = len(engine.state.customers)
                 if high >= COMPACT_FROM and now < high // 2:
