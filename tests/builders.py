@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from collections import namedtuple
 from pathlib import Path
 
@@ -108,6 +109,11 @@ class Changelog:
     def after(self, partition: int, offset: int) -> list[tuple[int, bytes, bytes | None]]:
         return [(at, k, v) for at, (k, v) in enumerate(self.records.get(partition, [])) if at > offset]
 
+    def copy(self) -> Changelog:
+        again = Changelog()
+        again.records = {partition: list(records) for partition, records in self.records.items()}
+        return again
+
 
 class RecordBatch:
     def __init__(self) -> None:
@@ -173,7 +179,8 @@ class MemoryStores:
     def crashed(self, customers: float = 0.0, journeys: float = 0.0) -> MemoryStores:
         """The stores of a worker started after this one died with a delivery under way, of which the
         broker had stored the fraction ``customers`` of the customers' writes (and ``journeys`` of the
-        journeys'), in the order they were written (Kafka keeps a partition's order)."""
+        journeys'), in the order they were written (Kafka keeps a partition's order). Asked again, the
+        same crash with another fraction stored: these stores are left as they are."""
 
         def cut(store: MemoryStore, delivered: int, fraction: float) -> MemoryStore:
             kept = delivered + int((len(store.writes) - delivered) * fraction)
@@ -199,9 +206,13 @@ class DiskStores:
 
     kind = "rocksdb"
 
-    def __init__(self, folder: Path, partitions: int, changelogs: dict[str, Changelog] | None = None) -> None:
+    def __init__(
+        self, folder: Path, partitions: int, changelogs: dict[str, Changelog] | None = None, opened: list | None = None
+    ) -> None:
         self.folder, self.partitions = folder, partitions
         self.changelogs = changelogs or {f"{name}-changelog": Changelog() for name in TABLES}
+        self.opened = opened if opened is not None else []  # (every store of the lineage: closed at the end)
+        self.opened.append(self)
         self.tables = open_tables(folder, TABLES)
         self.loop = asyncio.new_event_loop()
         self.recovered = 0  # the changelog records the recovery read
@@ -229,18 +240,23 @@ class DiskStores:
     def crashed(self, customers: float = 0.0, journeys: float = 0.0) -> DiskStores:
         """As ``MemoryStores.crashed``: the broker had stored those fractions of the writes under way,
         but the delivery never returned, so the disk has none of them (nor a checkpoint over them). The
-        process is gone (its tables closed: what RocksDB was given is on disk); a new one opens the same
-        folder and recovers each partition from its checkpoint."""
+        process is gone (its tables closed: what RocksDB was given is on disk); a new one opens its
+        folder and recovers each partition from its checkpoint. (It opens a copy of the folder and of
+        the changelogs, so that the same crash may be asked again with another fraction stored.)"""
+        changelogs = {topic: changelog.copy() for topic, changelog in self.changelogs.items()}
         under_way = self.outbox.messages
         for name, fraction in zip(TABLES, (customers, journeys), strict=True):
             topic = f"{name}-changelog"
             mine = [(partition, key, value) for to, key, value, partition, _ in under_way if to == topic]
             for partition, key, value in mine[: int(len(mine) * fraction)]:
-                self.changelogs[topic].append(partition, [(key, value)])
+                changelogs[topic].append(partition, [(key, value)])
         self.close()
-        return DiskStores(self.folder, self.partitions, self.changelogs)
+        folder = self.folder.with_name(f"{self.folder.name}.{len(self.opened)}")
+        shutil.copytree(self.folder, folder)
+        return DiskStores(folder, self.partitions, changelogs, self.opened)
 
     def close(self) -> None:
         for table in self.tables.values():
             table.close()
-        self.loop.close()
+        if not self.loop.is_closed():
+            self.loop.close()

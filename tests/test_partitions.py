@@ -34,22 +34,6 @@ IN_MEMORY = pytest.mark.parametrize(
 )
 
 
-@pytest.fixture(params=["memory", "rocksdb"], ids=["memory store", "rocksdb store"])
-def stores(request, tmp_path):  # type: ignore[no-untyped-def]
-    """A worker's stores, new at each call, on either store a worker keeps them in (TPMON_STORE): Faust's
-    memory store, or tpmon's RocksDB store in a folder of the test's own. A crash (``crashed``) keeps what
-    each changelog holds; on disk, the new worker opens the same folder and recovers from its checkpoints."""
-    made: list = []
-
-    def new_stores() -> MemoryStores | DiskStores:
-        made.append(MemoryStores() if request.param == "memory" else DiskStores(tmp_path / str(len(made)), PARTITIONS))
-        return made[-1]
-
-    yield new_stores
-    for mine in made:
-        mine.close()
-
-
 def new(catalog, customers, journeys, retention="24h", in_memory=IN_MEMORY_DEFAULT):  # type: ignore[no-untyped-def]
     return Partitions(catalog, customers, journeys, retention=parse_duration(retention), in_memory=in_memory)
 
@@ -137,19 +121,29 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memo
     lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
+
+    def judge(live: Partitions, mine: MemoryStores | DiskStores, numbers: range) -> None:
+        """The batches ``numbers``, each delivered when the next comes, with the sweep before it if any."""
+        for number in numbers:
+            if number % 5 == 4:
+                live.forget()  # a sweep: its writes land before the next batch's
+            mine.deliver()
+            live.handle_batch(work[number])
+
     for cut_batch in (3, 24, 49, len(work) - 2):  # 24 and 49: a sweep was being written too
+        crashing = stores(PARTITIONS)
+        live = new(catalog, crashing.customers, crashing.journeys, retention="1h", in_memory=in_memory)
+        judge(live, crashing, range(cut_batch))
+        if cut_batch % 5 == 4:
+            live.forget()
+        # The delivery of the batch before (and of the sweep) cut short, the broker having stored this much:
         for fraction in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
-            mine = stores()
+            mine = crashing.crashed(customers=fraction)
             live = new(catalog, mine.customers, mine.journeys, retention="1h", in_memory=in_memory)
-            for number, batch in enumerate(work):
-                if number % 5 == 4:
-                    live.forget()  # a sweep: its writes land before the next batch's
-                if number == cut_batch:  # the delivery of the batch before (and of the sweep) cut short
-                    mine = mine.crashed(customers=fraction)
-                    live = new(catalog, mine.customers, mine.journeys, retention="1h", in_memory=in_memory)
-                    live.handle_batch(work[number - 1])  # not committed: it comes again
-                mine.deliver()
-                live.handle_batch(batch)
+            live.handle_batch(work[cut_batch - 1])  # not committed: it comes again
+            mine.deliver()
+            live.handle_batch(work[cut_batch])
+            judge(live, mine, range(cut_batch + 1, len(work)))
             finish(live)
             counts = {t: tuple(c) for t, c in Views(live).counts().items()}
             assert counts == expected, (cut_batch, fraction)
@@ -194,7 +188,7 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
     assert impacted["bill-correct"] > 15
     for cut_batch in (5, len(work) // 2, len(work) - 2):
         for fraction in (0.0, 0.4, 0.9):
-            mine = stores()
+            mine = stores(PARTITIONS)
             live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
             for number, batch in enumerate(work):
                 if number == cut_batch:  # the delivery of the batch before cut short
@@ -215,7 +209,7 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
 def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog, stores, in_memory):
     """A redelivered event is a duplicate whether its first copy is decided or still queued."""
     lines = list(Simulation(customers=200, duration=parse_duration("2h"), seed=5).lines())
-    mine = stores()
+    mine = stores(PARTITIONS)
     live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
     work = batches(lines, 30)
     for batch in work:
@@ -372,7 +366,7 @@ def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog, store
     sends (further on in the events topic, from the same input offsets) change nothing and count
     nothing; the stream's own duplicates still count, once."""
     lines = list(Simulation(customers=100, duration=parse_duration("1h"), seed=6).lines())
-    mine = stores()
+    mine = stores(PARTITIONS)
     live = new(catalog, mine.customers, mine.journeys)
     work = batches(lines, 25)
     for batch in work:
@@ -398,7 +392,7 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, store
     live_lines = list(Simulation(customers=300, duration=parse_duration("2h"), seed=11).lines())
     old = Simulation(customers=300, duration=parse_duration("14d"), seed=12, prefix="h", start="2026-11-06T08:00:00Z")
     history = list(old.lines())
-    mine = stores()
+    mine = stores(PARTITIONS)
     live = new(catalog, mine.customers, mine.journeys, retention="30d", in_memory=in_memory)  # (ids kept to judge it)
     offsets = [0] * PARTITIONS
     progress = history_progress = None
@@ -451,7 +445,7 @@ def test_two_crashes_in_a_row_lose_and_double_nothing(catalog, stores, in_memory
     expected, summary = replayed_counts(catalog, lines)
     wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
     for first, second in ((0.5, 0.5), (0.9, 0.3), (0.2, 0.95)):
-        mine = stores()
+        mine = stores(PARTITIONS)
         live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
         cut_at = len(work) // 2
         for number, batch in enumerate(work):
