@@ -165,8 +165,6 @@ class MemoryStores:
     """A worker's two stores in memory (``TPMON_STORE=memory``): each keeps its changelog, the list of
     its writes, and the changelog a restarted worker reads is that list (or a prefix of it)."""
 
-    kind = "memory"
-
     def __init__(self, customers: MemoryStore | None = None, journeys: MemoryStore | None = None) -> None:
         self.customers = customers or MemoryStore()
         self.journeys = journeys or MemoryStore()
@@ -203,8 +201,6 @@ class DiskStores:
     changelog through a ``CheckpointingOutbox`` and reach the disk once their delivery has returned.
     At its start the worker's recovery reads each changelog partition after the partition's checkpoint
     (what Faust's recovery hands ``DiskStore``)."""
-
-    kind = "rocksdb"
 
     def __init__(
         self, folder: Path, partitions: int, changelogs: dict[str, Changelog] | None = None, opened: list | None = None

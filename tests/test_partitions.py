@@ -109,7 +109,7 @@ def impacted_in_windows(catalog, lines):  # type: ignore[no-untyped-def]
 
 
 @IN_MEMORY
-def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memory):
+def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memory, monkeypatch):
     """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
     was being written comes again. Customers are freed along the way (a short retention), so the
     partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
@@ -118,6 +118,9 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memo
     catalog = dataclasses.replace(
         catalog, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("1d")
     )
+    # Retention reads the customers and journeys in the store a few at a time (as it reads 20,000 of a
+    # million), so that its reading of a store goes on across sweeps, deliveries and crashes.
+    monkeypatch.setattr("streams.partitions.SWEEP_AT_ONCE", 5)
     lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
