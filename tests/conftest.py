@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from monitor.catalog import Catalog, load_catalog
+from tests.builders import DiskStores, MemoryStores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +24,24 @@ def grafana_schema() -> Path:
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return load_catalog(ROOT / "rules")
+
+
+@pytest.fixture(params=["memory", "rocksdb"], ids=["memory store", "rocksdb store"])
+def stores(request, tmp_path):  # type: ignore[no-untyped-def]
+    """A worker's stores, new at each call (``stores(partitions)``), on either store a worker keeps them in
+    (TPMON_STORE): Faust's memory store, or tpmon's RocksDB store in a folder of the test's own. A crash
+    (``crashed``) keeps what each changelog holds; on disk, the new worker opens the folder the dead one
+    left and recovers it from its checkpoints (tests.builders)."""
+    opened: list[DiskStores] = []
+
+    def new_stores(partitions: int = 4) -> MemoryStores | DiskStores:
+        if request.param == "memory":
+            return MemoryStores()
+        return DiskStores(tmp_path / f"worker{len(opened)}", partitions, opened=opened)
+
+    yield new_stores
+    for mine in opened:
+        mine.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -23,21 +23,24 @@ def new(catalog, customers, journeys, in_memory):  # type: ignore[no-untyped-def
     return Partitions(catalog, customers, journeys, retention=parse_duration("24h"), in_memory=in_memory)
 
 
-def test_no_customer_is_unloaded_while_retention_frees_them(catalog, monkeypatch):
+def test_no_customer_is_unloaded_while_retention_frees_them(catalog, monkeypatch, stores):
     """Retention frees a chunk at a time and writes each chunk; the share of memory halving meanwhile (a
     partition more) must not unload the customers the pass has not reached: it would fold the counts
     of a copy, or delete a live record."""
     monkeypatch.setattr(partitions_module, "FREE_AT_ONCE", 1)
-    customers, journeys = MemoryStore(), MemoryStore()
-    live = new(catalog, customers, journeys, in_memory=4)
+    mine = stores()
+    live = new(catalog, mine.customers, mine.journeys, in_memory=4)
     live.handle_batch([(0, n, bill(c, 0, f"b{c}"), "in", n) for n, c in enumerate(("f", "a1", "a2"))])
+    mine.deliver()
     live.handle_batch([(0, 10, Report(0, {"in": (BASE + 400 * DAY, False, 0)}, ("in",)), None, -1)])
     assert Views(live).counts()["bill-correct"] == [0, 3]
     live.adopt([1])  # a partition more: the share of each halves
     live.forget()
+    mine.deliver()
     assert live.failures == []
     assert Views(live).counts()["bill-correct"] == [0, 3] and Views(live).customers_held() == {0: 0, 1: 0}
-    again = new(catalog, MemoryStore.replayed(customers.writes), MemoryStore.replayed(journeys.writes), 4)
+    restarted = mine.crashed()  # (with nothing under way: a restart, from what the changelogs hold)
+    again = new(catalog, restarted.customers, restarted.journeys, 4)
     again.adopt([0])
     assert Views(again).counts()["bill-correct"] == [0, 3]
 

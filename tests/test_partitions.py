@@ -17,7 +17,7 @@ from monitor.window import parse_window
 from streams.partitions import IN_MEMORY as IN_MEMORY_DEFAULT
 from streams.partitions import Item, MemoryStore, Partitions
 from streams.views import Views
-from tests.builders import decode
+from tests.builders import DiskStores, MemoryStores, decode
 
 PARTITIONS = 3
 INPUT = "orders/0"
@@ -29,7 +29,9 @@ def partition_of(customer: str) -> int:
 
 # The quiet customers held in memory: the default, and so few that nearly every customer is unloaded
 # between its events (put back from its record at the next one): both judge alike.
-IN_MEMORY = pytest.mark.parametrize("in_memory", [IN_MEMORY_DEFAULT, 3], ids=["in-memory", "on-disk"])
+IN_MEMORY = pytest.mark.parametrize(
+    "in_memory", [IN_MEMORY_DEFAULT, 3], ids=["quiet customers held", "quiet customers unloaded"]
+)
 
 
 def new(catalog, customers, journeys, retention="24h", in_memory=IN_MEMORY_DEFAULT):  # type: ignore[no-untyped-def]
@@ -107,7 +109,7 @@ def impacted_in_windows(catalog, lines):  # type: ignore[no-untyped-def]
 
 
 @IN_MEMORY
-def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, in_memory):
+def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memory, monkeypatch):
     """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
     was being written comes again. Customers are freed along the way (a short retention), so the
     partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
@@ -116,25 +118,35 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, in_memory):
     catalog = dataclasses.replace(
         catalog, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("1d")
     )
+    # Retention reads the customers and journeys in the store a few at a time (as it reads 20,000 of a
+    # million), so that its reading of a store goes on across sweeps, deliveries and crashes.
+    monkeypatch.setattr("streams.partitions.SWEEP_AT_ONCE", 5)
     lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
     work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
+
+    def judge(live: Partitions, mine: MemoryStores | DiskStores, numbers: range) -> None:
+        """The batches ``numbers``, each delivered when the next comes, with the sweep before it if any."""
+        for number in numbers:
+            if number % 5 == 4:
+                live.forget()  # a sweep: its writes land before the next batch's
+            mine.deliver()
+            live.handle_batch(work[number])
+
     for cut_batch in (3, 24, 49, len(work) - 2):  # 24 and 49: a sweep was being written too
+        crashing = stores(PARTITIONS)
+        live = new(catalog, crashing.customers, crashing.journeys, retention="1h", in_memory=in_memory)
+        judge(live, crashing, range(cut_batch))
+        if cut_batch % 5 == 4:
+            live.forget()
+        # The delivery of the batch before (and of the sweep) cut short, the broker having stored this much:
         for fraction in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
-            customers, journeys = MemoryStore(), MemoryStore()
-            live = new(catalog, customers, journeys, retention="1h", in_memory=in_memory)
-            committed = (0, 0)
-            for number, batch in enumerate(work):
-                if number % 5 == 4:
-                    live.forget()  # a sweep: its writes land before the next batch's
-                if number == cut_batch:
-                    kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
-                    customers = MemoryStore.replayed(customers.writes[:kept])
-                    journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
-                    live = new(catalog, customers, journeys, retention="1h", in_memory=in_memory)
-                    live.handle_batch(work[number - 1])  # not committed: it comes again
-                committed = (len(customers.writes), len(journeys.writes))
-                live.handle_batch(batch)
+            mine = crashing.crashed(customers=fraction)
+            live = new(catalog, mine.customers, mine.journeys, retention="1h", in_memory=in_memory)
+            live.handle_batch(work[cut_batch - 1])  # not committed: it comes again
+            mine.deliver()
+            live.handle_batch(work[cut_batch])
+            judge(live, mine, range(cut_batch + 1, len(work)))
             finish(live)
             counts = {t: tuple(c) for t, c in Views(live).counts().items()}
             assert counts == expected, (cut_batch, fraction)
@@ -156,7 +168,7 @@ def wrong_bill(customer: str, at: int, name: str) -> tuple[int, bytes]:
 
 
 @IN_MEMORY
-def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_nobody_twice(catalog, in_memory):
+def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_nobody_twice(catalog, stores, in_memory):
     """A billing outage: customers with several wrong bills, in several buckets of the window. Live,
     each partition counts a customer once, in the bucket of its latest bad outcome; after a crash at any
     point (the batch being written comes again) and a batch delivered twice, the partitions' distinct
@@ -179,17 +191,14 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
     assert impacted["bill-correct"] > 15
     for cut_batch in (5, len(work) // 2, len(work) - 2):
         for fraction in (0.0, 0.4, 0.9):
-            customers, journeys = MemoryStore(), MemoryStore()
-            live = new(catalog, customers, journeys, in_memory=in_memory)
-            committed = (0, 0)
+            mine = stores(PARTITIONS)
+            live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
             for number, batch in enumerate(work):
-                if number == cut_batch:
-                    kept = committed[0] + int((len(customers.writes) - committed[0]) * fraction)
-                    customers = MemoryStore.replayed(customers.writes[:kept])
-                    journeys = MemoryStore.replayed(journeys.writes[: committed[1]])
-                    live = new(catalog, customers, journeys, in_memory=in_memory)
+                if number == cut_batch:  # the delivery of the batch before cut short
+                    mine = mine.crashed(customers=fraction)
+                    live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
                     live.handle_batch(work[number - 1])  # not committed: it comes again
-                committed = (len(customers.writes), len(journeys.writes))
+                mine.deliver()
                 live.handle_batch(batch)
                 if number == 3:
                     live.handle_batch(batch)  # delivered twice: accounted for already
@@ -200,19 +209,22 @@ def test_distinct_customers_impacted_in_each_window_survive_crashes_and_count_no
 
 
 @IN_MEMORY
-def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog, in_memory):
+def test_the_same_events_again_are_duplicates_wherever_they_sit(catalog, stores, in_memory):
     """A redelivered event is a duplicate whether its first copy is decided or still queued."""
     lines = list(Simulation(customers=200, duration=parse_duration("2h"), seed=5).lines())
-    live = new(catalog, MemoryStore(), MemoryStore(), in_memory=in_memory)
+    mine = stores(PARTITIONS)
+    live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
     work = batches(lines, 30)
     for batch in work:
         live.handle_batch(batch)
+        mine.deliver()
     on_disk = sum(part.on_disk for part in live.owned.values())
     assert on_disk > 50 if in_memory == 3 else on_disk == 0  # (unloaded, then put back by their copies)
     end = max(offset for batch in work for _, offset, *_ in batch) + 1
     for batch in work:  # the whole history once more, produced again: further on, from another input
         again = [(p, o + end, item, name and "orders/1", at) for p, o, item, name, at in batch]  # type: ignore[operator]
         assert live.handle_batch(again) == ([], [], [])
+        mine.deliver()
     finish(live)
     expected, summary = replayed_counts(catalog, lines)
     assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected
@@ -352,18 +364,21 @@ def test_the_latest_stories_of_a_touchpoint_are_its_latest_customers_hurt(catalo
     assert Views(live).latest_stories("call-answered") == []
 
 
-def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
+def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog, stores):
     """After a restart or a rebalance ingest reads an input again from its last commit: the copies it
     sends (further on in the events topic, from the same input offsets) change nothing and count
     nothing; the stream's own duplicates still count, once."""
     lines = list(Simulation(customers=100, duration=parse_duration("1h"), seed=6).lines())
-    live = new(catalog, MemoryStore(), MemoryStore())
+    mine = stores(PARTITIONS)
+    live = new(catalog, mine.customers, mine.journeys)
     work = batches(lines, 25)
     for batch in work:
         live.handle_batch(batch)
+        mine.deliver()
     end = max(offset for batch in work for _, offset, *_ in batch) + 1
     for batch in work[len(work) // 2 :]:  # the second half read again by ingest
         assert live.handle_batch([(p, o + end, item, name, at) for p, o, item, name, at in batch]) == ([], [], [])
+        mine.deliver()
     finish(live)
     expected, summary = replayed_counts(catalog, lines)
     assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected
@@ -372,7 +387,7 @@ def test_what_ingest_reads_again_is_not_a_duplicate_of_the_stream(catalog):
 
 
 @IN_MEMORY
-def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, in_memory):
+def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, stores, in_memory):
     """A stream judged as it comes (its reports' wall clock following event time), then a fortnight of
     other customers' history produced into the same input at once: every late start waits for the
     events that came with it, so the history reaches what a replay of it reaches, the stream keeps
@@ -380,9 +395,8 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, in_me
     live_lines = list(Simulation(customers=300, duration=parse_duration("2h"), seed=11).lines())
     old = Simulation(customers=300, duration=parse_duration("14d"), seed=12, prefix="h", start="2026-11-06T08:00:00Z")
     history = list(old.lines())
-    live = new(
-        catalog, MemoryStore(), MemoryStore(), retention="30d", in_memory=in_memory
-    )  # (ids kept long enough to judge it)
+    mine = stores(PARTITIONS)
+    live = new(catalog, mine.customers, mine.journeys, retention="30d", in_memory=in_memory)  # (ids kept to judge it)
     offsets = [0] * PARTITIONS
     progress = history_progress = None
 
@@ -403,6 +417,7 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, in_me
             batch.append((partition, offsets[partition], report, None, -1))
             offsets[partition] += 1
         live.handle_batch(batch)
+        mine.deliver()
 
     for start in range(0, len(live_lines), 50):  # the stream, as it happens
         chunk = live_lines[start : start + 50]
@@ -424,7 +439,7 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, in_me
 
 
 @IN_MEMORY
-def test_two_crashes_in_a_row_lose_and_double_nothing(catalog, in_memory):
+def test_two_crashes_in_a_row_lose_and_double_nothing(catalog, stores, in_memory):
     """A crash cuts a batch's writes; the worker that takes over reads it again together with the next
     batch (one fetch), and a second crash cuts that: what the first crash's records counted is carried
     into the records written after it, and counted once whatever survives."""
@@ -433,24 +448,20 @@ def test_two_crashes_in_a_row_lose_and_double_nothing(catalog, in_memory):
     expected, summary = replayed_counts(catalog, lines)
     wanted = {key: summary["events"][key] for key in ("accepted", "duplicates", "late")}
     for first, second in ((0.5, 0.5), (0.9, 0.3), (0.2, 0.95)):
-        customers, journeys = MemoryStore(), MemoryStore()
-        live = new(catalog, customers, journeys, in_memory=in_memory)
-        committed = 0
+        mine = stores(PARTITIONS)
+        live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
         cut_at = len(work) // 2
         for number, batch in enumerate(work):
-            if number == cut_at:
-                kept = committed + int((len(customers.writes) - committed) * first)
-                customers = MemoryStore.replayed(customers.writes[:kept])
-                live = new(catalog, customers, journeys, in_memory=in_memory)
-                before = len(customers.writes)
+            if number == cut_at:  # (the journeys' changelog keeps every write: the customers' are cut)
+                mine = mine.crashed(customers=first, journeys=1.0)
+                live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
                 live.handle_batch(work[number - 1] + batch)  # read again, with the next, in one fetch
-                kept = before + int((len(customers.writes) - before) * second)
-                customers = MemoryStore.replayed(customers.writes[:kept])
-                live = new(catalog, customers, journeys, in_memory=in_memory)
+                mine = mine.crashed(customers=second, journeys=1.0)
+                live = new(catalog, mine.customers, mine.journeys, in_memory=in_memory)
                 live.handle_batch(work[number - 1] + batch)
-                committed = len(customers.writes)
+                mine.deliver()
                 continue
-            committed = len(customers.writes)
+            mine.deliver()
             live.handle_batch(batch)
         finish(live)
         assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected, (first, second)

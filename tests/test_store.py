@@ -10,7 +10,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,9 +24,9 @@ from streams.store import (
     StoreUnavailable,
     open_tables,
 )
+from tests.builders import Changelog, Producer
 
 TOPIC = "t-customers-changelog"
-Metadata = namedtuple("Metadata", "topic partition offset")
 
 
 class Clock:
@@ -51,76 +50,8 @@ def reopened(table: DiskTable) -> DiskTable:
     return DiskTable(table.path, clock=table.clock)
 
 
-# -- a changelog and a producer of its own ----------------------------------------------------------------
-class Changelog:
-    """A changelog topic: per partition, its records in offset order; ``hold`` keeps deliveries waiting."""
-
-    def __init__(self) -> None:
-        self.records: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        self.hold = asyncio.Event()
-        self.hold.set()
-
-    def append(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> int:
-        log = self.records.setdefault(partition, [])
-        log.extend(records)
-        return len(log) - len(records)
-
-    def state(self, partition: int) -> dict[bytes, bytes]:
-        """What a reader of the whole partition ends with (compacted or not, the same)."""
-        found: dict[bytes, bytes] = {}
-        for key, value in self.records.get(partition, []):
-            if value is None:
-                found.pop(key, None)
-            else:
-                found[key] = value
-        return found
-
-    def after(self, partition: int, offset: int) -> list[tuple[int, bytes, bytes | None]]:
-        return [(at, k, v) for at, (k, v) in enumerate(self.records.get(partition, [])) if at > offset]
-
-
-class Batch:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes | None]] = []
-
-    def append(self, key, value, timestamp, headers):  # type: ignore[no-untyped-def]
-        self.records.append((key, value))
-        return object()
-
-    def record_count(self) -> int:
-        return len(self.records)
-
-    def close(self) -> None:
-        pass
-
-
-class Producer:
-    """aiokafka's producer as the outbox uses it, storing into ``Changelog``; refuses values over 100 bytes."""
-
-    def __init__(self, changelog: Changelog) -> None:
-        self.changelog = changelog
-
-    async def partitions_for(self, topic):  # type: ignore[no-untyped-def]
-        return {0, 1, 2, 3}
-
-    def create_batch(self) -> Batch:
-        return Batch()
-
-    async def send_batch(self, batch, topic, partition):  # type: ignore[no-untyped-def]
-        return asyncio.ensure_future(self._store(topic, partition, batch.records))
-
-    async def send(self, topic, value, key=None, partition=None, headers=None):  # type: ignore[no-untyped-def]
-        return asyncio.ensure_future(self._store(topic, partition, [(key, value)]))
-
-    async def _store(self, topic, partition, records):  # type: ignore[no-untyped-def]
-        await self.changelog.hold.wait()
-        if any(len(value or b"") > 100 for _, value in records):
-            raise MessageSizeTooLargeError("too large for the topic")
-        return Metadata(topic, partition, self.changelog.append(partition, records))
-
-
 def wired(disk: DiskTable, changelog: Changelog, refused: list | None = None) -> DiskTableStore:
-    box = CheckpointingOutbox(lambda: Producer(changelog), {TOPIC: disk})
+    box = CheckpointingOutbox(lambda: Producer({TOPIC: changelog}, largest=100), {TOPIC: disk})
     box.on_refused = box.refusing(lambda message, error: (refused if refused is not None else []).append(message))
     return DiskTableStore(disk, TOPIC, box, partitions=4)
 
