@@ -2,20 +2,21 @@
 
 Two kinds of customers (``lines``): N customers with one bill each, quiet at once and held afterwards
 for their ids (duplicates, 48 h) and their outcome (attribution, 30 days); and N customers with an
-order each, which leaves an instance open for 48 hours. The worker's own judging path takes them (``streams.partitions``, through
-the judging core, in batches of 2,000 events, each followed by a report of the input's progress), in a
-fresh interpreter for each variant, side by side in one run:
+order each, which leaves an instance open for 48 hours (on the disk store such a customer leaves memory
+too, "away", and is put back before its instance is due). The worker's own judging path takes them
+(``streams.partitions``, through the judging core, in batches of 2,000 events, each followed by a report
+of the input's progress), in a fresh interpreter for each variant, side by side in one run:
 
 - memory: the store in memory, every customer held in memory (``customers_in_memory`` unbounded);
-- disk: the RocksDB store (``streams.store``), the default 50,000 quiet customers in memory, the rest
-  unloaded to disk and put back at their next event;
+- disk: the RocksDB store (``streams.store``), the default 50,000 customers in memory besides those due
+  soon, the rest unloaded to disk and put back at their next event or before their next due time;
 
 Reported for each: the resident memory idle (everything built, nothing judged), with the N customers
-held, and after they all went quiet (the input moved 40 days on, retention swept until every customer
-is freed, the allocator's free pages given back; ``quiet_as_left_mib``: before the bench gives them back,
-as the worker's own sweeps left it), and the events per second judged. No broker: the
-changelog's delivery is taken as done at once (the disk store writes a record once its delivery has
-returned), so that the figures are the state's, not Kafka's.
+held, and after they all went quiet (the input moved 40 days on an hour at a time, retention swept
+until every customer is freed, the allocator's free pages given back; ``quiet_as_left_mib``: before
+the bench gives them back, as the worker's own sweeps left it), and the events per second judged. No
+broker: the changelog's delivery is taken as done at once (the disk store writes a record once its
+delivery has returned), so that the figures are the state's, not Kafka's.
 
     python -m bench.held [--customers 1000000]       (bench.run runs it with the others)
 """
@@ -42,7 +43,8 @@ from monitor.events import format_timestamp
 PARTITIONS = 4
 BATCH = 2000
 INPUT = "orders/0"
-DAY = 86_400 * 1_000_000
+HOUR = 3_600 * 1_000_000
+DAY = 24 * HOUR
 START = 1_795_000_000 * 1_000_000  # µs: an instant in 2026
 VARIANTS = ("memory", "disk")
 SCENARIOS = ("bills", "orders")
@@ -131,9 +133,15 @@ def run(variant: str, count: int, scenario: str) -> dict:
     counts = {partition: len(part.engine.state.customers) for partition, part in live.owned.items()}
     held_customers = sum(len(part.engine.state.customers) + part.on_disk for part in live.owned.values())
     held = settled()
-    # Gone quiet: 40 days on, past the ids' retention and the attribution window; swept until all are freed.
-    live.handle_batch(report(last + 40 * DAY))
-    delivered()
+    # Gone quiet: 40 days on, past the ids' retention and the attribution window, an hour per report as a
+    # worker's clock moves (one report of 40 days would put back at once every customer away with an
+    # instance due: a worker's watermark never leaps so), swept once a day; then until all are freed.
+    for hour in range(1, 40 * 24 + 1):
+        live.handle_batch(report(last + hour * HOUR))
+        delivered()
+        if hour % 24 == 0:
+            live.forget()
+            delivered()
     for _ in range(1000):
         live.forget()
         delivered()
