@@ -179,8 +179,13 @@ def test_a_killed_worker_resumes_without_losing_or_doubling(namespace):
 
 
 def test_two_workers_share_the_partitions(namespace):
+    """One worker on each store (RocksDB, the default, and memory): the partitions move between them
+    in the rebalance, and together they equal replay."""
     # One listens on every address: the other reaches it at this machine's name, not at 0.0.0.0.
-    workers = [namespace.worker(TPMON_WEB_HOST="0.0.0.0", TPMON_INSECURE_WEB="1"), namespace.worker()]
+    workers = [
+        namespace.worker(TPMON_WEB_HOST="0.0.0.0", TPMON_INSECURE_WEB="1"),
+        namespace.worker(TPMON_STORE="memory"),
+    ]
     wait_until(
         lambda: all(
             len(orjson.loads(w.get("/touchpoints") or b'{"partitions": []}')["partitions"]) < PARTITIONS
