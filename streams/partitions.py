@@ -300,6 +300,7 @@ class Partitions:
         self.customers = customers
         self.journey_store = journeys
         self.owned: dict[int, Partition] = {}
+        self.owning = 0  # the partitions owned once those being adopted are (``adopt``)
         self.journey_cache = journey_cache
         self.windows = {t.id: t.window for t in catalog.touchpoints}  # each touchpoint's state window
         # Per touchpoint, its latest bad outcomes on this worker, by instant: (instant, partition, customer).
@@ -399,7 +400,8 @@ class Partitions:
             part.clock, part.history, part.counts = Inputs(self.lateness), History(self.lateness), {}
             part.offset, part.through, part.rejects_through = -1, {}, {}
             self._failed(part, Failure(RESTORE, error))
-        room = max(1, self.in_memory // (len(self.owned) + 1))  # its share of the customers in memory
+        # Its share of the customers in memory, among the partitions owned once those being taken are.
+        room = max(1, self.in_memory // max(len(self.owned) + 1, self.owning))
         for customer, value in list(self.customers.items(number)):
             if customer in freeing:  # freed, its counts folded, its deletion not yet stored
                 self.customers.put(number, customer, None)
@@ -430,6 +432,8 @@ class Partitions:
     def adopt(self, partitions: Iterable[int]) -> None:
         """Build the engines of partitions this worker owns and has recovered, even if no event has come
         for them yet: after a restart, a quiet partition's deadlines and retention run all the same."""
+        partitions = list(partitions)
+        self.owning = len(self.owned.keys() | set(partitions))  # (each restore's share of memory, below)
         for number in partitions:
             self.partition(number)
 

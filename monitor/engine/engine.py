@@ -839,18 +839,22 @@ class Engine:
         clock reaches what it has due (``waking``). Returns False, having done nothing, for a customer
         that must be loaded instead: one waiting on the watermark, or whose instances are due by what is
         decided (or that has instances open, on an engine keeping its own clock)."""
-        if record["queued"] or (record["open"] and not self._file_away(customer, record["open"])):
+        if record["queued"]:
             return False
+        if record["open"]:
+            indices, wake = self._away(record["open"])
+            if not self._file_away(customer, wake):
+                return False
+            for index in indices:
+                self.pending[index] += 1
         state = self.state
         for _, at in record["seen"]:
             if state.max_at is None or at > state.max_at:
                 state.max_at = at
             if state.min_at is None or at < state.min_at:
                 state.min_at = at
-        self._add_totals(dict(record["good"]), dict(record["bad"]))
+        self._add_totals(record["good"], record["bad"])
         self.impact.count(record)
-        for index in self._away(record["open"])[0]:
-            self.pending[index] += 1
         return True
 
     def unload(self, customer: str) -> bool:
@@ -868,7 +872,7 @@ class Engine:
                 touchpoint_id, key = name.split(SEPARATOR, 1)
                 if (customer, key) in self.risky.get(self._index[touchpoint_id], ()):
                     return False
-            if not self._file_away(customer, mine.open_record()):
+            if not self._file_away(customer, self._away(mine.open_record())[1]):
                 return False
             lines, stale = self.state.due_lines, self._stale
             for name, instance in mine.open.items():
@@ -884,12 +888,11 @@ class Engine:
         del self.state.customers[customer]
         return True
 
-    def _file_away(self, customer: str, opened: list[list]) -> bool:
-        """Count a customer with these instances open (as its record keeps them) away, filed to wake
-        before the first of their due or risk times; or, when it may not be away, return False."""
+    def _file_away(self, customer: str, wake: int | None) -> bool:
+        """Count a customer with instances open away, filed to wake at ``wake`` (the first of their due
+        or risk times: ``_away``); or, when it may not be away, return False."""
         if self.own_clock:
             return False  # (its clock moves in its steps: nothing would put the customer back in time)
-        wake = self._away(opened)[1]
         mark = self.mark()
         if wake is not None and mark is not None and wake <= mark:
             return False
