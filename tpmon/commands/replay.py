@@ -204,9 +204,11 @@ def replay(
 
 def forgotten_or_exit(path: Path | None) -> frozenset[str]:
     """The customer ids of a --forget file (one a line); none without one."""
-    from .forget import ids_or_exit
+    if path is None:
+        return frozenset()
+    from .forget import ids_or_exit  # (here: a replay without --forget starts without asyncio)
 
-    return frozenset(ids_or_exit(path, "--forget ")) if path is not None else frozenset()
+    return frozenset(ids_or_exit(path, "--forget "))
 
 
 def open_inputs(stack: contextlib.ExitStack, sources: list[tuple[str, Path]]) -> list[tuple[str, BinaryIO, int]]:
