@@ -116,6 +116,8 @@ class Judging:
         total = counts.get("")
         if total is None and not per_customer:
             total = counts[""] = {}
+        mine = total
+        known, kinds = None, {}  # the source of the last event counted, and its types' keys
         for position, item, name in items:
             if type(item) is Report:
                 if watermark is not None:
@@ -129,13 +131,11 @@ class Judging:
             except Exception as error:
                 failed.append((position, Failure(JUDGE, error, event_id=event.id, customer=event.customer)))
                 continue
-            customer, source = event.customer, event.source
             if per_customer:
-                mine = counts.get(customer)
+                mine = counts.get(event.customer)
                 if mine is None:
-                    mine = counts[customer] = {}
-            else:
-                mine = total  # type: ignore[assignment]
+                    mine = counts[event.customer] = {}
+            source = event.source
             if status:
                 if status == DUPLICATE:
                     tally.add(mine, (tally.DUPLICATES, source))
@@ -148,17 +148,18 @@ class Judging:
                 tally.add(mine, (tally.LATE, source))
                 if watermark is not None:
                     watermark.late(name or "", event.at)
-            kinds = event_keys.get(source)
-            if kinds is None:
-                kinds = event_keys[source] = {}
+            if source is not known:
+                known, kinds = source, event_keys.get(source)
+                if kinds is None:
+                    kinds = event_keys[source] = {}
             kind = event.kind
             key = kinds.get(kind)
             if key is None:
                 key = kinds[kind] = (tally.EVENTS, source, kind if kind in self._types else OTHER_TYPE)
-            mine[key] = mine.get(key, 0) + 1
+            mine[key] = mine.get(key, 0) + 1  # type: ignore[index]
             if errors:
                 for error in errors:
-                    tally.add(mine, (tally.RULE_ERRORS, error.touchpoint))
+                    tally.add(mine, (tally.RULE_ERRORS, error.touchpoint))  # type: ignore[arg-type]
                     judged.rule_errors.append((position, error))
                 errors.clear()
             if journeys is not None or outbox:
@@ -169,7 +170,7 @@ class Judging:
                         self._file(judged)
                 except Exception as error:
                     outbox.clear()
-                    failed.append((position, Failure(JOURNEY, error, event_id=event.id, customer=customer)))
+                    failed.append((position, Failure(JOURNEY, error, event_id=event.id, customer=event.customer)))
         self.settle(judged)
         return judged
 

@@ -90,7 +90,35 @@ class Replay:
     def feed(self, lines: Iterable[bytes], source: str = FILE_SOURCE) -> None:
         """Judge lines read as messages of ``source`` (a declared source's shape applies; the default,
         self-describing lines: the contract's own shape or CloudEvents)."""
-        self._judge(self._decoded(lines, source, self.lines))
+        # (``_judge`` of ``_decoded``, without a generator between: a line's number is its place)
+        decode, not_after = self.catalog.decoder.decode, self.not_after
+        batch = self.judging.batch
+        texts: list[bytes] = []  # the chunk's lines
+        found: list[object] = []  # each line's event, reject or failure
+        events: list = []  # (position, event, None) of the events
+        others: list[int] = []  # the positions of the rest
+        first = self.lines + 1  # the number of the chunk's first line
+        try:
+            for line in lines:
+                try:
+                    item = decode(line, source, DEFAULT_MAX_BYTES, not_after)  # JSON allows the newline
+                except Exception as error:
+                    item = Failure(DECODE, error)
+                position = len(texts)
+                if type(item) is Event:
+                    events.append((position, item, None))
+                else:
+                    others.append(position)
+                texts.append(line)
+                found.append(item)
+                if position == CHUNK - 1:
+                    taken = texts, found, events, others
+                    texts, found, events, others = [], [], [], []
+                    first += CHUNK
+                    self._take(range(first - CHUNK, first), taken[0], taken[1], batch(taken[2]), taken[3])
+            self._take(range(first, first + len(texts)), texts, found, batch(events), others)
+        finally:
+            self.lines = first - 1 + len(texts)
 
     def feed_merged(self, inputs: Sequence[tuple[str, Iterable[bytes]]]) -> None:
         """Judge several inputs, each (source, lines), merged in event-time order as the live watermark
@@ -127,14 +155,21 @@ class Replay:
                 if len(chunk) == CHUNK:
                     taken = chunk, events, others
                     chunk, events, others = [], [], []
-                    self._take(taken[0], judging.batch(taken[1]), taken[2])
-            self._take(chunk, judging.batch(events), others)
+                    self._take_chunk(taken[0], judging.batch(taken[1]), taken[2])
+            self._take_chunk(chunk, judging.batch(events), others)
         finally:
             self.lines = lines
 
-    def _take(self, chunk: list[tuple[int, bytes, object]], judged: Judged, others: list[int]) -> None:
-        """Count what the core judged of a chunk, and keep its lines that are not judged events (rejects,
-        failures) or whose rule raised, in line order."""
+    def _take_chunk(self, chunk: list[tuple[int, bytes, object]], judged: Judged, others: list[int]) -> None:
+        numbers, texts, found = (list(column) for column in zip(*chunk, strict=True)) if chunk else ([], [], [])
+        self._take(numbers, texts, found, judged, others)
+
+    def _take(
+        self, numbers: Sequence[int], texts: list[bytes], found: list[object], judged: Judged, others: list[int]
+    ) -> None:
+        """Count what the core judged of a chunk (its lines' numbers, the lines, and what each was decoded
+        as), and keep its lines that are not judged events (rejects, failures) or whose rule raised, in
+        line order."""
         tally, by_kind = self.tally, self.tally.by_kind
         for key, amount in judged.counts.get("", {}).items():
             what = key[0]
@@ -156,7 +191,7 @@ class Replay:
             kept += judged.rule_errors
             kept.sort(key=lambda pair: pair[0])
             for position, what in kept:
-                number, line, decoded = chunk[position]
+                number, line, decoded = numbers[position], texts[position], found[position]
                 if what is None:
                     if type(decoded) is Failure:
                         self._failed(number, line, decoded)

@@ -155,3 +155,18 @@ def test_an_instance_whose_due_time_raises_is_closed_undecided(catalog):
 def stored(engine: Engine) -> tuple[dict, dict]:
     """What a worker would store of the engine: its saved part and each customer's record."""
     return engine.saved(), {customer: engine.record(customer) for customer in engine.state.customers}
+
+
+def test_the_roles_with_nothing_to_check_are_filed_from_their_plain_entries(catalog):
+    """Actions.plain holds the roles without where, key check or due, as (rank, rule, key reader);
+    Actions.checked the others; both follow roles when an action is replaced (dataclasses.replace)."""
+    engine = Engine(catalog, lateness=LATENESS)
+    for actions in engine.dispatch.values():
+        plain = [r for r in actions.roles if r.where is None and not r.checks_key and r.due is None]
+        assert actions.plain == tuple((r.rank, r.index, r.key_of) for r in plain)
+        assert actions.checked == tuple(r for r in actions.roles if all(r is not p for p in plain))
+    before = engine.dispatch["ticket.opened"]
+    poison(engine, "ticket.opened", 0)  # its first role is given a where
+    after = engine.dispatch["ticket.opened"]
+    assert len(after.plain) == len(before.plain) - 1
+    assert [role.position for role in after.checked] == [0]

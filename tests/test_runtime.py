@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -35,3 +37,18 @@ def test_work_that_finishes_returns_its_value():
         return 7
 
     assert run_until_interrupted(work()) == 7
+
+
+def test_the_commands_are_imported_only_when_one_is_asked_for():
+    """A command does not pay for the others' imports at start-up (tpmon.cli, COMMANDS); each is still
+    listed, found by its name and run as before."""
+    code = (
+        "import sys, click, tpmon.cli as cli\n"
+        "assert not [m for m in sys.modules if m.startswith('tpmon.commands.')], sys.modules\n"
+        "context = click.Context(cli.main)\n"
+        "names = cli.main.list_commands(context)\n"
+        "assert names == sorted(cli.COMMANDS), names\n"
+        "assert all(cli.main.get_command(context, name).name == name for name in names)\n"
+        "assert cli.main.get_command(context, 'nothing') is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

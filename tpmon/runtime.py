@@ -3,7 +3,6 @@ end for commands that leave a large state behind."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import signal
@@ -70,6 +69,7 @@ def run_until_interrupted(work: Coroutine[Any, Any, T]) -> T:
     task (a producer's sender, say) and leave the cleanup waiting for it forever; cancelling the one
     task we own lets every ``finally`` run in order.
     """
+    import asyncio  # (here: the commands without asyncio start without importing it)
 
     async def main() -> T:
         loop = asyncio.get_running_loop()

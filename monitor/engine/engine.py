@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from heapq import heappush
 from operator import attrgetter
 
@@ -114,6 +114,20 @@ class Actions:
 
     roles: tuple[Role, ...]
     conditions: tuple[Condition, ...]
+    # The roles with nothing to check (no where, a key the decoder guarantees, no due), as (rank, rule
+    # index, key reader): filed without reading anything else of them; and the others.
+    plain: tuple[tuple[int, int, Callable[[object], str | tuple]], ...] = field(init=False)
+    checked: tuple[Role, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        plain, checked = [], []
+        for role in self.roles:
+            if role.where is None and not role.checks_key and role.due is None:
+                plain.append((role.rank, role.index, role.key_of))
+            else:
+                checked.append(role)
+        object.__setattr__(self, "plain", tuple(plain))
+        object.__setattr__(self, "checked", tuple(checked))
 
 
 def _leaving(fields: object) -> str:
@@ -412,7 +426,14 @@ class Engine:
             verdicts = None  # conditions' verdicts, (condition, good), counted once every action is judged
             problems = None  # rule errors, (position, touchpoint, message), filed then
             try:
-                for role in actions.roles:
+                for rank, index, key_of in actions.plain:
+                    queued = make_entry(Queued, (at, rank, event_id, index, key_of(fields), customer, mine))
+                    heappush(queue, queued)
+                    if track:
+                        if mine.queued is None:
+                            mine.queued = set()
+                        mine.queued.add(queued)
+                for role in actions.checked:
                     where = role.where
                     if where is not None:
                         passes = where(event)

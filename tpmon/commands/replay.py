@@ -13,22 +13,12 @@ from typing import BinaryIO
 
 import click
 import orjson
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 from monitor.conventions import FILE_SOURCE
 from monitor.events import Reject, parse_timestamp, timestamp_problem
 from monitor.failures import Failure, FailureLog
 from monitor.journeys import Journeys
 from monitor.replay import Replay
-from monitor.review.text import lift
 
 from ..output import atomic_output, err, fail, out
 from ..runtime import batch_collection, keep_until_exit
@@ -214,9 +204,11 @@ def replay(
 
 def forgotten_or_exit(path: Path | None) -> frozenset[str]:
     """The customer ids of a --forget file (one a line); none without one."""
-    from .forget import ids_or_exit
+    if path is None:
+        return frozenset()
+    from .forget import ids_or_exit  # (here: a replay without --forget starts without asyncio)
 
-    return frozenset(ids_or_exit(path, "--forget ")) if path is not None else frozenset()
+    return frozenset(ids_or_exit(path, "--forget "))
 
 
 def open_inputs(stack: contextlib.ExitStack, sources: list[tuple[str, Path]]) -> list[tuple[str, BinaryIO, int]]:
@@ -238,6 +230,16 @@ def feed(run: Replay, streams: list[tuple[str, BinaryIO, int]], progress: bool |
     show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_FROM_BYTES)
     with contextlib.ExitStack() as stack:
         if show and size:
+            # (imported here, as the table's: a replay without a bar or a table starts without them)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             columns = (
                 TextColumn("replaying"),
                 BarColumn(),
@@ -297,6 +299,10 @@ def _rule_errors_by_touchpoint(summary: dict) -> str:
 
 
 def _print_table(catalog, summary: dict) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from monitor.review.text import lift
+
     table = Table(title="Touchpoints", title_justify="left")
     risky = any(t.at_risk is not None for t in catalog.touchpoints)  # (a column only where it means something)
     headings = ["touchpoint", "stage", "owner", "good", "bad", "pending", *(["at risk"] if risky else [])]
