@@ -147,3 +147,19 @@ def test_a_customer_is_never_away_with_something_at_risk_or_due_by_what_is_decid
             elif mine.open and engine.unload(customer):
                 assert all(at > mark for at, who in engine.wakes if who == customer)
     assert kept > 0
+
+
+def test_partitions_restored_together_share_the_customers_in_memory():
+    """Four partitions adopted at once after a restart hold the worker's share between them, not the
+    first the whole of it (the others on disk, counted: the same counts and pending)."""
+    catalog, lines = orders()
+    customers, journeys = MemoryStore(changelog=False), MemoryStore(changelog=False)
+    before = Partitions(catalog, customers, journeys, retention=parse_duration("24h"), in_memory=1_000_000)
+    for batch in batches(catalog, lines, 25):
+        before.handle_batch(batch)
+    after = Partitions(catalog, customers, journeys, retention=parse_duration("24h"), in_memory=30)
+    after.adopt(range(PARTITIONS))
+    waiting = sum(1 for part in after.owned.values() for mine in part.engine.state.customers.values() if mine.queued)
+    assert sum(len(part.resident) for part in after.owned.values()) <= 30
+    assert sum(len(part.engine.state.customers) for part in after.owned.values()) <= 30 + waiting
+    assert seen(after)[:2] == seen(before)[:2]
