@@ -178,11 +178,7 @@ class Judging:
         """A customer not in memory: its stored record, if it has one, put back (``stored``)."""
         record = self.stored(customer)  # type: ignore[misc]
         if record is not None:
-            try:
-                self.engine.load(customer, record, counted=True)
-            except Exception:  # a record this version cannot read: nothing half put back
-                self.engine.state.customers.pop(customer, None)
-                raise
+            self.engine.load(customer, record, counted=True)  # (raising, it leaves nothing half put back)
             judged.loaded.append(customer)
 
     def _report(self, position: int, report: Report, judged: Judged) -> None:
@@ -203,8 +199,9 @@ class Judging:
             for customer in engine.waking(watermark, held):
                 try:
                     self._load(customer, judged)
-                except Exception as error:  # (its record unreadable: the others are put back)
+                except Exception as error:  # (its record unreadable now: asked again at the next advance)
                     judged.failures.append(Failure(RESTORE, error, customer=customer))
+                    engine.wake_again(customer)
         engine.advance(watermark, held)
         if engine.outbox:
             self._file(judged)

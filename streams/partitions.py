@@ -639,7 +639,9 @@ class Partitions:
                 record = orjson.loads(value)
                 seen = record["seen"]
                 if seen and min(at for _, at in seen) >= before:
-                    continue
+                    continue  # its ids are all younger: nothing to forget yet
+                if not seen and record["open"] and not engine.may_prune(record):
+                    continue  # away, held for its instances: nothing to free or trim
                 engine.load(customer, record, counted=True)
             except Exception as error:
                 self._failed(part, Failure(RESTORE, error, customer=customer))

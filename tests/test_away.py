@@ -17,12 +17,14 @@ import pytest
 
 from monitor.catalog import load_catalog
 from monitor.durations import parse_duration
+from monitor.engine import Engine
 from monitor.events import Event, parse_timestamp
+from monitor.judging import Judging
 from monitor.simulate import Simulation
 from monitor.watermark import Report
 from streams.partitions import Item, MemoryStore, Partitions
 from streams.views import Views
-from tests.builders import SHIPPED
+from tests.builders import HOUR, SHIPPED, event
 
 PARTITIONS = 3
 INPUT = "all/0"
@@ -36,13 +38,13 @@ def orders() -> tuple:
     return SHIPPED, [("orders", line) for line in lines]
 
 
-def support() -> tuple:
+def support(sources: tuple[str, ...] = ("tickets", "visits")) -> tuple:
     """SLA clocks: business hours, pauses while the customer is waited on, a due instant from the
     event (technician-on-time), and instances at risk before they are due."""
     catalog = load_catalog(SUPPORT)
     lines = [
         (parse_timestamp(orjson.loads(line)["occurred_at"]), source, line)
-        for source in ("tickets", "visits")
+        for source in sources
         for line in (SUPPORT / "samples" / f"{source}.jsonl").read_bytes().splitlines()
     ]
     return catalog, [(source, line) for _, source, line in sorted(lines)]
@@ -163,3 +165,63 @@ def test_partitions_restored_together_share_the_customers_in_memory():
     assert sum(len(part.resident) for part in after.owned.values()) <= 30
     assert sum(len(part.engine.state.customers) for part in after.owned.values()) <= 30 + waiting
     assert seen(after)[:2] == seen(before)[:2]
+
+
+def test_instances_a_changed_catalog_drops_are_not_counted_away(tmp_path):
+    """technician-on-time was a plain deadline (no SLA clock), and gets ``due:`` from the event: the
+    instances stored by the plain rule carry no due instant, so they are dropped at the restore, whether their customer
+    is loaded or left on disk (not counted pending, not away for ever)."""
+    _, lines = support(("visits",))
+    text = (SUPPORT / "touchpoints.yaml").read_text()
+    due = 'due: slot_start + duration("2h")\n    at_risk: 30m'
+    assert due in text
+    for name, rule in (("plain", "within: 20h"), ("due", due.replace("2h", "20h"))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "touchpoints.yaml").write_text(text.replace(due, rule))
+        (tmp_path / name / "events.yaml").write_text((SUPPORT / "events.yaml").read_text())
+    plain, with_due = load_catalog(tmp_path / "plain"), load_catalog(tmp_path / "due")
+    first, then = batches(plain, lines, 25), batches(with_due, lines, 25)
+    half = len(first) // 2
+
+    def run(in_memory: int) -> list:
+        customers, journeys = MemoryStore(changelog=False), MemoryStore(changelog=False)
+        live = Partitions(plain, customers, journeys, retention=parse_duration("24h"), in_memory=1_000_000)
+        for batch in first[:half]:
+            live.handle_batch(batch)
+        assert seen(live)[1]["technician-on-time"] > 0  # open instances stored by the plain rule
+        live = Partitions(with_due, customers, journeys, retention=parse_duration("24h"), in_memory=in_memory)
+        live.adopt(range(PARTITIONS))
+        trace = [seen(live)]
+        for batch in then[half:]:
+            live.handle_batch(batch)
+            trace.append(seen(live))
+        return trace
+
+    assert run(2) == run(1_000_000)
+
+
+def test_a_customer_whose_record_cannot_be_read_when_due_is_asked_for_again():
+    """A store that fails once as the clock reaches a customer's due time: the core says so, and puts
+    the customer back at the next report, which decides its deadline missed at its due instant."""
+    placed = event("order.confirmed", 0, "c1", order_id="o-1")
+    engine = Engine(SHIPPED, lateness=0, track=True, own_clock=False)
+    engine.step(placed)
+    engine.advance(placed.at)
+    record, due = engine.record("c1"), placed.at + 48 * HOUR * 1_000_000
+    engine.dirty.clear()
+    assert engine.unload("c1") and engine.away == 1
+    reads = iter([OSError("the disk is busy"), record])
+
+    def stored(customer: str) -> dict:
+        read = next(reads)
+        if isinstance(read, Exception):
+            raise read
+        return read
+
+    judging = Judging(engine, stored=stored)
+    judged = judging.advance(due)
+    assert [failure.customer for failure in judged.failures] == ["c1"] and judged.outcomes == []
+    assert engine.pending_counts()["service-activated"] == 1 and engine.away == 1
+    judged = judging.advance(due + 1)
+    assert [(o.touchpoint, o.good, o.at) for o in judged.outcomes] == [("service-activated", False, due)]
+    assert engine.pending_counts()["service-activated"] == 0 and engine.away == 0

@@ -118,6 +118,9 @@ class ClockRule(DeadlineRule):
             return None
         return opened_at, event_id, self.calendar.advance(opened_at, self.within), 0, opened_at
 
+    def keeps(self, stored: list) -> bool:
+        return self._running(stored) is not None
+
     def wake(self, stored: list) -> int | None:
         """Its due or risk time, whichever comes first; None while paused (only an event resumes it) or
         when it is dropped."""

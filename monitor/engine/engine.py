@@ -728,11 +728,7 @@ class Engine:
         mine = state.customers.pop(customer, None)
         if mine is None:
             return False
-        for name, instance in mine.open.items():
-            instance.open = False
-            index = self._index.get(name.split(SEPARATOR, 1)[0])
-            if index is not None:
-                self.pending[index] -= 1
+        self._close_open(mine)
         mine.open.clear()  # (an instance names its customer's state: what they hold goes with them)
         for risky in self.risky.values():
             for pair in [pair for pair in risky if pair[0] == customer]:
@@ -757,6 +753,14 @@ class Engine:
         if self.track:
             self.dirty.add(customer)  # its record goes (a tombstone, live)
         return True
+
+    def _close_open(self, mine: CustomerState) -> None:
+        """A customer's open instances undecided and out of ``pending`` (their due times do nothing)."""
+        for name, instance in mine.open.items():
+            instance.open = False
+            index = self._index.get(name.split(SEPARATOR, 1)[0])
+            if index is not None:
+                self.pending[index] -= 1
 
     def _fold(self, mine: CustomerState) -> None:
         """A customer leaving the state (freed, or erased on request): what it counted moves to
@@ -796,6 +800,25 @@ class Engine:
                 for pair in [pair for pair in risky if pair[0] == customer]:
                     del risky[pair]
         mine = state.customers[customer] = CustomerState()
+        try:
+            self._put_back(customer, record, mine, counted)
+        except Exception:  # a record this version cannot read: nothing of it is left half put back
+            self._close_open(mine)
+            if mine.queued:
+                state.queue[:] = [entry for entry in state.queue if entry.customer_state is not mine]
+                heapq.heapify(state.queue)
+            if state.customers.get(customer) is mine:
+                del state.customers[customer]
+            raise
+        if counted:  # away (``unload``, ``count``): its instances were in ``pending`` already
+            indices = self._away(record["open"])[0]
+            if indices:
+                for index in indices:
+                    self.pending[index] -= 1
+                self.away -= 1
+
+    def _put_back(self, customer: str, record: dict, mine: CustomerState, counted: bool) -> None:
+        state = self.state
         for touchpoint_id, key, *stored in record["open"]:
             rule = self._rule(touchpoint_id)
             if rule is None:
@@ -838,10 +861,6 @@ class Engine:
         self.impact.load(mine, record, counted)
         if not counted:
             self._add_totals(mine.good, mine.bad)
-        elif record["open"]:  # away (``unload``, ``count``): its instances were in ``pending`` already
-            for index in self._away(record["open"])[0]:
-                self.pending[index] -= 1
-            self.away -= 1
         if self.own_clock and state.max_at is not None:
             candidate = state.max_at - self.lateness
             if state.watermark is None or candidate > state.watermark:
@@ -862,8 +881,8 @@ class Engine:
         decided (or that has instances open, on an engine keeping its own clock)."""
         if record["queued"]:
             return False
-        if record["open"]:
-            indices, wake = self._away(record["open"])
+        indices, wake = self._away(record["open"])
+        if indices:
             if not self._file_away(customer, wake):
                 return False
             for index in indices:
@@ -907,6 +926,11 @@ class Engine:
                 if line is not None and len(line) >= LINE_REBUILD_FROM and stale[index] > len(line) // 2:
                     self._rebuild_line(index, line)
         del self.state.customers[customer]
+        # The due times of its closed or decided instances, in the heap until their instants, name this
+        # state: it is emptied so that they hold nothing more of the customer (its record has it all).
+        mine.open.clear()
+        mine.seen.clear()
+        mine.good = mine.bad = mine.recent = mine.impact = mine.days = mine.said = None
         return True
 
     def _file_away(self, customer: str, wake: int | None) -> bool:
@@ -925,19 +949,26 @@ class Engine:
         return True
 
     def _away(self, opened: list[list]) -> tuple[list[int], int | None]:
-        """Instances as a record keeps them: the rule of each still in the catalog, and the first instant
-        one of them is due or at risk (None: only an event acts on them, as on a paused SLA clock)."""
+        """Instances as a record keeps them: the rule of each that ``load`` puts back, and the first
+        instant one of them is due or at risk (None: only an event acts on them, as on a paused SLA
+        clock)."""
         indices: list[int] = []
         wake = None
         for touchpoint_id, _, *stored in opened:
             rule = self._rule(touchpoint_id)
-            if rule is None:
-                continue
+            if rule is None or not rule.keeps(stored):
+                continue  # (``load`` drops it: not pending)
             indices.append(rule.index)
             at = rule.wake(stored)
             if at is not None and (wake is None or at < wake):
                 wake = at
         return indices, wake
+
+    def may_prune(self, record: dict) -> bool:
+        """Whether retention could drop anything of a stored customer that remembers no id (its marks or
+        active days, ``forget``)."""
+        now = self._horizon()
+        return now is not None and self.impact.may_prune(record, now)
 
     def waking(self, watermark: int | None, held: int | None = None) -> list[str]:
         """The customers away that must be back in memory (``load``) before ``advance(watermark, held)``:
@@ -957,6 +988,12 @@ class Engine:
             if customer not in customers:
                 found[customer] = None
         return list(found)
+
+    def wake_again(self, customer: str) -> None:
+        """A customer ``waking`` gave that could not be put back (its record could not be read): given
+        again by the next ``waking``, until it is."""
+        mark = self.mark()
+        heappush(self.wakes, (FIRST_INSTANT if mark is None else mark, customer))
 
     def _rebuild_line(self, index: int, line: deque[Instance]) -> None:
         """A due line without its closed instances; its new head's due time goes into the heap (the old

@@ -244,6 +244,13 @@ class Impact:
                 changed = True
         return changed
 
+    def may_prune(self, record: dict, watermark: int) -> bool:
+        """Whether ``prune`` at ``watermark`` could drop anything of a stored customer (its record)."""
+        days, recent = record.get("days"), record.get("recent")
+        if days and min(days) < watermark // DAY:
+            return True
+        return bool(recent) and min(stored[1] for stored in recent) < watermark - self.keep_good
+
     # -- attribution ------------------------------------------------------------------------------------
     def _sides(self, state: CustomerState, at: int, window: int, key: int = 0) -> dict[str, bool]:
         """Touchpoint -> whether a bad mark is in [at - window, at], for those with any mark there (of

@@ -84,6 +84,10 @@ class WindowRule:
         opened_at = stored[0]
         self.start(self.prefix + key, Instance(opened_at, stored[1], opened_at + self.within, customer, key, state))
 
+    def keeps(self, stored: list) -> bool:
+        """Whether ``revive`` puts back an instance stored so."""
+        return True
+
     def wake(self, stored: list) -> int | None:
         """The first instant at which this rule acts on an instance stored as ``revive`` takes it (its
         due time), or None when only an event can: a customer unloaded with it open is put back in memory
