@@ -175,9 +175,6 @@ def worker(
     )
     runner.spinner = None
     _quiet_clients(loglevel)
-    from ..runtime import collect_seldom
-
-    collect_seldom()
     runner.execute_from_commandline()
 
 
