@@ -9,14 +9,17 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from streams.outbox import Outbox
+from tests.builders import RecordBatch
 
 LIMIT = 100  # bytes the fake broker takes in one message
 
 
-class FakeBatch:
+class FakeBatch(RecordBatch):
+    """A batch that takes at most ``room`` bytes of values, as aiokafka's refuses a record it has no room for."""
+
     def __init__(self, room: int) -> None:
+        super().__init__()
         self.room = room
-        self.records: list[tuple] = []
 
     def append(self, key, value, timestamp, headers):  # type: ignore[no-untyped-def]
         size = len(value or b"")
@@ -24,14 +27,7 @@ class FakeBatch:
             return None
         if not self.records and size > self.room:
             return None
-        self.records.append((key, value))
-        return object()
-
-    def record_count(self) -> int:
-        return len(self.records)
-
-    def close(self) -> None:
-        pass
+        return super().append(key, value, timestamp, headers)
 
 
 class FakeProducer:
