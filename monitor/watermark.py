@@ -31,7 +31,7 @@ every report (``known``), so a source taken out of the configuration stops holdi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 from .events import format_timestamp
 
@@ -51,6 +51,7 @@ class Input:
     reported: int | None = None  # wall clock (µs) of the report that said so
     caught_up: bool = False  # nothing waiting in Kafka, as its reader last knew (idle: and quiet too)
     history: int | None = None  # the progress of the history it delivers behind its own stream, if any
+    caught_up_at: int | None = None  # wall clock of the latest report that said it was caught up
 
 
 @dataclass(slots=True)
@@ -126,6 +127,8 @@ class Inputs:
             if progress is not None and (mine.progress is None or progress > mine.progress):
                 mine.progress = progress  # a new reader (after a takeover) re-reads what was delivered
             mine.idle, mine.delivered, mine.reported, mine.caught_up = idle, delivered, report.now, caught_up
+            if caught_up:
+                mine.caught_up_at = report.now
             mine.history = more[1] if len(more) > 1 else None
         if self.now is None or report.now > self.now:
             self.now = report.now
@@ -163,7 +166,7 @@ class Inputs:
 
     def record(self) -> dict:
         return {
-            name: [mine.progress, mine.idle, mine.delivered, mine.reported, mine.caught_up, mine.history]
+            name: list(astuple(mine))  # (the fields in order, as ``load`` reads them back)
             for name, mine in sorted(self.inputs.items())
         }
 
@@ -191,11 +194,13 @@ class History:
 
     A late event (its instant already passed by the watermark) holds what its partition decides at its
     instant minus the lateness, so that what came with it (its end, say) is read first. Its hold ends
-    once its input is caught up (nothing waiting in Kafka: what its input had sent with it is read) and
-    a lateness of the reports' wall clock has passed since it came: what the other inputs sent with it
-    has come too. What is decided is held at the lowest hold of all. So a fortnight of history read at
-    once holds everything from its first instant until it is read whole, and a straggler holds for a
-    lateness only. Holds of one input between two reports are one. No hold lasts more than ``at_most``.
+    once every input has been said caught up (nothing waiting in Kafka) by a report a lateness or more
+    of the reports' wall clock after it came: what its own input and every other input had sent with
+    it is read, however long their backlogs take to read, and what they sent a little later has come
+    too. What is decided is held at the lowest hold of all. So a fortnight of history read at once
+    holds everything from its first instant until it is read whole, in every topic it was produced
+    into, and a straggler holds for a lateness only. Holds of one input between two reports are one.
+    No hold lasts more than ``at_most``.
     """
 
     lateness: int
@@ -226,17 +231,17 @@ class History:
         now = inputs.now
         if now is None:
             return NOTHING
-        said = inputs.inputs
+        # The last instant by which every input had been caught up: what each had waiting then is read.
+        caught_up_at = [reader.caught_up_at for reader in inputs.inputs.values()]
+        everyone = None if None in caught_up_at else min(caught_up_at, default=now)
         lowest = None
         for name, mine in list(self.holds.items()):
-            reader = said.get(name)
-            caught_up = reader is None or reader.caught_up  # (of an input no report names, nothing is known)
             kept = []
             for hold in mine:
                 if hold[1] == NEXT_REPORT:
                     hold[1] = now
-                waited = now - hold[1]
-                if (caught_up and waited >= self.lateness) or waited >= self.at_most:
+                read = everyone is not None and everyone - hold[1] >= self.lateness
+                if read or now - hold[1] >= self.at_most:
                     continue
                 kept.append(hold)
                 if lowest is None or hold[0] < lowest:

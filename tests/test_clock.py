@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.durations import parse_duration
 from monitor.engine import DUPLICATE, LATE, Engine
-from monitor.watermark import Inputs, Report
+from monitor.watermark import History, Inputs, Report
 from tests.builders import event
 
 S = 1_000_000
@@ -88,6 +88,44 @@ def test_an_input_taken_over_keeps_its_progress_and_a_source_removed_holds_nothi
     assert said(clock, T0 + S, orders=(None, False, T0 + S)) == T0 + 50 * S - LATENESS
     clock.report(Report(T0 + 2 * S, {}, ("calls",)))  # orders is no longer a source
     assert clock.watermark() == T0 + 80 * S - LATENESS
+
+
+def test_a_late_history_holds_until_every_input_has_read_its_part_whatever_the_time():
+    """A fortnight produced at once into orders and calls: orders' part is read whole first, then
+    calls' backlog takes minutes. The win-back calls that end orders' history starts are in that
+    backlog: nothing past the history's first instant is decided until calls too has caught up, a
+    lateness after the hold came; then the hold ends."""
+    clock, history = inputs("orders", "calls"), History(LATENESS)
+    old = T0 - 14 * 86400 * S
+    history.late("orders", old)
+    clock.report(Report(T0, {"orders": (T0, False, T0, True, old), "calls": (T0, False, T0, False, None)}))
+    assert history.held(clock) == old - LATENESS
+    for minute in range(1, 4):  # orders caught up for minutes; calls still reading its backlog
+        now = T0 + minute * 60 * S
+        clock.report(Report(now, {"orders": (T0, False, T0, True, None), "calls": (T0, False, now, False, old)}))
+        assert history.held(clock) == old - LATENESS, minute
+    now = T0 + 4 * 60 * S
+    clock.report(Report(now, {"orders": (T0, False, T0, True, None), "calls": (T0, False, now, True, None)}))
+    assert history.held(clock) is None
+
+
+def test_a_straggler_holds_a_lateness_only_and_no_hold_outlasts_five_minutes():
+    clock, history = inputs("orders", "calls"), History(LATENESS)
+    caught_up = {"orders": (T0, False, T0, True, None), "calls": (T0, False, T0, True, None)}
+    history.late("orders", T0 - 40 * S)
+    clock.report(Report(T0, caught_up))
+    assert history.held(clock) == T0 - 40 * S - LATENESS
+    clock.report(Report(T0 + LATENESS - S, caught_up))
+    assert history.held(clock) == T0 - 40 * S - LATENESS
+    clock.report(Report(T0 + LATENESS, caught_up))
+    assert history.held(clock) is None
+    history.late("orders", T0 - 40 * S)  # and one whose other input never catches up
+    clock.report(Report(T0 + 2 * LATENESS, {**caught_up, "calls": (T0, False, T0, False, None)}))
+    assert history.held(clock) == T0 - 40 * S - LATENESS
+    clock.report(Report(T0 + 2 * LATENESS + 299 * S, {**caught_up, "calls": (T0, False, T0, False, None)}))
+    assert history.held(clock) == T0 - 40 * S - LATENESS
+    clock.report(Report(T0 + 2 * LATENESS + 300 * S, {**caught_up, "calls": (T0, False, T0, False, None)}))
+    assert history.held(clock) is None
 
 
 def test_the_clock_is_stored_and_read_back():

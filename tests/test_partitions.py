@@ -439,6 +439,75 @@ def test_a_late_history_beside_a_live_stream_is_judged_as_history(catalog, store
 
 
 @IN_MEMORY
+def test_a_late_history_in_two_topics_waits_for_the_topic_read_last(catalog, stores, in_memory):
+    """A fortnight of history produced at once into two topics, orders and calls, beside a live stream:
+    orders' part is read whole, then calls' backlog takes minutes of wall clock to read. The win-back
+    calls that end the history's leavers are in that backlog, so nothing of the history is decided
+    until calls has caught up too: it reaches what a replay of every event in time order reaches, and
+    no leaver is missed for the minutes its calls waited in Kafka."""
+    live_lines = list(Simulation(customers=300, duration=parse_duration("2h"), seed=11).lines())
+    history = list(
+        Simulation(
+            customers=600, duration=parse_duration("14d"), seed=13, prefix="h", start="2026-11-06T08:00:00Z"
+        ).lines()
+    )
+    calls = [line for line in history if orjson.loads(line)["type"].startswith("call.")]
+    orders = [line for line in history if not orjson.loads(line)["type"].startswith("call.")]
+    mine = stores(PARTITIONS)
+    live = new(catalog, mine.customers, mine.journeys, retention="30d", in_memory=in_memory)  # (ids kept to judge it)
+    names = ("orders/0", "calls/0")
+    offsets = [0] * PARTITIONS
+    progress: dict[str, int | None] = {name: None for name in names}
+    behind: dict[str, int | None] = {name: None for name in names}  # the history each delivers
+    first = 0
+
+    def send(lines: list[tuple[str, bytes]], now: int, caught_up: dict[str, bool], late: bool = False) -> None:
+        nonlocal first
+        batch: list[Item] = []
+        for name, line in lines:
+            event = decode(line, name.split("/")[0])
+            partition = partition_of(event.customer)
+            batch.append((partition, offsets[partition], event, name, first))
+            offsets[partition] += 1
+            first += 1
+            mark = behind if late else progress
+            mark[name] = event.at if mark[name] is None else max(mark[name], event.at)  # type: ignore[type-var]
+        said = {name: (progress[name], False, now, caught_up[name], behind[name]) for name in names}
+        for partition in range(PARTITIONS):
+            batch.append((partition, offsets[partition], Report(now, said, names), None, -1))
+            offsets[partition] += 1
+        live.handle_batch(batch)
+        mine.deliver()
+
+    both = {name: True for name in names}
+    for start in range(0, len(live_lines), 50):  # the stream, as it happens, each type from its topic
+        chunk = live_lines[start : start + 50]
+        tagged = [(names[orjson.loads(line)["type"].startswith("call.")], line) for line in chunk]
+        send(tagged, max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in chunk), both)
+    now = max(p for p in progress.values() if p is not None)
+    reading = {"orders/0": False, "calls/0": False}
+    for start in range(0, len(orders), 500):  # orders' part, all at once; calls waits its turn
+        reading["orders/0"] = start + 500 >= len(orders)
+        send([("orders/0", line) for line in orders[start : start + 500]], now, reading, late=True)
+    behind["orders/0"] = None
+    for _ in range(4):  # four minutes pass, orders caught up and quiet of history; calls still behind
+        now += 60 * 1_000_000
+        send([], now, reading)
+    assert all(part.engine.mark() < parse_timestamp("2026-11-07T00:00:00Z") for part in live.owned.values())
+    for start in range(0, len(calls), 500):
+        reading["calls/0"] = start + 500 >= len(calls)
+        send([("calls/0", line) for line in calls[start : start + 500]], now, reading, late=True)
+    behind["calls/0"] = None
+    send([], now + 2 * live.lateness, both)
+    assert all(part.engine.state.held is None for part in live.owned.values())
+    finish(live)
+    everything = sorted(live_lines + history, key=lambda line: orjson.loads(line)["occurred_at"])
+    expected, _ = replayed_counts(catalog, everything)
+    assert {t: tuple(c) for t, c in Views(live).counts().items()} == expected
+    assert sum(expected["winback-call"]) > 5
+
+
+@IN_MEMORY
 def test_two_crashes_in_a_row_lose_and_double_nothing(catalog, stores, in_memory):
     """A crash cuts a batch's writes; the worker that takes over reads it again together with the next
     batch (one fetch), and a second crash cuts that: what the first crash's records counted is carried
