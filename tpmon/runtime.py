@@ -47,8 +47,16 @@ def console(main: Callable[[], object]) -> None:
 
 # The collector's thresholds while customers' state is held: a replay, a worker. That state has no
 # reference cycles, so collecting rarely loses nothing; with the default thresholds the collector walks
-# the growing state again and again (a fifth of a replay's time on a million events).
+# the growing state again and again (a fifth of a replay's time on a million events, a quarter of a
+# worker's CPU in bench.pipeline).
 SELDOM = (100_000, 50, 100)
+
+
+def collect_seldom() -> None:
+    """For a process that holds state for its whole life (the worker): what it built at start-up is
+    left out of every collection from now on (``gc.freeze``), and collections come seldom."""
+    gc.freeze()
+    gc.set_threshold(*SELDOM)
 
 
 @contextmanager

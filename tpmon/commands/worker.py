@@ -175,6 +175,9 @@ def worker(
     )
     runner.spinner = None
     _quiet_clients(loglevel)
+    from ..runtime import collect_seldom
+
+    collect_seldom()
     runner.execute_from_commandline()
 
 
