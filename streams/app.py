@@ -33,7 +33,7 @@ import faust
 import orjson
 from faust.sensors import Monitor
 from faust.types import Message
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -348,6 +348,7 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
         dead_letter_topic=dead_letters_name,
     )
     partitions, views, metrics, ingest, judge = wired.partitions, wired.views, wired.metrics, wired.ingest, wired.judge
+    page = wired.page
     if isinstance(outbox, CheckpointingOutbox):  # a refused record is told to its table (streams.store)
         outbox.on_refused = outbox.refusing(wired.dead_letters.refused)
     registry.register(LagCollector(app, {*source_topics, settings.events_topic}))
@@ -356,7 +357,8 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
 
     @app.page("/metrics")
     async def metrics_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # (the partitions' families built once per change of what is published: streams.views.MetricsPage)
+        return web.bytes(page.page(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stored() -> None:
         """Deliver what was added, then let /metrics serve the figures it accounts for (never a

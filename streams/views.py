@@ -9,13 +9,18 @@ account for is stored).
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Iterator
+
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.metrics import MetricWrapperBase
 
 from monitor import counts as tally
 from monitor.engine.impact import IMPACTED, add_tallies, impact_view
 from monitor.events import format_timestamp
 from monitor.journeys import Journey, story
-from monitor.metrics import Figures
+from monitor.metrics import Figures, Metrics
 from monitor.state import Verdict, customers_in_window, judge, reliability, standing, warming_up
 from monitor.watermark import NOTHING, Inputs
 
@@ -32,6 +37,7 @@ class Views:
         self.published: dict[int, Figures] = {}
         self.published_at = 0
         self.snapshots = 0
+        self.version = 0  # one more at each change of ``published`` (MetricsPage's cache key)
 
     @property
     def owned(self) -> dict[int, Partition]:
@@ -235,6 +241,7 @@ class Views:
             return
         self.published_at = number
         self.published = {partition: view for partition, view in figures.items() if partition in self.owned}
+        self.version += 1
 
     def publish_restored(self, number: int) -> None:
         """What /metrics serves of a partition just read back: what it stored (the others' figures wait
@@ -242,8 +249,82 @@ class Views:
         part = self.owned.get(number)
         if part is not None:
             self.published = {**self.published, number: self._figures(part)}
+            self.version += 1
 
     def figures(self) -> dict[int, Figures]:
         """What /metrics serves: of the partitions still owned (one given up stops at once)."""
         owned = self.owned
         return {partition: view for partition, view in self.published.items() if partition in owned}
+
+
+class _Families:
+    """Metric families as a registry to ``generate_latest``."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+class MetricsPage:
+    """/metrics: the partitions' families (the bulk of the page, their window counts computed from the
+    figures) collected and written once per change of what is published (``Views.version``, the
+    partitions still owned, the process's own counts), and served as those bytes until the next change;
+    the rest of the registry (the process's gauges, lag, the broker's link: cheap, some read at the
+    scrape) collected and written at each scrape.
+
+    ``wire`` builds it: ``Metrics`` registers its partitions' collector in a registry of its own
+    (``published``, cached here), whose gauges it moves to the worker's ``registry``; ``registry``
+    serves the cached families too (``collect``), so that it still holds every family.
+    """
+
+    def __init__(self, views: Views, metrics: Metrics, published: CollectorRegistry) -> None:
+        self.views, self.metrics, self.published = views, metrics, published
+        self.key: Hashable = None
+        self.families: list[Metric] = []
+        self.ids: set[int] = set()
+        self.text = b""
+        self.builds = 0
+
+    def _now(self) -> Hashable:
+        owned = self.views.owned
+        return (
+            self.views.version,
+            tuple(partition for partition in self.views.published if partition in owned),
+            tuple(sorted(self.metrics.process.items())),
+        )
+
+    def _refresh(self) -> None:
+        key = self._now()
+        if key != self.key:
+            self.families = list(self.published.collect())
+            self.ids = {id(family) for family in self.families}
+            self.text = generate_latest(_Families(self.families))  # type: ignore[arg-type]
+            self.key = key
+            self.builds += 1
+
+    def collect(self) -> Iterator[Metric]:
+        """The partitions' families as last built (a collector of the worker's registry)."""
+        self._refresh()
+        return iter(self.families)
+
+    def describe(self) -> list[Metric]:
+        return []  # (not collected at registration: the partitions are not built yet)
+
+    def page(self, registry: CollectorRegistry) -> bytes:
+        """The whole page of ``registry`` (which holds this page's families): the cached bytes, and the
+        rest written now."""
+        self._refresh()
+        ids = self.ids
+        rest = generate_latest(_Families(f for f in registry.collect() if id(f) not in ids))  # type: ignore[arg-type]
+        return self.text + rest
+
+
+def move_gauges(metrics: Metrics, to: CollectorRegistry) -> None:
+    """The gauges ``metrics`` set itself (objectives, sources' last events, silence in open hours: read
+    at the scrape) out of its own registry into ``to``, so that its own holds only the partitions'."""
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            metrics.registry.unregister(value)
+            to.register(value)

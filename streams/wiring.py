@@ -23,7 +23,7 @@ from .handlers import DeadLetters, Failures, Ingest, Judge, Positions
 from .outbox import Outbox
 from .partitions import Partitions, Store
 from .settings import Settings
-from .views import Views
+from .views import MetricsPage, Views, move_gauges
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Wiring:
     partitions: Partitions
     views: Views
     metrics: Metrics
+    page: MetricsPage  # /metrics (of ``registry``)
     failures: Failures
     dead_letters: DeadLetters
     ingest: Ingest
@@ -67,7 +68,11 @@ def wire(
         in_memory=settings.customers_in_memory,
     )
     views = Views(partitions)
-    metrics = Metrics(catalog, views, registry)
+    # The partitions' families in a registry of their own, cached by the page (streams.views.MetricsPage).
+    metrics = Metrics(catalog, views, CollectorRegistry())
+    move_gauges(metrics, registry)
+    page = MetricsPage(views, metrics, metrics.registry)
+    registry.register(page)
     started = clock()
     for source in source_of_topic.values():
         metrics.watch_source(source, started, clock)
@@ -88,4 +93,4 @@ def wire(
         metrics=metrics,
     )
     judge = Judge(partitions, events_topic, dead_letters, max_future, failures, catalog.decoder, source_of_topic)
-    return Wiring(partitions, views, metrics, failures, dead_letters, ingest, judge)
+    return Wiring(partitions, views, metrics, page, failures, dead_letters, ingest, judge)

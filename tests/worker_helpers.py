@@ -85,7 +85,7 @@ class Worker:
             events_topic=EVENTS,
             dead_letter_topic=DEAD_LETTERS,
         )
-        self.partitions, self.views, self.metrics = wired.partitions, wired.views, wired.metrics
+        self.partitions, self.views, self.metrics, self.page = wired.partitions, wired.views, wired.metrics, wired.page
         self.dead_letters, self.ingest, self.judge = wired.dead_letters, wired.ingest, wired.judge
 
     def restarted(self) -> Worker:
