@@ -152,6 +152,13 @@ class Store(Protocol):
         ...
 
 
+def encoder(store: Store) -> Callable[[object], bytes]:
+    """How records are encoded for ``store``: ``json_bytes`` (each in bytes of its own size) for a store
+    that keeps the values it is given (in memory), orjson's own bytes for one that writes them to disk
+    and drops them once delivered (``keeps_values = False``: streams.store.DiskTableStore)."""
+    return json_bytes if getattr(store, "keeps_values", True) else orjson.dumps
+
+
 @dataclass
 class Partition:
     """An events partition this worker owns: its engine, and what is kept beside it."""
@@ -883,7 +890,7 @@ class Partitions:
                 "crashed": {customer: mark for customer, mark in part.crashed.items() if mark > part.offset},
                 "erased": part.erased,
             }
-            self.customers.put_state(part.number, json_bytes(state))
+            self.customers.put_state(part.number, encoder(self.customers)(state))
             part.carry.clear()  # stored with the partition's counts from now on
         except Exception as error:
             self._failed(part, Failure(RECORD, error))
@@ -904,13 +911,13 @@ class Partitions:
                 tally.merge(delta, deltas.get(customer) or {})
             if delta:
                 record["d"] = [[*key, amount] for key, amount in delta.items()]
-            self.customers.put(part.number, customer, json_bytes(record))
+            self.customers.put(part.number, customer, encoder(self.customers)(record))
 
     def _write_journey(
         self, part: Partition, customer: str, touched: dict[str, Journey], deltas: dict[str, tally.Counts]
     ) -> None:
         journey = touched[customer]
-        self.journey_store.put(part.number, customer, json_bytes(journey.record()))
+        self.journey_store.put(part.number, customer, encoder(self.journey_store)(journey.record()))
 
 
 class MemoryStore:

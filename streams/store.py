@@ -419,6 +419,9 @@ class DiskTableStore:
     the disk once delivered (``DiskTable``). A customer's records are in the partition its id hashes to
     (where ingest sends its events); each partition's own record has a key no customer can have."""
 
+    # The values it is given are kept only until delivered (then on disk): streams.partitions.encoder.
+    keeps_values = False
+
     def __init__(self, disk: DiskTable, changelog: str, outbox: Outbox, partitions: int) -> None:
         self.disk = disk
         self.outbox = outbox
