@@ -56,6 +56,7 @@ OMITTED = "omitted"  # header of a dead letter whose value the topic refused: on
 CLOCK_SKEW = 300_000_000  # 5 min: how far apart two workers' clocks may be
 REPORT = ("tpmon", b"report")  # the header of a report on the events topic
 INPUT = "input"  # the header of an event on the events topic: where ingest read it, "topic/partition@offset"
+NO_HEADERS: dict[str, str] = {}  # (a message without any: ``said``)
 #: How far (event time) an input may be read ahead of the slowest before it is paused: the judge holds
 #: that much of the faster inputs' events, waiting for the watermark.
 AHEAD = parse_duration("10m")
@@ -78,6 +79,16 @@ def header(headers: object, name: str) -> str:
         if key == name:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return ""
+
+
+def said(headers: object) -> dict[str, str]:
+    """A message's headers by name, each read once, as ``header`` reads it (the first of a name)."""
+    found: dict[str, str] = {}
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    for key, value in items:  # type: ignore[union-attr]
+        if key not in found:
+            found[key] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return found
 
 
 class Failures:
@@ -292,17 +303,17 @@ def read_events(
     for message in messages:
         source = events_topic
         try:
-            headers = message.headers
-            if headers and header(headers, REPORT[0]) == "report":
+            headers = said(message.headers) if message.headers else NO_HEADERS  # (read once)
+            if headers.get(REPORT[0]) == "report":
                 report = Report.from_record(orjson.loads(message.value or b""))
                 items((message.partition, message.offset, report, None, -1))
                 held((message, source))
                 continue
-            named = header(headers, "source") or events_topic
+            named = headers.get("source") or events_topic
             source = sources.get(named, named)  # a topic's name: written before the source's was
             decoded = decode(message.value or b"", source, not_after=not_after)
             if type(decoded) is Event:
-                name, at_source = read_at(header(headers, INPUT))
+                name, at_source = read_at(headers.get(INPUT, ""))
                 items((message.partition, message.offset, decoded, name, at_source))  # type: ignore[arg-type]
                 held((message, source))
             else:  # not written by ingest (ingest passes on valid events only): kept all the same

@@ -11,7 +11,7 @@ import pytest
 from monitor.contract import Decoder
 from monitor.engine import Engine
 from monitor.events import parse_timestamp
-from streams.handlers import OMITTED
+from streams.handlers import OMITTED, header, said
 from tests.worker_helpers import DEAD_LETTERS, EVENTS, Message, Worker
 
 NOW = parse_timestamp("2026-11-22T10:05:00Z")
@@ -364,3 +364,16 @@ def test_ingest_says_which_inputs_deliver_history_behind_their_own_stream(catalo
 
     assert said(NOW + minute)[4] == parse_timestamp("2026-11-02T10:00:00Z")
     assert said(NOW + 2 * minute)[4] is None  # quiet of history for the lateness (30 s), and caught up
+
+
+def test_a_messages_headers_are_read_once_as_header_reads_each():
+    for headers in (
+        [("source", b"orders"), ("input", b"orders/0@7"), ("source", b"bills")],
+        {"tpmon": b"report"},
+        [("source", "orders"), ("bad", b"\xff")],
+        [],
+        None,
+    ):
+        found = said(headers)
+        names = headers.keys() if isinstance(headers, dict) else [name for name, _ in headers or []]
+        assert found == {name: header(headers, name) for name in names}
