@@ -185,11 +185,11 @@ class Impact:
         first = True
         latest = -1
         if marks is not None:
-            day, kb, shift = at // DAY, self.key_bits, low + 1
+            day, kb, shift, select = at // DAY, self.key_bits, low + 1, self._bad_of_index
             # A bad mark of the touchpoint: its bad bit set and its index's bits those of ``index``.
             wanted = 1 << low | index << kb
             for m in marks:
-                if m & self._bad_of_index == wanted:
+                if m & select == wanted:
                     instant = m >> shift
                     if instant // DAY == day:
                         first = False
