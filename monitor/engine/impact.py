@@ -111,6 +111,7 @@ class Impact:
     """
 
     __slots__ = (
+        "_bad_of_index",
         "active_folded",
         "active_total",
         "bits",
@@ -143,6 +144,9 @@ class Impact:
         self.bits = max(1, len(ids).bit_length())
         self.key_bits = KEY_BITS if keyed else 0
         self.low = self.bits + self.key_bits  # what is below a mark's bad bit
+        # A mark's bad bit and touchpoint index: ``mark & _bad_of_index`` is ``1 << low | index << key_bits``
+        # for a bad mark of the touchpoint at ``index``.
+        self._bad_of_index = 1 << self.low | ((1 << self.bits) - 1) << self.key_bits
         self.left_window = left_window
         self.survey_window = left_window if survey_window is None else survey_window
         # A day at least: the first bad outcome of a day is found in them; and ``reach``, the longest
@@ -181,9 +185,11 @@ class Impact:
         first = True
         latest = -1
         if marks is not None:
-            day, mask, kb, shift = at // DAY, (1 << self.bits) - 1, self.key_bits, low + 1
+            day, kb, shift, select = at // DAY, self.key_bits, low + 1, self._bad_of_index
+            # A bad mark of the touchpoint: its bad bit set and its index's bits those of ``index``.
+            wanted = 1 << low | index << kb
             for m in marks:
-                if ((m >> kb) & mask) == index and (m >> low) & 1:
+                if m & select == wanted:
                     instant = m >> shift
                     if instant // DAY == day:
                         first = False
@@ -213,7 +219,12 @@ class Impact:
         shift, low = self.low + 1, self.low
         floor, now = (watermark - self.keep) << shift, watermark << shift
         good_floor = (watermark - self.keep_good) << shift
-        kept = [m for m in marks if m >= good_floor or (m >= floor and (m >> low) & 1)]
+        if marks and min(marks) >= good_floor and len(marks) <= TRIM_FROM:
+            return marks  # (most: all of them are kept)
+        if floor == good_floor:  # (good and bad marks are kept as long: one comparison)
+            kept = [m for m in marks if m >= floor]
+        else:
+            kept = [m for m in marks if m >= good_floor or (m >= floor and (m >> low) & 1)]
         if len(kept) > TRIM_FROM:
             newest: dict[int, int] = {}  # (bad, touchpoint, key) -> newest mark before the watermark
             ahead = []
