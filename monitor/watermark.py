@@ -31,7 +31,7 @@ every report (``known``), so a source taken out of the configuration stops holdi
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 
 from .events import format_timestamp
 
@@ -165,13 +165,22 @@ class Inputs:
         }
 
     def record(self) -> dict:
+        """Each input's first six fields, as every version reads them back (``caught_up_at`` is kept
+        apart, in ``caught_up_record``: a worker of before it takes a partition over unharmed)."""
         return {
-            name: list(astuple(mine))  # (the fields in order, as ``load`` reads them back)
+            name: [mine.progress, mine.idle, mine.delivered, mine.reported, mine.caught_up, mine.history]
             for name, mine in sorted(self.inputs.items())
         }
 
-    def load(self, record: dict) -> None:
-        self.inputs = {name: Input(*values) for name, values in record.items()}
+    def caught_up_record(self) -> dict[str, int]:
+        return {name: mine.caught_up_at for name, mine in sorted(self.inputs.items()) if mine.caught_up_at is not None}
+
+    def load(self, record: dict, caught_up: dict | None = None) -> None:
+        self.inputs = {name: Input(*values[:6]) for name, values in record.items()}  # (of a later version too)
+        for name, at in (caught_up or {}).items():
+            mine = self.inputs.get(name)
+            if mine is not None:
+                mine.caught_up_at = int(at)
         reported = [mine.reported for mine in self.inputs.values() if mine.reported is not None]
         self.now = max(reported) if reported else None
 

@@ -391,7 +391,7 @@ class Partitions:
             stored = self.customers.get_state(number)
             if stored is not None:
                 state = orjson.loads(stored)
-                part.clock.load(state["inputs"])
+                part.clock.load(state["inputs"], state.get("caught_up"))
                 part.history.load(state.get("history"))
                 engine.resume(state)
                 part.since = self._since(state.get("since"), state["watermark"])
@@ -880,6 +880,7 @@ class Partitions:
                     for touchpoint, mine in part.since.items()
                 },
                 "inputs": part.clock.record(),
+                "caught_up": part.clock.caught_up_record(),  # (apart: a worker of before reads "inputs")
                 "history": part.history.record(),  # (the inputs' late history: not the engine's own)
                 "freeing": freeing or [],
                 "counts": tally.record(part.counts),

@@ -132,8 +132,15 @@ def test_the_clock_is_stored_and_read_back():
     clock = inputs("orders", "calls")
     said(clock, T0, orders=(T0 + 50 * S, True, T0), calls=(T0 + 80 * S, False, T0))
     again = Inputs(LATENESS)
-    again.load(clock.record())
+    again.load(clock.record(), clock.caught_up_record())
     assert again.watermark() == clock.watermark() and again.record() == clock.record()
+    assert again.caught_up_record() == clock.caught_up_record() == {"orders": T0}
+    # Each input's record is the six fields a worker of before reads (since when it was caught up is
+    # kept apart), and one of a later version with more fields is read too.
+    assert all(len(values) == 6 for values in clock.record().values())
+    later = Inputs(LATENESS)
+    later.load({name: [*values, "more"] for name, values in clock.record().items()})
+    assert later.record() == clock.record()
     assert Report.from_record(Report(T0, {"orders": (1, True, 2, True, None)}, ("orders",)).record()) == Report(
         T0, {"orders": (1, True, 2, True, None)}, ("orders",)
     )
