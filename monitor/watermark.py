@@ -208,7 +208,9 @@ class History:
     it is read, however long their backlogs take to read, and what they sent a little later has come
     too. What is decided is held at the lowest hold of all. So a fortnight of history read at once
     holds everything from its first instant until it is read whole, in every topic it was produced
-    into, and a straggler holds for a lateness only. Holds of one input between two reports are one.
+    into, and a straggler holds for a lateness while every input keeps up (while one has a backlog,
+    until it is read: which backlog holds the rest of a history cannot be told). Holds of one input
+    between two reports are one.
     No hold lasts more than ``at_most``.
     """
 
