@@ -418,8 +418,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
                 time.monotonic() - began,
                 f"{views.customers_held().get(waiting[0], 0):,}",
             )
-        ingest.tick(wall_clock())
-        await positions.pause(ingest.ahead(partitions.progress(), partitions.history_in_flight()))
+        now = wall_clock()
+        ingest.tick(now)
+        await positions.pause(ingest.ahead(partitions.progress(), partitions.history_in_flight(), now))
         judge.drain()
         await stored()
 

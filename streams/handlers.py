@@ -60,6 +60,10 @@ NO_HEADERS: dict[str, str] = {}  # (a message without any: ``said``)
 #: How far (event time) an input may be read ahead of the slowest before it is paused: the judge holds
 #: that much of the faster inputs' events, waiting for the watermark.
 AHEAD = parse_duration("10m")
+#: An input read here that is caught up and has delivered nothing for this long (wall clock) holds none
+#: of the others back: it cannot be read further, so they would wait for nothing until it goes idle, a
+#: lateness later (a backfill's last messages, held for the lateness).
+SETTLED = 5_000_000
 
 
 class Record(Protocol):
@@ -467,9 +471,11 @@ class Ingest:
             self.failures.report(Failure(DECODE, error), "reporting the inputs' progress: ")
 
     def ahead(
-        self, judged: dict[str, tuple[int | None, bool]] | None = None, history: bool = False
+        self, judged: dict[str, tuple[int | None, bool]] | None = None, history: bool = False, now: int | None = None
     ) -> set[tuple[str, int]]:
         """The inputs read here that are more than AHEAD ahead of the slowest input not idle: to pause.
+        At ``now`` (wall clock, µs), an input read here that is caught up and quiet for SETTLED counts as
+        idle (it holds nothing back, and is not paused).
 
         ``judged`` is what the reports the judge has taken say of every input (name -> progress, idle),
         this worker's and others': it knows the progress of an input from before a restart, and of the
@@ -494,7 +500,7 @@ class Ingest:
                 local, idle, *_ = mine
                 if local is not None and (progress is None or local > progress):
                     progress = local
-            if idle:
+            if idle or (mine is not None and self._settled(name, now)):
                 continue
             if progress is None:
                 if mine is not None and self._caught_up(name):
@@ -507,12 +513,16 @@ class Ingest:
         pause = set()
         for name, (local, idle, *_) in said.items():
             progress = view.get(name, (local, idle))[0]
-            if local is None:
+            if local is None or self._settled(name, now):
                 continue  # nothing delivered here yet: never paused (resuming seeks after what it delivered)
             if not idle and (blocked or (floor is not None and progress > floor + AHEAD)):  # type: ignore[operator]
                 topic, partition = name.rsplit("/", 1)
                 pause.add((topic, int(partition)))
         return pause
+
+    def _settled(self, name: str, now: int | None) -> bool:
+        reading = self.inputs.get(name)
+        return now is not None and reading is not None and now - reading[1] >= SETTLED and self._caught_up(name)
 
     def _caught_up(self, name: str) -> bool:
         topic, partition = name.rsplit("/", 1)

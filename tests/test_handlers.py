@@ -203,6 +203,28 @@ def test_each_failing_event_is_kept_once_whatever_else_fails(catalog, monkeypatc
     assert sorted((d.value, d.headers["stage"]) for d in dead) == sorted([(raws[0], "record"), (raws[1], "judge")])
 
 
+def test_an_input_read_to_its_end_and_quiet_holds_no_other_input_back(catalog):
+    """The end of a backfill: bills was read to its end, its last event an hour before orders' next.
+    Once it is caught up and quiet for SETTLED, orders' last messages are read at once, not held until
+    bills goes idle a lateness later; while bills still delivers (a producer writing it as it is read),
+    orders waits for it as before."""
+    from streams.handlers import AHEAD, SETTLED
+
+    worker = Worker(catalog)
+    ingest = worker.ingest
+    hour = 3_600_000_000
+    worker.ingest([Message("orders", order("g1")), Message("bills", order("b1", customer="c2"))], NOW)
+    orders, bills = ingest.inputs["orders/0"], ingest.inputs["bills/0"]
+    last = parse_timestamp("2026-11-22T10:00:00Z")
+    orders[0], bills[0] = last + hour + AHEAD, last  # orders read far past bills' last event
+    ingest.report(NOW)
+    ingest.positions.caught_up = lambda topic, partition: topic == "bills"  # type: ignore[method-assign]
+    assert ingest.ahead(now=NOW + SETTLED - 1) == {("orders", 0)}  # bills delivered a moment ago
+    assert ingest.ahead(now=NOW + SETTLED) == set()  # bills: caught up and quiet, nothing to wait for
+    ingest.positions.caught_up = lambda topic, partition: False  # type: ignore[method-assign]
+    assert ingest.ahead(now=NOW + SETTLED) == {("orders", 0)}  # bills has a backlog: orders waits
+
+
 def test_ingest_reports_its_inputs_progress_to_every_events_partition(catalog):
     worker = Worker(catalog)
     junk = Message("orders", b"junk")
