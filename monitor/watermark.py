@@ -210,8 +210,7 @@ class History:
     holds everything from its first instant until it is read whole, in every topic it was produced
     into, and a straggler holds for a lateness while every input keeps up (while one has a backlog,
     until it is read: which backlog holds the rest of a history cannot be told). Holds of one input
-    between two reports are one.
-    No hold lasts more than ``at_most``.
+    between two reports are one. No hold lasts more than ``at_most``.
     """
 
     lateness: int

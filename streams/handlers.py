@@ -493,6 +493,7 @@ class Ingest:
         blocked = False
         floor: int | None = None
         names = set(view) | set(said)
+        settled = {name for name in said if self._settled(name, now)}  # (as idle: below)
         for name in names:
             progress, idle = view.get(name, (None, False))
             mine = said.get(name)
@@ -500,7 +501,7 @@ class Ingest:
                 local, idle, *_ = mine
                 if local is not None and (progress is None or local > progress):
                     progress = local
-            if idle or (mine is not None and self._settled(name, now)):
+            if idle or name in settled:
                 continue
             if progress is None:
                 if mine is not None and self._caught_up(name):
@@ -513,7 +514,7 @@ class Ingest:
         pause = set()
         for name, (local, idle, *_) in said.items():
             progress = view.get(name, (local, idle))[0]
-            if local is None or self._settled(name, now):
+            if local is None or name in settled:
                 continue  # nothing delivered here yet: never paused (resuming seeks after what it delivered)
             if not idle and (blocked or (floor is not None and progress > floor + AHEAD)):  # type: ignore[operator]
                 topic, partition = name.rsplit("/", 1)

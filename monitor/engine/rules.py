@@ -100,24 +100,15 @@ class WindowRule:
         opened = state.open
         if name in opened:
             return
-        # start() and schedule(), inlined, and the instance built without a call of its __init__ (an
-        # instance per opener: together a tenth of a rule's handling of it)
+        # start(), inlined, and the instance built without a call of its __init__ (an instance per
+        # opener); where it is filed is schedule()'s alone
         instance = _new(Instance)
         instance.opened_at, instance.opened_by, instance.open = at, event_id, True
-        instance.due = due = at + self.within
+        instance.due = at + self.within
         instance.customer, instance.key, instance.customer_state = customer, key, state
         opened[name] = instance
         self.pending[self.index] += 1
-        line = self.line
-        if line:
-            last = line[-1]
-            if due > last.due or (due == last.due and (customer, key, instance) >= (last.customer, last.key, last)):
-                line.append(instance)
-                return
-            heappush(self.queue, make_entry(Due, (due, DUE, customer, self.index, key, instance, state)))
-        else:
-            line.append(instance)
-            heappush(self.queue, make_entry(Due, (due, DUE, customer, self.index, key, instance, state)))
+        self.schedule(instance)
 
     def start(self, name: str, instance: Instance) -> None:
         """Open an instance (or put a stored one back) under its ``name`` and file its due time."""
