@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from calendar import isleap
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from itertools import accumulate
 from typing import Final
 
@@ -107,6 +106,16 @@ _REMEMBERED_UP_TO: Final = len("2026-11-22T10:00:00.250")  # without the offset
 _SAFE_MINUTES: Final = (FIRST_INSTANT + 2 * _MICROS_PER_DAY, LAST_INSTANT - 2 * _MICROS_PER_DAY)
 
 
+def forget_remembered() -> None:
+    """Empty what is remembered to read and write timestamps (the minutes, rests and dates seen); it
+    fills again from the next events. A worker empties it at each sweep: the entries of a busy hour are
+    small objects scattered over the allocator's arenas, and a few of them left in an arena keep it all
+    from the system once the worker is quiet (docs/PERFORMANCE.md)."""
+    _MINUTES.clear()
+    _RESTS.clear()
+    _DATES.clear()
+
+
 def _parse_timestamp(text: str) -> int | None:
     """datetime.fromisoformat does the parsing; the checks before it refuse what it accepts beyond
     RFC 3339 (a space for 'T', basic and week formats, a comma fraction, offsets without a colon)."""
@@ -159,19 +168,33 @@ def format_timestamp(micros: int) -> str:
     outside the years 1 to 9999 (which no event carries, but a due time may reach) get a year of more
     than four digits or a sign."""
     seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
-    if fraction:
-        return f"{_format_seconds(seconds)}.{fraction:06d}Z"
-    return f"{_format_seconds(seconds)}Z"
-
-
-@lru_cache(maxsize=8192)
-def _format_seconds(seconds: int) -> str:
-    """Journeys format the same few seconds again and again (first and last times, outcomes)."""
     days, second = divmod(seconds, 86_400)
+    date = _DATES.get(days) or _date_text(days)
+    hour, second = divmod(second, 3_600)
+    if fraction:
+        return f"{date}{_HOURS[hour]}{_MINUTES_SECONDS[second]}.{fraction:06d}Z"
+    return f"{date}{_HOURS[hour]}{_MINUTES_SECONDS[second]}Z"
+
+
+# The time of day's texts, built once: journeys write the same instants again and again, and a cache of
+# whole timestamps (an LRU of seconds) renewed its entries as time went on, each a few small objects
+# that outlived the busy hour they were made in and kept its memory from the system (docs/PERFORMANCE.md).
+_HOURS: Final = tuple(f"T{hour:02d}:" for hour in range(24))
+_MINUTES_SECONDS: Final = tuple(f"{minute:02d}:{second:02d}" for minute in range(60) for second in range(60))
+#: The dates written so far ("2026-11-18"), by day since the epoch: one more a day of event time.
+_DATES: dict[int, str] = {}
+_DATES_KEPT: Final = 4_096
+
+
+def _date_text(days: int) -> str:
+    """The date ``days`` after 1970-01-01 as RFC 3339 writes it, remembered (all are forgotten once
+    ``_DATES_KEPT`` are, as a file of centuries could ask for)."""
     year, month, day = _civil_date(days)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+    text = f"{year:04d}-{month:02d}-{day:02d}"
+    if len(_DATES) >= _DATES_KEPT:
+        _DATES.clear()
+    _DATES[days] = text
+    return text
 
 
 def _civil_date(days: int) -> tuple[int, int, int]:

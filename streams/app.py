@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 from monitor.catalog import Catalog
 from monitor.durations import format_duration
 from monitor.erasures import Request, id_problem
-from monitor.events import format_timestamp, json_bytes
+from monitor.events import forget_remembered, format_timestamp, json_bytes
 from monitor.journeys import current
 from monitor.observe.windows import PROFILES
 from monitor.personal import for_reader
@@ -105,11 +105,15 @@ def wall_clock() -> int:
     return time.time_ns() // 1000
 
 
-def give_back_memory() -> None:
-    """Return the C heap's free pages to the system (glibc's malloc_trim), after many customers were
-    freed: without it the worker's resident memory stays at its peak."""
+def give_back_memory(trim: bool = True) -> None:
+    """What a sweep gives back: the timestamps remembered (``forget_remembered``), then a full
+    collection (the worker collects seldom: ``tpmon.runtime.collect_seldom``), then, with ``trim``, the
+    C heap's free pages (glibc's malloc_trim), after many customers were freed: without it the worker's
+    resident memory stays at its peak."""
+    forget_remembered()
     gc.collect()
-    give_back_c_heap()
+    if trim:
+        give_back_c_heap()
 
 
 class RecoveryCollector(Collector):
@@ -470,10 +474,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             # A full collection at each sweep (about 0.2 s with 50,000 customers in memory): the worker
             # collects seldom (tpmon.runtime.collect_seldom), and cyclic garbage that reached the oldest
             # generation, such as a fetch's records dropped at a pause, a seek or a rebalance (aiokafka's
-            # hold a reference to themselves), would otherwise wait hours for its collection.
-            gc.collect()
-            if compacted:  # once the deletions are sent: until then the outbox holds them
-                give_back_c_heap()
+            # hold a reference to themselves), would otherwise wait hours for its collection. The C heap
+            # once the deletions are sent: until then the outbox holds them.
+            give_back_memory(trim=compacted)
 
     @app.on_partitions_revoked.connect
     async def revoked(app: faust.App, revoked: set, **kwargs: object) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
 from hypothesis import given
@@ -185,6 +187,27 @@ def test_remembered_halves_never_change_what_a_timestamp_means(pairs):
     for second, rest in pairs:
         text = second + rest
         assert parse_timestamp(text) == events._parse_timestamp(text), text
+
+
+@given(st.integers(FIRST_INSTANT, LAST_INSTANT), st.booleans())
+def test_an_instant_is_written_as_datetime_writes_it_whatever_was_remembered_or_forgotten(micros, forget):
+    """format_timestamp's dates remembered, or forgotten as a worker's sweep forgets them, never change
+    the text; parse_timestamp reads it back to the same instant."""
+    if forget:
+        events.forget_remembered()
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    text = format_timestamp(micros)
+    assert text == f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z"
+    assert parse_timestamp(text) == micros == parse_timestamp(text)
+
+
+def test_forgetting_what_was_remembered_empties_it():
+    parse_timestamp("2026-11-22T10:00:00.250+01:00")
+    format_timestamp(parse_timestamp("2026-11-22T10:00:00Z") or 0)
+    assert events._MINUTES and events._RESTS and events._DATES
+    events.forget_remembered()
+    assert not events._MINUTES and not events._RESTS and not events._DATES
 
 
 def test_reject_records_keep_non_utf8_input_as_base64():
