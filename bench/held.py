@@ -12,11 +12,11 @@ of the input's progress), in a fresh interpreter for each variant, side by side 
   soon, the rest unloaded to disk and put back at their next event or before their next due time;
 
 Reported for each: the resident memory idle (everything built, nothing judged), with the N customers
-held, and after they all went quiet (the input moved 40 days on an hour at a time, retention swept
-until every customer is freed, the allocator's free pages given back; ``quiet_as_left_mib``: before
-the bench gives them back, as the worker's own sweeps left it), and the events per second judged. No
-broker: the changelog's delivery is taken as done at once (the disk store writes a record once its
-delivery has returned), so that the figures are the state's, not Kafka's.
+held, and after they all went quiet (the input moved 40 days on an hour at a time, retention swept as
+the worker sweeps until every customer is freed, the allocator's free pages given back;
+``quiet_as_left_mib``: before the bench gives them back, as the worker's own sweeps left it), and the
+events per second judged. No broker: the changelog's delivery is taken as done at once (the disk store
+writes a record once its delivery has returned), so that the figures are the state's, not Kafka's.
 
     python -m bench.held [--customers 1000000]       (bench.run runs it with the others)
 """
@@ -111,8 +111,15 @@ def run(variant: str, count: int, scenario: str) -> dict:
         said = Report(0, {INPUT: (progress, False, 0, True, None)}, (INPUT,))
         return [(partition, None, said, None, -1) for partition in range(PARTITIONS)]
 
+    def sweep() -> None:
+        """Retention as the worker's sweep runs it: the partitions forget, the deliveries return, then
+        what the sweep gives back (the timestamps remembered, the collector, glibc's trim if compacted)."""
+        compacted = live.forget()
+        delivered()
+        give_back_memory(trim=compacted)
+
     def settled() -> int:
-        give_back_memory()  # (the collector, then glibc's malloc_trim: as the worker's sweep does)
+        give_back_memory()  # (all of it, glibc's trim included, whatever the last sweep compacted)
         return resident()
 
     idle = settled()
@@ -140,11 +147,9 @@ def run(variant: str, count: int, scenario: str) -> dict:
         live.handle_batch(report(last + hour * HOUR))
         delivered()
         if hour % 24 == 0:
-            live.forget()
-            delivered()
+            sweep()
     for _ in range(1000):
-        live.forget()
-        delivered()
+        sweep()
         if not any(len(part.engine.state.customers) or part.on_disk for part in live.owned.values()):
             break
     left = sum(len(part.engine.state.customers) + part.on_disk for part in live.owned.values())

@@ -474,8 +474,9 @@ def create_app(settings: Settings, catalog: Catalog, web: WebConfig | None = Non
             # A full collection at each sweep (about 0.2 s with 50,000 customers in memory): the worker
             # collects seldom (tpmon.runtime.collect_seldom), and cyclic garbage that reached the oldest
             # generation, such as a fetch's records dropped at a pause, a seek or a rebalance (aiokafka's
-            # hold a reference to themselves), would otherwise wait hours for its collection. The C heap
-            # once the deletions are sent: until then the outbox holds them.
+            # hold a reference to themselves), would otherwise wait hours for its collection. The C heap's
+            # free pages are given back only once the deletions are sent (compacted): until then the
+            # outbox holds them.
             give_back_memory(trim=compacted)
 
     @app.on_partitions_revoked.connect

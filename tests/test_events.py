@@ -202,6 +202,33 @@ def test_an_instant_is_written_as_datetime_writes_it_whatever_was_remembered_or_
     assert parse_timestamp(text) == micros == parse_timestamp(text)
 
 
+def test_day_after_day_past_the_dates_kept_each_instant_is_written_as_datetime_writes_it():
+    """Days in a row, more than the dates kept, twice and again a microsecond on: a date remembered is
+    the date of its own day, and the remembered ones stay bounded."""
+    start = parse_timestamp("2020-01-01T13:45:07Z") or 0
+    for micros in [start + day * 86_400_000_000 for day in range(events._DATES_KEPT + 1_000)] * 2:
+        for instant in (micros, micros + 1):
+            moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=instant)
+            fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+            assert format_timestamp(instant) == f"{moment:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+        assert len(events._DATES) <= events._DATES_KEPT
+
+
+@pytest.mark.parametrize(
+    ("micros", "text"),
+    [
+        (FIRST_INSTANT - 1, "0000-12-31T23:59:59.999999Z"),
+        (LAST_INSTANT + 1, "10000-01-01T00:00:00Z"),
+        (-74_784_556_800_000_000, "-400-03-04T00:00:00Z"),
+    ],
+    ids=["before year 1", "after year 9999", "a negative year"],
+)
+def test_an_instant_outside_the_years_events_carry_still_has_a_text(micros, text):
+    """A due time may reach past the years an event carries: it is written, with a year of more than
+    four digits or a sign."""
+    assert format_timestamp(micros) == text
+
+
 def test_forgetting_what_was_remembered_empties_it():
     parse_timestamp("2026-11-22T10:00:00.250+01:00")
     format_timestamp(parse_timestamp("2026-11-22T10:00:00Z") or 0)
