@@ -113,13 +113,13 @@ def run(variant: str, count: int, scenario: str) -> dict:
 
     def sweep() -> None:
         """Retention as the worker's sweep runs it: the partitions forget, the deliveries return, then
-        what the sweep gives back (the timestamps remembered, the collector, glibc's trim if compacted)."""
-        compacted = live.forget()
+        what the sweep gives back (the timestamps remembered, the collector, glibc's trim)."""
+        live.forget()
         delivered()
-        give_back_memory(trim=compacted)
+        give_back_memory()
 
     def settled() -> int:
-        give_back_memory()  # (all of it, glibc's trim included, whatever the last sweep compacted)
+        give_back_memory()  # (as a sweep does)
         return resident()
 
     idle = settled()

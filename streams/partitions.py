@@ -721,7 +721,7 @@ class Partitions:
     def forget(self) -> bool:
         """Retention, in event time: each partition forgets event ids older than its watermark minus the
         retention, frees the customers left with nothing, and deletes journeys quiet for their age.
-        Returns whether it rebuilt dicts (so that the caller may give the freed memory back)."""
+        Returns whether it rebuilt dicts."""
         compacted = False
         for part in list(self.owned.values()):
             engine = part.engine
