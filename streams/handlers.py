@@ -63,7 +63,7 @@ AHEAD = parse_duration("10m")
 #: An input read here that is caught up and has delivered nothing for this long (wall clock) holds none
 #: of the others back: it cannot be read further, so they would wait for nothing until it goes idle, a
 #: lateness later (a backfill's last messages, held for the lateness).
-SETTLED = 5_000_000
+SETTLED = parse_duration("5s")
 
 
 class Record(Protocol):
@@ -522,8 +522,11 @@ class Ingest:
         return pause
 
     def _settled(self, name: str, now: int | None) -> bool:
-        reading = self.inputs.get(name)
-        return now is not None and reading is not None and now - reading[1] >= SETTLED and self._caught_up(name)
+        mine = self.inputs.get(name)
+        if now is None or mine is None:
+            return False
+        _, delivered, *_ = mine
+        return now - delivered >= SETTLED and self._caught_up(name)
 
     def _caught_up(self, name: str) -> bool:
         topic, partition = name.rsplit("/", 1)
