@@ -647,8 +647,9 @@ class Partitions:
                 seen = record["seen"]
                 if seen and min(at for _, at in seen) >= before:
                     continue  # its ids are all younger: nothing to forget yet
-                if not seen and record["open"] and not engine.may_prune(record):
-                    continue  # away, held for its instances: nothing to free or trim
+                holds = record["open"] or record.get("recent") or record.get("days")
+                if not seen and holds and not engine.may_prune(record):
+                    continue  # held for its instances, marks or active days, none due to go: nothing to do
                 engine.load(customer, record, counted=True)
             except Exception as error:
                 self._failed(part, Failure(RESTORE, error, customer=customer))

@@ -72,3 +72,39 @@ def test_a_customer_whose_record_could_not_be_written_stays_in_memory(catalog):
     live.handle_batch([(0, 3, second, "in2", 0)])  # the same event again, from another input: a duplicate
     assert Views(live).counts()["bill-correct"] == [1, 2]
     assert orjson.loads(customers.get("c1"))["seen"]  # written once it could be (the duplicate changed nothing)
+
+
+def test_retention_puts_back_only_the_customers_on_disk_it_has_something_to_drop_from(catalog, monkeypatch, stores):
+    """Retention reads the customers on disk and puts one back in memory only when ids, marks or active
+    days of its record are old enough to go: a customer held for its marks stays on disk until they
+    are, then is freed. (Putting back every quiet customer at each sweep, to drop nothing, would make
+    memory grow and shrink with them for nothing.)"""
+    mine = stores()
+    live = new(catalog, mine.customers, mine.journeys, in_memory=1)
+    live.handle_batch([(0, n, bill(c, 0, f"b{c}"), "in", n) for n, c in enumerate(("a", "b", "c"))])
+    mine.deliver()
+    part = live.partition(0)
+    put_back: list[str] = []
+    load = part.engine.load
+    monkeypatch.setattr(
+        part.engine, "load", lambda customer, *a, **k: (put_back.append(customer), load(customer, *a, **k))[1]
+    )
+
+    def sweep_at(at: int) -> list[str]:
+        live.handle_batch([(0, at // DAY, Report(0, {"in": (at, False, 0)}, ("in",)), None, -1)])
+        mine.deliver()
+        put_back.clear()
+        live.forget()
+        mine.deliver()
+        assert live.failures == []
+        return sorted(put_back)
+
+    assert part.on_disk == 2  # (one customer in memory: the others on disk)
+    assert sweep_at(BASE + 2 * DAY) == ["a", "b"]  # their ids are older than the retention: they go
+    kept = orjson.loads(mine.customers.get("a"))
+    assert kept["seen"] == [] and kept["recent"]  # held for its marks (attribution)
+    assert sweep_at(BASE + 3 * DAY) == []  # nothing of theirs is old enough to go: they stay on disk
+    assert Views(live).customers_held() == {0: 3}
+    assert sweep_at(BASE + 400 * DAY) == ["a", "b"]  # their marks are: they are put back and freed
+    assert Views(live).customers_held() == {0: 0}
+    assert Views(live).counts()["bill-correct"] == [0, 3]

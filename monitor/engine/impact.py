@@ -260,7 +260,8 @@ class Impact:
         days, recent = record.get("days"), record.get("recent")
         if days and min(days) < watermark // DAY:
             return True
-        return bool(recent) and min(stored[1] for stored in recent) < watermark - self.keep_good
+        # (a stored mark's instant is its second item shifted by one: [touchpoint, instant << 1 | bad])
+        return bool(recent) and min(stored[1] for stored in recent) >> 1 < watermark - self.keep_good
 
     # -- attribution ------------------------------------------------------------------------------------
     def _sides(self, state: CustomerState, at: int, window: int, key: int = 0) -> dict[str, bool]:
