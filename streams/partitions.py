@@ -58,8 +58,9 @@ from monitor.watermark import History, Inputs, Report
 
 log = logging.getLogger("tpmon.forget")  # (what requests to forget a customer do as partitions are taken)
 
-# Journeys kept as objects per partition, the most recently used; the others are read back from their
-# stored records when needed, so memory does not hold every journey twice (as objects and as records).
+# Journeys kept as objects per worker (shared by its partitions), the most recently used; the others are
+# read back from their stored records when needed, so memory does not hold every journey twice (as
+# objects and as records). (Settings.journeys_in_memory, TPMON_JOURNEYS_IN_MEMORY)
 JOURNEY_CACHE = 10_000
 # The latest stories kept per touchpoint (customers with a bad outcome of it), for /stories.
 STORIES = 5
@@ -74,6 +75,10 @@ COMPACT_FROM = 10_000
 IN_MEMORY = 50_000  # (Settings.customers_in_memory, TPMON_CUSTOMERS_IN_MEMORY)
 # Customers on disk read by retention at each sweep, per partition: it goes round them all in turn.
 SWEEP_AT_ONCE = 20_000
+# Of those, put back in memory at once to drop what is old: each piece leaves memory before the next comes,
+# so that the objects of a sweep's customers are few at any moment and take the room the last piece left
+# (many at once would scatter the allocator's pools, which it can then give back only once all are empty).
+PUT_BACK_AT_ONCE = 500
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
 
 
@@ -297,7 +302,8 @@ class Partitions:
         in_memory: int = IN_MEMORY,
     ) -> None:
         """``in_memory``: the customers held in memory that could leave it, over every partition owned
-        (the others are unloaded to the store: ``keep_in_memory``)."""
+        (the others are unloaded to the store: ``keep_in_memory``); ``journey_cache``: the journeys held
+        in memory, over every partition owned (the others are read back from the store)."""
         self.catalog = catalog
         self.in_memory = in_memory
         self.lateness = catalog.lateness if lateness is None else lateness
@@ -627,13 +633,15 @@ class Partitions:
             if unload(customer):
                 part.on_disk += 1
 
-    def _sweep(self, part: Partition, before: int) -> list[str]:
-        """Retention for the customers on disk, a share at each sweep: those with an id older than
-        ``before`` (or with none: held for their impact) are put back in memory, so that ``forget``
-        drops the ids and frees whoever is left with nothing. Returns those put back."""
+    def _sweep(self, part: Partition, before: int) -> Iterator[list[str]]:
+        """Retention for the customers on disk, a share at each sweep: those with something old enough to
+        go (an id older than ``before``, marks or active days past their keep, or nothing at all) are
+        put back in memory, ``PUT_BACK_AT_ONCE`` at a time (each piece is given, and gone from memory
+        again, before the next is read back), so that ``forget`` drops what is old and frees whoever is
+        left with nothing."""
         if not part.on_disk:
             part.sweep = None
-            return []
+            return
         held, engine, loaded = part.engine.state.customers, part.engine, []
         for customer, value in _share(part, "sweep", self.customers):
             if customer in held:
@@ -656,7 +664,11 @@ class Partitions:
                 continue
             part.on_disk -= 1
             loaded.append(customer)
-        return loaded
+            if len(loaded) >= PUT_BACK_AT_ONCE:
+                yield loaded
+                loaded = []
+        if loaded:
+            yield loaded
 
     def _expire_journeys(self, part: Partition, before: int) -> None:
         """Delete the stored journeys with nothing newer than ``before``, a share at each sweep (it goes
@@ -710,7 +722,7 @@ class Partitions:
                     self._failed(part, failure)
                 else:
                     record_failed(part.number, failure)
-        part.journeys.keep_recent(self.journey_cache)
+        part.journeys.keep_recent(max(1, self.journey_cache // max(1, len(self.owned))))
         return {*judged.changed, *judged.loaded} - unwritten, unwritten
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
@@ -730,16 +742,20 @@ class Partitions:
             if watermark is None:
                 continue
             high = max(part.peak, len(engine.state.customers))
+            before = watermark - self.retention
             try:
-                loaded = set(self._sweep(part, watermark - self.retention))
-                stored: set[str] = set()
-                unwritten: set[str] = set()
-                for _, freed in engine.forget_in_chunks(watermark - self.retention, FREE_AT_ONCE):
-                    if freed:  # the counts first, naming whom they come from; then the deletions
-                        self._write_state(part, freeing=freed)
-                    written, failed = self._settle(part)  # (none unloaded while the pass goes on: below)
-                    stored |= written
-                    unwritten |= failed
+                stored, unwritten = self._forget_among(part, before)
+                for piece in self._sweep(part, before):
+                    # Put back only to drop what is old: those left go back to disk at once, not counted as
+                    # recently changed (they would push the customers active lately out of memory).
+                    unwritten |= self._forget_among(part, before, piece)[1]
+                    for customer in piece:
+                        if customer in unwritten or customer not in engine.state.customers:
+                            continue  # (its record could not be written: it stays; or it was freed)
+                        if engine.unload(customer):
+                            part.on_disk += 1
+                        else:  # (something of it due soon: the engine keeps it)
+                            stored.add(customer)
                 mark = engine.mark()
                 if mark is not None:  # (a window back more: what is decided may be held back for history)
                     tally.drop_windows_before(
@@ -749,7 +765,7 @@ class Partitions:
                 self._write_state(part)
                 held = engine.state.customers  # (the freed leave the list: rebuilt, it shrinks with them)
                 part.resident = {customer: None for customer in part.resident if customer in held}
-                self.keep_in_memory(part, sorted((stored | loaded) - unwritten))
+                self.keep_in_memory(part, sorted(stored - unwritten))
                 now = len(engine.state.customers)
                 if high >= COMPACT_FROM and now < high // 2:
                     engine.compact()
@@ -765,6 +781,22 @@ class Partitions:
             except Exception as error:
                 self._failed(None, Failure(TIMER, error))
         return compacted
+
+    def _forget_among(
+        self, part: Partition, before: int, customers: list[str] | None = None
+    ) -> tuple[set[str], set[str]]:
+        """One pass of retention over the partition's customers in memory (or only ``customers``), a chunk
+        of freed at a time, each written; returns what ``_write`` does, over the chunks. None is unloaded
+        while the pass goes on (the caller's, after it)."""
+        stored: set[str] = set()
+        unwritten: set[str] = set()
+        for _, freed in part.engine.forget_in_chunks(before, FREE_AT_ONCE, customers):
+            if freed:  # the counts first, naming whom they come from; then the deletions
+                self._write_state(part, freeing=freed)
+            written, failed = self._settle(part)
+            stored |= written
+            unwritten |= failed
+        return stored, unwritten
 
     # -- forgetting a customer on request (docs/SECURITY.md) ---------------------------------------------
     def erase(self, offset: int, request: Request) -> list[int]:

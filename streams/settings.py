@@ -54,6 +54,9 @@ class Settings:
     # watermark or due soon; the others wait in the store until their next event or due time
     # (docs/ARCHITECTURE.md).
     customers_in_memory: int = 50_000
+    # Customers' journeys held in memory over the worker's partitions, the most recently used; the others
+    # are read back from the journeys table when next needed.
+    journeys_in_memory: int = 10_000
     tick_interval: float = 0.2  # seconds between clock ticks of idle partitions
     sweep_interval: float = 60.0  # seconds between retention sweeps (duplicate ids, freed customers, journeys)
     batch_size: int = 2000  # at most this many messages per fetch, handled (and their records written) together
@@ -100,6 +103,8 @@ class Settings:
             raise ValueError(f"TPMON_PROFILE must be one of {', '.join(PROFILES)}, not {self.profile!r}")
         if self.customers_in_memory < 1:
             raise ValueError("TPMON_CUSTOMERS_IN_MEMORY must be at least 1")
+        if self.journeys_in_memory < 1:
+            raise ValueError("TPMON_JOURNEYS_IN_MEMORY must be at least 1")
         if self.store not in STORES:
             raise ValueError(f"TPMON_STORE must be one of {', '.join(STORES)}, not {self.store!r}")
         if self.sweep_interval <= 0:

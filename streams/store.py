@@ -215,10 +215,16 @@ class DiskTable:
             bounds.set_iterate_upper_bound(end)
             bounds.fill_cache(False)
             share = list(itertools.islice(self.db.items(from_key=start, read_opt=bounds), SCAN_AT_ONCE))
-            yield from share
-            if len(share) < SCAN_AT_ONCE:
+            read = len(share)
+            if read:
+                start = share[-1][0] + b"\x00"  # the first key after the last one read
+            # Given out from the end of the reversed list, which shrinks: a scan paused between sweeps
+            # holds none of the records it gave out.
+            share.reverse()
+            while share:
+                yield share.pop()
+            if read < SCAN_AT_ONCE:
                 return
-            start = share[-1][0] + b"\x00"  # the first key after the last one read
 
     def checkpoint(self, partition: int) -> int:
         """The offset up to which the partition's local records reflect its changelog; -1: none."""

@@ -66,6 +66,7 @@ def wire(
         lateness=lateness,
         retention=parse_duration(settings.dedup_retention),
         in_memory=settings.customers_in_memory,
+        journey_cache=settings.journeys_in_memory,
     )
     views = Views(partitions)
     # The partitions' families in a registry of their own, cached by the page (streams.views.MetricsPage).

@@ -78,17 +78,24 @@ def test_retention_puts_back_only_the_customers_on_disk_it_has_something_to_drop
     """Retention reads the customers on disk and puts one back in memory only when ids, marks or active
     days of its record are old enough to go: a customer held for its marks stays on disk until they
     are, then is freed. (Putting back every quiet customer at each sweep, to drop nothing, would make
-    memory grow and shrink with them for nothing.)"""
+    memory grow and shrink with them for nothing.) They are put back a piece at a time, each piece gone
+    from memory again before the next comes."""
+    monkeypatch.setattr(partitions_module, "PUT_BACK_AT_ONCE", 1)
     mine = stores()
     live = new(catalog, mine.customers, mine.journeys, in_memory=1)
     live.handle_batch([(0, n, bill(c, 0, f"b{c}"), "in", n) for n, c in enumerate(("a", "b", "c"))])
     mine.deliver()
     part = live.partition(0)
     put_back: list[str] = []
+    in_memory: list[int] = []  # at each put back, the customers in memory before it
     load = part.engine.load
-    monkeypatch.setattr(
-        part.engine, "load", lambda customer, *a, **k: (put_back.append(customer), load(customer, *a, **k))[1]
-    )
+
+    def spied(customer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        put_back.append(customer)
+        in_memory.append(len(part.engine.state.customers))
+        return load(customer, *args, **kwargs)
+
+    monkeypatch.setattr(part.engine, "load", spied)
 
     def sweep_at(at: int) -> list[str]:
         live.handle_batch([(0, at // DAY, Report(0, {"in": (at, False, 0)}, ("in",)), None, -1)])
@@ -101,6 +108,7 @@ def test_retention_puts_back_only_the_customers_on_disk_it_has_something_to_drop
 
     assert part.on_disk == 2  # (one customer in memory: the others on disk)
     assert sweep_at(BASE + 2 * DAY) == ["a", "b"]  # their ids are older than the retention: they go
+    assert in_memory == [1, 1] and part.on_disk == 2  # one at a time, each back on disk after
     kept = orjson.loads(mine.customers.get("a"))
     assert kept["seen"] == [] and kept["recent"]  # held for its marks (attribution)
     assert sweep_at(BASE + 3 * DAY) == []  # nothing of theirs is old enough to go: they stay on disk

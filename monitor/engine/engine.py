@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from heapq import heappush
 from operator import attrgetter
@@ -683,17 +683,24 @@ class Engine:
             freed += gone
         return changed, freed
 
-    def forget_in_chunks(self, before: int, size: int | None) -> Iterator[tuple[list[str], list[str]]]:
-        """``forget`` in one pass over the customers, a chunk at a time: (changed, freed) for every
-        ``size`` customers freed (and the rest last), each chunk's counts folded before it is given, so
-        that a caller can store the counts naming the chunk's customers before it deletes them."""
+    def forget_in_chunks(
+        self, before: int, size: int | None, among: Iterable[str] | None = None
+    ) -> Iterator[tuple[list[str], list[str]]]:
+        """``forget`` in one pass over the customers (or those of ``among`` in memory), a chunk at a time:
+        (changed, freed) for every ``size`` customers freed (and the rest last), each chunk's counts
+        folded before it is given, so that a caller can store the counts naming the chunk's customers
+        before it deletes them."""
         changed: list[str] = []
         freed: list[str] = []
         customers = self.state.customers
         impact = self.impact
         now = self._horizon()
         now = before if now is None else now
-        for customer, mine in list(customers.items()):
+        if among is None:
+            passed = list(customers.items())
+        else:
+            passed = [(customer, customers[customer]) for customer in among if customer in customers]
+        for customer, mine in passed:
             if customers.get(customer) is not mine:
                 continue  # gone since the pass began (unloaded or erased: the caller's)
             seen = mine.seen
