@@ -79,6 +79,9 @@ SWEEP_AT_ONCE = 20_000
 # so that the objects of a sweep's customers are few at any moment and take the room the last piece left
 # (many at once would scatter the allocator's pools, which it can then give back only once all are empty).
 PUT_BACK_AT_ONCE = 500
+# And at most this many per sweep, per partition (the next sweep goes on from there): their records wait
+# in memory until their delivery returns, after the sweep, and the sweep holds up the partition's events.
+PUT_BACK_PER_SWEEP = 2_000
 STATE_VERSION = 2  # the partition's record: 2 adds counts, offset, through and rejects_through
 
 
@@ -642,7 +645,7 @@ class Partitions:
         if not part.on_disk:
             part.sweep = None
             return
-        held, engine, loaded = part.engine.state.customers, part.engine, []
+        held, engine, loaded, put_back = part.engine.state.customers, part.engine, [], 0
         for customer, value in _share(part, "sweep", self.customers):
             if customer in held:
                 continue
@@ -664,9 +667,12 @@ class Partitions:
                 continue
             part.on_disk -= 1
             loaded.append(customer)
-            if len(loaded) >= PUT_BACK_AT_ONCE:
+            put_back += 1
+            if len(loaded) >= PUT_BACK_AT_ONCE or put_back >= PUT_BACK_PER_SWEEP:
                 yield loaded
                 loaded = []
+                if put_back >= PUT_BACK_PER_SWEEP:
+                    return  # (the share's reader stays where it is: the next sweep goes on from there)
         if loaded:
             yield loaded
 

@@ -116,3 +116,27 @@ def test_retention_puts_back_only_the_customers_on_disk_it_has_something_to_drop
     assert sweep_at(BASE + 400 * DAY) == ["a", "b"]  # their marks are: they are put back and freed
     assert Views(live).customers_held() == {0: 0}
     assert Views(live).counts()["bill-correct"] == [0, 3]
+
+
+def test_a_sweep_puts_back_at_most_its_share_and_the_next_goes_on_from_there(catalog, monkeypatch, stores):
+    """What a sweep puts back is bounded (its records wait in memory for their delivery, and the sweep
+    holds up the partition's events); the next sweep reads on from where it stopped."""
+    monkeypatch.setattr(partitions_module, "PUT_BACK_PER_SWEEP", 1)
+    mine = stores()
+    live = new(catalog, mine.customers, mine.journeys, in_memory=1)
+    live.handle_batch([(0, n, bill(c, 0, f"b{c}"), "in", n) for n, c in enumerate(("a", "b", "c"))])
+    live.handle_batch([(0, 3, Report(0, {"in": (BASE + 2 * DAY, False, 0)}, ("in",)), None, -1)])
+    mine.deliver()
+    part = live.partition(0)
+    put_back: list[str] = []
+    load = part.engine.load
+    monkeypatch.setattr(
+        part.engine, "load", lambda customer, *a, **k: (put_back.append(customer), load(customer, *a, **k))[1]
+    )
+    each = []
+    for _ in range(3):
+        live.forget()
+        mine.deliver()
+        each.append(len(put_back))
+    assert each == [1, 2, 2] and sorted(put_back) == ["a", "b"] and live.failures == []
+    assert [orjson.loads(mine.customers.get(c, 0))["seen"] for c in put_back] == [[], []]
