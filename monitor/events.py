@@ -69,49 +69,54 @@ def parse_timestamp(text: str) -> int | None:
     """Microseconds since the epoch, or None when the text is not an RFC 3339 timestamp with 'T' and an
     offset, or names an instant outside the years 1 to 9999 in UTC.
 
-    A timestamp is a date and time to the minute, two digits of seconds, then a fraction and an offset
-    (the rest). The parts are independent: any valid minute goes with any second and any valid rest.
-    Events come with the same few minutes and rests again and again, so those already checked are
-    remembered with their values, and most timestamps are three lookups. Rests with a fraction finer
-    than milliseconds are too many to remember; those timestamps are parsed in full. A rest moves an
-    instant by less than a day, so only minutes two days or more inside the range are remembered: any
-    mix of remembered parts is then inside it too, and the range is checked on full parses only."""
-    rest = _RESTS.get(text[19:])  # (a rest remembered is one of a timestamp to the millisecond at most)
+    A timestamp is a date and hour, minutes and seconds, then a fraction and an offset (the rest). The
+    parts are independent: any valid hour goes with any minute and second and any valid rest. Events
+    come with the same few hours and rests again and again, so those already checked are remembered
+    with their values, and most timestamps are three lookups (the minutes and seconds are a table).
+    Rests with a fraction finer than milliseconds are too many to remember; those timestamps are parsed
+    in full. A rest moves an instant by less than a day, so only hours two days or more inside the
+    range are remembered: any mix of remembered parts is then inside it too, and the range is checked
+    on full parses only."""
+    rest = _RESTS.get(text[19:])  # (a fraction finer than milliseconds is never remembered)
     if rest is not None:
-        minute = _MINUTES.get(text[:17])
-        if minute is not None:
-            second = _SECONDS.get(text[17:19])
-            if second is not None:
-                return minute + second + rest
+        try:
+            return rest + _HOURS_SEEN[text[:14]] + _MINUTES_SECONDS_IN[text[14:19]]
+        except KeyError:
+            pass
     if len(text) - (1 if text[-1:] == "Z" else 6) > _REMEMBERED_UP_TO:
         return _parse_timestamp(text)  # finer than milliseconds
     micros = _parse_timestamp(text)
     if micros is not None:
-        minute = _parse_timestamp(text[:17] + "00Z")
-        if minute is not None and _SAFE_MINUTES[0] <= minute <= _SAFE_MINUTES[1]:
-            if len(_MINUTES) >= _REMEMBERED:
-                _MINUTES.clear()
+        hour = _parse_timestamp(text[:14] + "00:00Z")
+        if hour is not None and _SAFE_HOURS[0] <= hour <= _SAFE_HOURS[1]:
+            if len(_HOURS_SEEN) >= _REMEMBERED:
+                _HOURS_SEEN.clear()
             if len(_RESTS) >= _REMEMBERED:
                 _RESTS.clear()
-            _MINUTES[text[:17]] = minute
-            _RESTS[text[19:]] = micros - minute - _SECONDS[text[17:19]]
+            _HOURS_SEEN[text[:14]] = hour
+            _RESTS[text[19:]] = micros - hour - _MINUTES_SECONDS_IN[text[14:19]]
     return micros
 
 
-_MINUTES: dict[str, int] = {}  # "2026-11-22T10:00:" -> its microseconds, as UTC
-_SECONDS: Final = {f"{second:02d}": second * _MICROS_PER_SECOND for second in range(60)}
+_HOURS_SEEN: dict[str, int] = {}  # "2026-11-22T10:" -> its microseconds, as UTC
+#: "MM:SS" -> microseconds into the hour (a leap second's 60 is refused as fromisoformat refuses it)
+_MINUTES_SECONDS_IN: Final = {
+    f"{minute:02d}:{second:02d}": (minute * 60 + second) * _MICROS_PER_SECOND
+    for minute in range(60)
+    for second in range(60)
+}
 _RESTS: dict[str, int] = {}  # ".250+01:00" -> microseconds to add: the fraction less the offset
-_REMEMBERED: Final = 65_536  # minutes (45 days of them), or rests (1,000 fractions x the offsets in use)
+_REMEMBERED: Final = 65_536  # hours (7 years of them), or rests (1,000 fractions x the offsets in use)
 _REMEMBERED_UP_TO: Final = len("2026-11-22T10:00:00.250")  # without the offset
-_SAFE_MINUTES: Final = (FIRST_INSTANT + 2 * _MICROS_PER_DAY, LAST_INSTANT - 2 * _MICROS_PER_DAY)
+_SAFE_HOURS: Final = (FIRST_INSTANT + 2 * _MICROS_PER_DAY, LAST_INSTANT - 2 * _MICROS_PER_DAY)
 
 
 def forget_remembered() -> None:
-    """Empty what is remembered to read and write timestamps (the minutes, rests and dates seen); it
+    """Empty what is remembered to read and write timestamps (the hours, rests and dates seen); it
     fills again from the next events. A worker empties it at each sweep: the entries of a busy hour are
     small objects scattered over the allocator's arenas, and a few of them left in an arena keep it all
     from the system once the worker is quiet (docs/PERFORMANCE.md)."""
-    _MINUTES.clear()
+    _HOURS_SEEN.clear()
     _RESTS.clear()
     _DATES.clear()
 

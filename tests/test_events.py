@@ -232,9 +232,9 @@ def test_an_instant_outside_the_years_events_carry_still_has_a_text(micros, text
 def test_forgetting_what_was_remembered_empties_it():
     parse_timestamp("2026-11-22T10:00:00.250+01:00")
     format_timestamp(parse_timestamp("2026-11-22T10:00:00Z") or 0)
-    assert events._MINUTES and events._RESTS and events._DATES
+    assert events._HOURS_SEEN and events._RESTS and events._DATES
     events.forget_remembered()
-    assert not events._MINUTES and not events._RESTS and not events._DATES
+    assert not events._HOURS_SEEN and not events._RESTS and not events._DATES
 
 
 def test_reject_records_keep_non_utf8_input_as_base64():
