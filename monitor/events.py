@@ -99,12 +99,6 @@ def parse_timestamp(text: str) -> int | None:
 
 
 _HOURS_SEEN: dict[str, int] = {}  # "2026-11-22T10:" -> its microseconds, as UTC
-#: "MM:SS" -> microseconds into the hour (a leap second's 60 is refused as fromisoformat refuses it)
-_MINUTES_SECONDS_IN: Final = {
-    f"{minute:02d}:{second:02d}": (minute * 60 + second) * _MICROS_PER_SECOND
-    for minute in range(60)
-    for second in range(60)
-}
 _RESTS: dict[str, int] = {}  # ".250+01:00" -> microseconds to add: the fraction less the offset
 _REMEMBERED: Final = 65_536  # hours (7 years of them), or rests (1,000 fractions x the offsets in use)
 _REMEMBERED_UP_TO: Final = len("2026-11-22T10:00:00.250")  # without the offset
@@ -185,7 +179,11 @@ def format_timestamp(micros: int) -> str:
 # whole timestamps (an LRU of seconds) renewed its entries as time went on, each a few small objects
 # that outlived the busy hour they were made in and kept its memory from the system (docs/PERFORMANCE.md).
 _HOURS: Final = tuple(f"T{hour:02d}:" for hour in range(24))
-_MINUTES_SECONDS: Final = tuple(f"{minute:02d}:{second:02d}" for minute in range(60) for second in range(60))
+_TWO_DIGITS: Final = tuple(f"{number:02d}" for number in range(60))
+_MINUTES_SECONDS: Final = tuple(f"{minute}:{second}" for minute in _TWO_DIGITS for second in _TWO_DIGITS)
+#: "MM:SS" -> microseconds into the hour, for ``parse_timestamp`` (a leap second's 60 is refused, as
+#: fromisoformat refuses it)
+_MINUTES_SECONDS_IN: Final = {text: second * _MICROS_PER_SECOND for second, text in enumerate(_MINUTES_SECONDS)}
 #: The dates written so far ("2026-11-18"), by day since the epoch: one more a day of event time.
 _DATES: dict[int, str] = {}
 _DATES_KEPT: Final = 4_096
