@@ -672,7 +672,7 @@ class Partitions:
                 yield loaded
                 loaded = []
                 if put_back >= PUT_BACK_PER_SWEEP:
-                    return  # (the share's reader stays where it is: the next sweep goes on from there)
+                    return  # (the share's reader stays where it stopped)
         if loaded:
             yield loaded
 

@@ -48,7 +48,7 @@ touchpoints:
 
 # -- attribution in the engine ---------------------------------------------------------------------------
 from monitor.engine import Engine  # noqa: E402
-from monitor.engine.impact import fingerprint, voice  # noqa: E402
+from monitor.engine.impact import Impact, fingerprint, voice  # noqa: E402
 from tests.builders import BASE, DAY, HOUR, MINUTE, SHIPPED, event  # noqa: E402
 
 LATENESS = 30_000_000
@@ -521,3 +521,23 @@ def test_churn_lift(figures, lift):
     from monitor.engine.impact import churn_lift
 
     assert churn_lift(*figures) == lift
+
+
+def test_a_stored_customer_is_worth_putting_back_exactly_when_prune_would_drop_something():
+    """Retention reads a customer back from disk only when ``may_prune`` says its record has something to
+    go: it must agree with what ``prune`` drops in memory, bad marks kept longer than good ones, and a
+    mark of a touchpoint the catalog no longer has (``load`` drops it) counting for nothing."""
+    from monitor.engine.state import CustomerState
+
+    day = 86_400 * 1_000_000  # (instants in µs)
+    impact = Impact(("a", "b"), left_window=10 * day, marks_good=True, survey_window=2 * day)
+    at = 100 * day
+    for bad in (False, True):
+        for age in (1, 3, 5, 11, 12):
+            state = CustomerState()
+            state.recent = (impact.mark(at, bad, 0),)
+            record = impact.record(state)
+            watermark = at + age * day + 1
+            assert impact.may_prune(record, watermark) == impact.prune(state, watermark), (bad, age)
+    gone = {"recent": [["removed", at << 1 | 1]], "days": []}
+    assert not impact.may_prune(gone, at + 100 * DAY)

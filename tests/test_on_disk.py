@@ -133,10 +133,14 @@ def test_a_sweep_puts_back_at_most_its_share_and_the_next_goes_on_from_there(cat
     monkeypatch.setattr(
         part.engine, "load", lambda customer, *a, **k: (put_back.append(customer), load(customer, *a, **k))[1]
     )
+    read: list[str] = []  # the stored customers the sweeps read
+    get = mine.customers.get
+    monkeypatch.setattr(mine.customers, "get", lambda customer, *a: (read.append(customer), get(customer, *a))[1])
     each = []
     for _ in range(3):
         live.forget()
         mine.deliver()
-        each.append(len(put_back))
-    assert each == [1, 2, 2] and sorted(put_back) == ["a", "b"] and live.failures == []
+        each.append((len(put_back), len(read)))
+    # One put back a sweep, and each record read once: the second sweep does not read the first's again.
+    assert each == [(1, 1), (2, 2), (2, 2)] and sorted(put_back) == ["a", "b"] and live.failures == []
     assert [orjson.loads(mine.customers.get(c, 0))["seen"] for c in put_back] == [[], []]

@@ -256,12 +256,18 @@ class Impact:
         return changed
 
     def may_prune(self, record: dict, watermark: int) -> bool:
-        """Whether ``prune`` at ``watermark`` could drop anything of a stored customer (its record)."""
-        days, recent = record.get("days"), record.get("recent")
+        """Whether ``prune`` at ``watermark`` could drop anything of a stored customer (its record): an
+        active day before the watermark's, or a mark past its keep as ``trim`` keeps them (a bad one
+        ``keep``, a good one ``keep_good``). A mark of a touchpoint the catalog no longer has is left
+        out: ``load`` drops it."""
+        days = record.get("days")
         if days and min(days) < watermark // DAY:
             return True
-        # (a stored mark's instant is its second item shifted by one: [touchpoint, instant << 1 | bad])
-        return bool(recent) and min(stored[1] for stored in recent) >> 1 < watermark - self.keep_good
+        good_floor, bad_floor, known = watermark - self.keep_good, watermark - self.keep, self.position
+        for touchpoint, stored, *_ in record.get("recent", ()):  # [touchpoint, instant << 1 | bad, key]
+            if touchpoint in known and stored >> 1 < (bad_floor if stored & 1 else good_floor):
+                return True
+        return False
 
     # -- attribution ------------------------------------------------------------------------------------
     def _sides(self, state: CustomerState, at: int, window: int, key: int = 0) -> dict[str, bool]:
