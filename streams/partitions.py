@@ -628,13 +628,17 @@ class Partitions:
             if mine is not None and not mine.queued:
                 lru.pop(customer, None)
                 lru[customer] = None
-        limit = max(1, self.in_memory // max(1, len(self.owned)))
+        limit = self._share_of(self.in_memory)
         unload = part.engine.unload
         while len(lru) > limit:
             customer = next(iter(lru))
             del lru[customer]
             if unload(customer):
                 part.on_disk += 1
+
+    def _share_of(self, total: int) -> int:
+        """A partition's share of what the worker holds in memory (customers, journeys)."""
+        return max(1, total // max(1, len(self.owned)))
 
     def _sweep(self, part: Partition, before: int) -> Iterator[list[str]]:
         """Retention for the customers on disk, a share at each sweep: those with something old enough to
@@ -668,11 +672,12 @@ class Partitions:
             part.on_disk -= 1
             loaded.append(customer)
             put_back += 1
-            if len(loaded) >= PUT_BACK_AT_ONCE or put_back >= PUT_BACK_PER_SWEEP:
+            if put_back >= PUT_BACK_PER_SWEEP:
+                yield loaded
+                return  # (the share's reader stays where it stopped)
+            if len(loaded) >= PUT_BACK_AT_ONCE:
                 yield loaded
                 loaded = []
-                if put_back >= PUT_BACK_PER_SWEEP:
-                    return  # (the share's reader stays where it stopped)
         if loaded:
             yield loaded
 
@@ -728,7 +733,7 @@ class Partitions:
                     self._failed(part, failure)
                 else:
                     record_failed(part.number, failure)
-        part.journeys.keep_recent(max(1, self.journey_cache // max(1, len(self.owned))))
+        part.journeys.keep_recent(self._share_of(self.journey_cache))
         return {*judged.changed, *judged.loaded} - unwritten, unwritten
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
