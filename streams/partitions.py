@@ -204,6 +204,10 @@ class Partition:
     # with instances open only when nothing of theirs is due soon (``Engine.unload``).
     resident: dict[str, None] = field(default_factory=dict)
     on_disk: int = 0  # the customers held in the store only (unloaded, or left there at the restore)
+    # The customers freed (what they counted folded into the partition's counts) whose record's deletion
+    # could not be written: every partition's record names them, so that a restore deletes the record
+    # rather than counting it again; each sweep tries the deletion again (``_delete_freed``).
+    freeing: set[str] = field(default_factory=set)
     sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
     journey_sweep: Iterator[tuple[str, bytes]] | None = None  # and the stored journeys
     judging: Judging | None = None  # the core that judges its events and reports (monitor.judging)
@@ -419,11 +423,17 @@ class Partitions:
         # Its share of the customers in memory, among the partitions owned once those being taken are.
         room = max(1, self.in_memory // max(len(self.owned) + 1, self.owning))
         for customer, value in list(self.customers.items(number)):
-            if customer in freeing:  # freed, its counts folded, its deletion not yet stored
-                self.customers.put(number, customer, None)
+            try:
+                record = orjson.loads(value) if customer in freeing else None
+            except Exception:
+                record = None  # (unreadable: the freed one's, deleted below)
+            if customer in freeing and (record is None or record.get("m", -1) <= part.offset):
+                # Freed, its counts folded, its deletion not yet stored. (A record written after the
+                # partition's is the customer's next life: it came again before the deletion was stored.)
+                part.freeing.add(customer)
                 continue
             try:
-                record = orjson.loads(value)
+                record = record or orjson.loads(value)
                 if len(part.resident) >= room and engine.count(customer, record):
                     part.on_disk += 1  # left on disk until it comes again (``_stored``), is due, or is swept
                 else:
@@ -441,6 +451,7 @@ class Partitions:
             except Exception as error:  # a record this version cannot read: the others still load
                 engine.state.customers.pop(customer, None)
                 self._failed(part, Failure(RESTORE, error, customer=customer))
+        self._delete_freed(part)
         engine.dirty.clear()
         engine.settle()  # what is at risk at the stored watermark (what it changes is stored next)
         return part
@@ -604,6 +615,8 @@ class Partitions:
     def _stored(self, part: Partition, customer: str) -> dict | None:
         """A customer not in memory: its stored record (the core puts it back), or None: a new customer,
         or a record this version cannot read (it starts again, as at a restore)."""
+        if customer in part.freeing:
+            return None  # freed (its record, not yet deleted, is what it counted before: folded already)
         value = self.customers.get(customer, part.number)
         if value is None:
             return None
@@ -651,7 +664,7 @@ class Partitions:
             return
         held, engine, loaded, put_back = part.engine.state.customers, part.engine, [], 0
         for customer, value in _share(part, "sweep", self.customers):
-            if customer in held:
+            if customer in held or customer in part.freeing:
                 continue
             # (the sweep reads what the store held when it began: the customer may have been written since)
             value = self.customers.get(customer, part.number)  # type: ignore[assignment]
@@ -734,6 +747,8 @@ class Partitions:
                 else:
                     record_failed(part.number, failure)
         part.journeys.keep_recent(self._share_of(self.journey_cache))
+        if part.freeing:  # its record deleted, or overwritten by its next life's: no longer to delete
+            part.freeing.difference_update(customer for customer in judged.changed if customer not in unwritten)
         return {*judged.changed, *judged.loaded} - unwritten, unwritten
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
@@ -755,6 +770,7 @@ class Partitions:
             high = max(part.peak, len(engine.state.customers))
             before = watermark - self.retention
             try:
+                self._delete_freed(part)
                 stored, unwritten = self._forget_among(part, before)
                 for piece in self._sweep(part, before):
                     # Put back only to drop what is old: those left go back to disk at once, not counted as
@@ -805,9 +821,21 @@ class Partitions:
             if freed:  # the counts first, naming whom they come from; then the deletions
                 self._write_state(part, freeing=freed)
             written, failed = self._settle(part)
+            part.freeing.update(customer for customer in freed if customer in failed)
             stored |= written
             unwritten |= failed
         return stored, unwritten
+
+    def _delete_freed(self, part: Partition) -> None:
+        """Try again to delete the records of the customers freed whose deletion could not be written (the
+        partition's record names them until it is: ``Partition.freeing``)."""
+        for customer in sorted(part.freeing):
+            try:
+                self.customers.put(part.number, customer, None)
+            except Exception as error:
+                self._failed(part, Failure(RECORD, error, customer=customer))
+            else:
+                part.freeing.discard(customer)
 
     # -- forgetting a customer on request (docs/SECURITY.md) ---------------------------------------------
     def erase(self, offset: int, request: Request) -> list[int]:
@@ -905,7 +933,9 @@ class Partitions:
             if part.engine.erase(customer):
                 part.engine.dirty.discard(customer)
                 self._write_state(part, freeing=[customer])
+                part.freeing.add(customer)  # (until its tombstone is written)
                 self.customers.put(part.number, customer, None)
+                part.freeing.discard(customer)
             for latest in self.stories.values():
                 for item in [item for item in latest if item[2] == customer]:
                     latest.remove(item)
@@ -926,7 +956,7 @@ class Partitions:
                 "inputs": part.clock.record(),
                 "caught_up": part.clock.caught_up_record(),  # (apart: a worker of before reads "inputs")
                 "history": part.history.record(),  # (the inputs' late history: not the engine's own)
-                "freeing": freeing or [],
+                "freeing": sorted(part.freeing.union(freeing)) if freeing else sorted(part.freeing),
                 "counts": tally.record(part.counts),
                 "offset": part.offset,
                 "through": part.through,

@@ -144,3 +144,75 @@ def test_a_sweep_puts_back_at_most_its_share_and_the_next_goes_on_from_there(cat
     # One put back a sweep, and each record read once: the second sweep does not read the first's again.
     assert each == [(1, 1), (2, 2), (2, 2)] and sorted(put_back) == ["a", "b"] and live.failures == []
     assert [orjson.loads(mine.customers.get(c, 0))["seen"] for c in put_back] == [[], []]
+
+
+def freed_with_deletion_refused(catalog, monkeypatch, stores):  # type: ignore[no-untyped-def]
+    """A worker that judged a bill for each of c1, c2, c3 and freed them 400 days on, c1's deletion
+    refused by the store (and refused again while ``refuse`` holds it)."""
+    mine = stores()
+    live = new(catalog, mine.customers, mine.journeys, in_memory=10)
+    live.handle_batch([(0, n, bill(c, 0, f"b{c}"), "in", n) for n, c in enumerate(("c1", "c2", "c3"))])
+    mine.deliver()
+    refuse, put = {"c1"}, mine.customers.put
+
+    def failing(partition: int, key: str, value: bytes | None) -> None:
+        if key in refuse and value is None:
+            raise OSError("disk full")
+        put(partition, key, value)
+
+    monkeypatch.setattr(mine.customers, "put", failing)
+    live.handle_batch([(0, 3, Report(0, {"in": (BASE + 400 * DAY, False, 0)}, ("in",)), None, -1)])
+    live.forget()
+    mine.deliver()
+    assert [(failure.stage, failure.customer) for failure, _ in live.failures] == [("record", "c1")]
+    assert Views(live).counts()["bill-correct"] == [0, 3] and Views(live).customers_held() == {0: 0}
+    assert mine.customers.get("c1", 0) is not None  # (its record stayed)
+    return mine, live, refuse
+
+
+def restarted(catalog, mine):  # type: ignore[no-untyped-def]
+    again = mine.crashed()
+    worker = new(catalog, again.customers, again.journeys, 10)
+    worker.adopt([0])
+    return worker
+
+
+def test_a_freed_customer_whose_deletion_failed_is_not_counted_again_at_a_restart(catalog, monkeypatch, stores):
+    """Freeing folds what a customer counted into the partition's counts, then deletes its record. If the
+    deletion cannot be written, the record stays: until a sweep deletes it, the partition's records
+    name the customer, so that a restart deletes it rather than counting it a second time."""
+    mine, live, _ = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    live.handle_batch([(0, 4, bill("c4", 401 * 86_400, "b4", good=True), "in", 4)])  # (a record written since)
+    mine.deliver()
+    again = restarted(catalog, mine)
+    assert Views(again).counts()["bill-correct"] == [1, 3]  # not [1, 4]
+    assert again.customers.get("c1", 0) is None and Views(again).customers_held() == {0: 1}
+
+
+def test_a_freed_customer_whose_deletion_failed_comes_again_as_new(catalog, monkeypatch, stores):
+    """A new event of the customer starts it afresh (its old record, folded already, is not put back), and
+    its new record, written after the partition's record that names it, is its own at a restart."""
+    mine, live, _ = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    # (no partition's record stored from here: a crash before the one that stops naming it)
+    monkeypatch.setattr(mine.customers, "put_state", lambda partition, value: None)
+    live.handle_batch([(0, 4, bill("c1", 401 * 86_400, "b-new", good=True), "in", 4)])
+    mine.deliver()
+    assert Views(live).counts()["bill-correct"] == [1, 3]
+    assert live.partition(0).freeing == set()  # (its record overwritten by the new life's)
+    assert orjson.loads(mine.customers.get_state(0))["freeing"] == ["c1"]
+    again = restarted(catalog, mine)
+    assert Views(again).counts()["bill-correct"] == [1, 3]
+    assert again.partition(0).freeing == set() and Views(again).customers_held() == {0: 1}
+
+
+def test_a_deletion_that_failed_is_tried_again_at_the_next_sweep(catalog, monkeypatch, stores):
+    mine, live, refuse = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    live.forget()  # (still refused: still named)
+    mine.deliver()
+    assert orjson.loads(mine.customers.get_state(0))["freeing"] == ["c1"]
+    refuse.clear()
+    live.forget()
+    mine.deliver()
+    assert mine.customers.get("c1", 0) is None and live.partition(0).freeing == set()
+    assert orjson.loads(mine.customers.get_state(0))["freeing"] == []
+    assert Views(restarted(catalog, mine)).counts()["bill-correct"] == [0, 3]
