@@ -6,7 +6,6 @@ from __future__ import annotations
 # are the catalog's sources (rules/events.yaml).
 DEAD_LETTER_TOPIC = "tpmon-rejects"
 JOURNEYS_TOPIC = "tpmon-journeys"
-OUTCOMES_TOPIC = "tpmon-outcomes"
 FORGET_TOPIC = "tpmon-forget"  # requests to forget a customer (monitor.erasures), compacted, one partition
 
 # Metric names (docs/METRICS.md: these do not change).
