@@ -204,6 +204,7 @@ class Expression:
         "_keys",
         "_memo",
         "_midnight",
+        "_partial",
         "_timestamps",
         "_wanted",
         "last_error",
@@ -228,6 +229,10 @@ class Expression:
         # The fields behind the variables, read in one call for the memo's key (with the event's type).
         self._keys = tuple(name for name in self.variables if name not in (EVENT_TYPE, WHOLE_EVENT))
         self._key = attrgetter(*self._keys) if self._keys else None
+        # The classes of fields (a struct per type) found without one of those fields: every struct of
+        # a class has the same fields, so theirs are read one by one at once (an exception raised and
+        # caught costs more than the evaluation it leads to, when the result is remembered).
+        self._partial: set[type] = set()
         self._timestamps = frozenset(v for v in self.variables if environment.kinds.get(v) is TIMESTAMP)
         self._dates = frozenset(v for v in self.variables if getattr(environment.kinds.get(v), "date_format", None))
         self._midnight = environment.dates.midnight
@@ -256,10 +261,15 @@ class Expression:
         if self._key is None:
             key = event.type
         else:
-            try:
-                key = (event.type, self._key(event.fields))
-            except AttributeError:  # a field this event's type does not carry
-                key = (event.type, tuple(getattr(event.fields, name, None) for name in self._keys))
+            fields = event.fields
+            if type(fields) in self._partial:  # (known to lack one: read without raising again)
+                key = (event.type, tuple(getattr(fields, name, None) for name in self._keys))
+            else:
+                try:
+                    key = (event.type, self._key(fields))
+                except AttributeError:  # a field this event's type does not carry
+                    key = (event.type, tuple(getattr(fields, name, None) for name in self._keys))
+                    self._partial.add(type(fields))
         found = memo.get(key)
         if found is None:
             if len(memo) >= _MEMO_LIMIT:
