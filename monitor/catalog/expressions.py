@@ -15,6 +15,7 @@ values: the same inputs give the same answer, and the C++ evaluator is the costl
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -145,6 +146,22 @@ class ExpressionError(ValueError):
 
 
 _UNBOUND = re.compile(r'No value with name "(\w+)" found in Activation')
+#: The instants whose comparison by the evaluator is known to be exact, and is done without it: from
+#: 1970 to 2^31 seconds after. The evaluator reads an instant through a float of seconds, which at
+#: year 2973 already holds 20:59:59.999999 as 21:00:00 and so puts it after 21:00:00; here a float of
+#: seconds is finer than a quarter of a microsecond, and the second of a microsecond never rounds up.
+_EXACT_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+_EXACT_UNTIL = datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC)
+#: Two variables compared: ``occurred_at <= promised_at``.
+_COMPARISON = re.compile(r"\s*([A-Za-z_]\w*)\s*(<=|>=|<|>|==|!=)\s*([A-Za-z_]\w*)\s*")
+_COMPARE = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 def _clean(message: str) -> str:
@@ -180,12 +197,14 @@ class Expression:
     """A compiled CEL expression that judges one event: True, False, or None with ``last_error`` set."""
 
     __slots__ = (
+        "_compared",
         "_compiled",
         "_dates",
         "_key",
         "_keys",
         "_memo",
         "_midnight",
+        "_partial",
         "_timestamps",
         "_wanted",
         "last_error",
@@ -210,9 +229,20 @@ class Expression:
         # The fields behind the variables, read in one call for the memo's key (with the event's type).
         self._keys = tuple(name for name in self.variables if name not in (EVENT_TYPE, WHOLE_EVENT))
         self._key = attrgetter(*self._keys) if self._keys else None
+        # The classes of fields (a struct per type) found without one of those fields: every struct of
+        # a class has the same fields, so theirs are read one by one at once (an exception raised and
+        # caught costs more than the evaluation it leads to, when the result is remembered).
+        self._partial: set[type] = set()
         self._timestamps = frozenset(v for v in self.variables if environment.kinds.get(v) is TIMESTAMP)
         self._dates = frozenset(v for v in self.variables if getattr(environment.kinds.get(v), "date_format", None))
         self._midnight = environment.dates.midnight
+        # Two timestamps compared (``occurred_at <= promised_at``): their instants are compared here, as
+        # the evaluator would compare them, without a call of the evaluator (each event has instants of
+        # its own, so none is remembered); (left, comparison, right), else None.
+        self._compared = None
+        comparison = None if instant else _COMPARISON.fullmatch(text)
+        if comparison is not None and {comparison[1], comparison[3]} <= self._timestamps:
+            self._compared = (comparison[1], _COMPARE[comparison[2]], comparison[3])
         # Results by input values; the whole-event map is not hashable, so it is never remembered.
         self._memo: dict[tuple, tuple[bool | None, str]] | None = None if WHOLE_EVENT in self.variables else {}
         self.last_error = ""
@@ -231,10 +261,15 @@ class Expression:
         if self._key is None:
             key = event.type
         else:
-            try:
-                key = (event.type, self._key(event.fields))
-            except AttributeError:  # a field this event's type does not carry
-                key = (event.type, tuple(getattr(event.fields, name, None) for name in self._keys))
+            fields = event.fields
+            if type(fields) in self._partial:  # (known to lack one: read without raising again)
+                key = (event.type, tuple(getattr(fields, name, None) for name in self._keys))
+            else:
+                try:
+                    key = (event.type, self._key(fields))
+                except AttributeError:  # a field this event's type does not carry
+                    key = (event.type, tuple(getattr(fields, name, None) for name in self._keys))
+                    self._partial.add(type(fields))
         found = memo.get(key)
         if found is None:
             if len(memo) >= _MEMO_LIMIT:
@@ -247,9 +282,33 @@ class Expression:
         """(verdict, ""), or (None, why): an expression that cannot judge an event's values is a rule
         error of that event, whatever the evaluator raised (a value it cannot hold, say)."""
         try:
+            if self._compared is not None:
+                verdict = self._compare_instants(event)
+                if verdict is not None:
+                    return verdict, ""
             return self._evaluate_values(event)
         except Exception as error:
             return None, f"could not be evaluated: {type(error).__name__}: {_clean(str(error))}"
+
+    def _compare_instants(self, event: Event) -> bool | None:
+        """Two timestamps compared (``_compared``) as the evaluator compares them: the same values bound
+        (``datetime.fromisoformat`` of each field), compared as instants. None when either is absent,
+        null, not a timestamp, without an offset or outside the years the evaluator is known to compare
+        exactly: the evaluator then says what it says."""
+        left, compare, right = self._compared  # type: ignore[misc]
+        fields = event.fields
+        first, second = getattr(fields, left, None), getattr(fields, right, None)
+        if type(first) is not str or type(second) is not str:
+            return None
+        try:
+            first, second = datetime.fromisoformat(first), datetime.fromisoformat(second)
+        except ValueError:
+            return None
+        if first.tzinfo is None or second.tzinfo is None:
+            return None
+        if not (_EXACT_FROM <= first < _EXACT_UNTIL and _EXACT_FROM <= second < _EXACT_UNTIL):
+            return None
+        return compare(first, second)
 
     def _evaluate_values(self, event: Event) -> tuple[bool | None, str]:
         bindings: dict[str, object] = {}

@@ -147,6 +147,9 @@ def replay(
                 fail(f"{output} is an input file; choose another output")
 
     with contextlib.ExitStack() as stack:
+        # Seldom from the first line to the end, finishing and writing included: the thresholds put back
+        # after feeding would have the next allocation walk every young object the replay keeps.
+        stack.enter_context(batch_collection())
         rejects_stream = stack.enter_context(atomic_output(rejects_out)) if rejects_out else None
 
         def keep_reject(number: int, reject: Reject) -> None:
@@ -185,8 +188,7 @@ def replay(
             with atomic_output(journeys_out) as journey_stream:
                 for record in journeys.records():
                     journey_stream.write(orjson.dumps(record) + b"\n")
-
-    keep_until_exit(run, journeys)  # freeing them would only delay the end
+        keep_until_exit(run, journeys)  # freeing them would only delay the end
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
     else:
