@@ -206,7 +206,9 @@ class Partition:
     on_disk: int = 0  # the customers held in the store only (unloaded, or left there at the restore)
     # The customers freed (what they counted folded into the partition's counts) whose record's deletion
     # could not be written: every partition's record names them, so that a restore deletes the record
-    # rather than counting it again; each sweep tries the deletion again (``_delete_freed``).
+    # rather than counting it again; each sweep tries the deletion again (``_delete_freed``). (A record
+    # the customer's next life writes is kept at a restore by its mark, newer than the partition's
+    # record: events without an offset, in tests, give it none newer.)
     freeing: set[str] = field(default_factory=set)
     sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
     journey_sweep: Iterator[tuple[str, bytes]] | None = None  # and the stored journeys
@@ -398,6 +400,7 @@ class Partitions:
         )
         part.since = self._since(None, None)
         freeing: set[str] = set()
+        freed_by = -1  # the offset of the partition's record that names them
         whole = True  # the partition's record read back (else no customer record can be said newer)
         counted_already: dict[str, int] = {}
         try:
@@ -408,7 +411,7 @@ class Partitions:
                 part.history.load(state.get("history"))
                 engine.resume(state)
                 part.since = self._since(state.get("since"), state["watermark"])
-                freeing = set(state["freeing"])
+                freeing, freed_by = set(state["freeing"]), state.get("offset", -1)
                 part.counts = tally.load(state.get("counts", ()))
                 part.offset = state.get("offset", -1)
                 part.through = dict(state.get("through", {}))
@@ -423,11 +426,15 @@ class Partitions:
         # Its share of the customers in memory, among the partitions owned once those being taken are.
         room = max(1, self.in_memory // max(len(self.owned) + 1, self.owning))
         for customer, value in list(self.customers.items(number)):
-            try:
-                record = orjson.loads(value) if customer in freeing else None
-            except Exception:
-                record = None  # (unreadable: the freed one's, deleted below)
-            if customer in freeing and (record is None or record.get("m", -1) <= part.offset):
+            record = None
+            if customer in freeing:
+                try:
+                    record = orjson.loads(value)
+                    mark = record.get("m", -1)
+                    next_life = type(mark) is int and type(freed_by) is int and mark > freed_by
+                except Exception:
+                    next_life = False  # (unreadable: the freed one's, deleted)
+            if customer in freeing and not next_life:
                 # Freed, its counts folded, its deletion not yet stored. (A record written after the
                 # partition's is the customer's next life: it came again before the deletion was stored.)
                 part.freeing.add(customer)
@@ -735,20 +742,24 @@ class Partitions:
         writes = [(customer, self._write_customer) for customer in judged.changed]
         writes += [(customer, self._write_journey) for customer in touched]
         unwritten = set()
+        freeing = part.freeing
         for customer, write in writes:
             try:
                 write(part, customer, touched, deltas)
             except Exception as error:
                 unwritten.add(customer)
+                if write == self._write_customer and customer not in part.engine.state.customers:
+                    freeing.add(customer)  # gone from memory, its record's deletion not written: named
                 part.resident.pop(customer, None)  # (its record says less than its state: never unloaded so)
                 failure = Failure(RECORD, error, customer=customer)
                 if record_failed is None:
                     self._failed(part, failure)
                 else:
                     record_failed(part.number, failure)
+            else:
+                if freeing and write == self._write_customer:
+                    freeing.discard(customer)  # its record deleted, or its next life's written over it
         part.journeys.keep_recent(self._share_of(self.journey_cache))
-        if part.freeing:  # its record deleted, or overwritten by its next life's: no longer to delete
-            part.freeing.difference_update(customer for customer in judged.changed if customer not in unwritten)
         return {*judged.changed, *judged.loaded} - unwritten, unwritten
 
     def _failed(self, part: Partition | None, failure: Failure) -> None:
@@ -821,15 +832,14 @@ class Partitions:
             if freed:  # the counts first, naming whom they come from; then the deletions
                 self._write_state(part, freeing=freed)
             written, failed = self._settle(part)
-            part.freeing.update(customer for customer in freed if customer in failed)
             stored |= written
             unwritten |= failed
         return stored, unwritten
 
-    def _delete_freed(self, part: Partition) -> None:
+    def _delete_freed(self, part: Partition, customers: Iterable[str] | None = None) -> None:
         """Try again to delete the records of the customers freed whose deletion could not be written (the
-        partition's record names them until it is: ``Partition.freeing``)."""
-        for customer in sorted(part.freeing):
+        partition's record names them until it is: ``Partition.freeing``), or of those of ``customers``."""
+        for customer in sorted(part.freeing if customers is None else part.freeing.intersection(customers)):
             try:
                 self.customers.put(part.number, customer, None)
             except Exception as error:
@@ -922,7 +932,9 @@ class Partitions:
         stored = None if customer in part.engine.state.customers else self._stored(part, customer)
         if stored is not None:  # on disk: put back, to be erased as one in memory is
             part.engine.load(customer, stored, counted=True)
-        held = customer in part.engine.state.customers or part.journeys.by_customer.get(customer) is not None
+        freeing = customer in part.freeing  # freed, its record's deletion not yet written: written now
+        held = freeing or customer in part.engine.state.customers
+        held = held or part.journeys.by_customer.get(customer) is not None
         held = held or self.journey_store.get(customer, part.number) is not None
         if not held:
             return False
@@ -930,6 +942,8 @@ class Partitions:
             # The journey first: the partition's record, which may say the request is applied, comes after.
             part.journeys.by_customer.pop(customer, None)
             self.journey_store.put(part.number, customer, None)
+            if freeing:
+                self._delete_freed(part, (customer,))
             if part.engine.erase(customer):
                 part.engine.dirty.discard(customer)
                 self._write_state(part, freeing=[customer])

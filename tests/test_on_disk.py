@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import orjson
 
+import monitor.counts as tally
 import streams.partitions as partitions_module
 from monitor.durations import parse_duration
+from monitor.erasures import Request
 from monitor.watermark import Report
 from streams.partitions import MemoryStore, Partitions
 from streams.views import Views
@@ -216,3 +218,63 @@ def test_a_deletion_that_failed_is_tried_again_at_the_next_sweep(catalog, monkey
     assert mine.customers.get("c1", 0) is None and live.partition(0).freeing == set()
     assert orjson.loads(mine.customers.get_state(0))["freeing"] == []
     assert Views(restarted(catalog, mine)).counts()["bill-correct"] == [0, 3]
+
+
+def test_a_returning_customer_whose_journey_could_not_be_written_keeps_its_new_record(catalog, monkeypatch, stores):
+    """Only the customer's own record says whether its old one is gone: its journey refused must not
+    leave it named, else a restart, or the next sweep, would delete the new life's record."""
+    mine, live, refuse = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    refuse.clear()
+    put, fail = mine.journeys.put, {"on": True}
+
+    def failing(partition: int, key: str, value: bytes | None) -> None:
+        if key == "c1" and fail["on"]:
+            raise OSError("journeys: disk full")
+        put(partition, key, value)
+
+    monkeypatch.setattr(mine.journeys, "put", failing)
+    live.handle_batch([(0, 4, bill("c1", 401 * 86_400, "b-new", good=True), "in", 4)])
+    mine.deliver()
+    assert live.partition(0).freeing == set()
+    fail["on"] = False
+    live.forget()
+    mine.deliver()
+    assert mine.customers.get("c1", 0) is not None
+    assert Views(restarted(catalog, mine)).counts()["bill-correct"] == [1, 3]
+
+
+def test_a_request_to_forget_a_freed_customer_deletes_its_record_at_once(catalog, monkeypatch, stores):
+    mine, live, refuse = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    refuse.clear()
+    assert live.erase(7, Request("c1", "dpo", BASE)) == [0]
+    mine.deliver()
+    assert mine.customers.get("c1", 0) is None and live.partition(0).freeing == set()
+    assert orjson.loads(mine.customers.get_state(0))["freeing"] == []
+
+
+def test_a_restore_that_cannot_read_the_partitions_counts_still_deletes_the_freed(catalog, monkeypatch, stores):
+    """The partition's record names the freed; read only in part, its offset is still the one to compare
+    their records' marks with (else every one would look newer: a next life, counted again)."""
+    mine, _, _ = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    again = mine.crashed()
+    real, calls = tally.load, []
+
+    def load(value):  # type: ignore[no-untyped-def]
+        calls.append(value)
+        if len(calls) == 1:
+            raise ValueError("a counts record this version cannot read")
+        return real(value)
+
+    monkeypatch.setattr(tally, "load", load)
+    worker = new(catalog, again.customers, again.journeys, 10)
+    worker.adopt([0])
+    assert "c1" not in worker.partition(0).engine.state.customers and worker.partition(0).on_disk == 0
+
+
+def test_an_unreadable_record_of_a_freed_customer_is_deleted(catalog, monkeypatch, stores):
+    mine, _, _ = freed_with_deletion_refused(catalog, monkeypatch, stores)
+    again = mine.crashed()
+    again.customers.put(0, "c1", b"[1]")
+    worker = new(catalog, again.customers, again.journeys, 10)
+    worker.adopt([0])
+    assert Views(worker).counts()["bill-correct"] == [0, 3] and worker.customers.get("c1", 0) is None

@@ -238,7 +238,7 @@ class Expression:
         self._midnight = environment.dates.midnight
         # Two timestamps compared (``occurred_at <= promised_at``): their instants are compared here, as
         # the evaluator would compare them, without a call of the evaluator (each event has instants of
-        # its own, so none is remembered); (left, comparison, right), else None.
+        # its own: the memo seldom finds one); (left, comparison, right), else None.
         self._compared = None
         comparison = None if instant else _COMPARISON.fullmatch(text)
         if comparison is not None and {comparison[1], comparison[3]} <= self._timestamps:
