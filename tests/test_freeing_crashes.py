@@ -4,16 +4,13 @@ is not written is never counted twice, nor is a customer's next life taken for i
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 
 import pytest
 
-from monitor.durations import parse_duration
-from monitor.simulate import Simulation
 from streams.views import Views
 from tests.builders import MemoryStores
-from tests.test_partitions import batches, events_counted, finish, new, replayed_counts
+from tests.test_partitions import crash_scenario, events_counted, finish, new
 
 
 def refusing(store, attempts, policy):  # type: ignore[no-untyped-def]
@@ -34,13 +31,7 @@ def refusing(store, attempts, policy):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("mode", ["once", "twice", "always"])
 @pytest.mark.parametrize("in_memory", [100_000, 3])
 def test_a_crash_at_any_point_with_deletions_refused_loses_and_doubles_nothing(catalog, monkeypatch, mode, in_memory):  # type: ignore[no-untyped-def]
-    catalog = dataclasses.replace(
-        catalog, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("1d")
-    )
-    monkeypatch.setattr("streams.partitions.SWEEP_AT_ONCE", 5)
-    lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
-    work = batches(lines, 40)
-    expected, summary = replayed_counts(catalog, lines)
+    catalog, work, expected, summary = crash_scenario(catalog, monkeypatch)
 
     def policy(key):  # type: ignore[no-untyped-def]
         if zlib.crc32(key.encode()) % 3:

@@ -108,13 +108,9 @@ def impacted_in_windows(catalog, lines):  # type: ignore[no-untyped-def]
     return found
 
 
-@IN_MEMORY
-def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memory, monkeypatch):
-    """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
-    was being written comes again. Customers are freed along the way (a short retention), so the
-    partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
-    kept for the attribution window, a day here: the simulation runs for more than a day, and the retention is longer
-    than a batch spans, as it must be for a batch that comes again to be recognised.)"""
+def crash_scenario(catalog, monkeypatch):  # type: ignore[no-untyped-def]
+    """What the crash tests judge: 350 simulated customers over 30 hours in batches of 40, the catalog's
+    attribution a day; and a replay's counts and summary of it."""
     catalog = dataclasses.replace(
         catalog, attribution_left=parse_duration("1d"), attribution_surveys=parse_duration("1d")
     )
@@ -122,8 +118,18 @@ def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memo
     # million), so that its reading of a store goes on across sweeps, deliveries and crashes.
     monkeypatch.setattr("streams.partitions.SWEEP_AT_ONCE", 5)
     lines = list(Simulation(customers=350, duration=parse_duration("30h"), seed=8).lines())
-    work = batches(lines, 40)
     expected, summary = replayed_counts(catalog, lines)
+    return catalog, batches(lines, 40), expected, summary
+
+
+@IN_MEMORY
+def test_a_crash_at_any_point_loses_and_doubles_nothing(catalog, stores, in_memory, monkeypatch):
+    """The stores keep a prefix of what was written (Kafka keeps a partition's order); the batch that
+    was being written comes again. Customers are freed along the way (a short retention), so the
+    partitions' records and the freeing of customers are cut through too. (A customer's outcomes are
+    kept for the attribution window, a day here: the simulation runs for more than a day, and the retention is longer
+    than a batch spans, as it must be for a batch that comes again to be recognised.)"""
+    catalog, work, expected, summary = crash_scenario(catalog, monkeypatch)
 
     def judge(live: Partitions, mine: MemoryStores | DiskStores, numbers: range) -> None:
         """The batches ``numbers``, each delivered when the next comes, with the sweep before it if any."""
