@@ -133,6 +133,17 @@ def _share(part: Partition, where: str, store: Store) -> Iterator[tuple[str, byt
         setattr(part, where, None)  # round them all: the next sweep starts again
 
 
+def _next_life(value: bytes, freed_by: object) -> bool:
+    """Whether the stored record of a customer a partition's record names as freed (its offset
+    ``freed_by``) was written after that record: the customer came again before the deletion was stored.
+    An unreadable one is the freed one's."""
+    try:
+        mark = orjson.loads(value).get("m", -1)
+    except Exception:
+        return False
+    return type(mark) is int and type(freed_by) is int and mark > freed_by
+
+
 def key_partition(key: bytes, count: int) -> int:
     """The partition Kafka's default partitioner gives a key: where ingest sends a customer's events."""
     return (murmur2(key) & 0x7FFFFFFF) % count
@@ -426,21 +437,11 @@ class Partitions:
         # Its share of the customers in memory, among the partitions owned once those being taken are.
         room = max(1, self.in_memory // max(len(self.owned) + 1, self.owning))
         for customer, value in list(self.customers.items(number)):
-            record = None
-            if customer in freeing:
-                try:
-                    record = orjson.loads(value)
-                    mark = record.get("m", -1)
-                    next_life = type(mark) is int and type(freed_by) is int and mark > freed_by
-                except Exception:
-                    next_life = False  # (unreadable: the freed one's, deleted)
-            if customer in freeing and not next_life:
-                # Freed, its counts folded, its deletion not yet stored. (A record written after the
-                # partition's is the customer's next life: it came again before the deletion was stored.)
-                part.freeing.add(customer)
+            if customer in freeing and not _next_life(value, freed_by):
+                part.freeing.add(customer)  # freed, its counts folded, its deletion not yet stored
                 continue
             try:
-                record = record or orjson.loads(value)
+                record = orjson.loads(value)
                 if len(part.resident) >= room and engine.count(customer, record):
                     part.on_disk += 1  # left on disk until it comes again (``_stored``), is due, or is swept
                 else:
@@ -830,7 +831,8 @@ class Partitions:
         unwritten: set[str] = set()
         for _, freed in part.engine.forget_in_chunks(before, FREE_AT_ONCE, customers):
             if freed:  # the counts first, naming whom they come from; then the deletions
-                self._write_state(part, freeing=freed)
+                part.freeing.update(freed)
+                self._write_state(part)
             written, failed = self._settle(part)
             stored |= written
             unwritten |= failed
@@ -932,8 +934,8 @@ class Partitions:
         stored = None if customer in part.engine.state.customers else self._stored(part, customer)
         if stored is not None:  # on disk: put back, to be erased as one in memory is
             part.engine.load(customer, stored, counted=True)
-        freeing = customer in part.freeing  # freed, its record's deletion not yet written: written now
-        held = freeing or customer in part.engine.state.customers
+        # (one freed whose record's deletion is not yet written counts: its deletion is written now)
+        held = customer in part.freeing or customer in part.engine.state.customers
         held = held or part.journeys.by_customer.get(customer) is not None
         held = held or self.journey_store.get(customer, part.number) is not None
         if not held:
@@ -942,14 +944,11 @@ class Partitions:
             # The journey first: the partition's record, which may say the request is applied, comes after.
             part.journeys.by_customer.pop(customer, None)
             self.journey_store.put(part.number, customer, None)
-            if freeing:
-                self._delete_freed(part, (customer,))
-            if part.engine.erase(customer):
+            if part.engine.erase(customer):  # what it counted stays, in the record naming it
                 part.engine.dirty.discard(customer)
-                self._write_state(part, freeing=[customer])
-                part.freeing.add(customer)  # (until its tombstone is written)
-                self.customers.put(part.number, customer, None)
-                part.freeing.discard(customer)
+                part.freeing.add(customer)
+                self._write_state(part)
+            self._delete_freed(part, (customer,))
             for latest in self.stories.values():
                 for item in [item for item in latest if item[2] == customer]:
                     latest.remove(item)
@@ -957,7 +956,7 @@ class Partitions:
             self._failed(part, Failure(RECORD, error, customer=customer))
         return True
 
-    def _write_state(self, part: Partition, freeing: list[str] | None = None) -> None:
+    def _write_state(self, part: Partition) -> None:
         engine = part.engine
         try:
             state = {
@@ -970,7 +969,7 @@ class Partitions:
                 "inputs": part.clock.record(),
                 "caught_up": part.clock.caught_up_record(),  # (apart: a worker of before reads "inputs")
                 "history": part.history.record(),  # (the inputs' late history: not the engine's own)
-                "freeing": sorted(part.freeing.union(freeing)) if freeing else sorted(part.freeing),
+                "freeing": sorted(part.freeing),
                 "counts": tally.record(part.counts),
                 "offset": part.offset,
                 "through": part.through,
