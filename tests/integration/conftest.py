@@ -261,9 +261,31 @@ def wait_committed(bootstrap: str, group: str, topics: list[str], timeout: float
         raise AssertionError(f"{error}; behind: {', '.join(behind)}") from None
 
 
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Every topic whose name starts with ``prefix`` deleted, so that the session's broker does not keep
+    each test's data on disk to the end (a changelog of a backfill is hundreds of MB)."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            mine = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+            if mine:
+                await admin.delete_topics(mine, timeout_ms=10_000)
+        finally:
+            await admin.close()
+
+    asyncio.run(delete())
+
+
 @pytest.fixture
-def namespace(kafka, tmp_path) -> Iterator[Namespace]:
+def namespace(broker, kafka, tmp_path) -> Iterator[Namespace]:
     space = Namespace(kafka, tmp_path)
     yield space
     for worker in space.workers:
         worker.stop()
+    if broker.running_pid() is not None:  # (a test that stopped it and failed leaves its topics)
+        delete_topics(space.bootstrap, f"{space.name}-")
