@@ -795,11 +795,6 @@ class Partitions:
                             part.on_disk += 1
                         else:  # (something of it due soon: the engine keeps it)
                             stored.add(customer)
-                mark = engine.mark()
-                if mark is not None:  # (a window back more: what is decided may be held back for history)
-                    tally.drop_windows_before(
-                        part.counts, {t: window.start(window.start(mark) - 1) for t, window in self.windows.items()}
-                    )
                 self._expire_journeys(part, watermark - self.journey_age)
                 self._write_state(part)
                 held = engine.state.customers  # (the freed leave the list: rebuilt, it shrinks with them)
@@ -956,8 +951,21 @@ class Partitions:
             self._failed(part, Failure(RECORD, error, customer=customer))
         return True
 
+    def _drop_old_windows(self, part: Partition) -> None:
+        """Each touchpoint's state window buckets before a window back from the one of what is decided
+        leave its counts (what is decided may be held back for history by up to a window): no window
+        sums them again. At each of the partition's records, so that the record stays a couple of
+        windows of buckets long, not as long as a backfill's history."""
+        mark = part.engine.mark()
+        if mark is None:
+            return
+        tally.drop_windows_before(
+            part.counts, {t: window.start(window.start(mark) - 1) for t, window in self.windows.items()}
+        )
+
     def _write_state(self, part: Partition) -> None:
         engine = part.engine
+        self._drop_old_windows(part)
         try:
             state = {
                 "version": STATE_VERSION,
