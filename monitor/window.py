@@ -56,6 +56,15 @@ class Window:
             return self.bucket(at) - (STEPS - 1) * step
         return self._period_start(at)
 
+    def moves(self, at: int) -> int:
+        """The first instant after ``at`` in another bucket: where the window moves on."""
+        step = self.step
+        if step is not None:
+            return self.bucket(at) + step
+        # Past the longest period from its start (a day of 25 hours, a month of 31 days), within the next.
+        past = {"day": 36, "week": 7 * 24 + 12, "month": 31 * 24 + 12}[self.period]  # type: ignore[index]
+        return self._period_start(self._period_start(at) + past * 3600 * MICROS)
+
     def _period_start(self, at: int) -> int:
         local = datetime.fromtimestamp(at // MICROS, self.zone)
         day = local.date()

@@ -221,6 +221,9 @@ class Partition:
     # the customer's next life writes is kept at a restore by its mark, newer than the partition's
     # record: events without an offset, in tests, give it none newer.)
     freeing: set[str] = field(default_factory=set)
+    # The instants of what is decided between which its windows' buckets stay where they were when old
+    # ones last left its counts (``Partitions._drop_old_windows``).
+    windows_still: tuple[int, int] = (0, 0)
     sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
     journey_sweep: Iterator[tuple[str, bytes]] | None = None  # and the stored journeys
     judging: Judging | None = None  # the core that judges its events and reports (monitor.judging)
@@ -954,13 +957,21 @@ class Partitions:
     def _drop_old_windows(self, part: Partition) -> None:
         """Each touchpoint's state window buckets before a window back from the one of what is decided
         leave its counts (what is decided may be held back for history by up to a window): no window
-        sums them again. At each of the partition's records, so that the record stays a couple of
-        windows of buckets long, not as long as a backfill's history."""
+        sums them again. Before each of the partition's records, once what is decided has moved into
+        another bucket, so that the record stays a couple of windows of buckets long, not as long as a
+        backfill's history read between two sweeps. (An outcome counted in a bucket older than that,
+        decided long after its instant, leaves at the next move.)"""
         mark = part.engine.mark()
-        if mark is None:
+        low, high = part.windows_still
+        windows = self.windows.values()
+        if mark is None or low <= mark < high or not windows:
             return
         tally.drop_windows_before(
             part.counts, {t: window.start(window.start(mark) - 1) for t, window in self.windows.items()}
+        )
+        part.windows_still = (
+            max(window.bucket(mark) for window in windows),
+            min(window.moves(mark) for window in windows),
         )
 
     def _write_state(self, part: Partition) -> None:

@@ -43,6 +43,25 @@ def test_a_window_starts_where_people_expect(window, instant, start):
 
 
 @pytest.mark.parametrize(
+    "window, instant, moves",
+    [
+        ("1h", "2026-12-06T10:07:00+00:00", "2026-12-06T10:10:00+00:00"),  # its next step of 5 minutes
+        ("day", "2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00"),  # a day of 23 hours
+        ("day", "2026-10-25T23:59:59+01:00", "2026-10-26T00:00:00+01:00"),  # the end of a day of 25 hours
+        ("week", "2026-12-06T10:07:00+01:00", "2026-12-07T00:00:00+01:00"),  # a Sunday: the next Monday
+        ("month", "2026-02-01T00:00:00+01:00", "2026-03-01T00:00:00+01:00"),  # 28 days
+        ("month", "2026-01-31T23:59:59+01:00", "2026-02-01T00:00:00+01:00"),
+        ("month", "2026-03-01T00:00:00+01:00", "2026-04-01T00:00:00+02:00"),  # 31 days, the clocks forward
+    ],
+)
+def test_a_window_moves_into_its_next_bucket(window, instant, moves):
+    """Where the buckets move on, a partition's old ones leave its counts (streams.partitions)."""
+    parsed = parse_window(window, BERLIN)
+    assert parsed.moves(at(instant)) == at(moves)
+    assert parsed.bucket(at(moves)) == at(moves) != parsed.bucket(at(moves) - 1)
+
+
+@pytest.mark.parametrize(
     "text, message",
     [
         ("fortnight", "'fortnight' is not a window: write a duration such as '1h', '1d' or '7d', or one of day, week, month"),
