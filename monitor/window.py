@@ -57,11 +57,13 @@ class Window:
         return self._period_start(at)
 
     def moves(self, at: int) -> int:
-        """The first instant after ``at`` in another bucket: where the window moves on."""
+        """The first instant after ``at`` in another bucket: where the window moves on (every instant
+        from ``at`` to it is in ``at``'s bucket)."""
         step = self.step
         if step is not None:
             return self.bucket(at) + step
-        # Past the longest period from its start (a day of 25 hours, a month of 31 days), within the next.
+        # From the period's start, past its longest length (a day of 25 hours, a week of 169, a month of
+        # 745) and short of the next period's end (23 hours at least, 167, 671): in the next period.
         past = {"day": 36, "week": 7 * 24 + 12, "month": 31 * 24 + 12}[self.period]  # type: ignore[index]
         return self._period_start(self._period_start(at) + past * 3600 * MICROS)
 

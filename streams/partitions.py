@@ -221,8 +221,8 @@ class Partition:
     # the customer's next life writes is kept at a restore by its mark, newer than the partition's
     # record: events without an offset, in tests, give it none newer.)
     freeing: set[str] = field(default_factory=set)
-    # The instants of what is decided between which its windows' buckets stay where they were when old
-    # ones last left its counts (``Partitions._drop_old_windows``).
+    # (low, high): what is decided may move within them without any window moving into another bucket,
+    # so no old bucket is due to leave the counts (``Partitions._drop_old_windows``).
     windows_still: tuple[int, int] = (0, 0)
     sweep: Iterator[tuple[str, bytes]] | None = None  # where retention reads the customers on disk next
     journey_sweep: Iterator[tuple[str, bytes]] | None = None  # and the stored journeys
@@ -956,11 +956,13 @@ class Partitions:
 
     def _drop_old_windows(self, part: Partition) -> None:
         """Each touchpoint's state window buckets before a window back from the one of what is decided
-        leave its counts (what is decided may be held back for history by up to a window): no window
-        sums them again. Before each of the partition's records, once what is decided has moved into
-        another bucket, so that the record stays a couple of windows of buckets long, not as long as a
-        backfill's history read between two sweeps. (An outcome counted in a bucket older than that,
-        decided long after its instant, leaves at the next move.)"""
+        leave its counts: the window at what is decided does not sum them, nor at what is decided held
+        back by up to a window for late history. Before each of the partition's records, once what is
+        decided has moved into another bucket, so that the record stays a couple of windows of buckets
+        long, not as long as a backfill's history read between two sweeps. (An outcome counted in a
+        bucket older than that, decided long after its instant, leaves at the next move. History held
+        back further than a window finds the buckets of its time holding its own outcomes only:
+        docs/SEMANTICS.md.)"""
         mark = part.engine.mark()
         low, high = part.windows_still
         windows = self.windows.values()
@@ -976,8 +978,8 @@ class Partitions:
 
     def _write_state(self, part: Partition) -> None:
         engine = part.engine
-        self._drop_old_windows(part)
         try:
+            self._drop_old_windows(part)
             state = {
                 "version": STATE_VERSION,
                 **engine.saved(),  # its clock and what its freed customers counted

@@ -43,22 +43,42 @@ def test_a_window_starts_where_people_expect(window, instant, start):
 
 
 @pytest.mark.parametrize(
-    "window, instant, moves",
+    "window, instant, moves, zone",
     [
-        ("1h", "2026-12-06T10:07:00+00:00", "2026-12-06T10:10:00+00:00"),  # its next step of 5 minutes
-        ("day", "2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00"),  # a day of 23 hours
-        ("day", "2026-10-25T23:59:59+01:00", "2026-10-26T00:00:00+01:00"),  # the end of a day of 25 hours
-        ("week", "2026-12-06T10:07:00+01:00", "2026-12-07T00:00:00+01:00"),  # a Sunday: the next Monday
-        ("month", "2026-02-01T00:00:00+01:00", "2026-03-01T00:00:00+01:00"),  # 28 days
-        ("month", "2026-01-31T23:59:59+01:00", "2026-02-01T00:00:00+01:00"),
-        ("month", "2026-03-01T00:00:00+01:00", "2026-04-01T00:00:00+02:00"),  # 31 days, the clocks forward
+        ("1h", "2026-12-06T10:07:00+00:00", "2026-12-06T10:10:00+00:00", "Europe/Berlin"),  # its next step of 5 minutes
+        ("day", "2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00", "Europe/Berlin"),  # a day of 23 hours
+        (
+            "day",
+            "2026-10-25T23:59:59+01:00",
+            "2026-10-26T00:00:00+01:00",
+            "Europe/Berlin",
+        ),  # the end of a day of 25 hours
+        (
+            "week",
+            "2026-12-06T10:07:00+01:00",
+            "2026-12-07T00:00:00+01:00",
+            "Europe/Berlin",
+        ),  # a Sunday: the next Monday
+        ("month", "2026-02-01T00:00:00+01:00", "2026-03-01T00:00:00+01:00", "Europe/Berlin"),  # 28 days
+        ("month", "2026-01-31T23:59:59+01:00", "2026-02-01T00:00:00+01:00", "Europe/Berlin"),
+        (
+            "month",
+            "2026-03-01T00:00:00+01:00",
+            "2026-04-01T00:00:00+02:00",
+            "Europe/Berlin",
+        ),  # 31 days, the clocks forward
+        ("day", "2026-10-04T01:59:59+10:30", "2026-10-05T00:00:00+11:00", "Australia/Lord_Howe"),  # +30 min
+        ("day", "2026-03-28T12:00:00+02:00", "2026-03-29T01:00:00+03:00", "Asia/Beirut"),  # no midnight
+        ("week", "2026-04-05T12:00:00+13:45", "2026-04-06T00:00:00+12:45", "Pacific/Chatham"),
     ],
 )
-def test_a_window_moves_into_its_next_bucket(window, instant, moves):
-    """Where the buckets move on, a partition's old ones leave its counts (streams.partitions)."""
-    parsed = parse_window(window, BERLIN)
+def test_a_window_moves_into_its_next_bucket(window, instant, moves, zone):
+    """Where the buckets move on, a partition's old ones leave its counts (streams.partitions): the
+    next bucket's start, with every instant before it in the bucket of the instant given."""
+    parsed = parse_window(window, ZoneInfo(zone))
     assert parsed.moves(at(instant)) == at(moves)
-    assert parsed.bucket(at(moves)) == at(moves) != parsed.bucket(at(moves) - 1)
+    assert parsed.bucket(at(moves)) == at(moves)
+    assert parsed.bucket(at(moves) - 1) == parsed.bucket(at(instant))
 
 
 @pytest.mark.parametrize(
