@@ -448,11 +448,23 @@ def _types_named(raw: dict) -> set[str]:
 def _contract_warnings(
     declarations: Declarations, contract: Contract, environment: Environment, used: set[str]
 ) -> None:
-    """What is declared but does nothing, and field names whose kinds differ between types."""
+    """What is declared but does nothing, and field names whose kinds differ between types. A type
+    with a ``story:`` and no touchpoint is declared for the customers' stories: no warning."""
     counted = contract.joined | contract.left | contract.answers
     for event_type, (say, path) in declarations.event_paths().items():
-        if event_type not in used and event_type not in counted and contract.declaration(event_type) is not None:
-            say(path, f"no touchpoint uses '{event_type}': its events are checked and kept in journeys only", WARNING)  # type: ignore[call-arg]
+        declaration = contract.declaration(event_type)
+        if (
+            event_type not in used
+            and event_type not in counted
+            and declaration is not None
+            and declaration.story is None
+        ):
+            say(  # type: ignore[call-arg]
+                path,
+                f"no touchpoint uses '{event_type}': its events are checked and kept in journeys only (give it "
+                "a story: if that is what it is for)",
+                WARNING,
+            )
     for say, path, name in declarations.unused_sources():
         say(path, f"no event type is declared in source '{name}'", WARNING)  # type: ignore[call-arg]
     for name, uses in sorted(environment.conflicts.items()):
