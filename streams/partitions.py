@@ -965,15 +965,15 @@ class Partitions:
         docs/SEMANTICS.md.)"""
         mark = part.engine.mark()
         low, high = part.windows_still
-        windows = self.windows.values()
+        windows = self.windows
         if mark is None or low <= mark < high or not windows:
             return
         tally.drop_windows_before(
-            part.counts, {t: window.start(window.start(mark) - 1) for t, window in self.windows.items()}
+            part.counts, {t: window.start(window.start(mark) - 1) for t, window in windows.items()}
         )
         part.windows_still = (
-            max(window.bucket(mark) for window in windows),
-            min(window.moves(mark) for window in windows),
+            max(window.bucket(mark) for window in windows.values()),
+            min(window.moves(mark) for window in windows.values()),
         )
 
     def _write_state(self, part: Partition) -> None:

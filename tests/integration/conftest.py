@@ -79,6 +79,19 @@ def finished(process: subprocess.Popen, timeout: float, what: str = "the command
     return said.decode()
 
 
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """A started command stopped with ``sig`` (killed if still running after ``timeout``), its pipes
+    read meanwhile; its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+    return process.returncode
+
+
 @dataclass
 class Worker:
     process: subprocess.Popen
@@ -123,14 +136,7 @@ class Worker:
         return body is not None and bool(orjson.loads(body).get("partitions"))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop(self.process, sig, timeout)
 
 
 @dataclass
@@ -206,17 +212,6 @@ class Namespace:
         )
         self.started.append(process)
         return process
-
-    def stop_started(self) -> None:
-        """The commands ``start`` started that still run (a test that failed leaves them): stopped."""
-        for process in self.started:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.communicate(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.communicate()
 
 
 def group_offsets(bootstrap: str, group: str, topics: list[str]) -> tuple[dict, dict]:
@@ -302,7 +297,8 @@ def namespace(broker, kafka, tmp_path) -> Iterator[Namespace]:
     yield space
     for worker in space.workers:
         worker.stop()
-    space.stop_started()  # (a producer left running would create the topics again)
+    for process in space.started:  # (a producer left running, by a test that failed, would create them again)
+        stop(process, timeout=10)
     if broker.running_pid() is not None:  # (a test that stopped it and failed leaves its topics)
         try:
             delete_topics(space.bootstrap, f"{space.name}-")
